@@ -1,0 +1,20 @@
+# The two quick-start commands: `make lab` (set up + start JupyterLab) and `make test` (set up + all checks).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
+
+.PHONY: setup lab test lint e2e
+
+setup:
+	@scripts/setup.sh
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$(LAB_IP) --port=$(LAB_PORT) --no-browser
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m compileall -q sdxl_nb tests
+
+test: lint
+	$(PY) -m pytest

@@ -1,0 +1,77 @@
+"""Writes outputs safely: PNGs via temp file + no-overwrite link, their hashes, the output folder check."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+from pathlib import Path
+
+from sdxl_nb.errors import InputError
+from sdxl_nb.naming import alternative_name
+
+TEMP_PREFIX = ".sdxl_nb-tmp-"
+
+
+def check_output_dir(folder: str | os.PathLike) -> Path:
+    """Fail early (before any work) when outputs could not be written there; creates nothing."""
+    folder = Path(folder).expanduser().absolute()
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InputError(f"output folder {str(folder)!r} is not usable: {str(probe)!r} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {str(folder)!r} is not writable (no write permission on {str(probe)!r})")
+    return folder
+
+
+def encode_png(image, pnginfo=None) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=pnginfo)
+    return buffer.getvalue()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_new_file(folder: Path, name: str, data: bytes) -> Path:
+    """Write data under a new name in folder: never a partial file, never over an existing one.
+
+    The bytes go to a temporary name first and are fsynced; a hard link then publishes them under
+    the final name, which fails instead of overwriting if that name exists (we try name-2, name-3...).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+    try:
+        with open(temp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for attempt in range(1, 1000):
+            target = folder / (name if attempt == 1 else alternative_name(name, attempt))
+            try:
+                os.link(temp, target)
+                return target
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"no free file name for {name} in {folder}")
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def leftover_temp_files(folder: Path) -> list[Path]:
+    """Temporary files a killed process may have left (it died between write and link)."""
+    return sorted(folder.glob(f"{TEMP_PREFIX}*")) if folder.is_dir() else []

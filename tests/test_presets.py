@@ -1,0 +1,92 @@
+"""presets.json: the shipped file's content, and validation errors that name file, key and accepted values."""
+
+import json
+
+import pytest
+
+from sdxl_nb.errors import PresetError
+from sdxl_nb.presets import load_presets, parse_presets
+from tests.conftest import REPO
+
+ORIGINAL_MODELS = [
+    "stabilityai/stable-diffusion-xl-base-1.0", "stabilityai/sdxl-turbo", "SG161222/RealVisXL_V5.0",
+    "John6666/cyberrealistic-xl-v58-sdxl", "cagliostrolab/animagine-xl-4.0", "stablediffusionapi/juggernautxl",
+]
+STYLES = [
+    "Photoreal", "Cinematic", "Anime / Vibrant", "Soft Illustration", "R-Rated", "Pencil Sketch", "Black & White",
+    "35mm Film", "Rotoscoping", "None / Raw", "Tim Burton Style", "Frank Frazetta Fantasy", "Ralph Bakshi Animation",
+    "H.R. Giger Biomechanical", "Dark Fantasy / Grimdark",
+]
+SCHEDULERS = ["Default", "Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE Karras", "UniPC", "DDIM",
+              "Heun", "LMS"]
+
+
+def raw_presets():
+    return json.loads((REPO / "presets.json").read_text(encoding="utf-8"))
+
+
+def test_shipped_presets_hold_the_lab_configuration():
+    p = load_presets(REPO / "presets.json")
+    assert set(ORIGINAL_MODELS) | {"tiny-sdxl"} == set(p.models)
+    assert all(p.models[m].description for m in p.models)
+    assert p.models["stabilityai/sdxl-turbo"].turbo and p.models["stabilityai/sdxl-turbo"].cfg == 0
+    assert p.models["stabilityai/sdxl-turbo"].native_size == (512, 512)
+    assert p.models["stabilityai/stable-diffusion-xl-base-1.0"].vae == "madebyollin/sdxl-vae-fp16-fix"
+    assert sorted(p.styles) == sorted(STYLES)
+    assert list(p.schedulers) == SCHEDULERS
+    assert p.schedulers["DPM++ 2M SDE Karras"].kwargs == {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}
+    assert {"1024x1024", "1152x896", "896x1152", "1216x832", "832x1216", "1344x768", "768x1344", "1536x640"} == set(p.resolutions)
+    default = p.resolutions[p.defaults.resolution]
+    assert default.width > default.height  # widescreen
+    assert p.motion_phrases
+
+
+def test_style_applies_template_suffix_and_negative():
+    p = load_presets(REPO / "presets.json")
+    styled, negative = p.styles["Cinematic"].apply("a fox", "blurry")
+    assert styled.startswith("cinematic film still, a fox,")
+    assert negative.startswith("blurry, ") and "watermark" in negative
+    assert p.styles["None / Raw"].apply("a fox", "") == ("a fox", "")
+
+
+def test_style_hash_follows_content_not_description():
+    from dataclasses import replace
+
+    style = load_presets(REPO / "presets.json").styles["Photoreal"]
+    assert replace(style, description="other words").content_hash == style.content_hash
+    assert replace(style, negative=style.negative + ", extra").content_hash != style.content_hash
+
+
+def _broken(mutate):
+    raw = raw_presets()
+    mutate(raw)
+    return raw
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda r: r["schedulers"][1].update({"class": "NoSuchScheduler"}), ["schedulers[1].class", "NoSuchScheduler", "EulerDiscreteScheduler"]),
+    (lambda r: r["models"][0].update({"steps": "four"}), ["models[0].steps", "expected int"]),
+    (lambda r: r["styles"][2].update({"scheduler": "Nope"}), ["styles[2].scheduler", "accepted:", "Euler a"]),
+    (lambda r: r["styles"][0].update({"colour": "red"}), ["styles[0].colour", "unknown key", "accepted:"]),
+    (lambda r: r["styles"].append(dict(r["styles"][0])), ["duplicate name"]),
+    (lambda r: r["defaults"].update({"style": "Missing"}), ["defaults.style", "accepted:", "Photoreal"]),
+    (lambda r: r["resolutions"][0].update({"width": 1001}), ["resolutions[0]", "multiples of 8"]),
+    (lambda r: r["models"][1].update({"source": "s3"}), ["models[1].source", "accepted: hf, embedded"]),
+    (lambda r: r.pop("styles"), ["styles", "non-empty list"]),
+])
+def test_invalid_presets_name_file_key_and_accepted_values(mutate, expected):
+    with pytest.raises(PresetError) as info:
+        parse_presets(_broken(mutate), "/x/presets.json")
+    message = str(info.value)
+    assert message.startswith("/x/presets.json: ") and "\n" not in message
+    for part in expected:
+        assert part in message
+
+
+def test_invalid_json_and_missing_file(tmp_path):
+    bad = tmp_path / "presets.json"
+    bad.write_text('{"models": [', encoding="utf-8")
+    with pytest.raises(PresetError, match=r"presets.json: invalid JSON at line 1"):
+        load_presets(bad)
+    with pytest.raises(PresetError, match="not found"):
+        load_presets(tmp_path / "missing.json")
