@@ -88,6 +88,8 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
                                        ("negative prompt", resolved.effective_negative_prompt))
     warnings += [note for note in resolved.notes if note.startswith("init image resized")]
     record["warnings"] = warnings
+    # Batched and one-by-one runs can differ in the last bit; exact re-runs use the same chunking.
+    record["chunk_size"] = chunk_size or resolved.batch
     if not was_loaded:
         record["events"].append(f"loaded {info.id} in {loaded.load_s:.2f} s")
 

@@ -258,7 +258,7 @@ class Engine:
                               f"its {len(indices)} unfinished image(s) discarded")
                 status = "interrupted"
                 break
-            images += [(i, r.seeds[i], image) for i, image in zip(indices, output.images)]
+            images.extend((i, r.seeds[i], image) for i, image in zip(indices, output.images, strict=True))
         generate_s = time.perf_counter() - started
         return RunOutput(images=images, status=status, generate_s=generate_s, peak_memory_bytes=self.peak_memory(),
                          scheduler=scheduler_record, events=events, warnings=[])

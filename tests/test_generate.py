@@ -16,7 +16,7 @@ from tests.conftest import REPO, pixels
 def test_same_request_twice_gives_identical_pixels(run, tmp_path):
     a = run(prompt="a red fox", batch=2, seed=11, out_dir=tmp_path / "a")
     b = run(prompt="a red fox", batch=2, seed=11, out_dir=tmp_path / "b")
-    for x, y in zip(a.images, b.images):
+    for x, y in zip(a.images, b.images, strict=True):
         assert np.array_equal(pixels(x), pixels(y))
     assert not np.array_equal(pixels(a.images[0]), pixels(a.images[1]))  # different seeds differ
     assert pixels(a.images[0]).std() > 5  # a real (noise) image, not blank
@@ -85,8 +85,8 @@ def test_scheduler_swap_changes_output_and_is_logged(run, tmp_path):
 
 def test_img2img_and_inpaint_share_the_loaded_weights(engine, run, tmp_path):
     from sdxl_nb.api import prepare
-    from sdxl_nb.registry import find_model
     from sdxl_nb.presets import load_presets
+    from sdxl_nb.registry import find_model
 
     loaded = engine.load(find_model("tiny-sdxl", load_presets()))
     base = loaded.pipe

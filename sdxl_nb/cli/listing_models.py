@@ -1,0 +1,35 @@
+"""`sdxl-nb models`: every selectable model with availability, revision and size."""
+
+from __future__ import annotations
+
+import json
+
+NAME = "models"
+HELP = "list models with availability, revision and size"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args) -> int:
+    from sdxl_nb.presets import load_presets
+    from sdxl_nb.registry import default_model_id, list_models
+
+    presets = load_presets()
+    infos = list_models(presets)
+    default = default_model_id(presets)
+    if args.json:
+        print(json.dumps([{"id": i.id, "description": i.description, "source": i.source, "available": i.available,
+                           "reason": i.reason, "revision": i.revision, "size_bytes": i.size_bytes,
+                           "path": i.path, "default": i.id == default} for i in infos], indent=2))
+        return 0
+    for info in infos:
+        mark = "*" if info.id == default else " "
+        state = "available" if info.available else "missing"
+        size = f"{info.size_bytes / 2**30:.1f} GiB" if info.size_bytes else ""
+        print(f"{mark} {info.id:44} {state:9} {(info.revision or '')[:10]:10} {size:>9}  {info.description}")
+        if not info.available:
+            print(f"    {info.reason}")
+    print("* default model")
+    return 0

@@ -1,0 +1,70 @@
+"""Set-up files agree with each other: pyproject vs environment.yml, Docker entry, README quick start, CI."""
+
+import os
+import re
+import subprocess
+import tomllib
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def _names(requirements):
+    return {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].lower().replace("_", "-"): r for r in requirements}
+
+
+def test_environment_yml_has_the_same_dependencies_as_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    env = yaml.safe_load((REPO / "environment.yml").read_text(encoding="utf-8"))
+    pip_lists = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    pip_requirements = [r for r in pip_lists[0] if not r.startswith("-e")]
+    assert _names(pip_requirements) == _names(project["dependencies"])
+    for required in ("torch", "diffusers", "transformers", "accelerate", "ipywidgets", "jupyterlab", "pillow",
+                     "pandas", "matplotlib"):
+        assert required in _names(project["dependencies"])
+
+
+def test_dockerfile_keeps_torch_token_auth_and_offline_cache():
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM nvcr\.io/nvidia/pytorch:\$\{NGC_TAG\}-py3$", text, re.M)
+    assert re.search(r"^ARG NGC_TAG=\d\d\.\d\d$", text, re.M)
+    assert "HF_HUB_OFFLINE=1" in text and "/root/.cache/huggingface" in text
+    assert "-c /tmp/keep-torch.txt" in text  # the container's torch is pinned, never replaced
+    assert not re.search(r"token=(''|\"\")", text)
+
+
+def test_docker_entry_always_sets_a_token(tmp_path):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "jupyter").write_text('#!/bin/sh\necho "TOKEN=$JUPYTER_TOKEN ARGS=$*"\n', encoding="utf-8")
+    (fake_bin / "jupyter").chmod(0o755)
+    (fake_bin / "python").symlink_to(subprocess.run(["which", "python3"], capture_output=True, text=True).stdout.strip())
+    env = {"PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    generated = subprocess.run([str(REPO / "scripts" / "docker-lab.sh")], capture_output=True, text=True, env=env)
+    token = re.search(r"TOKEN=(\S+) ARGS=", generated.stdout)
+    assert token and len(token.group(1)) >= 32
+    assert "--ip=0.0.0.0" in generated.stdout
+    given = subprocess.run([str(REPO / "scripts" / "docker-lab.sh")], capture_output=True, text=True,
+                           env={**env, "JUPYTER_TOKEN": "my-secret-token"})
+    assert "TOKEN=my-secret-token ARGS=" in given.stdout
+
+
+def test_readme_quick_start_is_two_make_commands_and_ci_runs_the_test_one():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    quick = readme.split("## Quick start", 1)[1].split("##", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", quick, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["make lab", "make test"]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^lab: setup$", makefile, re.M) and re.search(r"^test: ", makefile, re.M)
+    assert "jupyter lab --notebook-dir=notebooks" in makefile
+    assert re.search(r"^make test$", (REPO / ".ci" / "run").read_text(encoding="utf-8"), re.M)
+
+
+def test_setup_installs_pinned_torch_only_when_missing():
+    script = (REPO / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    check = script.index('if ! "$venv/bin/python" -c "import torch"')
+    install = script.index('pip install -q "torch==2.13.0"')
+    assert check < install < script.index("-e \".[test]\"")
+    assert "--system-site-packages" in script
