@@ -78,8 +78,8 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     load_s = 0.0 if was_loaded else loaded.load_s
     if not was_loaded:
         events.write_event(folder, f"MODEL LOADED {info.id} (revision {loaded.revision}) in {loaded.load_s:.2f} s "
-                                   f"on {engine.device} as {engine.dtype_name(loaded)}")
-    model = {"id": info.id, "revision": loaded.revision, "source": info.source, "dtype": engine.dtype_name(loaded),
+                                   f"on {engine.device} as {loaded.dtype_name}")
+    model = {"id": info.id, "revision": loaded.revision, "source": info.source, "dtype": loaded.dtype_name,
              "vae": loaded.vae}
     record = base_record(resolved, job_id=new_job_id(), started_at=started_at, model=model,
                          device=engine.device_record(), env=engine.environment())

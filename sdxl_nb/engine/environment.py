@@ -1,0 +1,66 @@
+"""What ran where: versions, device, precision, peak memory; records carry it so audits can compare."""
+
+from __future__ import annotations
+
+import math
+import platform
+import resource
+import sys
+
+import diffusers
+import torch
+import transformers
+
+import sdxl_nb
+from sdxl_nb.engine.loading import dtype_name
+
+
+def environment(device: str, dtype: torch.dtype) -> dict:
+    cuda = device.startswith("cuda")
+    return {
+        "python": platform.python_version(),
+        "platform": sys.platform,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "sdxl_nb": sdxl_nb.__version__,
+        "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name() if cuda else None,
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "dtype": dtype_name(dtype),
+        "attention": "sdpa" if hasattr(torch.nn.functional, "scaled_dot_product_attention") else "default",
+    }
+
+
+def device_record(device: str) -> dict:
+    if device.startswith("cuda"):
+        return {"type": "cuda", "name": torch.cuda.get_device_name()}
+    return {"type": device, "name": platform.processor() or platform.machine()}
+
+
+def reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory(device: str) -> int:
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated())
+    # On CPU: the process's peak resident memory (Linux reports KiB).
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def plain_config(value):
+    """Scheduler configs hold tuples, numpy values and infinities; make them JSON-able and stable."""
+    if isinstance(value, dict):
+        # "_"-keys are diffusers bookkeeping (version, which values were defaults), not settings.
+        return {str(k): plain_config(v) for k, v in sorted(value.items()) if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [plain_config(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"  # JSON has no infinity: stored as text
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
