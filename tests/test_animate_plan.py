@@ -134,3 +134,19 @@ def test_bad_input_is_one_clear_line(fields, message):
     with pytest.raises(InputError) as caught:
         plan(**fields)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_animate_sweep_and_their_cli_verbs_import_without_torch():
+    import subprocess
+
+    from tests.conftest import PYTHON, python_env
+
+    code = ("import sys\n"
+            "import sdxl_nb.animate, sdxl_nb.animate.speed, sdxl_nb.sweep, sdxl_nb.grid, sdxl_nb.cli.animate, "
+            "sdxl_nb.cli.sweep\n"
+            "from sdxl_nb.animate import AnimationRequest, prepare_animation\n"
+            "prepare_animation(AnimationRequest(prompt='x', mode='slerp', seed=1, seed_end=2))\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'ipywidgets') if m in sys.modules))")
+    result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=python_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

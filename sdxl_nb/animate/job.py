@@ -104,6 +104,8 @@ def animate(request: AnimationRequest | None = None, *, out_dir: str | os.PathLi
     pipeline call finishes; a stop keeps them and records status "interrupted"; a run-time failure
     keeps them too, records status "failed" and raises GenerationError.
     """
+    if request is not None and fields_given:
+        raise InputError(f"give an AnimationRequest or fields, not both (got {', '.join(sorted(fields_given))} too)")
     request = request or request_from_fields(fields_given)
     presets = presets or load_presets()
     plan = prepare_animation(request, presets)
