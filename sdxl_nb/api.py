@@ -13,7 +13,7 @@ from sdxl_nb.errors import GenerationError
 from sdxl_nb.joblog import JOBS_LOG, append_record
 from sdxl_nb.naming import image_name
 from sdxl_nb.presets import Presets, load_presets
-from sdxl_nb.record import base_record, new_job_id, now_iso, png_info
+from sdxl_nb.record import base_record, check_tags, new_job_id, now_iso, png_info
 from sdxl_nb.registry import default_model_id, find_model, model_presets
 from sdxl_nb.request import GenerationRequest, ResolvedRequest, resolve
 from sdxl_nb.store import check_output_dir, encode_png, sha256_bytes, write_new_file
@@ -51,16 +51,18 @@ def prepare(request: GenerationRequest, presets: Presets | None = None) -> Resol
 def generate(request: GenerationRequest | None = None, *, out_dir: str | os.PathLike | None = None,
              engine=None, on_progress: Callable[[dict], None] | None = None,
              should_stop: Callable[[], bool] | None = None, on_stage: Callable[[str], None] | None = None,
-             chunk_size: int | None = None, presets: Presets | None = None, **fields) -> JobResult:
+             chunk_size: int | None = None, presets: Presets | None = None, tags: dict | None = None,
+             **fields) -> JobResult:
     """Generate images for a request (or keyword fields of one) and record the job.
 
     Bad input raises InputError before anything is loaded or written. A run-time failure is
     recorded (status "failed") and raised as GenerationError. A stop keeps finished images and
-    records status "interrupted".
+    records status "interrupted". `tags` are extra top-level record fields (a sweep's {"sweep": {...}}).
     """
     request = request or GenerationRequest(**fields)
     presets = presets or load_presets()
     resolved = prepare(request, presets)
+    tags = check_tags(tags)
     folder = check_output_dir(out_dir or default_output_dir())
     info = find_model(resolved.model.id, presets)
     if not info.available:
@@ -83,6 +85,7 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
              "vae": loaded.vae}
     record = base_record(resolved, job_id=new_job_id(), started_at=started_at, model=model,
                          device=engine.device_record(), env=engine.environment())
+    record.update(tags)
     warnings = list(loaded.warnings)
     warnings += engine.prompt_warnings(loaded, ("prompt", resolved.styled_prompt),
                                        ("negative prompt", resolved.effective_negative_prompt))

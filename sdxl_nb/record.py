@@ -13,7 +13,30 @@ from sdxl_nb.metadata import a1111_sampler, build_parameters
 from sdxl_nb.request import InputImage, ResolvedRequest
 
 # Fields only known once the job is over; an image's own PNG chunk is written before that.
-_JOB_ONLY_FIELDS = ("images", "timings", "finished_at", "status", "error", "peak_memory_bytes")
+_JOB_ONLY_FIELDS = ("images", "timings", "finished_at", "status", "error", "peak_memory_bytes",
+                    "frames", "grid", "animations")
+
+
+# Keys the lab writes itself; tags merged into a record (api.generate(tags=...)) may not reuse them.
+RESERVED_KEYS = frozenset({
+    "schema", "job_id", "mode", "status", "error", "started_at", "finished_at", "model", "device", "scheduler", "style",
+    "prompt", "negative_prompt", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height",
+    "batch", "chunk_size", "seed", "seeds", "strength", "init_image", "mask_image", "images", "timings",
+    "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations"})
+
+
+def check_tags(tags: dict | None) -> dict:
+    """Extra top-level record fields (e.g. {"sweep": {...}}); raise InputError when one would replace a lab field."""
+    from sdxl_nb.errors import InputError
+
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict) or not all(isinstance(key, str) for key in tags):
+        raise InputError(f"tags must be a dict with text keys, got {type(tags).__name__}")
+    clash = sorted(RESERVED_KEYS & set(tags))
+    if clash:
+        raise InputError(f"tag {clash[0]!r} is a record field the lab writes itself; use another name")
+    return dict(tags)
 
 
 def now_iso() -> str:
@@ -67,15 +90,20 @@ def base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dict
     }
 
 
-def image_chunk(record: dict, index: int, seed: int, path: str) -> dict:
-    """That image's full record for its PNG: the job's settings plus which image it is."""
+def image_chunk(record: dict, index: int, seed: int, path: str, image: dict | None = None) -> dict:
+    """That image's full record for its PNG: the job's settings plus which image it is (and `image` extras)."""
     chunk = {key: value for key, value in record.items() if key not in _JOB_ONLY_FIELDS}
-    chunk["image"] = {"index": index, "seed": seed, "path": path}
+    chunk["image"] = {"index": index, "seed": seed, "path": path, **(image or {})}
     return chunk
 
 
-def png_info(record: dict, index: int, seed: int, path: str) -> PngInfo:
-    """A1111 `parameters` (that image's seed) plus the `sdxl_nb` JSON chunk."""
+def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | None = None,
+             extra_fields: dict | None = None, image: dict | None = None) -> PngInfo:
+    """A1111 `parameters` (that image's seed) plus the `sdxl_nb` JSON chunk.
+
+    For images whose prompt differs from the job's (animation frames): `prompt` is that image's styled
+    prompt, `extra_fields` more A1111 `Key: value` pairs, `image` more keys for the chunk's "image".
+    """
     scheduler = record["scheduler"]
     sampler, schedule = a1111_sampler(scheduler["class"] or "", scheduler.get("config") or {})
     fields = {
@@ -88,9 +116,12 @@ def png_info(record: dict, index: int, seed: int, path: str) -> PngInfo:
         "Model": record["model"]["id"].rsplit("/", 1)[-1],
         "Denoising strength": None if record["strength"] is None else f"{record['strength']:g}",
         "Style": record["style"]["name"],
+        **(extra_fields or {}),
         "Version": f"sdxl_nb {sdxl_nb.__version__}",
     }
+    text = build_parameters(record["styled_prompt"] if prompt is None else prompt, record["effective_negative_prompt"],
+                            fields)
     info = PngInfo()
-    info.add_text("parameters", build_parameters(record["styled_prompt"], record["effective_negative_prompt"], fields))
-    info.add_itxt("sdxl_nb", encode_record(image_chunk(record, index, seed, path)).decode("utf-8").rstrip("\n"))
+    info.add_text("parameters", text)
+    info.add_itxt("sdxl_nb", encode_record(image_chunk(record, index, seed, path, image)).decode("utf-8").rstrip("\n"))
     return info
