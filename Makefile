@@ -17,4 +17,4 @@ lint: setup
 	$(PY) -m compileall -q sdxl_nb tests
 
 test: lint
-	$(PY) -m pytest
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest
