@@ -40,6 +40,27 @@ class JobResult:
         return [image["seed"] for image in self.record["images"]]
 
 
+def engine_options(profile: str | None = None, presets: Presets | None = None, **options):
+    """EngineOptions from a presets profile (default: presets' default profile) with keyword overrides."""
+    from dataclasses import asdict
+
+    from sdxl_nb.errors import InputError
+    from sdxl_nb.options import options_from_dict
+
+    presets = presets or load_presets()
+    name = profile or presets.defaults.engine_profile
+    if name not in presets.engine_profiles:
+        raise InputError(f"unknown engine profile {name!r}; accepted: {', '.join(presets.engine_profiles)}")
+    return options_from_dict({**asdict(presets.engine_profiles[name].options), **options})
+
+
+def configure_engine(profile: str | None = None, **options) -> list[str]:
+    """Set the kernel engine's options (a presets profile and/or keywords such as fuse_qkv=True); returns events."""
+    from sdxl_nb.engine import get_engine
+
+    return get_engine().configure(engine_options(profile, **options))
+
+
 def prepare(request: GenerationRequest, presets: Presets | None = None) -> ResolvedRequest:
     """Validate and resolve a request (no torch, nothing written): what would run, exactly."""
     presets = presets or load_presets()
@@ -95,6 +116,7 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     record["chunk_size"] = chunk_size or resolved.batch
     if not was_loaded:
         record["events"].append(f"loaded {info.id} in {loaded.load_s:.2f} s")
+        record["events"] += loaded.events
 
     try:
         output = engine.run(resolved, loaded, on_progress=on_progress, should_stop=should_stop, chunk_size=chunk_size)

@@ -10,7 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sdxl_nb.errors import PresetError
+from sdxl_nb.errors import InputError, PresetError
+from sdxl_nb.options import EngineOptions, options_from_dict
 
 # diffusers scheduler classes a preset may name; checked here so presets.json is validated without torch.
 KNOWN_SCHEDULER_CLASSES = frozenset(
@@ -97,6 +98,13 @@ class Resolution:
 
 
 @dataclass(frozen=True)
+class EngineProfile:
+    name: str
+    description: str
+    options: EngineOptions
+
+
+@dataclass(frozen=True)
 class Defaults:
     model: str
     scheduler: str
@@ -105,6 +113,7 @@ class Defaults:
     steps: int
     cfg: float
     strength: float
+    engine_profile: str = "Default"
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,7 @@ class Presets:
     styles: dict[str, StylePreset]
     resolutions: dict[str, Resolution]
     motion_phrases: tuple[str, ...]
+    engine_profiles: dict[str, EngineProfile] = field(default_factory=dict)
 
 
 def default_presets_path() -> Path:
@@ -223,6 +233,15 @@ def _resolution(check: _Checker, raw: Any, key: str) -> Resolution:
     return Resolution(**v)
 
 
+def _engine_profile(check: _Checker, raw: Any, key: str) -> EngineProfile:
+    v = check.entry(raw, key, {"name": "str", "options": "dict"}, {"description": "str"})
+    try:
+        options = options_from_dict(v["options"], f"{check.path}: {key}.options")
+    except InputError as exc:
+        raise PresetError(str(exc)) from None
+    return EngineProfile(name=v["name"], description=v.get("description", ""), options=options)
+
+
 def _check_positive_size(check: _Checker, key: str, size: tuple[int, int] | None) -> None:
     if size and any(n <= 0 or n % 8 for n in size):
         raise check.fail(key, f"size {size[0]}x{size[1]} must be positive multiples of 8")
@@ -233,7 +252,8 @@ def parse_presets(raw: Any, path: str) -> Presets:
     check = _Checker(path)
     if not isinstance(raw, dict):
         raise check.fail("(top level)", "expected a JSON object")
-    accepted = {"schema", "defaults", "models", "schedulers", "styles", "resolutions", "motion_phrases"}
+    accepted = {"schema", "defaults", "models", "schedulers", "styles", "resolutions", "motion_phrases",
+                "engine_profiles"}
     unknown = sorted(set(raw) - accepted)
     if unknown:
         raise check.fail(unknown[0], f"unknown key; accepted: {', '.join(sorted(accepted))}")
@@ -241,6 +261,9 @@ def parse_presets(raw: Any, path: str) -> Presets:
     schedulers = check.named(raw.get("schedulers"), "schedulers", lambda r, k: _scheduler(check, r, k))
     styles = check.named(raw.get("styles"), "styles", lambda r, k: _style(check, r, k))
     resolutions = check.named(raw.get("resolutions"), "resolutions", lambda r, k: _resolution(check, r, k))
+    default_profiles = [{"name": "Default", "options": {}}]
+    profiles = check.named(raw.get("engine_profiles", default_profiles), "engine_profiles",
+                           lambda r, k: _engine_profile(check, r, k))
     phrases = raw.get("motion_phrases", [])
     if not isinstance(phrases, list) or not all(isinstance(p, str) and p.strip() for p in phrases):
         raise check.fail("motion_phrases", "expected a list of non-empty strings")
@@ -249,12 +272,15 @@ def parse_presets(raw: Any, path: str) -> Presets:
             raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {style.scheduler!r}; accepted: {', '.join(schedulers)}")
     d = check.entry(raw.get("defaults"), "defaults",
                     {"model": "str", "scheduler": "str", "style": "str", "resolution": "str", "steps": "int",
-                     "cfg": "float", "strength": "float"}, {})
-    for name, table in (("model", models), ("scheduler", schedulers), ("style", styles), ("resolution", resolutions)):
+                     "cfg": "float", "strength": "float"}, {"engine_profile": "str"})
+    for name, table in (("model", models), ("scheduler", schedulers), ("style", styles), ("resolution", resolutions),
+                        ("engine_profile", profiles)):
+        if name not in d:
+            continue
         if d[name] not in table:
             raise check.fail(f"defaults.{name}", f"unknown {name} {d[name]!r}; accepted: {', '.join(table)}")
     return Presets(path=path, defaults=Defaults(**d), models=models, schedulers=schedulers, styles=styles,
-                   resolutions=resolutions, motion_phrases=tuple(phrases))
+                   resolutions=resolutions, motion_phrases=tuple(phrases), engine_profiles=profiles)
 
 
 def load_presets(path: str | os.PathLike | None = None) -> Presets:

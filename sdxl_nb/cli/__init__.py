@@ -16,6 +16,7 @@ VERB_MODULES = [
     "sdxl_nb.cli.listing_presets",
     "sdxl_nb.cli.animate",
     "sdxl_nb.cli.sweep",
+    "sdxl_nb.cli.bench",
 ]
 
 

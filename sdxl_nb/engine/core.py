@@ -15,8 +15,10 @@ from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaint
 from PIL import Image
 
 from sdxl_nb.engine import environment as env
-from sdxl_nb.engine.loading import default_device, default_dtype, dtype_name, load_pipeline
+from sdxl_nb.engine.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
+from sdxl_nb.engine.speed import apply_options, set_vae_savers, warm_up
 from sdxl_nb.errors import GenerationError, ModelUnavailableError
+from sdxl_nb.options import EngineOptions
 from sdxl_nb.registry import ModelInfo, locate_model
 from sdxl_nb.request import ResolvedRequest
 from sdxl_nb.tiny import content_revision, ensure_tiny_model
@@ -39,6 +41,7 @@ class LoadedModel:
     load_s: float
     vae: dict | None = None  # the dedicated VAE used, {"id", "revision"}
     warnings: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # options applied at load, warm-up time
     derived: dict = field(default_factory=dict)  # mode -> pipeline sharing pipe's modules
 
     @property
@@ -60,12 +63,30 @@ class RunOutput:
 class Engine:
     """Loaded pipelines (a bounded cache) and the lock that keeps one job at a time on the device."""
 
-    def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1):
+    def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1,
+                 options: EngineOptions | None = None):
         self.device = device or default_device()
-        self.dtype = dtype or default_dtype(self.device)
+        self.options = options or EngineOptions()
+        self.dtype = dtype or (DTYPES[self.options.dtype] if self.options.dtype else default_dtype(self.device))
         self.max_loaded = max_loaded
         self.loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self.lock = threading.RLock()
+
+    def configure(self, options: EngineOptions) -> list[str]:
+        """Change options; models whose modules an option changes are unloaded and reload with it."""
+        with self.lock:
+            changed = [name for name in options.needs_reload if getattr(options, name) != getattr(self.options, name)]
+            self.options = options
+            if options.dtype or "dtype" in changed:
+                self.dtype = DTYPES[options.dtype] if options.dtype else default_dtype(self.device)
+            if changed and self.loaded:
+                self.loaded.clear()
+                if self.device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+                return [f"options changed ({', '.join(changed)}): loaded models will reload"]
+            for loaded in self.loaded.values():
+                set_vae_savers(loaded.pipe, options)
+            return []
 
     # ---- loading ----
     def load(self, info: ModelInfo, on_stage: Callable[[str], None] | None = None) -> LoadedModel:
@@ -91,8 +112,14 @@ class Engine:
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelUnavailableError(f"model {info.id!r} could not be loaded from {folder}: "
                                             f"{str(exc).splitlines()[0]}") from exc
-            loaded = LoadedModel(info=info, revision=revision, path=str(folder), pipe=pipe,
-                                 load_s=time.perf_counter() - started, vae=vae, warnings=warnings)
+            events = apply_options(pipe, self.options, self.device)
+            load_s = time.perf_counter() - started
+            if self.options.warmup:
+                stage("warming up")
+                width, height = info.preset.native_size or (1024, 1024)
+                events.append(f"warm-up run at {width}x{height} took {warm_up(pipe, width, height):.2f} s")
+            loaded = LoadedModel(info=info, revision=revision, path=str(folder), pipe=pipe, load_s=load_s,
+                                 vae=vae, warnings=warnings, events=events)
             self.loaded[info.id] = loaded
             return loaded
 
@@ -185,7 +212,7 @@ class Engine:
                          warnings=[])
 
     def environment(self) -> dict:
-        return env.environment(self.device, self.dtype)
+        return {**env.environment(self.device, self.dtype), "options": self.options.record()}
 
     def device_record(self) -> dict:
         return env.device_record(self.device)
@@ -226,5 +253,7 @@ def get_engine() -> Engine:
     global _ENGINE
     with _ENGINE_LOCK:
         if _ENGINE is None:
-            _ENGINE = Engine()
+            from sdxl_nb.api import engine_options
+
+            _ENGINE = Engine(options=engine_options())
         return _ENGINE

@@ -1,0 +1,104 @@
+"""Benchmarks that run anywhere (the tiny model on CPU): overhead, shared weights, scheduler swap, light imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+
+from sdxl_nb.bench.timing import interleaved, median
+
+LIGHT_MODULES = ["sdxl_nb", "sdxl_nb.presets", "sdxl_nb.request", "sdxl_nb.registry", "sdxl_nb.joblog",
+                 "sdxl_nb.metadata", "sdxl_nb.record", "sdxl_nb.api", "sdxl_nb.cli"]
+
+
+def generate_overhead(engine, *, width: int, height: int, steps: int, repeats: int) -> dict:
+    """A full sdxl_nb generate (resolve, style, save, metadata, hashing, log) vs the bare pipeline call."""
+    import torch
+
+    from sdxl_nb.api import generate
+    from sdxl_nb.presets import load_presets
+    from sdxl_nb.registry import find_model
+
+    loaded = engine.load(find_model("tiny-sdxl", load_presets()))
+    pipe = loaded.pipe
+    prompt = "a lighthouse on a cliff at dusk"
+    out = tempfile.mkdtemp(prefix="sdxl_nb-bench-")
+
+    def bare():
+        with engine.lock:
+            pipe.scheduler = engine.make_scheduler(loaded, None, {})
+            pipe(prompt=prompt, negative_prompt=None, num_inference_steps=steps, guidance_scale=5.0, width=width,
+                 height=height, num_images_per_prompt=1, generator=[torch.Generator("cpu").manual_seed(1)],
+                 output_type="pil")
+
+    def ours():
+        generate(prompt=prompt, model="tiny-sdxl", width=width, height=height, steps=steps, seed=1, cfg=5.0,
+                 out_dir=out, engine=engine)
+
+    times = interleaved({"bare": bare, "sdxl_nb": ours}, repeats)
+    return {"overhead_ratio": median(times["sdxl_nb"]) / median(times["bare"]),
+            "overhead_bare_s": median(times["bare"]), "overhead_sdxl_nb_s": median(times["sdxl_nb"]),
+            "overhead_settings": f"{width}x{height}, {steps} steps, batch 1, {repeats} interleaved repetitions"}
+
+
+def _unique_parameter_bytes(pipes) -> int:
+    seen, total = set(), 0
+    for pipe in pipes:
+        for module in pipe.components.values():
+            if hasattr(module, "parameters"):
+                for p in module.parameters():
+                    if p.data_ptr() not in seen:
+                        seen.add(p.data_ptr())
+                        total += p.numel() * p.element_size()
+    return total
+
+
+def shared_weights(engine) -> dict:
+    """Extra parameter bytes after deriving img2img and inpaint pipelines from the loaded one (target: 0)."""
+    from sdxl_nb.presets import load_presets
+    from sdxl_nb.registry import find_model
+
+    loaded = engine.load(find_model("tiny-sdxl", load_presets()))
+    loaded.derived.clear()
+    before = _unique_parameter_bytes([loaded.pipe])
+    started = time.perf_counter()
+    derived = [engine.pipeline(loaded, "img2img"), engine.pipeline(loaded, "inpaint")]
+    create_s = time.perf_counter() - started
+    after = _unique_parameter_bytes([loaded.pipe, *derived])
+    dtypes = {str(p.unet.dtype) for p in [loaded.pipe, *derived]}
+    return {"shared_extra_param_bytes": after - before, "shared_create_s": create_s, "shared_dtypes": sorted(dtypes)}
+
+
+def scheduler_swap(engine, repeats: int) -> dict:
+    """Median time to build each preset scheduler from the loaded model's config."""
+    from sdxl_nb.presets import load_presets
+    from sdxl_nb.registry import find_model
+
+    presets = load_presets()
+    loaded = engine.load(find_model("tiny-sdxl", presets))
+    contenders = {s.name: (lambda s=s: engine.make_scheduler(loaded, s.cls, s.kwargs)) for s in presets.schedulers.values()}
+    times = interleaved(contenders, repeats)
+    per = {name: median(t) * 1000 for name, t in times.items()}
+    return {"scheduler_swap_ms": max(per.values()), "scheduler_swap_ms_each": per}
+
+
+def light_imports(repeats: int) -> dict:
+    """Import time of the pure and analysis modules in a fresh interpreter, and whether torch came along."""
+    modules = LIGHT_MODULES + _optional_modules()
+    code = ("import importlib, json, sys, time\n"
+            "t = time.perf_counter()\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "print(json.dumps([time.perf_counter() - t, 'torch' in sys.modules]))")
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                      timeout=120).stdout) for _ in range(repeats)]
+    return {"light_import_s": median([r[0] for r in runs]), "light_import_torch_loaded": any(r[1] for r in runs),
+            "light_import_modules": modules}
+
+
+def _optional_modules() -> list[str]:
+    import importlib.util
+
+    return [name for name in ("sdxl_nb.analysis",) if importlib.util.find_spec(name) is not None]

@@ -1,0 +1,44 @@
+"""Engine options (precision, memory layout, fusion, compilation, memory savers): one frozen dataclass; no torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from sdxl_nb.errors import InputError
+
+DTYPE_NAMES = ("float16", "bfloat16", "float32")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    dtype: str | None = None  # None: float16 on CUDA, float32 on CPU
+    channels_last: bool = False  # UNet weights in channels-last layout: faster convolutions on tensor cores
+    fuse_qkv: bool = False  # one fused matmul for attention Q, K and V
+    compile: bool = False  # torch.compile of the UNet's repeated transformer blocks (regional: compiles once)
+    vae_slicing: bool = False  # decode a batch one image at a time: lower peak memory
+    vae_tiling: bool = False  # decode in tiles: large images on small GPUs
+    cpu_offload: bool = False  # keep idle modules on the CPU (accelerate): lowest memory, slowest
+    warmup: bool = False  # one tiny run right after loading, so the first job pays no compile/kernel-selection cost
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    @property
+    def needs_reload(self) -> tuple[str, ...]:
+        """Options that change the loaded modules themselves (the others can be toggled in place)."""
+        return ("dtype", "channels_last", "fuse_qkv", "compile", "cpu_offload")
+
+
+def options_from_dict(raw: dict, where: str = "engine options") -> EngineOptions:
+    """Build options from a dict (presets profile, API keywords); unknown keys and wrong types are errors."""
+    known = {f.name: f for f in fields(EngineOptions)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise InputError(f"{where}: unknown option {unknown[0]!r}; accepted: {', '.join(known)}")
+    for name, value in raw.items():
+        if name == "dtype":
+            if value is not None and value not in DTYPE_NAMES:
+                raise InputError(f"{where}: dtype {value!r} is not accepted; accepted: {', '.join(DTYPE_NAMES)} or null")
+        elif not isinstance(value, bool):
+            raise InputError(f"{where}: {name} must be true or false, got {value!r}")
+    return EngineOptions(**raw)

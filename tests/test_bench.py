@@ -1,0 +1,68 @@
+"""The benchmark's measuring code (figures are checked for shape and invariants, never for speed)."""
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import PYTHON, python_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_full_size_architecture_matches_sdxl_base():
+    from sdxl_nb.engine.full_size import parameter_counts
+
+    counts = parameter_counts()
+    # Published SDXL base 1.0 sizes: UNet 2.567 B, VAE 83.65 M, CLIP ViT-L 123.06 M, OpenCLIP bigG 694.66 M.
+    assert counts == {"unet": 2_567_463_684, "vae": 83_653_863, "text_encoder": 123_060_480,
+                      "text_encoder_2": 694_659_840}
+
+
+def test_cpu_checks_report_shared_weights_and_light_imports(engine):
+    from sdxl_nb.bench import cpu_checks
+
+    shared = cpu_checks.shared_weights(engine)
+    assert shared["shared_extra_param_bytes"] == 0 and shared["shared_dtypes"] == ["torch.float32"]
+    swap = cpu_checks.scheduler_swap(engine, repeats=2)
+    assert set(swap["scheduler_swap_ms_each"]) >= {"Euler", "DPM++ 2M SDE Karras", "UniPC"}
+    imports = cpu_checks.light_imports(repeats=1)
+    assert imports["light_import_torch_loaded"] is False and imports["light_import_s"] > 0
+    overhead = cpu_checks.generate_overhead(engine, width=64, height=64, steps=2, repeats=1)
+    assert overhead["overhead_ratio"] > 0 and overhead["overhead_bare_s"] > 0
+
+
+def test_gpu_recipe_code_runs_on_the_tiny_model():
+    from sdxl_nb.bench.gpu_recipe import RECIPE, run_recipe
+
+    lines = []
+    steps = tuple(name for name in RECIPE if name != "+ torch.compile")
+    result = run_recipe(device="cpu", architecture="tiny", width=64, height=64, steps=2, repeats=1, recipe=steps,
+                        on_line=lines.append)
+    assert [row["step"] for row in result["recipe"]] == list(steps)
+    assert [row["dtype"] for row in result["recipe"]][:3] == ["float16", "bfloat16", "float16"]
+    assert result["sdpa"]["unet_attention_processors"] == ["AttnProcessor2_0"]
+    assert all(row["s_per_image"] > 0 and row["it_per_s"] > 0 for row in result["recipe"])
+    assert len(lines) == len(steps)
+
+
+def test_bench_gpu_without_cuda_is_one_clear_line():
+    result = subprocess.run([PYTHON, "-m", "sdxl_nb", "bench", "--quick", "--gpu"], capture_output=True, text=True,
+                            env=python_env(), timeout=600)
+    if "CUDA" not in result.stderr:  # a machine with a GPU runs it instead
+        pytest.skip("CUDA present")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith("none is visible (torch.cuda.is_available() is False)")
+
+
+def test_bench_cli_writes_the_documented_json(tmp_path, monkeypatch):
+    from sdxl_nb import bench
+
+    monkeypatch.setitem(bench.SETTINGS, "overhead", ({"width": 64, "height": 64, "steps": 2, "repeats": 1},) * 2)
+    result = bench.run_bench(quick=True, on_line=lambda _line: None)
+    bench.write_json(result, tmp_path / "bench.json")
+    saved = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
+    for key in ("overhead_ratio", "shared_extra_param_bytes", "scheduler_swap_ms", "light_import_s",
+                "light_import_torch_loaded", "device", "env"):
+        assert key in saved, key
+    assert saved["env"]["options"]["compile"] is False

@@ -1,0 +1,70 @@
+"""Engine options: validated, selectable from presets profiles and the API, recorded in every job's env."""
+
+import pytest
+
+from sdxl_nb.errors import InputError, PresetError
+from sdxl_nb.options import EngineOptions, options_from_dict
+from sdxl_nb.presets import load_presets, parse_presets
+from tests.conftest import REPO, SMALL
+from tests.test_presets import raw_presets
+
+
+def test_profiles_ship_in_presets():
+    profiles = load_presets(REPO / "presets.json").engine_profiles
+    assert profiles["Fast (CUDA)"].options == EngineOptions(channels_last=True, fuse_qkv=True, compile=True, warmup=True)
+    assert profiles["Low memory"].options.cpu_offload and profiles["bfloat16"].options.dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"turbo_mode": True}, "unknown option 'turbo_mode'; accepted: dtype, channels_last"),
+    ({"dtype": "int8"}, "dtype 'int8' is not accepted; accepted: float16, bfloat16, float32"),
+    ({"compile": "yes"}, "compile must be true or false"),
+])
+def test_bad_options_are_one_line(raw, message):
+    with pytest.raises(InputError, match=message):
+        options_from_dict(raw)
+
+
+def test_bad_profile_in_presets_names_file_and_key():
+    raw = raw_presets()
+    raw["engine_profiles"][1]["options"]["fuse"] = True
+    with pytest.raises(PresetError, match=r"^/p.json: engine_profiles\[1\]\.options: unknown option 'fuse'"):
+        parse_presets(raw, "/p.json")
+
+
+def test_options_apply_and_are_recorded(tmp_path):
+    from sdxl_nb.api import generate
+    from sdxl_nb.engine import Engine
+
+    engine = Engine(device="cpu", options=EngineOptions(channels_last=True, fuse_qkv=True, vae_slicing=True,
+                                                        warmup=True))
+    result = generate(prompt="tuned", out_dir=tmp_path, engine=engine, seed=1, **SMALL)
+    record = result.record
+    assert record["env"]["options"]["fuse_qkv"] is True and record["env"]["options"]["channels_last"] is True
+    assert any("fused QKV" in e for e in record["events"]) and any("warm-up run" in e for e in record["events"])
+    loaded = next(iter(engine.loaded.values()))
+    assert {type(p).__name__ for p in loaded.pipe.unet.attn_processors.values()} == {"FusedAttnProcessor2_0"}
+    assert engine.configure(EngineOptions(vae_slicing=False)) == [
+        "options changed (channels_last, fuse_qkv): loaded models will reload"]
+    assert not engine.loaded
+
+
+def test_vae_savers_toggle_in_place(engine):
+    from sdxl_nb.presets import load_presets
+    from sdxl_nb.registry import find_model
+
+    loaded = engine.load(find_model("tiny-sdxl", load_presets()))
+    assert engine.configure(EngineOptions(vae_slicing=True, vae_tiling=True)) == []
+    assert loaded.pipe.vae.use_slicing and loaded.pipe.vae.use_tiling
+    engine.configure(EngineOptions())
+    assert not loaded.pipe.vae.use_slicing
+
+
+def test_api_builds_options_from_a_profile_with_overrides():
+    from sdxl_nb.api import engine_options
+
+    options = engine_options("Fast (CUDA)", compile=False)
+    assert options.fuse_qkv and options.channels_last and not options.compile
+    assert engine_options() == EngineOptions()
+    with pytest.raises(InputError, match="unknown engine profile 'Turbo'; accepted: Default, Fast"):
+        engine_options("Turbo")
