@@ -14,6 +14,9 @@ VERB_MODULES = [
     "sdxl_nb.cli.generate",
     "sdxl_nb.cli.listing_models",
     "sdxl_nb.cli.listing_presets",
+    "sdxl_nb.cli.batch",
+    "sdxl_nb.cli.comfy_export",
+    "sdxl_nb.cli.mirror",
 ]
 
 

@@ -55,6 +55,7 @@ class RunOutput:
     scheduler: dict
     events: list[str]
     warnings: list[str]
+    error: str | None = None  # set when some images failed and others were kept (replicas)
 
 
 class Engine:
@@ -130,14 +131,18 @@ class Engine:
         return warnings
 
     def run(self, resolved: ResolvedRequest, loaded: LoadedModel, *, on_progress: ProgressFn | None = None,
-            should_stop: StopFn | None = None, chunk_size: int | None = None) -> RunOutput:
-        """Generate every image of a request, chunk by chunk; a stop keeps the finished chunks."""
+            should_stop: StopFn | None = None, chunk_size: int | None = None,
+            indices: list[int] | None = None) -> RunOutput:
+        """Generate every image of a request (or only the batch `indices` given), chunk by chunk.
+
+        A stop keeps the finished chunks. Image i always uses seed i, whichever subset runs.
+        """
         with self.lock:
             return self._run(resolved, loaded, on_progress or (lambda _p: None), should_stop or (lambda: False),
-                             chunk_size or resolved.batch)
+                             chunk_size or resolved.batch, list(range(resolved.batch)) if indices is None else indices)
 
     def _run(self, r: ResolvedRequest, loaded: LoadedModel, on_progress: ProgressFn, should_stop: StopFn,
-             chunk_size: int) -> RunOutput:
+             chunk_size: int, todo: list[int]) -> RunOutput:
         pipe = self.pipeline(loaded, r.mode)
         scheduler = self.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
         pipe.scheduler = scheduler
@@ -149,7 +154,7 @@ class Engine:
         events: list[str] = []
         status = "ok"
         started = time.perf_counter()
-        chunks = [list(range(i, min(i + chunk_size, r.batch))) for i in range(0, r.batch, chunk_size)]
+        chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
         for chunk_number, indices in enumerate(chunks):
             if should_stop():
                 status = "interrupted"
@@ -228,3 +233,10 @@ def get_engine() -> Engine:
         if _ENGINE is None:
             _ENGINE = Engine()
         return _ENGINE
+
+
+def set_engine(engine) -> None:
+    """Make `engine` the kernel's engine (e.g. replicas on several GPUs); None: a default one on next use."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        _ENGINE = engine
