@@ -199,3 +199,16 @@ def test_cli_batch_runs_resumes_and_summarises(tmp_path):
                          capture_output=True, text=True, env=python_env(), timeout=300)
     assert dry.stdout.split("\n")[:2] == ["done\tfox", "done\towl"]
     assert len(read_records(out / "jobs.log")) == 2
+
+
+def test_each_scenario_gets_its_own_scheduler_whatever_ran_before(engine, tmp_path):
+    """A batch mixes schedulers; "Default" stays the model's own and configs do not leak between jobs."""
+    scenes = [{"name": "karras", "prompt": "a", "seed": 1, "scheduler": "DPM++ 2M Karras", **SMALL},
+              {"name": "default", "prompt": "b", "seed": 1, **SMALL},
+              {"name": "euler", "prompt": "c", "seed": 1, "scheduler": "Euler", **SMALL}]
+    run_batch(scenes, batch_id="schedulers", out_dir=tmp_path, engine=engine)
+    records = {r["scenario"]["name"]: r["scheduler"] for r in read_records(tmp_path / "jobs.log")}
+    assert records["karras"]["config"]["use_karras_sigmas"] is True
+    assert records["default"]["class"] == "EulerDiscreteScheduler"
+    assert records["default"]["config"].get("use_karras_sigmas") is not True
+    assert records["euler"]["config"].get("use_karras_sigmas") is not True

@@ -40,6 +40,7 @@ class LoadedModel:
     vae: dict | None = None  # the dedicated VAE used, {"id", "revision"}
     warnings: list[str] = field(default_factory=list)
     derived: dict = field(default_factory=dict)  # mode -> pipeline sharing pipe's modules
+    own_scheduler: object = None  # the scheduler saved with the model ("Default"), kept apart from swaps
 
     @property
     def dtype_name(self) -> str:
@@ -93,7 +94,8 @@ class Engine:
                 raise ModelUnavailableError(f"model {info.id!r} could not be loaded from {folder}: "
                                             f"{str(exc).splitlines()[0]}") from exc
             loaded = LoadedModel(info=info, revision=revision, path=str(folder), pipe=pipe,
-                                 load_s=time.perf_counter() - started, vae=vae, warnings=warnings)
+                                 load_s=time.perf_counter() - started, vae=vae, warnings=warnings,
+                                 own_scheduler=pipe.scheduler)
             self.loaded[info.id] = loaded
             return loaded
 
@@ -111,7 +113,8 @@ class Engine:
     @staticmethod
     def make_scheduler(loaded: LoadedModel, cls_name: str | None, kwargs: dict):
         """A fresh scheduler from the model's own config (no weights, near-free)."""
-        base = loaded.pipe.scheduler
+        # From the model's own scheduler: the pipeline's is whatever the previous job swapped in.
+        base = loaded.own_scheduler or loaded.pipe.scheduler
         cls = type(base) if cls_name is None else getattr(diffusers, cls_name)
         return cls.from_config(base.config, **kwargs)
 
