@@ -9,11 +9,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sdxl_nb import events
-from sdxl_nb.errors import GenerationError
+from sdxl_nb.errors import GenerationError, InputError
 from sdxl_nb.joblog import JOBS_LOG, append_record
 from sdxl_nb.naming import image_name
 from sdxl_nb.presets import Presets, load_presets
-from sdxl_nb.record import base_record, check_tags, new_job_id, now_iso, png_info
+from sdxl_nb.record import base_record, check_extra, new_job_id, now_iso, png_info
 from sdxl_nb.registry import default_model_id, find_model, model_presets
 from sdxl_nb.request import GenerationRequest, ResolvedRequest, resolve
 from sdxl_nb.store import check_output_dir, encode_png, sha256_bytes, write_new_file
@@ -30,6 +30,7 @@ class JobResult:
     record: dict
     images: list = field(default_factory=list)  # PIL images, in batch order
     paths: list[Path] = field(default_factory=list)
+    mirror_error: str | None = None  # the job is saved and recorded locally; only its S3 copy failed
 
     @property
     def status(self) -> str:
@@ -44,7 +45,6 @@ def engine_options(profile: str | None = None, presets: Presets | None = None, *
     """EngineOptions from a presets profile (default: presets' default profile) with keyword overrides."""
     from dataclasses import asdict
 
-    from sdxl_nb.errors import InputError
     from sdxl_nb.options import options_from_dict
 
     presets = presets or load_presets()
@@ -72,21 +72,25 @@ def prepare(request: GenerationRequest, presets: Presets | None = None) -> Resol
 def generate(request: GenerationRequest | None = None, *, out_dir: str | os.PathLike | None = None,
              engine=None, on_progress: Callable[[dict], None] | None = None,
              should_stop: Callable[[], bool] | None = None, on_stage: Callable[[str], None] | None = None,
-             chunk_size: int | None = None, presets: Presets | None = None, tags: dict | None = None,
-             **fields) -> JobResult:
+             chunk_size: int | None = None, presets: Presets | None = None, extra: dict | None = None,
+             mirror=None, **fields) -> JobResult:
     """Generate images for a request (or keyword fields of one) and record the job.
 
     Bad input raises InputError before anything is loaded or written. A run-time failure is
     recorded (status "failed") and raised as GenerationError. A stop keeps finished images and
-    records status "interrupted". `tags` are extra top-level record fields (a sweep's {"sweep": {...}}).
+    records status "interrupted". `extra` is merged into the record under its own keys (batch
+    tags, backend, process placement). `mirror` (an S3Mirror or an s3:// URL; default: from
+    SDXL_NB_S3_URL) copies the images and the record to an S3-compatible bucket.
     """
     request = request or GenerationRequest(**fields)
     presets = presets or load_presets()
     resolved = prepare(request, presets)
-    tags = check_tags(tags)
+    extra = check_extra(extra)
     folder = check_output_dir(out_dir or default_output_dir())
+    mirror = _mirror(mirror)
     info = find_model(resolved.model.id, presets)
-    if not info.available:
+    # A remote engine (ComfyUI) runs its own copy of the model: the local cache does not matter.
+    if not info.available and (engine is None or getattr(engine, "uses_local_models", True)):
         from sdxl_nb.errors import ModelUnavailableError
 
         raise ModelUnavailableError(info.reason)
@@ -102,11 +106,11 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     if not was_loaded:
         events.write_event(folder, f"MODEL LOADED {info.id} (revision {loaded.revision}) in {loaded.load_s:.2f} s "
                                    f"on {engine.device} as {loaded.dtype_name}")
-    model = {"id": info.id, "revision": loaded.revision, "source": info.source, "dtype": loaded.dtype_name,
-             "vae": loaded.vae}
+    model = {"id": info.id, "revision": loaded.revision, "source": getattr(loaded, "source", info.source),
+             "dtype": loaded.dtype_name, "vae": loaded.vae}
     record = base_record(resolved, job_id=new_job_id(), started_at=started_at, model=model,
                          device=engine.device_record(), env=engine.environment())
-    record.update(tags)
+    record.update(extra)
     warnings = list(loaded.warnings)
     warnings += engine.prompt_warnings(loaded, ("prompt", resolved.styled_prompt),
                                        ("negative prompt", resolved.effective_negative_prompt))
@@ -125,7 +129,7 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
         record.update(status="failed", error=message, finished_at=now_iso(),
                       timings={"load_s": load_s, "generate_s": None, "save_s": None,
                                "total_s": time.perf_counter() - t0})
-        _finish(folder, record)
+        _finish(folder, record, mirror)
         if isinstance(exc, GenerationError):
             raise
         raise GenerationError(message) from exc
@@ -150,16 +154,40 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
             path.unlink(missing_ok=True)
         raise GenerationError(f"could not save images to {folder}: {exc.strerror or exc}") from exc
     save_s = time.perf_counter() - save_started
-    record.update(status=output.status, finished_at=now_iso(),
+    # A partial failure (one replica of several out of memory) keeps the other images and names what failed.
+    record.update(status=output.status, error=getattr(output, "error", None), finished_at=now_iso(),
                   timings={"load_s": load_s, "generate_s": output.generate_s, "save_s": save_s,
                            "total_s": time.perf_counter() - t0})
-    _finish(folder, record)
-    return JobResult(record=record, images=images, paths=paths)
+    mirror_error = _finish(folder, record, mirror)
+    return JobResult(record=record, images=images, paths=paths, mirror_error=mirror_error)
 
 
-def _finish(folder: Path, record: dict) -> None:
+def _mirror(mirror):
+    """The S3 mirror for this job: the one given (object or URL), else SDXL_NB_S3_URL's; False: none."""
+    if mirror is False or (mirror is None and not os.environ.get("SDXL_NB_S3_URL")):
+        return None
+    from sdxl_nb.mirror import S3Mirror, mirror_from_env
+
+    if mirror is None:
+        return mirror_from_env()
+    return S3Mirror(mirror) if isinstance(mirror, str) else mirror
+
+
+def _finish(folder: Path, record: dict, mirror=None) -> str | None:
+    """Record the job locally (the source of truth), then copy it to the mirror; return the mirror's error."""
     append_record(folder / JOBS_LOG, record)
     events.write_event(folder, *events.job_block(record))
+    if mirror is None:
+        return None
+    from sdxl_nb.mirror import MirrorError
+
+    try:
+        mirror.mirror_job(folder, record)
+    except MirrorError as exc:
+        events.write_event(folder, f"S3 MIRROR FAILED for job {record['job_id']}: {exc}",
+                           "the job is saved locally; `sdxl-nb mirror` copies what is missing later")
+        return str(exc)
+    return None
 
 
 def _started_moment(started_at: str):

@@ -17,7 +17,7 @@ _JOB_ONLY_FIELDS = ("images", "timings", "finished_at", "status", "error", "peak
                     "frames", "grid", "animations")
 
 
-# Keys the lab writes itself; tags merged into a record (api.generate(tags=...)) may not reuse them.
+# Keys the lab writes itself; fields merged into a record (api.generate(extra=...)) may not reuse them.
 RESERVED_KEYS = frozenset({
     "schema", "job_id", "mode", "status", "error", "started_at", "finished_at", "model", "device", "scheduler", "style",
     "prompt", "negative_prompt", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height",
@@ -25,18 +25,18 @@ RESERVED_KEYS = frozenset({
     "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations"})
 
 
-def check_tags(tags: dict | None) -> dict:
-    """Extra top-level record fields (e.g. {"sweep": {...}}); raise InputError when one would replace a lab field."""
+def check_extra(extra: dict | None) -> dict:
+    """Extra top-level record fields (a sweep cell, a batch scenario, a backend...); checked before any work."""
     from sdxl_nb.errors import InputError
 
-    if tags is None:
+    if extra is None:
         return {}
-    if not isinstance(tags, dict) or not all(isinstance(key, str) for key in tags):
-        raise InputError(f"tags must be a dict with text keys, got {type(tags).__name__}")
-    clash = sorted(RESERVED_KEYS & set(tags))
+    if not isinstance(extra, dict) or not all(isinstance(key, str) for key in extra):
+        raise InputError(f"extra must be a dict with text keys, got {type(extra).__name__}")
+    clash = sorted(RESERVED_KEYS & set(extra))
     if clash:
-        raise InputError(f"tag {clash[0]!r} is a record field the lab writes itself; use another name")
-    return dict(tags)
+        raise InputError(f"extra field {clash[0]!r} is a record field the lab writes itself; use another name")
+    return dict(extra)
 
 
 def now_iso() -> str:

@@ -165,7 +165,7 @@ def run_sweep(base: GenerationRequest | None = None, *, x: SweepAxis, y: SweepAx
 
         try:
             job = generate(cell.request, out_dir=folder, engine=engine, on_progress=progress, should_stop=stop,
-                           presets=presets, tags={"sweep": plan.tag(cell)})
+                           presets=presets, extra={"sweep": plan.tag(cell)})
         except GenerationError as exc:
             result.errors[(cell.x, cell.y)] = str(exc)
             result.status = "failed"

@@ -90,9 +90,9 @@ def test_stop_ends_the_sweep_and_keeps_finished_cells(engine, tmp_path):
     assert result.grid is not None and rebuild_grid(tmp_path, result.plan.id).size == result.grid.size
 
 
-def test_generate_tags_cannot_replace_lab_fields(run, tmp_path):
-    with pytest.raises(InputError, match="tag 'seed' is a record field"):
-        run(prompt="x", tags={"seed": 5}, out_dir=tmp_path / "never")
+def test_generate_extra_fields_cannot_replace_lab_fields(run, tmp_path):
+    with pytest.raises(InputError, match="extra field 'seed' is a record field"):
+        run(prompt="x", extra={"seed": 5}, out_dir=tmp_path / "never")
     assert not (tmp_path / "never").exists()
-    tagged = run(prompt="x", tags={"experiment": "a"}, out_dir=tmp_path / "ok")
+    tagged = run(prompt="x", extra={"experiment": "a"}, out_dir=tmp_path / "ok")
     assert read_records(tmp_path / "ok" / "jobs.log")[0]["experiment"] == "a" == tagged.record["experiment"]

@@ -17,6 +17,9 @@ VERB_MODULES = [
     "sdxl_nb.cli.animate",
     "sdxl_nb.cli.sweep",
     "sdxl_nb.cli.bench",
+    "sdxl_nb.cli.batch",
+    "sdxl_nb.cli.comfy_export",
+    "sdxl_nb.cli.mirror",
 ]
 
 

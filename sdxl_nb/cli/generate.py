@@ -32,7 +32,10 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sdxl_nb.cli.backend_options import add_backend_arguments
+
     add_request_arguments(parser)
+    add_backend_arguments(parser)
 
 
 def request_from(args):
@@ -56,17 +59,26 @@ def print_result(result, as_json: bool) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         for path in result.paths:
             print(path)
+    if result.record.get("error"):
+        print(f"error: {result.record['error']}", file=sys.stderr)
+    if getattr(result, "mirror_error", None):
+        print(f"warning: {result.mirror_error}", file=sys.stderr)
     return EXIT_OK if result.status == "ok" else EXIT_FAILED
 
 
 def run(args) -> int:
     from sdxl_nb.api import generate
+    from sdxl_nb.cli.backend_options import backend_choice
 
     def progress(p: dict) -> None:
         if sys.stderr.isatty():
             print(f"\rstep {p['step']}/{p['total']} (chunk {p['chunk']}/{p['chunks']})", end="", file=sys.stderr)
 
-    result = generate(request_from(args), out_dir=args.out, on_progress=progress)
+    remote, engine = backend_choice(args)
+    if remote is not None:
+        result = remote(request_from(args), out_dir=args.out, on_progress=progress)
+    else:
+        result = generate(request_from(args), out_dir=args.out, on_progress=progress, engine=engine)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     return print_result(result, args.json)

@@ -43,6 +43,7 @@ class LoadedModel:
     warnings: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # options applied at load, warm-up time
     derived: dict = field(default_factory=dict)  # mode -> pipeline sharing pipe's modules
+    own_scheduler: object = None  # the scheduler saved with the model ("Default"), kept apart from swaps
 
     @property
     def dtype_name(self) -> str:
@@ -58,6 +59,7 @@ class RunOutput:
     scheduler: dict
     events: list[str]
     warnings: list[str]
+    error: str | None = None  # set when some images failed and others were kept (replicas)
 
 
 class Engine:
@@ -119,7 +121,8 @@ class Engine:
                 width, height = info.preset.native_size or (1024, 1024)
                 events.append(f"warm-up run at {width}x{height} took {warm_up(pipe, width, height):.2f} s")
             loaded = LoadedModel(info=info, revision=revision, path=str(folder), pipe=pipe, load_s=load_s,
-                                 vae=vae, warnings=warnings, events=events)
+                                 vae=vae, warnings=warnings, events=events,
+                                 own_scheduler=pipe.scheduler)
             self.loaded[info.id] = loaded
             return loaded
 
@@ -137,7 +140,8 @@ class Engine:
     @staticmethod
     def make_scheduler(loaded: LoadedModel, cls_name: str | None, kwargs: dict):
         """A fresh scheduler from the model's own config (no weights, near-free)."""
-        base = loaded.pipe.scheduler
+        # From the model's own scheduler: the pipeline's is whatever the previous job swapped in.
+        base = loaded.own_scheduler or loaded.pipe.scheduler
         cls = type(base) if cls_name is None else getattr(diffusers, cls_name)
         return cls.from_config(base.config, **kwargs)
 
@@ -157,14 +161,18 @@ class Engine:
         return warnings
 
     def run(self, resolved: ResolvedRequest, loaded: LoadedModel, *, on_progress: ProgressFn | None = None,
-            should_stop: StopFn | None = None, chunk_size: int | None = None) -> RunOutput:
-        """Generate every image of a request, chunk by chunk; a stop keeps the finished chunks."""
+            should_stop: StopFn | None = None, chunk_size: int | None = None,
+            indices: list[int] | None = None) -> RunOutput:
+        """Generate every image of a request (or only the batch `indices` given), chunk by chunk.
+
+        A stop keeps the finished chunks. Image i always uses seed i, whichever subset runs.
+        """
         with self.lock:
             return self._run(resolved, loaded, on_progress or (lambda _p: None), should_stop or (lambda: False),
-                             chunk_size or resolved.batch)
+                             chunk_size or resolved.batch, list(range(resolved.batch)) if indices is None else indices)
 
     def _run(self, r: ResolvedRequest, loaded: LoadedModel, on_progress: ProgressFn, should_stop: StopFn,
-             chunk_size: int) -> RunOutput:
+             chunk_size: int, todo: list[int]) -> RunOutput:
         pipe = self.pipeline(loaded, r.mode)
         scheduler = self.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
         pipe.scheduler = scheduler
@@ -176,7 +184,7 @@ class Engine:
         events: list[str] = []
         status = "ok"
         started = time.perf_counter()
-        chunks = [list(range(i, min(i + chunk_size, r.batch))) for i in range(0, r.batch, chunk_size)]
+        chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
         for chunk_number, indices in enumerate(chunks):
             if should_stop():
                 status = "interrupted"
@@ -257,3 +265,10 @@ def get_engine() -> Engine:
 
             _ENGINE = Engine(options=engine_options())
         return _ENGINE
+
+
+def set_engine(engine) -> None:
+    """Make `engine` the kernel's engine (e.g. replicas on several GPUs); None: a default one on next use."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        _ENGINE = engine

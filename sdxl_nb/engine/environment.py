@@ -25,7 +25,7 @@ def environment(device: str, dtype: torch.dtype) -> dict:
         "transformers": transformers.__version__,
         "sdxl_nb": sdxl_nb.__version__,
         "cuda": torch.version.cuda,
-        "gpu": torch.cuda.get_device_name() if cuda else None,
+        "gpu": torch.cuda.get_device_name(device) if cuda else None,
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "dtype": dtype_name(dtype),
         "attention": "sdpa" if hasattr(torch.nn.functional, "scaled_dot_product_attention") else "default",
@@ -34,18 +34,18 @@ def environment(device: str, dtype: torch.dtype) -> dict:
 
 def device_record(device: str) -> dict:
     if device.startswith("cuda"):
-        return {"type": "cuda", "name": torch.cuda.get_device_name()}
+        return {"type": "cuda", "name": torch.cuda.get_device_name(device)}
     return {"type": device, "name": platform.processor() or platform.machine()}
 
 
 def reset_peak_memory(device: str) -> None:
     if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def peak_memory(device: str) -> int:
     if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated())
+        return int(torch.cuda.max_memory_allocated(device))
     # On CPU: the process's peak resident memory (Linux reports KiB).
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 

@@ -1,0 +1,55 @@
+"""Where a CLI job runs: --backend local|comfy (--comfy-url...), --replicas DEVICES; shared by generate and batch."""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+
+
+def add_comfy_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ComfyUI server")
+    group.add_argument("--comfy-checkpoint", help="checkpoint file on the server (default: <model repo name>.safetensors)")
+    group.add_argument("--comfy-vae", help="VAE file on the server (default: the model's dedicated VAE if the server "
+                                           "has it; \"\" for the checkpoint's own)")
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser, *, backends=("local", "comfy")) -> None:
+    parser.add_argument("--backend", choices=backends, default="local",
+                        help="where images are made: this machine (default) or a ComfyUI server")
+    parser.add_argument("--comfy-url", help="ComfyUI server, e.g. http://127.0.0.1:8188 (default: $SDXL_NB_COMFY_URL)")
+    add_comfy_arguments(parser)
+    parser.add_argument("--replicas", metavar="DEVICES",
+                        help="local backend: one model copy per device, the batch split across them "
+                             "(e.g. cuda:0,cuda:1 or all)")
+
+
+def check_backend_arguments(args) -> None:
+    """Options that do not fit the chosen backend are bad input (exit 2), not silently ignored."""
+    from sdxl_nb.errors import InputError
+
+    if args.backend != "comfy" and args.comfy_url:
+        raise InputError("--comfy-url needs --backend comfy")
+    if args.backend != "local" and args.replicas:
+        raise InputError("--replicas applies to the local backend only")
+    if args.backend == "local" and (args.comfy_checkpoint or args.comfy_vae is not None):
+        raise InputError("--comfy-checkpoint/--comfy-vae need --backend comfy")
+
+
+def comfy_backend(args):
+    from sdxl_nb.remote.comfy import ComfyBackend
+
+    return ComfyBackend(args.comfy_url, checkpoint=args.comfy_checkpoint, vae=args.comfy_vae)
+
+
+def backend_choice(args):
+    """(generate function or None, engine or None): a ComfyUI generate, or replicas, or (None, None): local."""
+    check_backend_arguments(args)
+    if args.backend == "comfy":
+        from sdxl_nb.remote.comfy import generate_remote
+
+        return partial(generate_remote, backend=comfy_backend(args)), None
+    if args.replicas:
+        from sdxl_nb.replicas import ReplicaEngine, parse_devices
+
+        return None, ReplicaEngine(parse_devices(args.replicas))
+    return None, None

@@ -1,0 +1,1 @@
+"""Remote backends: ComfyUI servers (export and run) and Lambda Cloud GPU lifecycle; no torch."""
