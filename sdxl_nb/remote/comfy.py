@@ -31,6 +31,7 @@ class RemoteModel:
     vae_name: str
     load_s: float
     warnings: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # what the engine did at load (none for a remote server)
     source: str = "comfy"
     revision: str | None = None  # a server file has no revision we can see
     dtype_name: str | None = None  # ComfyUI picks the precision itself
