@@ -179,12 +179,8 @@ def _suggest(m: MemoryRequest, budget: int, needed) -> tuple[int, int, int] | No
     for images in range(m.images_at_once - 1, 0, -1):
         if needed(replace(m, images_at_once=images)) <= budget:
             return m.width, m.height, images
-    scale = 1.0
-    while True:
-        scale *= 0.9
-        width, height = (max(64, int(side * scale) // 64 * 64) for side in (m.width, m.height))
-        candidate = replace(m, width=width, height=height, images_at_once=1)
-        if needed(candidate) <= budget:
+    for percent in range(99, 0, -1):  # the largest fitting size in 1% steps of the side (cheap arithmetic)
+        width, height = (max(64, side * percent // 100 // 64 * 64) for side in (m.width, m.height))
+        if needed(replace(m, width=width, height=height, images_at_once=1)) <= budget:
             return width, height, 1
-        if width == 64 and height == 64:
-            return None
+    return None

@@ -128,4 +128,3 @@ class MemoryTuner:
             self.pipe.vae.disable_tiling()
         if self.offloaded:
             disable_offload(self.pipe, self.device)
-        self.vae_reduced = self.offloaded = False
