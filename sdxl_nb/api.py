@@ -185,7 +185,7 @@ def _save(folder: Path, record: dict, resolved: ResolvedRequest, outputs: list, 
     images, paths, entries = [], [], []
     try:
         for index, seed, image in outputs:
-            name = image_name(moment, resolved.prompt, seed, index)
+            name = image_name(moment, mask(resolved.prompt), seed, index)  # a key typed into a prompt stays out
             data = encode_png(image, png_info(record, index, seed, name))
             path = write_new_file(folder, name, data)
             paths.append(path)

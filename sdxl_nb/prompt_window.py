@@ -23,6 +23,9 @@ def window_warnings(tokenizer, *texts: tuple[str, str]) -> list[str]:
 
 def load_tokenizer(model_folder: str | os.PathLike):
     """The first tokenizer of a diffusers SDXL folder (a few MB read; no torch)."""
+    import transformers
     from transformers import CLIPTokenizer
 
+    # Its "sequence longer than the maximum" notice would duplicate our warning, unformatted.
+    transformers.utils.logging.set_verbosity_error()
     return CLIPTokenizer.from_pretrained(Path(model_folder) / "tokenizer", local_files_only=True)
