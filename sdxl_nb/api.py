@@ -108,9 +108,7 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     if not was_loaded:
         record["events"].append(f"loaded {info.id} in {loaded.load_s:.2f} s")
 
-    recovered = recover(folder)
-    if recovered:
-        events.write_event(folder, f"RECOVERED in {folder} (before job {record['job_id']})", *recovered.lines())
+    recover(folder, before=f"job {record['job_id']}")  # what a killed process left here
     marker = JobMarker.create(folder, record)
     recorded = False
     try:

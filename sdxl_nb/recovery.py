@@ -72,9 +72,19 @@ class RecoveryReport:
         return lines
 
 
-def recover(folder: str | os.PathLike) -> RecoveryReport:
-    """Clean up after killed processes in an output folder; safe while other jobs run there."""
-    folder = Path(folder)
+def recover(folder: str | os.PathLike, *, before: str = "") -> RecoveryReport:
+    """Clean up after killed processes in an output folder (safe while other jobs run there); what was done
+    is said in logs/app_events.log. `before` names what triggered it (e.g. "job <id>")."""
+    report = _recover(Path(folder))
+    if report:
+        from sdxl_nb import events
+
+        events.write_event(folder, f"RECOVERED in {folder}" + (f" (before {before})" if before else ""),
+                           *report.lines())
+    return report
+
+
+def _recover(folder: Path) -> RecoveryReport:
     report = RecoveryReport()
     if not folder.is_dir():
         return report
