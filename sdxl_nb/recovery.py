@@ -219,7 +219,8 @@ class FolderCheck:
     missing_images: list[str] = field(default_factory=list)  # logged but not on disk
     changed_images: list[str] = field(default_factory=list)  # on disk with another sha256
     unlogged_images: list[str] = field(default_factory=list)  # PNGs no record names ("orphans")
-    leftovers: list[str] = field(default_factory=list)  # temporary files and job markers
+    leftovers: list[str] = field(default_factory=list)  # temporary files and markers of killed processes
+    running: list[str] = field(default_factory=list)  # markers of jobs still running (not a problem)
 
     @property
     def ok(self) -> bool:
@@ -228,8 +229,8 @@ class FolderCheck:
 
 
 def verify_folder(folder: str | os.PathLike) -> FolderCheck:
-    """Audit an output folder (no job running there): every jobs.log line parses, every logged image exists
-    with its sha256, every PNG is logged, nothing temporary is left."""
+    """Audit an output folder: every jobs.log line parses, every logged image exists with its sha256, every
+    PNG is logged, nothing temporary is left. (A job that is saving right now has images not logged yet.)"""
     folder = Path(folder)
     check = FolderCheck()
     log = folder / JOBS_LOG
@@ -248,5 +249,17 @@ def verify_folder(folder: str | os.PathLike) -> FolderCheck:
                     check.changed_images.append(image["path"])
     check.unlogged_images = sorted(p.name for p in folder.glob("*.png") if p.name not in logged)
     check.leftovers = [p.name for p in leftover_temp_files(folder)]
-    check.leftovers += [p.name for p in sorted(folder.glob(f"{MARKER_PREFIX}*"))]
+    for marker in sorted(folder.glob(f"{MARKER_PREFIX}*")):
+        (check.running if _is_locked(marker) else check.leftovers).append(marker.name)
     return check
+
+
+def _is_locked(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
+    except portalocker.exceptions.LockException:
+        return True
+    except FileNotFoundError:
+        pass
+    return False

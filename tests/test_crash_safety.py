@@ -179,3 +179,28 @@ def test_sigkill_at_random_moments_never_breaks_the_record(tmp_path):
     assert len({r["job_id"] for r in records}) == len(records)  # no job recorded twice
     recovered = [r for r in records if r["status"] == "interrupted"]
     assert any(r["images"] for r in recovered)  # images saved before a kill are recorded, not orphaned
+
+
+def test_cli_verify_reports_then_repairs(tmp_path, capsys):
+    from sdxl_nb.cli import main
+
+    append_record(tmp_path / "jobs.log", {**base("e" * 32), "status": "ok"})
+    (tmp_path / f"{TEMP_PREFIX}dead").write_bytes(b"half")
+    (tmp_path / f"{MARKER_PREFIX}{'f' * 32}.json").write_text(json.dumps(base("f" * 32)), encoding="utf-8")
+    live = JobMarker.create(tmp_path, base("9" * 32))
+    try:
+        assert main(["verify", "--out", str(tmp_path)]) == 1
+        out = capsys.readouterr().out.splitlines()
+        assert f"left by a killed process (sdxl-nb verify --repair removes it): {TEMP_PREFIX}dead" in out
+        assert f"job still running: {MARKER_PREFIX}{'9' * 32}.json" in out
+        assert out[-1] == f"{tmp_path}: problems found"
+        assert main(["verify", "--out", str(tmp_path), "--repair"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith("repaired: removed 1 leftover temporary file(s)")
+        assert out[1].startswith(f"repaired: recorded job {'f' * 32} as interrupted with 0 image(s)")
+        assert out[-1] == f"{tmp_path}: ok"
+    finally:
+        live.close(remove=True)
+    assert [r["job_id"] for r in read_records(tmp_path / "jobs.log")] == ["e" * 32, "f" * 32]
+    assert main(["verify", "--out", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err

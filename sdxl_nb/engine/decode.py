@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from diffusers.utils.torch_utils import get_module_execution_device
 from PIL import Image
@@ -93,7 +92,3 @@ def decode_guarded(pipe, latents: torch.Tensor, labels: list[str]) -> Decoded:
     pil = pipe.image_processor.postprocess(image, output_type="pil")
     images = [None if problem else picture for picture, problem in zip(pil, problems, strict=True)]
     return Decoded(images=images, problems=problems, events=events, redecoded=redecoded)
-
-
-def is_all_black(image: Image.Image) -> bool:
-    return int(np.asarray(image).max()) == 0
