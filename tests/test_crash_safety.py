@@ -204,3 +204,20 @@ def test_cli_verify_reports_then_repairs(tmp_path, capsys):
     assert [r["job_id"] for r in read_records(tmp_path / "jobs.log")] == ["e" * 32, "f" * 32]
     assert main(["verify", "--out", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_kernel_interrupt_records_the_images_finished_before_it(engine, run, tmp_path):
+    def interrupt(stage, indices, **_context):
+        if stage == "denoise" and indices == [1]:
+            raise KeyboardInterrupt  # what Jupyter's "interrupt kernel" raises mid-run
+
+    engine.fault_hook = interrupt
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(prompt="ctrl-c", batch=3, chunk_size=1, out_dir=tmp_path)
+    finally:
+        engine.fault_hook = None
+    (record,) = read_records(tmp_path / "jobs.log")
+    assert record["status"] == "interrupted" and record["error"].startswith("interrupted (KeyboardInterrupt)")
+    assert [i["seed"] for i in record["images"]] == [1]
+    assert verify_folder(tmp_path).ok

@@ -188,7 +188,10 @@ class Engine:
                 pending = pending[len(indices):]
         except BaseException as exc:
             # The caller records what finished before the failure (status failed or interrupted).
-            exc.partial_output = self._finish(out, tuner, chunks_run, started)
+            try:
+                exc.partial_output = self._finish(out, tuner, chunks_run, started)
+            except Exception:  # an exception type without attributes, or a device too broken to query
+                pass
             raise
         finally:
             tuner.restore()
