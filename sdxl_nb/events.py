@@ -8,6 +8,8 @@ from pathlib import Path
 
 import portalocker
 
+from sdxl_nb.secrets_mask import mask
+
 EVENTS_LOG = Path("logs") / "app_events.log"
 
 
@@ -16,8 +18,9 @@ def events_log_path(out_dir: str | os.PathLike) -> Path:
 
 
 def write_event(out_dir: str | os.PathLike, *lines: str) -> None:
-    """Append a timestamped block in one locked write (readable even with several writers)."""
+    """Append a timestamped block in one locked write (readable even with several writers); secrets masked."""
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    lines = tuple(mask(line) for line in lines)
     text = "".join(f"[{stamp}] {lines[0]}\n" if i == 0 else f"    {line}\n" for i, line in enumerate(lines))
     path = events_log_path(out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)

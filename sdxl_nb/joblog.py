@@ -10,6 +10,8 @@ from pathlib import Path
 
 import portalocker
 
+from sdxl_nb.secrets_mask import mask_data
+
 JOBS_LOG = "jobs.log"
 SCHEMA_VERSION = 1
 
@@ -26,8 +28,9 @@ def _jsonable(value):
 
 
 def encode_record(record: dict) -> bytes:
-    """One line of UTF-8 JSON ending in a newline; raises if the record cannot be encoded."""
-    line = json.dumps(_jsonable(record), ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str)
+    """One line of UTF-8 JSON ending in a newline, secrets masked; raises if the record cannot be encoded."""
+    # Callers mask too; this is the last line of defence for every record and PNG chunk written.
+    line = json.dumps(mask_data(_jsonable(record)), ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str)
     return (line + "\n").encode("utf-8")
 
 
@@ -82,6 +85,29 @@ def iter_records(log_path: str | os.PathLike) -> Iterator[tuple[int, dict | None
                 yield number, None, "not a JSON object"
                 continue
             yield number, record, None
+
+
+def tail_records(log_path: str | os.PathLike, max_bytes: int = 4 << 20) -> list[dict]:
+    """The well-formed records in the last `max_bytes` of a jobs.log (the newest jobs; cheap on big logs)."""
+    path = Path(log_path)
+    if not path.exists():
+        return []
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - max_bytes))
+        data = handle.read()
+    lines = data.split(b"\n")
+    if size > max_bytes:
+        lines = lines[1:]  # the first line is probably cut
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line) if line.strip() else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def read_records(log_path: str | os.PathLike) -> list[dict]:

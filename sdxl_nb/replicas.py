@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb.run_output import RunOutput
 
 
 def split_indices(batch: int, parts: int) -> list[list[int]]:
@@ -64,18 +65,6 @@ class ReplicaModel:
         return getattr(self.parts[0][1], name)
 
 
-@dataclass
-class ReplicaRunOutput:
-    images: list
-    status: str
-    generate_s: float
-    peak_memory_bytes: int | None
-    scheduler: dict
-    events: list[str]
-    warnings: list[str]
-    error: str | None = None
-
-
 class ReplicaEngine:
     """Engine-compatible: pass it as `engine=` to sdxl_nb.generate, or make it the kernel's engine."""
 
@@ -120,8 +109,13 @@ class ReplicaEngine:
         engine, first = loaded.parts[0]
         return engine.prompt_warnings(first, *texts)
 
-    def run(self, resolved, loaded: ReplicaModel, *, on_progress=None, should_stop=None, chunk_size=None
-            ) -> ReplicaRunOutput:
+    def memory_facts(self, loaded: ReplicaModel) -> dict:
+        """The first replica's facts: each replica runs at most the whole batch, so this is conservative."""
+        engine, first = loaded.parts[0]
+        return engine.memory_facts(first)
+
+    def run(self, resolved, loaded: ReplicaModel, *, on_progress=None, should_stop=None, chunk_size=None,
+            auto_tune=None) -> RunOutput:
         """Each replica generates its block of the batch in its own thread; results merge in batch order."""
         with self.lock:
             blocks = split_indices(resolved.batch, len(loaded.parts))
@@ -133,7 +127,7 @@ class ReplicaEngine:
                 engine, part = loaded.parts[slot]
                 try:
                     results[slot] = engine.run(resolved, part, indices=blocks[slot], chunk_size=chunk_size,
-                                               should_stop=should_stop,
+                                               should_stop=should_stop, auto_tune=auto_tune,
                                                on_progress=lambda p, slot=slot: report(slot, p))
                 except BaseException as exc:  # kept and reported; the other replicas' images survive
                     results[slot] = exc
@@ -146,7 +140,7 @@ class ReplicaEngine:
                 thread.join()
             return self._merge(loaded, blocks, results, time.perf_counter() - started)
 
-    def _merge(self, loaded: ReplicaModel, blocks, results, generate_s: float) -> ReplicaRunOutput:
+    def _merge(self, loaded: ReplicaModel, blocks, results, generate_s: float) -> RunOutput:
         images, events, warnings, failures, peaks, statuses, scheduler = [], [], [], [], [], [], None
         for (engine, _part), block, result in zip(loaded.parts, blocks, results, strict=False):
             where = f"{engine.device} (images {_span(block)})"
@@ -170,7 +164,7 @@ class ReplicaEngine:
         if failures:
             missing = sorted(set(range(sum(map(len, blocks)))) - {index for index, _seed, _image in images})
             failures.append(f"images {_span(missing)} missing; the others were saved")
-        return ReplicaRunOutput(images=images, status=status, generate_s=generate_s,
+        return RunOutput(images=images, status=status, generate_s=generate_s,
                                 peak_memory_bytes=max(peaks) if peaks else None, scheduler=scheduler,
                                 events=events, warnings=warnings, error="; ".join(failures) or None)
 

@@ -6,12 +6,27 @@ import hashlib
 import io
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import portalocker
 
 from sdxl_nb.errors import InputError
 from sdxl_nb.naming import alternative_name
 
 TEMP_PREFIX = ".sdxl_nb-tmp-"
+FOLDER_LOCK = ".sdxl_nb.lock"
+
+
+@contextmanager
+def folder_lock(folder: Path, *, exclusive: bool) -> Iterator[None]:
+    """The output folder's lock: writers hold it shared while their temporary files exist; the clean-up
+    at the next start holds it exclusive, so it never removes a live writer's file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / FOLDER_LOCK, "ab") as handle:
+        portalocker.lock(handle, portalocker.LOCK_EX if exclusive else portalocker.LOCK_SH)
+        yield  # closing the file releases the lock
 
 
 def check_output_dir(folder: str | os.PathLike) -> Path:
@@ -53,7 +68,11 @@ def write_new_file(folder: Path, name: str, data: bytes) -> Path:
     The bytes go to a temporary name first and are fsynced; a hard link then publishes them under
     the final name, which fails instead of overwriting if that name exists (we try name-2, name-3...).
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder, exclusive=False):
+        return _write_new_file(folder, name, data)
+
+
+def _write_new_file(folder: Path, name: str, data: bytes) -> Path:
     temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
     try:
         with open(temp, "xb") as handle:
@@ -73,5 +92,5 @@ def write_new_file(folder: Path, name: str, data: bytes) -> Path:
 
 
 def leftover_temp_files(folder: Path) -> list[Path]:
-    """Temporary files a killed process may have left (it died between write and link)."""
+    """Temporary files a killed process may have left (it died between write and link); see recovery.py."""
     return sorted(folder.glob(f"{TEMP_PREFIX}*")) if folder.is_dir() else []

@@ -6,7 +6,8 @@ from tests.conftest import PYTHON, python_env
 
 PURE = ["sdxl_nb", "sdxl_nb.presets", "sdxl_nb.request", "sdxl_nb.registry", "sdxl_nb.naming", "sdxl_nb.store",
         "sdxl_nb.joblog", "sdxl_nb.events", "sdxl_nb.metadata", "sdxl_nb.record", "sdxl_nb.api", "sdxl_nb.cli",
-        "sdxl_nb.tiny", "sdxl_nb.errors"]
+        "sdxl_nb.tiny", "sdxl_nb.errors", "sdxl_nb.lint", "sdxl_nb.memory", "sdxl_nb.recovery", "sdxl_nb.secrets_mask",
+        "sdxl_nb.preflight", "sdxl_nb.prompt_window"]
 
 
 def test_pure_modules_do_not_import_torch():

@@ -20,6 +20,7 @@ VERB_MODULES = [
     "sdxl_nb.cli.batch",
     "sdxl_nb.cli.comfy_export",
     "sdxl_nb.cli.mirror",
+    "sdxl_nb.cli.verifying",
 ]
 
 
@@ -47,14 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sdxl_nb.errors import GenerationError, InputError
+    from sdxl_nb.secrets_mask import mask
 
     try:
         return args.handler(args)
     except InputError as exc:
-        print(f"sdxl-nb {args.verb}: error: {exc}", file=sys.stderr)
+        print(f"sdxl-nb {args.verb}: error: {mask(_one_line(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except GenerationError as exc:
-        print(f"sdxl-nb {args.verb}: failed: {exc}", file=sys.stderr)
+        print(f"sdxl-nb {args.verb}: failed: {mask(_one_line(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:  # `sdxl-nb models | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -65,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an unexpected failure still gets one line; SDXL_NB_DEBUG=1 shows the traceback
         if os.environ.get("SDXL_NB_DEBUG"):
             raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"sdxl-nb {args.verb}: failed: {type(exc).__name__}: {first} (SDXL_NB_DEBUG=1 shows details)",
-              file=sys.stderr)
+        print(f"sdxl-nb {args.verb}: failed: {type(exc).__name__}: {mask(_one_line(exc))} (SDXL_NB_DEBUG=1 shows "
+              "details)", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _one_line(exc: BaseException) -> str:
+    # Messages are one line by design; a library's multi-line message keeps its first line.
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_request_arguments(parser)
     add_backend_arguments(parser)
+    parser.add_argument("--chunk-size", type=int, help="images per pipeline call (default: the whole batch)")
+    parser.add_argument("--auto-tune", action="store_true", default=None,
+                        help="on out of memory, retry with fewer images at once, then VAE slicing/tiling, then "
+                             "CPU offload (default: $SDXL_NB_AUTO_TUNE)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate and print what would run and its warnings; generate nothing")
 
 
 def request_from(args):
@@ -49,14 +55,20 @@ def request_from(args):
     )
 
 
-def print_result(result, as_json: bool) -> int:
+def print_warnings(warnings, shown=()) -> None:
+    for warning in warnings:
+        if warning not in shown:
+            print(f"warning: {warning}", file=sys.stderr)
+
+
+def print_result(result, as_json: bool, shown=()) -> int:
+    """Paths (or the record) on stdout, warnings not yet shown on stderr; the exit code for its status."""
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
 
     if as_json:
         print(json.dumps(result.record, ensure_ascii=False))
     else:
-        for warning in result.record["warnings"]:
-            print(f"warning: {warning}", file=sys.stderr)
+        print_warnings(result.record["warnings"], shown)
         for path in result.paths:
             print(path)
     if result.record.get("error"):
@@ -66,19 +78,54 @@ def print_result(result, as_json: bool) -> int:
     return EXIT_OK if result.status == "ok" else EXIT_FAILED
 
 
+def print_preflight(check, as_json: bool) -> int:
+    from dataclasses import asdict
+
+    from sdxl_nb.cli import EXIT_OK
+
+    r = check.resolved
+    if as_json:
+        print(json.dumps({"request": asdict(r), "warnings": check.warnings}, ensure_ascii=False, default=str))
+        return EXIT_OK
+    print_warnings(check.warnings)
+    print(f"would run {r.mode} with {r.model.id}, {r.scheduler.name}, {r.steps} steps, cfg {r.cfg:g}, "
+          f"{r.width}x{r.height}, seeds {', '.join(map(str, r.seeds))}")
+    print(f"prompt: {r.styled_prompt}")
+    if r.effective_negative_prompt:
+        print(f"negative: {r.effective_negative_prompt}")
+    return EXIT_OK
+
+
 def run(args) -> int:
-    from sdxl_nb.api import generate
+    from functools import partial
+
+    from sdxl_nb.api import generate, preflight
     from sdxl_nb.cli.backend_options import backend_choice
+    from sdxl_nb.errors import GenerationError
+
+    request = request_from(args)
+    if args.dry_run:
+        return print_preflight(preflight(request), args.json)
 
     def progress(p: dict) -> None:
         if sys.stderr.isatty():
             print(f"\rstep {p['step']}/{p['total']} (chunk {p['chunk']}/{p['chunks']})", end="", file=sys.stderr)
 
+    shown: list[str] = []
+
+    def warn(warning: str) -> None:  # before the run starts
+        shown.append(warning)
+        print(f"warning: {warning}", file=sys.stderr)
+
     remote, engine = backend_choice(args)
-    if remote is not None:
-        result = remote(request_from(args), out_dir=args.out, on_progress=progress)
-    else:
-        result = generate(request_from(args), out_dir=args.out, on_progress=progress, engine=engine)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    return print_result(result, args.json)
+    run_job = remote or partial(generate, engine=engine, auto_tune=args.auto_tune)
+    try:
+        result = run_job(request, out_dir=args.out, on_progress=progress, on_warning=warn, chunk_size=args.chunk_size)
+    except GenerationError as exc:
+        if getattr(exc, "result", None) is not None:  # images saved before the failure are still listed
+            print_result(exc.result, args.json, shown)
+        raise
+    finally:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+    return print_result(result, args.json, shown)

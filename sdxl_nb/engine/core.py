@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -15,12 +17,16 @@ from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaint
 from PIL import Image
 
 from sdxl_nb.engine import environment as env
+from sdxl_nb.engine.decode import decode_guarded
 from sdxl_nb.engine.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
+from sdxl_nb.engine.oom import MemoryTuner, component_bytes, free_memory_bytes, in_use_bytes, is_out_of_memory
 from sdxl_nb.engine.speed import apply_options, set_vae_savers, warm_up
-from sdxl_nb.errors import GenerationError, ModelUnavailableError
+from sdxl_nb.errors import ModelUnavailableError
 from sdxl_nb.options import EngineOptions
+from sdxl_nb.prompt_window import window_warnings
 from sdxl_nb.registry import ModelInfo, locate_model
 from sdxl_nb.request import ResolvedRequest
+from sdxl_nb.run_output import RunOutput
 from sdxl_nb.tiny import content_revision, ensure_tiny_model
 
 ProgressFn = Callable[[dict], None]
@@ -50,29 +56,21 @@ class LoadedModel:
         return dtype_name(self.pipe.unet.dtype)
 
 
-@dataclass
-class RunOutput:
-    images: list[tuple[int, int, Image.Image]]  # (index in batch, seed, image), in batch order
-    status: str  # "ok" or "interrupted"
-    generate_s: float
-    peak_memory_bytes: int | None
-    scheduler: dict
-    events: list[str]
-    warnings: list[str]
-    error: str | None = None  # set when some images failed and others were kept (replicas)
-
-
 class Engine:
     """Loaded pipelines (a bounded cache) and the lock that keeps one job at a time on the device."""
 
     def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1,
-                 options: EngineOptions | None = None):
+                 auto_tune: bool = False, options: EngineOptions | None = None):
         self.device = device or default_device()
         self.options = options or EngineOptions()
         self.dtype = dtype or (DTYPES[self.options.dtype] if self.options.dtype else default_dtype(self.device))
         self.max_loaded = max_loaded
         self.loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self.lock = threading.RLock()
+        self.auto_tune = auto_tune  # on out of memory: retry lighter settings (opt-in; the lab turns it on)
+        # Test hook: called as fault_hook(stage, **context) at "denoise", "latents" (may return new latents)
+        # and "decode"; tests raise out-of-memory errors or inject NaN there. None in normal use.
+        self.fault_hook: Callable[..., object] | None = None
 
     def configure(self, options: EngineOptions) -> list[str]:
         """Change options; models whose modules an option changes are unloaded and reload with it."""
@@ -121,8 +119,7 @@ class Engine:
                 width, height = info.preset.native_size or (1024, 1024)
                 events.append(f"warm-up run at {width}x{height} took {warm_up(pipe, width, height):.2f} s")
             loaded = LoadedModel(info=info, revision=revision, path=str(folder), pipe=pipe, load_s=load_s,
-                                 vae=vae, warnings=warnings, events=events,
-                                 own_scheduler=pipe.scheduler)
+                                 vae=vae, warnings=warnings, events=events, own_scheduler=pipe.scheduler)
             self.loaded[info.id] = loaded
             return loaded
 
@@ -149,30 +146,29 @@ class Engine:
     @staticmethod
     def prompt_warnings(loaded: LoadedModel, *texts: tuple[str, str]) -> list[str]:
         """Warn when CLIP's token window cuts off the tail of a prompt."""
-        warnings = []
-        tokenizer = loaded.pipe.tokenizer
-        limit = tokenizer.model_max_length
-        for name, text in texts:
-            ids = tokenizer(text, truncation=False).input_ids
-            if len(ids) > limit:
-                kept = tokenizer.decode(ids[1:limit - 1])
-                warnings.append(f"{name} is {len(ids) - 2} tokens; CLIP reads {limit - 2}: everything after "
-                                f"{kept[-40:]!r} is ignored")
-        return warnings
+        return window_warnings(loaded.pipe.tokenizer, *texts)
 
     def run(self, resolved: ResolvedRequest, loaded: LoadedModel, *, on_progress: ProgressFn | None = None,
             should_stop: StopFn | None = None, chunk_size: int | None = None,
-            indices: list[int] | None = None) -> RunOutput:
+            auto_tune: bool | None = None, indices: list[int] | None = None) -> RunOutput:
         """Generate every image of a request (or only the batch `indices` given), chunk by chunk.
 
         A stop keeps the finished chunks. Image i always uses seed i, whichever subset runs.
+
+        Calls queue on the engine's lock: one job at a time on the device. `auto_tune` (default: the
+        engine's setting) retries lighter settings on out of memory instead of failing at once.
         """
         with self.lock:
             return self._run(resolved, loaded, on_progress or (lambda _p: None), should_stop or (lambda: False),
-                             chunk_size or resolved.batch, list(range(resolved.batch)) if indices is None else indices)
+                             chunk_size or resolved.batch, self.auto_tune if auto_tune is None else auto_tune,
+                             list(range(resolved.batch)) if indices is None else list(indices))
+
+    def _fault(self, stage: str, **context):
+        # The test hook: tests raise out-of-memory errors or return NaN latents at chosen stages.
+        return self.fault_hook(stage, **context) if self.fault_hook else None
 
     def _run(self, r: ResolvedRequest, loaded: LoadedModel, on_progress: ProgressFn, should_stop: StopFn,
-             chunk_size: int, todo: list[int]) -> RunOutput:
+             chunk_size: int, auto_tune: bool, todo: list[int]) -> RunOutput:
         pipe = self.pipeline(loaded, r.mode)
         scheduler = self.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
         pipe.scheduler = scheduler
@@ -180,47 +176,107 @@ class Engine:
                             "config": env.plain_config(dict(scheduler.config))}
         common = _call_arguments(r)
         env.reset_peak_memory(self.device)
-        images: list[tuple[int, int, Image.Image]] = []
-        events: list[str] = []
-        status = "ok"
+        out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, scheduler=scheduler_record,
+                        events=[], warnings=[], chunk_size=chunk_size)
         started = time.perf_counter()
-        chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
-        for chunk_number, indices in enumerate(chunks):
-            if should_stop():
-                status = "interrupted"
-                break
-            state = {"stopped_at": None}
-
-            def callback(p, i, _t, kwargs, chunk_number=chunk_number, state=state):
-                total = p.num_timesteps
-                on_progress({"step": i + 1, "total": total, "chunk": chunk_number + 1, "chunks": len(chunks),
-                             "images_done": len(images), "batch": r.batch,
-                             "elapsed": time.perf_counter() - started})
-                if should_stop() and i + 1 < total:
-                    p._interrupt = True  # diffusers skips the remaining steps
-                    state["stopped_at"] = i + 1
-                return kwargs
-
-            # One CPU generator per image: image i depends on seed i alone, on any device.
-            generators = [torch.Generator("cpu").manual_seed(r.seeds[i]) for i in indices]
+        tuner = MemoryTuner(pipe, self.device, chunk_size, enabled=auto_tune, size=f"{r.width}x{r.height}")
+        pending, chunks_run = todo, []
+        try:
+            while pending:
+                if should_stop():
+                    out.status = "interrupted"
+                    break
+                indices = pending[:tuner.chunk_size]
+                planned = len(chunks_run) + math.ceil(len(pending) / tuner.chunk_size)
+                failure = None
+                try:
+                    finished = self._chunk(pipe, common, r, indices, out, on_progress, should_stop, started,
+                                           (len(chunks_run) + 1, planned))
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    failure = (str(exc).splitlines() or [type(exc).__name__])[0]
+                if failure is not None:  # outside the except block, so the failed attempt's tensors are freed
+                    tuner.on_out_of_memory(failure, len(indices))
+                    continue
+                if not finished:
+                    out.status = "interrupted"
+                    break
+                chunks_run.append(len(indices))
+                pending = pending[len(indices):]
+        except BaseException as exc:
+            # The caller records what finished before the failure (status failed or interrupted).
             try:
-                output = pipe(**common, num_images_per_prompt=len(indices), generator=generators,
-                              callback_on_step_end=callback)
-            except torch.OutOfMemoryError as exc:
-                raise GenerationError(f"out of memory on {self.device} at {r.width}x{r.height}, "
-                                      f"{len(indices)} image(s) at once: {str(exc).splitlines()[0]}") from exc
-            if state["stopped_at"] is not None:
-                events.append(f"stopped at step {state['stopped_at']} of chunk {chunk_number + 1}; "
+                exc.partial_output = self._finish(out, tuner, chunks_run, started)
+            except Exception:  # an exception type without attributes, or a device too broken to query
+                pass
+            raise
+        finally:
+            tuner.restore()
+        return self._finish(out, tuner, chunks_run, started)
+
+    def _finish(self, out: RunOutput, tuner: MemoryTuner, chunks_run: list[int], started: float) -> RunOutput:
+        out.events[:0] = [e for e in tuner.events if e not in out.events]
+        out.generate_s = time.perf_counter() - started
+        out.peak_memory_bytes = env.peak_memory(self.device)
+        out.adjustments = tuner.adjustments(chunks_run)
+        if out.adjustments:
+            out.chunk_size = tuner.chunk_size
+            out.warnings.append(f"ran out of memory and auto-tuned: chunks {chunks_run}"
+                                + (", VAE slicing+tiling" if tuner.vae_reduced else "")
+                                + (", model CPU offload" if tuner.offloaded else "")
+                                + " (see events); the record keeps these settings for re-runs")
+        return out
+
+    def _chunk(self, pipe, common: dict, r: ResolvedRequest, indices: list[int], out: RunOutput,
+               on_progress: ProgressFn, should_stop: StopFn, started: float, position: tuple[int, int]) -> bool:
+        """Denoise and decode one chunk into `out`; False when a stop cut it short (its images are discarded)."""
+        number, planned = position
+        state = {"stopped_at": None}
+
+        def callback(p, i, _t, kwargs):
+            total = p.num_timesteps
+            on_progress({"step": i + 1, "total": total, "chunk": number, "chunks": planned,
+                         "images_done": len(out.images), "batch": r.batch, "elapsed": time.perf_counter() - started})
+            if should_stop() and i + 1 < total:
+                p._interrupt = True  # diffusers skips the remaining steps
+                state["stopped_at"] = i + 1
+            return kwargs
+
+        self._fault("denoise", indices=indices)
+        # One CPU generator per image: image i depends on seed i alone, on any device.
+        generators = [torch.Generator("cpu").manual_seed(r.seeds[i]) for i in indices]
+        latents = pipe(**common, num_images_per_prompt=len(indices), generator=generators,
+                       callback_on_step_end=callback).images
+        if state["stopped_at"] is not None:
+            out.events.append(f"stopped at step {state['stopped_at']} of chunk {number}; "
                               f"its {len(indices)} unfinished image(s) discarded")
-                status = "interrupted"
-                break
-            images.extend((i, r.seeds[i], image) for i, image in zip(indices, output.images, strict=True))
-        return RunOutput(images=images, status=status, generate_s=time.perf_counter() - started,
-                         peak_memory_bytes=env.peak_memory(self.device), scheduler=scheduler_record, events=events,
-                         warnings=[])
+            return False
+        injected = self._fault("latents", indices=indices, latents=latents)
+        latents = latents if injected is None else injected
+        self._fault("decode", indices=indices)
+        labels = [f"image {i + 1} (seed {r.seeds[i]})" for i in indices]
+        decoded = decode_guarded(pipe, latents, labels)
+        out.events += decoded.events
+        for i, label, image, problem in zip(indices, labels, decoded.images, decoded.problems, strict=True):
+            if image is None:
+                out.dropped.append({"index": i, "seed": r.seeds[i], "problem": problem})
+                out.warnings.append(f"{label} not saved: {problem} even with the VAE in float32")
+            else:
+                out.images.append((i, r.seeds[i], image))
+        if decoded.redecoded and not any(decoded.problems):
+            out.warnings.append("the VAE overflowed (NaN/black) and was decoded again in float32 (slower); an "
+                                "fp16-safe VAE such as madebyollin/sdxl-vae-fp16-fix avoids it")
+        return True
 
     def environment(self) -> dict:
         return {**env.environment(self.device, self.dtype), "options": self.options.record()}
+
+    def memory_facts(self, loaded: LoadedModel) -> dict:
+        """For the memory check: real parameter bytes per component, free and in-use bytes on the device."""
+        return {"component_bytes": component_bytes(loaded.pipe), "dtype": loaded.dtype_name,
+                "vae_force_upcast": bool(loaded.pipe.vae.config.force_upcast),
+                "free_bytes": free_memory_bytes(self.device), "in_use_bytes": in_use_bytes(self.device)}
 
     def device_record(self) -> dict:
         return env.device_record(self.device)
@@ -229,8 +285,9 @@ class Engine:
 def _call_arguments(r: ResolvedRequest) -> dict:
     """Pipeline keyword arguments for a request (all but the per-chunk generators and count)."""
     # An empty negative goes as None so SDXL uses its zeroed negative conditioning, as diffusers intends.
+    # Latents out: the decode runs under the NaN guard (decode.py), step for step as the pipeline would.
     args = dict(prompt=r.styled_prompt, negative_prompt=r.effective_negative_prompt or None,
-                num_inference_steps=r.steps, guidance_scale=r.cfg, output_type="pil")
+                num_inference_steps=r.steps, guidance_scale=r.cfg, output_type="latent")
     if r.mode != "txt2img":
         args.update(image=_load_rgb(r.init_image.path, (r.width, r.height)), strength=r.strength)
     if r.mode == "inpaint":
@@ -257,13 +314,17 @@ _ENGINE_LOCK = threading.Lock()
 
 
 def get_engine() -> Engine:
-    """The kernel's one engine: every panel, API call and CLI command shares it."""
+    """The kernel's one engine: every panel, API call and CLI command shares it.
+
+    `SDXL_NB_AUTO_TUNE=1` turns out-of-memory auto-tuning on for it (the lab's panels set it on).
+    """
     global _ENGINE
     with _ENGINE_LOCK:
         if _ENGINE is None:
             from sdxl_nb.api import engine_options
 
-            _ENGINE = Engine(options=engine_options())
+            _ENGINE = Engine(auto_tune=os.environ.get("SDXL_NB_AUTO_TUNE", "").lower() in ("1", "true", "yes", "on"),
+                             options=engine_options())
         return _ENGINE
 
 

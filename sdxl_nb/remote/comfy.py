@@ -18,6 +18,7 @@ from functools import partial
 from sdxl_nb.errors import InputError, ModelUnavailableError
 from sdxl_nb.remote.comfy_client import ComfyClient, ComfyError
 from sdxl_nb.remote.comfy_workflow import build_workflow, comfy_sampler, default_checkpoint
+from sdxl_nb.run_output import RunOutput
 
 COMFY_URL_ENV = "SDXL_NB_COMFY_URL"
 
@@ -39,18 +40,6 @@ class RemoteModel:
     @property
     def vae(self) -> dict | None:
         return {"id": self.vae_name, "revision": None} if self.vae_name else None
-
-
-@dataclass
-class RemoteRunOutput:
-    images: list
-    status: str
-    generate_s: float
-    peak_memory_bytes: int | None
-    scheduler: dict
-    events: list[str]
-    warnings: list[str]
-    error: str | None = None
 
 
 class ComfyBackend:
@@ -147,9 +136,12 @@ class ComfyBackend:
                 "dtype": None, "attention": None, "comfyui": system.get("comfyui_version"),
                 "client_python": platform.python_version()}
 
-    def run(self, resolved, loaded: RemoteModel, *, on_progress=None, should_stop=None, chunk_size=None
-            ) -> RemoteRunOutput:
-        """One prompt per image (seed + i); a stop interrupts the running prompt and keeps finished images."""
+    def run(self, resolved, loaded: RemoteModel, *, on_progress=None, should_stop=None, chunk_size=None,
+            auto_tune=None) -> RunOutput:
+        """One prompt per image (seed + i); a stop interrupts the running prompt and keeps finished images.
+
+        `auto_tune` is accepted for the engine interface and has no effect: the server manages its memory.
+        """
         report = on_progress or (lambda _p: None)
         stop = should_stop or (lambda: False)
         with self.lock:
@@ -182,7 +174,7 @@ class ComfyBackend:
                 images.append((index, seed, outcome))
             sampler_name, scheduler, _ = comfy_sampler(resolved)
             config = {**resolved.scheduler.kwargs, "comfy": {"sampler_name": sampler_name, "scheduler": scheduler}}
-            return RemoteRunOutput(images=images, status=status, generate_s=time.perf_counter() - started,
+            return RunOutput(images=images, status=status, generate_s=time.perf_counter() - started,
                                    peak_memory_bytes=None, events=events, warnings=warnings, error=error,
                                    scheduler={"name": resolved.scheduler.name,
                                               "class": resolved.scheduler.cls or "EulerDiscreteScheduler",
