@@ -51,12 +51,14 @@ def prepare(request: GenerationRequest, presets: Presets | None = None) -> Resol
 def generate(request: GenerationRequest | None = None, *, out_dir: str | os.PathLike | None = None,
              engine=None, on_progress: Callable[[dict], None] | None = None,
              should_stop: Callable[[], bool] | None = None, on_stage: Callable[[str], None] | None = None,
-             chunk_size: int | None = None, presets: Presets | None = None, **fields) -> JobResult:
+             chunk_size: int | None = None, presets: Presets | None = None,
+             on_preview: Callable | None = None, **fields) -> JobResult:
     """Generate images for a request (or keyword fields of one) and record the job.
 
     Bad input raises InputError before anything is loaded or written. A run-time failure is
     recorded (status "failed") and raised as GenerationError. A stop keeps finished images and
-    records status "interrupted".
+    records status "interrupted". `on_preview(image, progress)` receives throttled step previews
+    (a cheap RGB approximation of the latents).
     """
     request = request or GenerationRequest(**fields)
     presets = presets or load_presets()
@@ -94,7 +96,9 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
         record["events"].append(f"loaded {info.id} in {loaded.load_s:.2f} s")
 
     try:
-        output = engine.run(resolved, loaded, on_progress=on_progress, should_stop=should_stop, chunk_size=chunk_size)
+        preview = {"on_preview": on_preview} if on_preview else {}  # engines without previews keep working
+        output = engine.run(resolved, loaded, on_progress=on_progress, should_stop=should_stop, chunk_size=chunk_size,
+                            **preview)
     except Exception as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         record.update(status="failed", error=message, finished_at=now_iso(),

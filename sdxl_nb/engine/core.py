@@ -16,6 +16,7 @@ from PIL import Image
 
 from sdxl_nb.engine import environment as env
 from sdxl_nb.engine.loading import default_device, default_dtype, dtype_name, load_pipeline
+from sdxl_nb.engine.preview import Throttle, latents_to_rgb
 from sdxl_nb.errors import GenerationError, ModelUnavailableError
 from sdxl_nb.registry import ModelInfo, locate_model
 from sdxl_nb.request import ResolvedRequest
@@ -23,6 +24,7 @@ from sdxl_nb.tiny import content_revision, ensure_tiny_model
 
 ProgressFn = Callable[[dict], None]
 StopFn = Callable[[], bool]
+PreviewFn = Callable[[Image.Image, dict], None]  # (approximate RGB of the current latents, progress dict)
 _PIPELINE_CLASSES = {
     "txt2img": StableDiffusionXLPipeline,
     "img2img": StableDiffusionXLImg2ImgPipeline,
@@ -130,14 +132,19 @@ class Engine:
         return warnings
 
     def run(self, resolved: ResolvedRequest, loaded: LoadedModel, *, on_progress: ProgressFn | None = None,
-            should_stop: StopFn | None = None, chunk_size: int | None = None) -> RunOutput:
-        """Generate every image of a request, chunk by chunk; a stop keeps the finished chunks."""
+            should_stop: StopFn | None = None, chunk_size: int | None = None, on_preview: PreviewFn | None = None,
+            preview_interval_s: float = 0.5) -> RunOutput:
+        """Generate every image of a request, chunk by chunk; a stop keeps the finished chunks.
+
+        `on_preview`, when given, gets a cheap RGB approximation of the latents at most once per
+        `preview_interval_s` (and at each chunk's last step).
+        """
         with self.lock:
             return self._run(resolved, loaded, on_progress or (lambda _p: None), should_stop or (lambda: False),
-                             chunk_size or resolved.batch)
+                             chunk_size or resolved.batch, on_preview, preview_interval_s)
 
     def _run(self, r: ResolvedRequest, loaded: LoadedModel, on_progress: ProgressFn, should_stop: StopFn,
-             chunk_size: int) -> RunOutput:
+             chunk_size: int, on_preview: PreviewFn | None = None, preview_interval_s: float = 0.5) -> RunOutput:
         pipe = self.pipeline(loaded, r.mode)
         scheduler = self.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
         pipe.scheduler = scheduler
@@ -150,6 +157,8 @@ class Engine:
         status = "ok"
         started = time.perf_counter()
         chunks = [list(range(i, min(i + chunk_size, r.batch))) for i in range(0, r.batch, chunk_size)]
+        throttle = Throttle(preview_interval_s)
+        preview_args = {"callback_on_step_end_tensor_inputs": ["latents"]} if on_preview else {}
         for chunk_number, indices in enumerate(chunks):
             if should_stop():
                 status = "interrupted"
@@ -158,9 +167,11 @@ class Engine:
 
             def callback(p, i, _t, kwargs, chunk_number=chunk_number, state=state):
                 total = p.num_timesteps
-                on_progress({"step": i + 1, "total": total, "chunk": chunk_number + 1, "chunks": len(chunks),
-                             "images_done": len(images), "batch": r.batch,
-                             "elapsed": time.perf_counter() - started})
+                progress = {"step": i + 1, "total": total, "chunk": chunk_number + 1, "chunks": len(chunks),
+                            "images_done": len(images), "batch": r.batch, "elapsed": time.perf_counter() - started}
+                on_progress(progress)
+                if on_preview is not None and throttle.ready(final=i + 1 == total):
+                    on_preview(latents_to_rgb(kwargs["latents"]), progress)
                 if should_stop() and i + 1 < total:
                     p._interrupt = True  # diffusers skips the remaining steps
                     state["stopped_at"] = i + 1
@@ -170,7 +181,7 @@ class Engine:
             generators = [torch.Generator("cpu").manual_seed(r.seeds[i]) for i in indices]
             try:
                 output = pipe(**common, num_images_per_prompt=len(indices), generator=generators,
-                              callback_on_step_end=callback)
+                              callback_on_step_end=callback, **preview_args)
             except torch.OutOfMemoryError as exc:
                 raise GenerationError(f"out of memory on {self.device} at {r.width}x{r.height}, "
                                       f"{len(indices)} image(s) at once: {str(exc).splitlines()[0]}") from exc
