@@ -18,3 +18,9 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest
+
+# The real-browser test: JupyterLab + headless Chromium run notebook 01 and click Generate
+# (screenshot in test-artifacts/). Its set-up installs chromium, chromium-driver and selenium.
+e2e: setup
+	@scripts/setup-e2e.sh
+	$(PY) -m pytest tests/e2e
