@@ -9,8 +9,11 @@ LAB_PORT ?= 8888
 setup:
 	@scripts/setup.sh
 
+# JupyterLab refuses to run as root unless told; root is common in containers and on these machines.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$(LAB_IP) --port=$(LAB_PORT) --no-browser
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=$(LAB_IP) --port=$(LAB_PORT) --no-browser $(ALLOW_ROOT)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -18,3 +21,9 @@ lint: setup
 
 test: lint
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest
+
+# The real-browser test: JupyterLab + headless Chromium run notebook 01 and click Generate
+# (screenshot in test-artifacts/). Its set-up installs chromium, chromium-driver and selenium.
+e2e: setup
+	@scripts/setup-e2e.sh
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest tests/e2e

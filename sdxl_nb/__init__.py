@@ -13,6 +13,13 @@ def generate(*args, **kwargs):
     return _generate(*args, **kwargs)
 
 
+def lab(*args, **kwargs):
+    """Show the whole lab in a notebook (see sdxl_nb.ui.lab); imports ipywidgets on first use."""
+    from sdxl_nb.ui import lab as _lab
+
+    return _lab(*args, **kwargs)
+
+
 def default_model() -> str:
     """The model used when none is named: `SDXL_NB_MODEL`, a cached real SDXL model, else tiny-sdxl."""
     from sdxl_nb.presets import load_presets
@@ -22,4 +29,4 @@ def default_model() -> str:
 
 
 __all__ = ["GenerationError", "GenerationRequest", "InputError", "ModelUnavailableError", "PresetError",
-           "__version__", "default_model", "generate"]
+           "__version__", "default_model", "generate", "lab"]

@@ -80,7 +80,7 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
              should_stop: Callable[[], bool] | None = None, on_stage: Callable[[str], None] | None = None,
              chunk_size: int | None = None, presets: Presets | None = None, auto_tune: bool | None = None,
              on_warning: Callable[[str], None] | None = None, extra: dict | None = None, mirror=None,
-             **fields) -> JobResult:
+             on_preview: Callable | None = None, **fields) -> JobResult:
     """Generate images for a request (or keyword fields of one) and record the job.
 
     Bad input raises InputError before anything is loaded or written. Warnings (quality lint, prompt
@@ -92,6 +92,7 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     cleaned up (or recorded) first. `extra` is merged into the record under its own keys (a sweep
     cell, a batch scenario, a backend, process placement). `mirror` (an S3Mirror or an s3:// URL;
     default: from SDXL_NB_S3_URL) copies the images and the record to an S3-compatible bucket.
+    `on_preview(image, progress)` receives throttled step previews (a cheap RGB approximation of the latents).
     """
     request = request or GenerationRequest(**fields)
     presets = presets or load_presets()
@@ -145,8 +146,9 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     try:
         output, failure = None, None
         try:
+            preview = {"on_preview": on_preview} if on_preview else {}  # engines without previews keep working
             output = engine.run(resolved, loaded, on_progress=on_progress, should_stop=should_stop,
-                                chunk_size=chunk_size, auto_tune=auto_tune)
+                                chunk_size=chunk_size, auto_tune=auto_tune, **preview)
         except BaseException as exc:  # recorded below, then raised again
             failure, output = exc, getattr(exc, "partial_output", None)
         if output is not None:

@@ -126,6 +126,8 @@ class Presets:
     resolutions: dict[str, Resolution]
     motion_phrases: tuple[str, ...]
     engine_profiles: dict[str, EngineProfile] = field(default_factory=dict)
+    user_path: str | None = None  # the user presets file layered over this one (None: no layer)
+    user_styles: tuple[str, ...] = ()  # names of styles that come from (or are overridden by) that file
 
 
 def default_presets_path() -> Path:
@@ -283,10 +285,42 @@ def parse_presets(raw: Any, path: str) -> Presets:
                    resolutions=resolutions, motion_phrases=tuple(phrases), engine_profiles=profiles)
 
 
-def load_presets(path: str | os.PathLike | None = None) -> Presets:
-    """Read and validate a presets file (default: `default_presets_path()`)."""
+def parse_user_styles(raw: Any, path: str, schedulers: dict[str, SchedulerPreset]) -> dict[str, StylePreset]:
+    """Validate a user presets file ({"styles": [...]}) with the same rules as presets.json's styles."""
+    check = _Checker(path)
+    if not isinstance(raw, dict):
+        raise check.fail("(top level)", "expected a JSON object")
+    unknown = sorted(set(raw) - {"schema", "styles"})
+    if unknown:
+        raise check.fail(unknown[0], "unknown key; accepted: schema, styles")
+    items = raw.get("styles", [])
+    if not isinstance(items, list):
+        raise check.fail("styles", "expected a list")
+    styles = check.named(items, "styles", lambda r, k: _style(check, r, k)) if items else {}
+    for index, style in enumerate(styles.values()):
+        if style.scheduler is not None and style.scheduler not in schedulers:
+            raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {style.scheduler!r}; accepted: {', '.join(schedulers)}")
+    return styles
+
+
+def default_user_presets_path() -> Path:
+    """`SDXL_NB_USER_PRESETS`, else ~/.config/sdxl_nb/user_presets.json (read at call time)."""
+    override = os.environ.get("SDXL_NB_USER_PRESETS")
+    return Path(override).expanduser() if override else Path.home() / ".config" / "sdxl_nb" / "user_presets.json"
+
+
+def load_presets(path: str | os.PathLike | None = None, *, user_path: str | os.PathLike | None = None,
+                 user_layer: bool = True) -> Presets:
+    """Read and validate a presets file (default: `default_presets_path()`) with the user's styles over it.
+
+    The user presets file (default: `default_user_presets_path()`) adds or replaces styles; a missing
+    file adds nothing. Both files are re-read when they change, so a saved style shows at once.
+    """
     path = Path(path) if path else default_presets_path()
-    return _load_cached(str(path), _mtime(path))
+    if not user_layer:
+        return _load_cached(str(path), _mtime(path))
+    user = Path(user_path) if user_path else default_user_presets_path()
+    return _layer_cached(str(path), _mtime(path), str(user), _file_key(user))
 
 
 def _mtime(path: Path) -> float:
@@ -296,16 +330,40 @@ def _mtime(path: Path) -> float:
         return -1
 
 
+def _file_key(path: Path) -> tuple:
+    # Size and inode too: two saves inside one timestamp tick still differ (each save replaces the file).
+    try:
+        stat = path.stat()
+    except OSError:
+        return ()
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
 @lru_cache(maxsize=8)
-def _load_cached(path: str, _mtime_key: float) -> Presets:
+def _layer_cached(path: str, mtime: float, user_path: str, key: tuple) -> Presets:
+    from dataclasses import replace
+
+    base = _load_cached(path, mtime)
+    if not key:
+        return replace(base, user_path=user_path)
+    raw = _read_json(user_path, "user presets file")
+    user_styles = parse_user_styles(raw, user_path, base.schedulers)
+    return replace(base, styles={**base.styles, **user_styles}, user_path=user_path, user_styles=tuple(user_styles))
+
+
+def _read_json(path: str, what: str) -> Any:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PresetError(f"{path}: presets file not found") from None
+        raise PresetError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{path}: cannot read presets file ({exc})") from None
+        raise PresetError(f"{path}: cannot read {what} ({exc})") from None
     try:
-        raw = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise PresetError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    return parse_presets(raw, path)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, _mtime_key: float) -> Presets:
+    return parse_presets(_read_json(path, "presets file"), path)

@@ -18,7 +18,8 @@ def isolated_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("env")
     saved = dict(os.environ)
     os.environ.update(SDXL_NB_CACHE=str(root / "sdxl_nb_cache"), HF_HUB_CACHE=str(root / "hf_hub"),
-                      HF_HUB_OFFLINE="1", SDXL_NB_OUTPUT=str(root / "default_output"), SDXL_NB_DEVICE="cpu")
+                      HF_HUB_OFFLINE="1", SDXL_NB_OUTPUT=str(root / "default_output"), SDXL_NB_DEVICE="cpu",
+                      SDXL_NB_USER_PRESETS=str(root / "user_presets.json"))
     for key in ("SDXL_NB_MODEL", "SDXL_NB_PRESETS", "HF_HOME", "SDXL_NB_DTYPE"):
         os.environ.pop(key, None)
     yield root

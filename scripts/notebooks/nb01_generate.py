@@ -1,4 +1,4 @@
-"""Cells of notebooks/01_generate.ipynb."""
+"""Cells of notebooks/01_generate.ipynb: the lab, then the same generation through the Python API."""
 
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
@@ -8,37 +8,37 @@ FILENAME = "01_generate.ipynb"
 def cells():
     return [
         new_markdown_cell(
-            "# sdxl_nb: generate\n\n"
-            "Generate with the Python API. With no real SDXL model in the local Hugging Face cache the lab uses "
-            "the embedded `tiny-sdxl` model: the SDXL architecture with random weights, so images are noise, "
-            "but every step (styles, seeds, PNG metadata, jobs.log) is the real one."),
+            "# sdxl_nb: the lab\n\n"
+            "Run the cell below for the whole lab: pick a model (nothing is loaded until you press **Load** or "
+            "**Generate**), a style (its negative prompt appears in the negative box: what you see is what is "
+            "sent), a scheduler, size, steps, cfg, batch and seed, then **Generate**. Jobs run in the background, "
+            "one at a time, so the notebook stays usable; the **Queue** tab lists them (cancel waiting ones), "
+            "**Stop** ends the running one and keeps its finished images, and the **Presets** tab saves your own "
+            "styles. Every job is one line in `jobs.log` in the output folder.\n\n"
+            "With no real SDXL model in the local Hugging Face cache the lab uses the embedded `tiny-sdxl` model: "
+            "the SDXL architecture with random weights, so images are noise, but every step is the real one."),
         new_code_cell(
-            "import json\n\n"
+            "import sdxl_nb\n\n"
+            "sdxl_nb.lab()"),
+        new_markdown_cell(
+            "## The same generation through the Python API\n\n"
+            "Every button of the lab calls the library; here is a generation without widgets. "
+            "`prepare` shows what will run, before running it."),
+        new_code_cell(
             "from IPython.display import display\n\n"
-            "import sdxl_nb\n"
             "from sdxl_nb.api import prepare\n\n"
-            "model = sdxl_nb.default_model()\n"
-            "print('model:', model)"),
-        new_markdown_cell("What will run, before running it: the style's prompt and negative, and where each default came from."),
-        new_code_cell(
             "request = sdxl_nb.GenerationRequest(prompt='a lighthouse on a cliff at dusk', style='Cinematic',\n"
-            "                                    model=model, batch=2, seed=7)\n"
+            "                                    model=sdxl_nb.default_model(), batch=2, seed=7)\n"
             "resolved = prepare(request)\n"
             "print('styled prompt:     ', resolved.styled_prompt)\n"
             "print('effective negative:', resolved.effective_negative_prompt)\n"
             "print('steps/cfg/size:    ', resolved.steps, resolved.cfg, f'{resolved.width}x{resolved.height}')\n"
-            "print('seeds:             ', resolved.seeds)\n"
-            "print('notes:             ', '; '.join(resolved.notes))"),
+            "print('seeds:             ', resolved.seeds)"),
         new_code_cell(
             "result = sdxl_nb.generate(request)\n"
             "for image, seed in zip(result.images, result.seeds):\n"
             "    print('seed', seed)\n"
             "    display(image)\n"
-            "print('saved:', *[p.name for p in result.paths], sep='\\n  ')"),
-        new_markdown_cell("The job's record, exactly as appended to `jobs.log`:"),
-        new_code_cell(
-            "record = result.record\n"
-            "print(json.dumps({k: record[k] for k in ('job_id', 'status', 'model', 'scheduler', 'seeds', 'timings')},\n"
-            "                 indent=1, default=str)[:2000])\n"
-            "assert record['status'] == 'ok' and len(result.images) == 2"),
+            "print('saved:', *[p.name for p in result.paths], sep='\\n  ')\n"
+            "assert result.record['status'] == 'ok' and len(result.images) == 2"),
     ]

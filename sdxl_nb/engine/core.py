@@ -20,6 +20,7 @@ from sdxl_nb.engine import environment as env
 from sdxl_nb.engine.decode import decode_guarded
 from sdxl_nb.engine.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
 from sdxl_nb.engine.oom import MemoryTuner, component_bytes, free_memory_bytes, in_use_bytes, is_out_of_memory
+from sdxl_nb.engine.preview import Throttle, latents_to_rgb
 from sdxl_nb.engine.speed import apply_options, set_vae_savers, warm_up
 from sdxl_nb.errors import ModelUnavailableError
 from sdxl_nb.options import EngineOptions
@@ -31,6 +32,8 @@ from sdxl_nb.tiny import content_revision, ensure_tiny_model
 
 ProgressFn = Callable[[dict], None]
 StopFn = Callable[[], bool]
+PreviewFn = Callable[[Image.Image, dict], None]  # (approximate RGB of the current latents, progress dict)
+PreviewFn = Callable[[Image.Image, dict], None]  # (approximate RGB of the current latents, progress dict)
 _PIPELINE_CLASSES = {
     "txt2img": StableDiffusionXLPipeline,
     "img2img": StableDiffusionXLImg2ImgPipeline,
@@ -150,25 +153,29 @@ class Engine:
 
     def run(self, resolved: ResolvedRequest, loaded: LoadedModel, *, on_progress: ProgressFn | None = None,
             should_stop: StopFn | None = None, chunk_size: int | None = None,
-            auto_tune: bool | None = None, indices: list[int] | None = None) -> RunOutput:
+            auto_tune: bool | None = None, indices: list[int] | None = None, on_preview: PreviewFn | None = None,
+            preview_interval_s: float = 0.5) -> RunOutput:
         """Generate every image of a request (or only the batch `indices` given), chunk by chunk.
 
         A stop keeps the finished chunks. Image i always uses seed i, whichever subset runs.
 
         Calls queue on the engine's lock: one job at a time on the device. `auto_tune` (default: the
         engine's setting) retries lighter settings on out of memory instead of failing at once.
+        `on_preview`, when given, gets a cheap RGB approximation of the latents at most once per
+        `preview_interval_s` (and at each chunk's last step).
         """
         with self.lock:
             return self._run(resolved, loaded, on_progress or (lambda _p: None), should_stop or (lambda: False),
                              chunk_size or resolved.batch, self.auto_tune if auto_tune is None else auto_tune,
-                             list(range(resolved.batch)) if indices is None else list(indices))
+                             list(range(resolved.batch)) if indices is None else list(indices),
+                             (on_preview, Throttle(preview_interval_s)) if on_preview else None)
 
     def _fault(self, stage: str, **context):
         # The test hook: tests raise out-of-memory errors or return NaN latents at chosen stages.
         return self.fault_hook(stage, **context) if self.fault_hook else None
 
     def _run(self, r: ResolvedRequest, loaded: LoadedModel, on_progress: ProgressFn, should_stop: StopFn,
-             chunk_size: int, auto_tune: bool, todo: list[int]) -> RunOutput:
+             chunk_size: int, auto_tune: bool, todo: list[int], preview=None) -> RunOutput:
         pipe = self.pipeline(loaded, r.mode)
         scheduler = self.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
         pipe.scheduler = scheduler
@@ -191,7 +198,7 @@ class Engine:
                 failure = None
                 try:
                     finished = self._chunk(pipe, common, r, indices, out, on_progress, should_stop, started,
-                                           (len(chunks_run) + 1, planned))
+                                           (len(chunks_run) + 1, planned), preview)
                 except Exception as exc:
                     if not is_out_of_memory(exc):
                         raise
@@ -229,15 +236,19 @@ class Engine:
         return out
 
     def _chunk(self, pipe, common: dict, r: ResolvedRequest, indices: list[int], out: RunOutput,
-               on_progress: ProgressFn, should_stop: StopFn, started: float, position: tuple[int, int]) -> bool:
+               on_progress: ProgressFn, should_stop: StopFn, started: float, position: tuple[int, int],
+               preview=None) -> bool:
         """Denoise and decode one chunk into `out`; False when a stop cut it short (its images are discarded)."""
         number, planned = position
         state = {"stopped_at": None}
 
         def callback(p, i, _t, kwargs):
             total = p.num_timesteps
-            on_progress({"step": i + 1, "total": total, "chunk": number, "chunks": planned,
-                         "images_done": len(out.images), "batch": r.batch, "elapsed": time.perf_counter() - started})
+            progress = {"step": i + 1, "total": total, "chunk": number, "chunks": planned,
+                        "images_done": len(out.images), "batch": r.batch, "elapsed": time.perf_counter() - started}
+            on_progress(progress)
+            if preview is not None and preview[1].ready(final=i + 1 == total):
+                preview[0](latents_to_rgb(kwargs["latents"]), progress)
             if should_stop() and i + 1 < total:
                 p._interrupt = True  # diffusers skips the remaining steps
                 state["stopped_at"] = i + 1
@@ -246,8 +257,9 @@ class Engine:
         self._fault("denoise", indices=indices)
         # One CPU generator per image: image i depends on seed i alone, on any device.
         generators = [torch.Generator("cpu").manual_seed(r.seeds[i]) for i in indices]
+        tensor_inputs = {"callback_on_step_end_tensor_inputs": ["latents"]} if preview else {}
         latents = pipe(**common, num_images_per_prompt=len(indices), generator=generators,
-                       callback_on_step_end=callback).images
+                       callback_on_step_end=callback, **tensor_inputs).images
         if state["stopped_at"] is not None:
             out.events.append(f"stopped at step {state['stopped_at']} of chunk {number}; "
                               f"its {len(indices)} unfinished image(s) discarded")

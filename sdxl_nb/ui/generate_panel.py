@@ -1,0 +1,184 @@
+"""Generate panel: the form, Generate/Stop, memory pre-check, progress with step preview, queue line, results."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import ipywidgets as w
+
+from sdxl_nb.api import default_output_dir
+from sdxl_nb.errors import InputError
+from sdxl_nb.jobqueue import JobQueue, get_queue, one_line
+from sdxl_nb.ui.generate_form import GenerateForm
+from sdxl_nb.ui.model_panel import ModelPanel
+from sdxl_nb.ui.results import ResultsView
+from sdxl_nb.ui.widgets import Panel, button, column, png_bytes, set_status, show
+
+
+class GeneratePanel(Panel):
+    """Submits requests to the kernel's job queue and shows its own jobs; the kernel stays free meanwhile."""
+
+    def __init__(self, queue: JobQueue | None = None, model_panel: ModelPanel | None = None,
+                 out_dir: str | Path | None = None, show_model_panel: bool | None = None):
+        self.queue = queue or get_queue()
+        self.out_dir = Path(out_dir) if out_dir else default_output_dir()
+        self.model_panel = model_panel or ModelPanel(self.queue, self.out_dir)
+        self.form = GenerateForm(self.model_panel.model_id)
+        self.model_panel.dropdown.observe(lambda c: self.form.set_model(c.new), "value")
+        self.check_memory = w.Checkbox(value=True, description="memory pre-check before running", indent=False)
+        self.generate = button("Generate", self.submit, "primary", "queue this request")
+        self.generate.add_class("sdxl-generate")
+        self.stop = button("Stop", self.stop_running, "danger", "stop between steps; finished images are kept",
+                           disabled=True)
+        self.message = w.HTML()  # one red line for bad input; otherwise what was just done
+        self.message.add_class("sdxl-message")
+        self.memory = w.HTML()
+        self.run_anyway = button("Run anyway", self._run_anyway, "warning")
+        self.use_suggestion = button("Use the suggestion", self._use_suggestion, "")
+        self.progress = w.FloatProgress(value=0, min=0, max=1, description="Progress")
+        self.progress_text = w.Label()
+        self.preview = w.Image(format="png", width=128)
+        self.queue_line = w.HTML()
+        self.results = ResultsView()
+        self._held = None  # the job the memory pre-check held (for Run anyway / Use the suggestion)
+        self._current: int | None = None
+        show(self.preview, False)
+        self._show_memory_actions(False)
+        self.queue.subscribe(self._on_event)
+        self._sync_buttons()
+        self._show_queue()
+        # Alone, the panel shows its own model picker; in the lab the model panel sits above the tabs.
+        include_model = show_model_panel if show_model_panel is not None else model_panel is None
+        parts = [self.model_panel.widget] if include_model else []
+        self.widget = column(parts + [
+            self.form.widget, self.check_memory, w.HBox([self.generate, self.stop]), self.message,
+            self.memory, w.HBox([self.run_anyway, self.use_suggestion]),
+            w.HBox([self.progress, self.progress_text]), self.preview, self.queue_line, self.results.widget,
+        ])
+
+    # ---- actions ----
+    def submit(self, check_memory: bool | None = None):
+        """Queue the form's request; bad input shows one red line and starts nothing. Returns the job or None."""
+        self._show_memory_actions(False)
+        self.memory.value = ""
+        try:
+            request, adjustments = self.form.request(self.out_dir)
+            job = self.queue.submit(request, out_dir=self.out_dir, chunk_size=self.form.chunk_size(),
+                                    check_memory=self.check_memory.value if check_memory is None else check_memory,
+                                    owner=self, notes=tuple(adjustments))
+        except InputError as exc:
+            set_status(self.message, one_line(exc), "error")
+            return None
+        ahead = len(self.queue.pending()) - 1 + (self.queue.running() is not None)
+        set_status(self.message, f"queued job #{job.id}" + (f" ({ahead} ahead of it)" if ahead > 0 else ""), "idle")
+        return job
+
+    def stop_running(self) -> None:
+        if self._current is not None:
+            self.queue.stop(self._current)
+            set_status(self.message, f"stopping job #{self._current} after the current step…", "busy")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the queue is idle (scripts and tests; the panel itself never blocks)."""
+        return self.queue.wait_idle(timeout)
+
+    def _run_anyway(self) -> None:
+        job = self._held
+        if job is not None:
+            self._resubmit(job.request, job.chunk_size)
+
+    def _use_suggestion(self) -> None:
+        job = self._held
+        if job is None or not job.memory or not job.memory.suggestion:
+            return
+        hint = job.memory.suggestion
+        request = replace(job.request, batch=hint.get("batch", job.request.batch))
+        if "width" in hint:
+            request = replace(request, width=hint["width"], height=hint["height"], resolution=None)
+            self.form.resolution.value = "custom"
+            self.form.width.value, self.form.height.value = hint["width"], hint["height"]
+        self.form.batch.value = request.batch
+        chunk = job.chunk_size if job.chunk_size and job.chunk_size < request.batch else None
+        self._resubmit(request, chunk)
+
+    def _resubmit(self, request, chunk_size: int | None) -> None:
+        self._show_memory_actions(False)
+        try:
+            job = self.queue.submit(request, out_dir=self.out_dir, chunk_size=chunk_size, check_memory=False,
+                                    owner=self, notes=self._held.notes)
+        except InputError as exc:
+            set_status(self.message, one_line(exc), "error")
+            return
+        set_status(self.message, f"queued job #{job.id}", "idle")
+
+    # ---- views ----
+    def _show_memory_actions(self, visible: bool) -> None:
+        show(self.run_anyway, visible)
+        job = self._held
+        show(self.use_suggestion, visible and job is not None and bool(job.memory and job.memory.suggestion))
+
+    def _sync_buttons(self) -> None:
+        # Generate waits only for a load in progress: it is enabled again the moment loading ends.
+        self.generate.disabled = self.queue.loading() is not None
+        running = self.queue.running()
+        self.stop.disabled = running is None or running.owner is not self or running.kind != "generate"
+
+    def _show_queue(self) -> None:
+        waiting = len(self.queue.pending())
+        running = self.queue.running()
+        if running is None and not waiting:
+            self.queue_line.value = "<small>queue: idle</small>"
+        else:
+            now = f"running #{running.id}" if running else "nothing running"
+            self.queue_line.value = f"<small>queue: {now}, {waiting} waiting (cancel in the Queue tab)</small>"
+
+    def _on_event(self, event: dict) -> None:
+        kind, job_id = event["type"], event["job_id"]
+        if kind in ("stage", "loaded", "load_failed", "load_skipped", "started", "finished", "cancelled"):
+            self._sync_buttons()
+        if kind in ("queued", "started", "finished", "cancelled"):
+            self._show_queue()
+        if event["owner"] is not self:
+            return
+        if kind == "started":
+            self._current = job_id
+            self.progress.value = 0
+            self.progress_text.value = f"job #{job_id} started"
+            self._sync_buttons()
+        elif kind == "stage":
+            self.progress_text.value = f"job #{job_id}: loading {event['model']} ({event['stage']})"
+        elif kind == "memory":
+            set_status(self.memory, event["message"], "warning" if event["risky"] else "idle")
+        elif kind == "progress":
+            self.progress.value = event["fraction"]
+            self.progress_text.value = f"job #{job_id}: {event['text']}"
+        elif kind == "preview":
+            self.preview.value = png_bytes(event["image"])
+            show(self.preview, True)
+        elif kind == "cancelled":
+            set_status(self.message, f"job #{job_id} cancelled before it started", "idle")
+        elif kind == "finished":
+            self._finished(self.queue.get(job_id))
+
+    def _finished(self, job) -> None:
+        self._current = None
+        show(self.preview, False)
+        self._sync_buttons()
+        if job is None:
+            return
+        if job.status == "held":
+            self._held = job
+            set_status(self.message, f"job #{job.id} not started: the memory pre-check found it risky", "warning")
+            self._show_memory_actions(True)
+            return
+        if job.status == "failed":
+            set_status(self.message, f"job #{job.id} failed: {job.error}", "error")
+            return
+        result = job.result
+        self.progress.value = 1 if job.status == "ok" else self.progress.value
+        self.results.show_job(result, list(job.notes))
+        if job.request.seed is None and result.record["seeds"]:
+            self.form.seed.value = result.record["seed"]  # the drawn seed, ready to reuse
+        done = "done" if job.status == "ok" else "stopped"
+        set_status(self.message, f"job #{job.id} {done}: {len(result.images)} image(s) saved", "ok")

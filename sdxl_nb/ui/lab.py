@@ -1,0 +1,48 @@
+"""The lab: the model panel above tabs (Generate, Queue, Presets, and any tab appended to TABS)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import ipywidgets as w
+
+from sdxl_nb.api import default_output_dir
+from sdxl_nb.jobqueue import JobQueue, get_queue
+from sdxl_nb.ui.generate_panel import GeneratePanel
+from sdxl_nb.ui.model_panel import ModelPanel
+from sdxl_nb.ui.preset_editor import PresetEditor
+from sdxl_nb.ui.queue_panel import QueuePanel
+from sdxl_nb.ui.widgets import Panel
+
+# (tab title, factory(lab) -> panel or widget). Other panels append here; lab() builds them in order.
+TABS: list[tuple[str, Callable[[Lab], object]]] = [
+    ("Generate", lambda lab: GeneratePanel(lab.queue, lab.model, lab.out_dir)),
+    ("Queue", lambda lab: QueuePanel(lab.queue)),
+    ("Presets", lambda lab: PresetEditor()),
+]
+
+
+class Lab(Panel):
+    """All panels over one queue and one engine; `lab.panels["Generate"]` etc. reach each one."""
+
+    def __init__(self, queue: JobQueue | None = None, out_dir: str | Path | None = None):
+        self.queue = queue or get_queue()
+        self.out_dir = Path(out_dir) if out_dir else default_output_dir()
+        self.model = ModelPanel(self.queue, self.out_dir)
+        self.panels = {title: factory(self) for title, factory in TABS}
+        self.tabs = w.Tab(children=[getattr(p, "widget", p) for p in self.panels.values()])
+        for index, title in enumerate(self.panels):
+            self.tabs.set_title(index, title)
+        header = w.HTML(f"<b>sdxl_nb lab</b> · outputs and jobs.log in <code>{self.out_dir}</code>")
+        self.widget = w.VBox([header, self.model.widget, self.tabs])
+        self.widget.add_class("sdxl-lab")
+
+    @property
+    def generate(self) -> GeneratePanel:
+        return self.panels["Generate"]
+
+
+def lab(out_dir: str | Path | None = None, queue: JobQueue | None = None) -> Lab:
+    """The whole lab in one call (display it, or leave it as a cell's last expression)."""
+    return Lab(queue, out_dir)

@@ -1,0 +1,63 @@
+"""Results of a job: a gallery of every image of the batch (each with its seed), the job info, warnings."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+
+from sdxl_nb.ui.widgets import column, gallery, lines_html
+
+
+class ResultsView:
+    def __init__(self):
+        self.warnings = w.HTML()
+        self.warnings.add_class("sdxl-warnings")
+        self.gallery = w.Box(layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
+        self.gallery.add_class("sdxl-gallery")
+        self.info = w.HTML()
+        self.info.add_class("sdxl-job-info")
+        self.widget = column([self.warnings, self.gallery, self.info])
+
+    def clear(self) -> None:
+        self.warnings.value = self.info.value = ""
+        self.gallery.children = ()
+
+    def show_warnings(self, lines: list[str]) -> None:
+        self.warnings.value = lines_html(lines, "warning")
+
+    def show_job(self, result, adjustments: list[str]) -> None:
+        """A finished (or stopped) job: all its images, what ran, where it was saved."""
+        record = result.record
+        seeds = [image["seed"] for image in record["images"]]
+        self.gallery.children = tuple(gallery([(image, f"seed {seed}") for image, seed in zip(result.images, seeds,
+                                                                                              strict=True)]))
+        lines = list(adjustments) + list(record.get("warnings", []))
+        if record["status"] == "interrupted":
+            lines.insert(0, f"stopped: {len(seeds)} of {record['batch']} image(s) finished and kept")
+        self.show_warnings(lines)
+        self.info.value = job_info_html(record, [str(path) for path in result.paths])
+
+
+def job_info_html(record: dict, paths: list[str]) -> str:
+    """The job info block: model, scheduler, style, prompts, seeds, timings and saved files."""
+    t = record.get("timings") or {}
+    model = record["model"]
+    rows = [
+        ("status", f"{record['status']} · job {record['job_id'][:12]}"),
+        ("model", f"{model['id']} @ {str(model.get('revision') or '')[:10]} · {model.get('dtype')} "
+                  f"on {record['device']['type']}"),
+        ("scheduler", f"{record['scheduler']['name']} ({record['scheduler']['class']})"),
+        ("style", f"{record['style']['name']} (hash {record['style']['hash']})"),
+        ("mode", f"{record['mode']} · {record['width']}x{record['height']} · {record['steps']} steps · "
+                 f"cfg {record['cfg']:g}" + (f" · strength {record['strength']:g}" if record["strength"] else "")),
+        ("prompt sent", record["styled_prompt"]),
+        ("negative sent", record["effective_negative_prompt"] or "(none)"),
+        ("seeds", ", ".join(str(s) for s in record["seeds"])),
+        ("timings", " · ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in t.items() if v is not None)),
+        ("saved", "<br>".join(html.escape(p) for p in paths) or "(nothing)"),
+        ("notes", "; ".join(record.get("notes", []))),
+    ]
+    body = "".join(f"<tr><th style='text-align:left;padding-right:12px;vertical-align:top'>{name}</th>"
+                   f"<td>{value if name == 'saved' else html.escape(str(value))}</td></tr>" for name, value in rows)
+    return f"<table style='font-size:90%'>{body}</table>"

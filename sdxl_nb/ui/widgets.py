@@ -1,0 +1,96 @@
+"""Small widget helpers shared by the panels: coloured status lines, images from PIL, a gallery."""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Callable
+
+import ipywidgets as w
+
+# (background, text) colours of the status lines.
+COLOURS = {
+    "idle": ("#eceff1", "#37474f"),
+    "busy": ("#fff3cd", "#6d5200"),  # yellow: loading / working
+    "ok": ("#d4edda", "#155724"),  # green: done
+    "error": ("#f8d7da", "#721c24"),  # red: one-line reason
+    "warning": ("#ffe0b2", "#7a3e00"),  # orange: risky, adjusted, lint
+}
+
+
+def status_html(text: str, kind: str = "idle") -> str:
+    background, colour = COLOURS[kind]
+    return (f'<div class="sdxl-status sdxl-status-{kind}" style="background:{background};color:{colour};'
+            f'padding:4px 8px;border-radius:4px;margin:2px 0">{html.escape(text)}</div>')
+
+
+def set_status(widget: w.HTML, text: str, kind: str = "idle") -> None:
+    widget.value = status_html(text, kind) if text else ""
+
+
+def lines_html(lines: list[str], kind: str = "warning") -> str:
+    return "".join(status_html(line, kind) for line in lines)
+
+
+def png_bytes(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_widget(image, width: int | None = None) -> w.Image:
+    """A PIL image as an ipywidgets Image (PNG bytes, so it renders in every front end)."""
+    shown = width or min(image.width, 384)
+    return w.Image(value=png_bytes(image), format="png", width=shown)
+
+
+def gallery(items: list[tuple[object, str]]) -> list[w.Widget]:
+    """Gallery cells: each image above its caption (its seed)."""
+    cells = []
+    for image, caption in items:
+        cell = w.VBox([image_widget(image), w.Label(caption)], layout=w.Layout(margin="0 8px 8px 0"))
+        cell.add_class("sdxl-gallery-item")
+        cells.append(cell)
+    return cells
+
+
+def labelled_options(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Dropdown options "name — description" -> name."""
+    return [(f"{name} — {description}" if description else name, name) for name, description in items]
+
+
+def button(label: str, on_click: Callable[[], None], style: str = "", tooltip: str = "", **kwargs) -> w.Button:
+    b = w.Button(description=label, button_style=style, tooltip=tooltip, **kwargs)
+    b.on_click(lambda _b: on_click())
+    return b
+
+
+def column(children: list, **layout) -> w.VBox:
+    """A panel's column; full-width children plus their 2 px margins would otherwise add a scrollbar."""
+    return w.VBox(children, layout=w.Layout(overflow="hidden", **layout))
+
+
+def show(widget: w.Widget, visible: bool) -> None:
+    widget.layout.display = None if visible else "none"
+
+
+class Panel:
+    """A panel is a view: `.widget` is its root; displaying the panel displays that widget."""
+
+    widget: w.Widget
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+# Views that show style lists refresh when a style is saved or deleted in any panel of the kernel.
+_STYLE_LISTENERS: list[Callable[[], None]] = []
+
+
+def on_styles_changed(listener: Callable[[], None]) -> None:
+    _STYLE_LISTENERS.append(listener)
+
+
+def styles_changed() -> None:
+    for listener in list(_STYLE_LISTENERS):
+        listener()

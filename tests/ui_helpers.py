@@ -1,0 +1,40 @@
+"""Helpers for driving the panels headless (no browser, no kernel): a queue per test, form filling, reading."""
+
+import io
+
+from PIL import Image
+
+from sdxl_nb.jobqueue import JobQueue
+
+
+def lab_for(engine, out_dir):
+    from sdxl_nb.ui import lab
+
+    return lab(out_dir=out_dir, queue=JobQueue(engine=engine, out_dir=out_dir))
+
+
+def small_form(form, seed=11, batch=1, steps=2, prompt="a lighthouse"):
+    form.prompt.value = prompt
+    form.resolution.value = "custom"
+    form.width.value = form.height.value = 64
+    form.steps.value = steps
+    form.batch.value = batch
+    form.random_seed.value = False
+    form.seed.value = seed
+
+
+def gallery_images(panel):
+    """(PIL image, caption) of every gallery cell, decoded from the widgets the front end receives."""
+    cells = []
+    for cell in panel.results.gallery.children:
+        image_widget, caption = cell.children
+        assert image_widget.format == "png"
+        cells.append((Image.open(io.BytesIO(image_widget.value)), caption.value))
+    return cells
+
+
+def status_kind(html_widget):
+    for kind in ("idle", "busy", "ok", "error", "warning"):
+        if f"sdxl-status-{kind}" in html_widget.value:
+            return kind
+    return None
