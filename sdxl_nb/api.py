@@ -177,6 +177,9 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     if isinstance(failure, KeyboardInterrupt):
         raise failure
     if error:
+        if isinstance(failure, GenerationError):  # keep its type (e.g. ComfyRejected) for callers that tell them apart
+            failure.result = result
+            raise failure
         exc = GenerationError(error)
         exc.result = result
         raise exc from failure

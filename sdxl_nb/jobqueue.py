@@ -19,11 +19,11 @@ from sdxl_nb import events
 from sdxl_nb.api import default_output_dir, generate, prepare
 from sdxl_nb.errors import InputError, ModelUnavailableError
 from sdxl_nb.history import load_event_line
+from sdxl_nb.memory import MemoryAdvice, gib
 from sdxl_nb.presets import load_presets
 from sdxl_nb.registry import find_model
 from sdxl_nb.request import GenerationRequest
 from sdxl_nb.store import check_output_dir
-from sdxl_nb.vram import VramCheck, precheck
 
 QUEUED, RUNNING = "queued", "running"
 FINAL = ("ok", "interrupted", "failed", "cancelled", "held")  # held: the memory pre-check found it risky
@@ -49,7 +49,7 @@ class Job:
     progress: dict | None = None
     result: Any = None  # generate: api.JobResult; load: {"model", "load_s", "already_loaded"}
     error: str | None = None  # one line
-    memory: VramCheck | None = None  # the pre-check's verdict, when asked for
+    memory: MemoryAdvice | None = None  # the pre-check's verdict, when asked for
     submitted_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
     finished_at: float | None = None
@@ -88,6 +88,8 @@ class JobQueue:
 
     def __init__(self, engine=None, out_dir: str | Path | None = None):
         self._engine = engine
+        self._local_engine = engine  # the engine to return to when a remote backend is switched off
+        self._pending_settings: dict | None = None  # applied by the worker between jobs, never during one
         self.out_dir = out_dir
         self._jobs: list[Job] = []
         self._ids = itertools.count(1)
@@ -102,8 +104,41 @@ class JobQueue:
         if self._engine is None:
             from sdxl_nb.engine import get_engine
 
-            self._engine = get_engine()
+            self._engine = self._local_engine = get_engine()
         return self._engine
+
+    def configure(self, *, options=None, auto_tune: bool | None = None, backend=None, local: bool = False) -> None:
+        """Change engine settings for the jobs that follow: EngineOptions, auto-tuning, a remote backend
+        (e.g. sdxl_nb.remote.comfy.ComfyBackend) or back to the local engine (`local=True`).
+
+        The worker applies them before its next job, so a running job is never disturbed.
+        """
+        with self._cond:
+            pending = self._pending_settings or {}
+            pending.update({k: v for k, v in (("options", options), ("auto_tune", auto_tune), ("backend", backend))
+                            if v is not None})
+            if local:
+                pending["backend"] = "local"
+            self._pending_settings = pending
+            self._cond.notify_all()
+
+    def _apply_settings(self, job: Job) -> None:
+        with self._cond:
+            settings, self._pending_settings = self._pending_settings, None
+        if not settings:
+            return
+        backend = settings.get("backend")
+        if backend == "local":
+            self._engine = self._local_engine
+        elif backend is not None:
+            self._local_engine = self._local_engine or self._engine
+            self._engine = backend
+        engine = self.engine
+        if settings.get("options") is not None and hasattr(engine, "configure"):
+            for line in engine.configure(settings["options"]):
+                self._emit(job, "settings", message=line)
+        if settings.get("auto_tune") is not None and hasattr(engine, "auto_tune"):
+            engine.auto_tune = settings["auto_tune"]
 
     def loaded_models(self) -> list[str]:
         """Models in memory now (without importing torch when no engine exists yet)."""
@@ -247,6 +282,7 @@ class JobQueue:
                 job.status, job.started_at = RUNNING, time.monotonic()
             self._emit(job, "started", label=job.label)
             try:
+                self._apply_settings(job)
                 if job.kind == "load":
                     self._run_load(job)
                 else:
@@ -299,14 +335,13 @@ class JobQueue:
     def _run_generate(self, job: Job) -> None:
         needs_load = job.model not in self.loaded_models()
         engine = self._engine_for(job) if needs_load else self.engine
-        if job.check_memory:
-            job.memory = self._check_memory(job)
-            self._emit(job, "memory", message=job.memory.message, risky=job.memory.risky)
+        if job.check_memory and hasattr(engine, "memory_facts"):  # a remote server's memory is its own
+            job.memory = self._check_memory(job, engine)
+            self._emit(job, "memory", message=memory_line(job.memory), risky=job.memory.risky)
             if job.memory.risky:
                 job.status = "held"
-                if job.phase == "loading":  # only the engine started; no model was loaded
-                    job.phase, job.stage = None, None
-                    self._emit(job, "load_skipped")
+                if job.phase == "loading":
+                    self._end_load(job)
                 return
 
         def on_stage(stage: str) -> None:
@@ -327,16 +362,17 @@ class JobQueue:
                               on_preview=on_preview)
         job.status = job.result.status
 
-    def _check_memory(self, job: Job) -> VramCheck:
-        from sdxl_nb.engine.memory import dtype_bytes, free_memory_bytes, resident_bytes
+    def _check_memory(self, job: Job, engine) -> MemoryAdvice:
+        """The calibrated memory check (sdxl_nb.memory) with the loaded model's real module sizes.
+
+        The model is loaded first: the job needs it anyway, and the estimate then uses real bytes.
+        """
+        from sdxl_nb.preflight import memory_check
 
         resolved = prepare(job.request)
-        engine = self.engine
-        loaded = engine.loaded.get(job.model)
-        weights = resident_bytes(loaded.pipe) if loaded is not None else None
-        return precheck(resolved.width, resolved.height, resolved.batch, free_bytes=free_memory_bytes(engine.device),
-                        resident_bytes=weights or 0, device=engine.device, dtype_bytes=dtype_bytes(engine.dtype),
-                        weights_bytes=weights, heavy=resolved.model.heavy, chunk_size=job.chunk_size)
+        loaded = engine.load(find_model(job.model, load_presets()), on_stage=lambda stage: self._stage(job, stage))
+        return memory_check(resolved, engine.memory_facts(loaded), images_at_once=job.chunk_size or resolved.batch,
+                            device_name=engine.device_record()["name"], folder=job.out_dir)
 
 
 _QUEUE: JobQueue | None = None
@@ -350,3 +386,11 @@ def get_queue() -> JobQueue:
         if _QUEUE is None:
             _QUEUE = JobQueue()
         return _QUEUE
+
+
+def memory_line(advice: MemoryAdvice) -> str:
+    """One line for the panel: the verdict, then the figures (or the advice when risky)."""
+    if advice.risky:
+        return f"memory check: risky. {advice.message}"
+    return (f"memory check: fits; needs about {gib(advice.needed_bytes)} more, {gib(advice.free_bytes)} free "
+            f"(estimated peak {gib(advice.estimate.peak_bytes)}, {advice.estimate.source})")

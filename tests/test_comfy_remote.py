@@ -199,4 +199,7 @@ def test_ctrl_c_interrupts_the_server_before_leaving(server, fake, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         remote(server, tmp_path, prompt="ctrl-c", steps=20, on_progress=progress)
-    assert fake.interrupts and not (tmp_path / "jobs.log").exists()
+    assert fake.interrupts
+    # Every generation is recorded: a Ctrl-C'd job too, as interrupted, with nothing finished.
+    (record,) = read_records(tmp_path / "jobs.log")
+    assert record["status"] == "interrupted" and record["images"] == []

@@ -122,14 +122,15 @@ def test_runtime_failure_is_delivered_as_data_and_the_worker_goes_on(queue, engi
 
 
 def test_memory_precheck_holds_a_risky_request_before_anything_is_written(queue, tmp_path, monkeypatch):
-    import sdxl_nb.engine.memory as memory
+    import sdxl_nb.engine.core as core
 
-    monkeypatch.setattr(memory, "free_memory_bytes", lambda device: 1024)
+    monkeypatch.setattr(core, "free_memory_bytes", lambda device: 1024)
     messages = []
     queue.subscribe(lambda e: e["type"] == "memory" and messages.append(e["message"]))
     job = queue.submit(request(seed=1), check_memory=True)
     assert job.wait(120) and job.status == "held"
-    assert job.memory.risky and "0.0 GiB free on cpu" in messages[0]
+    assert job.memory.risky and messages[0].startswith("memory check: risky. memory: this job needs about")
+    assert "but only 0.0 GiB is free" in messages[0]
     assert not (tmp_path / "out" / "jobs.log").exists()
 
 

@@ -4,7 +4,7 @@ import subprocess
 
 from tests.conftest import PYTHON, python_env
 
-LAB_LIBRARY = ["sdxl_nb.jobqueue", "sdxl_nb.history", "sdxl_nb.vram", "sdxl_nb.form", "sdxl_nb.user_presets"]
+LAB_LIBRARY = ["sdxl_nb.jobqueue", "sdxl_nb.history", "sdxl_nb.memory", "sdxl_nb.form", "sdxl_nb.user_presets"]
 
 
 def test_lab_library_modules_import_without_torch_or_widgets():

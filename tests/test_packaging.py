@@ -1,10 +1,12 @@
 """Set-up files agree with each other: pyproject vs environment.yml, Docker entry, README quick start, CI."""
 
+import json
 import os
 import re
 import subprocess
 import tomllib
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -68,3 +70,42 @@ def test_setup_installs_pinned_torch_only_when_missing():
     install = script.index('pip install -q "torch==2.13.0"')
     assert check < install < script.index("-e \".[test]\"")
     assert "--system-site-packages" in script
+
+
+def test_make_lab_starts_jupyterlab_on_the_notebooks_with_token_auth(tmp_path):
+    """The exact command `make lab` runs (after set-up) starts JupyterLab, as root too, and keeps token auth."""
+    import shlex
+    import socket
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dry = subprocess.run(["make", "-n", "lab", f"LAB_PORT={port}"], cwd=REPO, capture_output=True, text=True)
+    line = next(x for x in dry.stdout.splitlines() if " lab --notebook-dir=notebooks" in x)
+    args = shlex.split(line)
+    assert args[0].endswith("/bin/jupyter") and ("--allow-root" in args) == (os.geteuid() == 0)
+    env = {**os.environ, "JUPYTER_TOKEN": "lab-test-token", "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    server = subprocess.Popen([sys.executable, "-m", "jupyter", *args[1:]], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/01_generate.ipynb"
+                                            "?content=0&token=lab-test-token", timeout=5) as answer:
+                    assert json.loads(answer.read())["name"] == "01_generate.ipynb"  # serves notebooks/
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None and time.monotonic() < deadline, "JupyterLab did not start"
+                time.sleep(0.5)
+        with pytest.raises(urllib.error.HTTPError) as refused:  # no token, no notebook
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/01_generate.ipynb", timeout=5)
+        assert refused.value.code == 403
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -55,7 +55,10 @@ def test_a_failing_replica_loses_only_its_own_images(engine, second_engine, tmp_
 
     monkeypatch.setattr(second_engine, "run", out_of_memory)
     replicas = ReplicaEngine(engines=[engine, second_engine])
-    result = generate(out_dir=tmp_path, engine=replicas, prompt="oom", batch=4, seed=7, **SMALL)
+    # A failed job raises (every failure does); the saved half of the batch rides on the exception.
+    with pytest.raises(GenerationError) as failed:
+        generate(out_dir=tmp_path, engine=replicas, prompt="oom", batch=4, seed=7, **SMALL)
+    result = failed.value.result
     assert result.status == "failed" and [i["seed"] for i in result.record["images"]] == [7, 8]
     assert len(result.paths) == 2 and all(p.exists() for p in result.paths)
     assert result.record["error"] == ("replica cpu (images 2-3) failed: out of memory on cuda:1 at 64x64, 1 image(s) "

@@ -84,16 +84,16 @@ def test_saved_style_shows_at_once_and_its_hash_follows_the_edit(engine, tmp_pat
 
 
 def test_risky_request_gets_an_orange_warning_and_runs_only_when_asked(engine, tmp_path, monkeypatch):
-    import sdxl_nb.engine.memory as memory
+    import sdxl_nb.engine.core as core
 
-    monkeypatch.setattr(memory, "free_memory_bytes", lambda device: 50 * 1024**2)
+    monkeypatch.setattr(core, "free_memory_bytes", lambda device: 50 * 1024**2)
     lab = lab_for(engine, tmp_path / "out")
     panel = lab.generate
     small_form(panel.form, seed=4, batch=4)
     panel.generate.click()
     assert panel.wait(120)
     assert "memory check: risky" in panel.memory.value and "sdxl-status-warning" in panel.memory.value
-    assert "free on cpu" in panel.memory.value and panel.run_anyway.layout.display is None
+    assert "is free" in panel.memory.value and panel.run_anyway.layout.display is None
     assert not (tmp_path / "out" / "jobs.log").exists()
     panel.run_anyway.click()
     assert panel.wait(120)
@@ -110,4 +110,24 @@ def test_lab_appears_with_nothing_loaded_and_without_importing_torch(tmp_path):
                             env=python_env({"SDXL_NB_OUTPUT": str(tmp_path / "out")}))
     assert result.returncode == 0, result.stderr
     assert "no model loaded yet" in result.stdout
-    assert "['Generate', 'Presets', 'Queue'] []" in result.stdout
+    assert "['Animate', 'Generate', 'Presets', 'Queue', 'Sweep'] []" in result.stdout
+
+
+def test_engine_settings_apply_between_jobs(tmp_path):
+    from sdxl_nb.engine import Engine
+
+    engine = Engine(device="cpu")  # its own: the settings below must not leak into other tests
+    lab = lab_for(engine, tmp_path / "out")
+    assert "auto-tune on" in lab.settings.status.value
+    lab.settings.profile.value = "Low memory"
+    lab.settings.auto_tune.value = False
+    lab.settings.apply.click()
+    small_form(lab.generate.form, seed=3, batch=1)
+    lab.generate.generate.click()
+    assert lab.generate.wait(120)
+    (record,) = read_records(tmp_path / "out" / "jobs.log")
+    assert record["env"]["options"]["vae_tiling"] is True and record["env"]["options"]["cpu_offload"] is True
+    assert engine.auto_tune is False
+    lab.settings.backend.value = "ComfyUI"
+    lab.settings.apply.click()  # no server URL: one red line, nothing changes
+    assert "needs a server URL" in html.unescape(lab.settings.status.value)

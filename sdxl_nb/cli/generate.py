@@ -61,7 +61,7 @@ def print_warnings(warnings, shown=()) -> None:
             print(f"warning: {warning}", file=sys.stderr)
 
 
-def print_result(result, as_json: bool, shown=()) -> int:
+def print_result(result, as_json: bool, shown=(), show_error: bool = True) -> int:
     """Paths (or the record) on stdout, warnings not yet shown on stderr; the exit code for its status."""
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
 
@@ -71,7 +71,7 @@ def print_result(result, as_json: bool, shown=()) -> int:
         print_warnings(result.record["warnings"], shown)
         for path in result.paths:
             print(path)
-    if result.record.get("error"):
+    if show_error and result.record.get("error"):
         print(f"error: {result.record['error']}", file=sys.stderr)
     if getattr(result, "mirror_error", None):
         print(f"warning: {result.mirror_error}", file=sys.stderr)
@@ -123,7 +123,7 @@ def run(args) -> int:
         result = run_job(request, out_dir=args.out, on_progress=progress, on_warning=warn, chunk_size=args.chunk_size)
     except GenerationError as exc:
         if getattr(exc, "result", None) is not None:  # images saved before the failure are still listed
-            print_result(exc.result, args.json, shown)
+            print_result(exc.result, args.json, shown, show_error=False)  # the error line comes from main()
         raise
     finally:
         if sys.stderr.isatty():

@@ -286,9 +286,14 @@ class Engine:
 
     def memory_facts(self, loaded: LoadedModel) -> dict:
         """For the memory check: real parameter bytes per component, free and in-use bytes on the device."""
-        return {"component_bytes": component_bytes(loaded.pipe), "dtype": loaded.dtype_name,
+        sizes = component_bytes(loaded.pipe)
+        # On CUDA the allocator's figure is what the model (and earlier work) holds. On the CPU the
+        # process's resident memory also holds the interpreter and anything else the kernel made,
+        # none of which the job can reuse, so only the model's own weights count as already in place.
+        in_use = in_use_bytes(self.device) if self.device.startswith("cuda") else sum(sizes.values())
+        return {"component_bytes": sizes, "dtype": loaded.dtype_name,
                 "vae_force_upcast": bool(loaded.pipe.vae.config.force_upcast),
-                "free_bytes": free_memory_bytes(self.device), "in_use_bytes": in_use_bytes(self.device)}
+                "free_bytes": free_memory_bytes(self.device), "in_use_bytes": in_use}
 
     def device_record(self) -> dict:
         return env.device_record(self.device)

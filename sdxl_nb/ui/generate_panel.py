@@ -7,7 +7,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from sdxl_nb.api import default_output_dir
+from sdxl_nb.api import default_output_dir, prepare
 from sdxl_nb.errors import InputError
 from sdxl_nb.jobqueue import JobQueue, get_queue, one_line
 from sdxl_nb.ui.generate_form import GenerateForm
@@ -92,14 +92,16 @@ class GeneratePanel(Panel):
         job = self._held
         if job is None or not job.memory or not job.memory.suggestion:
             return
-        hint = job.memory.suggestion
-        request = replace(job.request, batch=hint.get("batch", job.request.batch))
-        if "width" in hint:
-            request = replace(request, width=hint["width"], height=hint["height"], resolution=None)
+        width, height, at_once = job.memory.suggestion
+        request = job.request
+        resolved = prepare(request)
+        if (width, height) != (resolved.width, resolved.height):
+            request = replace(request, width=width, height=height, resolution=None)
             self.form.resolution.value = "custom"
-            self.form.width.value, self.form.height.value = hint["width"], hint["height"]
-        self.form.batch.value = request.batch
-        chunk = job.chunk_size if job.chunk_size and job.chunk_size < request.batch else None
+            self.form.width.value, self.form.height.value = width, height
+        chunk = at_once if at_once < request.batch else None
+        if chunk in [value for _label, value in self.form.at_once.options]:
+            self.form.at_once.value = chunk
         self._resubmit(request, chunk)
 
     def _resubmit(self, request, chunk_size: int | None) -> None:

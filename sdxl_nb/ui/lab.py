@@ -1,4 +1,4 @@
-"""The lab: the model panel above tabs (Generate, Queue, Presets, and any tab appended to TABS)."""
+"""The lab: model and engine settings above tabs (Generate, Animate, Sweep, Queue, Presets, and any appended to TABS)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ import ipywidgets as w
 
 from sdxl_nb.api import default_output_dir
 from sdxl_nb.jobqueue import JobQueue, get_queue
+from sdxl_nb.ui.animate_panel import AnimatePanel
+from sdxl_nb.ui.engine_settings import EngineSettings
 from sdxl_nb.ui.generate_panel import GeneratePanel
 from sdxl_nb.ui.model_panel import ModelPanel
 from sdxl_nb.ui.preset_editor import PresetEditor
 from sdxl_nb.ui.queue_panel import QueuePanel
+from sdxl_nb.ui.sweep_panel import SweepPanel
 from sdxl_nb.ui.widgets import Panel
 
 # (tab title, factory(lab) -> panel or widget). Other panels append here; lab() builds them in order.
 TABS: list[tuple[str, Callable[[Lab], object]]] = [
     ("Generate", lambda lab: GeneratePanel(lab.queue, lab.model, lab.out_dir)),
+    ("Animate", lambda lab: AnimatePanel(lab.out_dir)),
+    ("Sweep", lambda lab: SweepPanel(lab.out_dir)),
     ("Queue", lambda lab: QueuePanel(lab.queue)),
     ("Presets", lambda lab: PresetEditor()),
 ]
@@ -30,12 +35,13 @@ class Lab(Panel):
         self.queue = queue or get_queue()
         self.out_dir = Path(out_dir) if out_dir else default_output_dir()
         self.model = ModelPanel(self.queue, self.out_dir)
+        self.settings = EngineSettings(self.queue)  # auto-tune on by default in the lab
         self.panels = {title: factory(self) for title, factory in TABS}
         self.tabs = w.Tab(children=[getattr(p, "widget", p) for p in self.panels.values()])
         for index, title in enumerate(self.panels):
             self.tabs.set_title(index, title)
         header = w.HTML(f"<b>sdxl_nb lab</b> · outputs and jobs.log in <code>{self.out_dir}</code>")
-        self.widget = w.VBox([header, self.model.widget, self.tabs])
+        self.widget = w.VBox([header, self.model.widget, self.settings.widget, self.tabs])
         self.widget.add_class("sdxl-lab")
 
     @property
