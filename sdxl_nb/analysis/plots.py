@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from sdxl_nb.analysis.summaries import GIB, job_rows
+from sdxl_nb.errors import InputError
 
 STATUS_COLOURS = {"ok": "#4c9f70", "interrupted": "#e0a23b", "failed": "#c8553d"}
 
@@ -63,16 +64,20 @@ def peak_memory_plot(frame: pd.DataFrame, ax: Axes | None = None, by: str = "mod
 
 
 def jobs_over_time_plot(frame: pd.DataFrame, ax: Axes | None = None, freq: str = "D") -> Axes:
-    """Jobs started per period (`freq`: a pandas frequency such as "h", "D", "W"), stacked by status."""
+    """Jobs started per period (`freq`: a pandas period frequency such as "h", "D", "W", "M"), by status."""
     ax = _axes(ax, size=(8, 3.6))
     jobs = job_rows(frame)
     jobs = jobs[jobs["started_at"].notna()]
     ax.set(ylabel="jobs", title=f"Jobs per period ({freq})")
     if jobs.empty:
         return _no_data(ax, "jobs with a start time")
-    periods = jobs["started_at"].dt.tz_localize(None).dt.to_period(freq).dt.start_time
-    counts = pd.crosstab(periods, jobs["status"].astype(object).fillna("(unknown)"))
-    width = (counts.index[1:] - counts.index[:-1]).min() * 0.8 if len(counts) > 1 else pd.Timedelta(freq) * 0.8
+    try:
+        periods = jobs["started_at"].dt.tz_localize(None).dt.to_period(freq)
+    except ValueError:
+        raise InputError(f"freq {freq!r} is not a pandas period frequency; accepted: e.g. h, D, W, M") from None
+    first = periods.iloc[0]
+    width = ((first + 1).start_time - first.start_time) * 0.8
+    counts = pd.crosstab(periods.dt.start_time, jobs["status"].astype(object).fillna("(unknown)"))
     bottom = np.zeros(len(counts))
     for status in counts.columns:
         ax.bar(counts.index, counts[status].to_numpy(), width=width, bottom=bottom, label=status,
