@@ -25,26 +25,31 @@ from sdxl_nb.analysis.columns import (
 from sdxl_nb.analysis.sources import LineProblem, gc_paused, iter_chunks, log_paths
 
 _NO_IMAGE = ({},)  # a job without images still gets one row, its image fields empty
-_TOP_KEYS = [key for _column, key, _kind in JOB_FIELDS] + list(NESTED_FIELDS)
-_TOP_GETTER = itemgetter(*_TOP_KEYS)
+# Schema 1 records hold all of these; seeds and images are read only to know that.
+_TOP_KEYS = [key for _column, key, _kind in JOB_FIELDS] + list(NESTED_FIELDS) + ["seeds", "images"]
 _IMAGE_KEYS = [key for key, _column, _kind in IMAGE_FIELDS]
 _IMAGE_COMMON = 4  # index, seed, path, sha256: every image and frame has them; frames add prompt and t
 
 
-def _columns_of(items: list, keys: list[str], getter, coerce) -> list:
-    """Transpose items (dicts) into one tuple of values per key.
+def _read(items: list, keys: list[str], coerce, known: frozenset | set) -> tuple[dict[str, tuple], list[str], list]:
+    """One tuple of values per key, the unknown keys present, and the items (as dicts).
 
-    The fast path reads every key of every item in C (itemgetter); a chunk with a missing key or
-    an item that is not a dict takes the slow path, which tolerates both.
+    The fast path reads every key of every item in C (itemgetter); an item missing a key or not a
+    dict sends the chunk down the slow path, which tolerates both. After a fast path every item
+    holds all `keys`, so only items with more keys than that can hold unknown ones.
     """
     if not items:
-        return [() for _ in keys]
+        return {key: () for key in keys}, [], items
     try:
-        rows = list(map(getter, items))
-        return list(zip(*rows, strict=True)) if len(keys) > 1 else [tuple(rows)]
+        rows = list(map(itemgetter(*keys), items))
     except (KeyError, TypeError, IndexError):
         items = [d if d.__class__ is dict else coerce(d) for d in items]
-        return [tuple([d.get(key) for d in items]) for key in keys]
+        columns = {key: tuple([d.get(key) for d in items]) for key in keys}
+        odd = items
+    else:
+        columns = dict(zip(keys, zip(*rows, strict=True), strict=True))
+        odd = [d for d in items if len(d) != len(keys)]
+    return columns, sorted(set().union(*odd) - known, key=str), items
 
 
 class _Builder:
@@ -73,19 +78,18 @@ class _Builder:
     def add(self, log_number: int, prefix: str, numbers: list[int], records: list[dict]) -> None:
         count, offset = len(records), self.n_jobs
         touched: set[str] = set()
-        values = dict(zip(_TOP_KEYS, _columns_of(records, _TOP_KEYS, _TOP_GETTER, dict), strict=True))
+        values, unknown, records = _read(records, _TOP_KEYS, dict, KNOWN_TOP_KEYS)
         for column, key, _kind in JOB_FIELDS:
             self.job[column].extend(values[key])
-        for key in set().union(*records) - KNOWN_TOP_KEYS:
+        for key in unknown:
             self._extend(self.job_extra, key, [r.get(key) for r in records], offset, touched)
         for key, (prefix_name, fields, skipped) in NESTED_FIELDS.items():
-            dicts = values[key]
             subs = [sub for sub, _column, _kind in fields]
-            nested = _columns_of(dicts, subs, itemgetter(*subs), lambda d, key=key: coerce_nested(key, d))
-            for (_sub, column, _kind), column_values in zip(fields, nested, strict=True):
-                self.job[column].extend(column_values)
-            dicts = [d if d.__class__ is dict else coerce_nested(key, d) for d in dicts]
-            for sub in set().union(*dicts) - set(subs) - skipped:
+            nested, unknown, dicts = _read(values[key], subs + sorted(skipped),
+                                           lambda d, key=key: coerce_nested(key, d), set(subs) | skipped)
+            for sub, column, _kind in fields:
+                self.job[column].extend(nested[sub])
+            for sub in unknown:
                 self._extend(self.job_extra, f"{prefix_name}_{sub}", [d.get(sub) for d in dicts], offset, touched)
         self._pad(self.job_extra, touched, count)
 
@@ -94,18 +98,18 @@ class _Builder:
         items = [x if x.__class__ is list and x else _NO_IMAGE for x in items]
         self.rows_per_job.extend(map(len, items))
         self.n_images.extend([0 if x is _NO_IMAGE else len(x) for x in items])
-        flat = list(chain.from_iterable(items))
         row_offset = len(self.image["image_index"])
-        common = _columns_of(flat, _IMAGE_KEYS[:_IMAGE_COMMON], itemgetter(*_IMAGE_KEYS[:_IMAGE_COMMON]), coerce_image)
-        flat = [d if d.__class__ is dict else coerce_image(d) for d in flat]
-        rest = [tuple([d.get(key) for d in flat]) for key in _IMAGE_KEYS[_IMAGE_COMMON:]]
-        for (key, column, _kind), column_values in zip(IMAGE_FIELDS, common + rest, strict=True):
+        common, unknown, flat = _read(list(chain.from_iterable(items)), _IMAGE_KEYS[:_IMAGE_COMMON], coerce_image,
+                                      KNOWN_IMAGE_KEYS)
+        common.update({key: tuple([d.get(key) for d in flat]) for key in _IMAGE_KEYS[_IMAGE_COMMON:]})
+        for key, column, _kind in IMAGE_FIELDS:
+            column_values = common[key]
             if key == "path":  # absolute, resolved against the log's folder
                 column_values = [(p if p[:1] == os.sep else prefix + p) if p.__class__ is str else None
                                  for p in column_values]
             self.image[column].extend(column_values)
         image_touched: set[str] = set()
-        for key in set().union(*flat) - KNOWN_IMAGE_KEYS:
+        for key in unknown:
             self._extend(self.image_extra, f"image_{key}", [d.get(key) for d in flat], row_offset, image_touched)
         self._pad(self.image_extra, image_touched, len(flat))
 

@@ -14,7 +14,9 @@ import orjson
 from sdxl_nb.errors import InputError
 from sdxl_nb.joblog import JOBS_LOG
 
-CHUNK_BYTES = 16 << 20  # read this much at a time: memory stays flat however long the log is
+# Read this much at a time: memory stays flat however long the log is, and one block's parsed records
+# still sit in the CPU cache while their columns are read out (larger blocks measured slower).
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
