@@ -192,3 +192,13 @@ def test_selecting_jobs_to_rerun(jobs_dir):
         select_for_rerun(records, None, ["zzzz"])
     with pytest.raises(InputError, match="re-run count 0 is not valid"):
         select_for_rerun(records, 0)
+
+
+def test_an_empty_log_beside_images_reports_them_untracked(tmp_path):
+    from sdxl_nb.audit import run_audit
+
+    (tmp_path / "jobs.log").write_bytes(b"")
+    Image.new("RGB", (8, 8)).save(tmp_path / "orphan.png")
+    report = run_audit(tmp_path)
+    assert report.jobs == 0 and report.integrity.untracked == [tmp_path / "orphan.png"]
+    assert not report.ok and report.reruns is None

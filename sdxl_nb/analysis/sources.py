@@ -136,7 +136,9 @@ def read_logged_records(*sources: str | os.PathLike) -> tuple[list[LoggedRecord]
     """Every well-formed record of the given logs/folders, in file order, and the problems found."""
     problems: list[LineProblem] = []
     records: list[LoggedRecord] = []
-    for path in log_paths(sources):
-        for numbers, chunk in iter_chunks(path, problems):
-            records.extend(LoggedRecord(path, number, record) for number, record in zip(numbers, chunk, strict=True))
+    with gc_paused():
+        for path in log_paths(sources):
+            for numbers, chunk in iter_chunks(path, problems):
+                records.extend(LoggedRecord(path, number, record)
+                               for number, record in zip(numbers, chunk, strict=True))
     return records, problems

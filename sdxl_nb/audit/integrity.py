@@ -110,11 +110,12 @@ def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
     return files, temps
 
 
-def check_integrity(records: list[LoggedRecord]) -> IntegrityReport:
-    """Hash every file the records name and scan their output folders for files nobody names."""
+def check_integrity(records: list[LoggedRecord], folders: list[Path] | None = None) -> IntegrityReport:
+    """Hash every file the records name and scan the output folders (default: those of the records;
+    pass the logs' folders to also scan one whose log is empty) for files nobody names."""
     rows = []
     named: set[Path] = set()
-    folders: list[Path] = []
+    folders = list(folders or [])
     for logged in records:
         if logged.folder not in folders:
             folders.append(logged.folder)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sdxl_nb.analysis.sources import LineProblem, LoggedRecord, read_logged_records
+from sdxl_nb.analysis.sources import LineProblem, LoggedRecord, log_paths, read_logged_records
 from sdxl_nb.audit.compare import BIT_EXACT, CLOSE_MAX_ABS_DIFF, CLOSE_MIN_PSNR_DB
 from sdxl_nb.audit.drift import engine_environment, environment_drift, preset_drift
 from sdxl_nb.audit.integrity import IntegrityReport, check_integrity
@@ -133,9 +133,10 @@ def run_audit(*sources: str | os.PathLike, rerun: int | str | None = None, job_i
               on_job: Callable[[LoggedRecord, str], None] | None = None) -> AuditReport:
     """Audit logs/output folders: integrity and drift always; re-runs of the last `rerun` jobs with
     images ("all" for every one) or of `job_ids`. Re-runs load the engine (torch); nothing else does."""
-    records, line_problems = read_logged_records(*sources)
+    logs = log_paths(sources)
+    records, line_problems = read_logged_records(*logs)
     chosen = select_for_rerun(records, rerun, job_ids)
-    integrity = check_integrity(records)
+    integrity = check_integrity(records, [log.parent for log in logs])
     reruns = None
     if chosen or rerun is not None or job_ids:
         if engine is None:
@@ -149,7 +150,7 @@ def run_audit(*sources: str | os.PathLike, rerun: int | str | None = None, job_i
     if chosen or rerun is not None or job_ids:
         reruns = rerun_jobs(chosen, engine, presets=presets, on_job=on_job)
     return AuditReport(
-        sources=sorted({str(logged.log) for logged in records}) or [str(s) for s in sources], jobs=len(records),
+        sources=[str(log) for log in logs], jobs=len(records),
         images=sum(len(saved_entries(logged.record)) for logged in records), line_problems=line_problems,
         integrity=integrity, environment_drift=drift, environment_compared=compared,
         preset_drift=preset_drift(records, presets), reruns=reruns)
