@@ -106,7 +106,7 @@ def test_environment_drift_is_flagged_before_running(jobs_dir, engine, tmp_path)
     assert table["verdict"].tolist() == [BIT_EXACT]  # flagged, and here the pixels still match
 
 
-def test_preset_drift_names_edited_styles_and_schedulers(jobs_dir, tmp_path):
+def test_preset_drift_names_edited_styles_and_schedulers(jobs_dir, engine, tmp_path):
     records, _ = read_logged_records(jobs_dir)
     assert preset_drift(records).empty
     raw = json.loads((REPO / "presets.json").read_text(encoding="utf-8"))
@@ -123,6 +123,9 @@ def test_preset_drift_names_edited_styles_and_schedulers(jobs_dir, tmp_path):
     assert drift.loc["style", "current"] == load_presets(edited).styles["Cinematic"].content_hash
     assert (drift.loc["scheduler", "recorded"], drift.loc["scheduler", "current"]) == (
         "use_karras_sigmas=True", "use_karras_sigmas=False")
+    # Re-runs use what the records say ran, so the edited presets change nothing.
+    table = rerun_jobs(records[:2], engine, presets=load_presets(edited))
+    assert table["verdict"].tolist() == [BIT_EXACT] * 3
 
 
 def test_a_changed_init_image_cannot_be_rerun(jobs_dir, engine, tmp_path):
