@@ -197,3 +197,17 @@ def test_benchmark_reports_both_loaders(tmp_path):
     assert len(result["ours_runs"]) == len(result["read_json_runs"]) == 2
     assert result["ratio"] == pytest.approx(result["ours_s"] / result["read_json_s"])
     assert list(tmp_path.iterdir()) == []  # the scratch log is removed
+
+
+def test_synthetic_benchmark_records_follow_the_job_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    from sdxl_nb.analysis.synthetic import SyntheticRecords
+    from tests.conftest import REPO
+
+    schema = json.loads((REPO / "docs" / "jobs.schema.json").read_text(encoding="utf-8"))
+    records = SyntheticRecords(seed=3)
+    made = [records.record(number) for number in range(300)]
+    for record in made:
+        jsonschema.validate(record, schema)
+    assert {r["mode"] for r in made} == {"txt2img", "img2img", "inpaint", "animate"}
+    assert {r["status"] for r in made} == {"ok", "interrupted", "failed"}
