@@ -21,6 +21,7 @@ VERB_MODULES = [
     "sdxl_nb.cli.comfy_export",
     "sdxl_nb.cli.mirror",
     "sdxl_nb.cli.verifying",
+    "sdxl_nb.cli.audit",
 ]
 
 

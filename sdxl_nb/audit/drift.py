@@ -1,0 +1,120 @@
+"""Drift audits: records made in another environment (re-runs may differ) and presets edited since."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+import pandas as pd
+
+from sdxl_nb.analysis.sources import LoggedRecord
+from sdxl_nb.presets import Presets, load_presets
+
+# What can change pixels: library versions, the GPU and its CUDA, precision, the attention kernel,
+# deterministic algorithms, and the device type itself.
+DRIFT_KEYS = ("torch", "diffusers", "transformers", "cuda", "gpu", "dtype", "attention", "deterministic", "device")
+MAY_DIFFER = "re-run may not be bit-exact"
+ENV_COLUMNS = ["job_id", "log", "line", "changed", "differences", "message"]
+PRESET_COLUMNS = ["kind", "name", "recorded", "current", "jobs", "example_job_id", "message"]
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def installed_environment() -> dict:
+    """What can be known without importing torch: the installed library versions.
+
+    The GPU, dtype, attention and device need the engine (`Engine.environment()` plus the device
+    type); audits given only this compare versions and say so.
+    """
+    return {"python": platform.python_version(), "torch": _version("torch"), "diffusers": _version("diffusers"),
+            "transformers": _version("transformers")}
+
+
+def engine_environment(engine) -> dict:
+    """The full current environment of a loaded engine (imports nothing itself)."""
+    return {**engine.environment(), "device": engine.device_record()["type"]}
+
+
+def recorded_environment(record: dict) -> dict | None:
+    env = record.get("env")
+    if not isinstance(env, dict):
+        return None
+    device = record.get("device")
+    device_type = device.get("type") if isinstance(device, dict) else device
+    return {**env, "device": device_type}
+
+
+def differences(record: dict, current: dict) -> list[tuple[str, object, object]]:
+    """(key, recorded, current) for each drift key the current environment knows and the record differs in."""
+    recorded = recorded_environment(record)
+    if recorded is None:
+        return [("env", None, "(not recorded)")]
+    return [(key, recorded.get(key), current[key]) for key in DRIFT_KEYS
+            if key in current and recorded.get(key) != current[key]]
+
+
+def describe(changes: list[tuple[str, object, object]]) -> str:
+    if changes and changes[0][0] == "env":
+        return "no environment recorded"
+    return "; ".join(f"{key} {recorded if recorded is not None else '(none)'} -> "
+                     f"{now if now is not None else '(none)'}" for key, recorded, now in changes)
+
+
+def environment_drift(records: list[LoggedRecord], current: dict | None = None) -> pd.DataFrame:
+    """Records whose environment differs from `current` (default: the installed versions only)."""
+    current = installed_environment() if current is None else current
+    rows = []
+    for logged in records:
+        changes = differences(logged.record, current)
+        if changes:
+            rows.append((logged.record.get("job_id"), str(logged.log), logged.line,
+                         ", ".join(key for key, _r, _c in changes), describe(changes), MAY_DIFFER))
+    return pd.DataFrame(rows, columns=ENV_COLUMNS)
+
+
+def _scheduler_drift(record: dict, presets: Presets) -> tuple[str, str, str] | None:
+    """(name, recorded, current) when the scheduler preset of that name no longer gives what ran."""
+    scheduler = record.get("scheduler")
+    if not isinstance(scheduler, dict) or not isinstance(scheduler.get("name"), str):
+        return None
+    name, recorded_class = scheduler["name"], scheduler.get("class")
+    preset = presets.schedulers.get(name)
+    if preset is None:
+        return name, str(recorded_class), "(no such preset now)"
+    if preset.cls is not None and preset.cls != recorded_class:
+        return name, str(recorded_class), preset.cls
+    config = scheduler.get("config") if isinstance(scheduler.get("config"), dict) else {}
+    changed = sorted(key for key, value in preset.kwargs.items() if key in config and config[key] != value)
+    if changed:
+        return (name, ", ".join(f"{key}={config[key]!r}" for key in changed),
+                ", ".join(f"{key}={preset.kwargs[key]!r}" for key in changed))
+    return None
+
+
+def preset_drift(records: list[LoggedRecord], presets: Presets | None = None) -> pd.DataFrame:
+    """Styles whose content hash changed (or that were removed) since jobs used them, and scheduler
+    presets that now name another class or settings. Re-runs are unaffected (they use the recorded
+    styled prompt and scheduler config); a new job with the same names would differ."""
+    presets = presets or load_presets()
+    found: dict[tuple, list] = {}
+    for logged in records:
+        style = logged.record.get("style")
+        if isinstance(style, dict) and isinstance(style.get("name"), str):
+            preset = presets.styles.get(style["name"])
+            current = preset.content_hash if preset else "(no such style now)"
+            if style.get("hash") is not None and style.get("hash") != current:
+                found.setdefault(("style", style["name"], str(style.get("hash")), current), []).append(logged)
+        scheduler = _scheduler_drift(logged.record, presets)
+        if scheduler:
+            found.setdefault(("scheduler", *scheduler), []).append(logged)
+    rows = []
+    for (kind, name, recorded, current), jobs in found.items():
+        what = "was removed" if current.startswith("(no such") else "changed"
+        rows.append((kind, name, recorded, current, len(jobs), jobs[0].record.get("job_id"),
+                     f"{kind} preset {name!r} {what} since {len(jobs)} job(s) used it; the records keep what ran"))
+    return pd.DataFrame(rows, columns=PRESET_COLUMNS)

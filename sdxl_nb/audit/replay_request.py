@@ -1,0 +1,102 @@
+"""A job record -> the exact request that ran (recorded prompts, scheduler config, seeds, verified inputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdxl_nb.audit.integrity import resolve_path
+from sdxl_nb.presets import ModelPreset, Presets, SchedulerPreset, StylePreset, load_presets
+from sdxl_nb.request import InputImage, ResolvedRequest
+from sdxl_nb.store import sha256_file
+
+REPLAYABLE_MODES = ("txt2img", "img2img", "inpaint")
+
+
+class ReplayError(Exception):
+    """A record that cannot be re-run as it stands; the message is one line saying why."""
+
+
+def scheduler_kwargs(config: dict | None) -> dict:
+    """The recorded scheduler config as from_config keywords (infinities were stored as text)."""
+    def decode(value):
+        if value in ("inf", "-inf"):
+            return float(value)
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    return {key: decode(value) for key, value in (config or {}).items()}
+
+
+def _field(record: dict, key: str, kind: type | tuple[type, ...]):
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ReplayError(f"the record has no usable {key!r} (got {value!r})")
+    return value
+
+
+def _input(record: dict, key: str, folder: Path) -> InputImage | None:
+    entry = record.get(key)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        raise ReplayError(f"the record's {key} has no path")
+    path = resolve_path(folder, entry["path"])
+    if not path.is_file():
+        raise ReplayError(f"{key} {path} is missing; the job cannot be re-run from its record")
+    actual = sha256_file(path)
+    if entry.get("sha256") and actual != entry["sha256"]:
+        raise ReplayError(f"{key} {path} changed since the job (sha256 {actual[:12]}..., recorded "
+                          f"{str(entry['sha256'])[:12]}...)")
+    size = entry.get("size")
+    if not (isinstance(size, list) and len(size) == 2):
+        from PIL import Image
+
+        with Image.open(path) as image:
+            size = image.size
+    return InputImage(path=str(path), sha256=actual, size=(int(size[0]), int(size[1])))
+
+
+def request_from_record(record: dict, folder: str | Path, presets: Presets | None = None) -> ResolvedRequest:
+    """Rebuild what ran from the record alone: the recorded styled prompt and effective negative
+    (whatever the style preset says today), scheduler class and full config, size, steps, cfg,
+    strength and per-image seeds; init/mask images must still match their recorded sha256."""
+    folder = Path(folder)
+    mode = record.get("mode")
+    if mode not in REPLAYABLE_MODES:
+        raise ReplayError(f"mode {mode!r} is not re-run by the engine; accepted: {', '.join(REPLAYABLE_MODES)}")
+    presets = presets or load_presets()
+    model = record.get("model")
+    model_id = model.get("id") if isinstance(model, dict) else model
+    if not isinstance(model_id, str):
+        raise ReplayError("the record names no model")
+    scheduler = record.get("scheduler")
+    if not isinstance(scheduler, dict) or not isinstance(scheduler.get("class"), str):
+        raise ReplayError("the record has no scheduler class")
+    steps, cfg = _field(record, "steps", int), float(_field(record, "cfg", (int, float)))
+    width, height, batch = _field(record, "width", int), _field(record, "height", int), _field(record, "batch", int)
+    seeds = record.get("seeds")
+    if not (isinstance(seeds, list) and len(seeds) == batch and all(isinstance(s, int) for s in seeds)):
+        seed = _field(record, "seed", int)
+        seeds = [seed + i for i in range(batch)]  # the rule every schema has used: image i used seed + i
+    init, mask = _input(record, "init_image", folder), _input(record, "mask_image", folder)
+    if mode != "txt2img" and init is None:
+        raise ReplayError(f"a {mode} record without an init_image")
+    if mode == "inpaint" and mask is None:
+        raise ReplayError("an inpaint record without a mask_image")
+    strength = None if mode == "txt2img" else float(_field(record, "strength", (int, float)))
+    style = record.get("style") if isinstance(record.get("style"), dict) else {}
+    style_name = style.get("name") if isinstance(style.get("name"), str) else "(recorded)"
+    # Carried for its name only: the recorded styled prompt and negative are what run.
+    style_preset = presets.styles.get(style_name) or StylePreset(name=style_name, prompt="{prompt}")
+    model_preset = presets.models.get(model_id) or ModelPreset(
+        id=model_id, description="as recorded", steps=steps, cfg=cfg, heavy=True, turbo=False)
+    return ResolvedRequest(
+        mode=mode, model=model_preset,
+        scheduler=SchedulerPreset(name=str(scheduler.get("name")), cls=scheduler["class"],
+                                  kwargs=scheduler_kwargs(scheduler.get("config"))),
+        style=style_preset, prompt=str(record.get("prompt", "")), negative_prompt=str(record.get("negative_prompt", "")),
+        styled_prompt=_field(record, "styled_prompt", str),
+        effective_negative_prompt=_field(record, "effective_negative_prompt", str),
+        steps=steps, cfg=cfg, width=width, height=height, batch=batch, seed=seeds[0], seeds=tuple(seeds),
+        strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",))

@@ -1,0 +1,149 @@
+"""Re-run audit: regenerate selected jobs from their records and compare with the saved images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from sdxl_nb.analysis.sources import LoggedRecord
+from sdxl_nb.audit.compare import CLOSE_MAX_ABS_DIFF, CLOSE_MIN_PSNR_DB, SKIPPED, compare_images
+from sdxl_nb.audit.drift import MAY_DIFFER, describe, differences, engine_environment
+from sdxl_nb.audit.integrity import resolve_path
+from sdxl_nb.audit.replay_request import REPLAYABLE_MODES, ReplayError
+from sdxl_nb.errors import InputError
+from sdxl_nb.presets import Presets
+from sdxl_nb.store import sha256_file
+
+RERUN_COLUMNS = ["job_id", "log", "line", "mode", "image_index", "seed", "image_path", "verdict", "max_abs_diff",
+                 "psnr_db", "drift", "note"]
+ANIMATE_UNAVAILABLE = "animate re-run not available"
+
+
+def saved_entries(record: dict) -> list[dict]:
+    """The saved images of a job (an animation's frames), as dicts with path, sha256, seed, index."""
+    entries = record.get("frames") if record.get("mode") == "animate" else record.get("images")
+    if not isinstance(entries, list):
+        return []
+    entries = [{"path": e} if isinstance(e, str) else e for e in entries]
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)]
+
+
+def rerunnable(logged: LoggedRecord) -> bool:
+    return bool(saved_entries(logged.record))
+
+
+def select_for_rerun(records: list[LoggedRecord], count: int | str | None = None,
+                     job_ids: tuple[str, ...] | list[str] = ()) -> list[LoggedRecord]:
+    """Jobs to re-run: those named by id (or a unique id prefix), else the last `count` jobs that
+    saved images ("all": every one); failed jobs saved nothing and are never selected."""
+    candidates = [logged for logged in records if rerunnable(logged)]
+    if job_ids:
+        chosen = []
+        for wanted in job_ids:
+            matches = [c for c in candidates if str(c.record.get("job_id", "")).startswith(wanted)]
+            if len(matches) != 1:
+                problem = "matches no job with saved images" if not matches else f"matches {len(matches)} jobs"
+                raise InputError(f"job id {wanted!r} {problem}; give a full job id from the log")
+            chosen.append(matches[0])
+        return chosen
+    if count is None:
+        return []
+    if count == "all":
+        return candidates
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InputError(f"re-run count {count!r} is not valid; accepted: a whole number of jobs >= 1, or 'all'")
+    return candidates[-count:]
+
+
+def _as_images(result, entries: list[dict]) -> dict[int, object]:
+    """An animation re-run's output by frame index: PIL images in frame order, (index, ..., image)
+    tuples, or a dict {index: image}."""
+    if isinstance(result, dict):
+        return dict(result)
+    images = {}
+    for position, item in enumerate(result):
+        if isinstance(item, tuple):
+            images[int(item[0])] = item[-1]
+        else:
+            index = entries[position].get("index", position) if position < len(entries) else position
+            images[int(index)] = item
+    return images
+
+
+def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[dict[int, object], list[str]]:
+    mode = logged.record.get("mode")
+    if mode in REPLAYABLE_MODES:
+        from sdxl_nb.engine.replay import replay
+
+        result = replay(logged.record, logged.folder, engine, presets)
+        return result.images, result.notes
+    if mode == "animate":
+        try:
+            from sdxl_nb.animate import rerun_frames
+        except ImportError:  # the animate module (or its re-run) is not part of this installation
+            raise ReplayError(ANIMATE_UNAVAILABLE) from None
+        return _as_images(rerun_frames(logged.record, engine=engine), saved_entries(logged.record)), []
+    raise ReplayError(f"mode {mode!r} cannot be re-run; accepted: {', '.join(REPLAYABLE_MODES)}, animate")
+
+
+def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | None = None,
+               on_job: Callable[[LoggedRecord, str], None] | None = None, min_psnr_db: float = CLOSE_MIN_PSNR_DB,
+               max_abs_diff: int = CLOSE_MAX_ABS_DIFF) -> pd.DataFrame:
+    """Regenerate each job and compare image by image; the table has one row per saved image.
+
+    Verdicts: bit-exact, close (PSNR >= min_psnr_db and no pixel off by more than max_abs_diff;
+    max_abs_diff and psnr_db are given), diverged, or skipped (the note says why). `drift` lists
+    environment differences found before running ("re-run may not be bit-exact").
+    `on_job(record, drift)` is called before each job starts.
+    """
+    if engine is None:
+        from sdxl_nb.engine import get_engine
+
+        engine = get_engine()
+    current = engine_environment(engine)
+    rows = []
+    for logged in records:
+        record = logged.record
+        changes = differences(record, current)
+        drift = f"{describe(changes)}: {MAY_DIFFER}" if changes else ""
+        if on_job:
+            on_job(logged, drift)
+        entries = saved_entries(record)
+        base = (record.get("job_id"), str(logged.log), logged.line, record.get("mode"))
+        try:
+            images, notes = _regenerate(logged, engine, presets)
+        except ReplayError as exc:
+            rows += [(*base, e.get("index"), e.get("seed"), e.get("path"), SKIPPED, None, None, drift, str(exc))
+                     for e in entries]
+            continue
+        except Exception as exc:  # one job failing to re-run must not end the audit of the others
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            rows += [(*base, e.get("index"), e.get("seed"), e.get("path"), SKIPPED, None, None, drift,
+                      f"re-run failed: {type(exc).__name__}: {first}") for e in entries]
+            continue
+        for position, entry in enumerate(entries):
+            index = entry.get("index", position)
+            path = resolve_path(logged.folder, entry["path"])
+            row_notes = list(notes)
+            if not path.is_file():
+                rows.append((*base, index, entry.get("seed"), str(path), SKIPPED, None, None, drift,
+                             "; ".join([f"saved image missing: {path}", *row_notes])))
+                continue
+            if index not in images:
+                rows.append((*base, index, entry.get("seed"), str(path), SKIPPED, None, None, drift,
+                             "; ".join([f"the re-run made no image {index}", *row_notes])))
+                continue
+            if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+                row_notes.append("the saved file changed since it was recorded")
+            try:
+                result = compare_images(path, images[index], min_psnr_db=min_psnr_db, max_abs_diff=max_abs_diff)
+            except (OSError, ValueError, SyntaxError) as exc:  # PIL's ways of saying "not a readable image"
+                rows.append((*base, index, entry.get("seed"), str(path), SKIPPED, None, None, drift,
+                             "; ".join([f"saved image cannot be decoded ({exc})", *row_notes])))
+                continue
+            if result.note:
+                row_notes.insert(0, result.note)
+            rows.append((*base, index, entry.get("seed"), str(path), result.verdict, result.max_abs_diff,
+                         result.psnr_db, drift, "; ".join(row_notes)))
+    return pd.DataFrame(rows, columns=RERUN_COLUMNS)
