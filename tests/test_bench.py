@@ -59,10 +59,28 @@ def test_bench_cli_writes_the_documented_json(tmp_path, monkeypatch):
     from sdxl_nb import bench
 
     monkeypatch.setitem(bench.SETTINGS, "overhead", ({"width": 64, "height": 64, "steps": 2, "repeats": 1},) * 2)
+    monkeypatch.setitem(bench.SETTINGS, "log_lines", (2_000, 2_000))
     result = bench.run_bench(quick=True, on_line=lambda _line: None)
     bench.write_json(result, tmp_path / "bench.json")
     saved = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
     for key in ("overhead_ratio", "shared_extra_param_bytes", "scheduler_swap_ms", "light_import_s",
-                "light_import_torch_loaded", "device", "env"):
+                "light_import_torch_loaded", "log_load_ratio", "animate_batch_speedup", "device", "env"):
         assert key in saved, key
+    assert saved["log_load_lines"] == 2_000 and saved["log_load_ratio"] > 0 and saved["animate_batch_speedup"] > 0
     assert saved["env"]["options"]["compile"] is False
+
+
+def test_log_loading_falls_back_to_a_size_read_json_can_hold(monkeypatch):
+    from sdxl_nb.bench import data_checks
+
+    sizes = []
+
+    def fake(lines, repeats, cap, timeout_s):
+        sizes.append(lines)
+        return None if lines > 300_000 else {"ratio": 0.6, "ours_s": 6.0, "read_json_s": 10.0, "file_bytes": 1}
+
+    monkeypatch.setattr(data_checks, "_capped_bench_load", fake)
+    result = data_checks.log_loading(1_000_000, 3)
+    assert sizes == [1_000_000, 300_000]
+    assert result["log_load_lines"] == 300_000 and result["log_load_ratio"] == 0.6
+    assert "at 1,000,000 lines the loaders ran out of memory" in result["log_load_notes"][0]

@@ -13,12 +13,15 @@ SETTINGS = {
     "scheduler_repeats": (20, 100),
     "import_repeats": (2, 5),
     "log_lines": (50_000, 1_000_000),
+    "log_repeats": (1, 3),
+    "animate": ({"frames": 4, "width": 64, "height": 64, "steps": 2, "repeats": 1},
+                {"frames": 8, "width": 128, "height": 128, "steps": 4, "repeats": 3}),
 }
 
 
 def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
     """Run every benchmark; returns the JSON-able result (top-level keys as documented in docs/PERFORMANCE.md)."""
-    from sdxl_nb.bench import cpu_checks
+    from sdxl_nb.bench import cpu_checks, data_checks
     from sdxl_nb.engine import Engine
 
     pick = 0 if quick else 1
@@ -31,6 +34,8 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
         ("shared weights", lambda: cpu_checks.shared_weights(engine)),
         ("scheduler swap", lambda: cpu_checks.scheduler_swap(engine, SETTINGS["scheduler_repeats"][pick])),
         ("light imports", lambda: cpu_checks.light_imports(SETTINGS["import_repeats"][pick])),
+        ("log loading", lambda: data_checks.log_loading(SETTINGS["log_lines"][pick], SETTINGS["log_repeats"][pick])),
+        ("animate batching", lambda: data_checks.animate_batching(engine, **SETTINGS["animate"][pick])),
     ]
     for name, step in steps:
         figures = step()
