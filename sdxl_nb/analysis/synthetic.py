@@ -115,11 +115,22 @@ class SyntheticRecords:
             "events": [] if status != "interrupted" else ["stopped at step 7 of chunk 2"],
             "warnings": [], "notes": [f"cfg {cfg:g} from model {model_id}"], "env": env, "chunk_size": batch,
         }
-        if mode == "animate" and status != "failed":
-            count = frames if status == "ok" else rng.randrange(frames)
-            record["frames"] = [{"index": i, "seed": seed, "prompt": prompt, "t": round(i / max(frames - 1, 1), 4),
-                                 "path": f"{stamp}_{slug}_frame_{i + 1:03d}.png", "sha256": _sha(f"{number}f{i}")}
+        if mode == "animate":
+            count = 0 if status == "failed" else frames if status == "ok" else rng.randrange(frames)
+            ts = [round(i / max(frames - 1, 1), 4) for i in range(frames)]
+            record["animation"] = {"mode": "slerp", "source": "txt2img", "frames": frames, "seed": seed,
+                                   "seed_end": seed + 1, "prompt": prompt, "prompt_end": None, "schedule": "linear",
+                                   "t": ts, "variation": None, "fps": 8, "ping_pong": False,
+                                   "order": list(range(frames)), "batch_size": None}
+            record["frames"] = [{"index": i, "seed": seed, "seed_end": seed + 1, "t": ts[i], "prompt": prompt,
+                                 "styled_prompt": prompt, "prompt_end": None, "styled_prompt_end": None,
+                                 "call": i // 8, "path": f"{stamp}_{slug}_frame_{i + 1:03d}.png",
+                                 "sha256": _sha(f"{number}f{i}")}
                                 for i in range(count)]
+            record["grid"] = {"path": f"{stamp}_{slug}_grid.png", "sha256": _sha(f"{number}g")} if count else None
+            record["animations"] = [{"format": fmt, "path": f"{slug}.{fmt}", "sha256": _sha(f"{number}{fmt}"),
+                                     "frames": count, "duration_ms": 125, "loop": 0}
+                                    for fmt in ("gif", "webp")] if count else []
         else:
             record["images"] = [{"path": f"{stamp}_{slug}_seed{seed + i}_{i + 1:02d}.png", "sha256": _sha(f"{number}i{i}"),
                                  "seed": seed + i, "index": i} for i in range(produced)]
