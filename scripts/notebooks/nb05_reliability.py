@@ -1,8 +1,8 @@
-"""Cells of notebooks/08_reliability.ipynb."""
+"""Cells of notebooks/05_reliability.ipynb."""
 
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-FILENAME = "08_reliability.ipynb"
+FILENAME = "05_reliability.ipynb"
 
 
 def cells():
