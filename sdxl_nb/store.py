@@ -44,9 +44,15 @@ def check_output_dir(folder: str | os.PathLike) -> Path:
     return folder
 
 
+# zlib level 1: measured on a 1024x1024 photo-like image, 83 ms and 1.59 MB against PIL's default
+# level 6 at 575 ms and 1.35 MB. On a GPU that makes an image in about 2 s, level 6 would add a
+# fifth to every job; the pixels are lossless either way.
+PNG_COMPRESS_LEVEL = 1
+
+
 def encode_png(image, pnginfo=None) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=pnginfo)
+    image.save(buffer, format="PNG", pnginfo=pnginfo, compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

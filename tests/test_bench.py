@@ -83,4 +83,4 @@ def test_log_loading_falls_back_to_a_size_read_json_can_hold(monkeypatch):
     result = data_checks.log_loading(1_000_000, 3)
     assert sizes == [1_000_000, 300_000]
     assert result["log_load_lines"] == 300_000 and result["log_load_ratio"] == 0.6
-    assert "at 1,000,000 lines the loaders ran out of memory" in result["log_load_notes"][0]
+    assert "at 1,000,000 lines the comparison ran out of memory" in result["log_load_notes"][0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +26,7 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
     pick = 0 if quick else 1
     engine = Engine(device="cpu")
     result: dict = {"date": datetime.now().astimezone().isoformat(timespec="seconds"), "quick": quick,
-                    "device": {"type": "cpu", "name": platform.processor() or platform.machine()}}
+                    "device": engine.device_record()}
     on_line("sdxl-nb bench" + (" (quick)" if quick else ""))
     steps = [
         ("overhead", lambda: cpu_checks.generate_overhead(engine, **SETTINGS["overhead"][pick])),

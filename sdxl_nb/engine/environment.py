@@ -6,6 +6,7 @@ import math
 import platform
 import resource
 import sys
+from functools import lru_cache
 
 import diffusers
 import torch
@@ -13,6 +14,14 @@ import transformers
 
 import sdxl_nb
 from sdxl_nb.engine.loading import dtype_name
+
+
+@lru_cache(maxsize=16)
+def _device_name(device: str) -> str:
+    """The device's name, looked up once: on Linux platform.processor() runs `uname -p` on every call."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
 
 
 def environment(device: str, dtype: torch.dtype) -> dict:
@@ -25,7 +34,7 @@ def environment(device: str, dtype: torch.dtype) -> dict:
         "transformers": transformers.__version__,
         "sdxl_nb": sdxl_nb.__version__,
         "cuda": torch.version.cuda,
-        "gpu": torch.cuda.get_device_name(device) if cuda else None,
+        "gpu": _device_name(device) if cuda else None,
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "dtype": dtype_name(dtype),
         "attention": "sdpa" if hasattr(torch.nn.functional, "scaled_dot_product_attention") else "default",
@@ -33,9 +42,7 @@ def environment(device: str, dtype: torch.dtype) -> dict:
 
 
 def device_record(device: str) -> dict:
-    if device.startswith("cuda"):
-        return {"type": "cuda", "name": torch.cuda.get_device_name(device)}
-    return {"type": device, "name": platform.processor() or platform.machine()}
+    return {"type": "cuda" if device.startswith("cuda") else device, "name": _device_name(device)}
 
 
 def reset_peak_memory(device: str) -> None:
