@@ -79,7 +79,7 @@ def _fail(message: str) -> InputError:
     return InputError(message)
 
 
-def _check_text(value: object, name: str) -> str:
+def check_text(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise _fail(f"{name} must be text, got {type(value).__name__}")
     try:
@@ -92,7 +92,8 @@ def _check_text(value: object, name: str) -> str:
     return value
 
 
-def _check_int(value: object, name: str, low: int, high: int) -> int:
+def check_int(value: object, name: str, low: int, high: int) -> int:
+    """A whole number within [low, high] (bools refused), else InputError naming the accepted range."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(f"{name} must be a whole number from {low} to {high}, got {value!r}")
     if not low <= value <= high:
@@ -100,7 +101,8 @@ def _check_int(value: object, name: str, low: int, high: int) -> int:
     return value
 
 
-def _check_number(value: object, name: str) -> float:
+def check_number(value: object, name: str) -> float:
+    """A real number (bools and NaN refused), else InputError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise _fail(f"{name} must be a number, got {value!r}")
     return float(value)
@@ -149,8 +151,8 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     models = models if models is not None else presets.models
     d = presets.defaults
     notes: list[str] = []
-    prompt = _check_text(request.prompt, "prompt")
-    negative = _check_text(request.negative_prompt or "", "negative prompt")
+    prompt = check_text(request.prompt, "prompt")
+    negative = check_text(request.negative_prompt or "", "negative prompt")
 
     model = _pick(models, request.model or d.model, "model")
     style = _pick(presets.styles, request.style or d.style, "style")
@@ -160,7 +162,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     scheduler = _pick(presets.schedulers, scheduler_name, "scheduler")
 
     if request.steps is not None:
-        steps = _check_int(request.steps, "steps", 1, MAX_STEPS)
+        steps = check_int(request.steps, "steps", 1, MAX_STEPS)
     elif style.steps is not None and not model.turbo:
         steps = style.steps
         notes.append(f"steps {steps} from style {style.name}")
@@ -168,7 +170,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         steps = model.steps
         notes.append(f"steps {steps} from model {model.id}")
     if request.cfg is not None:
-        cfg = _check_number(request.cfg, "cfg")
+        cfg = check_number(request.cfg, "cfg")
         if not 0 <= cfg <= MAX_CFG:
             raise _fail(f"cfg {request.cfg} is out of range; accepted: 0 to {MAX_CFG:g}")
     elif style.cfg is not None and not model.turbo:
@@ -177,7 +179,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     else:
         cfg = model.cfg
         notes.append(f"cfg {cfg:g} from model {model.id}")
-    batch = _check_int(request.batch, "batch", 1, MAX_BATCH)
+    batch = check_int(request.batch, "batch", 1, MAX_BATCH)
 
     init = read_input_image(request.init_image, "init image")
     mask = read_input_image(request.mask_image, "mask image")
@@ -191,7 +193,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
             raise _fail("strength applies only to img2img and inpaint (give an init image)")
         strength = None
     else:
-        strength = d.strength if request.strength is None else _check_number(request.strength, "strength")
+        strength = d.strength if request.strength is None else check_number(request.strength, "strength")
         if not 0 < strength <= 1:
             raise _fail(f"strength {request.strength} is out of range; accepted: greater than 0, at most 1")
         if request.strength is None:
@@ -203,7 +205,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         seed = secrets.randbelow(MAX_SEED - batch + 2)
         notes.append(f"seed {seed} drawn at random")
     else:
-        seed = _check_int(request.seed, "seed", 0, MAX_SEED - batch + 1)
+        seed = check_int(request.seed, "seed", 0, MAX_SEED - batch + 1)
     styled, effective_negative = style.apply(prompt, negative)
     return ResolvedRequest(
         mode=mode, model=model, scheduler=scheduler, style=style, prompt=prompt, negative_prompt=negative,

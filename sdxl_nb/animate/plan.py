@@ -8,8 +8,15 @@ from dataclasses import dataclass, field
 
 from sdxl_nb.errors import InputError
 from sdxl_nb.presets import ModelPreset, Presets
-from sdxl_nb.request import MAX_SEED, GenerationRequest, ResolvedRequest, resolve
-from sdxl_nb.request import _check_text as check_text  # the same text rules as every prompt
+from sdxl_nb.request import (  # the same rules as every request: prompts, whole numbers, numbers
+    MAX_SEED,
+    GenerationRequest,
+    ResolvedRequest,
+    check_int,
+    check_number,
+    check_text,
+    resolve,
+)
 
 MODES = ("seed-walk", "slerp", "prompt-travel")
 SCHEDULES = ("linear", "ease-in-out")
@@ -118,26 +125,12 @@ def _fail(message: str) -> InputError:
     return InputError(message)
 
 
-def _whole(value: object, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    if not low <= value <= high:
-        raise _fail(f"{name} {value} is out of range; accepted: {low} to {high}")
-    return value
-
-
-def _number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise _fail(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
 def _check_settings(request: AnimationRequest) -> None:
     """The animation's own settings (the request fields are checked by resolve())."""
     if request.mode not in MODES:
         raise _fail(f"unknown animation mode {request.mode!r}; accepted: {', '.join(MODES)}")
-    _whole(request.frames, "frames", MIN_FRAMES, MAX_FRAMES)
-    fps = _number(request.fps, "fps")
+    check_int(request.frames, "frames", MIN_FRAMES, MAX_FRAMES)
+    fps = check_number(request.fps, "fps")
     if not 0 < fps <= MAX_FPS:
         raise _fail(f"fps {fps:g} is out of range; accepted: greater than 0, at most {MAX_FPS:g}")
     if not isinstance(request.ping_pong, bool):
@@ -145,9 +138,9 @@ def _check_settings(request: AnimationRequest) -> None:
     if request.schedule not in SCHEDULES:
         raise _fail(f"unknown schedule {request.schedule!r}; accepted: {', '.join(SCHEDULES)}")
     if request.batch_size is not None:
-        _whole(request.batch_size, "batch size (frames per pipeline call)", 1, request.frames)
+        check_int(request.batch_size, "batch size (frames per pipeline call)", 1, request.frames)
     if request.variation is not None:
-        variation = _number(request.variation, "variation")
+        variation = check_number(request.variation, "variation")
         if not 0 <= variation <= 1:
             raise _fail(f"variation {variation:g} is out of range; accepted: 0 to 1")
     if request.mode == "seed-walk":
@@ -165,7 +158,7 @@ def _check_settings(request: AnimationRequest) -> None:
     if request.mode == "prompt-travel" and request.prompt_end is None:
         raise _fail("prompt-travel needs a prompt end (the conditioning travels from prompt to prompt end)")
     if request.seed_end is not None:
-        _whole(request.seed_end, "seed end", 0, MAX_SEED)
+        check_int(request.seed_end, "seed end", 0, MAX_SEED)
         if request.seed_end == request.seed:
             raise _fail(f"seed end equals seed ({request.seed}); give two different seeds to interpolate")
     if request.prompt_end is not None and request.prompt_end == request.prompt:
@@ -184,7 +177,7 @@ def plan_animation(request: AnimationRequest, presets: Presets, models: dict[str
         seed = secrets.randbelow(MAX_SEED - (request.frames - 1 if walk else 0) + 1)
         notes.append(f"seed {seed} drawn at random")
     elif walk:
-        _whole(seed, "seed", 0, MAX_SEED - request.frames + 1)
+        check_int(seed, "seed", 0, MAX_SEED - request.frames + 1)
     base = resolve(GenerationRequest(
         prompt=request.prompt, negative_prompt=request.negative_prompt, model=request.model,
         scheduler=request.scheduler, style=request.style, steps=request.steps, cfg=request.cfg, width=request.width,

@@ -12,6 +12,7 @@ HELP = "make an animation (frames, frame grid, GIF, WebP) and record it as one j
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sdxl_nb.animate.plan import MAX_FPS, MODES, SCHEDULES
+    from sdxl_nb.cli.generate import add_setting_arguments
 
     parser.add_argument("--prompt", required=True, help="what to draw (the start prompt of a prompt travel)")
     parser.add_argument("--prompt-end", help="prompt travel: the prompt the conditioning travels to")
@@ -26,15 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=8.0, help=f"animation speed, 0 < fps <= {MAX_FPS:g}")
     parser.add_argument("--ping-pong", action="store_true", help="play forward then back (a seamless loop)")
     parser.add_argument("--batch-size", type=int, help="frames per pipeline call (default: as many as fit)")
-    parser.add_argument("--negative", default="", help="what to avoid (the style's negative is appended)")
-    parser.add_argument("--model", help="model id (see `sdxl-nb models`)")
-    parser.add_argument("--scheduler", help="scheduler name (see `sdxl-nb presets`)")
-    parser.add_argument("--style", help="style preset name (see `sdxl-nb presets`)")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--cfg", type=float, help="guidance scale")
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--resolution", help="a resolution preset name such as 1024x1024")
+    add_setting_arguments(parser)
     parser.add_argument("--init-image", help="init image path: every frame is img2img from it")
     parser.add_argument("--strength", type=float, help="img2img denoising strength, 0 < x <= 1")
     parser.add_argument("--out", help="output folder (default: $SDXL_NB_OUTPUT or output_images)")

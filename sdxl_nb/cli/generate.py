@@ -10,9 +10,8 @@ NAME = "generate"
 HELP = "generate images and record the job in jobs.log"
 
 
-def add_request_arguments(parser: argparse.ArgumentParser) -> None:
-    """The request options shared by every verb that builds a GenerationRequest."""
-    parser.add_argument("--prompt", required=True, help="what to draw")
+def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
+    """Negative, model, scheduler, style, steps, cfg and size: shared by generate, animate and sweep."""
     parser.add_argument("--negative", default="", help="what to avoid (the style's negative is appended)")
     parser.add_argument("--model", help="model id (see `sdxl-nb models`); default: a cached SDXL model, else tiny-sdxl")
     parser.add_argument("--scheduler", help="scheduler name (see `sdxl-nb presets`)")
@@ -22,6 +21,12 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int)
     parser.add_argument("--height", type=int)
     parser.add_argument("--resolution", help="a resolution preset name such as 1024x1024")
+
+
+def add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    """The request options shared by every verb that builds a GenerationRequest."""
+    parser.add_argument("--prompt", required=True, help="what to draw")
+    add_setting_arguments(parser)
     parser.add_argument("--batch", type=int, default=1, help="images in this job (seeds seed, seed+1, ...)")
     parser.add_argument("--seed", type=int, help="base seed; random (and recorded) when omitted")
     parser.add_argument("--init-image", help="init image path: img2img (with --mask: inpaint)")
