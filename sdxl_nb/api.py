@@ -75,6 +75,21 @@ def prepare(request: GenerationRequest, presets: Presets | None = None) -> Resol
     return resolve(request, presets, model_presets(presets))
 
 
+def load_for_job(info, engine, folder: Path, on_stage: Callable[[str], None] | None = None):
+    """(engine, loaded model, whether it was already loaded): the kernel's engine unless one is given;
+    a fresh load is written to the folder's events log."""
+    if engine is None:
+        from sdxl_nb.engine import get_engine
+
+        engine = get_engine()
+    was_loaded = info.id in engine.loaded
+    loaded = engine.load(info, on_stage=on_stage)
+    if not was_loaded:
+        events.write_event(folder, f"MODEL LOADED {info.id} (revision {loaded.revision}) in {loaded.load_s:.2f} s "
+                                   f"on {engine.device} as {loaded.dtype_name}")
+    return engine, loaded, was_loaded
+
+
 def generate(request: GenerationRequest | None = None, *, out_dir: str | os.PathLike | None = None,
              engine=None, on_progress: Callable[[dict], None] | None = None,
              should_stop: Callable[[], bool] | None = None, on_stage: Callable[[str], None] | None = None,
@@ -107,18 +122,9 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     # A remote engine (ComfyUI) runs its own copy of the model: the local cache does not matter.
     if not info.available and (engine is None or getattr(engine, "uses_local_models", True)):
         raise ModelUnavailableError(info.reason)
-    if engine is None:
-        from sdxl_nb.engine import get_engine
-
-        engine = get_engine()
-
     started_at, t0 = now_iso(), time.perf_counter()
-    was_loaded = info.id in engine.loaded
-    loaded = engine.load(info, on_stage=on_stage)
+    engine, loaded, was_loaded = load_for_job(info, engine, folder, on_stage)
     load_s = 0.0 if was_loaded else loaded.load_s
-    if not was_loaded:
-        events.write_event(folder, f"MODEL LOADED {info.id} (revision {loaded.revision}) in {loaded.load_s:.2f} s "
-                                   f"on {engine.device} as {loaded.dtype_name}")
     model = {"id": info.id, "revision": loaded.revision, "source": getattr(loaded, "source", info.source),
              "dtype": loaded.dtype_name, "vae": loaded.vae}
     record = base_record(resolved, job_id=new_job_id(), started_at=started_at, model=model,

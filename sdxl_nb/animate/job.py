@@ -113,18 +113,11 @@ def animate(request: AnimationRequest | None = None, *, out_dir: str | os.PathLi
     info = find_model(plan.base.model.id, presets)
     if not info.available:
         raise ModelUnavailableError(info.reason)
-    if engine is None:
-        from sdxl_nb.engine import get_engine
-
-        engine = get_engine()
+    from sdxl_nb.api import load_for_job
     from sdxl_nb.engine.frames import run_frames
 
     started_at, t0 = now_iso(), time.perf_counter()
-    was_loaded = info.id in engine.loaded
-    loaded = engine.load(info, on_stage=on_stage)
-    if not was_loaded:
-        events.write_event(folder, f"MODEL LOADED {info.id} (revision {loaded.revision}) in {loaded.load_s:.2f} s "
-                                   f"on {engine.device} as {loaded.dtype_name}")
+    engine, loaded, was_loaded = load_for_job(info, engine, folder, on_stage)
     record = _start_record(plan, engine, loaded, info, started_at, was_loaded)
     load_s = 0.0 if was_loaded else loaded.load_s
     moment = datetime.fromisoformat(started_at)
