@@ -201,8 +201,9 @@ def run_batch(scenarios: Sequence[Scenario] | Sequence[dict] | str | os.PathLike
         placement = processes.placement
         if engine is None and generate is None:
             from sdxl_nb.engine import Engine
+            from sdxl_nb.engine.core import kernel_engine_options
 
-            engine = Engine(device=placement.device)
+            engine = Engine(device=placement.device, options=kernel_engine_options())
     run_one = generate or local_generate
     stop = should_stop or (lambda: False)
     mine = []

@@ -15,10 +15,18 @@ class EngineOptions:
     channels_last: bool = False  # UNet weights in channels-last layout: faster convolutions on tensor cores
     fuse_qkv: bool = False  # one fused matmul for attention Q, K and V
     compile: bool = False  # torch.compile of the UNet's repeated transformer blocks (regional: compiles once)
+    # Whole-UNet torch.compile with CUDA graphs: the host no longer queues each kernel (on an H100 it queued
+    # them about as slowly as the GPU ran them); compiles once per image size. Exclusive with `compile`.
+    cuda_graphs: bool = False
     vae_slicing: bool = False  # decode a batch one image at a time: lower peak memory
     vae_tiling: bool = False  # decode in tiles: large images on small GPUs
     cpu_offload: bool = False  # keep idle modules on the CPU (accelerate): lowest memory, slowest
     warmup: bool = False  # one tiny run right after loading, so the first job pays no compile/kernel-selection cost
+
+    def __post_init__(self):
+        if self.compile and self.cuda_graphs:
+            raise InputError("engine options: compile (regional) and cuda_graphs (whole UNet) exclude each other; "
+                             "choose one")
 
     def record(self) -> dict:
         return asdict(self)
@@ -26,7 +34,7 @@ class EngineOptions:
     @property
     def needs_reload(self) -> tuple[str, ...]:
         """Options that change the loaded modules themselves (the others can be toggled in place)."""
-        return ("dtype", "channels_last", "fuse_qkv", "compile", "cpu_offload")
+        return ("dtype", "channels_last", "fuse_qkv", "compile", "cuda_graphs", "cpu_offload")
 
 
 def options_from_dict(raw: dict, where: str = "engine options") -> EngineOptions:

@@ -68,13 +68,13 @@ class ReplicaModel:
 class ReplicaEngine:
     """Engine-compatible: pass it as `engine=` to sdxl_nb.generate, or make it the kernel's engine."""
 
-    def __init__(self, devices: Sequence[str] | None = None, *, engines: Sequence | None = None):
+    def __init__(self, devices: Sequence[str] | None = None, *, engines: Sequence | None = None, options=None):
         if engines is None:
             if not devices:
                 raise InputError("replicas need at least one device")
             from sdxl_nb.engine import Engine
 
-            engines = [Engine(device=device) for device in devices]
+            engines = [Engine(device=device, options=options) for device in devices]
         self.engines = list(engines)
         self.device = "+".join(engine.device for engine in self.engines)
         self.lock = threading.RLock()

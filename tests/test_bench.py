@@ -32,11 +32,43 @@ def test_cpu_checks_report_shared_weights_and_light_imports(engine):
     assert overhead["overhead_ratio"] > 0 and overhead["overhead_bare_s"] > 0
 
 
+def test_product_path_loads_from_a_hub_cache_and_measures(monkeypatch):
+    import os
+
+    from sdxl_nb.bench.gpu_checks import FP16_VAE_ID, product_path
+
+    monkeypatch.setenv("HF_HUB_CACHE", "/nonexistent/hub")
+    lines = []
+    result = product_path(device="cpu", architecture="tiny", width=64, height=64, steps=2, repeats=1,
+                          on_line=lines.append)
+    assert os.environ["HF_HUB_CACHE"] == "/nonexistent/hub"  # the bench's own cache was only borrowed
+    assert result["vae"]["id"] == FP16_VAE_ID and result["vae_force_upcast"] is False
+    assert result["load_warnings"] == [] and result["job_status"] == "ok" and result["cache_bytes"] > 0
+    assert result["overhead_ratio"] > 0 and result["memory_peak_bytes"] > 0
+    assert result["memory_estimate_bytes"] > 0 and result["memory_source"]
+    assert "stabilityai/stable-diffusion-xl-base-1.0, 64x64, 2 steps" in result["overhead_settings"]
+    assert len(lines) == 2 and lines[0].startswith("  loaded stabilityai/stable-diffusion-xl-base-1.0")
+
+
+def test_vae_decode_precision_compares_native_and_float32():
+    import torch
+
+    from sdxl_nb.bench.gpu_checks import vae_decode_precision
+    from sdxl_nb.bench.gpu_recipe import build_pipeline
+
+    pipe = build_pipeline("tiny", "cpu", torch.float32)
+    pipe.vae.to(torch.bfloat16)
+    figures = vae_decode_precision(pipe, width=64, height=64, repeats=1)
+    assert figures["vae_dtype"] == "bfloat16" and pipe.vae.dtype == torch.bfloat16  # the upcast is undone
+    assert figures["vae_decode_native_finite"] and figures["vae_decode_fp32_upcast_finite"]
+    assert figures["vae_decode_native_s"] > 0 and figures["vae_decode_fp32_upcast_s"] > 0
+
+
 def test_gpu_recipe_code_runs_on_the_tiny_model():
     from sdxl_nb.bench.gpu_recipe import RECIPE, run_recipe
 
     lines = []
-    steps = tuple(name for name in RECIPE if name != "+ torch.compile")
+    steps = tuple(name for name in RECIPE if name not in ("+ torch.compile", "+ CUDA graphs"))
     result = run_recipe(device="cpu", architecture="tiny", width=64, height=64, steps=2, repeats=1, recipe=steps,
                         on_line=lines.append)
     assert [row["step"] for row in result["recipe"]] == list(steps)

@@ -55,6 +55,8 @@ def test_generate_json_prints_the_record(tmp_path):
     (["--model", "stabilityai/sdxl-turbo"], "is not in the local Hugging Face cache"),
     (["--init-image", "/no/such.png"], "init image '/no/such.png' does not exist"),
     (["--steps", "two"], "argument --steps: invalid int value: 'two'"),
+    (["--engine-profile", "Warp"], "unknown engine profile 'Warp'; accepted: Default, Fast (CUDA)"),
+    (["--engine-profile", "bfloat16", "--backend", "comfy"], "--engine-profile applies to the local backend only"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "out"
@@ -76,3 +78,13 @@ def test_models_and_presets_listings():
     assert "hf download stabilityai/stable-diffusion-xl-base-1.0" in text
     presets = json.loads(cli("presets", "--json").stdout)
     assert "DPM++ 2M SDE Karras" in presets["schedulers"] and len(presets["styles"]) == 15
+    assert presets["engine_profiles"]["Fastest (CUDA graphs)"]["options"]["cuda_graphs"] is True
+    assert "Fast (CUDA)" in cli("presets").stdout.split("Engine profiles (--engine-profile):")[1]
+
+
+def test_engine_profile_applies_and_is_recorded(tmp_path):
+    result = cli("generate", "--prompt", "profile", "--width", "64", "--height", "64", "--steps", "2", "--seed", "1",
+                 "--engine-profile", "bfloat16", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["env"]["options"]["dtype"] == "bfloat16" and record["env"]["dtype"] == "bfloat16"

@@ -19,10 +19,51 @@ def test_profiles_ship_in_presets():
     ({"turbo_mode": True}, "unknown option 'turbo_mode'; accepted: dtype, channels_last"),
     ({"dtype": "int8"}, "dtype 'int8' is not accepted; accepted: float16, bfloat16, float32"),
     ({"compile": "yes"}, "compile must be true or false"),
+    ({"compile": True, "cuda_graphs": True}, "compile \\(regional\\) and cuda_graphs \\(whole UNet\\) exclude each other"),
 ])
 def test_bad_options_are_one_line(raw, message):
     with pytest.raises(InputError, match=message):
         options_from_dict(raw)
+
+
+def test_cuda_graphs_profile_ships_and_says_when_it_cannot_apply(engine):
+    from sdxl_nb.engine.speed import apply_options
+    from sdxl_nb.presets import load_presets
+    from sdxl_nb.registry import find_model
+
+    options = load_presets(REPO / "presets.json").engine_profiles["Fastest (CUDA graphs)"].options
+    assert options.cuda_graphs and not options.compile and options.warmup
+    pipe = engine.load(find_model("tiny-sdxl", load_presets())).pipe
+    assert apply_options(pipe, EngineOptions(cuda_graphs=True), "cpu") == [
+        "CUDA graphs not applied: the engine runs on cpu"]
+    assert pipe.unet._compiled_call_impl is None
+
+
+def test_each_new_unet_shape_under_cuda_graphs_is_said_once():
+    from types import SimpleNamespace
+
+    from sdxl_nb.engine import Engine
+    from sdxl_nb.run_output import RunOutput
+
+    engine = Engine(device="cpu", options=EngineOptions(cuda_graphs=True))
+    engine.device = "cuda"  # the bookkeeping only; nothing runs on a device here
+    loaded = SimpleNamespace(graph_shapes={(1024, 1024, 2)})  # what the warm-up compiled
+    out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, scheduler={}, events=[],
+                    warnings=[], chunk_size=1)
+    guided = SimpleNamespace(width=1024, height=1024, cfg=7.0)
+    engine._note_new_graph_shape(loaded, guided, 1, out)
+    assert out.events == []
+    engine._note_new_graph_shape(loaded, SimpleNamespace(width=832, height=1216, cfg=7.0), 2, out)
+    engine._note_new_graph_shape(loaded, SimpleNamespace(width=832, height=1216, cfg=7.0), 2, out)
+    engine._note_new_graph_shape(loaded, SimpleNamespace(width=1024, height=1024, cfg=1.0), 1, out)
+    assert out.events == [
+        "CUDA graphs: first UNet call at 832x1216, batch 4: compiling for this shape (minutes for SDXL; later calls "
+        "reuse it)",
+        "CUDA graphs: first UNet call at 1024x1024, batch 1: compiling for this shape (minutes for SDXL; later calls "
+        "reuse it)"]
+    engine.options = EngineOptions()
+    engine._note_new_graph_shape(loaded, SimpleNamespace(width=640, height=640, cfg=7.0), 1, out)
+    assert len(out.events) == 2
 
 
 def test_bad_profile_in_presets_names_file_and_key():

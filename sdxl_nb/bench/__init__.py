@@ -54,8 +54,13 @@ def _gpu(on_line) -> dict:
 
     if not torch.cuda.is_available():
         raise InputError("--gpu needs a CUDA device; none is visible (torch.cuda.is_available() is False)")
+    from sdxl_nb.bench.gpu_checks import product_path
+
+    on_line("GPU product path: full-size SDXL (random weights) in a hub cache, loaded and run by the engine")
+    figures = {"product_path": product_path(on_line=on_line)}
     on_line("GPU recipe: full-size SDXL architecture, random weights, 1024x1024, 30 steps, batch 1, cfg 7")
-    return run_recipe(device="cuda", on_line=on_line)
+    figures.update(run_recipe(device="cuda", on_line=on_line))
+    return figures
 
 
 def _line(name: str, figures: dict) -> str:

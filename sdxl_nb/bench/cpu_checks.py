@@ -14,7 +14,8 @@ LIGHT_MODULES = ["sdxl_nb", "sdxl_nb.presets", "sdxl_nb.request", "sdxl_nb.regis
                  "sdxl_nb.metadata", "sdxl_nb.record", "sdxl_nb.api", "sdxl_nb.cli"]
 
 
-def generate_overhead(engine, *, width: int, height: int, steps: int, repeats: int) -> dict:
+def generate_overhead(engine, *, width: int, height: int, steps: int, repeats: int, model: str = "tiny-sdxl",
+                      cfg: float = 5.0, out_dir: str | None = None) -> dict:
     """A full sdxl_nb generate (resolve, style, save, metadata, hashing, log) vs the bare pipeline call."""
     import torch
 
@@ -22,26 +23,30 @@ def generate_overhead(engine, *, width: int, height: int, steps: int, repeats: i
     from sdxl_nb.presets import load_presets
     from sdxl_nb.registry import find_model
 
-    loaded = engine.load(find_model("tiny-sdxl", load_presets()))
+    loaded = engine.load(find_model(model, load_presets()))
     pipe = loaded.pipe
     prompt = "a lighthouse on a cliff at dusk"
-    out = tempfile.mkdtemp(prefix="sdxl_nb-bench-")
+    out = out_dir or tempfile.mkdtemp(prefix="sdxl_nb-bench-")
+    cuda = engine.device.startswith("cuda")
 
     def bare():
         with engine.lock:
             pipe.scheduler = engine.make_scheduler(loaded, None, {})
-            pipe(prompt=prompt, negative_prompt=None, num_inference_steps=steps, guidance_scale=5.0, width=width,
+            pipe(prompt=prompt, negative_prompt=None, num_inference_steps=steps, guidance_scale=cfg, width=width,
                  height=height, num_images_per_prompt=1, generator=[torch.Generator("cpu").manual_seed(1)],
                  output_type="pil")
+            if cuda:
+                torch.cuda.synchronize()
 
     def ours():
-        generate(prompt=prompt, model="tiny-sdxl", width=width, height=height, steps=steps, seed=1, cfg=5.0,
+        generate(prompt=prompt, model=model, width=width, height=height, steps=steps, seed=1, cfg=cfg,
                  out_dir=out, engine=engine)
 
     times = interleaved({"bare": bare, "sdxl_nb": ours}, repeats)
     return {"overhead_ratio": median(times["sdxl_nb"]) / median(times["bare"]),
             "overhead_bare_s": median(times["bare"]), "overhead_sdxl_nb_s": median(times["sdxl_nb"]),
-            "overhead_settings": f"{width}x{height}, {steps} steps, batch 1, {repeats} interleaved repetitions"}
+            "overhead_settings": f"{model}, {width}x{height}, {steps} steps, cfg {cfg}, batch 1, "
+                                 f"{repeats} interleaved repetitions"}
 
 
 def _unique_parameter_bytes(pipes) -> int:

@@ -5,30 +5,88 @@ from __future__ import annotations
 import time
 
 RECIPE = ("fp16 default", "bf16 default", "+ SDPA check", "+ channels_last", "+ fused QKV", "+ torch.compile",
-          "+ fp16-safe VAE decode")
+          "+ fp16-safe VAE decode", "+ CUDA graphs")
 
 
 def _timed_run(pipe, *, width: int, height: int, steps: int, cfg: float):
-    """One image; returns (seconds, denoising steps per second from step-end timestamps)."""
+    """One image; returns (seconds, denoising steps per second between the first and last step ends)."""
     import torch
 
-    stamps = []
+    cuda = pipe.device.type == "cuda"
+    marks = []
 
     def on_step(_pipe, _i, _t, kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        stamps.append(time.perf_counter())
+        # CUDA events are recorded on the stream, not waited for: a sync per step would stop the host from
+        # queueing the next step while the GPU runs this one, and would slow what it measures.
+        if cuda:
+            marks.append(torch.cuda.Event(enable_timing=True))
+            marks[-1].record()
+        else:
+            marks.append(time.perf_counter())
         return kwargs
 
     started = time.perf_counter()
     pipe(prompt="a lighthouse on a cliff at dusk, cinematic", negative_prompt="blurry", num_inference_steps=steps,
          guidance_scale=cfg, width=width, height=height, generator=[torch.Generator("cpu").manual_seed(0)],
          callback_on_step_end=on_step, output_type="pil")
-    if torch.cuda.is_available():
+    if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    its = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else float("nan")
-    return seconds, its
+    if len(marks) < 2:
+        return seconds, float("nan")
+    span = marks[0].elapsed_time(marks[-1]) / 1000 if cuda else marks[-1] - marks[0]
+    return seconds, (len(marks) - 1) / span
+
+
+def unet_step_profile(pipe, *, width: int, height: int, repeats: int = 5) -> dict:
+    """One UNet call at CFG batch 2: GPU time (events) vs host time to queue it (launch-bound when close)."""
+    import statistics
+
+    import torch
+
+    unet, device, dtype = pipe.unet, pipe.device, pipe.unet.dtype
+    cfg = unet.config
+    latents = torch.randn(2, cfg.in_channels, height // 8, width // 8, device=device, dtype=dtype)
+    text = torch.randn(2, 77, cfg.cross_attention_dim, device=device, dtype=dtype)
+    pooled_dim = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
+    added = {"text_embeds": torch.randn(2, pooled_dim, device=device, dtype=dtype),
+             "time_ids": torch.tensor([[height, width, 0, 0, height, width]] * 2, device=device, dtype=dtype)}
+    timestep = torch.tensor([500.0, 500.0], device=device)
+    host, gpu = [], []
+    with torch.inference_mode():
+        for i in range(repeats + 1):
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            queued = time.perf_counter()
+            start.record()
+            unet(latents, timestep, encoder_hidden_states=text, added_cond_kwargs=added)
+            end.record()
+            queued = time.perf_counter() - queued
+            torch.cuda.synchronize()
+            if i:  # the first call is a warm-up
+                host.append(queued * 1000)
+                gpu.append(start.elapsed_time(end))
+    return {"unet_gpu_ms": statistics.median(gpu), "unet_host_ms": statistics.median(host)}
+
+
+def unet_tflop_per_step(width: int = 1024, height: int = 1024) -> float:
+    """Floating-point work of one full-size UNet call at CFG batch 2, counted on the meta device."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sdxl_nb.engine.full_size import UNET_CONFIG
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**UNET_CONFIG).half()
+        pooled_dim = unet.config.projection_class_embeddings_input_dim - 6 * unet.config.addition_time_embed_dim
+        added = {"text_embeds": torch.randn(2, pooled_dim, dtype=torch.half),
+                 "time_ids": torch.randn(2, 6, dtype=torch.half)}
+        with FlopCounterMode(display=False) as counter:
+            unet(torch.randn(2, 4, height // 8, width // 8, dtype=torch.half), torch.tensor([500, 500]),
+                 encoder_hidden_states=torch.randn(2, 77, unet.config.cross_attention_dim, dtype=torch.half),
+                 added_cond_kwargs=added)
+    return counter.get_total_flops() / 1e12
 
 
 def sdpa_state(pipe) -> dict:
@@ -57,14 +115,18 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
     import torch
 
     from sdxl_nb.engine.environment import peak_memory, reset_peak_memory
+    from sdxl_nb.engine.speed import compile_with_cuda_graphs
 
     build_started = time.perf_counter()
-    pipe = _build(architecture, device, torch.float16)
+    pipe = build_pipeline(architecture, device, torch.float16)
     result = {"architecture": architecture, "device": device, "size": f"{width}x{height}", "steps": steps,
               "cfg": cfg, "batch": 1, "repeats": repeats, "build_s": time.perf_counter() - build_started,
               "recipe": []}
-    if device.startswith("cuda"):
+    cuda = device.startswith("cuda")
+    if cuda:
         result["gpu"] = torch.cuda.get_device_name()
+    if architecture == "full":
+        result["unet_tflop_per_step"] = unet_tflop_per_step(width, height)
     for name in recipe:
         compile_s = None
         if name == "bf16 default":
@@ -81,22 +143,39 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
         elif name == "+ fp16-safe VAE decode":
             # A VAE that is safe in fp16 (such as sdxl-vae-fp16-fix) needs no float32 upcast for decoding.
             pipe.vae.register_to_config(force_upcast=False)
+        elif name == "+ CUDA graphs":
+            # The whole UNet compiled with CUDA graphs replaces the regional compile: a fresh pipeline with
+            # every earlier step applied, since a regionally compiled UNet cannot be compiled whole again.
+            del pipe
+            if cuda:
+                torch.cuda.empty_cache()
+            pipe = build_pipeline(architecture, device, torch.float16)
+            pipe.unet.to(memory_format=torch.channels_last)
+            pipe.fuse_qkv_projections()
+            pipe.vae.register_to_config(force_upcast=False)
+            compile_with_cuda_graphs(pipe.unet)
         reset_peak_memory(device)
         first_s, _ = _timed_run(pipe, width=width, height=height, steps=steps, cfg=cfg)  # warm-up (compiles here)
         runs = [_timed_run(pipe, width=width, height=height, steps=steps, cfg=cfg) for _ in range(repeats)]
         s_image = statistics.median(r[0] for r in runs)
-        if name == "+ torch.compile":
+        if name in ("+ torch.compile", "+ CUDA graphs"):
             compile_s = max(first_s - s_image, 0.0)
         row = {"step": name, "s_per_image": s_image, "it_per_s": statistics.median(r[1] for r in runs),
                "peak_memory_bytes": peak_memory(device), "first_run_s": first_s, "compile_s": compile_s,
                "dtype": str(pipe.unet.dtype).removeprefix("torch.")}
+        if cuda:
+            row.update(unet_step_profile(pipe, width=width, height=height))
+            if "unet_tflop_per_step" in result:
+                row["unet_tflop_s"] = result["unet_tflop_per_step"] / (row["unet_gpu_ms"] / 1000)
         result["recipe"].append(row)
         on_line(f"  {name:24} {s_image:8.3f} s/image {row['it_per_s']:7.2f} it/s "
-                f"{row['peak_memory_bytes'] / 2**30:6.2f} GiB" + (f"  compile {compile_s:.1f} s" if compile_s else ""))
+                f"{row['peak_memory_bytes'] / 2**30:6.2f} GiB" + (f"  compile {compile_s:.1f} s" if compile_s else "")
+                + (f"  UNet call {row['unet_gpu_ms']:.1f} ms GPU / {row['unet_host_ms']:.1f} ms host" if cuda else ""))
     return result
 
 
-def _build(architecture: str, device: str, dtype):
+def build_pipeline(architecture: str, device: str, dtype):
+    """Random-weight SDXL: "full" (base 1.0 sizes) or "tiny" (the embedded model's architecture)."""
     if architecture == "full":
         from sdxl_nb.engine.full_size import build_full_size_pipeline
 

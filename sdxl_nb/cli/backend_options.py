@@ -21,6 +21,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, backends=("local",
     parser.add_argument("--replicas", metavar="DEVICES",
                         help="local backend: one model copy per device, the batch split across them "
                              "(e.g. cuda:0,cuda:1 or all)")
+    parser.add_argument("--engine-profile", metavar="NAME",
+                        help="local backend: engine options from a presets profile, e.g. \"Fast (CUDA)\" "
+                             "(see `sdxl-nb presets`; default: the presets' default profile)")
 
 
 def check_backend_arguments(args) -> None:
@@ -31,6 +34,8 @@ def check_backend_arguments(args) -> None:
         raise InputError("--comfy-url needs --backend comfy")
     if args.backend != "local" and args.replicas:
         raise InputError("--replicas applies to the local backend only")
+    if args.backend != "local" and args.engine_profile:
+        raise InputError("--engine-profile applies to the local backend only")
     if args.backend == "local" and (args.comfy_checkpoint or args.comfy_vae is not None):
         raise InputError("--comfy-checkpoint/--comfy-vae need --backend comfy")
 
@@ -48,8 +53,15 @@ def backend_choice(args):
         from sdxl_nb.remote.comfy import generate_remote
 
         return partial(generate_remote, backend=comfy_backend(args)), None
+    from sdxl_nb.api import engine_options
+
+    options = engine_options(args.engine_profile)  # an unknown profile is bad input before anything loads
     if args.replicas:
         from sdxl_nb.replicas import ReplicaEngine, parse_devices
 
-        return None, ReplicaEngine(parse_devices(args.replicas))
+        return None, ReplicaEngine(parse_devices(args.replicas), options=options)
+    if args.engine_profile:
+        from sdxl_nb.engine import get_engine
+
+        get_engine().configure(options)
     return None, None

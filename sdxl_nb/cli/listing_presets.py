@@ -1,11 +1,11 @@
-"""`sdxl-nb presets`: schedulers, styles and resolutions from presets.json."""
+"""`sdxl-nb presets`: schedulers, styles, resolutions and engine profiles from presets.json."""
 
 from __future__ import annotations
 
 import json
 
 NAME = "presets"
-HELP = "list schedulers, styles and resolutions"
+HELP = "list schedulers, styles, resolutions and engine profiles"
 
 
 def add_arguments(parser) -> None:
@@ -25,6 +25,8 @@ def run(args) -> int:
                        for s in presets.styles.values()},
             "resolutions": {r.name: {"width": r.width, "height": r.height, "label": r.label}
                             for r in presets.resolutions.values()},
+            "engine_profiles": {p.name: {"description": p.description, "options": p.options.record()}
+                                for p in presets.engine_profiles.values()},
             "defaults": vars(presets.defaults),
         }, indent=2))
         return 0
@@ -39,4 +41,8 @@ def run(args) -> int:
     for r in presets.resolutions.values():
         default = " (default)" if r.name == presets.defaults.resolution else ""
         print(f"  {r.name:10} {r.label}{default}")
+    print("Engine profiles (--engine-profile):")
+    for p in presets.engine_profiles.values():
+        default = " (default)" if p.name == presets.defaults.engine_profile else ""
+        print(f"  {p.name:22} {p.description}{default}")
     return 0

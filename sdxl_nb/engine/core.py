@@ -53,6 +53,7 @@ class LoadedModel:
     events: list[str] = field(default_factory=list)  # options applied at load, warm-up time
     derived: dict = field(default_factory=dict)  # mode -> pipeline sharing pipe's modules
     own_scheduler: object = None  # the scheduler saved with the model ("Default"), kept apart from swaps
+    graph_shapes: set = field(default_factory=set)  # (width, height, UNet batch) compiled for CUDA graphs
 
     @property
     def dtype_name(self) -> str:
@@ -123,6 +124,8 @@ class Engine:
                 events.append(f"warm-up run at {width}x{height} took {warm_up(pipe, width, height):.2f} s")
             loaded = LoadedModel(info=info, revision=revision, path=str(folder), pipe=pipe, load_s=load_s,
                                  vae=vae, warnings=warnings, events=events, own_scheduler=pipe.scheduler)
+            if self.options.warmup:
+                loaded.graph_shapes.add((width, height, 2))  # the warm-up ran with guidance at this size
             self.loaded[info.id] = loaded
             return loaded
 
@@ -194,6 +197,7 @@ class Engine:
                     out.status = "interrupted"
                     break
                 indices = pending[:tuner.chunk_size]
+                self._note_new_graph_shape(loaded, r, len(indices), out)
                 planned = len(chunks_run) + math.ceil(len(pending) / tuner.chunk_size)
                 failure = None
                 try:
@@ -221,6 +225,16 @@ class Engine:
         finally:
             tuner.restore()
         return self._finish(out, tuner, chunks_run, started)
+
+    def _note_new_graph_shape(self, loaded: LoadedModel, r: ResolvedRequest, images: int, out: RunOutput) -> None:
+        """With CUDA graphs each new shape compiles first; the job's events say why it took longer."""
+        if not (self.options.cuda_graphs and self.device.startswith("cuda")):
+            return
+        shape = (r.width, r.height, images * (2 if r.cfg > 1 else 1))  # guidance doubles the UNet batch
+        if shape not in loaded.graph_shapes:
+            loaded.graph_shapes.add(shape)
+            out.events.append(f"CUDA graphs: first UNet call at {r.width}x{r.height}, batch {shape[2]}: compiling "
+                              "for this shape (minutes for SDXL; later calls reuse it)")
 
     def _finish(self, out: RunOutput, tuner: MemoryTuner, chunks_run: list[int], started: float) -> RunOutput:
         out.events[:0] = [e for e in tuner.events if e not in out.events]
@@ -343,6 +357,16 @@ def get_engine() -> Engine:
             _ENGINE = Engine(auto_tune=os.environ.get("SDXL_NB_AUTO_TUNE", "").lower() in ("1", "true", "yes", "on"),
                              options=engine_options())
         return _ENGINE
+
+
+def kernel_engine_options() -> EngineOptions:
+    """The options jobs in this kernel run with (the kernel engine's, else the presets' default profile)."""
+    with _ENGINE_LOCK:
+        if _ENGINE is not None:
+            return _ENGINE.options
+    from sdxl_nb.api import engine_options
+
+    return engine_options()
 
 
 def set_engine(engine) -> None:

@@ -24,6 +24,12 @@ def apply_options(pipe, options: EngineOptions, device: str) -> list[str]:
         # compile time stays in seconds instead of minutes; compilation itself runs at the first call.
         pipe.unet.compile_repeated_blocks(fullgraph=True)
         events.append("torch.compile of the UNet's repeated blocks (compiles at the first run)")
+    if options.cuda_graphs:
+        if cuda:
+            compile_with_cuda_graphs(pipe.unet)
+            events.append("torch.compile of the whole UNet with CUDA graphs (compiles at the first run per size)")
+        else:
+            events.append(f"CUDA graphs not applied: the engine runs on {device}")
     set_vae_savers(pipe, options)
     if options.vae_slicing:
         events.append("VAE slicing on")
@@ -36,6 +42,15 @@ def apply_options(pipe, options: EngineOptions, device: str) -> list[str]:
         else:
             events.append(f"model CPU offload not applied: the engine already runs on {device}")
     return events
+
+
+def compile_with_cuda_graphs(unet) -> None:
+    """Whole-UNet compile, mode reduce-overhead: each call replays one CUDA graph instead of queueing ~2,000
+    kernels from Python. Compiled in place (`Module.compile`), so the pipeline keeps its UNet object."""
+    # Static shapes: a new image size compiles again like the first (~100 s for SDXL on an H100). Left to
+    # torch's automatic dynamic shapes, the second size started a symbolic-shape compile that ran past
+    # four minutes there, and its kernels would be slower for every size.
+    unet.compile(mode="reduce-overhead", fullgraph=True, dynamic=False)
 
 
 def set_vae_savers(pipe, options: EngineOptions) -> None:
