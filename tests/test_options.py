@@ -3,6 +3,7 @@
 import pytest
 
 from sdxl_nb.errors import InputError, PresetError
+from sdxl_nb.joblog import read_records
 from sdxl_nb.options import EngineOptions, options_from_dict
 from sdxl_nb.presets import load_presets, parse_presets
 from tests.conftest import REPO, SMALL
@@ -109,3 +110,52 @@ def test_api_builds_options_from_a_profile_with_overrides():
     assert engine_options() == EngineOptions()
     with pytest.raises(InputError, match="unknown engine profile 'Turbo'; accepted: Default, Fast"):
         engine_options("Turbo")
+
+
+def test_cuda_graphs_runs_every_pipeline_call_on_one_thread(tmp_path):
+    import threading
+
+    from sdxl_nb.api import generate
+    from sdxl_nb.engine import Engine
+
+    engine = Engine(device="cpu", options=EngineOptions(cuda_graphs=True, warmup=True))
+    threads = []
+
+    def note_thread(_progress):
+        threads.append(threading.current_thread().name)
+
+    generate(prompt="main thread", out_dir=tmp_path, engine=engine, seed=1, on_progress=note_thread, **SMALL)
+    worker = threading.Thread(target=generate, kwargs=dict(prompt="another thread", out_dir=tmp_path, engine=engine,
+                                                           seed=2, on_progress=note_thread, **SMALL))
+    worker.start()
+    worker.join()
+    assert len(threads) == 4 and len(set(threads)) == 1 and threads[0].startswith("sdxl_nb-cuda-graphs")
+    assert [r["status"] for r in read_records(tmp_path / "jobs.log")] == ["ok", "ok"]
+    assert engine._graph_thread is not None
+
+
+def test_an_interrupt_while_waiting_for_the_graph_thread_stops_the_call(tmp_path):
+    import signal
+    import threading
+
+    from sdxl_nb.api import generate
+    from sdxl_nb.engine import Engine
+
+    engine = Engine(device="cpu", options=EngineOptions(cuda_graphs=True))
+    steps = []
+    main = threading.main_thread().ident
+
+    def interrupt_the_caller(progress):
+        steps.append(progress["step"])
+        if progress["step"] == 1:
+            signal.pthread_kill(main, signal.SIGINT)  # Ctrl-C reaches the notebook's thread, not this one
+            threading.Event().wait(0.5)  # the caller sets the interrupt flag meanwhile
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(prompt="ctrl-c", out_dir=tmp_path, engine=engine, seed=1, on_progress=interrupt_the_caller,
+                 width=64, height=64, steps=4)
+    assert steps == [1]  # the flag makes diffusers skip every remaining step
+    (record,) = read_records(tmp_path / "jobs.log")
+    assert record["status"] == "interrupted" and record["images"] == []
+    # The graph thread is free again: the next job runs at once.
+    assert generate(prompt="after", out_dir=tmp_path, engine=engine, seed=1, **SMALL).status == "ok"

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,27 @@ class Engine:
         # Test hook: called as fault_hook(stage, **context) at "denoise", "latents" (may return new latents)
         # and "decode"; tests raise out-of-memory errors or inject NaN there. None in normal use.
         self.fault_hook: Callable[..., object] | None = None
+        self._graph_thread: ThreadPoolExecutor | None = None
+
+    def call_pipeline(self, pipe, **kwargs):
+        """One pipeline call; with the cuda_graphs option, always on the engine's one graph thread.
+
+        torch keeps CUDA-graph trees per host thread, and before torch 2.12 a UNet captured in one thread
+        asserted when called from another (pytorch issue 123177). The lab runs jobs in its queue's thread
+        and the notebook in the main one, so every call of a graph-compiled model goes through one thread.
+        """
+        if not self.options.cuda_graphs:
+            return pipe(**kwargs)
+        if self._graph_thread is None:
+            self._graph_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdxl_nb-cuda-graphs")
+        future = self._graph_thread.submit(lambda: pipe(**kwargs))
+        try:
+            return future.result()
+        except BaseException:
+            if not future.done():  # the caller was interrupted (Ctrl-C): stop the call, never leave it running
+                pipe._interrupt = True  # diffusers skips the remaining steps
+                wait([future])
+            raise
 
     def configure(self, options: EngineOptions) -> list[str]:
         """Change options; models whose modules an option changes are unloaded and reload with it."""
@@ -121,7 +143,8 @@ class Engine:
             if self.options.warmup:
                 stage("warming up")
                 width, height = info.preset.native_size or (1024, 1024)
-                events.append(f"warm-up run at {width}x{height} took {warm_up(pipe, width, height):.2f} s")
+                took = warm_up(pipe, width, height, call=self.call_pipeline)
+                events.append(f"warm-up run at {width}x{height} took {took:.2f} s")
             loaded = LoadedModel(info=info, revision=revision, path=str(folder), pipe=pipe, load_s=load_s,
                                  vae=vae, warnings=warnings, events=events, own_scheduler=pipe.scheduler)
             if self.options.warmup:
@@ -272,8 +295,8 @@ class Engine:
         # One CPU generator per image: image i depends on seed i alone, on any device.
         generators = [torch.Generator("cpu").manual_seed(r.seeds[i]) for i in indices]
         tensor_inputs = {"callback_on_step_end_tensor_inputs": ["latents"]} if preview else {}
-        latents = pipe(**common, num_images_per_prompt=len(indices), generator=generators,
-                       callback_on_step_end=callback, **tensor_inputs).images
+        latents = self.call_pipeline(pipe, **common, num_images_per_prompt=len(indices), generator=generators,
+                                     callback_on_step_end=callback, **tensor_inputs).images
         if state["stopped_at"] is not None:
             out.events.append(f"stopped at step {state['stopped_at']} of chunk {number}; "
                               f"its {len(indices)} unfinished image(s) discarded")

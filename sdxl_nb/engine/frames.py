@@ -252,7 +252,7 @@ class _Runner:
         mixes = [None if spec.seed_end is None else (spec.seed_end, spec.t) for spec in batch]
         self.pipe.noise_mix = mixes if any(mixes) else None
         try:
-            output = self.pipe(**args)
+            output = self.engine.call_pipeline(self.pipe, **args)
         finally:
             self.pipe.noise_mix = None
         return output.images, state["stopped_at"]

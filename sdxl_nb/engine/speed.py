@@ -59,11 +59,15 @@ def set_vae_savers(pipe, options: EngineOptions) -> None:
     pipe.vae.enable_tiling() if options.vae_tiling else pipe.vae.disable_tiling()
 
 
-def warm_up(pipe, width: int, height: int, steps: int = 2) -> float:
-    """One small run at the size jobs will use, so compilation and kernel selection happen now; seconds taken."""
+def warm_up(pipe, width: int, height: int, steps: int = 2, call=None) -> float:
+    """One small run at the size jobs will use, so compilation and kernel selection happen now; seconds taken.
+
+    `call(pipe, **kwargs)` runs the pipeline (the engine's, which keeps graph-compiled models on one thread).
+    """
     started = time.perf_counter()
-    pipe(prompt="warm-up", num_inference_steps=steps, width=width, height=height, guidance_scale=5.0,
-         generator=[torch.Generator("cpu").manual_seed(0)], output_type="pil")
+    run = call or (lambda p, **kwargs: p(**kwargs))
+    run(pipe, prompt="warm-up", num_inference_steps=steps, width=width, height=height, guidance_scale=5.0,
+        generator=[torch.Generator("cpu").manual_seed(0)], output_type="pil")
     if torch.cuda.is_available() and str(pipe.device).startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - started
