@@ -19,6 +19,14 @@ def test_full_size_architecture_matches_sdxl_base():
                       "text_encoder_2": 694_659_840}
 
 
+def test_unet_work_per_step_is_counted_on_the_meta_device():
+    from sdxl_nb.bench.gpu_recipe import unet_tflop_per_step
+
+    # One full-size UNet call at CFG batch 2, 1024x1024: 13.52 TFLOP (the figure docs/PERFORMANCE.md uses).
+    assert round(unet_tflop_per_step(), 2) == 13.52
+    assert unet_tflop_per_step(512, 512) < unet_tflop_per_step() / 3  # work grows with the pixel count
+
+
 def test_cpu_checks_report_shared_weights_and_light_imports(engine):
     from sdxl_nb.bench import cpu_checks
 

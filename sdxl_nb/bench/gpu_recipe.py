@@ -44,14 +44,8 @@ def unet_step_profile(pipe, *, width: int, height: int, repeats: int = 5) -> dic
 
     import torch
 
-    unet, device, dtype = pipe.unet, pipe.device, pipe.unet.dtype
-    cfg = unet.config
-    latents = torch.randn(2, cfg.in_channels, height // 8, width // 8, device=device, dtype=dtype)
-    text = torch.randn(2, 77, cfg.cross_attention_dim, device=device, dtype=dtype)
-    pooled_dim = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
-    added = {"text_embeds": torch.randn(2, pooled_dim, device=device, dtype=dtype),
-             "time_ids": torch.tensor([[height, width, 0, 0, height, width]] * 2, device=device, dtype=dtype)}
-    timestep = torch.tensor([500.0, 500.0], device=device)
+    unet = pipe.unet
+    inputs = _unet_inputs(unet.config, width, height, pipe.device, unet.dtype)
     host, gpu = [], []
     with torch.inference_mode():
         for i in range(repeats + 1):
@@ -59,7 +53,7 @@ def unet_step_profile(pipe, *, width: int, height: int, repeats: int = 5) -> dic
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             queued = time.perf_counter()
             start.record()
-            unet(latents, timestep, encoder_hidden_states=text, added_cond_kwargs=added)
+            unet(**inputs)
             end.record()
             queued = time.perf_counter() - queued
             torch.cuda.synchronize()
@@ -79,14 +73,23 @@ def unet_tflop_per_step(width: int = 1024, height: int = 1024) -> float:
 
     with torch.device("meta"):
         unet = UNet2DConditionModel(**UNET_CONFIG).half()
-        pooled_dim = unet.config.projection_class_embeddings_input_dim - 6 * unet.config.addition_time_embed_dim
-        added = {"text_embeds": torch.randn(2, pooled_dim, dtype=torch.half),
-                 "time_ids": torch.randn(2, 6, dtype=torch.half)}
+        inputs = _unet_inputs(unet.config, width, height, "meta", torch.half)
         with FlopCounterMode(display=False) as counter:
-            unet(torch.randn(2, 4, height // 8, width // 8, dtype=torch.half), torch.tensor([500, 500]),
-                 encoder_hidden_states=torch.randn(2, 77, unet.config.cross_attention_dim, dtype=torch.half),
-                 added_cond_kwargs=added)
+            unet(**inputs)
     return counter.get_total_flops() / 1e12
+
+
+def _unet_inputs(config, width: int, height: int, device, dtype) -> dict:
+    """Keyword arguments for one SDXL UNet call at CFG batch 2 (random latents and text embeddings)."""
+    import torch
+
+    pooled_dim = config.projection_class_embeddings_input_dim - 6 * config.addition_time_embed_dim
+    return {"sample": torch.randn(2, config.in_channels, height // 8, width // 8, device=device, dtype=dtype),
+            "timestep": torch.tensor([500.0, 500.0], device=device),
+            "encoder_hidden_states": torch.randn(2, 77, config.cross_attention_dim, device=device, dtype=dtype),
+            "added_cond_kwargs": {
+                "text_embeds": torch.randn(2, pooled_dim, device=device, dtype=dtype),
+                "time_ids": torch.tensor([[height, width, 0, 0, height, width]] * 2, device=device, dtype=dtype)}}
 
 
 def sdpa_state(pipe) -> dict:
