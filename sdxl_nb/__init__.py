@@ -3,12 +3,12 @@
 __version__ = "0.1.0"
 
 from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, PresetError  # noqa: E402
-from sdxl_nb.request import GenerationRequest  # noqa: E402
+from sdxl_nb.request.resolve import GenerationRequest  # noqa: E402
 
 
 def generate(*args, **kwargs):
-    """Run one generation job (see sdxl_nb.api.generate); imports the engine on first use."""
-    from sdxl_nb.api import generate as _generate
+    """Run one generation job (see sdxl_nb.jobs.pipeline.generate); imports the engine on first use."""
+    from sdxl_nb.jobs.pipeline import generate as _generate
 
     return _generate(*args, **kwargs)
 
@@ -22,8 +22,8 @@ def lab(*args, **kwargs):
 
 def default_model() -> str:
     """The model used when none is named: `SDXL_NB_MODEL`, a cached real SDXL model, else tiny-sdxl."""
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import default_model_id
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import default_model_id
 
     return default_model_id(load_presets())
 

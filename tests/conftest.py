@@ -29,7 +29,7 @@ def isolated_env(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engine(isolated_env):
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
 
     return Engine(device="cpu", max_loaded=2)
 
@@ -37,7 +37,7 @@ def engine(isolated_env):
 @pytest.fixture
 def run(engine, tmp_path):
     """generate() into a fresh folder with the shared engine and small defaults."""
-    from sdxl_nb.api import generate
+    from sdxl_nb.jobs.pipeline import generate
 
     def _run(**fields):
         out = fields.pop("out_dir", tmp_path / "out")

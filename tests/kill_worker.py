@@ -21,7 +21,8 @@ def die() -> None:
 
 def install_crash(point: str) -> None:
     """Monkeypatch the write path so the process dies at `point` (an exact moment random kills rarely hit)."""
-    from sdxl_nb import api, joblog, recovery, store
+    from sdxl_nb.jobs import pipeline as api
+    from sdxl_nb.record import joblog, recovery, store
 
     if point == "after-first-image":
         real = api.write_new_file
@@ -55,7 +56,7 @@ class _Proxy:
 def child(engine, out_dir: str, seed: int, crash: str) -> None:
     import torch
 
-    from sdxl_nb.api import generate
+    from sdxl_nb.jobs.pipeline import generate
 
     torch.set_num_threads(1)
     install_crash(crash)
@@ -66,9 +67,9 @@ def child(engine, out_dir: str, seed: int, crash: str) -> None:
 
 def main() -> None:
     out_dir = sys.argv[1]
-    from sdxl_nb.engine import Engine
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
 
     engine = Engine(device="cpu")
     engine.load(find_model("tiny-sdxl", load_presets()))

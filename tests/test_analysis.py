@@ -16,7 +16,7 @@ from sdxl_nb.analysis import (
     summarize,
 )
 from sdxl_nb.errors import InputError
-from sdxl_nb.joblog import append_record
+from sdxl_nb.record.joblog import append_record
 from tests.audit_jobs import copy_jobs, make_jobs
 from tests.conftest import PYTHON, python_env
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sdxl_nb.animate import animate, check_rerun, rerun_frames
 from sdxl_nb.errors import InputError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.metadata import parse_parameters
+from sdxl_nb.jobs.animate import animate, check_rerun, rerun_frames
+from sdxl_nb.record.joblog import read_records
+from sdxl_nb.record.metadata import parse_parameters
 from tests.conftest import REPO, SMALL, pixels
 
 
@@ -70,9 +70,9 @@ def test_frames_files_metadata_and_one_record(make, tmp_path):
 def test_slerp_noise_ends_are_the_pipelines_own_seed_noise(engine):
     import torch
 
-    from sdxl_nb.engine.frames import initial_noise, slerp
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.backends.local.frames import initial_noise, slerp
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
 
     pipe = engine.load(find_model("tiny-sdxl", load_presets())).pipe
     shape = (1, 4, 8, 8)
@@ -189,7 +189,7 @@ def test_bad_input_is_rejected_with_nothing_written(make, tmp_path, fields, mess
 
 
 def test_batching_speed_comparison_runs_the_same_frames_both_ways(engine):
-    from sdxl_nb.animate.speed import measure_batching
+    from sdxl_nb.jobs.animate.speed import measure_batching
 
     report = measure_batching(frames=3, batch_size=3, width=64, height=64, steps=2, engine=engine)
     assert report["calls"] == [[0, 1, 2]] and report["batched_s"] > 0 and report["per_frame_s"] > 0

@@ -2,7 +2,9 @@
 
 import pytest
 
-from sdxl_nb.animate.plan import (
+from sdxl_nb.config.presets import load_presets
+from sdxl_nb.errors import InputError
+from sdxl_nb.jobs.animate.plan import (
     MAX_PHRASES,
     AnimationRequest,
     animation_order,
@@ -11,9 +13,7 @@ from sdxl_nb.animate.plan import (
     plan_animation,
     schedule_t,
 )
-from sdxl_nb.errors import InputError
-from sdxl_nb.presets import load_presets
-from sdxl_nb.request import MAX_SEED
+from sdxl_nb.request.resolve import MAX_SEED
 
 SMALL = dict(width=64, height=64, steps=2)
 
@@ -142,9 +142,9 @@ def test_animate_sweep_and_their_cli_verbs_import_without_torch():
     from tests.conftest import PYTHON, python_env
 
     code = ("import sys\n"
-            "import sdxl_nb.animate, sdxl_nb.animate.speed, sdxl_nb.sweep, sdxl_nb.grid, sdxl_nb.cli.animate, "
+            "import sdxl_nb.jobs.animate, sdxl_nb.jobs.animate.speed, sdxl_nb.jobs.sweep, sdxl_nb.outputs.grid, sdxl_nb.cli.animate, "
             "sdxl_nb.cli.sweep\n"
-            "from sdxl_nb.animate import AnimationRequest, prepare_animation\n"
+            "from sdxl_nb.jobs.animate import AnimationRequest, prepare_animation\n"
             "prepare_animation(AnimationRequest(prompt='x', mode='slerp', seed=1, seed_end=2))\n"
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'ipywidgets') if m in sys.modules))")
     result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=python_env(), timeout=60)

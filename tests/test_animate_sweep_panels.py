@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from sdxl_nb.joblog import read_records  # noqa: E402
+from sdxl_nb.record.joblog import read_records  # noqa: E402
 from sdxl_nb.ui.animate_panel import AnimatePanel, animate_panel  # noqa: E402
 from sdxl_nb.ui.sweep_panel import SweepPanel, sweep_panel  # noqa: E402
 

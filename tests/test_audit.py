@@ -22,8 +22,8 @@ from sdxl_nb.audit import (
 )
 from sdxl_nb.audit.compare import compare_images
 from sdxl_nb.audit.drift import MAY_DIFFER, installed_environment
+from sdxl_nb.config.presets import load_presets
 from sdxl_nb.errors import InputError
-from sdxl_nb.presets import load_presets
 from tests.audit_jobs import copy_jobs, make_jobs, rewrite_log
 from tests.conftest import REPO
 
@@ -152,7 +152,7 @@ def test_animate_jobs_dispatch_to_rerun_frames(tmp_path, monkeypatch, engine):
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"f{index}.png")
         frames.append({"index": index, "seed": 4, "prompt": "p", "t": index, "path": f"f{index}.png", "sha256": ""})
     records = _animate_record(tmp_path, frames)
-    monkeypatch.setitem(sys.modules, "sdxl_nb.animate", types.ModuleType("sdxl_nb.animate"))  # no rerun_frames
+    monkeypatch.setitem(sys.modules, "sdxl_nb.jobs.animate", types.ModuleType("sdxl_nb.jobs.animate"))  # no rerun_frames
     assert rerun_jobs(records, engine)["note"].tolist() == ["animate re-run not available"] * 2
     calls = []
 
@@ -163,9 +163,9 @@ def test_animate_jobs_dispatch_to_rerun_frames(tmp_path, monkeypatch, engine):
         second[0, 0] = (second[0, 0].astype(int) + 100) % 256
         return [first, Image.fromarray(second)]
 
-    module = types.ModuleType("sdxl_nb.animate")
+    module = types.ModuleType("sdxl_nb.jobs.animate")
     module.rerun_frames = rerun_frames
-    monkeypatch.setitem(sys.modules, "sdxl_nb.animate", module)
+    monkeypatch.setitem(sys.modules, "sdxl_nb.jobs.animate", module)
     table = rerun_jobs(records, engine)
     assert calls == [("b" * 32, engine)]
     assert table["verdict"].tolist() == [BIT_EXACT, DIVERGED] and table["image_index"].tolist() == [0, 1]
@@ -213,7 +213,7 @@ def test_an_empty_log_beside_images_reports_them_untracked(tmp_path):
     ("prompt-travel", {"prompt_end": "a lighthouse in a storm"}),
 ])
 def test_rerun_of_real_animate_jobs_is_bit_exact(engine, tmp_path, mode, fields):
-    from sdxl_nb.animate import animate
+    from sdxl_nb.jobs.animate import animate
 
     animate(prompt="a lighthouse at dusk", mode=mode, frames=3, seed=8, width=64, height=64, steps=2,
             out_dir=tmp_path, engine=engine, **fields)

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from sdxl_nb.cli import main
+from sdxl_nb.config.tiny import ensure_tiny_model
 from sdxl_nb.errors import GenerationError, InputError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.tiny import ensure_tiny_model
+from sdxl_nb.record.joblog import read_records
 from tests.conftest import PYTHON, REPO, python_env
 from tests.hf_cache import add_to_cache
 
@@ -63,7 +63,7 @@ def unreadable(tmp, monkeypatch):
 
 
 def no_write_permission(tmp, monkeypatch):
-    from sdxl_nb import store
+    from sdxl_nb.record import store
 
     real = os.access
     monkeypatch.setattr(store.os, "access", lambda p, mode: False if str(p).startswith(str(tmp)) else real(p, mode))
@@ -140,7 +140,7 @@ def nothing_written(out):
 
 @pytest.mark.parametrize("case", list(CASES), indirect=True)
 def test_api(case, engine):
-    from sdxl_nb.api import generate
+    from sdxl_nb.jobs.pipeline import generate
 
     fields, out, message = case
     with pytest.raises(InputError) as caught:
@@ -203,7 +203,7 @@ class FullDisk:
 
 
 def test_full_disk_while_saving_keeps_no_image_and_records_the_failure(run, tmp_path, monkeypatch):
-    from sdxl_nb import store
+    from sdxl_nb.record import store
 
     monkeypatch.setattr(store, "open", FullDisk(after=2).open, raising=False)  # the 2nd image hits the wall
     out = tmp_path / "out"
@@ -217,7 +217,7 @@ def test_full_disk_while_saving_keeps_no_image_and_records_the_failure(run, tmp_
 
 
 def test_full_disk_everywhere_writes_nothing(run, tmp_path, monkeypatch):
-    from sdxl_nb import joblog, store
+    from sdxl_nb.record import joblog, store
 
     out = tmp_path / "out"
     run(prompt="before", out_dir=out)  # the folder exists with one job
@@ -238,7 +238,7 @@ def test_full_disk_everywhere_writes_nothing(run, tmp_path, monkeypatch):
 
 
 def test_cli_full_disk_is_a_runtime_failure(tmp_path, monkeypatch, capsys):
-    from sdxl_nb import store
+    from sdxl_nb.record import store
 
     monkeypatch.setattr(store, "open", FullDisk(after=1).open, raising=False)
     out = tmp_path / "out"

@@ -6,11 +6,11 @@ import threading
 import pytest
 from PIL import Image
 
-from sdxl_nb.batch import load_scenarios, parse_scenarios, run_batch
+from sdxl_nb.backends.local.placement import ProcessPlacement
 from sdxl_nb.cli import main
-from sdxl_nb.engine.placement import ProcessPlacement
 from sdxl_nb.errors import GenerationError, InputError
-from sdxl_nb.joblog import read_records
+from sdxl_nb.jobs.batch import load_scenarios, parse_scenarios, run_batch
+from sdxl_nb.record.joblog import read_records
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
 

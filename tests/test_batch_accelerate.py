@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from sdxl_nb.joblog import read_records
+from sdxl_nb.record.joblog import read_records
 from tests.conftest import PYTHON, REPO, python_env
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ def isolated_network_available() -> bool:
 @pytest.mark.skipif(not isolated_network_available(),
                     reason="needs `unshare -rn` (a private network namespace) so the launcher binds nothing outside")
 def test_accelerate_launch_splits_scenarios_across_two_processes(tmp_path):
-    from sdxl_nb.tiny import ensure_tiny_model
+    from sdxl_nb.config.tiny import ensure_tiny_model
 
     ensure_tiny_model()  # built once here, not raced by the two processes
     scenes = [{"name": f"scene-{i}", "prompt": f"scene {i}", "seed": i, "width": 64, "height": 64, "steps": 2}

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_full_size_architecture_matches_sdxl_base():
-    from sdxl_nb.engine.full_size import parameter_counts
+    from sdxl_nb.backends.local.full_size import parameter_counts
 
     counts = parameter_counts()
     # Published SDXL base 1.0 sizes: UNet 2.567 B, VAE 83.65 M, CLIP ViT-L 123.06 M, OpenCLIP bigG 694.66 M.

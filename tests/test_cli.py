@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sdxl_nb.joblog import read_records
+from sdxl_nb.record.joblog import read_records
 from tests.conftest import PYTHON, python_env
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sdxl_nb.joblog import read_records
+from sdxl_nb.record.joblog import read_records
 from tests.test_cli import cli
 
 pytestmark = pytest.mark.slow

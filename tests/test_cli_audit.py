@@ -18,7 +18,7 @@ def jobs_dir(engine, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def shared_engine(engine, monkeypatch):
     # The CLI uses the kernel's engine; here that is the test session's CPU engine.
-    import sdxl_nb.engine.core as core
+    import sdxl_nb.backends.local.core as core
 
     monkeypatch.setattr(core, "_ENGINE", engine)
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sdxl_nb.backends.comfy.backend import ComfyBackend, generate_remote
+from sdxl_nb.backends.comfy.client import ComfyRejected, ComfyTimeout, ComfyUnreachable
 from sdxl_nb.cli import main
 from sdxl_nb.errors import GenerationError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.metadata import parse_parameters
-from sdxl_nb.remote.comfy import ComfyBackend, generate_remote
-from sdxl_nb.remote.comfy_client import ComfyRejected, ComfyTimeout, ComfyUnreachable
+from sdxl_nb.record.joblog import read_records
+from sdxl_nb.record.metadata import parse_parameters
 from tests.conftest import REPO
 from tests.fake_comfy import FakeComfy, image_for_seed
 from tests.local_server import LocalServer

@@ -5,10 +5,10 @@ import json
 import pytest
 from PIL import Image
 
-from sdxl_nb.api import prepare
+from sdxl_nb.backends.comfy.workflow import build_workflow
 from sdxl_nb.cli import main
-from sdxl_nb.remote.comfy_workflow import build_workflow
-from sdxl_nb.request import GenerationRequest
+from sdxl_nb.jobs.pipeline import prepare
+from sdxl_nb.request.resolve import GenerationRequest
 from tests.fake_comfy import NODES, FakeComfy
 
 BASE = "stabilityai/stable-diffusion-xl-base-1.0"
@@ -181,8 +181,8 @@ def test_scale_out_modules_import_without_torch():
 
     from tests.conftest import PYTHON, python_env
 
-    modules = ["sdxl_nb.batch", "sdxl_nb.replicas", "sdxl_nb.mirror", "sdxl_nb.remote.comfy",
-               "sdxl_nb.remote.comfy_client", "sdxl_nb.remote.comfy_workflow", "sdxl_nb.remote.lambda_cloud",
+    modules = ["sdxl_nb.jobs.batch", "sdxl_nb.backends.replicas", "sdxl_nb.cloud.mirror", "sdxl_nb.backends.comfy.backend",
+               "sdxl_nb.backends.comfy.client", "sdxl_nb.backends.comfy.workflow", "sdxl_nb.cloud.lambda_cloud",
                "sdxl_nb.cli.batch", "sdxl_nb.cli.comfy_export", "sdxl_nb.cli.mirror", "sdxl_nb.cli.backend_options"]
     code = ("import importlib, sys\n"
             f"for name in {modules!r}: importlib.import_module(name)\n"

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from sdxl_nb.joblog import read_records
-from sdxl_nb.recovery import verify_folder
+from sdxl_nb.record.joblog import read_records
+from sdxl_nb.record.recovery import verify_folder
 from tests.conftest import PYTHON, python_env
 
 
@@ -65,7 +65,7 @@ def test_two_generate_calls_at_once_queue_instead_of_colliding(engine, run, tmp_
 
 SCRIPT = """
 import sys
-from sdxl_nb.api import generate
+from sdxl_nb.jobs.pipeline import generate
 for job in range(3):
     generate(prompt=f"process {sys.argv[2]} job {job}", width=64, height=64, steps=2, batch=2,
              seed=int(sys.argv[2]) * 10 + job, out_dir=sys.argv[1])

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from sdxl_nb.events import events_log_path
-from sdxl_nb.joblog import append_record, iter_records, read_records
-from sdxl_nb.recovery import MARKER_PREFIX, TORN_RECORDS, JobMarker, recover, verify_folder
-from sdxl_nb.store import TEMP_PREFIX, folder_lock, write_new_file
+from sdxl_nb.record.events import events_log_path
+from sdxl_nb.record.joblog import append_record, iter_records, read_records
+from sdxl_nb.record.recovery import MARKER_PREFIX, TORN_RECORDS, JobMarker, recover, verify_folder
+from sdxl_nb.record.store import TEMP_PREFIX, folder_lock, write_new_file
 from tests.conftest import PYTHON, REPO, python_env
 
 SCHEMA = json.loads((REPO / "docs" / "jobs.schema.json").read_text(encoding="utf-8"))

@@ -5,13 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from sdxl_nb.api import prepare
-from sdxl_nb.engine.core import _call_arguments
+from sdxl_nb.backends.local.core import _call_arguments
+from sdxl_nb.config.presets import load_presets
+from sdxl_nb.config.registry import find_model
 from sdxl_nb.errors import GenerationError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.presets import load_presets
-from sdxl_nb.registry import find_model
-from sdxl_nb.request import GenerationRequest
+from sdxl_nb.jobs.pipeline import prepare
+from sdxl_nb.record.joblog import read_records
+from sdxl_nb.request.resolve import GenerationRequest
 from tests.conftest import SMALL, pixels
 
 
@@ -51,7 +51,7 @@ def test_our_decode_is_pixel_identical_to_the_pipelines(engine, run, inputs, mod
 @pytest.fixture(scope="module")
 def half_engine(isolated_env):
     """A float16 engine on the CPU with its own copy of the tiny model (tests may damage its VAE)."""
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
 
     engine = Engine(device="cpu", dtype=torch.float16)
     engine.load(find_model("tiny-sdxl", load_presets()))
@@ -60,7 +60,7 @@ def half_engine(isolated_env):
 
 @pytest.mark.filterwarnings("ignore:`upcast_vae` is deprecated:FutureWarning")  # diffusers' own decode path
 def test_force_upcast_vae_decodes_like_the_pipeline(half_engine, tmp_path):
-    from sdxl_nb.api import generate
+    from sdxl_nb.jobs.pipeline import generate
 
     loaded = half_engine.loaded["tiny-sdxl"]
     vae = loaded.pipe.vae
@@ -99,7 +99,7 @@ def test_nan_latents_are_never_saved(engine, run, tmp_path):
 
 
 def test_float16_vae_overflow_is_decoded_again_in_float32(half_engine, tmp_path):
-    from sdxl_nb.api import generate
+    from sdxl_nb.jobs.pipeline import generate
 
     vae = half_engine.loaded["tiny-sdxl"].pipe.vae
     original = vae.decoder.conv_in.weight.detach().clone()
@@ -123,7 +123,7 @@ def test_float16_vae_overflow_is_decoded_again_in_float32(half_engine, tmp_path)
 
 
 def test_all_black_decodes_are_dropped(engine, run, tmp_path, monkeypatch):
-    from sdxl_nb.engine import decode
+    from sdxl_nb.backends.local import decode
 
     real = decode.decode_latents
 

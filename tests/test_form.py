@@ -3,10 +3,10 @@
 import pytest
 from PIL import Image
 
-from sdxl_nb import form
+from sdxl_nb.config.presets import load_presets
+from sdxl_nb.config.registry import model_presets
 from sdxl_nb.errors import InputError
-from sdxl_nb.presets import load_presets
-from sdxl_nb.registry import model_presets
+from sdxl_nb.request import form
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from sdxl_nb.errors import InputError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.metadata import parse_parameters
+from sdxl_nb.record.joblog import read_records
+from sdxl_nb.record.metadata import parse_parameters
 from tests.conftest import REPO, pixels
 
 
@@ -84,9 +84,9 @@ def test_scheduler_swap_changes_output_and_is_logged(run, tmp_path):
 
 
 def test_img2img_and_inpaint_share_the_loaded_weights(engine, run, tmp_path):
-    from sdxl_nb.api import prepare
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
+    from sdxl_nb.jobs.pipeline import prepare
 
     loaded = engine.load(find_model("tiny-sdxl", load_presets()))
     base = loaded.pipe

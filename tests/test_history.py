@@ -1,8 +1,8 @@
 """Load ETA from the logs: earlier loads of the same model (jobs.log timings and loads made before any job)."""
 
-from sdxl_nb import events
-from sdxl_nb.history import load_eta, load_event_line, load_times
-from sdxl_nb.joblog import append_record
+from sdxl_nb.record import events
+from sdxl_nb.record.history import load_eta, load_event_line, load_times
+from sdxl_nb.record.joblog import append_record
 
 
 def record(model, load_s, device="cpu", started="2025-01-01T10:00:00+00:00"):

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from sdxl_nb import joblog
-from sdxl_nb.joblog import append_record, iter_records, read_records
+from sdxl_nb.record import joblog
+from sdxl_nb.record.joblog import append_record, iter_records, read_records
 from tests.conftest import PYTHON, python_env
 
 
@@ -70,7 +70,7 @@ def test_threads_never_interleave(tmp_path):
 
 def test_processes_never_interleave(tmp_path):
     log = tmp_path / "jobs.log"
-    code = ("import sys; from sdxl_nb.joblog import append_record\n"
+    code = ("import sys; from sdxl_nb.record.joblog import append_record\n"
             "for i in range(60): append_record(sys.argv[1], {'job_id': sys.argv[2] + str(i), 'payload': 'z' * 20000})")
     procs = [subprocess.Popen([PYTHON, "-c", code, str(log), f"p{n}-"], env=python_env()) for n in range(3)]
     assert all(p.wait(timeout=120) == 0 for p in procs)

@@ -5,10 +5,10 @@ import threading
 import pytest
 
 from sdxl_nb.errors import InputError
-from sdxl_nb.history import load_eta
-from sdxl_nb.joblog import read_records
-from sdxl_nb.jobqueue import JobQueue, describe_progress
-from sdxl_nb.request import GenerationRequest
+from sdxl_nb.jobs.queue import JobQueue, describe_progress
+from sdxl_nb.record.history import load_eta
+from sdxl_nb.record.joblog import read_records
+from sdxl_nb.request.resolve import GenerationRequest
 from tests.conftest import SMALL
 
 
@@ -87,7 +87,7 @@ def test_bad_input_raises_one_line_and_queues_or_writes_nothing(queue, tmp_path,
 
 
 def test_load_job_reports_stages_and_its_time_feeds_the_next_load_eta(tmp_path):
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
 
     out = tmp_path / "out"
     queue = JobQueue(engine=Engine(device="cpu"), out_dir=out)
@@ -122,7 +122,7 @@ def test_runtime_failure_is_delivered_as_data_and_the_worker_goes_on(queue, engi
 
 
 def test_memory_precheck_holds_a_risky_request_before_anything_is_written(queue, tmp_path, monkeypatch):
-    import sdxl_nb.engine.core as core
+    import sdxl_nb.backends.local.core as core
 
     monkeypatch.setattr(core, "free_memory_bytes", lambda device: 1024)
     messages = []

@@ -4,7 +4,7 @@ import subprocess
 
 from tests.conftest import PYTHON, python_env
 
-LAB_LIBRARY = ["sdxl_nb.jobqueue", "sdxl_nb.history", "sdxl_nb.memory", "sdxl_nb.form", "sdxl_nb.user_presets"]
+LAB_LIBRARY = ["sdxl_nb.jobs.queue", "sdxl_nb.record.history", "sdxl_nb.request.memory", "sdxl_nb.request.form", "sdxl_nb.config.user_presets"]
 
 
 def test_lab_library_modules_import_without_torch_or_widgets():

@@ -2,11 +2,11 @@
 
 import pytest
 
-from sdxl_nb.batch import run_batch
+from sdxl_nb.backends.comfy.backend import ComfyBackend
+from sdxl_nb.cloud.lambda_cloud import LambdaCloud, LambdaError, comfy_on_lambda
 from sdxl_nb.errors import InputError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.remote.comfy import ComfyBackend
-from sdxl_nb.remote.lambda_cloud import LambdaCloud, LambdaError, comfy_on_lambda
+from sdxl_nb.jobs.batch import run_batch
+from sdxl_nb.record.joblog import read_records
 from tests.fake_comfy import FakeComfy
 from tests.fake_lambda import FakeLambda
 from tests.local_server import LocalServer

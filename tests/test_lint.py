@@ -4,12 +4,12 @@ import subprocess
 
 import pytest
 
-from sdxl_nb.api import preflight
+from sdxl_nb.config.presets import load_presets
 from sdxl_nb.errors import InputError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.lint import lint
-from sdxl_nb.presets import load_presets
-from sdxl_nb.request import GenerationRequest, resolve
+from sdxl_nb.jobs.pipeline import preflight
+from sdxl_nb.record.joblog import read_records
+from sdxl_nb.request.lint import lint
+from sdxl_nb.request.resolve import GenerationRequest, resolve
 from tests.conftest import PYTHON, REPO, python_env
 
 BASE = "stabilityai/stable-diffusion-xl-base-1.0"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sdxl_nb.joblog import read_records
-from sdxl_nb.memory import (
+from sdxl_nb.record.joblog import read_records
+from sdxl_nb.request.memory import (
     GIB,
     MIB,
     OVERHEAD_BYTES,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sdxl_nb.metadata import a1111_sampler, build_parameters, parse_parameters
+from sdxl_nb.record.metadata import a1111_sampler, build_parameters, parse_parameters
 
 
 @pytest.mark.parametrize("prompt, negative", [

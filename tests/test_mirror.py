@@ -5,9 +5,9 @@ import json
 import pytest
 
 from sdxl_nb.cli import main
+from sdxl_nb.cloud.mirror import S3Mirror, mask_secrets, parse_s3_url
 from sdxl_nb.errors import InputError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.mirror import S3Mirror, mask_secrets, parse_s3_url
+from sdxl_nb.record.joblog import read_records
 
 SECRET = "wJalrXUtnFEMI-test-secret-value"
 ACCESS = "AKIATESTACCESSKEY01"

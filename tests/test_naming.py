@@ -5,8 +5,8 @@ from datetime import datetime
 
 import pytest
 
-from sdxl_nb.naming import frame_name, image_name, slugify
-from sdxl_nb.store import leftover_temp_files, write_new_file
+from sdxl_nb.record.naming import frame_name, image_name, slugify
+from sdxl_nb.record.store import leftover_temp_files, write_new_file
 
 
 @pytest.mark.parametrize("prompt", [

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from sdxl_nb.engine import oom
+from sdxl_nb.backends.local import oom
 from sdxl_nb.errors import GenerationError
-from sdxl_nb.joblog import read_records
+from sdxl_nb.record.joblog import read_records
 from tests.conftest import pixels
 
 OOM_TEXT = "CUDA out of memory. Tried to allocate 2.00 GiB"
@@ -123,7 +123,7 @@ def test_out_of_memory_is_recognised(exc, expected):
 
 
 def test_the_lab_engine_takes_auto_tune_from_the_environment(monkeypatch):
-    from sdxl_nb.engine import core
+    from sdxl_nb.backends.local import core
 
     monkeypatch.setattr(core, "_ENGINE", None)
     monkeypatch.setenv("SDXL_NB_AUTO_TUNE", "1")

@@ -2,10 +2,10 @@
 
 import pytest
 
+from sdxl_nb.config.options import EngineOptions, options_from_dict
+from sdxl_nb.config.presets import load_presets, parse_presets
 from sdxl_nb.errors import InputError, PresetError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.options import EngineOptions, options_from_dict
-from sdxl_nb.presets import load_presets, parse_presets
+from sdxl_nb.record.joblog import read_records
 from tests.conftest import REPO, SMALL
 from tests.test_presets import raw_presets
 
@@ -28,9 +28,9 @@ def test_bad_options_are_one_line(raw, message):
 
 
 def test_cuda_graphs_profile_ships_and_says_when_it_cannot_apply(engine):
-    from sdxl_nb.engine.speed import apply_options
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.backends.local.speed import apply_options
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
 
     options = load_presets(REPO / "presets.json").engine_profiles["Fastest (CUDA graphs)"].options
     assert options.cuda_graphs and not options.compile and options.warmup
@@ -43,8 +43,8 @@ def test_cuda_graphs_profile_ships_and_says_when_it_cannot_apply(engine):
 def test_each_new_unet_shape_under_cuda_graphs_is_said_once():
     from types import SimpleNamespace
 
-    from sdxl_nb.engine import Engine
-    from sdxl_nb.run_output import RunOutput
+    from sdxl_nb.backends.base import RunOutput
+    from sdxl_nb.backends.local import Engine
 
     engine = Engine(device="cpu", options=EngineOptions(cuda_graphs=True))
     engine.device = "cuda"  # the bookkeeping only; nothing runs on a device here
@@ -75,8 +75,8 @@ def test_bad_profile_in_presets_names_file_and_key():
 
 
 def test_options_apply_and_are_recorded(tmp_path):
-    from sdxl_nb.api import generate
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.jobs.pipeline import generate
 
     engine = Engine(device="cpu", options=EngineOptions(channels_last=True, fuse_qkv=True, vae_slicing=True,
                                                         warmup=True))
@@ -92,8 +92,8 @@ def test_options_apply_and_are_recorded(tmp_path):
 
 
 def test_vae_savers_toggle_in_place(engine):
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
 
     loaded = engine.load(find_model("tiny-sdxl", load_presets()))
     assert engine.configure(EngineOptions(vae_slicing=True, vae_tiling=True)) == []
@@ -103,7 +103,7 @@ def test_vae_savers_toggle_in_place(engine):
 
 
 def test_api_builds_options_from_a_profile_with_overrides():
-    from sdxl_nb.api import engine_options
+    from sdxl_nb.jobs.pipeline import engine_options
 
     options = engine_options("Fast (CUDA)", compile=False)
     assert options.fuse_qkv and options.channels_last and not options.compile
@@ -115,8 +115,8 @@ def test_api_builds_options_from_a_profile_with_overrides():
 def test_cuda_graphs_runs_every_pipeline_call_on_one_thread(tmp_path):
     import threading
 
-    from sdxl_nb.api import generate
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.jobs.pipeline import generate
 
     engine = Engine(device="cpu", options=EngineOptions(cuda_graphs=True, warmup=True))
     threads = []
@@ -138,8 +138,8 @@ def test_an_interrupt_while_waiting_for_the_graph_thread_stops_the_call(tmp_path
     import signal
     import threading
 
-    from sdxl_nb.api import generate
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.jobs.pipeline import generate
 
     engine = Engine(device="cpu", options=EngineOptions(cuda_graphs=True))
     steps = []

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from sdxl_nb.config.presets import load_presets, parse_presets
 from sdxl_nb.errors import PresetError
-from sdxl_nb.presets import load_presets, parse_presets
 from tests.conftest import REPO
 
 ORIGINAL_MODELS = [

@@ -2,11 +2,11 @@
 
 import torch
 
-from sdxl_nb.api import prepare
-from sdxl_nb.engine.preview import SDXL_LATENT_RGB, latents_to_rgb
-from sdxl_nb.presets import load_presets
-from sdxl_nb.registry import find_model
-from sdxl_nb.request import GenerationRequest
+from sdxl_nb.backends.local.preview import SDXL_LATENT_RGB, latents_to_rgb
+from sdxl_nb.config.presets import load_presets
+from sdxl_nb.config.registry import find_model
+from sdxl_nb.jobs.pipeline import prepare
+from sdxl_nb.request.resolve import GenerationRequest
 
 
 def test_latents_map_linearly_to_rgb_at_one_eighth_size():

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
+from sdxl_nb.config.presets import load_presets
+from sdxl_nb.config.registry import default_model_id, find_model, list_models, locate_model
+from sdxl_nb.config.tiny import ensure_tiny_model
 from sdxl_nb.errors import InputError, ModelUnavailableError
-from sdxl_nb.presets import load_presets
-from sdxl_nb.registry import default_model_id, find_model, list_models, locate_model
-from sdxl_nb.tiny import ensure_tiny_model
 from tests.conftest import REPO, SMALL
 from tests.hf_cache import add_to_cache
 
@@ -75,7 +75,7 @@ def test_unknown_model_lists_the_valid_names(hf_cache, presets):
 
 
 def test_generate_from_the_cache_offline(hf_cache, engine, tmp_path):
-    from sdxl_nb.api import generate
+    from sdxl_nb.jobs.pipeline import generate
 
     add_to_cache(hf_cache, "someone/custom-sdxl", ensure_tiny_model(), commit="e" * 40)
     result = generate(prompt="cached", model="someone/custom-sdxl", out_dir=tmp_path, engine=engine, seed=3, **SMALL)
@@ -85,7 +85,7 @@ def test_generate_from_the_cache_offline(hf_cache, engine, tmp_path):
 
 
 def test_generate_with_a_model_not_in_the_cache_writes_nothing(hf_cache, engine, tmp_path):
-    from sdxl_nb.api import generate
+    from sdxl_nb.jobs.pipeline import generate
 
     with pytest.raises(ModelUnavailableError, match="hf download"):
         generate(prompt="x", model=BASE, out_dir=tmp_path / "out", engine=engine, **SMALL)

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from sdxl_nb.api import generate
+from sdxl_nb.backends.replicas import ReplicaEngine, device_label, parse_devices, split_indices
 from sdxl_nb.errors import GenerationError, InputError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.replicas import ReplicaEngine, device_label, parse_devices, split_indices
+from sdxl_nb.jobs.pipeline import generate
+from sdxl_nb.record.joblog import read_records
 from tests.conftest import SMALL, pixels
 
 
 @pytest.fixture(scope="module")
 def second_engine(isolated_env):
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
 
     return Engine(device="cpu")
 
@@ -73,7 +73,7 @@ def test_a_failing_replica_loses_only_its_own_images(engine, second_engine, tmp_
 
 
 def test_a_replica_that_cannot_load_is_left_out_with_a_warning(engine, tmp_path):
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
 
     broken = Engine(device="cpu")
 
@@ -89,8 +89,8 @@ def test_a_replica_that_cannot_load_is_left_out_with_a_warning(engine, tmp_path)
 
 
 def test_enable_replicas_makes_them_the_kernels_engine(tmp_path):
-    from sdxl_nb.engine import get_engine
-    from sdxl_nb.replicas import disable_replicas, enable_replicas
+    from sdxl_nb.backends.local import get_engine
+    from sdxl_nb.backends.replicas import disable_replicas, enable_replicas
 
     try:
         replicas = enable_replicas("cpu,cpu")

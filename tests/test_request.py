@@ -3,9 +3,9 @@
 import pytest
 from PIL import Image
 
+from sdxl_nb.config.presets import load_presets
 from sdxl_nb.errors import InputError
-from sdxl_nb.presets import load_presets
-from sdxl_nb.request import GenerationRequest, resolve
+from sdxl_nb.request.resolve import GenerationRequest, resolve
 from tests.conftest import REPO
 
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from sdxl_nb.errors import GenerationError
-from sdxl_nb.secrets_mask import is_secret_name, mask, mask_data, secret_values
+from sdxl_nb.record.secrets import is_secret_name, mask, mask_data, secret_values
 from tests.conftest import PYTHON, python_env
 
 SECRET = "sk-live-0123456789abcdef"
@@ -59,7 +59,7 @@ def test_a_secret_in_an_exception_never_reaches_the_log(run, engine, tmp_path, m
 
 
 def test_a_secret_in_warnings_or_the_prompt_never_reaches_pngs(run, tmp_path, monkeypatch):
-    from sdxl_nb import api
+    from sdxl_nb.jobs import pipeline as api
 
     monkeypatch.setenv("LAMBDA_API_KEY", SECRET)
     real = api.check_request

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from sdxl_nb.errors import InputError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.request import GenerationRequest
-from sdxl_nb.sweep import axis, parse_axis, plan_sweep, rebuild_grid, run_sweep
+from sdxl_nb.jobs.sweep import axis, parse_axis, plan_sweep, rebuild_grid, run_sweep
+from sdxl_nb.record.joblog import read_records
+from sdxl_nb.request.resolve import GenerationRequest
 from tests.conftest import REPO, SMALL, pixels
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from sdxl_nb.tiny import content_revision, ensure_tiny_model
+from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
 
 
 def test_builds_are_byte_identical(tmp_path):

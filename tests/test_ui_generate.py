@@ -6,7 +6,7 @@ import threading
 import pytest
 from PIL import Image
 
-from sdxl_nb.joblog import read_records
+from sdxl_nb.record.joblog import read_records
 from sdxl_nb.ui.generate_form import upload_value
 from tests.ui_helpers import gallery_images, lab_for, small_form, status_kind
 
@@ -76,8 +76,8 @@ def test_stop_mid_run_keeps_the_finished_images(lab, tmp_path):
 
 
 def test_queued_requests_wait_in_order_and_can_be_cancelled(lab, engine, tmp_path):
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
 
     engine.load(find_model("tiny-sdxl", load_presets()))
     panel, queue_view = lab.generate, lab.panels["Queue"]

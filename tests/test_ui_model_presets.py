@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from sdxl_nb.joblog import read_records
+from sdxl_nb.record.joblog import read_records
 from tests.conftest import PYTHON, python_env
 from tests.ui_helpers import lab_for, small_form, status_kind
 
@@ -19,7 +19,7 @@ def user_presets(tmp_path, monkeypatch):
 
 
 def test_load_turns_yellow_then_green_and_enables_generate_as_soon_as_it_finishes(tmp_path):
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
     from sdxl_nb.ui import GeneratePanel, ModelPanel
 
     out = tmp_path / "out"
@@ -84,7 +84,7 @@ def test_saved_style_shows_at_once_and_its_hash_follows_the_edit(engine, tmp_pat
 
 
 def test_risky_request_gets_an_orange_warning_and_runs_only_when_asked(engine, tmp_path, monkeypatch):
-    import sdxl_nb.engine.core as core
+    import sdxl_nb.backends.local.core as core
 
     monkeypatch.setattr(core, "free_memory_bytes", lambda device: 50 * 1024**2)
     lab = lab_for(engine, tmp_path / "out")
@@ -114,7 +114,7 @@ def test_lab_appears_with_nothing_loaded_and_without_importing_torch(tmp_path):
 
 
 def test_engine_settings_apply_between_jobs(tmp_path):
-    from sdxl_nb.engine import Engine
+    from sdxl_nb.backends.local import Engine
 
     engine = Engine(device="cpu")  # its own: the settings below must not leak into other tests
     lab = lab_for(engine, tmp_path / "out")

@@ -5,10 +5,10 @@ import os
 
 import pytest
 
+from sdxl_nb.config.presets import load_presets
+from sdxl_nb.config.user_presets import delete_style, save_style, style_from_fields
 from sdxl_nb.errors import PresetError
-from sdxl_nb.joblog import read_records
-from sdxl_nb.presets import load_presets
-from sdxl_nb.user_presets import delete_style, save_style, style_from_fields
+from sdxl_nb.record.joblog import read_records
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import io
 
 from PIL import Image
 
-from sdxl_nb.jobqueue import JobQueue
+from sdxl_nb.jobs.queue import JobQueue
 
 
 def lab_for(engine, out_dir):

@@ -20,8 +20,8 @@ def cells():
             "from IPython.display import Image as ShowFile\n"
             "from IPython.display import display\n\n"
             "import sdxl_nb\n"
-            "from sdxl_nb.animate import AnimationRequest, animate, check_rerun, prepare_animation\n"
-            "from sdxl_nb.sweep import axis, rebuild_grid, run_sweep\n\n"
+            "from sdxl_nb.jobs.animate import AnimationRequest, animate, check_rerun, prepare_animation\n"
+            "from sdxl_nb.jobs.sweep import axis, rebuild_grid, run_sweep\n\n"
             "print('model:', sdxl_nb.default_model())"),
         new_markdown_cell("What will run, before running it: each frame's seed and prompt (the motion phrases come "
                           "from `presets.json`; `variation` sets how many each frame gets)."),

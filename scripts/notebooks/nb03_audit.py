@@ -76,7 +76,7 @@ def cells():
             "**diverged**. Environment differences are flagged before running."),
         new_code_cell(
             "from sdxl_nb.audit import rerun_jobs, select_for_rerun\n"
-            "from sdxl_nb.engine import get_engine\n\n"
+            "from sdxl_nb.backends.local import get_engine\n\n"
             "engine = get_engine()\n"
             "table = rerun_jobs(select_for_rerun(records, job_ids=our_jobs), engine)\n"
             "display(table[['job_id', 'mode', 'image_index', 'seed', 'verdict', 'max_abs_diff', 'psnr_db', 'drift', 'note']])\n"

@@ -14,7 +14,7 @@ def cells():
         new_code_cell(
             "import sdxl_nb\n"
             "from sdxl_nb.api import preflight\n"
-            "from sdxl_nb.engine import get_engine\n\n"
+            "from sdxl_nb.backends.local import get_engine\n\n"
             "engine = get_engine()\n"
             "engine.auto_tune = True  # the lab's default: on out of memory, retry lighter settings\n"
             "model = sdxl_nb.default_model()\n"
@@ -36,7 +36,7 @@ def cells():
             "device, it is calibrated from their recorded peaks. Here: SDXL base in float16 on a GPU with "
             "12 GiB free."),
         new_code_cell(
-            "from sdxl_nb.memory import GIB, MemoryRequest, advise, nominal_component_bytes\n\n"
+            "from sdxl_nb.request.memory import GIB, MemoryRequest, advise, nominal_component_bytes\n\n"
             "sdxl = MemoryRequest(component_bytes=nominal_component_bytes('float16'), dtype='float16',\n"
             "                     width=1024, height=1024, images_at_once=4, cfg=7)\n"
             "advice = advise(sdxl, free_bytes=12 * GIB)\n"
@@ -69,7 +69,7 @@ def cells():
             "`verify_folder` (or `sdxl-nb verify`) audits the folder."),
         new_code_cell(
             "from sdxl_nb.api import default_output_dir\n"
-            "from sdxl_nb.recovery import recover, verify_folder\n\n"
+            "from sdxl_nb.record.recovery import recover, verify_folder\n\n"
             "folder = default_output_dir()\n"
             "print('repaired:', recover(folder).lines() or 'nothing to repair')\n"
             "check = verify_folder(folder)\n"

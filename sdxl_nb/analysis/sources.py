@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from sdxl_nb.errors import InputError
-from sdxl_nb.joblog import JOBS_LOG
+from sdxl_nb.record.joblog import JOBS_LOG
 
 # Read this much at a time: memory stays flat however long the log is, and one block's parsed records
 # still sit in the CPU cache while their columns are read out (larger blocks measured slower).

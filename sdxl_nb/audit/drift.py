@@ -8,7 +8,7 @@ from importlib import metadata
 import pandas as pd
 
 from sdxl_nb.analysis.sources import LoggedRecord
-from sdxl_nb.presets import Presets, load_presets
+from sdxl_nb.config.presets import Presets, load_presets
 
 # What can change pixels: library versions, the GPU and its CUDA, precision, the attention kernel,
 # deterministic algorithms, and the device type itself.

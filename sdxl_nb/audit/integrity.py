@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from sdxl_nb.analysis.sources import LoggedRecord
-from sdxl_nb.joblog import JOBS_LOG
-from sdxl_nb.store import TEMP_PREFIX, sha256_file
+from sdxl_nb.record.joblog import JOBS_LOG
+from sdxl_nb.record.store import TEMP_PREFIX, sha256_file
 
 # Folders of an output folder that hold no job outputs (the events log, copied inputs).
 IGNORED_FOLDERS = frozenset({"logs", "inputs"})

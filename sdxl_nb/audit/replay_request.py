@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sdxl_nb.audit.integrity import resolve_path
-from sdxl_nb.presets import ModelPreset, Presets, SchedulerPreset, StylePreset, load_presets
-from sdxl_nb.request import InputImage, ResolvedRequest
-from sdxl_nb.store import sha256_file
+from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset, load_presets
+from sdxl_nb.record.store import sha256_file
+from sdxl_nb.request.resolve import InputImage, ResolvedRequest
 
 REPLAYABLE_MODES = ("txt2img", "img2img", "inpaint")
 

@@ -14,7 +14,7 @@ from sdxl_nb.audit.compare import BIT_EXACT, CLOSE_MAX_ABS_DIFF, CLOSE_MIN_PSNR_
 from sdxl_nb.audit.drift import engine_environment, environment_drift, preset_drift
 from sdxl_nb.audit.integrity import IntegrityReport, check_integrity
 from sdxl_nb.audit.rerun import rerun_jobs, saved_entries, select_for_rerun
-from sdxl_nb.presets import Presets
+from sdxl_nb.config.presets import Presets
 
 LISTED = 25  # text reports list this many items per section, then a count (JSON has everything)
 
@@ -140,7 +140,7 @@ def run_audit(*sources: str | os.PathLike, rerun: int | str | None = None, job_i
     reruns = None
     if chosen or rerun is not None or job_ids:
         if engine is None:
-            from sdxl_nb.engine import get_engine
+            from sdxl_nb.backends.local import get_engine
 
             engine = get_engine()
     if engine is not None:

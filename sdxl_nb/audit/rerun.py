@@ -11,9 +11,9 @@ from sdxl_nb.audit.compare import CLOSE_MAX_ABS_DIFF, CLOSE_MIN_PSNR_DB, SKIPPED
 from sdxl_nb.audit.drift import MAY_DIFFER, describe, differences, engine_environment
 from sdxl_nb.audit.integrity import resolve_path
 from sdxl_nb.audit.replay_request import REPLAYABLE_MODES, ReplayError
+from sdxl_nb.config.presets import Presets
 from sdxl_nb.errors import InputError
-from sdxl_nb.presets import Presets
-from sdxl_nb.store import sha256_file
+from sdxl_nb.record.store import sha256_file
 
 RERUN_COLUMNS = ["job_id", "log", "line", "mode", "image_index", "seed", "image_path", "verdict", "max_abs_diff",
                  "psnr_db", "drift", "note"]
@@ -74,13 +74,13 @@ def _as_images(result, entries: list[dict]) -> dict[int, object]:
 def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[dict[int, object], list[str]]:
     mode = logged.record.get("mode")
     if mode in REPLAYABLE_MODES:
-        from sdxl_nb.engine.replay import replay
+        from sdxl_nb.backends.local.replay import replay
 
         result = replay(logged.record, logged.folder, engine, presets)
         return result.images, result.notes
     if mode == "animate":
         try:
-            from sdxl_nb.animate import rerun_frames
+            from sdxl_nb.jobs.animate import rerun_frames
         except ImportError:  # the animate module (or its re-run) is not part of this installation
             raise ReplayError(ANIMATE_UNAVAILABLE) from None
         return _as_images(rerun_frames(logged.record, engine=engine), saved_entries(logged.record)), []
@@ -98,7 +98,7 @@ def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | N
     `on_job(record, drift)` is called before each job starts.
     """
     if engine is None:
-        from sdxl_nb.engine import get_engine
+        from sdxl_nb.backends.local import get_engine
 
         engine = get_engine()
     current = engine_environment(engine)

@@ -20,8 +20,8 @@ SETTINGS = {
 
 def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
     """Run every benchmark; returns the JSON-able result (top-level keys as documented in docs/PERFORMANCE.md)."""
+    from sdxl_nb.backends.local import Engine
     from sdxl_nb.bench import cpu_checks, data_checks
-    from sdxl_nb.engine import Engine
 
     pick = 0 if quick else 1
     engine = Engine(device="cpu")

@@ -10,8 +10,8 @@ import time
 
 from sdxl_nb.bench.timing import interleaved, median
 
-LIGHT_MODULES = ["sdxl_nb", "sdxl_nb.presets", "sdxl_nb.request", "sdxl_nb.registry", "sdxl_nb.joblog",
-                 "sdxl_nb.metadata", "sdxl_nb.record", "sdxl_nb.api", "sdxl_nb.cli"]
+LIGHT_MODULES = ["sdxl_nb", "sdxl_nb.config.presets", "sdxl_nb.request.resolve", "sdxl_nb.config.registry", "sdxl_nb.record.joblog",
+                 "sdxl_nb.record.metadata", "sdxl_nb.record.job_record", "sdxl_nb.jobs.pipeline", "sdxl_nb.cli"]
 
 
 def generate_overhead(engine, *, width: int, height: int, steps: int, repeats: int, model: str = "tiny-sdxl",
@@ -19,9 +19,9 @@ def generate_overhead(engine, *, width: int, height: int, steps: int, repeats: i
     """A full sdxl_nb generate (resolve, style, save, metadata, hashing, log) vs the bare pipeline call."""
     import torch
 
-    from sdxl_nb.api import generate
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
+    from sdxl_nb.jobs.pipeline import generate
 
     loaded = engine.load(find_model(model, load_presets()))
     pipe = loaded.pipe
@@ -63,8 +63,8 @@ def _unique_parameter_bytes(pipes) -> int:
 
 def shared_weights(engine) -> dict:
     """Extra parameter bytes after deriving img2img and inpaint pipelines from the loaded one (target: 0)."""
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
 
     loaded = engine.load(find_model("tiny-sdxl", load_presets()))
     loaded.derived.clear()
@@ -79,8 +79,8 @@ def shared_weights(engine) -> dict:
 
 def scheduler_swap(engine, repeats: int) -> dict:
     """Median time to build each preset scheduler from the loaded model's config."""
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
 
     presets = load_presets()
     loaded = engine.load(find_model("tiny-sdxl", presets))

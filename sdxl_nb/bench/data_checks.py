@@ -46,7 +46,7 @@ def log_loading(lines: int, repeats: int, timeout_s: int = 3600) -> dict:
 
 def animate_batching(engine, *, frames: int, width: int, height: int, steps: int, repeats: int) -> dict:
     """The same animation frames run batched (one pipeline call for all) and one call per frame."""
-    from sdxl_nb.animate.speed import measure_batching
+    from sdxl_nb.jobs.animate.speed import measure_batching
 
     result = measure_batching(frames, frames, width=width, height=height, steps=steps, engine=engine, repeats=repeats)
     return {"animate_batch_speedup": result["speedup"],

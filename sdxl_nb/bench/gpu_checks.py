@@ -59,12 +59,12 @@ def product_path(*, device: str = "cuda", architecture: str = "full", width: int
 
     `architecture="tiny"` on the CPU runs the same path on the embedded model's architecture (for tests).
     """
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.backends.local.environment import reset_peak_memory
     from sdxl_nb.bench.cpu_checks import generate_overhead
-    from sdxl_nb.engine import Engine
-    from sdxl_nb.engine.environment import reset_peak_memory
-    from sdxl_nb.joblog import read_records
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import find_model
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
+    from sdxl_nb.record.joblog import read_records
 
     with tempfile.TemporaryDirectory(prefix="sdxl_nb-gpu-") as tmp:
         cache, out = Path(tmp) / "hub", Path(tmp) / "out"
@@ -97,8 +97,8 @@ def vae_decode_precision(pipe, *, width: int, height: int, repeats: int = 3) -> 
 
     import torch
 
-    from sdxl_nb.engine.decode import decode_latents
-    from sdxl_nb.engine.environment import peak_memory, reset_peak_memory
+    from sdxl_nb.backends.local.decode import decode_latents
+    from sdxl_nb.backends.local.environment import peak_memory, reset_peak_memory
 
     device = str(pipe.vae.device)
     cuda = device.startswith("cuda")

@@ -69,7 +69,7 @@ def unet_tflop_per_step(width: int = 1024, height: int = 1024) -> float:
     from diffusers import UNet2DConditionModel
     from torch.utils.flop_counter import FlopCounterMode
 
-    from sdxl_nb.engine.full_size import UNET_CONFIG
+    from sdxl_nb.backends.local.full_size import UNET_CONFIG
 
     with torch.device("meta"):
         unet = UNet2DConditionModel(**UNET_CONFIG).half()
@@ -117,9 +117,9 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
 
     import torch
 
-    from sdxl_nb.engine.environment import peak_memory, reset_peak_memory
-    from sdxl_nb.engine.speed import apply_options
-    from sdxl_nb.options import EngineOptions
+    from sdxl_nb.backends.local.environment import peak_memory, reset_peak_memory
+    from sdxl_nb.backends.local.speed import apply_options
+    from sdxl_nb.config.options import EngineOptions
 
     build_started = time.perf_counter()
     pipe = build_pipeline(architecture, device, torch.float16)
@@ -180,10 +180,10 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
 def build_pipeline(architecture: str, device: str, dtype):
     """Random-weight SDXL: "full" (base 1.0 sizes) or "tiny" (the embedded model's architecture)."""
     if architecture == "full":
-        from sdxl_nb.engine.full_size import build_full_size_pipeline
+        from sdxl_nb.backends.local.full_size import build_full_size_pipeline
 
         return build_full_size_pipeline(device, dtype)
-    from sdxl_nb.tiny import build_tiny_pipeline
+    from sdxl_nb.config.tiny import build_tiny_pipeline
 
     pipe = build_tiny_pipeline()
     pipe.to(device=device, dtype=dtype)

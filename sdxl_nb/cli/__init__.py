@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sdxl_nb.errors import GenerationError, InputError
-    from sdxl_nb.secrets_mask import mask
+    from sdxl_nb.record.secrets import mask
 
     try:
         return args.handler(args)

@@ -11,8 +11,8 @@ HELP = "make an animation (frames, frame grid, GIF, WebP) and record it as one j
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from sdxl_nb.animate.plan import MAX_FPS, MODES, SCHEDULES
     from sdxl_nb.cli.generate import add_setting_arguments
+    from sdxl_nb.jobs.animate.plan import MAX_FPS, MODES, SCHEDULES
 
     parser.add_argument("--prompt", required=True, help="what to draw (the start prompt of a prompt travel)")
     parser.add_argument("--prompt-end", help="prompt travel: the prompt the conditioning travels to")
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def request_from(args):
-    from sdxl_nb.animate import AnimationRequest
+    from sdxl_nb.jobs.animate import AnimationRequest
 
     return AnimationRequest(
         prompt=args.prompt, prompt_end=args.prompt_end, mode=args.mode, frames=args.frames, seed=args.seed,
@@ -46,8 +46,8 @@ def request_from(args):
 
 
 def run(args) -> int:
-    from sdxl_nb.animate import animate
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
+    from sdxl_nb.jobs.animate import animate
 
     def progress(p: dict) -> None:
         if sys.stderr.isatty():

@@ -41,7 +41,7 @@ def check_backend_arguments(args) -> None:
 
 
 def comfy_backend(args):
-    from sdxl_nb.remote.comfy import ComfyBackend
+    from sdxl_nb.backends.comfy.backend import ComfyBackend
 
     return ComfyBackend(args.comfy_url, checkpoint=args.comfy_checkpoint, vae=args.comfy_vae)
 
@@ -50,18 +50,18 @@ def backend_choice(args):
     """(generate function or None, engine or None): a ComfyUI generate, or replicas, or (None, None): local."""
     check_backend_arguments(args)
     if args.backend == "comfy":
-        from sdxl_nb.remote.comfy import generate_remote
+        from sdxl_nb.backends.comfy.backend import generate_remote
 
         return partial(generate_remote, backend=comfy_backend(args)), None
-    from sdxl_nb.api import engine_options
+    from sdxl_nb.jobs.pipeline import engine_options
 
     options = engine_options(args.engine_profile)  # an unknown profile is bad input before anything loads
     if args.replicas:
-        from sdxl_nb.replicas import ReplicaEngine, parse_devices
+        from sdxl_nb.backends.replicas import ReplicaEngine, parse_devices
 
         return None, ReplicaEngine(parse_devices(args.replicas), options=options)
     if args.engine_profile:
-        from sdxl_nb.engine import get_engine
+        from sdxl_nb.backends.local import get_engine
 
         get_engine().configure(options)
     return None, None

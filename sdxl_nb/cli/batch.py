@@ -33,7 +33,7 @@ def _processes():
     """The accelerate processes when launched by `accelerate launch`/torchrun with more than one; else None."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    from sdxl_nb.engine.placement import Processes
+    from sdxl_nb.backends.local.placement import Processes
 
     return Processes()
 
@@ -45,16 +45,16 @@ def _say(text: str, rank_prefix: str) -> None:
 
 
 def run(args) -> int:
-    from sdxl_nb.batch import check_scenarios, load_scenarios, plan_batch
     from sdxl_nb.cli import EXIT_OK
     from sdxl_nb.errors import InputError
+    from sdxl_nb.jobs.batch import check_scenarios, load_scenarios, plan_batch
 
     if args.chunk_size is not None and args.chunk_size < 1:
         raise InputError(f"--chunk-size {args.chunk_size} is out of range; accepted: 1 or more")
     scenarios = load_scenarios(args.scenarios)
     batch_id = args.batch_id or os.path.splitext(os.path.basename(args.scenarios))[0]
     if args.dry_run:
-        from sdxl_nb.api import default_output_dir
+        from sdxl_nb.jobs.pipeline import default_output_dir
 
         check_scenarios(scenarios, local_models=args.backend == "local")
         pending, done = plan_batch(scenarios, args.out or default_output_dir(), batch_id)
@@ -79,8 +79,8 @@ def run(args) -> int:
 
 
 def _run(args, scenarios, batch_id, *, generate=None, engine=None, processes=None) -> int:
-    from sdxl_nb.batch import run_batch
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
+    from sdxl_nb.jobs.batch import run_batch
 
     prefix = ""
     if processes is not None:
@@ -117,9 +117,9 @@ def _run(args, scenarios, batch_id, *, generate=None, engine=None, processes=Non
 def _run_on_lambda(args, scenarios, batch_id) -> int:
     from functools import partial
 
+    from sdxl_nb.backends.comfy.backend import generate_remote
+    from sdxl_nb.cloud.lambda_cloud import comfy_on_lambda
     from sdxl_nb.errors import InputError
-    from sdxl_nb.remote.comfy import generate_remote
-    from sdxl_nb.remote.lambda_cloud import comfy_on_lambda
 
     missing = [flag for flag, value in (("--lambda-instance-type", args.lambda_instance_type),
                                         ("--lambda-region", args.lambda_region),

@@ -35,11 +35,11 @@ def _write_whole(path: str, text: str) -> None:
 
 
 def run(args) -> int:
-    from sdxl_nb.api import prepare
+    from sdxl_nb.backends.comfy.workflow import build_workflow
     from sdxl_nb.cli import EXIT_OK
     from sdxl_nb.cli.generate import request_from
     from sdxl_nb.errors import InputError
-    from sdxl_nb.remote.comfy_workflow import build_workflow
+    from sdxl_nb.jobs.pipeline import prepare
 
     if args.out or args.json:
         raise InputError("--out/--json do not apply to comfy-export (use -o FILE)")

@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def request_from(args):
-    from sdxl_nb.request import GenerationRequest
+    from sdxl_nb.request.resolve import GenerationRequest
 
     return GenerationRequest(
         prompt=args.prompt, negative_prompt=args.negative, model=args.model, scheduler=args.scheduler,
@@ -104,9 +104,9 @@ def print_preflight(check, as_json: bool) -> int:
 def run(args) -> int:
     from functools import partial
 
-    from sdxl_nb.api import generate, preflight
     from sdxl_nb.cli.backend_options import backend_choice
     from sdxl_nb.errors import GenerationError
+    from sdxl_nb.jobs.pipeline import generate, preflight
 
     request = request_from(args)
     if args.dry_run:

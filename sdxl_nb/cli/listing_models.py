@@ -13,8 +13,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sdxl_nb.presets import load_presets
-    from sdxl_nb.registry import default_model_id, list_models
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import default_model_id, list_models
 
     presets = load_presets()
     infos = list_models(presets)

@@ -13,7 +13,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from sdxl_nb.presets import load_presets
+    from sdxl_nb.config.presets import load_presets
 
     presets = load_presets()
     if args.json:

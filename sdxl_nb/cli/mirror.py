@@ -18,11 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import os
 
-    from sdxl_nb.api import default_output_dir
     from sdxl_nb.cli import EXIT_OK
+    from sdxl_nb.cloud.mirror import URL_ENV, S3Mirror
     from sdxl_nb.errors import InputError
-    from sdxl_nb.joblog import JOBS_LOG
-    from sdxl_nb.mirror import URL_ENV, S3Mirror
+    from sdxl_nb.jobs.pipeline import default_output_dir
+    from sdxl_nb.record.joblog import JOBS_LOG
 
     url = args.s3_url or os.environ.get(URL_ENV)
     if not url:

@@ -12,7 +12,7 @@ HELP = "vary one or two request fields (an X/Y grid): one recorded job per cell,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sdxl_nb.cli.generate import add_request_arguments
-    from sdxl_nb.sweep import SWEEPABLE
+    from sdxl_nb.jobs.sweep import SWEEPABLE
 
     parser.add_argument("--x", required=True, metavar="FIELD=V1,V2,...",
                         help=f"the X axis; a JSON list for values with commas (FIELD=[\"a, b\", \"c\"]); "
@@ -29,7 +29,7 @@ def run(args) -> int:
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
     from sdxl_nb.cli.generate import request_from
     from sdxl_nb.errors import InputError
-    from sdxl_nb.sweep import parse_axis, run_sweep
+    from sdxl_nb.jobs.sweep import parse_axis, run_sweep
 
     x = parse_axis(args.x)
     y = None if args.y is None else parse_axis(args.y)

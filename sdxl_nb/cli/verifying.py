@@ -21,10 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from sdxl_nb.api import default_output_dir
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
     from sdxl_nb.errors import InputError
-    from sdxl_nb.recovery import recover, verify_folder
+    from sdxl_nb.jobs.pipeline import default_output_dir
+    from sdxl_nb.record.recovery import recover, verify_folder
 
     folder = Path(args.out) if args.out else default_output_dir()
     if not folder.is_dir():

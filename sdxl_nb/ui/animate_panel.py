@@ -7,12 +7,12 @@ import threading
 
 import ipywidgets as widgets
 
-from sdxl_nb.animate import MODES, SCHEDULES, AnimationRequest, animate, prepare_animation
-from sdxl_nb.animate.outputs import frame_grid
-from sdxl_nb.animate.plan import DEFAULT_VARIATION
+from sdxl_nb.config.presets import load_presets
 from sdxl_nb.errors import GenerationError, InputError
-from sdxl_nb.presets import load_presets
-from sdxl_nb.store import encode_png
+from sdxl_nb.jobs.animate import MODES, SCHEDULES, AnimationRequest, animate, prepare_animation
+from sdxl_nb.jobs.animate.outputs import frame_grid
+from sdxl_nb.jobs.animate.plan import DEFAULT_VARIATION
+from sdxl_nb.record.store import encode_png
 
 MODEL_DEFAULT = "model default"
 _WIDE = widgets.Layout(width="100%")

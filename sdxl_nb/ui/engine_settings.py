@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipywidgets as w
 
+from sdxl_nb.config.presets import load_presets
 from sdxl_nb.errors import InputError
-from sdxl_nb.jobqueue import JobQueue, one_line
-from sdxl_nb.presets import load_presets
+from sdxl_nb.jobs.queue import JobQueue, one_line
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 
@@ -31,13 +31,13 @@ class EngineSettings(Panel):
         self.apply_settings()  # the lab's defaults (auto-tune on) hold from the first job
 
     def apply_settings(self) -> None:
-        from sdxl_nb.api import engine_options
+        from sdxl_nb.jobs.pipeline import engine_options
 
         try:
             options = engine_options(self.profile.value)
             backend = None
             if self.backend.value == "ComfyUI":
-                from sdxl_nb.remote.comfy import ComfyBackend
+                from sdxl_nb.backends.comfy.backend import ComfyBackend
 
                 backend = ComfyBackend(self.comfy_url.value.strip() or None,
                                        checkpoint=self.comfy_checkpoint.value.strip() or None)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from sdxl_nb import form
+from sdxl_nb.config.presets import load_presets
+from sdxl_nb.config.registry import model_presets
 from sdxl_nb.errors import InputError
-from sdxl_nb.presets import load_presets
-from sdxl_nb.registry import model_presets
-from sdxl_nb.request import GenerationRequest
+from sdxl_nb.request import form
+from sdxl_nb.request.resolve import GenerationRequest
 from sdxl_nb.ui.widgets import column, labelled_options, on_styles_changed, show
 
 MODEL_SIZE, CUSTOM_SIZE = "model", "custom"
@@ -21,7 +21,7 @@ SHARE = dict(width="50%", min_width="0")  # two widgets that split a row
 
 
 class GenerateForm:
-    """Widgets that hold one request; every rule they follow comes from `sdxl_nb.form` and `resolve`."""
+    """Widgets that hold one request; every rule they follow comes from `sdxl_nb.request.form` and `resolve`."""
 
     def __init__(self, model_id: str):
         self.presets = load_presets()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from sdxl_nb.api import default_output_dir
+from sdxl_nb.config.presets import load_presets
+from sdxl_nb.config.registry import default_model_id, list_models
 from sdxl_nb.errors import InputError
-from sdxl_nb.history import load_eta
-from sdxl_nb.jobqueue import JobQueue, get_queue, one_line
-from sdxl_nb.presets import load_presets
-from sdxl_nb.registry import default_model_id, list_models
+from sdxl_nb.jobs.pipeline import default_output_dir
+from sdxl_nb.jobs.queue import JobQueue, get_queue, one_line
+from sdxl_nb.record.history import load_eta
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 

@@ -6,7 +6,7 @@ import html
 
 import ipywidgets as w
 
-from sdxl_nb.jobqueue import JobQueue, get_queue
+from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.ui.widgets import Panel, button, column
 
 SHOWN_FINISHED = 10

@@ -8,11 +8,11 @@ import threading
 
 import ipywidgets as widgets
 
+from sdxl_nb.config.presets import load_presets
 from sdxl_nb.errors import GenerationError, InputError
-from sdxl_nb.presets import load_presets
-from sdxl_nb.request import GenerationRequest
-from sdxl_nb.store import encode_png
-from sdxl_nb.sweep import SWEEPABLE, parse_axis, plan_sweep, run_sweep
+from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis, plan_sweep, run_sweep
+from sdxl_nb.record.store import encode_png
+from sdxl_nb.request.resolve import GenerationRequest
 
 NO_AXIS = "(none)"
 MODEL_DEFAULT = "model default"

@@ -1,0 +1,244 @@
+"""The ComfyUI backend: a request runs on a ComfyUI server; images are saved and recorded like local runs.
+
+`ComfyBackend` has the engine's interface (load, run, device_record, environment), so
+sdxl_nb.jobs.pipeline.generate saves the PNGs (same metadata) and appends the jobs.log record exactly as
+for a local run, with `backend: {name: "comfy", server}` added. Each image is its own prompt
+(batch 1, seed + i), so every image keeps the seed the record and its PNG name.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+from sdxl_nb.backends.base import RunOutput
+from sdxl_nb.backends.comfy.client import ComfyClient, ComfyError
+from sdxl_nb.backends.comfy.workflow import build_workflow, comfy_sampler, default_checkpoint
+from sdxl_nb.errors import InputError, ModelUnavailableError
+
+COMFY_URL_ENV = "SDXL_NB_COMFY_URL"
+
+
+@dataclass
+class RemoteModel:
+    """What the server will load: the checkpoint file and the VAE file ("" = the checkpoint's own)."""
+
+    info: object
+    checkpoint: str
+    vae_name: str
+    load_s: float
+    warnings: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # what the engine did at load (none for a remote server)
+    source: str = "comfy"
+    revision: str | None = None  # a server file has no revision we can see
+    dtype_name: str | None = None  # ComfyUI picks the precision itself
+
+    @property
+    def vae(self) -> dict | None:
+        return {"id": self.vae_name, "revision": None} if self.vae_name else None
+
+
+class ComfyBackend:
+    """A ComfyUI server as an engine: pass it as `engine=` to sdxl_nb.jobs.pipeline.generate, or call `.generate`."""
+
+    uses_local_models = False
+
+    def __init__(self, url: str | None = None, *, checkpoint: str | None = None, vae: str | None = None,
+                 timeout_s: float = 30.0, job_timeout_s: float = 900.0, retries: int = 3,
+                 poll_interval_s: float = 1.0, use_websocket: bool = True):
+        url = url or os.environ.get(COMFY_URL_ENV)
+        if not url:
+            raise InputError(f"the ComfyUI backend needs a server URL (--comfy-url or {COMFY_URL_ENV}), "
+                             "e.g. http://127.0.0.1:8188")
+        try:
+            self.client = ComfyClient(url, timeout_s=timeout_s, retries=retries, poll_interval_s=poll_interval_s,
+                                      use_websocket=use_websocket)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        self.checkpoint, self.vae_choice, self.job_timeout_s = checkpoint, vae, job_timeout_s
+        self.device = f"comfy {self.client.server}"
+        self.loaded: dict[str, RemoteModel] = {}
+        self.lock = threading.RLock()
+        self._stats: dict | None = None
+
+    def record(self, model_id: str | None = None) -> dict:
+        """The record's `backend` field: which server (never its credentials) and which checkpoint."""
+        record = {"name": "comfy", "server": self.client.server}
+        if model_id:
+            record["checkpoint"] = self.checkpoint or default_checkpoint(model_id)
+        return record
+
+    def generate(self, request=None, **kwargs):
+        return generate_remote(request, backend=self, **kwargs)
+
+    # ---- the engine interface ----
+    def load(self, info, on_stage=None) -> RemoteModel:
+        """Check that the server answers and has the checkpoint (and VAE); nothing is loaded here."""
+        stage = on_stage or (lambda _name: None)
+        with self.lock:
+            if info.id in self.loaded:
+                return self.loaded[info.id]
+            started = time.perf_counter()
+            stage(f"connecting to ComfyUI at {self.client.server}")
+            self._stats = self.client.system_stats()
+            checkpoint = self.checkpoint or default_checkpoint(info.id)
+            available = self.client.choices("CheckpointLoaderSimple", "ckpt_name")
+            if available is not None and checkpoint not in available:
+                raise ModelUnavailableError(f"checkpoint {checkpoint!r} is not on the ComfyUI server "
+                                            f"{self.client.server}; available: {', '.join(available) or 'none'} "
+                                            "(choose with --comfy-checkpoint)")
+            vae_name, warnings = self._vae(info)
+            loaded = RemoteModel(info=info, checkpoint=checkpoint, vae_name=vae_name,
+                                 load_s=time.perf_counter() - started, warnings=warnings)
+            self.loaded[info.id] = loaded
+            return loaded
+
+    def _vae(self, info) -> tuple[str, list[str]]:
+        wanted = self.vae_choice
+        if wanted == "":
+            return "", []
+        vaes = self.client.choices("VAELoader", "vae_name")
+        if wanted:
+            if vaes is not None and wanted not in vaes:
+                raise ModelUnavailableError(f"VAE {wanted!r} is not on the ComfyUI server {self.client.server}; "
+                                            f"available: {', '.join(vaes) or 'none'}")
+            return wanted, []
+        if not info.preset.vae:
+            return "", []
+        name = default_checkpoint(info.preset.vae)
+        if vaes is not None and name not in vaes:
+            # As locally when the dedicated VAE is not cached: go on with the checkpoint's own, and say so.
+            return "", [f"dedicated VAE {name} is not on the ComfyUI server; using the checkpoint's own VAE"]
+        return name, []
+
+    @staticmethod
+    def prompt_warnings(_loaded, *_texts) -> list[str]:
+        return []  # the server tokenizes; no local tokenizer to count with
+
+    def device_record(self) -> dict:
+        devices = (self._stats or {}).get("devices") or [{}]
+        return {"type": "comfy", "name": devices[0].get("name") or "ComfyUI", "server": self.client.server}
+
+    def environment(self) -> dict:
+        import platform
+
+        import sdxl_nb
+
+        system = (self._stats or {}).get("system") or {}
+        devices = (self._stats or {}).get("devices") or [{}]
+        return {"python": system.get("python_version"), "platform": system.get("os"),
+                "torch": system.get("pytorch_version"), "diffusers": None, "transformers": None,
+                "sdxl_nb": sdxl_nb.__version__, "cuda": None, "gpu": devices[0].get("name"), "deterministic": False,
+                "dtype": None, "attention": None, "comfyui": system.get("comfyui_version"),
+                "client_python": platform.python_version()}
+
+    def run(self, resolved, loaded: RemoteModel, *, on_progress=None, should_stop=None, chunk_size=None,
+            auto_tune=None) -> RunOutput:
+        """One prompt per image (seed + i); a stop interrupts the running prompt and keeps finished images.
+
+        `auto_tune` is accepted for the engine interface and has no effect: the server manages its memory.
+        """
+        report = on_progress or (lambda _p: None)
+        stop = should_stop or (lambda: False)
+        with self.lock:
+            started = time.perf_counter()
+            events: list[str] = [f"ComfyUI {self.client.server}: checkpoint {loaded.checkpoint}, "
+                                 f"VAE {loaded.vae_name or '(checkpoint)'}"]
+            first = build_workflow(resolved, checkpoint=loaded.checkpoint, vae=loaded.vae_name, batch=1,
+                                   content_names=True)
+            warnings = list(first.notes)
+            for path, name in first.uploads.items():
+                with open(path, "rb") as handle:
+                    self.client.upload_image(handle.read(), name)
+                events.append(f"uploaded {os.path.basename(path)} as {name}")
+            images, status, error = [], "ok", None
+            for index, seed in enumerate(resolved.seeds):
+                if stop():
+                    status = "interrupted"
+                    break
+                try:
+                    outcome = self._one_image(resolved, loaded, index, seed, images, report, stop, started, events)
+                except ComfyError as exc:
+                    if not images:
+                        raise
+                    status, error = "failed", f"image {index}: {exc}; images 0-{index - 1} were saved"
+                    break
+                if outcome is None:
+                    status = "interrupted"
+                    events.append(f"stopped during image {index}; it was discarded")
+                    break
+                images.append((index, seed, outcome))
+            sampler_name, scheduler, _ = comfy_sampler(resolved)
+            config = {**resolved.scheduler.kwargs, "comfy": {"sampler_name": sampler_name, "scheduler": scheduler}}
+            return RunOutput(images=images, status=status, generate_s=time.perf_counter() - started,
+                                   peak_memory_bytes=None, events=events, warnings=warnings, error=error,
+                                   scheduler={"name": resolved.scheduler.name,
+                                              "class": resolved.scheduler.cls or "EulerDiscreteScheduler",
+                                              "config": config})
+
+    def _one_image(self, resolved, loaded, index, seed, images, report, stop, started, events):
+        from PIL import Image
+
+        workflow = build_workflow(resolved, checkpoint=loaded.checkpoint, vae=loaded.vae_name, seed=seed, batch=1,
+                                  content_names=True)
+        ws = self.client.connect()
+        if ws is None and self.client.use_websocket:
+            events.append(f"image {index}: websocket unavailable; following by polling /history")
+        try:
+            prompt_id = self.client.queue_prompt(workflow.graph)
+            events.append(f"image {index}: ComfyUI prompt {prompt_id}")
+
+            def progress(value: int, maximum: int) -> None:
+                report({"step": value, "total": maximum, "chunk": index + 1, "chunks": resolved.batch,
+                        "images_done": len(images), "batch": resolved.batch,
+                        "elapsed": time.perf_counter() - started})
+
+            try:
+                status, entry = self.client.follow(prompt_id, ws, on_progress=progress, should_stop=stop,
+                                                   timeout_s=self.job_timeout_s, events=events)
+            except KeyboardInterrupt:
+                self.client._give_up(prompt_id)  # leave the server free for the next user
+                raise
+        finally:
+            if ws is not None:
+                ws.close()
+        if status == "interrupted":
+            return None
+        outputs = (entry.get("outputs") or {}).get(workflow.save_node, {}).get("images") or []
+        if not outputs:
+            raise ComfyError(f"ComfyUI finished prompt {prompt_id} without an image from node {workflow.save_node}")
+        with Image.open(io.BytesIO(self.client.view(outputs[0]))) as image:
+            image.load()
+            return image.copy()
+
+
+def generate_remote(request=None, *, url: str | None = None, backend: ComfyBackend | None = None,
+                    checkpoint: str | None = None, vae: str | None = None, extra: dict | None = None,
+                    chunk_size: int | None = None, **kwargs):
+    """sdxl_nb.jobs.pipeline.generate on a ComfyUI server (the panel's "ComfyUI" backend calls this).
+
+    Takes generate's arguments (request or fields, out_dir, on_progress, should_stop, on_stage...)
+    plus the server `url` (or SDXL_NB_COMFY_URL) and the server's `checkpoint` / `vae` file names.
+    node_errors and other server failures are recorded (status failed) and raised as ComfyError.
+    """
+    from sdxl_nb.jobs.pipeline import generate, prepare
+    from sdxl_nb.request.resolve import GenerationRequest
+
+    if chunk_size not in (None, 1):
+        raise InputError(f"chunk size {chunk_size}: the ComfyUI backend runs one image per prompt (chunk size 1) "
+                         "so that image i keeps seed + i")
+    backend = backend or ComfyBackend(url, checkpoint=checkpoint, vae=vae)
+    fields = {k: kwargs.pop(k) for k in list(kwargs) if k in GenerationRequest.__dataclass_fields__}
+    request = request or GenerationRequest(**fields)
+    model_id = prepare(request, kwargs.get("presets")).model.id
+    return generate(request, engine=backend, chunk_size=1,
+                    extra={**(extra or {}), "backend": backend.record(model_id)}, **kwargs)
+
+
+def comfy_generate_function(url: str | None = None, **backend_options):
+    """A generate() stand-in bound to one server (for batches: run_batch(generate=...))."""
+    return partial(generate_remote, backend=ComfyBackend(url, **backend_options))

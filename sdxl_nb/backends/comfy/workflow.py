@@ -1,0 +1,127 @@
+"""ComfyUI API-format workflows from resolved requests: the standard SDXL graph, node by node; no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdxl_nb.request.resolve import InputImage, ResolvedRequest
+
+# What ComfyUI runs for "Default" (the model's own scheduler): SDXL checkpoints ship Euler.
+DEFAULT_SAMPLER = ("euler", "normal")
+
+
+@dataclass
+class Workflow:
+    graph: dict  # {node id: {"class_type", "inputs", "_meta"}}; links are [node id, output index]
+    save_node: str  # the SaveImage node whose outputs are the images
+    uploads: dict[str, str] = field(default_factory=dict)  # local path -> name the graph loads it by
+    notes: list[str] = field(default_factory=list)  # what differs from a local run, said once
+
+
+def default_checkpoint(model_id: str) -> str:
+    """The checkpoint file name assumed on the server: the repo's last part + .safetensors."""
+    return model_id.rsplit("/", 1)[-1] + ".safetensors"
+
+
+def comfy_sampler(r: ResolvedRequest) -> tuple[str, str, str | None]:
+    """(sampler_name, scheduler, note) for a request's scheduler preset (presets.json's `comfy` pair)."""
+    if r.scheduler.comfy:
+        return r.scheduler.comfy[0], r.scheduler.comfy[1], None
+    note = (f"scheduler {r.scheduler.name} has no ComfyUI equivalent; ComfyUI runs "
+            f"{DEFAULT_SAMPLER[0]}/{DEFAULT_SAMPLER[1]} (the SDXL default)")
+    return DEFAULT_SAMPLER[0], DEFAULT_SAMPLER[1], note
+
+
+class _Graph:
+    def __init__(self):
+        self.nodes: dict[str, dict] = {}
+
+    def add(self, class_type: str, title: str | None = None, **inputs) -> list:
+        node_id = str(len(self.nodes) + 1)
+        self.nodes[node_id] = {"class_type": class_type, "inputs": inputs, "_meta": {"title": title or class_type}}
+        return [node_id, 0]
+
+
+def _output(link: list, index: int) -> list:
+    return [link[0], index]
+
+
+def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: str | None = None,
+                   seed: int | None = None, batch: int | None = None, filename_prefix: str = "sdxl_nb",
+                   content_names: bool = False) -> Workflow:
+    """The SDXL graph for a request: checkpoint, optional VAE, prompts, latent, sampler, decode, save.
+
+    `vae`: a VAE file on the server; None uses the model preset's dedicated VAE (as
+    <repo name>.safetensors), "" the checkpoint's own. img2img loads the init image (LoadImage +
+    VAEEncode, denoise = strength); inpaint adds the mask (SetLatentNoiseMask). Input images are
+    loaded by their file name, or with `content_names` by a name made from their hash (what the
+    remote backend uploads: the same file is never uploaded twice nor mixed up with another).
+    """
+    seed = r.seed if seed is None else seed
+    batch = r.batch if batch is None else batch
+    notes: list[str] = []
+    uploads: dict[str, str] = {}
+    g = _Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=checkpoint or default_checkpoint(r.model.id))
+    model, clip, vae_link = _output(ckpt, 0), _output(ckpt, 1), _output(ckpt, 2)
+    vae_name = (default_checkpoint(r.model.vae) if r.model.vae else "") if vae is None else vae
+    if vae_name:
+        vae_link = g.add("VAELoader", vae_name=vae_name)
+    positive = g.add("CLIPTextEncode", "Positive prompt", text=r.styled_prompt, clip=clip)
+    negative = g.add("CLIPTextEncode", "Negative prompt", text=r.effective_negative_prompt, clip=clip)
+    if not r.effective_negative_prompt:
+        # SDXL (as diffusers runs it) uses zeroed conditioning for an empty negative, not an encoded "".
+        negative = g.add("ConditioningZeroOut", "Empty negative", conditioning=negative)
+
+    if r.mode == "txt2img":
+        latent = g.add("EmptyLatentImage", width=r.width, height=r.height, batch_size=batch)
+        denoise = 1.0
+    else:
+        pixels = _load_image(g, _name(r.init_image, content_names, uploads), r.init_image.size,
+                             (r.width, r.height))
+        latent = g.add("VAEEncode", pixels=pixels, vae=vae_link)
+        if r.mode == "inpaint":
+            mask = _load_mask(g, _name(r.mask_image, content_names, uploads), r.mask_image.size,
+                              (r.width, r.height))
+            latent = g.add("SetLatentNoiseMask", samples=latent, mask=mask)
+        if batch > 1:
+            latent = g.add("RepeatLatentBatch", samples=latent, amount=batch)
+        denoise = r.strength
+    sampler_name, scheduler, note = comfy_sampler(r)
+    if note:
+        notes.append(note)
+    if batch > 1:
+        notes.append(f"ComfyUI draws one noise tensor for the whole batch from seed {seed}: its image i is not the "
+                     f"image of seed {seed}+i (the remote backend runs one prompt per image to keep seed + i)")
+    sampled = g.add("KSampler", seed=seed, steps=r.steps, cfg=r.cfg, sampler_name=sampler_name, scheduler=scheduler,
+                    denoise=denoise, model=model, positive=positive, negative=negative, latent_image=latent)
+    decoded = g.add("VAEDecode", samples=sampled, vae=vae_link)
+    save = g.add("SaveImage", images=decoded, filename_prefix=filename_prefix)
+    return Workflow(graph=g.nodes, save_node=save[0], uploads=uploads, notes=notes)
+
+
+def _name(image: InputImage, content_names: bool, uploads: dict[str, str]) -> str:
+    path = Path(image.path)
+    name = f"sdxl_nb_{image.sha256[:16]}{path.suffix.lower()}" if content_names else path.name
+    uploads[image.path] = name
+    return name
+
+
+def _load_image(g: _Graph, name: str, size: tuple[int, int], target: tuple[int, int]) -> list:
+    pixels = g.add("LoadImage", "Init image", image=name)
+    if tuple(size) != tuple(target):  # the local run resizes with Lanczos too
+        pixels = g.add("ImageScale", image=pixels, upscale_method="lanczos", width=target[0], height=target[1],
+                       crop="disabled")
+    return pixels
+
+
+def _load_mask(g: _Graph, name: str, size: tuple[int, int], target: tuple[int, int]) -> list:
+    # White = repaint, as locally: the red channel of a grey or RGB mask is its brightness.
+    mask = g.add("LoadImageMask", "Mask", image=name, channel="red")
+    if tuple(size) != tuple(target):
+        image = g.add("MaskToImage", mask=mask)
+        image = g.add("ImageScale", image=image, upscale_method="nearest-exact", width=target[0], height=target[1],
+                      crop="disabled")
+        mask = g.add("ImageToMask", image=image, channel="red")
+    return mask

@@ -1,0 +1,73 @@
+"""What ran where: versions, device, precision, peak memory; records carry it so audits can compare."""
+
+from __future__ import annotations
+
+import math
+import platform
+import resource
+import sys
+from functools import lru_cache
+
+import diffusers
+import torch
+import transformers
+
+import sdxl_nb
+from sdxl_nb.backends.local.loading import dtype_name
+
+
+@lru_cache(maxsize=16)
+def _device_name(device: str) -> str:
+    """The device's name, looked up once: on Linux platform.processor() runs `uname -p` on every call."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str, dtype: torch.dtype) -> dict:
+    cuda = device.startswith("cuda")
+    return {
+        "python": platform.python_version(),
+        "platform": sys.platform,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "sdxl_nb": sdxl_nb.__version__,
+        "cuda": torch.version.cuda,
+        "gpu": _device_name(device) if cuda else None,
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "dtype": dtype_name(dtype),
+        "attention": "sdpa" if hasattr(torch.nn.functional, "scaled_dot_product_attention") else "default",
+    }
+
+
+def device_record(device: str) -> dict:
+    return {"type": "cuda" if device.startswith("cuda") else device, "name": _device_name(device)}
+
+
+def reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: str) -> int:
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated(device))
+    # On CPU: the process's peak resident memory (Linux reports KiB).
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def plain_config(value):
+    """Scheduler configs hold tuples, numpy values and infinities; make them JSON-able and stable."""
+    if isinstance(value, dict):
+        # "_"-keys are diffusers bookkeeping (version, which values were defaults), not settings.
+        return {str(k): plain_config(v) for k, v in sorted(value.items()) if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [plain_config(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"  # JSON has no infinity: stored as text
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

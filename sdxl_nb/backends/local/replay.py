@@ -1,0 +1,62 @@
+"""Re-runs a recorded txt2img/img2img/inpaint job from its record alone (the engine side of re-run audits)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import diffusers
+from PIL import Image
+
+from sdxl_nb.audit.replay_request import ReplayError, request_from_record
+from sdxl_nb.config.presets import Presets, load_presets
+from sdxl_nb.config.registry import find_model
+from sdxl_nb.errors import InputError
+
+
+@dataclass
+class Replay:
+    images: dict[int, Image.Image]  # batch index -> regenerated image
+    scheduler: dict  # the scheduler record of the re-run (class and full config)
+    revision: str  # the model revision that ran now
+    notes: list[str] = field(default_factory=list)  # where the re-run could not match the record exactly
+
+
+def _config_differences(recorded: dict, now: dict) -> list[str]:
+    return sorted(key for key in set(recorded) | set(now) if recorded.get(key) != now.get(key))
+
+
+def replay(record: dict, folder: str | Path, engine, presets: Presets | None = None, on_progress=None) -> Replay:
+    """Regenerate a record's images with its own scheduler config, prompts, seeds and chunking.
+
+    Raises ReplayError (one line) when the record cannot be re-run here: an unknown scheduler
+    class, a model not in the local cache, an init/mask image gone or changed.
+    """
+    presets = presets or load_presets()
+    resolved = request_from_record(record, folder, presets)
+    if not hasattr(diffusers, resolved.scheduler.cls):
+        raise ReplayError(f"scheduler class {resolved.scheduler.cls!r} is not in this diffusers "
+                          f"({diffusers.__version__})")
+    try:
+        info = find_model(resolved.model.id, presets)
+    except InputError as exc:
+        raise ReplayError(f"model {resolved.model.id!r} is not known here ({exc})") from None
+    if not info.available:
+        raise ReplayError(info.reason)
+    loaded = engine.load(info)
+    notes = []
+    recorded_model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    if recorded_model.get("revision") and recorded_model["revision"] != loaded.revision:
+        notes.append(f"model revision {loaded.revision} differs from the recorded {recorded_model['revision']}")
+    if recorded_model.get("vae") != loaded.vae and "vae" in recorded_model:
+        notes.append(f"VAE {loaded.vae} differs from the recorded {recorded_model.get('vae')}")
+    chunk_size = record.get("chunk_size") if isinstance(record.get("chunk_size"), int) else resolved.batch
+    output = engine.run(resolved, loaded, on_progress=on_progress, chunk_size=chunk_size)
+    recorded_config = (record.get("scheduler") or {}).get("config")
+    if isinstance(recorded_config, dict):
+        changed = _config_differences(recorded_config, output.scheduler["config"])
+        if changed:
+            notes.append(f"scheduler config differs from the record in {', '.join(changed[:6])}"
+                         + (f" and {len(changed) - 6} more" if len(changed) > 6 else ""))
+    return Replay(images={index: image for index, _seed, image in output.images}, scheduler=output.scheduler,
+                  revision=loaded.revision, notes=notes)

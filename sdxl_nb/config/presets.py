@@ -1,0 +1,370 @@
+"""Loads and validates presets.json (models, schedulers, styles, resolutions) into frozen dataclasses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sdxl_nb.config.options import EngineOptions, options_from_dict
+from sdxl_nb.errors import InputError, PresetError
+
+# diffusers scheduler classes a preset may name; checked here so presets.json is validated without torch.
+KNOWN_SCHEDULER_CLASSES = frozenset(
+    {
+        "DDIMScheduler",
+        "DDPMScheduler",
+        "DEISMultistepScheduler",
+        "DPMSolverMultistepScheduler",
+        "DPMSolverSinglestepScheduler",
+        "DPMSolverSDEScheduler",
+        "EDMDPMSolverMultistepScheduler",
+        "EDMEulerScheduler",
+        "EulerAncestralDiscreteScheduler",
+        "EulerDiscreteScheduler",
+        "HeunDiscreteScheduler",
+        "KDPM2AncestralDiscreteScheduler",
+        "KDPM2DiscreteScheduler",
+        "LCMScheduler",
+        "LMSDiscreteScheduler",
+        "PNDMScheduler",
+        "TCDScheduler",
+        "UniPCMultistepScheduler",
+    }
+)
+DEFAULT_SCHEDULER = "Default"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    id: str
+    description: str
+    steps: int  # default steps when neither the request nor the style sets them
+    cfg: float  # default guidance scale, likewise
+    heavy: bool  # full-size SDXL UNet: needs a GPU with >= 10 GB in fp16
+    turbo: bool  # distilled few-step model (1-4 steps, cfg 0)
+    source: str = "hf"  # "hf" (Hugging Face cache) or "embedded" (built locally)
+    native_size: tuple[int, int] | None = None  # default (width, height) instead of the global resolution
+    vae: str | None = None  # dedicated VAE repo used when it is in the cache
+
+
+@dataclass(frozen=True)
+class SchedulerPreset:
+    name: str
+    cls: str | None  # diffusers class name; None keeps the model's own scheduler
+    kwargs: dict = field(default_factory=dict)
+    description: str = ""
+    a1111: tuple[str, str] | None = None  # (Sampler, Schedule type) as A1111 writes them
+    comfy: tuple[str, str] | None = None  # (sampler_name, scheduler) as ComfyUI's KSampler takes them
+
+
+@dataclass(frozen=True)
+class StylePreset:
+    name: str
+    prompt: str  # a template with {prompt}, or a suffix appended after a comma
+    negative: str = ""
+    description: str = ""
+    scheduler: str | None = None
+    steps: int | None = None
+    cfg: float | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of what the style does (not its description): records name the exact style used."""
+        content = {"prompt": self.prompt, "negative": self.negative, "scheduler": self.scheduler,
+                   "steps": self.steps, "cfg": self.cfg}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
+
+    def apply(self, prompt: str, negative: str) -> tuple[str, str]:
+        """Return (styled prompt, effective negative prompt)."""
+        if "{prompt}" in self.prompt:
+            styled = self.prompt.replace("{prompt}", prompt)
+        else:
+            styled = ", ".join(part for part in (prompt, self.prompt) if part)
+        effective_negative = ", ".join(part for part in (negative.strip(), self.negative) if part)
+        return styled.strip(" ,"), effective_negative
+
+
+@dataclass(frozen=True)
+class Resolution:
+    name: str
+    width: int
+    height: int
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    name: str
+    description: str
+    options: EngineOptions
+
+
+@dataclass(frozen=True)
+class Defaults:
+    model: str
+    scheduler: str
+    style: str
+    resolution: str
+    steps: int
+    cfg: float
+    strength: float
+    engine_profile: str = "Default"
+
+
+@dataclass(frozen=True)
+class Presets:
+    path: str
+    defaults: Defaults
+    models: dict[str, ModelPreset]
+    schedulers: dict[str, SchedulerPreset]
+    styles: dict[str, StylePreset]
+    resolutions: dict[str, Resolution]
+    motion_phrases: tuple[str, ...]
+    engine_profiles: dict[str, EngineProfile] = field(default_factory=dict)
+    user_path: str | None = None  # the user presets file layered over this one (None: no layer)
+    user_styles: tuple[str, ...] = ()  # names of styles that come from (or are overridden by) that file
+
+
+def default_presets_path() -> Path:
+    """`SDXL_NB_PRESETS`, else presets.json shipped in the package, else the repo root's."""
+    override = os.environ.get("SDXL_NB_PRESETS")
+    if override:
+        return Path(override)
+    package = Path(__file__).resolve().parent.parent  # sdxl_nb/, where a wheel carries presets.json
+    packaged = package / "presets.json"
+    return packaged if packaged.is_file() else package.parent / "presets.json"
+
+
+class _Checker:
+    """Reads typed values out of raw JSON, raising PresetError that names the file and key."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> PresetError:
+        return PresetError(f"{self.path}: {key}: {problem}")
+
+    def entry(self, raw: Any, key: str, required: dict, optional: dict) -> dict:
+        if not isinstance(raw, dict):
+            raise self.fail(key, f"expected an object, got {type(raw).__name__}")
+        unknown = sorted(set(raw) - set(required) - set(optional))
+        if unknown:
+            raise self.fail(f"{key}.{unknown[0]}", f"unknown key; accepted: {', '.join(sorted({**required, **optional}))}")
+        values = {}
+        for name, kind in required.items():
+            if name not in raw:
+                raise self.fail(f"{key}.{name}", "missing")
+            values[name] = self.typed(raw[name], f"{key}.{name}", kind)
+        for name, kind in optional.items():
+            if raw.get(name) is not None:
+                values[name] = self.typed(raw[name], f"{key}.{name}", kind)
+        return values
+
+    def typed(self, value: Any, key: str, kind: str) -> Any:
+        ok = {
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "dict": isinstance(value, dict),
+            "pair_str": isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value),
+            "pair_int": isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        }[kind]
+        if not ok:
+            expected = {"pair_str": "a list of two strings", "pair_int": "a list of two integers"}.get(kind, kind)
+            raise self.fail(key, f"expected {expected}, got {json.dumps(value)}")
+        if kind == "float":
+            return float(value)
+        if kind.startswith("pair"):
+            return tuple(value)
+        return value
+
+    def named(self, items: Any, key: str, build) -> dict:
+        if not isinstance(items, list) or not items:
+            raise self.fail(key, "expected a non-empty list")
+        out: dict = {}
+        for index, raw in enumerate(items):
+            item = build(raw, f"{key}[{index}]")
+            name = getattr(item, "name", None) or item.id
+            if name in out:
+                raise self.fail(f"{key}[{index}]", f"duplicate name {name!r}")
+            out[name] = item
+        return out
+
+
+def _model(check: _Checker, raw: Any, key: str) -> ModelPreset:
+    v = check.entry(raw, key, {"id": "str", "description": "str", "steps": "int", "cfg": "float", "heavy": "bool"},
+                    {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str"})
+    if v.get("source", "hf") not in ("hf", "embedded"):
+        raise check.fail(f"{key}.source", f"unknown source {v['source']!r}; accepted: hf, embedded")
+    _check_positive_size(check, key, v.get("native_size"))
+    return ModelPreset(turbo=v.pop("turbo", False), **v)
+
+
+def _scheduler(check: _Checker, raw: Any, key: str) -> SchedulerPreset:
+    if not isinstance(raw, dict):
+        raise check.fail(key, "expected an object")
+    cls = raw.get("class")
+    if cls is not None and cls not in KNOWN_SCHEDULER_CLASSES:
+        raise check.fail(f"{key}.class", f"unknown scheduler class {cls!r}; accepted: {', '.join(sorted(KNOWN_SCHEDULER_CLASSES))}")
+    rest = {k: val for k, val in raw.items() if k != "class"}
+    v = check.entry(rest, key, {"name": "str"}, {"kwargs": "dict", "description": "str", "a1111": "pair_str", "comfy": "pair_str"})
+    if cls is None and v["name"] != DEFAULT_SCHEDULER:
+        raise check.fail(f"{key}.class", f"missing; only {DEFAULT_SCHEDULER!r} may keep the model's own scheduler")
+    return SchedulerPreset(cls=cls, **v)
+
+
+def _style(check: _Checker, raw: Any, key: str) -> StylePreset:
+    v = check.entry(raw, key, {"name": "str", "prompt": "str"},
+                    {"negative": "str", "description": "str", "scheduler": "str", "steps": "int", "cfg": "float"})
+    if v.get("steps") is not None and v["steps"] < 1:
+        raise check.fail(f"{key}.steps", f"must be >= 1, got {v['steps']}")
+    if v.get("cfg") is not None and v["cfg"] < 0:
+        raise check.fail(f"{key}.cfg", f"must be >= 0, got {v['cfg']}")
+    return StylePreset(**v)
+
+
+def _resolution(check: _Checker, raw: Any, key: str) -> Resolution:
+    v = check.entry(raw, key, {"name": "str", "width": "int", "height": "int"}, {"label": "str"})
+    _check_positive_size(check, key, (v["width"], v["height"]))
+    return Resolution(**v)
+
+
+def _engine_profile(check: _Checker, raw: Any, key: str) -> EngineProfile:
+    v = check.entry(raw, key, {"name": "str", "options": "dict"}, {"description": "str"})
+    try:
+        options = options_from_dict(v["options"], f"{check.path}: {key}.options")
+    except InputError as exc:
+        raise PresetError(str(exc)) from None
+    return EngineProfile(name=v["name"], description=v.get("description", ""), options=options)
+
+
+def _check_positive_size(check: _Checker, key: str, size: tuple[int, int] | None) -> None:
+    if size and any(n <= 0 or n % 8 for n in size):
+        raise check.fail(key, f"size {size[0]}x{size[1]} must be positive multiples of 8")
+
+
+def parse_presets(raw: Any, path: str) -> Presets:
+    """Validate raw presets JSON; every problem raises PresetError naming the file and the key."""
+    check = _Checker(path)
+    if not isinstance(raw, dict):
+        raise check.fail("(top level)", "expected a JSON object")
+    accepted = {"schema", "defaults", "models", "schedulers", "styles", "resolutions", "motion_phrases",
+                "engine_profiles"}
+    unknown = sorted(set(raw) - accepted)
+    if unknown:
+        raise check.fail(unknown[0], f"unknown key; accepted: {', '.join(sorted(accepted))}")
+    models = check.named(raw.get("models"), "models", lambda r, k: _model(check, r, k))
+    schedulers = check.named(raw.get("schedulers"), "schedulers", lambda r, k: _scheduler(check, r, k))
+    styles = check.named(raw.get("styles"), "styles", lambda r, k: _style(check, r, k))
+    resolutions = check.named(raw.get("resolutions"), "resolutions", lambda r, k: _resolution(check, r, k))
+    default_profiles = [{"name": "Default", "options": {}}]
+    profiles = check.named(raw.get("engine_profiles", default_profiles), "engine_profiles",
+                           lambda r, k: _engine_profile(check, r, k))
+    phrases = raw.get("motion_phrases", [])
+    if not isinstance(phrases, list) or not all(isinstance(p, str) and p.strip() for p in phrases):
+        raise check.fail("motion_phrases", "expected a list of non-empty strings")
+    for index, style in enumerate(styles.values()):
+        if style.scheduler is not None and style.scheduler not in schedulers:
+            raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {style.scheduler!r}; accepted: {', '.join(schedulers)}")
+    d = check.entry(raw.get("defaults"), "defaults",
+                    {"model": "str", "scheduler": "str", "style": "str", "resolution": "str", "steps": "int",
+                     "cfg": "float", "strength": "float"}, {"engine_profile": "str"})
+    for name, table in (("model", models), ("scheduler", schedulers), ("style", styles), ("resolution", resolutions),
+                        ("engine_profile", profiles)):
+        if name not in d:
+            continue
+        if d[name] not in table:
+            raise check.fail(f"defaults.{name}", f"unknown {name} {d[name]!r}; accepted: {', '.join(table)}")
+    return Presets(path=path, defaults=Defaults(**d), models=models, schedulers=schedulers, styles=styles,
+                   resolutions=resolutions, motion_phrases=tuple(phrases), engine_profiles=profiles)
+
+
+def parse_user_styles(raw: Any, path: str, schedulers: dict[str, SchedulerPreset]) -> dict[str, StylePreset]:
+    """Validate a user presets file ({"styles": [...]}) with the same rules as presets.json's styles."""
+    check = _Checker(path)
+    if not isinstance(raw, dict):
+        raise check.fail("(top level)", "expected a JSON object")
+    unknown = sorted(set(raw) - {"schema", "styles"})
+    if unknown:
+        raise check.fail(unknown[0], "unknown key; accepted: schema, styles")
+    items = raw.get("styles", [])
+    if not isinstance(items, list):
+        raise check.fail("styles", "expected a list")
+    styles = check.named(items, "styles", lambda r, k: _style(check, r, k)) if items else {}
+    for index, style in enumerate(styles.values()):
+        if style.scheduler is not None and style.scheduler not in schedulers:
+            raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {style.scheduler!r}; accepted: {', '.join(schedulers)}")
+    return styles
+
+
+def default_user_presets_path() -> Path:
+    """`SDXL_NB_USER_PRESETS`, else ~/.config/sdxl_nb/user_presets.json (read at call time)."""
+    override = os.environ.get("SDXL_NB_USER_PRESETS")
+    return Path(override).expanduser() if override else Path.home() / ".config" / "sdxl_nb" / "user_presets.json"
+
+
+def load_presets(path: str | os.PathLike | None = None, *, user_path: str | os.PathLike | None = None,
+                 user_layer: bool = True) -> Presets:
+    """Read and validate a presets file (default: `default_presets_path()`) with the user's styles over it.
+
+    The user presets file (default: `default_user_presets_path()`) adds or replaces styles; a missing
+    file adds nothing. Both files are re-read when they change, so a saved style shows at once.
+    """
+    path = Path(path) if path else default_presets_path()
+    if not user_layer:
+        return _load_cached(str(path), _mtime(path))
+    user = Path(user_path) if user_path else default_user_presets_path()
+    return _layer_cached(str(path), _mtime(path), str(user), _file_key(user))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _file_key(path: Path) -> tuple:
+    # Size and inode too: two saves inside one timestamp tick still differ (each save replaces the file).
+    try:
+        stat = path.stat()
+    except OSError:
+        return ()
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
+@lru_cache(maxsize=8)
+def _layer_cached(path: str, mtime: float, user_path: str, key: tuple) -> Presets:
+    from dataclasses import replace
+
+    base = _load_cached(path, mtime)
+    if not key:
+        return replace(base, user_path=user_path)
+    raw = _read_json(user_path, "user presets file")
+    user_styles = parse_user_styles(raw, user_path, base.schedulers)
+    return replace(base, styles={**base.styles, **user_styles}, user_path=user_path, user_styles=tuple(user_styles))
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PresetError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{path}: cannot read {what} ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PresetError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, _mtime_key: float) -> Presets:
+    return parse_presets(_read_json(path, "presets file"), path)

@@ -1,0 +1,213 @@
+"""The model registry: presets models, SDXL pipelines in the local Hugging Face cache, the embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdxl_nb.config.presets import ModelPreset, Presets
+from sdxl_nb.config.tiny import TINY_MODEL_ID
+from sdxl_nb.errors import InputError, ModelUnavailableError
+
+SDXL_PIPELINE_CLASSES = ("StableDiffusionXLPipeline",)
+# Components that carry weights (tokenizers and schedulers are config only).
+_NON_WEIGHT_COMPONENTS = {"scheduler", "tokenizer", "tokenizer_2", "feature_extractor", "image_encoder"}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    description: str
+    source: str  # "embedded" or "hf-cache"
+    available: bool
+    reason: str  # why it is not available ("" when it is)
+    revision: str | None
+    size_bytes: int | None
+    path: str | None  # snapshot folder in the cache
+    preset: ModelPreset
+
+
+def hf_cache_dir() -> Path:
+    """The hub cache, read from the environment at call time (HF_HUB_CACHE, HF_HOME/hub, ~/.cache/...)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def fetch_hint(repo_id: str) -> str:
+    return f"hf download {repo_id}"
+
+
+def _repo_folder(repo_id: str) -> Path:
+    return hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
+
+
+def _snapshot(repo_id: str) -> tuple[Path, str]:
+    """The snapshot folder refs/main points at (else the newest one) and its commit hash."""
+    folder = _repo_folder(repo_id)
+    snapshots = folder / "snapshots"
+    if not snapshots.is_dir() or not any(snapshots.iterdir()):
+        raise ModelUnavailableError(
+            f"model {repo_id!r} is not in the local Hugging Face cache ({hf_cache_dir()}); "
+            f"fetch it where a network exists with: {fetch_hint(repo_id)}")
+    ref = folder / "refs" / "main"
+    if ref.is_file():
+        commit = ref.read_text(encoding="utf-8").strip()
+        if (snapshots / commit).is_dir():
+            return snapshots / commit, commit
+    newest = max(snapshots.iterdir(), key=lambda p: p.stat().st_mtime)
+    return newest, newest.name
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a .safetensors file is unusable (truncated, bad header), or None; reads only the header."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                return f"is truncated ({size} bytes, no header)"
+            (header_len,) = struct.unpack("<Q", head)
+            if header_len > size - 8:
+                return f"is truncated ({size} bytes, header alone needs {header_len + 8})"
+            header = json.loads(handle.read(header_len))
+    except (OSError, ValueError) as exc:
+        return f"cannot be read ({exc})"
+    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    expected = 8 + header_len + end
+    if size < expected:
+        return f"is truncated ({size} of {expected} bytes)"
+    return None
+
+
+def check_snapshot(repo_id: str, snapshot: Path, commit: str, *, need_pipeline: bool = True) -> None:
+    """Raise ModelUnavailableError naming the first missing or truncated file of a snapshot."""
+    where = f"model {repo_id!r} (snapshot {commit[:10]})"
+    refetch = f"; re-fetch it where a network exists with: {fetch_hint(repo_id)}"
+    if need_pipeline:
+        index = snapshot / "model_index.json"
+        if not index.is_file():
+            raise ModelUnavailableError(f"{where} is missing model_index.json (not a diffusers pipeline folder){refetch}")
+        try:
+            spec = json.loads(index.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailableError(f"{where}: model_index.json is unreadable ({exc}){refetch}") from None
+        components = {name: value[0] for name, value in spec.items()
+                      if isinstance(value, list) and len(value) == 2 and value[0] is not None and not name.startswith("_")}
+    else:
+        components = {"": "diffusers"}
+    for name, library in components.items():
+        folder = snapshot / name if name else snapshot
+        config = "scheduler_config.json" if name == "scheduler" else "config.json"
+        if name in ("tokenizer", "tokenizer_2"):
+            if not folder.is_dir() or not any(p.exists() for p in folder.iterdir()):
+                raise ModelUnavailableError(f"{where} is missing {name}/ files{refetch}")
+            continue
+        if not (folder / config).exists():
+            raise ModelUnavailableError(f"{where} is missing {(Path(name) / config).as_posix()}{refetch}")
+        if name in _NON_WEIGHT_COMPONENTS:
+            continue
+        weights = [p for p in folder.iterdir() if p.name.endswith(_WEIGHT_SUFFIXES)]
+        if not weights:
+            expected = "model.safetensors" if library == "transformers" else "diffusion_pytorch_model.safetensors"
+            raise ModelUnavailableError(f"{where} is missing {(Path(name) / expected).as_posix()}{refetch}")
+        for weight in weights:
+            shown = weight.relative_to(snapshot).as_posix()
+            if not weight.exists():  # a snapshot symlink whose blob is gone
+                raise ModelUnavailableError(f"{where} is missing {shown}{refetch}")
+            problem = _safetensors_problem(weight) if weight.suffix == ".safetensors" else None
+            if problem:
+                raise ModelUnavailableError(f"{where}: {shown} {problem}{refetch}")
+        for index_file in folder.glob("*.index.json"):
+            shards = set(json.loads(index_file.read_text(encoding="utf-8")).get("weight_map", {}).values())
+            for shard in sorted(shards):
+                if not (folder / shard).exists():
+                    raise ModelUnavailableError(f"{where} is missing {(Path(name) / shard).as_posix()}{refetch}")
+
+
+def locate_model(repo_id: str, *, need_pipeline: bool = True) -> tuple[Path, str]:
+    """Snapshot folder and commit of a cached model, after checking every file it needs."""
+    snapshot, commit = _snapshot(repo_id)
+    check_snapshot(repo_id, snapshot, commit, need_pipeline=need_pipeline)
+    return snapshot, commit
+
+
+def _cached_sdxl_repos() -> dict[str, Path]:
+    """repo id -> repo folder, for every cached model whose snapshot declares an SDXL pipeline."""
+    root = hf_cache_dir()
+    found: dict[str, Path] = {}
+    if not root.is_dir():
+        return found
+    for folder in sorted(root.glob("models--*")):
+        repo_id = folder.name[len("models--"):].replace("--", "/")
+        for index in (folder / "snapshots").glob("*/model_index.json"):
+            try:
+                if json.loads(index.read_text(encoding="utf-8")).get("_class_name") in SDXL_PIPELINE_CLASSES:
+                    found[repo_id] = folder
+                    break
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def _folder_size(folder: Path) -> int:
+    # Blobs hold the bytes; snapshots hold links to them.
+    blobs = folder / "blobs"
+    target = blobs if blobs.is_dir() else folder
+    return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+
+
+def _generic_preset(repo_id: str, presets: Presets) -> ModelPreset:
+    return ModelPreset(id=repo_id, description="SDXL pipeline found in the local Hugging Face cache",
+                       steps=presets.defaults.steps, cfg=presets.defaults.cfg, heavy=True, turbo="turbo" in repo_id.lower())
+
+
+def _info(preset: ModelPreset) -> ModelInfo:
+    if preset.source == "embedded":
+        return ModelInfo(preset.id, preset.description, "embedded", True, "", None, None, None, preset)
+    try:
+        snapshot, commit = locate_model(preset.id)
+    except ModelUnavailableError as exc:
+        return ModelInfo(preset.id, preset.description, "hf-cache", False, str(exc), None, None, None, preset)
+    return ModelInfo(preset.id, preset.description, "hf-cache", True, "", commit,
+                     _folder_size(_repo_folder(preset.id)), str(snapshot), preset)
+
+
+def model_presets(presets: Presets) -> dict[str, ModelPreset]:
+    """Every selectable model: presets.json's, then other SDXL pipelines in the cache."""
+    table = dict(presets.models)
+    for repo_id in _cached_sdxl_repos():
+        table.setdefault(repo_id, _generic_preset(repo_id, presets))
+    return table
+
+
+def list_models(presets: Presets) -> list[ModelInfo]:
+    """Every selectable model with its availability, revision and size (offline; reads no weights)."""
+    return [_info(preset) for preset in model_presets(presets).values()]
+
+
+def find_model(model_id: str, presets: Presets) -> ModelInfo:
+    table = model_presets(presets)
+    if model_id not in table:
+        raise InputError(f"unknown model {model_id!r}; accepted: {', '.join(table)}")
+    return _info(table[model_id])
+
+
+def default_model_id(presets: Presets) -> str:
+    """`SDXL_NB_MODEL` if set; else presets' default when available; else the first available; else tiny-sdxl."""
+    chosen = os.environ.get("SDXL_NB_MODEL")
+    if chosen:
+        return chosen
+    infos = list_models(presets)
+    by_id = {info.id: info for info in infos}
+    if by_id.get(presets.defaults.model) and by_id[presets.defaults.model].available:
+        if by_id[presets.defaults.model].source != "embedded":
+            return presets.defaults.model
+    real = [info.id for info in infos if info.available and info.source != "embedded"]
+    return real[0] if real else TINY_MODEL_ID

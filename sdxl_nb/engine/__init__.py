@@ -1,6 +1,0 @@
-"""The engine package: the only place that imports torch/diffusers (pure modules never import it)."""
-
-from sdxl_nb.engine import loading  # noqa: F401  (first: it quiets transformers before diffusers loads)
-from sdxl_nb.engine.core import Engine, LoadedModel, RunOutput, get_engine, set_engine
-
-__all__ = ["Engine", "LoadedModel", "RunOutput", "get_engine", "set_engine"]

@@ -1,0 +1,396 @@
+"""The kernel's job queue: one background worker runs model loads and generations one at a time.
+
+Requests are validated when submitted (bad input raises InputError and queues nothing). The worker
+calls the same library functions as the CLI (`api.generate`, `Engine.load`), so the kernel stays free
+while a job runs. Listeners receive plain dicts: {"type", "job_id", "kind", "model", ...}.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sdxl_nb.config.presets import load_presets
+from sdxl_nb.config.registry import find_model
+from sdxl_nb.errors import InputError, ModelUnavailableError
+from sdxl_nb.jobs.pipeline import default_output_dir, generate, prepare
+from sdxl_nb.record import events
+from sdxl_nb.record.history import load_event_line
+from sdxl_nb.record.store import check_output_dir
+from sdxl_nb.request.memory import MemoryAdvice, gib
+from sdxl_nb.request.resolve import GenerationRequest
+
+QUEUED, RUNNING = "queued", "running"
+FINAL = ("ok", "interrupted", "failed", "cancelled", "held")  # held: the memory pre-check found it risky
+KEEP_FINISHED = 100  # finished jobs remembered for the queue view
+Listener = Callable[[dict], None]
+
+
+@dataclass(eq=False)
+class Job:
+    id: int
+    kind: str  # "generate" or "load"
+    model: str
+    out_dir: Path
+    label: str  # one line for the queue view
+    request: GenerationRequest | None = None
+    chunk_size: int | None = None
+    check_memory: bool = False
+    owner: object = None  # who submitted it (a panel shows only its own jobs' progress and results)
+    notes: tuple[str, ...] = ()  # adjustments the submitter made and told the user about
+    status: str = QUEUED
+    phase: str | None = None  # while running: "loading" or "generating"
+    stage: str | None = None  # the load stage being done ("UNet", "VAE", ...)
+    progress: dict | None = None
+    result: Any = None  # generate: api.JobResult; load: {"model", "load_s", "already_loaded"}
+    error: str | None = None  # one line
+    memory: MemoryAdvice | None = None  # the pre-check's verdict, when asked for
+    submitted_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    finished_at: float | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    done_event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job is over (True) or the timeout passes (False)."""
+        return self.done_event.wait(timeout)
+
+
+def describe_progress(progress: dict) -> tuple[float, str]:
+    """(fraction done, "step i/N · elapsed · ETA") for a progress dict from the engine."""
+    step, total = progress["step"], max(1, progress["total"])
+    chunk, chunks = progress.get("chunk", 1), progress.get("chunks", 1)
+    all_steps = total * chunks
+    done = (chunk - 1) * total + step
+    elapsed = progress.get("elapsed", 0.0)
+    text = f"step {step}/{total}" + (f" of chunk {chunk}/{chunks}" if chunks > 1 else "") + f" · {elapsed:.1f} s elapsed"
+    if 0 < done < all_steps:
+        text += f" · ETA {elapsed * (all_steps - done) / done:.1f} s"
+    return min(1.0, done / all_steps), text
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class JobQueue:
+    """Jobs in submission order; one worker thread (started on the first submit) runs them one at a time."""
+
+    def __init__(self, engine=None, out_dir: str | Path | None = None):
+        self._engine = engine
+        self._local_engine = engine  # the engine to return to when a remote backend is switched off
+        self._pending_settings: dict | None = None  # applied by the worker between jobs, never during one
+        self.out_dir = out_dir
+        self._jobs: list[Job] = []
+        self._ids = itertools.count(1)
+        self._cond = threading.Condition()
+        self._listeners: list[Listener] = []
+        self._worker: threading.Thread | None = None
+
+    # ---- engine ----
+    @property
+    def engine(self):
+        """The engine jobs run on; the kernel's shared one unless given (imports torch on first use)."""
+        if self._engine is None:
+            from sdxl_nb.backends.local import get_engine
+
+            self._engine = self._local_engine = get_engine()
+        return self._engine
+
+    def configure(self, *, options=None, auto_tune: bool | None = None, backend=None, local: bool = False) -> None:
+        """Change engine settings for the jobs that follow: EngineOptions, auto-tuning, a remote backend
+        (e.g. sdxl_nb.backends.comfy.backend.ComfyBackend) or back to the local engine (`local=True`).
+
+        The worker applies them before its next job, so a running job is never disturbed.
+        """
+        with self._cond:
+            pending = self._pending_settings or {}
+            pending.update({k: v for k, v in (("options", options), ("auto_tune", auto_tune), ("backend", backend))
+                            if v is not None})
+            if local:
+                pending["backend"] = "local"
+            self._pending_settings = pending
+            self._cond.notify_all()
+
+    def _apply_settings(self, job: Job) -> None:
+        with self._cond:
+            settings, self._pending_settings = self._pending_settings, None
+        if not settings:
+            return
+        backend = settings.get("backend")
+        if backend == "local":
+            self._engine = self._local_engine
+        elif backend is not None:
+            self._local_engine = self._local_engine or self._engine
+            self._engine = backend
+        engine = self.engine
+        if settings.get("options") is not None and hasattr(engine, "configure"):
+            for line in engine.configure(settings["options"]):
+                self._emit(job, "settings", message=line)
+        if settings.get("auto_tune") is not None and hasattr(engine, "auto_tune"):
+            engine.auto_tune = settings["auto_tune"]
+
+    def loaded_models(self) -> list[str]:
+        """Models in memory now (without importing torch when no engine exists yet)."""
+        engine = self._engine
+        if engine is None:
+            import sys
+
+            core = sys.modules.get("sdxl_nb.backends.local.core")
+            engine = getattr(core, "_ENGINE", None)
+        return list(engine.loaded) if engine is not None else []
+
+    # ---- listeners ----
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(event_dict)` for every job event (from the worker thread); returns an unsubscribe."""
+        with self._cond:
+            self._listeners.append(listener)
+
+        def unsubscribe():
+            with self._cond:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _emit(self, job: Job, kind: str, **data) -> None:
+        event = {"type": kind, "job_id": job.id, "kind": job.kind, "model": job.model, "status": job.status,
+                 "owner": job.owner, **data}
+        with self._cond:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken view must never stop the worker
+                continue
+
+    # ---- submitting ----
+    def submit(self, request: GenerationRequest, *, out_dir: str | Path | None = None, chunk_size: int | None = None,
+               check_memory: bool = False, owner: object = None, notes: tuple[str, ...] = ()) -> Job:
+        """Validate a request and queue it; InputError (nothing queued) when it would not run."""
+        presets = load_presets()
+        resolved = prepare(request, presets)
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                       or not 1 <= chunk_size <= resolved.batch):
+            raise InputError(f"chunk size {chunk_size!r} is out of range; accepted: 1 to the batch ({resolved.batch})")
+        folder = self._folder(out_dir)
+        info = find_model(resolved.model.id, presets)
+        if not info.available:
+            raise ModelUnavailableError(info.reason)
+        label = (f"{resolved.mode} · {info.id} · {resolved.width}x{resolved.height} · batch {resolved.batch} · "
+                 f"{resolved.steps} steps · " + (repr(request.prompt[:40]) if request.prompt else "(empty prompt)"))
+        job = Job(id=next(self._ids), kind="generate", model=info.id, out_dir=folder, label=label,
+                  request=replace(request, model=info.id), chunk_size=chunk_size, check_memory=check_memory,
+                  owner=owner, notes=tuple(notes))
+        return self._enqueue(job)
+
+    def submit_load(self, model_id: str, *, out_dir: str | Path | None = None) -> Job:
+        """Queue loading a model (before any job); InputError when it is unknown or unavailable."""
+        info = find_model(model_id, load_presets())
+        if not info.available:
+            raise ModelUnavailableError(info.reason)
+        job = Job(id=next(self._ids), kind="load", model=info.id, out_dir=self._folder(out_dir),
+                  label=f"load {info.id}")
+        return self._enqueue(job)
+
+    def _folder(self, out_dir) -> Path:
+        return check_output_dir(out_dir or self.out_dir or default_output_dir())
+
+    def _enqueue(self, job: Job) -> Job:
+        with self._cond:
+            self._jobs.append(job)
+            finished = [j for j in self._jobs if j.done]
+            for old in finished[:-KEEP_FINISHED]:
+                self._jobs.remove(old)
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="sdxl_nb-jobs", daemon=True)
+                self._worker.start()
+            self._cond.notify_all()
+        self._emit(job, "queued", label=job.label)
+        return job
+
+    # ---- control ----
+    def jobs(self) -> list[Job]:
+        with self._cond:
+            return list(self._jobs)
+
+    def get(self, job_id: int) -> Job | None:
+        return next((job for job in self.jobs() if job.id == job_id), None)
+
+    def pending(self) -> list[Job]:
+        return [job for job in self.jobs() if job.status == QUEUED]
+
+    def running(self) -> Job | None:
+        return next((job for job in self.jobs() if job.status == RUNNING), None)
+
+    def loading(self) -> Job | None:
+        """The job loading a model right now (a load job, or a generation loading its model first)."""
+        job = self.running()
+        return job if job is not None and job.phase == "loading" else None
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a queued job (False when it already started or ended: stop a running one instead)."""
+        with self._cond:
+            job = next((j for j in self._jobs if j.id == job_id), None)
+            if job is None or job.status != QUEUED:
+                return False
+            job.status, job.finished_at = "cancelled", time.monotonic()
+        self._emit(job, "cancelled")
+        job.done_event.set()
+        return True
+
+    def stop(self, job_id: int | None = None) -> bool:
+        """Ask the running generation (or the given one) to stop between steps; finished images are kept."""
+        job = self.running() if job_id is None else self.get(job_id)
+        if job is None or job.kind != "generate" or job.done:
+            return False
+        job.stop_event.set()
+        if job.status == QUEUED:
+            return self.cancel(job.id)
+        return True
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing is queued or running (True) or the timeout passes (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:  # jobs submitted while waiting (e.g. by a listener) are waited for too
+            active = [job for job in self.jobs() if not job.done_event.is_set()]
+            if not active:
+                return True
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not active[0].wait(left):
+                return False
+
+    # ---- the worker ----
+    def _next(self) -> Job | None:
+        return next((job for job in self._jobs if job.status == QUEUED), None)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while (job := self._next()) is None:
+                    self._cond.wait()
+                job.status, job.started_at = RUNNING, time.monotonic()
+            self._emit(job, "started", label=job.label)
+            try:
+                self._apply_settings(job)
+                if job.kind == "load":
+                    self._run_load(job)
+                else:
+                    self._run_generate(job)
+            except Exception as exc:  # recorded on the job; the worker carries on with the next one
+                job.status, job.error = "failed", one_line(exc)
+            finally:
+                if job.phase == "loading":  # the job ended before any step: did its load finish?
+                    self._end_load(job)
+                job.phase, job.finished_at = None, time.monotonic()
+                self._emit(job, "finished", error=job.error)  # before waiters wake: views are up to date then
+                job.done_event.set()
+
+    def _stage(self, job: Job, stage: str) -> None:
+        job.phase, job.stage = "loading", stage
+        self._emit(job, "stage", stage=stage, elapsed=time.monotonic() - job.started_at)
+
+    def _loaded(self, job: Job, load_s: float, already: bool) -> None:
+        job.phase, job.stage = None, None
+        self._emit(job, "loaded", load_s=load_s, already_loaded=already)
+
+    def _end_load(self, job: Job) -> None:
+        loaded = self._engine.loaded.get(job.model) if self._engine is not None else None
+        if loaded is not None:
+            self._loaded(job, loaded.load_s, False)
+        else:
+            job.phase, job.stage = None, None
+            self._emit(job, "load_failed", error=job.error or "the model did not load")
+
+    def _engine_for(self, job: Job):
+        if self._engine is None:  # the first job pays for importing torch/diffusers: say so
+            self._stage(job, "starting the engine (importing torch and diffusers)")
+        return self.engine
+
+    def _run_load(self, job: Job) -> None:
+        info = find_model(job.model, load_presets())
+        engine = self._engine_for(job)
+        if info.id in engine.loaded:
+            job.result = {"model": info.id, "load_s": 0.0, "already_loaded": True}
+            job.phase = None
+        else:
+            job.phase = "loading"
+            loaded = engine.load(info, on_stage=lambda stage: self._stage(job, stage))
+            events.write_event(job.out_dir, load_event_line(info.id, loaded.revision, loaded.load_s, engine.device,
+                                                            loaded.dtype_name))
+            job.result = {"model": info.id, "load_s": loaded.load_s, "already_loaded": False}
+        job.status = "ok"
+        self._loaded(job, job.result["load_s"], job.result["already_loaded"])
+
+    def _run_generate(self, job: Job) -> None:
+        needs_load = job.model not in self.loaded_models()
+        engine = self._engine_for(job) if needs_load else self.engine
+        if job.check_memory and hasattr(engine, "memory_facts"):  # a remote server's memory is its own
+            job.memory = self._check_memory(job, engine)
+            self._emit(job, "memory", message=memory_line(job.memory), risky=job.memory.risky)
+            if job.memory.risky:
+                job.status = "held"
+                if job.phase == "loading":
+                    self._end_load(job)
+                return
+
+        def on_stage(stage: str) -> None:
+            self._stage(job, stage)
+
+        def on_progress(progress: dict) -> None:
+            if job.phase == "loading" or (needs_load and job.progress is None):
+                self._end_load(job)
+            job.phase, job.progress = "generating", progress
+            fraction, text = describe_progress(progress)
+            self._emit(job, "progress", progress=progress, fraction=fraction, text=text)
+
+        def on_preview(image, progress: dict) -> None:
+            self._emit(job, "preview", image=image, progress=progress)
+
+        job.result = generate(job.request, out_dir=job.out_dir, engine=engine, on_progress=on_progress,
+                              should_stop=job.stop_event.is_set, on_stage=on_stage, chunk_size=job.chunk_size,
+                              on_preview=on_preview)
+        job.status = job.result.status
+
+    def _check_memory(self, job: Job, engine) -> MemoryAdvice:
+        """The calibrated memory check (sdxl_nb.request.memory) with the loaded model's real module sizes.
+
+        The model is loaded first: the job needs it anyway, and the estimate then uses real bytes.
+        """
+        from sdxl_nb.request.preflight import memory_check
+
+        resolved = prepare(job.request)
+        loaded = engine.load(find_model(job.model, load_presets()), on_stage=lambda stage: self._stage(job, stage))
+        return memory_check(resolved, engine.memory_facts(loaded), images_at_once=job.chunk_size or resolved.batch,
+                            device_name=engine.device_record()["name"], folder=job.out_dir)
+
+
+_QUEUE: JobQueue | None = None
+_QUEUE_LOCK = threading.Lock()
+
+
+def get_queue() -> JobQueue:
+    """The kernel's one queue (every panel shares it, as they share the one engine)."""
+    global _QUEUE
+    with _QUEUE_LOCK:
+        if _QUEUE is None:
+            _QUEUE = JobQueue()
+        return _QUEUE
+
+
+def memory_line(advice: MemoryAdvice) -> str:
+    """One line for the panel: the verdict, then the figures (or the advice when risky)."""
+    if advice.risky:
+        return f"memory check: risky. {advice.message}"
+    return (f"memory check: fits; needs about {gib(advice.needed_bytes)} more, {gib(advice.free_bytes)} free "
+            f"(estimated peak {gib(advice.estimate.peak_bytes)}, {advice.estimate.source})")

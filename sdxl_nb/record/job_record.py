@@ -1,0 +1,127 @@
+"""The jobs.log record (schema v1) and the PNG metadata derived from it; no torch."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from PIL.PngImagePlugin import PngInfo
+
+import sdxl_nb
+from sdxl_nb.record.joblog import SCHEMA_VERSION, encode_record
+from sdxl_nb.record.metadata import a1111_sampler, build_parameters
+from sdxl_nb.request.resolve import InputImage, ResolvedRequest
+
+# Fields only known once the job is over; an image's own PNG chunk is written before that.
+_JOB_ONLY_FIELDS = ("images", "timings", "finished_at", "status", "error", "peak_memory_bytes",
+                    "frames", "grid", "animations")
+
+
+# Keys the lab writes itself; fields merged into a record (api.generate(extra=...)) may not reuse them.
+RESERVED_KEYS = frozenset({
+    "schema", "job_id", "mode", "status", "error", "started_at", "finished_at", "model", "device", "scheduler", "style",
+    "prompt", "negative_prompt", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height",
+    "batch", "chunk_size", "seed", "seeds", "strength", "init_image", "mask_image", "images", "timings",
+    "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations"})
+
+
+def check_extra(extra: dict | None) -> dict:
+    """Extra top-level record fields (a sweep cell, a batch scenario, a backend...); checked before any work."""
+    from sdxl_nb.errors import InputError
+
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict) or not all(isinstance(key, str) for key in extra):
+        raise InputError(f"extra must be a dict with text keys, got {type(extra).__name__}")
+    clash = sorted(RESERVED_KEYS & set(extra))
+    if clash:
+        raise InputError(f"extra field {clash[0]!r} is a record field the lab writes itself; use another name")
+    return dict(extra)
+
+
+def now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _input_image(image: InputImage | None) -> dict | None:
+    return None if image is None else {"path": image.path, "sha256": image.sha256, "size": list(image.size)}
+
+
+def base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dict, device: dict, env: dict,
+                scheduler: dict | None = None) -> dict:
+    """Everything known before the run; `finish_record` adds the outcome."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "job_id": job_id,
+        "mode": r.mode,
+        "status": None,
+        "error": None,
+        "started_at": started_at,
+        "finished_at": None,
+        "model": model,
+        "device": device,
+        "scheduler": scheduler or {"name": r.scheduler.name, "class": r.scheduler.cls, "config": None},
+        "style": {"name": r.style.name, "hash": r.style.content_hash},
+        "prompt": r.prompt,
+        "negative_prompt": r.negative_prompt,
+        "styled_prompt": r.styled_prompt,
+        "effective_negative_prompt": r.effective_negative_prompt,
+        "steps": r.steps,
+        "cfg": r.cfg,
+        "width": r.width,
+        "height": r.height,
+        "batch": r.batch,
+        "seed": r.seed,
+        "seeds": list(r.seeds),
+        "strength": r.strength,
+        "init_image": _input_image(r.init_image),
+        "mask_image": _input_image(r.mask_image),
+        "images": [],
+        "timings": {},
+        "peak_memory_bytes": None,
+        "events": [],
+        "warnings": [],
+        "notes": list(r.notes),
+        "env": env,
+    }
+
+
+def image_chunk(record: dict, index: int, seed: int, path: str, image: dict | None = None) -> dict:
+    """That image's full record for its PNG: the job's settings plus which image it is (and `image` extras)."""
+    chunk = {key: value for key, value in record.items() if key not in _JOB_ONLY_FIELDS}
+    chunk["image"] = {"index": index, "seed": seed, "path": path, **(image or {})}
+    return chunk
+
+
+def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | None = None,
+             extra_fields: dict | None = None, image: dict | None = None) -> PngInfo:
+    """A1111 `parameters` (that image's seed) plus the `sdxl_nb` JSON chunk.
+
+    For images whose prompt differs from the job's (animation frames): `prompt` is that image's styled
+    prompt, `extra_fields` more A1111 `Key: value` pairs, `image` more keys for the chunk's "image".
+    """
+    scheduler = record["scheduler"]
+    sampler, schedule = a1111_sampler(scheduler["class"] or "", scheduler.get("config") or {})
+    fields = {
+        "Steps": record["steps"],
+        "Sampler": sampler,
+        "Schedule type": schedule,
+        "CFG scale": f"{record['cfg']:g}",
+        "Seed": seed,
+        "Size": f"{record['width']}x{record['height']}",
+        "Model": record["model"]["id"].rsplit("/", 1)[-1],
+        "Denoising strength": None if record["strength"] is None else f"{record['strength']:g}",
+        "Style": record["style"]["name"],
+        **(extra_fields or {}),
+        "Version": f"sdxl_nb {sdxl_nb.__version__}",
+    }
+    text = build_parameters(record["styled_prompt"] if prompt is None else prompt, record["effective_negative_prompt"],
+                            fields)
+    info = PngInfo()
+    info.add_text("parameters", text)
+    info.add_itxt("sdxl_nb", encode_record(image_chunk(record, index, seed, path, image)).decode("utf-8").rstrip("\n"))
+    return info

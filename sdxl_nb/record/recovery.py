@@ -1,0 +1,265 @@
+"""Crash safety for an output folder: a marker per running job; at the next start, what a killed process left
+(temporary files, a torn jobs.log tail, an unrecorded job) is cleaned up or recorded, and said in the log."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import portalocker
+
+from sdxl_nb.record.joblog import JOBS_LOG, append_record, encode_record, iter_records
+from sdxl_nb.record.naming import timestamp
+from sdxl_nb.record.store import folder_lock, leftover_temp_files, sha256_file
+
+MARKER_PREFIX = ".sdxl_nb-job-"
+TORN_RECORDS = Path("logs") / "torn_records.log"
+RECOVERED_ERROR = ("the process running this job ended before recording it (killed or crashed); "
+                   "recorded at the next start in this folder with the images it had saved")
+
+
+class JobMarker:
+    """A hidden file holding the job's settings, locked while the job runs; unlocked and left behind only by
+    a process that died. Its lock is taken under the folder lock, so the clean-up never sees it unlocked."""
+
+    def __init__(self, path: Path, handle):
+        self.path, self.handle = path, handle
+
+    @classmethod
+    def create(cls, folder: Path, record: dict) -> JobMarker:
+        path = folder / f"{MARKER_PREFIX}{record['job_id']}.json"
+        with folder_lock(folder, exclusive=False):
+            handle = open(path, "xb")
+            portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
+        handle.write(encode_record(record))
+        handle.flush()
+        os.fsync(handle.fileno())
+        return cls(path, handle)
+
+    def close(self, *, remove: bool) -> None:
+        """Remove the marker (the job's record is in jobs.log) or leave it for the next start to record."""
+        if remove:
+            self.path.unlink(missing_ok=True)
+        self.handle.close()
+
+
+@dataclass
+class RecoveryReport:
+    removed_temp_files: list[str] = field(default_factory=list)
+    torn_bytes: int = 0
+    recovered_jobs: list[tuple[str, int]] = field(default_factory=list)  # (job id, images found)
+    removed_markers: list[str] = field(default_factory=list)  # unreadable, or whose record was already logged
+
+    def __bool__(self) -> bool:
+        return bool(self.removed_temp_files or self.torn_bytes or self.recovered_jobs or self.removed_markers)
+
+    def lines(self) -> list[str]:
+        lines = []
+        if self.removed_temp_files:
+            lines.append(f"removed {len(self.removed_temp_files)} leftover temporary file(s) of a killed process: "
+                         + ", ".join(self.removed_temp_files))
+        if self.torn_bytes:
+            lines.append(f"moved a torn jobs.log tail ({self.torn_bytes} bytes, a record cut by a killed process) "
+                         f"to {TORN_RECORDS.as_posix()}")
+        for job_id, count in self.recovered_jobs:
+            lines.append(f"recorded job {job_id} as interrupted with {count} image(s): its process ended before "
+                         "recording it")
+        if self.removed_markers:
+            lines.append(f"removed {len(self.removed_markers)} stale job marker(s): " + ", ".join(self.removed_markers))
+        return lines
+
+
+def recover(folder: str | os.PathLike, *, before: str = "") -> RecoveryReport:
+    """Clean up after killed processes in an output folder (safe while other jobs run there); what was done
+    is said in logs/app_events.log. `before` names what triggered it (e.g. "job <id>")."""
+    report = _recover(Path(folder))
+    if report:
+        from sdxl_nb.record import events
+
+        events.write_event(folder, f"RECOVERED in {folder}" + (f" (before {before})" if before else ""),
+                           *report.lines())
+    return report
+
+
+def _recover(folder: Path) -> RecoveryReport:
+    report = RecoveryReport()
+    if not folder.is_dir():
+        return report
+    log = folder / JOBS_LOG
+    markers = sorted(folder.glob(f"{MARKER_PREFIX}*"))
+    if not leftover_temp_files(folder) and not markers and not _has_torn_tail(log):
+        return report  # the common case costs a directory listing and no lock
+    with folder_lock(folder, exclusive=True):
+        for temp in leftover_temp_files(folder):
+            temp.unlink(missing_ok=True)
+            report.removed_temp_files.append(temp.name)
+        report.torn_bytes = _move_torn_tail(folder, log)
+        for marker in markers:
+            _recover_marker(folder, marker, report)
+    return report
+
+
+def _has_torn_tail(log: Path) -> bool:
+    try:
+        size = log.stat().st_size
+    except FileNotFoundError:
+        return False
+    if size == 0:
+        return False
+    with open(log, "rb") as handle:
+        handle.seek(size - 1)
+        return handle.read(1) != b"\n"
+
+
+def _move_torn_tail(folder: Path, log: Path) -> int:
+    """Under the jobs.log lock: cut an unfinished last line and keep its bytes in logs/torn_records.log."""
+    if not log.exists():
+        return 0
+    fd = os.open(log, os.O_RDWR)
+    try:
+        portalocker.lock(fd, portalocker.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return 0
+        cut, position = 0, size
+        while position > 0:  # the last newline, read backwards in blocks
+            start = max(0, position - 65536)
+            block = os.pread(fd, position - start, start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                cut = start + newline + 1
+                break
+            position = start
+        tail = os.pread(fd, size - cut, cut)
+        side = folder / TORN_RECORDS
+        side.parent.mkdir(parents=True, exist_ok=True)
+        with open(side, "ab") as handle:
+            handle.write(tail + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.ftruncate(fd, cut)
+        os.fsync(fd)
+        return len(tail)
+    finally:
+        os.close(fd)
+
+
+def _logged_job_ids(log: Path) -> set[str]:
+    if not log.exists():
+        return set()
+    return {record.get("job_id") for _, record, _ in iter_records(log) if record}
+
+
+def _recover_marker(folder: Path, marker: Path, report: RecoveryReport) -> None:
+    try:
+        handle = open(marker, "rb")
+    except FileNotFoundError:
+        return  # its job finished meanwhile
+    with handle:
+        try:
+            portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
+        except portalocker.exceptions.LockException:
+            return  # its job is still running
+        try:
+            base = json.loads(handle.read())
+            job_id = base["job_id"]
+        except (ValueError, KeyError, TypeError):
+            # Killed while writing the marker itself: before the run, so no image can exist.
+            marker.unlink(missing_ok=True)
+            report.removed_markers.append(marker.name)
+            return
+        if job_id in _logged_job_ids(folder / JOBS_LOG):
+            marker.unlink(missing_ok=True)  # killed after its record was appended
+            report.removed_markers.append(marker.name)
+            return
+        images, settings, last_write = _job_images(folder, base, marker.stat().st_mtime)
+        record = {**base, **settings, "images": images}
+        record.pop("image", None)
+        record.update(status="interrupted", error=RECOVERED_ERROR, peak_memory_bytes=None,
+                      finished_at=datetime.fromtimestamp(last_write).astimezone().isoformat(timespec="milliseconds"),
+                      timings={"load_s": None, "generate_s": None, "save_s": None, "total_s": None})
+        now = datetime.now().astimezone().isoformat(timespec="seconds")
+        record["events"] = [*record.get("events", []),
+                            f"recovered {now}: the job's process ended before recording it; {len(images)} "
+                            "saved image(s) found by their embedded job id"]
+        append_record(folder / JOBS_LOG, record)
+        marker.unlink(missing_ok=True)
+        report.recovered_jobs.append((job_id, len(images)))
+
+
+def _job_images(folder: Path, base: dict, marker_time: float) -> tuple[list[dict], dict, float]:
+    """The job's saved PNGs (named from its start time; confirmed by the job id in their sdxl_nb chunk)."""
+    from PIL import Image, UnidentifiedImageError
+
+    stamp = timestamp(datetime.fromisoformat(base["started_at"]))
+    images, settings, last_write = [], {}, marker_time
+    for path in sorted(folder.glob(f"{stamp}_*.png")):
+        try:
+            with Image.open(path) as image:
+                chunk = json.loads(image.text.get("sdxl_nb", "null"))
+        except (OSError, ValueError, UnidentifiedImageError):
+            continue
+        if not isinstance(chunk, dict) or chunk.get("job_id") != base["job_id"]:
+            continue
+        settings = chunk  # the chunk holds the settings the run ended with (scheduler config, events)
+        images.append({"path": path.name, "sha256": sha256_file(path), "seed": chunk["image"]["seed"],
+                       "index": chunk["image"]["index"]})
+        last_write = max(last_write, path.stat().st_mtime)
+    return sorted(images, key=lambda image: image["index"]), settings, last_write
+
+
+@dataclass
+class FolderCheck:
+    """What `verify_folder` found; `ok` when the folder is consistent."""
+
+    bad_lines: list[str] = field(default_factory=list)  # "line N: problem"
+    missing_images: list[str] = field(default_factory=list)  # logged but not on disk
+    changed_images: list[str] = field(default_factory=list)  # on disk with another sha256
+    unlogged_images: list[str] = field(default_factory=list)  # PNGs no record names ("orphans")
+    leftovers: list[str] = field(default_factory=list)  # temporary files and markers of killed processes
+    running: list[str] = field(default_factory=list)  # markers of jobs still running (not a problem)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.bad_lines or self.missing_images or self.changed_images or self.unlogged_images
+                    or self.leftovers)
+
+
+def verify_folder(folder: str | os.PathLike) -> FolderCheck:
+    """Audit an output folder: every jobs.log line parses, every logged image exists with its sha256, every
+    PNG is logged, nothing temporary is left. (A job that is saving right now has images not logged yet.)"""
+    folder = Path(folder)
+    check = FolderCheck()
+    log = folder / JOBS_LOG
+    logged = set()
+    if log.exists():
+        for number, record, problem in iter_records(log):
+            if record is None:
+                check.bad_lines.append(f"line {number}: {problem}")
+                continue
+            for image in record.get("images", []):
+                logged.add(image["path"])
+                path = folder / image["path"]
+                if not path.is_file():
+                    check.missing_images.append(image["path"])
+                elif sha256_file(path) != image["sha256"]:
+                    check.changed_images.append(image["path"])
+    check.unlogged_images = sorted(p.name for p in folder.glob("*.png") if p.name not in logged)
+    check.leftovers = [p.name for p in leftover_temp_files(folder)]
+    for marker in sorted(folder.glob(f"{MARKER_PREFIX}*")):
+        (check.running if _is_locked(marker) else check.leftovers).append(marker.name)
+    return check
+
+
+def _is_locked(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
+    except portalocker.exceptions.LockException:
+        return True
+    except FileNotFoundError:
+        pass
+    return False

@@ -1,0 +1,102 @@
+"""Writes outputs safely: PNGs via temp file + no-overwrite link, their hashes, the output folder check."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import portalocker
+
+from sdxl_nb.errors import InputError
+from sdxl_nb.record.naming import alternative_name
+
+TEMP_PREFIX = ".sdxl_nb-tmp-"
+FOLDER_LOCK = ".sdxl_nb.lock"
+
+
+@contextmanager
+def folder_lock(folder: Path, *, exclusive: bool) -> Iterator[None]:
+    """The output folder's lock: writers hold it shared while their temporary files exist; the clean-up
+    at the next start holds it exclusive, so it never removes a live writer's file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / FOLDER_LOCK, "ab") as handle:
+        portalocker.lock(handle, portalocker.LOCK_EX if exclusive else portalocker.LOCK_SH)
+        yield  # closing the file releases the lock
+
+
+def check_output_dir(folder: str | os.PathLike) -> Path:
+    """Fail early (before any work) when outputs could not be written there; creates nothing."""
+    folder = Path(folder).expanduser().absolute()
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InputError(f"output folder {str(folder)!r} is not usable: {str(probe)!r} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {str(folder)!r} is not writable (no write permission on {str(probe)!r})")
+    return folder
+
+
+# zlib level 1: measured on a 1024x1024 photo-like image, 83 ms and 1.59 MB against PIL's default
+# level 6 at 575 ms and 1.35 MB. On a GPU that makes an image in about 2 s, level 6 would add a
+# fifth to every job; the pixels are lossless either way.
+PNG_COMPRESS_LEVEL = 1
+
+
+def encode_png(image, pnginfo=None) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=pnginfo, compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_new_file(folder: Path, name: str, data: bytes) -> Path:
+    """Write data under a new name in folder: never a partial file, never over an existing one.
+
+    The bytes go to a temporary name first and are fsynced; a hard link then publishes them under
+    the final name, which fails instead of overwriting if that name exists (we try name-2, name-3...).
+    """
+    with folder_lock(folder, exclusive=False):
+        return _write_new_file(folder, name, data)
+
+
+def _write_new_file(folder: Path, name: str, data: bytes) -> Path:
+    temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+    try:
+        with open(temp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for attempt in range(1, 1000):
+            target = folder / (name if attempt == 1 else alternative_name(name, attempt))
+            try:
+                os.link(temp, target)
+                return target
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"no free file name for {name} in {folder}")
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def leftover_temp_files(folder: Path) -> list[Path]:
+    """Temporary files a killed process may have left (it died between write and link); see recovery.py."""
+    return sorted(folder.glob(f"{TEMP_PREFIX}*")) if folder.is_dir() else []

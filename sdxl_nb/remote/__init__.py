@@ -1,1 +1,0 @@
-"""Remote backends: ComfyUI servers (export and run) and Lambda Cloud GPU lifecycle; no torch."""

@@ -1,0 +1,54 @@
+"""Quality lint: settings known to give grainy, noisy or black SDXL images, each with the setting to use instead."""
+
+from __future__ import annotations
+
+from sdxl_nb.request.resolve import ResolvedRequest
+
+HIGH_CFG = 9.0  # above this, non-turbo SDXL turns grainy and over-saturated
+MIN_STEPS = 20  # below this, non-turbo SDXL images stay noisy or unfinished
+TURBO_MAX_CFG = 1.0  # Turbo is distilled for cfg 0 (guidance off); above 1 it burns the image
+TURBO_MAX_STEPS = 8  # Turbo is distilled for 1-4 steps; more adds nothing but artefacts
+SUGGESTED = "DPM++ 2M SDE Karras, 30 steps, cfg 7-8"
+FP16_SAFE_VAE = "madebyollin/sdxl-vae-fp16-fix"
+# Samplers that stay visibly noisy below a step count (scheduler class -> (label, minimum steps)).
+NOISY_BELOW = {
+    "LMSDiscreteScheduler": ("LMS", 30),
+    "KDPM2DiscreteScheduler": ("DPM2", 25),
+    "KDPM2AncestralDiscreteScheduler": ("DPM2 a", 25),
+    "DDIMScheduler": ("DDIM", 25),
+    "PNDMScheduler": ("PNDM", 25),
+}
+
+
+def lint(r: ResolvedRequest, *, dtype: str | None = None, vae_upcasts: bool | None = None,
+         dedicated_vae: str | None = None) -> list[str]:
+    """Warnings for a resolved request; each names what to use instead. Empty when nothing looks wrong.
+
+    The step rules skip the embedded demo model: its tiny defaults are deliberate (it draws noise at any
+    step count). The VAE rule needs the run's dtype and VAE (known once loaded); without them it is skipped.
+    """
+    warnings: list[str] = []
+    demo = r.model.source == "embedded"
+    if r.model.turbo:
+        if r.cfg > TURBO_MAX_CFG:
+            warnings.append(f"cfg {r.cfg:g} on turbo model {r.model.id}: turbo is distilled for cfg 0 and burns "
+                            f"the image above {TURBO_MAX_CFG:g}; suggested: cfg 0")
+        if r.steps > TURBO_MAX_STEPS:
+            warnings.append(f"{r.steps} steps on turbo model {r.model.id}: turbo is made for 1-4 steps; more "
+                            f"add artefacts, not detail; suggested: 4 steps, cfg 0")
+    else:
+        if r.cfg > HIGH_CFG:
+            warnings.append(f"cfg {r.cfg:g} is above {HIGH_CFG:g}: SDXL images come out grainy and over-saturated; "
+                            f"suggested: cfg 7-8 ({SUGGESTED})")
+        if r.steps < MIN_STEPS and not demo:
+            warnings.append(f"{r.steps} steps is few for {r.model.id} (not a turbo model): images stay noisy and "
+                            f"unfinished; suggested: 30 steps ({SUGGESTED})")
+        noisy = NOISY_BELOW.get(r.scheduler.cls or "")
+        if noisy and r.steps < noisy[1] and not demo:
+            warnings.append(f"sampler {r.scheduler.name} ({noisy[0]}) is noisy below {noisy[1]} steps ({r.steps} "
+                            f"asked); suggested: {SUGGESTED}")
+    if dtype == "float16" and vae_upcasts is False and not dedicated_vae:
+        warnings.append(f"the VAE runs in float16 without an fp16-safe VAE: SDXL's VAE overflows in float16 "
+                        f"(black or NaN images; the lab then decodes again in float32, slower); suggested: the "
+                        f"dedicated VAE {FP16_SAFE_VAE} (hf download {FP16_SAFE_VAE})")
+    return warnings

@@ -1,0 +1,120 @@
+"""What to tell the user before a run: quality lint, CLIP-window overflow, resized inputs and the memory check."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdxl_nb.config.presets import Presets
+from sdxl_nb.config.registry import ModelInfo
+from sdxl_nb.record.joblog import JOBS_LOG, tail_records
+from sdxl_nb.request.lint import lint
+from sdxl_nb.request.memory import MemoryAdvice, MemoryRequest, advise, calibrate
+from sdxl_nb.request.prompt_window import load_tokenizer, window_warnings
+from sdxl_nb.request.resolve import ResolvedRequest
+
+
+@dataclass
+class Preflight:
+    """A validated request and the warnings to show before running it."""
+
+    resolved: ResolvedRequest
+    warnings: list[str] = field(default_factory=list)
+
+
+def input_warnings(r: ResolvedRequest) -> list[str]:
+    return [note for note in r.notes if note.startswith("init image resized")]
+
+
+def prompt_texts(r: ResolvedRequest) -> tuple[tuple[str, str], ...]:
+    return ("prompt", r.styled_prompt), ("negative prompt", r.effective_negative_prompt)
+
+
+def _folder(info: ModelInfo) -> Path:
+    if info.source == "embedded":
+        from sdxl_nb.config.tiny import ensure_tiny_model
+
+        return ensure_tiny_model()
+    return Path(info.path)
+
+
+def _vae_facts(info: ModelInfo, folder: Path) -> tuple[bool | None, str | None]:
+    """(does the model's VAE upcast itself in float16, the dedicated VAE the engine will use) from files only."""
+    from sdxl_nb.config.registry import locate_model
+    from sdxl_nb.errors import ModelUnavailableError
+
+    dedicated = None
+    if info.preset.vae:
+        try:
+            locate_model(info.preset.vae, need_pipeline=False)
+            dedicated = info.preset.vae
+        except ModelUnavailableError:
+            pass
+    try:
+        config = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, dedicated
+    return bool(config.get("force_upcast", True)), dedicated
+
+
+def check_request(r: ResolvedRequest, info: ModelInfo, *, engine=None) -> list[str]:
+    """Warnings for a resolved request before anything runs (reads the model's tokenizer; no device work).
+
+    With an engine that already holds the model, its loaded tokenizer and VAE are used; otherwise the
+    files are read. The float16-VAE rule needs the dtype: the engine's, else SDXL_NB_DTYPE, else skipped.
+    """
+    if engine is not None and not getattr(engine, "uses_local_models", True):
+        # A remote server (ComfyUI) holds the model and tokenizes: only the settings can be checked here.
+        return lint(r) + input_warnings(r)
+    loaded = engine.loaded.get(info.id) if engine is not None else None
+    if loaded is not None:
+        tokenizer = loaded.pipe.tokenizer
+        dtype, upcasts = loaded.dtype_name, bool(loaded.pipe.vae.config.force_upcast)
+        dedicated = (loaded.vae or {}).get("id")
+    else:
+        folder = _folder(info)
+        tokenizer = load_tokenizer(folder)
+        dtype = str(engine.dtype).removeprefix("torch.") if engine is not None else os.environ.get("SDXL_NB_DTYPE")
+        dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}.get(dtype, dtype)
+        upcasts, dedicated = _vae_facts(info, folder)
+    warnings = lint(r, dtype=dtype, vae_upcasts=upcasts, dedicated_vae=dedicated)
+    warnings += window_warnings(tokenizer, *prompt_texts(r))
+    return warnings + input_warnings(r)
+
+
+def preflight(request, presets: Presets | None = None, *, engine=None) -> Preflight:
+    """Validate and resolve a request and list its warnings, before running it (nothing written).
+
+    Raises InputError (or ModelUnavailableError) exactly as `generate` would.
+    """
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
+    from sdxl_nb.errors import ModelUnavailableError
+    from sdxl_nb.jobs.pipeline import prepare
+
+    presets = presets or load_presets()
+    resolved = prepare(request, presets)
+    info = find_model(resolved.model.id, presets)
+    if not info.available:
+        raise ModelUnavailableError(info.reason)
+    return Preflight(resolved, check_request(resolved, info, engine=engine))
+
+
+def memory_check(r: ResolvedRequest, facts: dict, *, images_at_once: int, device_name: str,
+                 folder: Path) -> MemoryAdvice:
+    """The memory advice for a run with a loaded model: `facts` from Engine.memory_facts, calibrated from the
+    output folder's jobs.log when it holds enough records of this model on this device."""
+    request = MemoryRequest(component_bytes=facts["component_bytes"], dtype=facts["dtype"], width=r.width,
+                            height=r.height, images_at_once=images_at_once, cfg=r.cfg,
+                            vae_float32=facts["dtype"] == "float32" or facts["vae_force_upcast"])
+    calibration = calibrate(tail_records(folder / JOBS_LOG), model_id=r.model.id, dtype=facts["dtype"],
+                            device_name=device_name, weights_bytes=sum(facts["component_bytes"].values()))
+    return advise(request, facts["free_bytes"], calibration=calibration, in_use_bytes=facts["in_use_bytes"])
+
+
+def memory_summary(advice: MemoryAdvice) -> dict:
+    """What the record keeps of the memory check (later runs compare it with the measured peak)."""
+    return {"estimate_bytes": advice.estimate.peak_bytes, "needed_bytes": advice.needed_bytes,
+            "free_bytes": advice.free_bytes, "source": advice.estimate.source, "risky": advice.risky}

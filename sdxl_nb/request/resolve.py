@@ -1,0 +1,239 @@
+"""GenerationRequest -> validated ResolvedRequest: style applied, defaults filled, per-image seeds; no torch."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset
+from sdxl_nb.errors import InputError
+
+MIN_SIZE, MAX_SIZE = 64, 4096
+MAX_STEPS = 500
+MAX_CFG = 50.0
+MAX_BATCH = 64
+MAX_SEED = 2**32 - 1  # A1111's range; image i of a batch uses seed + i, which must stay inside it
+MODES = ("txt2img", "img2img", "inpaint")
+
+
+@dataclass
+class GenerationRequest:
+    """What a user asks for. None means "use the style's, then the model's, then the lab's default"."""
+
+    prompt: str
+    negative_prompt: str = ""
+    model: str | None = None
+    scheduler: str | None = None
+    style: str | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    width: int | None = None
+    height: int | None = None
+    resolution: str | None = None  # a presets.json resolution name, instead of width/height
+    batch: int = 1
+    seed: int | None = None  # None: a random seed is drawn and recorded
+    init_image: str | None = None  # path; img2img when set, inpaint when mask_image is set too
+    mask_image: str | None = None
+    strength: float | None = None  # img2img/inpaint denoising strength, 0 < strength <= 1
+
+
+@dataclass(frozen=True)
+class InputImage:
+    path: str
+    sha256: str
+    size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ResolvedRequest:
+    """Everything the engine needs, concrete and validated; `notes` say where each default came from."""
+
+    mode: str
+    model: ModelPreset
+    scheduler: SchedulerPreset
+    style: StylePreset
+    prompt: str
+    negative_prompt: str
+    styled_prompt: str
+    effective_negative_prompt: str
+    steps: int
+    cfg: float
+    width: int
+    height: int
+    batch: int
+    seed: int
+    seeds: tuple[int, ...]
+    strength: float | None
+    init_image: InputImage | None
+    mask_image: InputImage | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def init_resized(self) -> bool:
+        return self.init_image is not None and self.init_image.size != (self.width, self.height)
+
+
+def _fail(message: str) -> InputError:
+    return InputError(message)
+
+
+def check_text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(f"{name} must be text, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(f"{name} is not valid UTF-8 text") from None
+    bad = sorted({f"U+{ord(c):04X}" for c in value if (ord(c) < 32 and c not in "\n\t\r") or ord(c) == 127})
+    if bad:
+        raise _fail(f"{name} contains control characters ({', '.join(bad)}); accepted: printable text, tabs, newlines")
+    return value
+
+
+def check_int(value: object, name: str, low: int, high: int) -> int:
+    """A whole number within [low, high] (bools refused), else InputError naming the accepted range."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    if not low <= value <= high:
+        raise _fail(f"{name} {value} is out of range; accepted: {low} to {high}")
+    return value
+
+
+def check_number(value: object, name: str) -> float:
+    """A real number (bools and NaN refused), else InputError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise _fail(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _pick(table: dict, name: str, kind: str):
+    if name not in table:
+        raise _fail(f"unknown {kind} {name!r}; accepted: {', '.join(table)}")
+    return table[name]
+
+
+def _check_size(width: object, height: object, source: str) -> tuple[int, int]:
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(f"{name} must be a whole number, got {value!r}")
+        if value <= 0 or value % 8:
+            raise _fail(f"{name} {value}{source} must be a positive multiple of 8 (e.g. {max(8, value // 8 * 8)} or {max(8, value // 8 * 8 + 8)})")
+        if not MIN_SIZE <= value <= MAX_SIZE:
+            raise _fail(f"{name} {value}{source} is out of range; accepted: multiples of 8 from {MIN_SIZE} to {MAX_SIZE}")
+    return width, height
+
+
+def read_input_image(path: str | None, name: str) -> InputImage | None:
+    """Check that an init/mask image exists and decodes; return its hash and size."""
+    if path is None:
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    file = Path(path)
+    if not file.is_file():
+        raise _fail(f"{name} {str(path)!r} does not exist or is not a file")
+    try:
+        data = file.read_bytes()
+        with Image.open(file) as image:
+            image.load()
+            size = image.size
+    except PermissionError:
+        raise _fail(f"{name} {str(path)!r} is not readable (permission denied)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise _fail(f"{name} {str(path)!r} is not a readable image ({type(exc).__name__}); accepted: PNG, JPEG, WebP...") from None
+    return InputImage(path=str(file.resolve()), sha256=hashlib.sha256(data).hexdigest(), size=size)
+
+
+def resolve(request: GenerationRequest, presets: Presets, models: dict[str, ModelPreset] | None = None) -> ResolvedRequest:
+    """Validate a request before any work and fill in every default; raise InputError on bad input."""
+    models = models if models is not None else presets.models
+    d = presets.defaults
+    notes: list[str] = []
+    prompt = check_text(request.prompt, "prompt")
+    negative = check_text(request.negative_prompt or "", "negative prompt")
+
+    model = _pick(models, request.model or d.model, "model")
+    style = _pick(presets.styles, request.style or d.style, "style")
+    scheduler_name = request.scheduler or style.scheduler or d.scheduler
+    if request.scheduler is None and style.scheduler:
+        notes.append(f"scheduler {style.scheduler} from style {style.name}")
+    scheduler = _pick(presets.schedulers, scheduler_name, "scheduler")
+
+    if request.steps is not None:
+        steps = check_int(request.steps, "steps", 1, MAX_STEPS)
+    elif style.steps is not None and not model.turbo:
+        steps = style.steps
+        notes.append(f"steps {steps} from style {style.name}")
+    else:
+        steps = model.steps
+        notes.append(f"steps {steps} from model {model.id}")
+    if request.cfg is not None:
+        cfg = check_number(request.cfg, "cfg")
+        if not 0 <= cfg <= MAX_CFG:
+            raise _fail(f"cfg {request.cfg} is out of range; accepted: 0 to {MAX_CFG:g}")
+    elif style.cfg is not None and not model.turbo:
+        cfg = style.cfg
+        notes.append(f"cfg {cfg:g} from style {style.name}")
+    else:
+        cfg = model.cfg
+        notes.append(f"cfg {cfg:g} from model {model.id}")
+    batch = check_int(request.batch, "batch", 1, MAX_BATCH)
+
+    init = read_input_image(request.init_image, "init image")
+    mask = read_input_image(request.mask_image, "mask image")
+    if mask and not init:
+        raise _fail("a mask image needs an init image (inpaint takes both)")
+    mode = "inpaint" if mask else "img2img" if init else "txt2img"
+    if mask and mask.size != init.size:
+        raise _fail(f"mask image is {mask.size[0]}x{mask.size[1]} but the init image is {init.size[0]}x{init.size[1]}; they must match")
+    if mode == "txt2img":
+        if request.strength is not None:
+            raise _fail("strength applies only to img2img and inpaint (give an init image)")
+        strength = None
+    else:
+        strength = d.strength if request.strength is None else check_number(request.strength, "strength")
+        if not 0 < strength <= 1:
+            raise _fail(f"strength {request.strength} is out of range; accepted: greater than 0, at most 1")
+        if request.strength is None:
+            notes.append(f"strength {strength:g} (lab default)")
+
+    width, height = _resolve_size(request, presets, model, init, notes)
+
+    if request.seed is None:
+        seed = secrets.randbelow(MAX_SEED - batch + 2)
+        notes.append(f"seed {seed} drawn at random")
+    else:
+        seed = check_int(request.seed, "seed", 0, MAX_SEED - batch + 1)
+    styled, effective_negative = style.apply(prompt, negative)
+    return ResolvedRequest(
+        mode=mode, model=model, scheduler=scheduler, style=style, prompt=prompt, negative_prompt=negative,
+        styled_prompt=styled, effective_negative_prompt=effective_negative, steps=steps, cfg=cfg,
+        width=width, height=height, batch=batch, seed=seed, seeds=tuple(seed + i for i in range(batch)),
+        strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
+    )
+
+
+def _resolve_size(request: GenerationRequest, presets: Presets, model: ModelPreset, init: InputImage | None,
+                  notes: list[str]) -> tuple[int, int]:
+    if request.resolution is not None and (request.width is not None or request.height is not None):
+        raise _fail("give either a resolution name or width and height, not both")
+    if (request.width is None) != (request.height is None):
+        raise _fail("give both width and height (or neither)")
+    if request.resolution is not None:
+        res = _pick(presets.resolutions, request.resolution, "resolution")
+        return res.width, res.height
+    if request.width is not None:
+        size = _check_size(request.width, request.height, "")
+        if init and init.size != size:
+            notes.append(f"init image resized from {init.size[0]}x{init.size[1]} to {size[0]}x{size[1]}")
+        return size
+    if init:
+        return _check_size(init.size[0], init.size[1], " of the init image (or pass width and height to resize it)")
+    if model.native_size:
+        notes.append(f"size {model.native_size[0]}x{model.native_size[1]} native to model {model.id}")
+        return model.native_size
+    res = presets.resolutions[presets.defaults.resolution]
+    notes.append(f"size {res.width}x{res.height} (lab default resolution)")
+    return res.width, res.height
