@@ -7,8 +7,8 @@ from sdxl_nb.request.resolve import GenerationRequest  # noqa: E402
 
 
 def generate(*args, **kwargs):
-    """Run one generation job (see sdxl_nb.jobs.pipeline.generate); imports the engine on first use."""
-    from sdxl_nb.jobs.pipeline import generate as _generate
+    """Run one generation job (see sdxl_nb.api.generate); imports the engine on first use."""
+    from sdxl_nb.jobs.generate import generate as _generate
 
     return _generate(*args, **kwargs)
 

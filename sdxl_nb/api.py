@@ -1,12 +1,12 @@
 """The public Python API in one place: a job, its preview, its preparation, and the kernel engine's options."""
 
+from sdxl_nb.jobs.generate import generate
 from sdxl_nb.jobs.pipeline import (
     JobResult,
     Preflight,
     configure_engine,
     default_output_dir,
     engine_options,
-    generate,
     preflight,
     prepare,
 )

@@ -15,3 +15,9 @@ class ModelUnavailableError(InputError):
 
 class GenerationError(RuntimeError):
     """Generation failed at run time (out of memory, a library error...)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (some start with a newline), else its type's name."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

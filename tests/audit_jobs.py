@@ -14,7 +14,7 @@ from tests.conftest import SMALL
 
 def make_jobs(folder: Path, engine) -> list:
     """Three real jobs on the tiny model (inputs kept in folder/inputs, as the lab keeps them)."""
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     inputs = folder / "inputs"
     inputs.mkdir(parents=True)

@@ -37,7 +37,7 @@ def engine(isolated_env):
 @pytest.fixture
 def run(engine, tmp_path):
     """generate() into a fresh folder with the shared engine and small defaults."""
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     def _run(**fields):
         out = fields.pop("out_dir", tmp_path / "out")

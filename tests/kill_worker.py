@@ -21,12 +21,12 @@ def die() -> None:
 
 def install_crash(point: str) -> None:
     """Monkeypatch the write path so the process dies at `point` (an exact moment random kills rarely hit)."""
-    from sdxl_nb.jobs import pipeline as api
+    from sdxl_nb.jobs import files
     from sdxl_nb.record import joblog, recovery, store
 
     if point == "after-first-image":
-        real = api.write_new_file
-        api.write_new_file = lambda *a: (real(*a), die())[0]
+        real = files.write_new_file
+        files.write_new_file = lambda *a, **k: (real(*a, **k), die())[0]
     elif point == "before-link":
         store.os = _Proxy(store.os, link=lambda *a: die())
     elif point == "mid-append":
@@ -56,7 +56,7 @@ class _Proxy:
 def child(engine, out_dir: str, seed: int, crash: str) -> None:
     import torch
 
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     torch.set_num_threads(1)
     install_crash(crash)

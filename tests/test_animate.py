@@ -64,13 +64,14 @@ def test_frames_files_metadata_and_one_record(make, tmp_path):
             image.seek(1)
             image.load()
             assert image.info["loop"] == 0 and image.info["duration"] == item["duration_ms"]
-    assert "ANIMATION " + record["job_id"] in (out / "logs" / "app_events.log").read_text(encoding="utf-8")
+    trail = (out / "logs" / "app_events.log").read_text(encoding="utf-8")
+    assert all(name in trail for name in [record["grid"]["path"], *(a["path"] for a in record["animations"])])
 
 
 def test_slerp_noise_ends_are_the_pipelines_own_seed_noise(engine):
     import torch
 
-    from sdxl_nb.backends.local.frames import initial_noise, slerp
+    from sdxl_nb.backends.local.mixing import initial_noise, slerp
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import find_model
 
@@ -139,7 +140,7 @@ def test_img2img_animation_reruns_bit_exactly(make, engine, tmp_path):
     record = logged(tmp_path / "out")
     assert all(item["identical"] for item in check_rerun(record, tmp_path / "out", engine=engine))
     init.write_bytes(b"changed")
-    with pytest.raises(InputError, match="changed since job"):
+    with pytest.raises(InputError, match="changed since the job"):
         rerun_frames(record, engine=engine)
 
 
@@ -147,14 +148,14 @@ def test_stop_keeps_finished_frames_and_records_interrupted(make, engine, tmp_pa
     seen = []
 
     def should_stop():
-        return any(p["call"] == 2 and p["step"] == 1 for p in seen)
+        return any(p["chunk"] == 2 and p["step"] == 1 for p in seen)
 
     result = make(frames=3, batch_size=1, steps=3, on_progress=seen.append, should_stop=should_stop)
     out = tmp_path / "out"
     assert result.status == "interrupted" and len(result.frames) == 1
     record = logged(out)
     assert record["status"] == "interrupted" and [f["index"] for f in record["frames"]] == [0]
-    assert any("stopped at step 1 of call 2" in e for e in record["events"])
+    assert any("stopped at step 1 of chunk 2" in e for e in record["events"])
     assert sorted(p.name for p in out.glob("*_frame_*.png")) == [result.paths[0].name]
     assert [a["frames"] for a in record["animations"]] == [1, 1] and record["grid"] is not None
     assert check_rerun(record, out, engine=engine)[0]["identical"]
@@ -163,8 +164,8 @@ def test_stop_keeps_finished_frames_and_records_interrupted(make, engine, tmp_pa
 def test_progress_counts_frames(make):
     seen = []
     make(frames=4, batch_size=2, steps=2, on_progress=seen.append)
-    assert [(p["call"], p["step"], p["frames_done"]) for p in seen] == [(1, 1, 0), (1, 2, 0), (2, 1, 2), (2, 2, 2)]
-    assert all(p["frames"] == 4 and p["frames_in_call"] == 2 for p in seen)
+    assert [(p["chunk"], p["step"], p["images_done"]) for p in seen] == [(1, 1, 0), (1, 2, 0), (2, 1, 2), (2, 2, 2)]
+    assert all(p["batch"] == 4 and p["images_in_chunk"] == 2 and p["chunks"] == 2 for p in seen)
 
 
 def test_frames_arrive_as_each_call_finishes(make):

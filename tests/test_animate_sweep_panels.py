@@ -77,10 +77,11 @@ def test_sweep_panel_runs_cells_and_shows_the_grid(engine, tmp_path):
     assert panel.status.value.startswith("ok: 2 of 2 cells"), panel.status.value
     assert bytes(panel.grid_view.value).startswith(PNG) and panel.progress.value == 2
     records = read_records(tmp_path / "jobs.log")
-    assert [r["cfg"] for r in records] == [2, 6] and len({r["sweep"]["id"] for r in records}) == 1
+    cells = [r for r in records if r["mode"] != "sweep"]
+    assert [r["cfg"] for r in cells] == [2, 6] and len({r["sweep"]["id"] for r in records}) == 1
     panel.y_field.value, panel.y_values.value = "steps", "2, x"
     panel.run_button.click()
-    assert "sweep value 'x' for steps is not a whole number" in panel.status.value and len(read_records(tmp_path / "jobs.log")) == 2
+    assert "sweep value 'x' for steps is not a whole number" in panel.status.value and len(read_records(tmp_path / "jobs.log")) == 3
 
 
 def test_panel_functions_return_displayable_widgets(engine, tmp_path):

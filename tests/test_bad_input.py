@@ -140,7 +140,7 @@ def nothing_written(out):
 
 @pytest.mark.parametrize("case", list(CASES), indirect=True)
 def test_api(case, engine):
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     fields, out, message = case
     with pytest.raises(InputError) as caught:

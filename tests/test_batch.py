@@ -33,10 +33,10 @@ def flaky(engine, monkeypatch):
     state = {"broken": True}
     real_run = engine.run
 
-    def run(resolved, loaded, **kwargs):
-        if state["broken"] and "fails" in resolved.prompt:
+    def run(plan, loaded, hooks=None):
+        if state["broken"] and "fails" in plan.request.prompt:
             raise GenerationError("out of memory on cpu (simulated)")
-        return real_run(resolved, loaded, **kwargs)
+        return real_run(plan, loaded, hooks)
 
     monkeypatch.setattr(engine, "run", run)
     return state

@@ -55,8 +55,12 @@ def test_sweep_runs_cells_and_prints_the_grid(tmp_path):
     assert len([p for p in paths if p]) == 5 and "_sweep-" in paths[4]
     records = read_records(tmp_path / "jobs.log")
     assert len({r["sweep"]["id"] for r in records}) == 1
-    assert [(r["cfg"], r["prompt"]) for r in records] == [(3, "a fox, red"), (6, "a fox, red"), (3, "a wolf"),
-                                                         (6, "a wolf")]
+    *cells, grid_job = records
+    assert [(r["cfg"], r["prompt"]) for r in cells] == [(3, "a fox, red"), (6, "a fox, red"), (3, "a wolf"),
+                                                       (6, "a wolf")]
+    # The grid is the sweep's own recorded job: it names the grid file and every cell by job id.
+    assert grid_job["mode"] == "sweep" and grid_job["grid"]["path"] == paths[4].rsplit("/", 1)[-1]
+    assert [c["job_id"] for c in grid_job["sweep"]["cells"]] == [r["job_id"] for r in cells]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,7 +7,7 @@ from PIL import Image
 
 from sdxl_nb.backends.comfy.workflow import build_workflow
 from sdxl_nb.cli import main
-from sdxl_nb.jobs.pipeline import prepare
+from sdxl_nb.request.prepare import prepare
 from sdxl_nb.request.resolve import GenerationRequest
 from tests.fake_comfy import NODES, FakeComfy
 

@@ -12,7 +12,9 @@ from tests.conftest import PYTHON, python_env
 
 
 def test_two_generate_calls_at_once_queue_instead_of_colliding(engine, run, tmp_path, monkeypatch):
-    real_load, real_inner = engine.load, type(engine)._run
+    from sdxl_nb.backends.local.run_loop import RunLoop
+
+    real_load, real_inner = engine.load, RunLoop.run
     entered, spans = {}, {}
     a_running, b_waiting = threading.Event(), threading.Event()
 
@@ -23,15 +25,15 @@ def test_two_generate_calls_at_once_queue_instead_of_colliding(engine, run, tmp_
             b_waiting.set()
         return real_load(*args, **kwargs)
 
-    def inner_spy(self, resolved, *args, **kwargs):  # inside the lock: the device work
+    def inner_spy(self):  # inside the lock: the device work
         start = time.perf_counter()
         try:
-            return real_inner(self, resolved, *args, **kwargs)
+            return real_inner(self)
         finally:
-            spans[resolved.prompt] = (start, time.perf_counter())
+            spans[self.plan.request.prompt] = (start, time.perf_counter())
 
     monkeypatch.setattr(engine, "load", load_spy)
-    monkeypatch.setattr(type(engine), "_run", inner_spy)
+    monkeypatch.setattr(RunLoop, "run", inner_spy)
 
     def hold_until_b_waits(progress):
         a_running.set()
@@ -65,7 +67,7 @@ def test_two_generate_calls_at_once_queue_instead_of_colliding(engine, run, tmp_
 
 SCRIPT = """
 import sys
-from sdxl_nb.jobs.pipeline import generate
+from sdxl_nb.jobs.generate import generate
 for job in range(3):
     generate(prompt=f"process {sys.argv[2]} job {job}", width=64, height=64, steps=2, batch=2,
              seed=int(sys.argv[2]) * 10 + job, out_dir=sys.argv[1])

@@ -5,12 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from sdxl_nb.backends.local.core import _call_arguments
+from sdxl_nb.backends.local.calls import shared_arguments
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import find_model
 from sdxl_nb.errors import GenerationError
-from sdxl_nb.jobs.pipeline import prepare
 from sdxl_nb.record.joblog import read_records
+from sdxl_nb.request.prepare import prepare
 from sdxl_nb.request.resolve import GenerationRequest
 from tests.conftest import SMALL, pixels
 
@@ -32,7 +32,8 @@ def own_decode(engine, loaded, fields):
     resolved = prepare(GenerationRequest(**{**SMALL, **fields}))
     pipe = engine.pipeline(loaded, resolved.mode)
     pipe.scheduler = engine.make_scheduler(loaded, resolved.scheduler.cls, resolved.scheduler.kwargs)
-    args = {**_call_arguments(resolved), "output_type": "pil"}
+    args = {**shared_arguments(resolved), "prompt": resolved.styled_prompt,
+            "negative_prompt": resolved.effective_negative_prompt or None, "output_type": "pil"}
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in resolved.seeds]
     return pipe(**args, num_images_per_prompt=resolved.batch, generator=generators).images
 
@@ -60,7 +61,7 @@ def half_engine(isolated_env):
 
 @pytest.mark.filterwarnings("ignore:`upcast_vae` is deprecated:FutureWarning")  # diffusers' own decode path
 def test_force_upcast_vae_decodes_like_the_pipeline(half_engine, tmp_path):
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     loaded = half_engine.loaded["tiny-sdxl"]
     vae = loaded.pipe.vae
@@ -99,7 +100,7 @@ def test_nan_latents_are_never_saved(engine, run, tmp_path):
 
 
 def test_float16_vae_overflow_is_decoded_again_in_float32(half_engine, tmp_path):
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     vae = half_engine.loaded["tiny-sdxl"].pipe.vae
     original = vae.decoder.conv_in.weight.detach().clone()

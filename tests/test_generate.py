@@ -86,7 +86,7 @@ def test_scheduler_swap_changes_output_and_is_logged(run, tmp_path):
 def test_img2img_and_inpaint_share_the_loaded_weights(engine, run, tmp_path):
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import find_model
-    from sdxl_nb.jobs.pipeline import prepare
+    from sdxl_nb.request.prepare import prepare
 
     loaded = engine.load(find_model("tiny-sdxl", load_presets()))
     base = loaded.pipe
@@ -157,7 +157,7 @@ def test_failed_run_is_recorded(run, engine, tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("simulated device failure\nwith detail")
 
-    monkeypatch.setattr(type(engine), "_run", explode)
+    monkeypatch.setattr("sdxl_nb.backends.local.run_loop.RunLoop.run", explode)
     with pytest.raises(GenerationError, match="simulated device failure"):
         run(prompt="fails", out_dir=tmp_path)
     (record,) = read_records(tmp_path / "jobs.log")

@@ -13,7 +13,7 @@ PURE = ["sdxl_nb", "sdxl_nb.config.presets", "sdxl_nb.request.resolve", "sdxl_nb
 def test_pure_modules_do_not_import_torch():
     code = ("import importlib, sys\n"
             f"for name in {PURE!r}: importlib.import_module(name)\n"
-            "from sdxl_nb.jobs.pipeline import prepare\n"
+            "from sdxl_nb.request.prepare import prepare\n"
             "from sdxl_nb.request.resolve import GenerationRequest\n"
             "prepare(GenerationRequest(prompt='x', seed=1))\n"
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'ipywidgets') if m in sys.modules))")

@@ -6,9 +6,9 @@ import pytest
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.errors import InputError
-from sdxl_nb.jobs.pipeline import preflight
 from sdxl_nb.record.joblog import read_records
 from sdxl_nb.request.lint import lint
+from sdxl_nb.request.preflight import preflight
 from sdxl_nb.request.resolve import GenerationRequest, resolve
 from tests.conftest import PYTHON, REPO, python_env
 

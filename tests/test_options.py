@@ -52,18 +52,18 @@ def test_each_new_unet_shape_under_cuda_graphs_is_said_once():
     out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, scheduler={}, events=[],
                     warnings=[], chunk_size=1)
     guided = SimpleNamespace(width=1024, height=1024, cfg=7.0)
-    engine._note_new_graph_shape(loaded, guided, 1, out)
+    engine.note_new_graph_shape(loaded, guided, 1, out)
     assert out.events == []
-    engine._note_new_graph_shape(loaded, SimpleNamespace(width=832, height=1216, cfg=7.0), 2, out)
-    engine._note_new_graph_shape(loaded, SimpleNamespace(width=832, height=1216, cfg=7.0), 2, out)
-    engine._note_new_graph_shape(loaded, SimpleNamespace(width=1024, height=1024, cfg=1.0), 1, out)
+    engine.note_new_graph_shape(loaded, SimpleNamespace(width=832, height=1216, cfg=7.0), 2, out)
+    engine.note_new_graph_shape(loaded, SimpleNamespace(width=832, height=1216, cfg=7.0), 2, out)
+    engine.note_new_graph_shape(loaded, SimpleNamespace(width=1024, height=1024, cfg=1.0), 1, out)
     assert out.events == [
         "CUDA graphs: first UNet call at 832x1216, batch 4: compiling for this shape (minutes for SDXL; later calls "
         "reuse it)",
         "CUDA graphs: first UNet call at 1024x1024, batch 1: compiling for this shape (minutes for SDXL; later calls "
         "reuse it)"]
     engine.options = EngineOptions()
-    engine._note_new_graph_shape(loaded, SimpleNamespace(width=640, height=640, cfg=7.0), 1, out)
+    engine.note_new_graph_shape(loaded, SimpleNamespace(width=640, height=640, cfg=7.0), 1, out)
     assert len(out.events) == 2
 
 
@@ -76,7 +76,7 @@ def test_bad_profile_in_presets_names_file_and_key():
 
 def test_options_apply_and_are_recorded(tmp_path):
     from sdxl_nb.backends.local import Engine
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     engine = Engine(device="cpu", options=EngineOptions(channels_last=True, fuse_qkv=True, vae_slicing=True,
                                                         warmup=True))
@@ -103,7 +103,7 @@ def test_vae_savers_toggle_in_place(engine):
 
 
 def test_api_builds_options_from_a_profile_with_overrides():
-    from sdxl_nb.jobs.pipeline import engine_options
+    from sdxl_nb.config.engine_profiles import engine_options
 
     options = engine_options("Fast (CUDA)", compile=False)
     assert options.fuse_qkv and options.channels_last and not options.compile
@@ -116,7 +116,7 @@ def test_cuda_graphs_runs_every_pipeline_call_on_one_thread(tmp_path):
     import threading
 
     from sdxl_nb.backends.local import Engine
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     engine = Engine(device="cpu", options=EngineOptions(cuda_graphs=True, warmup=True))
     threads = []
@@ -139,7 +139,7 @@ def test_an_interrupt_while_waiting_for_the_graph_thread_stops_the_call(tmp_path
     import threading
 
     from sdxl_nb.backends.local import Engine
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     engine = Engine(device="cpu", options=EngineOptions(cuda_graphs=True))
     steps = []

@@ -75,7 +75,7 @@ def test_unknown_model_lists_the_valid_names(hf_cache, presets):
 
 
 def test_generate_from_the_cache_offline(hf_cache, engine, tmp_path):
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     add_to_cache(hf_cache, "someone/custom-sdxl", ensure_tiny_model(), commit="e" * 40)
     result = generate(prompt="cached", model="someone/custom-sdxl", out_dir=tmp_path, engine=engine, seed=3, **SMALL)
@@ -85,7 +85,7 @@ def test_generate_from_the_cache_offline(hf_cache, engine, tmp_path):
 
 
 def test_generate_with_a_model_not_in_the_cache_writes_nothing(hf_cache, engine, tmp_path):
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     with pytest.raises(ModelUnavailableError, match="hf download"):
         generate(prompt="x", model=BASE, out_dir=tmp_path / "out", engine=engine, **SMALL)

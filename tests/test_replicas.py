@@ -5,7 +5,7 @@ import pytest
 
 from sdxl_nb.backends.replicas import ReplicaEngine, device_label, parse_devices, split_indices
 from sdxl_nb.errors import GenerationError, InputError
-from sdxl_nb.jobs.pipeline import generate
+from sdxl_nb.jobs.generate import generate
 from sdxl_nb.record.joblog import read_records
 from tests.conftest import SMALL, pixels
 

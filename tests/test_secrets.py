@@ -49,7 +49,7 @@ def test_a_secret_in_an_exception_never_reaches_the_log(run, engine, tmp_path, m
     def leak(*args, **kwargs):
         raise RuntimeError(f"401 Unauthorized for key {SECRET}")
 
-    monkeypatch.setattr(type(engine), "_run", leak)
+    monkeypatch.setattr("sdxl_nb.backends.local.run_loop.RunLoop.run", leak)
     with pytest.raises(GenerationError) as caught:
         run(prompt="remote", out_dir=tmp_path)
     assert SECRET not in str(caught.value) and "<REMOTE_API_KEY masked>" in str(caught.value)
@@ -59,11 +59,11 @@ def test_a_secret_in_an_exception_never_reaches_the_log(run, engine, tmp_path, m
 
 
 def test_a_secret_in_warnings_or_the_prompt_never_reaches_pngs(run, tmp_path, monkeypatch):
-    from sdxl_nb.jobs import pipeline as api
+    from sdxl_nb.jobs import kinds
 
     monkeypatch.setenv("LAMBDA_API_KEY", SECRET)
-    real = api.check_request
-    monkeypatch.setattr(api, "check_request", lambda *a, **k: [*real(*a, **k), f"remote backend key {SECRET}"])
+    real = kinds.check_request
+    monkeypatch.setattr(kinds, "check_request", lambda *a, **k: [*real(*a, **k), f"remote backend key {SECRET}"])
     result = run(prompt=f"a cat {SECRET}", batch=2, out_dir=tmp_path)
     assert len(result.paths) == 2 and all(p.exists() for p in result.paths)
     assert all("lambda-api-key-masked" in p.name for p in result.paths)

@@ -60,8 +60,12 @@ def test_sweep_runs_one_tagged_job_per_cell_and_the_grid_rebuilds_from_jobs_log(
     result = run_sweep(GenerationRequest(prompt="a fox", width=64, height=64, seed=3), x=axis("cfg", [2, 6]),
                        y=axis("steps", [2, 3]), out_dir=tmp_path, engine=engine, on_progress=seen.append)
     assert result.status == "ok" and len(result.results) == 4
-    records = read_records(tmp_path / "jobs.log")
+    *records, grid_job = read_records(tmp_path / "jobs.log")
     assert len(records) == 4 and {r["sweep"]["id"] for r in records} == {result.plan.id}
+    # The sweep's own job names the grid and every cell, so audits know the grid file.
+    jsonschema.validate(grid_job, schema)
+    assert grid_job["mode"] == "sweep" and grid_job["grid"]["path"] == result.grid_path.name
+    assert grid_job["sweep"]["id"] == result.plan.id and len(grid_job["sweep"]["cells"]) == 4
     for record in records:
         jsonschema.validate(record, schema)
         tag = record["sweep"]
@@ -86,7 +90,8 @@ def test_stop_ends_the_sweep_and_keeps_finished_cells(engine, tmp_path):
     result = run_sweep(GenerationRequest(prompt="stop", **SMALL, seed=1), x=axis("seed", [1, 2, 3]), out_dir=tmp_path,
                        engine=engine, should_stop=lambda: len(done) == 1, on_cell=lambda cell, job: done.append(job))
     assert result.status == "interrupted" and list(result.results) == [(0, 0)]
-    assert len(read_records(tmp_path / "jobs.log")) == 1
+    cell, grid_job = read_records(tmp_path / "jobs.log")
+    assert cell["mode"] == "txt2img" and grid_job["mode"] == "sweep" and grid_job["sweep"]["status"] == "interrupted"
     assert result.grid is not None and rebuild_grid(tmp_path, result.plan.id).size == result.grid.size
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from sdxl_nb.analysis.sources import LoggedRecord
+from sdxl_nb.record.files import named_files
 from sdxl_nb.record.joblog import JOBS_LOG
 from sdxl_nb.record.store import TEMP_PREFIX, sha256_file
 
 # Folders of an output folder that hold no job outputs (the events log, copied inputs).
 IGNORED_FOLDERS = frozenset({"logs", "inputs"})
-INPUT_KEYS = ("init_image", "mask_image")
 FILE_COLUMNS = ["job_id", "log", "line", "role", "path", "recorded_sha256", "actual_sha256", "state"]
 
 
@@ -22,23 +22,6 @@ def resolve_path(folder: Path, path: str) -> Path:
     """A recorded path: relative ones are relative to the output folder holding jobs.log."""
     candidate = Path(path).expanduser()
     return candidate if candidate.is_absolute() else folder / candidate
-
-
-def named_files(record: dict) -> list[tuple[str, dict]]:
-    """(role, {path, sha256, ...}) for every file a record names: images, frames, any other output
-    object with a path and a sha256 (later schemas may add some), and the init/mask inputs."""
-    found: list[tuple[str, dict]] = []
-    for key, value in record.items():
-        entries = value if isinstance(value, list) else [value]
-        for entry in entries:
-            if isinstance(entry, str) and key == "images":
-                entry = {"path": entry}  # older records listed bare names
-            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-                if key in INPUT_KEYS:
-                    found.append(("input", entry))
-                elif key in ("images", "frames") or "sha256" in entry:
-                    found.append((key.removesuffix("s") if key in ("images", "frames") else key, entry))
-    return found
 
 
 @dataclass

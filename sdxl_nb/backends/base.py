@@ -1,20 +1,179 @@
-"""RunOutput: what any engine (local, replicas, ComfyUI) hands back to api.generate; no torch."""
+"""The backend contract: what every backend (local engine, GPU replicas, ComfyUI) takes, reports and returns; no torch.
+
+A backend loads a model and runs a `RunPlan` (the resolved request plus one `ImageSpec` per image)
+with `RunHooks` (progress, stop, previews, each finished chunk's images), and returns a `RunOutput`.
+What a backend can do beyond that is declared in its `Capabilities`; callers ask the declaration,
+never `hasattr`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from sdxl_nb.request.resolve import ResolvedRequest
+
+ProgressFn = Callable[[dict], None]  # {"step", "total", "chunk", "chunks", "images_done", "batch", "elapsed", ...}
+StopFn = Callable[[], bool]
+PreviewFn = Callable[[Any, dict], None]  # (approximate RGB of the current latents as a PIL image, progress)
+# A finished chunk: its (index, seed, PIL image) and the scheduler record that made them ({"name", "class", "config"}).
+ImagesFn = Callable[[list[tuple[int, int, Any]], dict], None]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do beyond loading a model and running plain images."""
+
+    previews: bool = False  # on_preview receives step previews
+    memory_facts: bool = False  # memory_facts(loaded) gives module sizes and free memory for the pre-check
+    configure: bool = False  # configure(options) applies engine options; auto_tune is honoured
+    scheduler_config: bool = False  # runs any diffusers scheduler class with a full recorded config
+    noise_mix: bool = False  # slerps an image's initial noise toward another seed's (animate slerp)
+    prompt_blend: bool = False  # blends the conditioning of two prompts (animate prompt travel)
+    prompt_window: bool = False  # counts CLIP tokens (prompt_warnings says what a prompt loses)
+    local_models: bool = True  # loads from this machine's cache (the model must be available here)
+    rerun: bool = True  # audit can re-run its jobs on it
+
+    def lacks(self, name: str) -> bool:
+        return not getattr(self, name)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image of a run: which, its seed, the prompt it is conditioned on, and what it travels toward."""
+
+    index: int  # position in the job (batch index or frame number)
+    seed: int  # its CPU generator seed: its initial noise and any ancestral-sampler noise
+    prompt: str  # the styled prompt sent for it
+    seed_end: int | None = None  # noise mix: the initial noise is slerped toward this seed's by t
+    prompt_end: str | None = None  # prompt blend: the conditioning moves toward this prompt's by t
+    t: float | None = None  # 0: seed / prompt exactly; 1: seed_end / prompt_end exactly
+
+    @property
+    def mixes_noise(self) -> bool:
+        return self.seed_end is not None
+
+    @property
+    def blends_prompt(self) -> bool:
+        return self.prompt_end is not None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a backend runs: shared settings (the resolved request) and every image to make."""
+
+    request: ResolvedRequest
+    images: tuple[ImageSpec, ...]
+    chunk_size: int | None = None  # images per pipeline call; None: the backend picks as many as fit
+    calls: tuple[tuple[int, ...], ...] | None = None  # a fixed grouping (positions in images) to repeat a run
+    auto_tune: bool | None = None  # on out of memory retry lighter settings; None: the backend's setting
+
+    @classmethod
+    def for_request(cls, resolved: ResolvedRequest, *, chunk_size: int | None = None,
+                    indices: list[int] | None = None, auto_tune: bool | None = None) -> RunPlan:
+        """The plan of a plain job: image i has seed i of the request and its styled prompt."""
+        chosen = range(resolved.batch) if indices is None else indices
+        images = tuple(ImageSpec(index=i, seed=resolved.seeds[i], prompt=resolved.styled_prompt) for i in chosen)
+        return cls(request=resolved, images=images, chunk_size=chunk_size, auto_tune=auto_tune)
+
+    @property
+    def plain(self) -> bool:
+        """Every image shares the request's prompt and its own seed's noise (a plain batch)."""
+        return all(spec.prompt == self.request.styled_prompt and not spec.mixes_noise and not spec.blends_prompt
+                   for spec in self.images)
+
+    def needs(self) -> list[str]:
+        """The capabilities this plan needs beyond plain images."""
+        wanted = []
+        if any(spec.mixes_noise for spec in self.images):
+            wanted.append("noise_mix")
+        if any(spec.blends_prompt for spec in self.images):
+            wanted.append("prompt_blend")
+        return wanted
+
+
+@dataclass
+class RunHooks:
+    """The caller's side of a run; every hook is optional and none may stop the backend by raising."""
+
+    on_progress: ProgressFn | None = None
+    should_stop: StopFn | None = None
+    on_preview: PreviewFn | None = None
+    on_images: ImagesFn | None = None  # called as each chunk finishes, so its images are saved at once
+
+    def progress(self, progress: dict) -> None:
+        if self.on_progress:
+            self.on_progress(progress)
+
+    def stop_requested(self) -> bool:
+        return bool(self.should_stop and self.should_stop())
+
+    def images_done(self, images: list[tuple[int, int, Any]], scheduler: dict) -> None:
+        if self.on_images and images:
+            self.on_images(images, scheduler)
 
 
 @dataclass
 class RunOutput:
-    images: list  # (index in batch, seed, PIL image), in batch order
+    images: list  # (index, seed, PIL image), in index order
     status: str  # "ok" or "interrupted"
     generate_s: float
     peak_memory_bytes: int | None
-    scheduler: dict
+    scheduler: dict  # {"name", "class", "config"}: what ran
     events: list[str]
     warnings: list[str]
     chunk_size: int | None = None  # images per pipeline call at the end (auto-tuning may lower it)
+    calls: list[list[int]] = field(default_factory=list)  # image indices of each finished pipeline call
     adjustments: dict | None = None  # what auto-tuning changed ({"chunks", "vae_slicing", ...}); None: nothing
     dropped: list[dict] = field(default_factory=list)  # images not saved (NaN/black): index, seed, problem
-    error: str | None = None  # set when some images failed and others were kept (replicas)
+    error: str | None = None  # set when some images failed and others were kept (replicas, a remote server)
+
+
+class LoadedModel(Protocol):
+    """What a backend's load returns, as the job pipeline reads it."""
+
+    revision: str | None
+    load_s: float
+    dtype_name: str | None
+    vae: dict | None
+    warnings: list[str]
+    events: list[str]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The contract. Optional methods exist only where `capabilities` declares them."""
+
+    capabilities: Capabilities
+    device: str
+    loaded: Mapping[str, Any]
+
+    def load(self, info, on_stage: Callable[[str], None] | None = None) -> LoadedModel: ...
+
+    def run(self, plan: RunPlan, loaded, hooks: RunHooks) -> RunOutput: ...
+
+    def device_record(self) -> dict: ...
+
+    def environment(self) -> dict: ...
+
+    def backend_record(self, model_id: str) -> dict | None:
+        """The record's `backend` field (None for this machine's engine)."""
+        ...
+
+
+def check_plan(backend: Backend, plan: RunPlan) -> None:
+    """Refuse, before any work, a plan the backend cannot run (one line naming what it lacks)."""
+    from sdxl_nb.errors import InputError
+
+    missing = [name for name in plan.needs() if backend.capabilities.lacks(name)]
+    if missing:
+        what = {"noise_mix": "slerp between seeds' noise (animate --mode slerp)",
+                "prompt_blend": "prompt travel (blending two prompts' conditioning)"}
+        raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(what[m] for m in missing)}; "
+                         "accepted there: plain images and seed-walk animations; use the local engine for the rest")
+
+
+def backend_name(backend) -> str:
+    return getattr(backend, "name", type(backend).__name__)

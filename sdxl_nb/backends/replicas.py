@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from sdxl_nb.backends.base import RunOutput
-from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
+from sdxl_nb.errors import GenerationError, InputError, one_line
 
 
 def split_indices(batch: int, parts: int) -> list[list[int]]:
@@ -66,7 +66,11 @@ class ReplicaModel:
 
 
 class ReplicaEngine:
-    """Engine-compatible: pass it as `engine=` to sdxl_nb.generate, or make it the kernel's engine."""
+    """A backend of several local engines: pass it as `engine=` to any job, or make it the kernel's engine."""
+
+    name = "replicas"
+    capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
+                                noise_mix=True, prompt_blend=True, prompt_window=True, local_models=True, rerun=True)
 
     def __init__(self, devices: Sequence[str] | None = None, *, engines: Sequence | None = None, options=None):
         if engines is None:
@@ -79,6 +83,29 @@ class ReplicaEngine:
         self.device = "+".join(engine.device for engine in self.engines)
         self.lock = threading.RLock()
         self.loaded: dict[str, ReplicaModel] = {}
+
+    @property
+    def auto_tune(self) -> bool:
+        return self.engines[0].auto_tune
+
+    @auto_tune.setter
+    def auto_tune(self, value: bool) -> None:
+        for engine in self.engines:
+            engine.auto_tune = value
+
+    @property
+    def dtype(self):
+        return self.engines[0].dtype
+
+    def configure(self, options) -> list[str]:
+        """The same options on every replica (models an option changes reload on each)."""
+        with self.lock:
+            lines = []
+            for engine in self.engines:
+                lines += [f"{engine.device}: {line}" for line in engine.configure(options)]
+            if lines:
+                self.loaded.clear()
+            return lines
 
     def load(self, info, on_stage: Callable[[str], None] | None = None) -> ReplicaModel:
         """Load on each device in turn ("loading on GPU 0..."); a device that fails is left out, loudly."""
@@ -95,7 +122,7 @@ class ReplicaEngine:
                     parts.append((engine, engine.load(info, on_stage=lambda name, label=label: stage(f"{label}: {name}"))))
                 except Exception as exc:  # out of memory on one GPU must not cost the others
                     last_error = exc
-                    warnings.append(f"replica {engine.device} could not load {info.id}: {_first_line(exc)}; "
+                    warnings.append(f"replica {engine.device} could not load {info.id}: {one_line(exc)}; "
                                     "running without it")
             if not parts:
                 raise last_error
@@ -114,44 +141,51 @@ class ReplicaEngine:
         engine, first = loaded.parts[0]
         return engine.memory_facts(first)
 
-    def run(self, resolved, loaded: ReplicaModel, *, on_progress=None, should_stop=None, chunk_size=None,
-            auto_tune=None) -> RunOutput:
-        """Each replica generates its block of the batch in its own thread; results merge in batch order."""
+    def run(self, plan: RunPlan, loaded: ReplicaModel, hooks: RunHooks | None = None) -> RunOutput:
+        """Each replica runs its block of the plan's images in its own thread; results merge in index order.
+        A fixed grouping (a re-run) is split by whole calls, so every call runs as it did."""
+        hooks = hooks or RunHooks()
         with self.lock:
-            blocks = split_indices(resolved.batch, len(loaded.parts))
-            report = _merged_progress(on_progress, resolved.batch, len(blocks))
-            results: list = [None] * len(blocks)
+            parts = _split_plan(plan, len(loaded.parts))
+            report = _merged_progress(hooks.on_progress, len(plan.images), len(parts))
+            results: list = [None] * len(parts)
             started = time.perf_counter()
 
             def work(slot: int) -> None:
                 engine, part = loaded.parts[slot]
+                replica_hooks = RunHooks(on_progress=lambda p, slot=slot: report(slot, p),
+                                         should_stop=hooks.should_stop, on_images=hooks.on_images,
+                                         on_preview=hooks.on_preview if slot == 0 else None)
                 try:
-                    results[slot] = engine.run(resolved, part, indices=blocks[slot], chunk_size=chunk_size,
-                                               should_stop=should_stop, auto_tune=auto_tune,
-                                               on_progress=lambda p, slot=slot: report(slot, p))
+                    results[slot] = engine.run(parts[slot], part, replica_hooks)
                 except BaseException as exc:  # kept and reported; the other replicas' images survive
                     results[slot] = exc
 
             threads = [threading.Thread(target=work, args=(slot,), name=f"replica-{slot}", daemon=True)
-                       for slot in range(len(blocks))]
+                       for slot in range(len(parts))]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
+            blocks = [[spec.index for spec in part.images] for part in parts]
             return self._merge(loaded, blocks, results, time.perf_counter() - started)
 
     def _merge(self, loaded: ReplicaModel, blocks, results, generate_s: float) -> RunOutput:
-        images, events, warnings, failures, peaks, statuses, scheduler = [], [], [], [], [], [], None
+        images, calls, events, warnings, failures, peaks, statuses, scheduler = [], [], [], [], [], [], [], None
+        dropped, chunk_size = [], None
         for (engine, _part), block, result in zip(loaded.parts, blocks, results, strict=False):
             where = f"{engine.device} (images {_span(block)})"
             if isinstance(result, BaseException):
-                failures.append(f"replica {where} failed: {_first_line(result)}")
+                failures.append(f"replica {where} failed: {one_line(result)}")
                 continue
             images += result.images
+            calls += result.calls
+            dropped += result.dropped
             events += [f"{engine.device}: {event}" for event in result.events]
             warnings += result.warnings
             statuses.append(result.status)
             scheduler = scheduler or result.scheduler
+            chunk_size = max(chunk_size or 0, result.chunk_size or 0) or None
             if result.peak_memory_bytes is not None:
                 peaks.append(result.peak_memory_bytes)
         if not statuses:
@@ -162,11 +196,11 @@ class ReplicaEngine:
                                    for (engine, _), block in zip(loaded.parts, blocks, strict=False))))
         status = "failed" if failures else "interrupted" if "interrupted" in statuses else "ok"
         if failures:
-            missing = sorted(set(range(sum(map(len, blocks)))) - {index for index, _seed, _image in images})
+            missing = sorted({i for block in blocks for i in block} - {index for index, _seed, _image in images})
             failures.append(f"images {_span(missing)} missing; the others were saved")
-        return RunOutput(images=images, status=status, generate_s=generate_s,
-                                peak_memory_bytes=max(peaks) if peaks else None, scheduler=scheduler,
-                                events=events, warnings=warnings, error="; ".join(failures) or None)
+        return RunOutput(images=images, status=status, generate_s=generate_s, calls=calls, dropped=dropped,
+                         peak_memory_bytes=max(peaks) if peaks else None, scheduler=scheduler, chunk_size=chunk_size,
+                         events=events, warnings=warnings, error="; ".join(failures) or None)
 
     def device_record(self) -> dict:
         records = [engine.device_record() for engine in self.engines]
@@ -175,6 +209,25 @@ class ReplicaEngine:
 
     def environment(self) -> dict:
         return self.engines[0].environment()
+
+    @staticmethod
+    def backend_record(_model_id: str) -> None:
+        return None  # local devices: the record's device lists every replica
+
+
+def _split_plan(plan: RunPlan, replicas: int) -> list[RunPlan]:
+    """One sub-plan per replica: contiguous blocks of images, or of whole calls when the grouping is fixed."""
+    if plan.calls is None:
+        return [replace(plan, images=tuple(plan.images[i] for i in block))
+                for block in split_indices(len(plan.images), replicas)]
+    parts = []
+    for block in split_indices(len(plan.calls), replicas):
+        calls = [plan.calls[c] for c in block]
+        positions = [p for call in calls for p in call]
+        renumber = {p: n for n, p in enumerate(positions)}
+        parts.append(replace(plan, images=tuple(plan.images[p] for p in positions),
+                             calls=tuple(tuple(renumber[p] for p in call) for call in calls)))
+    return parts
 
 
 def _merged_progress(on_progress, batch: int, replicas: int):
@@ -200,11 +253,6 @@ def _span(indices: Sequence[int]) -> str:
     if list(indices) == list(range(indices[0], indices[-1] + 1)):
         return f"{indices[0]}-{indices[-1]}" if len(indices) > 1 else str(indices[0])
     return ", ".join(map(str, indices))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return text or type(exc).__name__
 
 
 def enable_replicas(devices: Sequence[str] | str = "all") -> ReplicaEngine:

@@ -21,7 +21,7 @@ def generate_overhead(engine, *, width: int, height: int, steps: int, repeats: i
 
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import find_model
-    from sdxl_nb.jobs.pipeline import generate
+    from sdxl_nb.jobs.generate import generate
 
     loaded = engine.load(find_model(model, load_presets()))
     pipe = loaded.pipe

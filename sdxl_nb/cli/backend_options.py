@@ -53,7 +53,7 @@ def backend_choice(args):
         from sdxl_nb.backends.comfy.backend import generate_remote
 
         return partial(generate_remote, backend=comfy_backend(args)), None
-    from sdxl_nb.jobs.pipeline import engine_options
+    from sdxl_nb.config.engine_profiles import engine_options
 
     options = engine_options(args.engine_profile)  # an unknown profile is bad input before anything loads
     if args.replicas:

@@ -39,7 +39,7 @@ def run(args) -> int:
     from sdxl_nb.cli import EXIT_OK
     from sdxl_nb.cli.generate import request_from
     from sdxl_nb.errors import InputError
-    from sdxl_nb.jobs.pipeline import prepare
+    from sdxl_nb.request.prepare import prepare
 
     if args.out or args.json:
         raise InputError("--out/--json do not apply to comfy-export (use -o FILE)")

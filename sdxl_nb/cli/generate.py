@@ -106,7 +106,8 @@ def run(args) -> int:
 
     from sdxl_nb.cli.backend_options import backend_choice
     from sdxl_nb.errors import GenerationError
-    from sdxl_nb.jobs.pipeline import generate, preflight
+    from sdxl_nb.jobs.generate import generate
+    from sdxl_nb.request.preflight import preflight
 
     request = request_from(args)
     if args.dry_run:

@@ -21,8 +21,8 @@ def run(args) -> int:
     from sdxl_nb.cli import EXIT_OK
     from sdxl_nb.cloud.mirror import URL_ENV, S3Mirror
     from sdxl_nb.errors import InputError
-    from sdxl_nb.jobs.pipeline import default_output_dir
     from sdxl_nb.record.joblog import JOBS_LOG
+    from sdxl_nb.settings import output_dir as default_output_dir
 
     url = args.s3_url or os.environ.get(URL_ENV)
     if not url:

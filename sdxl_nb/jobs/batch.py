@@ -131,7 +131,7 @@ def check_scenarios(scenarios: Sequence[Scenario], *, local_models: bool = True)
     """Resolve every scenario before anything runs, so a bad one stops the batch with nothing written."""
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import find_model
-    from sdxl_nb.jobs.pipeline import prepare
+    from sdxl_nb.request.prepare import prepare
 
     presets = load_presets()
     for scenario in scenarios:
@@ -178,9 +178,9 @@ def run_batch(scenarios: Sequence[Scenario] | Sequence[dict] | str | os.PathLike
     ComfyUI backend's). `processes` (sdxl_nb.backends.local.placement.Processes) splits the pending
     scenarios across the processes `accelerate launch` started; every record then names its rank.
     """
-    from sdxl_nb.jobs.pipeline import default_output_dir
-    from sdxl_nb.jobs.pipeline import generate as local_generate
+    from sdxl_nb.jobs.generate import generate as local_generate
     from sdxl_nb.record.store import check_output_dir
+    from sdxl_nb.settings import output_dir as default_output_dir
 
     started = time.perf_counter()
     if isinstance(scenarios, (str, os.PathLike)):
@@ -191,7 +191,7 @@ def run_batch(scenarios: Sequence[Scenario] | Sequence[dict] | str | os.PathLike
     if not batch_id:
         raise InputError("give batch_id: the name under which the scenarios are recorded and resumed")
     folder = check_output_dir(out_dir or default_output_dir())
-    check_scenarios(scenarios, local_models=generate is None and getattr(engine, "uses_local_models", True))
+    check_scenarios(scenarios, local_models=generate is None and (engine is None or engine.capabilities.local_models))
     pending, done = plan_batch(scenarios, folder, batch_id)
     outcomes = [ScenarioOutcome(name=s.name, index=s.index, status="skipped") for s in done]
     placement = None

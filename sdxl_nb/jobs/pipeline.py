@@ -1,41 +1,54 @@
-"""The Python API: one job = validate, load, run, save PNGs, append one jobs.log record."""
+"""THE job, for every kind of job: validate, open the folder, load, run, mask secrets, save every file, record, mirror.
+
+`run_job` narrates the steps in order, the way diffusers narrates a pipeline's `__call__`. What differs
+between kinds (a batch of images, an animation's frames) is a `JobKind` (sdxl_nb.jobs.kinds); which
+machine runs it is a backend (sdxl_nb.backends.base); the rest is here, once.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from sdxl_nb import settings
+from sdxl_nb.backends.base import RunHooks, RunOutput, check_plan
+from sdxl_nb.config.engine_profiles import engine_options
 from sdxl_nb.config.presets import Presets, load_presets
-from sdxl_nb.config.registry import default_model_id, find_model, model_presets
-from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError
+from sdxl_nb.config.registry import find_model
+from sdxl_nb.errors import GenerationError, ModelUnavailableError, one_line
+from sdxl_nb.jobs.files import JobFiles
+from sdxl_nb.jobs.kinds import JobKind
 from sdxl_nb.record import events
-from sdxl_nb.record.job_record import base_record, check_extra, new_job_id, now_iso, png_info
+from sdxl_nb.record.job_record import base_record, check_extra, new_job_id, now_iso
 from sdxl_nb.record.joblog import JOBS_LOG, append_record
-from sdxl_nb.record.naming import image_name
 from sdxl_nb.record.recovery import JobMarker, recover
 from sdxl_nb.record.secrets import mask, mask_data
-from sdxl_nb.record.store import check_output_dir, encode_png, sha256_bytes, write_new_file
-from sdxl_nb.request.preflight import Preflight, check_request, memory_check, memory_summary, preflight
-from sdxl_nb.request.resolve import GenerationRequest, ResolvedRequest, resolve
+from sdxl_nb.record.store import check_output_dir
+from sdxl_nb.request.preflight import Preflight, memory_check, memory_summary, preflight
+from sdxl_nb.request.prepare import prepare
 
-__all__ = ["JobResult", "Preflight", "generate", "preflight", "prepare"]
+__all__ = ["JobResult", "Preflight", "configure_engine", "default_output_dir", "engine_options", "preflight",
+           "prepare", "run_job"]
 
-DEFAULT_OUTPUT_DIR = "output_images"
+SavedFn = Callable[[list[tuple[dict, object]]], None]  # each saved chunk: (its record entries by field, PIL image)
 
 
 def default_output_dir() -> Path:
-    return Path(os.environ.get("SDXL_NB_OUTPUT") or DEFAULT_OUTPUT_DIR)
+    return settings.output_dir()
 
 
 @dataclass
 class JobResult:
     record: dict
-    images: list = field(default_factory=list)  # PIL images, in batch order
-    paths: list[Path] = field(default_factory=list)
+    images: list = field(default_factory=list)  # PIL images, in index order
+    paths: list[Path] = field(default_factory=list)  # their files, in the same order
+    files: dict[str, Path] = field(default_factory=dict)  # the kind's other files by name ("grid", "gif", ...)
+    extras: dict = field(default_factory=dict)  # the kind's other outputs ("grid": its PIL image)
     mirror_error: str | None = None  # set when the S3 mirror failed (the job itself is saved locally)
 
     @property
@@ -47,19 +60,6 @@ class JobResult:
         return [image["seed"] for image in self.record["images"]]
 
 
-def engine_options(profile: str | None = None, presets: Presets | None = None, **options):
-    """EngineOptions from a presets profile (default: presets' default profile) with keyword overrides."""
-    from dataclasses import asdict
-
-    from sdxl_nb.config.options import options_from_dict
-
-    presets = presets or load_presets()
-    name = profile or presets.defaults.engine_profile
-    if name not in presets.engine_profiles:
-        raise InputError(f"unknown engine profile {name!r}; accepted: {', '.join(presets.engine_profiles)}")
-    return options_from_dict({**asdict(presets.engine_profiles[name].options), **options})
-
-
 def configure_engine(profile: str | None = None, **options) -> list[str]:
     """Set the kernel engine's options (a presets profile and/or keywords such as fuse_qkv=True); returns events."""
     from sdxl_nb.backends.local import get_engine
@@ -67,124 +67,138 @@ def configure_engine(profile: str | None = None, **options) -> list[str]:
     return get_engine().configure(engine_options(profile, **options))
 
 
-def prepare(request: GenerationRequest, presets: Presets | None = None) -> ResolvedRequest:
-    """Validate and resolve a request (no torch, nothing written): what would run, exactly."""
-    presets = presets or load_presets()
-    if request.model is None:
-        request = replace(request, model=default_model_id(presets))
-    return resolve(request, presets, model_presets(presets))
+def kernel_backend():
+    """The kernel's backend: one per kernel, shared by every panel, API call and CLI command (imports torch)."""
+    from sdxl_nb.backends.local import get_engine
+
+    return get_engine()
 
 
-def load_for_job(info, engine, folder: Path, on_stage: Callable[[str], None] | None = None):
-    """(engine, loaded model, whether it was already loaded): the kernel's engine unless one is given;
-    a fresh load is written to the folder's events log."""
-    if engine is None:
-        from sdxl_nb.backends.local import get_engine
-
-        engine = get_engine()
-    was_loaded = info.id in engine.loaded
-    loaded = engine.load(info, on_stage=on_stage)
+def load_for_job(info, backend, folder: Path, on_stage: Callable[[str], None] | None = None):
+    """(loaded model, whether it was already loaded); a fresh load is written to the folder's events log."""
+    was_loaded = info.id in backend.loaded
+    loaded = backend.load(info, on_stage=on_stage)
     if not was_loaded:
         events.write_event(folder, f"MODEL LOADED {info.id} (revision {loaded.revision}) in {loaded.load_s:.2f} s "
-                                   f"on {engine.device} as {loaded.dtype_name}")
-    return engine, loaded, was_loaded
+                                   f"on {backend.device} as {loaded.dtype_name}")
+    return loaded, was_loaded
 
 
-def generate(request: GenerationRequest | None = None, *, out_dir: str | os.PathLike | None = None,
-             engine=None, on_progress: Callable[[dict], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, on_stage: Callable[[str], None] | None = None,
-             chunk_size: int | None = None, presets: Presets | None = None, auto_tune: bool | None = None,
-             on_warning: Callable[[str], None] | None = None, extra: dict | None = None, mirror=None,
-             on_preview: Callable | None = None, **fields) -> JobResult:
-    """Generate images for a request (or keyword fields of one) and record the job.
+def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=None,
+            on_progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+            on_preview: Callable | None = None, on_stage: Callable[[str], None] | None = None,
+            on_warning: Callable[[str], None] | None = None, on_saved: SavedFn | None = None,
+            extra: dict | None = None, mirror=None, chunk_size: int | None = None, auto_tune: bool | None = None,
+            presets: Presets | None = None) -> JobResult:
+    """Run one job of any kind on a backend (default: the kernel's) and record it in the folder's jobs.log.
 
-    Bad input raises InputError before anything is loaded or written. Warnings (quality lint, prompt
-    longer than CLIP reads, memory risk) go to `on_warning` before the run and into the record. A run-time
-    failure is recorded (status "failed", with the images finished before it) and raised as
-    GenerationError, whose `result` holds that JobResult; so are images the NaN guard could not save.
-    A stop keeps finished images and records status "interrupted". `auto_tune` (default: the engine's
-    setting) retries lighter settings on out of memory. Leftovers of a killed process in the folder are
-    cleaned up (or recorded) first. `extra` is merged into the record under its own keys (a sweep
-    cell, a batch scenario, a backend, process placement). `mirror` (an S3Mirror or an s3:// URL;
-    default: from SDXL_NB_S3_URL) copies the images and the record to an S3-compatible bucket.
-    `on_preview(image, progress)` receives throttled step previews (a cheap RGB approximation of the latents).
+    Bad input raises InputError before anything is loaded or written. A stop keeps the finished chunks and
+    records status "interrupted"; a run-time failure keeps them too, records status "failed" and raises
+    GenerationError (its `result` holds the JobResult). `on_saved` sees each chunk's files as they are saved.
     """
-    request = request or GenerationRequest(**fields)
     presets = presets or load_presets()
-    resolved = prepare(request, presets)
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                   or not 1 <= chunk_size <= resolved.batch):
-        raise InputError(f"chunk_size {chunk_size!r} is out of range; accepted: 1 to the batch ({resolved.batch})")
+    r = kind.resolved
+
+    # 1. Check inputs: everything knowable before any work. Nothing is loaded or written before this passes.
     extra = check_extra(extra)
     folder = check_output_dir(out_dir or default_output_dir())
     mirror = _mirror(mirror)
-    info = find_model(resolved.model.id, presets)
-    # A remote engine (ComfyUI) runs its own copy of the model: the local cache does not matter.
-    if not info.available and (engine is None or getattr(engine, "uses_local_models", True)):
-        raise ModelUnavailableError(info.reason)
+    info = find_model(r.model.id, presets)
+    backend = backend or kernel_backend()
+    if backend.capabilities.local_models and not info.available:
+        raise ModelUnavailableError(info.reason)  # a remote server runs its own copy: the local cache is not asked
+    plan = kind.run_plan(chunk_size, auto_tune)
+    check_plan(backend, plan)
+
+    # 2. Open the folder: what a killed process left here is cleaned up, or recorded as its interrupted job.
     started_at, t0 = now_iso(), time.perf_counter()
-    engine, loaded, was_loaded = load_for_job(info, engine, folder, on_stage)
-    load_s = 0.0 if was_loaded else loaded.load_s
+    job_id = new_job_id()
+    recover(folder, before=f"job {job_id}")
+
+    # 3. Load the model (once per kernel; a later job finds it loaded).
+    loaded, was_loaded = load_for_job(info, backend, folder, on_stage)
+
+    # 4. Start the record. Secrets are masked from here on: no file name, PNG chunk or log line carries one.
     model = {"id": info.id, "revision": loaded.revision, "source": getattr(loaded, "source", info.source),
              "dtype": loaded.dtype_name, "vae": loaded.vae}
-    record = base_record(resolved, job_id=new_job_id(), started_at=started_at, model=model,
-                         device=engine.device_record(), env=engine.environment())
+    record = base_record(r, job_id=job_id, started_at=started_at, model=model, device=backend.device_record(),
+                         env=backend.environment())
     record.update(extra)
-    # Batched and one-by-one runs can differ in the last bit; exact re-runs use the same chunking.
-    record["chunk_size"] = chunk_size or resolved.batch
+    remote = backend.backend_record(info.id)
+    if remote is not None:
+        record["backend"] = remote
+    record["chunk_size"] = plan.chunk_size
+    kind.start_record(record)
     advice = None
-    if hasattr(engine, "memory_facts"):  # a remote server's memory is not ours to check
-        advice = memory_check(resolved, engine.memory_facts(loaded), images_at_once=record["chunk_size"],
+    if plan.chunk_size is not None and backend.capabilities.memory_facts:  # a remote server's memory is its own
+        advice = memory_check(r, backend.memory_facts(loaded), images_at_once=plan.chunk_size,
                               device_name=record["device"]["name"], folder=folder)
     record["memory_check"] = memory_summary(advice) if advice else None
-    warnings = list(loaded.warnings) + check_request(resolved, info, engine=engine)
-    record["warnings"] = [mask(w) for w in warnings + ([advice.message] if advice and advice.risky else [])]
+    warnings = list(loaded.warnings) + kind.warnings(backend, loaded, info)
+    record["warnings"] = warnings + ([advice.message] if advice and advice.risky else [])
+    if not was_loaded:
+        record["events"] += [f"loaded {info.id} in {loaded.load_s:.2f} s", *loaded.events]
+    record.update(mask_data(record))
     for warning in record["warnings"]:
         if on_warning:
             on_warning(warning)
-    if not was_loaded:
-        record["events"].append(f"loaded {info.id} in {loaded.load_s:.2f} s")
-        record["events"] += loaded.events
 
-    recover(folder, before=f"job {record['job_id']}")  # what a killed process left here
+    # 5. Mark the job as running: the marker journals every file before it appears, so a kill loses none.
     marker = JobMarker.create(folder, record)
+    files = JobFiles(folder, marker, record)
+    saver = _ChunkSaver(kind, record, files, marker, datetime.fromisoformat(started_at), on_saved)
     recorded = False
     try:
+        # 6. Run on the backend; each finished chunk is saved at once (a failed save stops the run). A job
+        #    without images to make (a sweep's grid) has nothing to run.
         output, failure = None, None
+        hooks = RunHooks(on_progress=on_progress, on_preview=on_preview, on_images=saver.save,
+                         should_stop=lambda: bool(files.error) or bool(should_stop and should_stop()))
         try:
-            preview = {"on_preview": on_preview} if on_preview else {}  # engines without previews keep working
-            output = engine.run(resolved, loaded, on_progress=on_progress, should_stop=should_stop,
-                                chunk_size=chunk_size, auto_tune=auto_tune, **preview)
+            output = backend.run(plan, loaded, hooks) if plan.images else None
         except BaseException as exc:  # recorded below, then raised again
             failure, output = exc, getattr(exc, "partial_output", None)
         if output is not None:
             _merge_output(record, output)
-        record.update(mask_data(record))  # before anything is written: PNG chunks, jobs.log
-        save_started = time.perf_counter()
-        try:
-            images, paths = _save(folder, record, resolved, output.images if output else [], started_at)
-        except Exception as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            message = mask(f"could not save images to {folder}: {reason}; no image of this job was kept")
-            record.update(status="failed", error=message, finished_at=now_iso(),
-                          timings=_timings(load_s, output, None, t0))
-            if not _finish(folder, record, required=False):
-                message += " (the job could not be recorded either)"
-            recorded = True  # as far as it can be: the marker must not turn it into an "interrupted" job
-            raise GenerationError(message) from exc
-        status, error = _outcome(output, failure)
+
+        # 7. The kind's own files (an animation's grid, GIF and WebP), from the images saved.
+        outputs = {}
+        if files.error is None:
+            try:
+                outputs = kind.finish_files(record, saver.images, files, saver.moment)
+            except OSError as exc:
+                files.error = _save_error(folder, exc)
+
+        # 8. Append the record (then the marker goes). A job that could not save all its files keeps none.
+        status, error = _outcome(output, failure, files.error)
+        error = mask(error) if error else None
+        for role in ("images", "frames"):  # replicas save their chunks as they finish: the record lists by index
+            if isinstance(record.get(role), list):
+                record[role].sort(key=lambda entry: entry["index"])
+        if files.error:
+            files.remove_all()
         record.update(status=status, error=error, finished_at=now_iso(),
-                      timings=_timings(load_s, output, time.perf_counter() - save_started, t0))
-        _finish(folder, record)
-        recorded = True
+                      timings={"load_s": 0.0 if was_loaded else loaded.load_s,
+                               "generate_s": output.generate_s if output else None,
+                               "save_s": files.save_s, "total_s": time.perf_counter() - t0})
+        record.update(mask_data(record))
+        if not _append(folder, record, required=not files.error) and error:
+            record["error"] = error = error + " (the job could not be recorded either)"
+        recorded = True  # as far as it can be: the marker must not turn it into an "interrupted" job
     finally:
         marker.close(remove=recorded)
-    result = JobResult(record=record, images=images, paths=paths, mirror_error=_mirror_job(folder, record, mirror))
+
+    # 9. Mirror the recorded job (the local record stays the source of truth).
+    result = JobResult(record=record, images=[saver.images[i] for i in sorted(saver.images)],
+                       paths=[folder / image["path"] for image in sorted(record["images"], key=lambda e: e["index"])],
+                       files={name: path for name, (path, _value) in outputs.items() if not files.error},
+                       extras={name: value for name, (_path, value) in outputs.items() if value is not None},
+                       mirror_error=_mirror_job(folder, record, mirror))
     if isinstance(failure, KeyboardInterrupt):
         raise failure
     if error:
-        if isinstance(failure, GenerationError):  # keep its type (e.g. ComfyRejected) for callers that tell them apart
-            failure.result = result
+        if isinstance(failure, GenerationError) and not files.error:
+            failure.result = result  # keeps its type (e.g. ComfyRejected) for callers that tell them apart
             raise failure
         exc = GenerationError(error)
         exc.result = result
@@ -192,58 +206,77 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     return result
 
 
-def _merge_output(record: dict, output) -> None:
-    record.update(scheduler=output.scheduler, peak_memory_bytes=output.peak_memory_bytes)
+class _ChunkSaver:
+    """The backend's `on_images`: names and writes each finished image as it arrives (from any thread)."""
+
+    def __init__(self, kind: JobKind, record: dict, files: JobFiles, marker: JobMarker, moment: datetime,
+                 on_saved: SavedFn | None):
+        self.kind, self.record, self.files, self.marker, self.moment = kind, record, files, marker, moment
+        self.on_saved = on_saved
+        self.images: dict[int, object] = {}  # index -> PIL image of every saved image
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def save(self, images: list[tuple[int, int, object]], scheduler: dict) -> None:
+        with self.lock:
+            if self.files.error:
+                return
+            if self.calls == 0:  # the first chunk knows what ran: every image's metadata names it
+                self.record["scheduler"] = mask_data(scheduler)
+                self.marker.note({"set": {"scheduler": self.record["scheduler"]}})
+            call, self.calls = self.calls, self.calls + 1
+            saved = []
+            try:
+                for index, seed, image in images:
+                    name, data, entries = self.kind.image_file(self.record, index, seed, image, call, self.moment)
+                    self.files.write(name, data, entries)
+                    self.images[index] = image
+                    saved.append((entries, image))
+            except OSError as exc:
+                self.files.error = _save_error(self.files.folder, exc)
+                return
+        if self.on_saved and saved:
+            self.on_saved(saved)
+
+
+def _save_error(folder: Path, exc: OSError) -> str:
+    reason = exc.strerror if exc.strerror else str(exc)
+    return f"could not save images to {folder}: {reason}; no image of this job was kept"
+
+
+def _merge_output(record: dict, output: RunOutput) -> None:
+    record.update(peak_memory_bytes=output.peak_memory_bytes)
+    if output.scheduler:
+        record["scheduler"] = mask_data(output.scheduler)
     record["events"] += output.events
     record["warnings"] += output.warnings
+    if output.calls or output.adjustments:
+        record["chunk_size"] = output.chunk_size
     if output.adjustments:
         record["auto_tune"] = output.adjustments
-        record["chunk_size"] = output.chunk_size
 
 
-def _outcome(output, failure: BaseException | None) -> tuple[str, str | None]:
-    """(status, error) of a run that may have failed, been stopped, or lost images to the NaN guard."""
+def _outcome(output: RunOutput | None, failure: BaseException | None, save_error: str | None) -> tuple[str, str | None]:
+    """(status, error) of a run that may have failed, been stopped, or lost images to the NaN guard or a save."""
+    if save_error:
+        return "failed", save_error
     if isinstance(failure, KeyboardInterrupt):
         return "interrupted", "interrupted (KeyboardInterrupt) before the job finished"
     if failure is not None:
-        return "failed", mask(str(failure).splitlines()[0] if str(failure) else type(failure).__name__)
+        return "failed", one_line(failure)
+    if output is None:
+        return "ok", None
     if output.dropped:
         seeds = ", ".join(str(d["seed"]) for d in output.dropped)
         return "failed", (f"{len(output.dropped)} image(s) came out NaN or black even with the VAE in float32 and "
                           f"were not saved (seeds {seeds}); see warnings")
     # A partial failure (one replica of several out of memory) keeps the other images and names what failed.
-    if getattr(output, "error", None):
+    if output.error:
         return "failed", output.error
     return output.status, None
 
 
-def _timings(load_s: float, output, save_s: float | None, t0: float) -> dict:
-    return {"load_s": load_s, "generate_s": output.generate_s if output else None, "save_s": save_s,
-            "total_s": time.perf_counter() - t0}
-
-
-def _save(folder: Path, record: dict, resolved: ResolvedRequest, outputs: list, started_at: str):
-    """Write every image (temp file + link); on any failure remove the ones already written, then raise."""
-    moment = datetime.fromisoformat(started_at)
-    images, paths, entries = [], [], []
-    try:
-        for index, seed, image in outputs:
-            name = image_name(moment, mask(resolved.prompt), seed, index)  # a key typed into a prompt stays out
-            data = encode_png(image, png_info(record, index, seed, name))
-            path = write_new_file(folder, name, data)
-            paths.append(path)
-            images.append(image)
-            entries.append({"path": path.name, "sha256": sha256_bytes(data), "seed": seed, "index": index})
-    except BaseException:
-        # Nothing half-written: the images of a job that cannot be saved whole are removed.
-        for path in paths:
-            path.unlink(missing_ok=True)
-        raise
-    record["images"] = entries
-    return images, paths
-
-
-def _finish(folder: Path, record: dict, *, required: bool = True) -> bool:
+def _append(folder: Path, record: dict, *, required: bool = True) -> bool:
     """Append the record and its events block; with required=False a failing append (disk full) is skipped."""
     try:
         append_record(folder / JOBS_LOG, record)
@@ -257,7 +290,7 @@ def _finish(folder: Path, record: dict, *, required: bool = True) -> bool:
 
 def _mirror(mirror):
     """The S3 mirror for this job: the one given (object or URL), else SDXL_NB_S3_URL's; False: none."""
-    if mirror is False or (mirror is None and not os.environ.get("SDXL_NB_S3_URL")):
+    if mirror is False or (mirror is None and not settings.s3_url()):
         return None
     from sdxl_nb.cloud.mirror import S3Mirror, mirror_from_env
 

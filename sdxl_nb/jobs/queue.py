@@ -1,8 +1,9 @@
-"""The kernel's job queue: one background worker runs model loads and generations one at a time.
+"""The kernel's job queue: one background worker runs every kind of job (loads, generations, animations,
+sweeps) one at a time, on the backend chosen in the engine settings.
 
 Requests are validated when submitted (bad input raises InputError and queues nothing). The worker
-calls the same library functions as the CLI (`api.generate`, `Engine.load`), so the kernel stays free
-while a job runs. Listeners receive plain dicts: {"type", "job_id", "kind", "model", ...}.
+calls the same library functions as the CLI (`generate`, `animate`, `run_sweep`, a backend's `load`),
+so the kernel stays free while a job runs. Listeners receive plain dicts: {"type", "job_id", "kind", ...}.
 """
 
 from __future__ import annotations
@@ -11,76 +12,27 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import find_model
-from sdxl_nb.errors import InputError, ModelUnavailableError
-from sdxl_nb.jobs.pipeline import default_output_dir, generate, prepare
+from sdxl_nb.errors import InputError, ModelUnavailableError, one_line
+from sdxl_nb.jobs.generate import generate
+from sdxl_nb.jobs.queued import FINAL, QUEUED, RUNNING, Job, describe_progress, memory_line
 from sdxl_nb.record import events
 from sdxl_nb.record.history import load_event_line
 from sdxl_nb.record.store import check_output_dir
-from sdxl_nb.request.memory import MemoryAdvice, gib
+from sdxl_nb.request.memory import MemoryAdvice
+from sdxl_nb.request.prepare import prepare
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.settings import output_dir as default_output_dir
 
-QUEUED, RUNNING = "queued", "running"
-FINAL = ("ok", "interrupted", "failed", "cancelled", "held")  # held: the memory pre-check found it risky
+__all__ = ["FINAL", "Job", "JobQueue", "describe_progress", "get_queue", "memory_line"]
+
 KEEP_FINISHED = 100  # finished jobs remembered for the queue view
 Listener = Callable[[dict], None]
-
-
-@dataclass(eq=False)
-class Job:
-    id: int
-    kind: str  # "generate" or "load"
-    model: str
-    out_dir: Path
-    label: str  # one line for the queue view
-    request: GenerationRequest | None = None
-    chunk_size: int | None = None
-    check_memory: bool = False
-    owner: object = None  # who submitted it (a panel shows only its own jobs' progress and results)
-    notes: tuple[str, ...] = ()  # adjustments the submitter made and told the user about
-    status: str = QUEUED
-    phase: str | None = None  # while running: "loading" or "generating"
-    stage: str | None = None  # the load stage being done ("UNet", "VAE", ...)
-    progress: dict | None = None
-    result: Any = None  # generate: api.JobResult; load: {"model", "load_s", "already_loaded"}
-    error: str | None = None  # one line
-    memory: MemoryAdvice | None = None  # the pre-check's verdict, when asked for
-    submitted_at: float = field(default_factory=time.monotonic)
-    started_at: float | None = None
-    finished_at: float | None = None
-    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
-    done_event: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    @property
-    def done(self) -> bool:
-        return self.status in FINAL
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job is over (True) or the timeout passes (False)."""
-        return self.done_event.wait(timeout)
-
-
-def describe_progress(progress: dict) -> tuple[float, str]:
-    """(fraction done, "step i/N · elapsed · ETA") for a progress dict from the engine."""
-    step, total = progress["step"], max(1, progress["total"])
-    chunk, chunks = progress.get("chunk", 1), progress.get("chunks", 1)
-    all_steps = total * chunks
-    done = (chunk - 1) * total + step
-    elapsed = progress.get("elapsed", 0.0)
-    text = f"step {step}/{total}" + (f" of chunk {chunk}/{chunks}" if chunks > 1 else "") + f" · {elapsed:.1f} s elapsed"
-    if 0 < done < all_steps:
-        text += f" · ETA {elapsed * (all_steps - done) / done:.1f} s"
-    return min(1.0, done / all_steps), text
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class JobQueue:
@@ -134,10 +86,10 @@ class JobQueue:
             self._local_engine = self._local_engine or self._engine
             self._engine = backend
         engine = self.engine
-        if settings.get("options") is not None and hasattr(engine, "configure"):
+        if settings.get("options") is not None and engine.capabilities.configure:
             for line in engine.configure(settings["options"]):
                 self._emit(job, "settings", message=line)
-        if settings.get("auto_tune") is not None and hasattr(engine, "auto_tune"):
+        if settings.get("auto_tune") is not None and engine.capabilities.configure:
             engine.auto_tune = settings["auto_tune"]
 
     def loaded_models(self) -> list[str]:
@@ -185,14 +137,60 @@ class JobQueue:
             raise InputError(f"chunk size {chunk_size!r} is out of range; accepted: 1 to the batch ({resolved.batch})")
         folder = self._folder(out_dir)
         info = find_model(resolved.model.id, presets)
-        if not info.available:
+        if not info.available and not self._remote_chosen():
             raise ModelUnavailableError(info.reason)
         label = (f"{resolved.mode} · {info.id} · {resolved.width}x{resolved.height} · batch {resolved.batch} · "
                  f"{resolved.steps} steps · " + (repr(request.prompt[:40]) if request.prompt else "(empty prompt)"))
-        job = Job(id=next(self._ids), kind="generate", model=info.id, out_dir=folder, label=label,
-                  request=replace(request, model=info.id), chunk_size=chunk_size, check_memory=check_memory,
-                  owner=owner, notes=tuple(notes))
+        request = replace(request, model=info.id)
+        job = Job(id=next(self._ids), kind="generate", model=info.id, out_dir=folder, label=label, request=request,
+                  work=partial(generate, request, out_dir=folder, chunk_size=chunk_size), chunk_size=chunk_size,
+                  check_memory=check_memory, owner=owner, notes=tuple(notes))
         return self._enqueue(job)
+
+    def submit_animation(self, request, *, out_dir: str | Path | None = None, owner: object = None,
+                         on_frames: Callable | None = None) -> Job:
+        """Validate an AnimationRequest and queue it; InputError (nothing queued) when it would not run."""
+        from sdxl_nb.jobs.animate import animate, prepare_animation
+
+        plan = prepare_animation(request, load_presets())
+        base = plan.base
+        folder = self._folder(out_dir)
+        self._check_model(base.model.id)
+        label = (f"animate {plan.mode} · {base.model.id} · {base.width}x{base.height} · {len(plan.frames)} frames · "
+                 f"{base.steps} steps · " + (repr(request.prompt[:40]) if request.prompt else "(empty prompt)"))
+        work = partial(animate, replace(request, model=base.model.id), out_dir=folder, on_frames=on_frames)
+        return self._enqueue(Job(id=next(self._ids), kind="animate", model=base.model.id, out_dir=folder,
+                                 label=label, work=work, owner=owner))
+
+    def submit_sweep(self, base: GenerationRequest, x, y=None, *, out_dir: str | Path | None = None,
+                     owner: object = None, on_cell: Callable | None = None) -> Job:
+        """Validate every cell of a sweep and queue it as one job; InputError (nothing queued) when a cell would
+        not run. The sweep's plan (and its seed, when drawn) is fixed now, so what runs is what was checked."""
+        from sdxl_nb.jobs.sweep import plan_sweep, run_planned_sweep
+
+        plan = plan_sweep(base, x, y, load_presets())
+        folder = self._folder(out_dir)
+        models = sorted({prepare(cell.request).model.id for cell in plan.cells})
+        for model in models:
+            self._check_model(model)
+        axes = x.field + (f" x {y.field}" if y is not None else "")
+        label = f"sweep {axes} · {len(plan.cells)} cells · " + (repr(base.prompt[:40]) if base.prompt else "(empty prompt)")
+        work = partial(run_planned_sweep, plan, out_dir=folder, on_cell=on_cell)
+        return self._enqueue(Job(id=next(self._ids), kind="sweep", model=", ".join(models), out_dir=folder,
+                                 label=label, work=work, owner=owner))
+
+    def _check_model(self, model_id: str) -> None:
+        """Refuse a model this machine does not have, unless a remote backend runs its own copy."""
+        info = find_model(model_id, load_presets())
+        if not info.available and not self._remote_chosen():
+            raise ModelUnavailableError(info.reason)
+
+    def _remote_chosen(self) -> bool:
+        """Whether the jobs that follow run on a remote backend (chosen now, or applied before the next job)."""
+        with self._cond:
+            pending = (self._pending_settings or {}).get("backend")
+        backend = self._engine if pending is None else (None if pending == "local" else pending)
+        return backend is not None and not backend.capabilities.local_models
 
     def submit_load(self, model_id: str, *, out_dir: str | Path | None = None) -> Job:
         """Queue loading a model (before any job); InputError when it is unknown or unavailable."""
@@ -252,7 +250,7 @@ class JobQueue:
     def stop(self, job_id: int | None = None) -> bool:
         """Ask the running generation (or the given one) to stop between steps; finished images are kept."""
         job = self.running() if job_id is None else self.get(job_id)
-        if job is None or job.kind != "generate" or job.done:
+        if job is None or job.kind == "load" or job.done:
             return False
         job.stop_event.set()
         if job.status == QUEUED:
@@ -286,7 +284,7 @@ class JobQueue:
                 if job.kind == "load":
                     self._run_load(job)
                 else:
-                    self._run_generate(job)
+                    self._run_work(job)
             except Exception as exc:  # recorded on the job; the worker carries on with the next one
                 job.status, job.error = "failed", one_line(exc)
             finally:
@@ -332,10 +330,10 @@ class JobQueue:
         job.status = "ok"
         self._loaded(job, job.result["load_s"], job.result["already_loaded"])
 
-    def _run_generate(self, job: Job) -> None:
+    def _run_work(self, job: Job) -> None:
         needs_load = job.model not in self.loaded_models()
         engine = self._engine_for(job) if needs_load else self.engine
-        if job.check_memory and hasattr(engine, "memory_facts"):  # a remote server's memory is its own
+        if job.check_memory and engine.capabilities.memory_facts:  # a remote server's memory is its own
             job.memory = self._check_memory(job, engine)
             self._emit(job, "memory", message=memory_line(job.memory), risky=job.memory.risky)
             if job.memory.risky:
@@ -357,9 +355,12 @@ class JobQueue:
         def on_preview(image, progress: dict) -> None:
             self._emit(job, "preview", image=image, progress=progress)
 
-        job.result = generate(job.request, out_dir=job.out_dir, engine=engine, on_progress=on_progress,
-                              should_stop=job.stop_event.is_set, on_stage=on_stage, chunk_size=job.chunk_size,
-                              on_preview=on_preview)
+        try:
+            job.result = job.work(engine=engine, on_progress=on_progress, should_stop=job.stop_event.is_set,
+                                  on_stage=on_stage, on_preview=on_preview)
+        except Exception as exc:  # a failed job is recorded by the pipeline; its result still belongs to the job
+            job.result = getattr(exc, "result", None)
+            raise
         job.status = job.result.status
 
     def _check_memory(self, job: Job, engine) -> MemoryAdvice:
@@ -386,11 +387,3 @@ def get_queue() -> JobQueue:
         if _QUEUE is None:
             _QUEUE = JobQueue()
         return _QUEUE
-
-
-def memory_line(advice: MemoryAdvice) -> str:
-    """One line for the panel: the verdict, then the figures (or the advice when risky)."""
-    if advice.risky:
-        return f"memory check: risky. {advice.message}"
-    return (f"memory check: fits; needs about {gib(advice.needed_bytes)} more, {gib(advice.free_bytes)} free "
-            f"(estimated peak {gib(advice.estimate.peak_bytes)}, {advice.estimate.source})")

@@ -8,7 +8,6 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 
 from sdxl_nb.errors import GenerationError, InputError
@@ -98,7 +97,7 @@ def parse_axis(text: str) -> SweepAxis:
 def plan_sweep(base: GenerationRequest, x: SweepAxis, y: SweepAxis | None = None, presets=None) -> SweepPlan:
     """Every cell's request, each validated before any work; raise InputError naming the bad cell."""
     from sdxl_nb.config.presets import load_presets
-    from sdxl_nb.jobs.pipeline import prepare
+    from sdxl_nb.request.prepare import prepare
 
     presets = presets or load_presets()
     if y is not None and y.field == x.field:
@@ -140,18 +139,30 @@ class SweepResult:
 def run_sweep(base: GenerationRequest | None = None, *, x: SweepAxis, y: SweepAxis | None = None,
               out_dir: str | os.PathLike | None = None, engine=None, on_progress: Callable[[dict], None] | None = None,
               should_stop: Callable[[], bool] | None = None, on_cell: Callable | None = None, presets=None,
+              on_stage: Callable[[str], None] | None = None, on_preview: Callable | None = None,
               **fields) -> SweepResult:
-    """Run one generate job per cell (each tagged with the sweep), then save and return the labelled grid.
+    """Run one generate job per cell (each tagged with the sweep), then save, record and return the labelled grid.
 
     A stop ends the sweep after the running cell; a failed cell is recorded by its job and left
     empty in the grid while the other cells run.
     """
-    from sdxl_nb.jobs.pipeline import default_output_dir, generate
-    from sdxl_nb.record.store import check_output_dir
-
     base = base or GenerationRequest(**fields)
-    plan = plan_sweep(base, x, y, presets)
-    folder = check_output_dir(out_dir or default_output_dir())
+    return run_planned_sweep(plan_sweep(base, x, y, presets), out_dir=out_dir, engine=engine, on_progress=on_progress,
+                             should_stop=should_stop, on_cell=on_cell, presets=presets, on_stage=on_stage,
+                             on_preview=on_preview)
+
+
+def run_planned_sweep(plan: SweepPlan, *, out_dir: str | os.PathLike | None = None, engine=None,
+                      on_progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                      on_cell: Callable | None = None, presets=None, on_stage: Callable[[str], None] | None = None,
+                      on_preview: Callable | None = None) -> SweepResult:
+    """Run a sweep already planned (every cell validated): the cells, then the grid job that names the grid."""
+    from sdxl_nb.jobs.generate import generate
+    from sdxl_nb.jobs.sweep_grid import record_grid
+    from sdxl_nb.record.store import check_output_dir
+    from sdxl_nb.settings import output_dir
+
+    folder = check_output_dir(out_dir or output_dir())
     stop = should_stop or (lambda: False)
     result = SweepResult(plan=plan)
     for number, cell in enumerate(plan.cells):
@@ -165,7 +176,7 @@ def run_sweep(base: GenerationRequest | None = None, *, x: SweepAxis, y: SweepAx
 
         try:
             job = generate(cell.request, out_dir=folder, engine=engine, on_progress=progress, should_stop=stop,
-                           presets=presets, extra={"sweep": plan.tag(cell)})
+                           on_stage=on_stage, on_preview=on_preview, presets=presets, extra={"sweep": plan.tag(cell)})
         except GenerationError as exc:
             result.errors[(cell.x, cell.y)] = str(exc)
             result.status = "failed"
@@ -181,7 +192,7 @@ def run_sweep(base: GenerationRequest | None = None, *, x: SweepAxis, y: SweepAx
         images = {(job.record["sweep"]["x"]["index"], (job.record["sweep"]["y"] or {}).get("index", 0)): job.images[0]
                   for job in result.results.values() if job.images}
         result.grid = grid_image(records, images)
-        result.grid_path = _save_grid(folder, plan, result.grid, base.prompt or "sweep")
+        result.grid_path = record_grid(plan, result, folder, engine=engine, presets=presets)
     return result
 
 
@@ -203,7 +214,7 @@ def sweep_records(folder: str | os.PathLike, sweep_id: str) -> list[dict]:
     latest = {}
     for record in read_records(Path(folder) / JOBS_LOG):
         tag = record.get("sweep")
-        if isinstance(tag, dict) and tag.get("id") == sweep_id:
+        if isinstance(tag, dict) and tag.get("id") == sweep_id and record.get("mode") != "sweep":
             latest[(tag["x"]["index"], (tag["y"] or {}).get("index", 0))] = record
     return list(latest.values())
 
@@ -222,19 +233,3 @@ def rebuild_grid(folder: str | os.PathLike, sweep_id: str):
             with Image.open(Path(folder) / record["images"][0]["path"]) as image:
                 images[(tag["x"]["index"], (tag["y"] or {}).get("index", 0))] = image.convert("RGB")
     return grid_image(records, images)
-
-
-def _save_grid(folder: Path, plan: SweepPlan, grid, prompt: str) -> Path:
-    from PIL.PngImagePlugin import PngInfo
-
-    from sdxl_nb.record import events
-    from sdxl_nb.record.naming import slugify, timestamp
-    from sdxl_nb.record.store import encode_png, write_new_file
-
-    info = PngInfo()
-    info.add_text("sdxl_nb_sweep", json.dumps({"id": plan.id, "x": plan.x.field,
-                                                "y": None if plan.y is None else plan.y.field}))
-    name = f"{timestamp(datetime.now())}_{slugify(prompt)}_sweep-{plan.id}.png"
-    path = write_new_file(folder, name, encode_png(grid, info))
-    events.write_event(folder, f"SWEEP {plan.id}: {len(plan.cells)} cells, grid {path.name}")
-    return path

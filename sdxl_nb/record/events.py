@@ -8,6 +8,7 @@ from pathlib import Path
 
 import portalocker
 
+from sdxl_nb.record.files import output_paths
 from sdxl_nb.record.secrets import mask
 
 EVENTS_LOG = Path("logs") / "app_events.log"
@@ -36,7 +37,7 @@ def job_block(record: dict) -> list[str]:
             f"{record['width']}x{record['height']}, BATCH={record['batch']}, STYLE={record['style']['name']}, "
             f"MODE={record['mode']}, STATUS={record['status']}, JOB={record['job_id']}")
     lines = [head, f"PROMPT: {record['styled_prompt']}", f"NEG: {record['effective_negative_prompt']}",
-             "SAVED FILES: " + (", ".join(image["path"] for image in record["images"]) or "(none)")]
+             "SAVED FILES: " + (", ".join(output_paths(record)) or "(none)")]
     lines += [f"WARNING: {w}" for w in record.get("warnings", [])]
     if record.get("error"):
         lines.append(f"ERROR: {record['error']}")

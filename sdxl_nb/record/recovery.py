@@ -11,11 +11,13 @@ from pathlib import Path
 
 import portalocker
 
+from sdxl_nb.record.files import named_files
 from sdxl_nb.record.joblog import JOBS_LOG, append_record, encode_record, iter_records
 from sdxl_nb.record.naming import timestamp
 from sdxl_nb.record.store import folder_lock, leftover_temp_files, sha256_file
 
 MARKER_PREFIX = ".sdxl_nb-job-"
+OUTPUT_SUFFIXES = (".png", ".gif", ".webp")  # what the product writes into an output folder
 TORN_RECORDS = Path("logs") / "torn_records.log"
 RECOVERED_ERROR = ("the process running this job ended before recording it (killed or crashed); "
                    "recorded at the next start in this folder with the images it had saved")
@@ -23,7 +25,13 @@ RECOVERED_ERROR = ("the process running this job ended before recording it (kill
 
 class JobMarker:
     """A hidden file holding the job's settings, locked while the job runs; unlocked and left behind only by
-    a process that died. Its lock is taken under the folder lock, so the clean-up never sees it unlocked."""
+    a process that died. Its lock is taken under the folder lock, so the clean-up never sees it unlocked.
+
+    It is also the job's journal: after the first line (the record as it started), one line per change
+    (`{"set": {...}}`) and per file, noted before the file is published (`{"file": {role: entry}, "temp":
+    name}`) and after (`{"linked": temp, "path": name}`), so the next start can record every file a killed
+    job wrote.
+    """
 
     def __init__(self, path: Path, handle):
         self.path, self.handle = path, handle
@@ -34,10 +42,16 @@ class JobMarker:
         with folder_lock(folder, exclusive=False):
             handle = open(path, "xb")
             portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
-        handle.write(encode_record(record))
+        handle.write(encode_record(record) + encode_record({"journal": 1}))
         handle.flush()
         os.fsync(handle.fileno())
         return cls(path, handle)
+
+    def note(self, entry: dict) -> None:
+        """Append one journal line and make it durable before the step it announces."""
+        self.handle.write(encode_record(entry))
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
 
     def close(self, *, remove: bool) -> None:
         """Remove the marker (the job's record is in jobs.log) or leave it for the next start to record."""
@@ -93,12 +107,12 @@ def _recover(folder: Path) -> RecoveryReport:
     if not leftover_temp_files(folder) and not markers and not _has_torn_tail(log):
         return report  # the common case costs a directory listing and no lock
     with folder_lock(folder, exclusive=True):
+        report.torn_bytes = _move_torn_tail(folder, log)
+        for marker in markers:  # before the temporary files go: a marker finds its published files by them
+            _recover_marker(folder, marker, report)
         for temp in leftover_temp_files(folder):
             temp.unlink(missing_ok=True)
             report.removed_temp_files.append(temp.name)
-        report.torn_bytes = _move_torn_tail(folder, log)
-        for marker in markers:
-            _recover_marker(folder, marker, report)
     return report
 
 
@@ -163,11 +177,12 @@ def _recover_marker(folder: Path, marker: Path, report: RecoveryReport) -> None:
             portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
         except portalocker.exceptions.LockException:
             return  # its job is still running
+        lines = handle.read().split(b"\n")
         try:
-            base = json.loads(handle.read())
+            base = json.loads(lines[0])
             job_id = base["job_id"]
         except (ValueError, KeyError, TypeError):
-            # Killed while writing the marker itself: before the run, so no image can exist.
+            # Killed while writing the marker itself: before the run, so no file of the job can exist.
             marker.unlink(missing_ok=True)
             report.removed_markers.append(marker.name)
             return
@@ -175,8 +190,13 @@ def _recover_marker(folder: Path, marker: Path, report: RecoveryReport) -> None:
             marker.unlink(missing_ok=True)  # killed after its record was appended
             report.removed_markers.append(marker.name)
             return
-        images, settings, last_write = _job_images(folder, base, marker.stat().st_mtime)
-        record = {**base, **settings, "images": images}
+        journal = _journal(lines[1:])
+        if journal is None:  # a marker of an earlier version: its images are found by their PNG chunks
+            images, settings, last_write = _job_images(folder, base, marker.stat().st_mtime)
+            record = {**base, **settings, "images": images}
+        else:
+            record, last_write = _replay_journal(folder, base, journal, marker.stat().st_mtime)
+            images = record.get("images", [])
         record.pop("image", None)
         record.update(status="interrupted", error=RECOVERED_ERROR, peak_memory_bytes=None,
                       finished_at=datetime.fromtimestamp(last_write).astimezone().isoformat(timespec="milliseconds"),
@@ -184,10 +204,55 @@ def _recover_marker(folder: Path, marker: Path, report: RecoveryReport) -> None:
         now = datetime.now().astimezone().isoformat(timespec="seconds")
         record["events"] = [*record.get("events", []),
                             f"recovered {now}: the job's process ended before recording it; {len(images)} "
-                            "saved image(s) found by their embedded job id"]
+                            "saved image(s) found by the job's marker"]
         append_record(folder / JOBS_LOG, record)
         marker.unlink(missing_ok=True)
         report.recovered_jobs.append((job_id, len(images)))
+
+
+def _journal(lines: list[bytes]) -> list[dict] | None:
+    """The journal lines after the first (a torn last line is dropped); None for a one-line marker."""
+    entries = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            break  # killed while writing this line: what it announced never happened
+    return entries or None
+
+
+def _replay_journal(folder: Path, base: dict, journal: list[dict], marker_time: float) -> tuple[dict, float]:
+    """The record as far as the killed job got: its settings changes and every file it published."""
+    record, last_write = dict(base), marker_time
+    linked = {entry["linked"]: entry["path"] for entry in journal if "linked" in entry}
+    for entry in journal:
+        if "set" in entry:
+            record.update(entry["set"])
+        if "file" not in entry:
+            continue
+        path = folder / linked[entry["temp"]] if entry["temp"] in linked else _published(folder, entry["temp"])
+        if path is None or not path.is_file():
+            continue  # killed before the link: the file never appeared under its name
+        last_write = max(last_write, path.stat().st_mtime)
+        for role, item in entry["file"].items():
+            item = {**item, "path": path.name}
+            if isinstance(record.get(role), list):
+                record[role] = [*record[role], item]
+            else:
+                record[role] = item
+    return record, last_write
+
+
+def _published(folder: Path, temp_name: str) -> Path | None:
+    """The file a killed writer linked from this temporary file (the same inode), if it got that far."""
+    try:
+        inode = (folder / temp_name).stat().st_ino
+    except FileNotFoundError:
+        return None
+    return next((path for path in folder.iterdir()
+                 if path.name != temp_name and path.is_file() and path.stat().st_ino == inode), None)
 
 
 def _job_images(folder: Path, base: dict, marker_time: float) -> tuple[list[dict], dict, float]:
@@ -240,14 +305,17 @@ def verify_folder(folder: str | os.PathLike) -> FolderCheck:
             if record is None:
                 check.bad_lines.append(f"line {number}: {problem}")
                 continue
-            for image in record.get("images", []):
-                logged.add(image["path"])
-                path = folder / image["path"]
+            for _role, entry in named_files(record):
+                if Path(entry["path"]).is_absolute():
+                    continue  # an input kept elsewhere: not this folder's to check
+                logged.add(entry["path"])
+                path = folder / entry["path"]
                 if not path.is_file():
-                    check.missing_images.append(image["path"])
-                elif sha256_file(path) != image["sha256"]:
-                    check.changed_images.append(image["path"])
-    check.unlogged_images = sorted(p.name for p in folder.glob("*.png") if p.name not in logged)
+                    check.missing_images.append(entry["path"])
+                elif entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+                    check.changed_images.append(entry["path"])
+    check.unlogged_images = sorted(p.name for p in folder.iterdir() if p.is_file()
+                                   and p.suffix.lower() in OUTPUT_SUFFIXES and p.name not in logged) if folder.is_dir() else []
     check.leftovers = [p.name for p in leftover_temp_files(folder)]
     for marker in sorted(folder.glob(f"{MARKER_PREFIX}*")):
         (check.running if _is_locked(marker) else check.leftovers).append(marker.name)

@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -68,30 +68,38 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def write_new_file(folder: Path, name: str, data: bytes) -> Path:
+def write_new_file(folder: Path, name: str, data: bytes, on_temp: Callable[[str], None] | None = None,
+                   on_published: Callable[[Path], None] | None = None) -> Path:
     """Write data under a new name in folder: never a partial file, never over an existing one.
 
     The bytes go to a temporary name first and are fsynced; a hard link then publishes them under
     the final name, which fails instead of overwriting if that name exists (we try name-2, name-3...).
+    `on_temp(temp name)` runs before the link and `on_published(path)` after it, while the temporary file
+    still exists: a job marker notes both, so that a kill between them still finds the published file (it
+    shares the leftover temporary file's inode) and a kill after them finds it by name.
     """
     with folder_lock(folder, exclusive=False):
-        return _write_new_file(folder, name, data)
+        return _write_new_file(folder, name, data, on_temp, on_published)
 
 
-def _write_new_file(folder: Path, name: str, data: bytes) -> Path:
+def _write_new_file(folder: Path, name: str, data: bytes, on_temp, on_published) -> Path:
     temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
     try:
         with open(temp, "xb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if on_temp is not None:
+            on_temp(temp.name)
         for attempt in range(1, 1000):
             target = folder / (name if attempt == 1 else alternative_name(name, attempt))
             try:
                 os.link(temp, target)
-                return target
             except FileExistsError:
                 continue
+            if on_published is not None:
+                on_published(target)
+            return target
         raise FileExistsError(f"no free file name for {name} in {folder}")
     finally:
         temp.unlink(missing_ok=True)

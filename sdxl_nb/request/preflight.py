@@ -65,7 +65,7 @@ def check_request(r: ResolvedRequest, info: ModelInfo, *, engine=None) -> list[s
     With an engine that already holds the model, its loaded tokenizer and VAE are used; otherwise the
     files are read. The float16-VAE rule needs the dtype: the engine's, else SDXL_NB_DTYPE, else skipped.
     """
-    if engine is not None and not getattr(engine, "uses_local_models", True):
+    if engine is not None and not engine.capabilities.local_models:
         # A remote server (ComfyUI) holds the model and tokenizes: only the settings can be checked here.
         return lint(r) + input_warnings(r)
     loaded = engine.loaded.get(info.id) if engine is not None else None
@@ -92,7 +92,7 @@ def preflight(request, presets: Presets | None = None, *, engine=None) -> Prefli
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import find_model
     from sdxl_nb.errors import ModelUnavailableError
-    from sdxl_nb.jobs.pipeline import prepare
+    from sdxl_nb.request.prepare import prepare
 
     presets = presets or load_presets()
     resolved = prepare(request, presets)

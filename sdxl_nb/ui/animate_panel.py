@@ -133,8 +133,8 @@ class AnimatePanel:
         finished_frames, finished_images = [], []
 
         def on_progress(p: dict) -> None:
-            self.status.value = (f"frame {p['frames_done'] + 1}-{p['frames_done'] + p['frames_in_call']} of "
-                                 f"{p['frames']}: step {p['step']}/{p['total']}")
+            self.status.value = (f"frame {p['images_done'] + 1}-{p['images_done'] + p['images_in_chunk']} of "
+                                 f"{p['batch']}: step {p['step']}/{p['total']}")
 
         def on_frames(done) -> None:
             for frame, image in done:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.errors import InputError
-from sdxl_nb.jobs.queue import JobQueue, one_line
+from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.jobs.queue import JobQueue
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 
@@ -31,7 +31,7 @@ class EngineSettings(Panel):
         self.apply_settings()  # the lab's defaults (auto-tune on) hold from the first job
 
     def apply_settings(self) -> None:
-        from sdxl_nb.jobs.pipeline import engine_options
+        from sdxl_nb.config.engine_profiles import engine_options
 
         try:
             options = engine_options(self.profile.value)

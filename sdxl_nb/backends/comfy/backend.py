@@ -1,9 +1,9 @@
-"""The ComfyUI backend: a request runs on a ComfyUI server; images are saved and recorded like local runs.
+"""The ComfyUI backend: a plan runs on a ComfyUI server; the job pipeline saves and records it like a local run.
 
-`ComfyBackend` has the engine's interface (load, run, device_record, environment), so
-sdxl_nb.jobs.pipeline.generate saves the PNGs (same metadata) and appends the jobs.log record exactly as
-for a local run, with `backend: {name: "comfy", server}` added. Each image is its own prompt
-(batch 1, seed + i), so every image keeps the seed the record and its PNG name.
+`ComfyBackend` implements the backend contract (sdxl_nb.backends.base) and declares what a server
+cannot do (previews, memory facts, slerp, prompt blends). The record gains `backend: {name: "comfy",
+server, checkpoint}`. Each image is its own prompt (batch 1, its own seed and prompt), so every image
+keeps the seed the record and its PNG name.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import io
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
-from sdxl_nb.backends.base import RunOutput
+from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
 from sdxl_nb.backends.comfy.client import ComfyClient, ComfyError
 from sdxl_nb.backends.comfy.workflow import build_workflow, comfy_sampler, default_checkpoint
 from sdxl_nb.errors import InputError, ModelUnavailableError
@@ -43,9 +43,12 @@ class RemoteModel:
 
 
 class ComfyBackend:
-    """A ComfyUI server as an engine: pass it as `engine=` to sdxl_nb.jobs.pipeline.generate, or call `.generate`."""
+    """A ComfyUI server as a backend: pass it as `engine=` to any job, or call `.generate`."""
 
-    uses_local_models = False
+    name = "ComfyUI"
+    capabilities = Capabilities(previews=False, memory_facts=False, configure=False, scheduler_config=False,
+                                noise_mix=False, prompt_blend=False, prompt_window=False, local_models=False,
+                                rerun=True)
 
     def __init__(self, url: str | None = None, *, checkpoint: str | None = None, vae: str | None = None,
                  timeout_s: float = 30.0, job_timeout_s: float = 900.0, retries: int = 3,
@@ -64,6 +67,9 @@ class ComfyBackend:
         self.loaded: dict[str, RemoteModel] = {}
         self.lock = threading.RLock()
         self._stats: dict | None = None
+
+    def backend_record(self, model_id: str) -> dict:
+        return self.record(model_id)
 
     def record(self, model_id: str | None = None) -> dict:
         """The record's `backend` field: which server (never its credentials) and which checkpoint."""
@@ -136,14 +142,11 @@ class ComfyBackend:
                 "dtype": None, "attention": None, "comfyui": system.get("comfyui_version"),
                 "client_python": platform.python_version()}
 
-    def run(self, resolved, loaded: RemoteModel, *, on_progress=None, should_stop=None, chunk_size=None,
-            auto_tune=None) -> RunOutput:
-        """One prompt per image (seed + i); a stop interrupts the running prompt and keeps finished images.
-
-        `auto_tune` is accepted for the engine interface and has no effect: the server manages its memory.
-        """
-        report = on_progress or (lambda _p: None)
-        stop = should_stop or (lambda: False)
+    def run(self, plan: RunPlan, loaded: RemoteModel, hooks: RunHooks | None = None) -> RunOutput:
+        """One prompt per image (its own seed and prompt); a stop interrupts the running prompt and keeps the
+        finished images. `plan.chunk_size` and `plan.auto_tune` do not apply: the server manages its memory."""
+        hooks = hooks or RunHooks()
+        resolved = plan.request
         with self.lock:
             started = time.perf_counter()
             events: list[str] = [f"ComfyUI {self.client.server}: checkpoint {loaded.checkpoint}, "
@@ -155,36 +158,40 @@ class ComfyBackend:
                 with open(path, "rb") as handle:
                     self.client.upload_image(handle.read(), name)
                 events.append(f"uploaded {os.path.basename(path)} as {name}")
-            images, status, error = [], "ok", None
-            for index, seed in enumerate(resolved.seeds):
-                if stop():
+            sampler_name, scheduler, _ = comfy_sampler(resolved)
+            config = {**resolved.scheduler.kwargs, "comfy": {"sampler_name": sampler_name, "scheduler": scheduler}}
+            scheduler_record = {"name": resolved.scheduler.name,
+                                "class": resolved.scheduler.cls or "EulerDiscreteScheduler", "config": config}
+            images, calls, status, error = [], [], "ok", None
+            for position, spec in enumerate(plan.images):
+                if hooks.stop_requested():
                     status = "interrupted"
                     break
                 try:
-                    outcome = self._one_image(resolved, loaded, index, seed, images, report, stop, started, events)
+                    outcome = self._one_image(replace(resolved, styled_prompt=spec.prompt), loaded, spec, position,
+                                              len(plan.images), len(images), hooks, started, events)
                 except ComfyError as exc:
                     if not images:
                         raise
-                    status, error = "failed", f"image {index}: {exc}; images 0-{index - 1} were saved"
+                    status, error = "failed", f"image {spec.index}: {exc}; the images before it were saved"
                     break
                 if outcome is None:
                     status = "interrupted"
-                    events.append(f"stopped during image {index}; it was discarded")
+                    events.append(f"stopped during image {spec.index}; it was discarded")
                     break
-                images.append((index, seed, outcome))
-            sampler_name, scheduler, _ = comfy_sampler(resolved)
-            config = {**resolved.scheduler.kwargs, "comfy": {"sampler_name": sampler_name, "scheduler": scheduler}}
-            return RunOutput(images=images, status=status, generate_s=time.perf_counter() - started,
-                                   peak_memory_bytes=None, events=events, warnings=warnings, error=error,
-                                   scheduler={"name": resolved.scheduler.name,
-                                              "class": resolved.scheduler.cls or "EulerDiscreteScheduler",
-                                              "config": config})
+                images.append((spec.index, spec.seed, outcome))
+                calls.append([spec.index])
+                hooks.images_done([images[-1]], scheduler_record)
+            return RunOutput(images=images, calls=calls, status=status, generate_s=time.perf_counter() - started,
+                             peak_memory_bytes=None, events=events, warnings=warnings, error=error, chunk_size=1,
+                             scheduler=scheduler_record)
 
-    def _one_image(self, resolved, loaded, index, seed, images, report, stop, started, events):
+    def _one_image(self, resolved, loaded, spec, position, count, done, hooks, started, events):
         from PIL import Image
 
-        workflow = build_workflow(resolved, checkpoint=loaded.checkpoint, vae=loaded.vae_name, seed=seed, batch=1,
-                                  content_names=True)
+        index = spec.index
+        workflow = build_workflow(resolved, checkpoint=loaded.checkpoint, vae=loaded.vae_name, seed=spec.seed,
+                                  batch=1, content_names=True)
         ws = self.client.connect()
         if ws is None and self.client.use_websocket:
             events.append(f"image {index}: websocket unavailable; following by polling /history")
@@ -193,12 +200,12 @@ class ComfyBackend:
             events.append(f"image {index}: ComfyUI prompt {prompt_id}")
 
             def progress(value: int, maximum: int) -> None:
-                report({"step": value, "total": maximum, "chunk": index + 1, "chunks": resolved.batch,
-                        "images_done": len(images), "batch": resolved.batch,
-                        "elapsed": time.perf_counter() - started})
+                hooks.progress({"step": value, "total": maximum, "chunk": position + 1, "chunks": count,
+                                "images_done": done, "images_in_chunk": 1, "batch": count,
+                                "elapsed": time.perf_counter() - started})
 
             try:
-                status, entry = self.client.follow(prompt_id, ws, on_progress=progress, should_stop=stop,
+                status, entry = self.client.follow(prompt_id, ws, on_progress=progress, should_stop=hooks.stop_requested,
                                                    timeout_s=self.job_timeout_s, events=events)
             except KeyboardInterrupt:
                 self.client._give_up(prompt_id)  # leave the server free for the next user
@@ -217,26 +224,20 @@ class ComfyBackend:
 
 
 def generate_remote(request=None, *, url: str | None = None, backend: ComfyBackend | None = None,
-                    checkpoint: str | None = None, vae: str | None = None, extra: dict | None = None,
-                    chunk_size: int | None = None, **kwargs):
-    """sdxl_nb.jobs.pipeline.generate on a ComfyUI server (the panel's "ComfyUI" backend calls this).
+                    checkpoint: str | None = None, vae: str | None = None, chunk_size: int | None = None, **kwargs):
+    """sdxl_nb.api.generate on a ComfyUI server.
 
     Takes generate's arguments (request or fields, out_dir, on_progress, should_stop, on_stage...)
     plus the server `url` (or SDXL_NB_COMFY_URL) and the server's `checkpoint` / `vae` file names.
     node_errors and other server failures are recorded (status failed) and raised as ComfyError.
     """
-    from sdxl_nb.jobs.pipeline import generate, prepare
-    from sdxl_nb.request.resolve import GenerationRequest
+    from sdxl_nb.jobs.generate import generate
 
     if chunk_size not in (None, 1):
         raise InputError(f"chunk size {chunk_size}: the ComfyUI backend runs one image per prompt (chunk size 1) "
                          "so that image i keeps seed + i")
     backend = backend or ComfyBackend(url, checkpoint=checkpoint, vae=vae)
-    fields = {k: kwargs.pop(k) for k in list(kwargs) if k in GenerationRequest.__dataclass_fields__}
-    request = request or GenerationRequest(**fields)
-    model_id = prepare(request, kwargs.get("presets")).model.id
-    return generate(request, engine=backend, chunk_size=1,
-                    extra={**(extra or {}), "backend": backend.record(model_id)}, **kwargs)
+    return generate(request, engine=backend, chunk_size=1, **kwargs)
 
 
 def comfy_generate_function(url: str | None = None, **backend_options):

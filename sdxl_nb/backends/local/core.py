@@ -1,8 +1,7 @@
-"""The Engine: loads pipelines once, derives img2img/inpaint from them, swaps schedulers, runs jobs."""
+"""The local Engine: loads pipelines once, derives the other modes from them, swaps schedulers, runs plans."""
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -15,14 +14,13 @@ from pathlib import Path
 import diffusers
 import torch
 from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
-from PIL import Image
 
-from sdxl_nb.backends.base import RunOutput
-from sdxl_nb.backends.local import environment as env
-from sdxl_nb.backends.local.decode import decode_guarded
+import sdxl_nb.backends.local.environment as env
+from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
 from sdxl_nb.backends.local.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
-from sdxl_nb.backends.local.oom import MemoryTuner, component_bytes, free_memory_bytes, in_use_bytes, is_out_of_memory
-from sdxl_nb.backends.local.preview import Throttle, latents_to_rgb
+from sdxl_nb.backends.local.mixing import MIXING_PIPELINES
+from sdxl_nb.backends.local.oom import component_bytes, free_memory_bytes, in_use_bytes
+from sdxl_nb.backends.local.run_loop import RunLoop
 from sdxl_nb.backends.local.speed import apply_options, set_vae_savers, warm_up
 from sdxl_nb.config.options import EngineOptions
 from sdxl_nb.config.registry import ModelInfo, locate_model
@@ -31,10 +29,6 @@ from sdxl_nb.errors import ModelUnavailableError
 from sdxl_nb.request.prompt_window import window_warnings
 from sdxl_nb.request.resolve import ResolvedRequest
 
-ProgressFn = Callable[[dict], None]
-StopFn = Callable[[], bool]
-PreviewFn = Callable[[Image.Image, dict], None]  # (approximate RGB of the current latents, progress dict)
-PreviewFn = Callable[[Image.Image, dict], None]  # (approximate RGB of the current latents, progress dict)
 _PIPELINE_CLASSES = {
     "txt2img": StableDiffusionXLPipeline,
     "img2img": StableDiffusionXLImg2ImgPipeline,
@@ -62,7 +56,12 @@ class LoadedModel:
 
 
 class Engine:
-    """Loaded pipelines (a bounded cache) and the lock that keeps one job at a time on the device."""
+    """This machine's backend: loaded pipelines (a bounded cache) and the lock that keeps one job at a time on the
+    device. It implements the whole contract (sdxl_nb.backends.base)."""
+
+    name = "local"
+    capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
+                                noise_mix=True, prompt_blend=True, prompt_window=True, local_models=True, rerun=True)
 
     def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1,
                  auto_tune: bool = False, options: EngineOptions | None = None):
@@ -77,6 +76,7 @@ class Engine:
         # and "decode"; tests raise out-of-memory errors or inject NaN there. None in normal use.
         self.fault_hook: Callable[..., object] | None = None
         self._graph_thread: ThreadPoolExecutor | None = None
+        self.preview_interval_s = 0.5  # step previews at most this often (each chunk's last step always)
 
     def call_pipeline(self, pipe, **kwargs):
         """One pipeline call; with the cuda_graphs option, always on the engine's one graph thread.
@@ -152,16 +152,21 @@ class Engine:
             self.loaded[info.id] = loaded
             return loaded
 
-    def pipeline(self, loaded: LoadedModel, mode: str):
-        """The pipeline for a mode; img2img and inpaint reuse the loaded modules (no copy, same dtype)."""
-        if mode == "txt2img":
+    def pipeline(self, loaded: LoadedModel, mode: str, *, mixing: bool = False):
+        """The pipeline for a mode (with `mixing`: per-image noise and conditioning); every one shares the loaded
+        modules (no copy, same dtype)."""
+        if mode == "txt2img" and not mixing:
             return loaded.pipe
-        if mode not in loaded.derived:
+        key = f"mixing-{mode}" if mixing else mode
+        if key not in loaded.derived:
+            classes = MIXING_PIPELINES if mixing else _PIPELINE_CLASSES
+            if mode not in classes:
+                raise ValueError(f"per-image prompts or noise need txt2img or img2img, not {mode}")
             # Constructing from the components shares every module; from_pipe would cast to float32.
-            derived = _PIPELINE_CLASSES[mode](**loaded.pipe.components, add_watermarker=False)
+            derived = classes[mode](**loaded.pipe.components, add_watermarker=False)
             derived.set_progress_bar_config(disable=True)
-            loaded.derived[mode] = derived
-        return loaded.derived[mode]
+            loaded.derived[key] = derived
+        return loaded.derived[key]
 
     @staticmethod
     def make_scheduler(loaded: LoadedModel, cls_name: str | None, kwargs: dict):
@@ -177,79 +182,21 @@ class Engine:
         """Warn when CLIP's token window cuts off the tail of a prompt."""
         return window_warnings(loaded.pipe.tokenizer, *texts)
 
-    def run(self, resolved: ResolvedRequest, loaded: LoadedModel, *, on_progress: ProgressFn | None = None,
-            should_stop: StopFn | None = None, chunk_size: int | None = None,
-            auto_tune: bool | None = None, indices: list[int] | None = None, on_preview: PreviewFn | None = None,
-            preview_interval_s: float = 0.5) -> RunOutput:
-        """Generate every image of a request (or only the batch `indices` given), chunk by chunk.
+    def run(self, plan: RunPlan, loaded: LoadedModel, hooks: RunHooks | None = None) -> RunOutput:
+        """Generate every image of a plan, chunk by chunk (see run_loop.RunLoop); one job at a time on the device.
 
-        A stop keeps the finished chunks. Image i always uses seed i, whichever subset runs.
-
-        Calls queue on the engine's lock: one job at a time on the device. `auto_tune` (default: the
-        engine's setting) retries lighter settings on out of memory instead of failing at once.
-        `on_preview`, when given, gets a cheap RGB approximation of the latents at most once per
-        `preview_interval_s` (and at each chunk's last step).
+        `plan.auto_tune` (default: the engine's setting) retries lighter settings on out of memory instead of
+        failing at once. Previews come at most once per `preview_interval_s` (and at each chunk's last step).
         """
         with self.lock:
-            return self._run(resolved, loaded, on_progress or (lambda _p: None), should_stop or (lambda: False),
-                             chunk_size or resolved.batch, self.auto_tune if auto_tune is None else auto_tune,
-                             list(range(resolved.batch)) if indices is None else list(indices),
-                             (on_preview, Throttle(preview_interval_s)) if on_preview else None)
+            auto_tune = self.auto_tune if plan.auto_tune is None else plan.auto_tune
+            return RunLoop(self, loaded, plan, hooks or RunHooks(), auto_tune).run()
 
-    def _fault(self, stage: str, **context):
+    def fault(self, stage: str, **context):
         # The test hook: tests raise out-of-memory errors or return NaN latents at chosen stages.
         return self.fault_hook(stage, **context) if self.fault_hook else None
 
-    def _run(self, r: ResolvedRequest, loaded: LoadedModel, on_progress: ProgressFn, should_stop: StopFn,
-             chunk_size: int, auto_tune: bool, todo: list[int], preview=None) -> RunOutput:
-        pipe = self.pipeline(loaded, r.mode)
-        scheduler = self.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
-        pipe.scheduler = scheduler
-        scheduler_record = {"name": r.scheduler.name, "class": type(scheduler).__name__,
-                            "config": env.plain_config(dict(scheduler.config))}
-        common = _call_arguments(r)
-        env.reset_peak_memory(self.device)
-        out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, scheduler=scheduler_record,
-                        events=[], warnings=[], chunk_size=chunk_size)
-        started = time.perf_counter()
-        tuner = MemoryTuner(pipe, self.device, chunk_size, enabled=auto_tune, size=f"{r.width}x{r.height}")
-        pending, chunks_run = todo, []
-        try:
-            while pending:
-                if should_stop():
-                    out.status = "interrupted"
-                    break
-                indices = pending[:tuner.chunk_size]
-                self._note_new_graph_shape(loaded, r, len(indices), out)
-                planned = len(chunks_run) + math.ceil(len(pending) / tuner.chunk_size)
-                failure = None
-                try:
-                    finished = self._chunk(pipe, common, r, indices, out, on_progress, should_stop, started,
-                                           (len(chunks_run) + 1, planned), preview)
-                except Exception as exc:
-                    if not is_out_of_memory(exc):
-                        raise
-                    failure = (str(exc).splitlines() or [type(exc).__name__])[0]
-                if failure is not None:  # outside the except block, so the failed attempt's tensors are freed
-                    tuner.on_out_of_memory(failure, len(indices))
-                    continue
-                if not finished:
-                    out.status = "interrupted"
-                    break
-                chunks_run.append(len(indices))
-                pending = pending[len(indices):]
-        except BaseException as exc:
-            # The caller records what finished before the failure (status failed or interrupted).
-            try:
-                exc.partial_output = self._finish(out, tuner, chunks_run, started)
-            except Exception:  # an exception type without attributes, or a device too broken to query
-                pass
-            raise
-        finally:
-            tuner.restore()
-        return self._finish(out, tuner, chunks_run, started)
-
-    def _note_new_graph_shape(self, loaded: LoadedModel, r: ResolvedRequest, images: int, out: RunOutput) -> None:
+    def note_new_graph_shape(self, loaded: LoadedModel, r: ResolvedRequest, images: int, out: RunOutput) -> None:
         """With CUDA graphs each new shape compiles first; the job's events say why it took longer."""
         if not (self.options.cuda_graphs and self.device.startswith("cuda")):
             return
@@ -259,64 +206,9 @@ class Engine:
             out.events.append(f"CUDA graphs: first UNet call at {r.width}x{r.height}, batch {shape[2]}: compiling "
                               "for this shape (minutes for SDXL; later calls reuse it)")
 
-    def _finish(self, out: RunOutput, tuner: MemoryTuner, chunks_run: list[int], started: float) -> RunOutput:
-        out.events[:0] = [e for e in tuner.events if e not in out.events]
-        out.generate_s = time.perf_counter() - started
-        out.peak_memory_bytes = env.peak_memory(self.device)
-        out.adjustments = tuner.adjustments(chunks_run)
-        if out.adjustments:
-            out.chunk_size = tuner.chunk_size
-            out.warnings.append(f"ran out of memory and auto-tuned: chunks {chunks_run}"
-                                + (", VAE slicing+tiling" if tuner.vae_reduced else "")
-                                + (", model CPU offload" if tuner.offloaded else "")
-                                + " (see events); the record keeps these settings for re-runs")
-        return out
-
-    def _chunk(self, pipe, common: dict, r: ResolvedRequest, indices: list[int], out: RunOutput,
-               on_progress: ProgressFn, should_stop: StopFn, started: float, position: tuple[int, int],
-               preview=None) -> bool:
-        """Denoise and decode one chunk into `out`; False when a stop cut it short (its images are discarded)."""
-        number, planned = position
-        state = {"stopped_at": None}
-
-        def callback(p, i, _t, kwargs):
-            total = p.num_timesteps
-            progress = {"step": i + 1, "total": total, "chunk": number, "chunks": planned,
-                        "images_done": len(out.images), "batch": r.batch, "elapsed": time.perf_counter() - started}
-            on_progress(progress)
-            if preview is not None and preview[1].ready(final=i + 1 == total):
-                preview[0](latents_to_rgb(kwargs["latents"]), progress)
-            if should_stop() and i + 1 < total:
-                p._interrupt = True  # diffusers skips the remaining steps
-                state["stopped_at"] = i + 1
-            return kwargs
-
-        self._fault("denoise", indices=indices)
-        # One CPU generator per image: image i depends on seed i alone, on any device.
-        generators = [torch.Generator("cpu").manual_seed(r.seeds[i]) for i in indices]
-        tensor_inputs = {"callback_on_step_end_tensor_inputs": ["latents"]} if preview else {}
-        latents = self.call_pipeline(pipe, **common, num_images_per_prompt=len(indices), generator=generators,
-                                     callback_on_step_end=callback, **tensor_inputs).images
-        if state["stopped_at"] is not None:
-            out.events.append(f"stopped at step {state['stopped_at']} of chunk {number}; "
-                              f"its {len(indices)} unfinished image(s) discarded")
-            return False
-        injected = self._fault("latents", indices=indices, latents=latents)
-        latents = latents if injected is None else injected
-        self._fault("decode", indices=indices)
-        labels = [f"image {i + 1} (seed {r.seeds[i]})" for i in indices]
-        decoded = decode_guarded(pipe, latents, labels)
-        out.events += decoded.events
-        for i, label, image, problem in zip(indices, labels, decoded.images, decoded.problems, strict=True):
-            if image is None:
-                out.dropped.append({"index": i, "seed": r.seeds[i], "problem": problem})
-                out.warnings.append(f"{label} not saved: {problem} even with the VAE in float32")
-            else:
-                out.images.append((i, r.seeds[i], image))
-        if decoded.redecoded and not any(decoded.problems):
-            out.warnings.append("the VAE overflowed (NaN/black) and was decoded again in float32 (slower); an "
-                                "fp16-safe VAE such as madebyollin/sdxl-vae-fp16-fix avoids it")
-        return True
+    @staticmethod
+    def backend_record(_model_id: str) -> None:
+        return None  # this machine's engine: the record's device and env say everything
 
     def environment(self) -> dict:
         return {**env.environment(self.device, self.dtype), "options": self.options.record()}
@@ -336,33 +228,6 @@ class Engine:
         return env.device_record(self.device)
 
 
-def _call_arguments(r: ResolvedRequest) -> dict:
-    """Pipeline keyword arguments for a request (all but the per-chunk generators and count)."""
-    # An empty negative goes as None so SDXL uses its zeroed negative conditioning, as diffusers intends.
-    # Latents out: the decode runs under the NaN guard (decode.py), step for step as the pipeline would.
-    args = dict(prompt=r.styled_prompt, negative_prompt=r.effective_negative_prompt or None,
-                num_inference_steps=r.steps, guidance_scale=r.cfg, output_type="latent")
-    if r.mode != "txt2img":
-        args.update(image=_load_rgb(r.init_image.path, (r.width, r.height)), strength=r.strength)
-    if r.mode == "inpaint":
-        args.update(mask_image=_load_mask(r.mask_image.path, (r.width, r.height)))
-    if r.mode != "img2img":  # img2img takes its size from the init image
-        args.update(width=r.width, height=r.height)
-    return args
-
-
-def _load_rgb(path: str, size: tuple[int, int]) -> Image.Image:
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
-    return rgb if rgb.size == size else rgb.resize(size, Image.Resampling.LANCZOS)
-
-
-def _load_mask(path: str, size: tuple[int, int]) -> Image.Image:
-    with Image.open(path) as image:
-        mask = image.convert("L")
-    return mask if mask.size == size else mask.resize(size, Image.Resampling.NEAREST)
-
-
 _ENGINE: Engine | None = None
 _ENGINE_LOCK = threading.Lock()
 
@@ -375,7 +240,7 @@ def get_engine() -> Engine:
     global _ENGINE
     with _ENGINE_LOCK:
         if _ENGINE is None:
-            from sdxl_nb.jobs.pipeline import engine_options
+            from sdxl_nb.config.engine_profiles import engine_options
 
             _ENGINE = Engine(auto_tune=os.environ.get("SDXL_NB_AUTO_TUNE", "").lower() in ("1", "true", "yes", "on"),
                              options=engine_options())
@@ -387,7 +252,7 @@ def kernel_engine_options() -> EngineOptions:
     with _ENGINE_LOCK:
         if _ENGINE is not None:
             return _ENGINE.options
-    from sdxl_nb.jobs.pipeline import engine_options
+    from sdxl_nb.config.engine_profiles import engine_options
 
     return engine_options()
 

@@ -9,6 +9,7 @@ import diffusers
 from PIL import Image
 
 from sdxl_nb.audit.replay_request import ReplayError, request_from_record
+from sdxl_nb.backends.base import RunHooks, RunPlan
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.config.registry import find_model
 from sdxl_nb.errors import InputError
@@ -51,7 +52,7 @@ def replay(record: dict, folder: str | Path, engine, presets: Presets | None = N
     if recorded_model.get("vae") != loaded.vae and "vae" in recorded_model:
         notes.append(f"VAE {loaded.vae} differs from the recorded {recorded_model.get('vae')}")
     chunk_size = record.get("chunk_size") if isinstance(record.get("chunk_size"), int) else resolved.batch
-    output = engine.run(resolved, loaded, on_progress=on_progress, chunk_size=chunk_size)
+    output = engine.run(RunPlan.for_request(resolved, chunk_size=chunk_size), loaded, RunHooks(on_progress=on_progress))
     recorded_config = (record.get("scheduler") or {}).get("config")
     if isinstance(recorded_config, dict):
         changed = _config_differences(recorded_config, output.scheduler["config"])

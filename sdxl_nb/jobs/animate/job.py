@@ -1,9 +1,8 @@
-"""One animation job: validate, load, run frames in batches, save frames, grid, GIF and WebP, append one record."""
+"""An animation job: its plan as frames, then the one job pipeline; frames, grid, GIF and WebP, one record."""
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -11,17 +10,26 @@ from pathlib import Path
 
 from PIL import Image
 
+from sdxl_nb.backends.base import ImageSpec, RunPlan
 from sdxl_nb.config.presets import Presets, load_presets
-from sdxl_nb.config.registry import default_model_id, find_model, model_presets
-from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError
-from sdxl_nb.jobs.animate import outputs
+from sdxl_nb.config.registry import default_model_id, model_presets
+from sdxl_nb.errors import InputError
+from sdxl_nb.jobs.animate.outputs import (
+    LOOP_FOREVER,
+    animation_name,
+    count_frames,
+    encode_animation,
+    frame_durations,
+    frame_grid,
+    frame_png_info,
+    grid_name,
+)
 from sdxl_nb.jobs.animate.plan import AnimationPlan, AnimationRequest, animation_order, plan_animation
-from sdxl_nb.jobs.animate.spec import FramesJob, FrameSpec
-from sdxl_nb.record import events
-from sdxl_nb.record.job_record import base_record, new_job_id, now_iso
-from sdxl_nb.record.joblog import JOBS_LOG, append_record
+from sdxl_nb.jobs.files import JobFiles
+from sdxl_nb.jobs.pipeline import JobResult, run_job
 from sdxl_nb.record.naming import frame_name
-from sdxl_nb.record.store import check_output_dir, encode_png, sha256_bytes, write_new_file
+from sdxl_nb.record.secrets import mask_data
+from sdxl_nb.record.store import encode_png
 
 FramesFn = Callable[[list[tuple[dict, Image.Image]]], None]
 
@@ -35,6 +43,12 @@ class AnimationResult:
     grid_path: Path | None = None
     animation_paths: dict[str, Path] = field(default_factory=dict)  # "gif" / "webp" -> file
 
+    @classmethod
+    def of(cls, result: JobResult) -> AnimationResult:
+        return cls(record=result.record, frames=result.images, paths=result.paths, grid=result.extras.get("grid"),
+                   grid_path=result.files.get("grid"),
+                   animation_paths={fmt: result.files[fmt] for fmt in ("gif", "webp") if fmt in result.files})
+
     @property
     def status(self) -> str:
         return self.record["status"]
@@ -46,12 +60,6 @@ class AnimationResult:
     @property
     def webp_path(self) -> Path | None:
         return self.animation_paths.get("webp")
-
-
-def _default_output_dir() -> Path:
-    from sdxl_nb.jobs.pipeline import default_output_dir
-
-    return default_output_dir()
 
 
 def request_from_fields(fields_given: dict) -> AnimationRequest:
@@ -73,15 +81,9 @@ def prepare_animation(request: AnimationRequest, presets: Presets | None = None)
     return plan_animation(request, presets, model_presets(presets))
 
 
-def frames_job(plan: AnimationPlan) -> FramesJob:
-    base = plan.base
-    frames = tuple(FrameSpec(index=f.index, seed=f.seed, styled_prompt=f.styled_prompt, seed_end=f.seed_end,
-                             styled_prompt_end=f.styled_prompt_end, t=f.t) for f in plan.frames)
-    return FramesJob(source=base.mode, frames=frames, negative=base.effective_negative_prompt, steps=base.steps,
-                     cfg=base.cfg, width=base.width, height=base.height, strength=base.strength,
-                     init_image=None if base.init_image is None else base.init_image.path,
-                     scheduler_class=base.scheduler.cls, scheduler_kwargs=dict(base.scheduler.kwargs),
-                     batch_size=plan.batch_size)
+def frame_specs(plan: AnimationPlan) -> tuple[ImageSpec, ...]:
+    return tuple(ImageSpec(index=f.index, seed=f.seed, prompt=f.styled_prompt, seed_end=f.seed_end,
+                           prompt_end=f.styled_prompt_end, t=f.t) for f in plan.frames)
 
 
 def animation_settings(plan: AnimationPlan) -> dict:
@@ -94,152 +96,91 @@ def animation_settings(plan: AnimationPlan) -> dict:
             "ping_pong": plan.ping_pong, "order": list(plan.order), "batch_size": plan.batch_size}
 
 
+class AnimationJob:
+    """Frames are images with their own seed, prompt and t; the grid and the animations are made from them."""
+
+    def __init__(self, plan: AnimationPlan):
+        self.plan, self.resolved = plan, plan.base
+
+    def run_plan(self, chunk_size: int | None, auto_tune: bool | None) -> RunPlan:
+        # None: the backend runs as many frames per call as fit in memory.
+        return RunPlan(request=self.resolved, images=frame_specs(self.plan), chunk_size=self.plan.batch_size,
+                       auto_tune=auto_tune)
+
+    def warnings(self, backend, loaded, info) -> list[str]:
+        styled = sorted({f.styled_prompt for f in self.plan.frames} | {self.plan.frames[0].styled_prompt_end or ""})
+        warnings = []
+        if backend.capabilities.prompt_window:
+            warnings += backend.prompt_warnings(loaded, *[("prompt", text) for text in styled if text],
+                                                ("negative prompt", self.resolved.effective_negative_prompt))
+        return warnings + [note for note in self.resolved.notes if note.startswith("init image resized")]
+
+    def start_record(self, record: dict) -> None:
+        plan = self.plan
+        record.update(mode="animate", batch=len(plan.frames), seeds=plan.seeds, notes=list(plan.notes),
+                      animation=animation_settings(plan), frames=[], grid=None, animations=[])
+        for fmt, ms in frame_durations(plan.fps).items():
+            if abs(ms - 1000 / plan.fps) > 1e-9:
+                record["notes"].append(f"{fmt.upper()} frame delay {ms} ms: the format stores whole "
+                                       f"{'1/100 s' if fmt == 'gif' else 'ms'} ({plan.fps:g} fps asks for "
+                                       f"{1000 / plan.fps:.4g} ms)")
+
+    def image_file(self, record, index, seed, image, call, moment):
+        planned = self.plan.frames[index]
+        frame = mask_data({"index": index, "seed": planned.seed, "seed_end": planned.seed_end, "t": planned.t,
+                           "prompt": planned.prompt, "styled_prompt": planned.styled_prompt,
+                           "prompt_end": planned.prompt_end, "styled_prompt_end": planned.styled_prompt_end,
+                           "call": call})
+        name = frame_name(moment, record["prompt"], index)  # the record's prompt: secrets already masked
+        data = encode_png(image, frame_png_info(record, frame, name))
+        return name, data, {"frames": frame, "images": {"seed": planned.seed, "index": index}}
+
+    def finish_files(self, record: dict, images: dict, files: JobFiles, moment: datetime) -> dict[str, tuple]:
+        """The frame grid and the GIF/WebP of the finished frames (all of them, unless the job was stopped)."""
+        if not images:
+            return {}
+        record["frames"].sort(key=lambda frame: frame["index"])
+        record["images"].sort(key=lambda image: image["index"])
+        frames = record["frames"]
+        pictures = [images[frame["index"]] for frame in frames]
+        grid = frame_grid(pictures, frames, len(self.plan.frames))
+        made = {"grid": (files.write(grid_name(moment, record["prompt"]), encode_png(grid),
+                                     {"grid": {"size": list(grid.size)}}), grid)}
+        order = animation_order(len(frames), self.plan.ping_pong)
+        for fmt, duration in frame_durations(self.plan.fps).items():
+            data = encode_animation(pictures, order, fmt, duration)
+            entry = {"format": fmt, "frames": count_frames(data), "duration_ms": duration,
+                     "loop": LOOP_FOREVER}
+            made[fmt] = (files.write(animation_name(moment, record["prompt"], fmt), data,
+                                     {"animations": entry}), None)
+        return made
+
+
 def animate(request: AnimationRequest | None = None, *, out_dir: str | os.PathLike | None = None, engine=None,
             on_progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
             on_stage: Callable[[str], None] | None = None, on_frames: FramesFn | None = None,
-            presets: Presets | None = None, **fields_given) -> AnimationResult:
+            on_preview: Callable | None = None, presets: Presets | None = None, extra: dict | None = None,
+            mirror=None, auto_tune: bool | None = None, **fields_given) -> AnimationResult:
     """Make an animation (frames, frame grid, GIF, WebP) and record it as one `animate` job.
 
     Bad input raises InputError before anything is loaded or written. Frames are saved as each
     pipeline call finishes; a stop keeps them and records status "interrupted"; a run-time failure
-    keeps them too, records status "failed" and raises GenerationError.
+    keeps them too, records status "failed" and raises GenerationError. `engine` is the backend
+    (default: the kernel's); `on_frames` sees each call's frames as ({frame entry}, image) pairs.
     """
     if request is not None and fields_given:
         raise InputError(f"give an AnimationRequest or fields, not both (got {', '.join(sorted(fields_given))} too)")
     request = request or request_from_fields(fields_given)
     presets = presets or load_presets()
     plan = prepare_animation(request, presets)
-    folder = check_output_dir(out_dir or _default_output_dir())
-    info = find_model(plan.base.model.id, presets)
-    if not info.available:
-        raise ModelUnavailableError(info.reason)
-    from sdxl_nb.backends.local.frames import run_frames
-    from sdxl_nb.jobs.pipeline import load_for_job
-
-    started_at, t0 = now_iso(), time.perf_counter()
-    engine, loaded, was_loaded = load_for_job(info, engine, folder, on_stage)
-    record = _start_record(plan, engine, loaded, info, started_at, was_loaded)
-    load_s = 0.0 if was_loaded else loaded.load_s
-    moment = datetime.fromisoformat(started_at)
-    saved = _FrameSaver(folder, record, moment, plan, on_frames)
-    result = AnimationResult(record=record, frames=saved.images, paths=saved.paths)
-    generate_s = None
+    saved = None if on_frames is None else (lambda done: on_frames([(entries["frames"], image)
+                                                                     for entries, image in done]))
     try:
-        output = run_frames(engine, loaded, frames_job(plan), on_progress=on_progress, should_stop=should_stop,
-                            on_call_done=saved.add)
-        generate_s = output.generate_s
-        record.update(scheduler={"name": plan.base.scheduler.name, **output.scheduler},
-                      peak_memory_bytes=output.peak_memory_bytes)
-        record["events"] += output.events
-        save_started = time.perf_counter()
-        if saved.images:
-            _write_grid_and_animations(folder, record, moment, plan, result)
-        saved.save_s += time.perf_counter() - save_started
+        result = run_job(AnimationJob(plan), out_dir=out_dir, backend=engine, on_progress=on_progress,
+                         should_stop=should_stop, on_preview=on_preview, on_stage=on_stage, on_saved=saved,
+                         extra=extra, mirror=mirror, auto_tune=auto_tune, presets=presets)
     except Exception as exc:
-        # The frames saved so far stay listed: they are whole files, each with its own metadata.
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, OSError):
-            message = f"could not save animation files to {folder}: {exc.strerror or exc}"
-        record.update(status="failed", error=message)
-        _finish(folder, record, saved, load_s, generate_s, t0)
-        if isinstance(exc, GenerationError):
-            raise
-        raise GenerationError(message) from exc
-    record["status"] = output.status
-    _finish(folder, record, saved, load_s, generate_s, t0)
-    return result
-
-
-def _start_record(plan: AnimationPlan, engine, loaded, info, started_at: str, was_loaded: bool) -> dict:
-    model = {"id": info.id, "revision": loaded.revision, "source": info.source, "dtype": loaded.dtype_name,
-             "vae": loaded.vae}
-    record = base_record(plan.base, job_id=new_job_id(), started_at=started_at, model=model,
-                         device=engine.device_record(), env=engine.environment())
-    styled = sorted({frame.styled_prompt for frame in plan.frames} | {plan.frames[0].styled_prompt_end or ""})
-    warnings = list(loaded.warnings)
-    warnings += engine.prompt_warnings(loaded, *[("prompt", text) for text in styled if text],
-                                       ("negative prompt", plan.base.effective_negative_prompt))
-    warnings += [note for note in plan.base.notes if note.startswith("init image resized")]
-    record.update(mode="animate", batch=len(plan.frames), seeds=plan.seeds, warnings=warnings, notes=list(plan.notes),
-                  animation=animation_settings(plan), frames=[], grid=None, animations=[])
-    durations = outputs.frame_durations(plan.fps)
-    for fmt, ms in durations.items():
-        if abs(ms - 1000 / plan.fps) > 1e-9:
-            record["notes"].append(f"{fmt.upper()} frame delay {ms} ms: the format stores whole "
-                                   f"{'1/100 s' if fmt == 'gif' else 'ms'} ({plan.fps:g} fps asks for "
-                                   f"{1000 / plan.fps:.4g} ms)")
-    if not was_loaded:
-        record["events"].append(f"loaded {info.id} in {loaded.load_s:.2f} s")
-    return record
-
-
-class _FrameSaver:
-    """Saves each pipeline call's frames as soon as it finishes, so a stop or a failure keeps them."""
-
-    def __init__(self, folder: Path, record: dict, moment: datetime, plan: AnimationPlan, on_frames):
-        self.folder, self.record, self.moment, self.plan = folder, record, moment, plan
-        self.on_frames = on_frames or (lambda _frames: None)
-        self.images: list[Image.Image] = []
-        self.paths: list[Path] = []
-        self.save_s = 0.0
-        self.calls = 0
-        self.largest_call = 0
-
-    def add(self, finished: list[tuple[int, Image.Image]]) -> None:
-        started = time.perf_counter()
-        done = []
-        for index, image in finished:
-            plan = self.plan.frames[index]
-            frame = {"index": index, "seed": plan.seed, "seed_end": plan.seed_end, "t": plan.t,
-                     "prompt": plan.prompt, "styled_prompt": plan.styled_prompt, "prompt_end": plan.prompt_end,
-                     "styled_prompt_end": plan.styled_prompt_end, "call": self.calls}
-            name = frame_name(self.moment, self.plan.base.prompt, index)
-            try:
-                data = encode_png(image, outputs.frame_png_info(self.record, frame, name))
-                path = write_new_file(self.folder, name, data)
-            except OSError as exc:
-                raise GenerationError(f"could not save frames to {self.folder}: {exc.strerror or exc}") from exc
-            frame.update(path=path.name, sha256=sha256_bytes(data))
-            self.record["frames"].append(frame)
-            self.record["images"].append({"path": path.name, "sha256": frame["sha256"], "seed": plan.seed,
-                                          "index": index})
-            self.images.append(image)
-            self.paths.append(path)
-            done.append((frame, image))
-        self.calls += 1
-        self.largest_call = max(self.largest_call, len(finished))
-        self.save_s += time.perf_counter() - started
-        self.on_frames(done)
-
-
-def _write_grid_and_animations(folder: Path, record: dict, moment: datetime, plan: AnimationPlan,
-                               result: AnimationResult) -> None:
-    """The frame grid and the GIF/WebP of the finished frames (all of them, unless the job was stopped)."""
-    frames = record["frames"]
-    grid = outputs.frame_grid(result.frames, frames, len(plan.frames))
-    data = encode_png(grid)
-    path = write_new_file(folder, outputs.grid_name(moment, plan.base.prompt), data)
-    record["grid"] = {"path": path.name, "sha256": sha256_bytes(data), "size": list(grid.size)}
-    result.grid, result.grid_path = grid, path
-    order = animation_order(len(frames), plan.ping_pong)
-    for fmt, duration in outputs.frame_durations(plan.fps).items():
-        data = outputs.encode_animation(result.frames, order, fmt, duration)
-        path = write_new_file(folder, outputs.animation_name(moment, plan.base.prompt, fmt), data)
-        record["animations"].append({"format": fmt, "path": path.name, "sha256": sha256_bytes(data),
-                                     "frames": outputs.count_frames(data), "duration_ms": duration,
-                                     "loop": outputs.LOOP_FOREVER})
-        result.animation_paths[fmt] = path
-
-
-def _finish(folder: Path, record: dict, saved: _FrameSaver, load_s: float, generate_s: float | None,
-            t0: float) -> None:
-    if saved.largest_call:
-        record["chunk_size"] = saved.largest_call  # frames per pipeline call (each frame's "call" says which)
-    record.update(finished_at=now_iso(), timings={"load_s": load_s, "generate_s": generate_s,
-                                                  "save_s": saved.save_s, "total_s": time.perf_counter() - t0})
-    append_record(folder / JOBS_LOG, record)
-    events.write_event(folder, *events.job_block(record))
-    if record.get("grid") or record.get("animations"):
-        files = [record["grid"]["path"]] if record.get("grid") else []
-        events.write_event(folder, f"ANIMATION {record['job_id']}: " + ", ".join(
-            files + [item["path"] for item in record["animations"]]))
+        if getattr(exc, "result", None) is not None:
+            exc.result = AnimationResult.of(exc.result)
+        raise
+    return AnimationResult.of(result)

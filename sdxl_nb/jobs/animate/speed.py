@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sdxl_nb.jobs.animate.job import frames_job, prepare_animation
+from sdxl_nb.backends.base import RunPlan
+from sdxl_nb.jobs.animate.job import frame_specs, prepare_animation
 from sdxl_nb.jobs.animate.plan import AnimationRequest
 
 
@@ -24,21 +25,19 @@ def measure_batching(frames: int = 8, batch_size: int | None = None, *, width: i
                                model=model, batch_size=batch_size,
                                prompt_end="a lighthouse in a storm" if mode == "prompt-travel" else None)
     plan = prepare_animation(request)
-    job = frames_job(plan)
+    job = RunPlan(request=plan.base, images=frame_specs(plan), chunk_size=batch_size)
     if engine is None:
         from sdxl_nb.backends.local import get_engine
 
         engine = get_engine()
-    from sdxl_nb.backends.local.frames import run_frames
-
     loaded = engine.load(find_model(plan.base.model.id, load_presets()))
-    run_frames(engine, loaded, replace(job, frames=job.frames[:1], batch_size=1))  # warm-up: caches, allocator
+    engine.run(replace(job, images=job.images[:1], chunk_size=1), loaded)  # warm-up: caches, allocator
     batched, per_frame, calls = [], [], []
     for _ in range(repeats):
-        output = run_frames(engine, loaded, job)
+        output = engine.run(job, loaded)
         batched.append(output.generate_s)
         calls = output.calls
-        per_frame.append(run_frames(engine, loaded, replace(job, batch_size=1)).generate_s)
+        per_frame.append(engine.run(replace(job, chunk_size=1), loaded).generate_s)
     return {"frames": frames, "width": plan.base.width, "height": plan.base.height, "steps": plan.base.steps,
             "device": engine.device, "calls": calls, "batched_s": min(batched), "per_frame_s": min(per_frame),
             "speedup": min(per_frame) / min(batched)}

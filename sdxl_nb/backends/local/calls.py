@@ -1,0 +1,85 @@
+"""Pipeline arguments for one call: the request's shared settings plus each image's seed, prompt and noise."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from sdxl_nb.backends.base import ImageSpec
+from sdxl_nb.backends.local.mixing import lerp
+from sdxl_nb.request.resolve import ResolvedRequest
+
+
+def shared_arguments(r: ResolvedRequest) -> dict:
+    """Keyword arguments every call of a request shares (all but prompts, generators and the image count)."""
+    # Latents out: the decode runs under the NaN guard (decode.py), step for step as the pipeline would.
+    args = dict(num_inference_steps=r.steps, guidance_scale=r.cfg, output_type="latent")
+    if r.mode != "txt2img":
+        args.update(image=load_rgb(r.init_image.path, (r.width, r.height)), strength=r.strength)
+    if r.mode == "inpaint":
+        args.update(mask_image=load_mask(r.mask_image.path, (r.width, r.height)))
+    if r.mode != "img2img":  # img2img takes its size from the init image
+        args.update(width=r.width, height=r.height)
+    return args
+
+
+class CallArguments:
+    """Builds each call's arguments. A plain batch sends the prompt text, as a bare diffusers call does; images
+    with their own prompts, blends or noise mixes send stacked embeddings, each prompt encoded once per run."""
+
+    def __init__(self, pipe, r: ResolvedRequest, plain: bool):
+        self.pipe, self.r, self.plain = pipe, r, plain
+        self.shared = shared_arguments(r)
+        self.embeddings: dict[str, tuple] = {}
+
+    def __call__(self, specs: list[ImageSpec]) -> dict:
+        # One CPU generator per image: image i depends on its own seed alone, on any device.
+        generators = [torch.Generator("cpu").manual_seed(spec.seed) for spec in specs]
+        if self.plain:
+            # An empty negative goes as None so SDXL uses its zeroed negative conditioning, as diffusers intends.
+            return dict(self.shared, prompt=self.r.styled_prompt,
+                        negative_prompt=self.r.effective_negative_prompt or None,
+                        num_images_per_prompt=len(specs), generator=generators)
+        conditioning = [self._conditioning(spec) for spec in specs]
+
+        def stacked(position: int):
+            parts = [c[position] for c in conditioning]
+            return None if parts[0] is None else torch.cat(parts)
+
+        return dict(self.shared, prompt_embeds=stacked(0), negative_prompt_embeds=stacked(1),
+                    pooled_prompt_embeds=stacked(2), negative_pooled_prompt_embeds=stacked(3), generator=generators)
+
+    @staticmethod
+    def noise_mix(specs: list[ImageSpec]) -> list[tuple[int, float] | None] | None:
+        mixes = [(spec.seed_end, spec.t) if spec.mixes_noise else None for spec in specs]
+        return mixes if any(mixes) else None
+
+    def _encode(self, text: str) -> tuple:
+        if text not in self.embeddings:
+            do_cfg = self.r.cfg > 1 and self.pipe.unet.config.time_cond_proj_dim is None
+            with torch.no_grad():
+                self.embeddings[text] = self.pipe.encode_prompt(
+                    prompt=text, device=self.pipe._execution_device, num_images_per_prompt=1,
+                    do_classifier_free_guidance=do_cfg, negative_prompt=self.r.effective_negative_prompt or None)
+        return self.embeddings[text]
+
+    def _conditioning(self, spec: ImageSpec) -> tuple:
+        """(prompt, negative, pooled, negative pooled) embeddings; a blend moves both encoders' outputs by t."""
+        start = self._encode(spec.prompt)
+        if not spec.blends_prompt:
+            return start
+        end = self._encode(spec.prompt_end)
+        # The negative side is the same text at both ends, so it is used as is (a blend could move its last bit).
+        return (lerp(start[0], end[0], spec.t), start[1], lerp(start[2], end[2], spec.t), start[3])
+
+
+def load_rgb(path: str, size: tuple[int, int]) -> Image.Image:
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    return rgb if rgb.size == size else rgb.resize(size, Image.Resampling.LANCZOS)
+
+
+def load_mask(path: str, size: tuple[int, int]) -> Image.Image:
+    with Image.open(path) as image:
+        mask = image.convert("L")
+    return mask if mask.size == size else mask.resize(size, Image.Resampling.NEAREST)
