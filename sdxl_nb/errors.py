@@ -15,3 +15,15 @@ class ModelUnavailableError(InputError):
 
 class GenerationError(RuntimeError):
     """Generation failed at run time (out of memory, a library error...)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (stripped), else its type's name.
+
+    Messages are one line by design; a library's multi-line message (diffusers' ImportErrors start with a
+    newline) keeps its first line with text, so a failure is never recorded or printed as an empty string.
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sdxl_nb.backends.base import RunOutput
-from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb.errors import GenerationError, InputError, one_line
 
 
 def split_indices(batch: int, parts: int) -> list[list[int]]:
@@ -95,7 +95,7 @@ class ReplicaEngine:
                     parts.append((engine, engine.load(info, on_stage=lambda name, label=label: stage(f"{label}: {name}"))))
                 except Exception as exc:  # out of memory on one GPU must not cost the others
                     last_error = exc
-                    warnings.append(f"replica {engine.device} could not load {info.id}: {_first_line(exc)}; "
+                    warnings.append(f"replica {engine.device} could not load {info.id}: {one_line(exc)}; "
                                     "running without it")
             if not parts:
                 raise last_error
@@ -145,7 +145,7 @@ class ReplicaEngine:
         for (engine, _part), block, result in zip(loaded.parts, blocks, results, strict=False):
             where = f"{engine.device} (images {_span(block)})"
             if isinstance(result, BaseException):
-                failures.append(f"replica {where} failed: {_first_line(result)}")
+                failures.append(f"replica {where} failed: {one_line(result)}")
                 continue
             images += result.images
             events += [f"{engine.device}: {event}" for event in result.events]
@@ -200,11 +200,6 @@ def _span(indices: Sequence[int]) -> str:
     if list(indices) == list(range(indices[0], indices[-1] + 1)):
         return f"{indices[0]}-{indices[-1]}" if len(indices) > 1 else str(indices[0])
     return ", ".join(map(str, indices))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return text or type(exc).__name__
 
 
 def enable_replicas(devices: Sequence[str] | str = "all") -> ReplicaEngine:

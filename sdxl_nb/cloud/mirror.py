@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb.errors import GenerationError, InputError, one_line
 from sdxl_nb.record.joblog import JOBS_LOG, encode_record, read_records
 from sdxl_nb.record.store import sha256_bytes
 
@@ -97,8 +97,7 @@ class S3Mirror:
             detail = f"{error.get('Code', 'error')}: {error.get('Message') or 'no message'}"
             raise MirrorError(mask_secrets(f"S3 mirror {self.describe()}: {what} failed ({detail})")) from None
         except (BotoCoreError, OSError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise MirrorError(mask_secrets(f"S3 mirror {self.describe()}: {what} failed ({first})")) from None
+            raise MirrorError(mask_secrets(f"S3 mirror {self.describe()}: {what} failed ({one_line(exc)})")) from None
 
     def _put(self, name: str, data: bytes, content_type: str) -> None:
         self._call(f"upload of {name}", self.client.put_object, Bucket=self.bucket, Key=self.key(name), Body=data,

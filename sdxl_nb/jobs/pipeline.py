@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.config.registry import default_model_id, find_model, model_presets
-from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError
+from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, one_line
 from sdxl_nb.record import events
 from sdxl_nb.record.job_record import base_record, check_extra, new_job_id, now_iso, png_info
 from sdxl_nb.record.joblog import JOBS_LOG, append_record
@@ -206,7 +206,7 @@ def _outcome(output, failure: BaseException | None) -> tuple[str, str | None]:
     if isinstance(failure, KeyboardInterrupt):
         return "interrupted", "interrupted (KeyboardInterrupt) before the job finished"
     if failure is not None:
-        return "failed", mask(str(failure).splitlines()[0] if str(failure) else type(failure).__name__)
+        return "failed", mask(one_line(failure))
     if output.dropped:
         seeds = ", ".join(str(d["seed"]) for d in output.dropped)
         return "failed", (f"{len(output.dropped)} image(s) came out NaN or black even with the VAE in float32 and "

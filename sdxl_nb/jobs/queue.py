@@ -17,7 +17,7 @@ from typing import Any
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import find_model
-from sdxl_nb.errors import InputError, ModelUnavailableError
+from sdxl_nb.errors import InputError, ModelUnavailableError, one_line
 from sdxl_nb.jobs.pipeline import default_output_dir, generate, prepare
 from sdxl_nb.record import events
 from sdxl_nb.record.history import load_event_line
@@ -76,11 +76,6 @@ def describe_progress(progress: dict) -> tuple[float, str]:
     if 0 < done < all_steps:
         text += f" · ETA {elapsed * (all_steps - done) / done:.1f} s"
     return min(1.0, done / all_steps), text
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class JobQueue:

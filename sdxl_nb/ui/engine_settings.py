@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.errors import InputError
-from sdxl_nb.jobs.queue import JobQueue, one_line
+from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.jobs.queue import JobQueue
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 

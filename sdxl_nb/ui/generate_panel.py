@@ -7,9 +7,9 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from sdxl_nb.errors import InputError
+from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.jobs.pipeline import default_output_dir, prepare
-from sdxl_nb.jobs.queue import JobQueue, get_queue, one_line
+from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.ui.generate_form import GenerateForm
 from sdxl_nb.ui.model_panel import ModelPanel
 from sdxl_nb.ui.results import ResultsView

@@ -10,9 +10,9 @@ import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import default_model_id, list_models
-from sdxl_nb.errors import InputError
+from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.jobs.pipeline import default_output_dir
-from sdxl_nb.jobs.queue import JobQueue, get_queue, one_line
+from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.record.history import load_eta
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 

@@ -8,8 +8,7 @@ import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.user_presets import delete_style, save_style, style_from_fields
-from sdxl_nb.errors import PresetError
-from sdxl_nb.jobs.queue import one_line
+from sdxl_nb.errors import PresetError, one_line
 from sdxl_nb.ui.widgets import Panel, button, column, labelled_options, on_styles_changed, set_status, styles_changed
 
 NEW = "__new__"

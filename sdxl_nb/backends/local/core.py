@@ -27,7 +27,7 @@ from sdxl_nb.backends.local.speed import apply_options, set_vae_savers, warm_up
 from sdxl_nb.config.options import EngineOptions
 from sdxl_nb.config.registry import ModelInfo, locate_model
 from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
-from sdxl_nb.errors import ModelUnavailableError
+from sdxl_nb.errors import ModelUnavailableError, one_line
 from sdxl_nb.request.prompt_window import window_warnings
 from sdxl_nb.request.resolve import ResolvedRequest
 
@@ -137,7 +137,7 @@ class Engine:
                 pipe, vae, warnings = load_pipeline(info, Path(folder), self.device, self.dtype, stage)
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelUnavailableError(f"model {info.id!r} could not be loaded from {folder}: "
-                                            f"{str(exc).splitlines()[0]}") from exc
+                                            f"{one_line(exc)}") from exc
             events = apply_options(pipe, self.options, self.device)
             load_s = time.perf_counter() - started
             if self.options.warmup:
@@ -229,7 +229,7 @@ class Engine:
                 except Exception as exc:
                     if not is_out_of_memory(exc):
                         raise
-                    failure = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    failure = one_line(exc)
                 if failure is not None:  # outside the except block, so the failed attempt's tensors are freed
                     tuner.on_out_of_memory(failure, len(indices))
                     continue

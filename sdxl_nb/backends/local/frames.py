@@ -15,7 +15,7 @@ from PIL import Image
 
 from sdxl_nb.backends.local import environment as env
 from sdxl_nb.backends.local.core import Engine, LoadedModel, _load_rgb
-from sdxl_nb.errors import GenerationError
+from sdxl_nb.errors import GenerationError, one_line
 from sdxl_nb.jobs.animate.spec import FramesJob, FrameSpec
 
 ProgressFn = Callable[[dict], None]
@@ -199,7 +199,7 @@ class _Runner:
             except torch.OutOfMemoryError as exc:
                 if fixed or len(batch) == 1:
                     raise GenerationError(f"out of memory on {self.engine.device} at {job.width}x{job.height}, "
-                                          f"{len(batch)} frame(s) at once: {str(exc).splitlines()[0]}") from exc
+                                          f"{len(batch)} frame(s) at once: {one_line(exc)}") from exc
                 size = max(1, len(batch) // 2)
                 events.append(f"out of memory with {len(batch)} frames per call; continued with {size}")
                 if self.engine.device.startswith("cuda"):

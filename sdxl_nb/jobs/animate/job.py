@@ -13,7 +13,7 @@ from PIL import Image
 
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.config.registry import default_model_id, find_model, model_presets
-from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError
+from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, one_line
 from sdxl_nb.jobs.animate import outputs
 from sdxl_nb.jobs.animate.plan import AnimationPlan, AnimationRequest, animation_order, plan_animation
 from sdxl_nb.jobs.animate.spec import FramesJob, FrameSpec
@@ -137,7 +137,7 @@ def animate(request: AnimationRequest | None = None, *, out_dir: str | os.PathLi
         saved.save_s += time.perf_counter() - save_started
     except Exception as exc:
         # The frames saved so far stay listed: they are whole files, each with its own metadata.
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = one_line(exc)
         if isinstance(exc, OSError):
             message = f"could not save animation files to {folder}: {exc.strerror or exc}"
         record.update(status="failed", error=message)
