@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sdxl_nb import settings
     from sdxl_nb.errors import GenerationError, InputError, one_line
     from sdxl_nb.record.secrets import mask
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sdxl-nb {args.verb}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure still gets one line; SDXL_NB_DEBUG=1 shows the traceback
-        if os.environ.get("SDXL_NB_DEBUG"):
+        if settings.debug():
             raise
         print(f"sdxl-nb {args.verb}: failed: {type(exc).__name__}: {mask(one_line(exc))} (SDXL_NB_DEBUG=1 shows "
               "details)", file=sys.stderr)

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 import httpx
 import tenacity
 
+from sdxl_nb import settings
 from sdxl_nb.errors import GenerationError, InputError
 from sdxl_nb.record.secrets import mask
 
 API_KEY_ENV = "LAMBDA_API_KEY"
-API_URL_ENV = "SDXL_NB_LAMBDA_API"  # another API base (a proxy, or a local fake in tests)
 DEFAULT_API = "https://cloud.lambdalabs.com/api/v1"
 FAILED_STATES = ("terminated", "terminating", "unhealthy")
 
@@ -44,7 +44,7 @@ class LambdaCloud:
             raise InputError(f"{API_KEY_ENV} is not set; create an API key in the Lambda Cloud dashboard and "
                              f"export {API_KEY_ENV}=...")
         self._key = key
-        self.api_url = (api_url or os.environ.get(API_URL_ENV) or DEFAULT_API).rstrip("/")
+        self.api_url = (api_url or settings.lambda_api_url() or DEFAULT_API).rstrip("/")
         self.retries, self.backoff_s = retries, backoff_s
         self._http = httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {key}"},
                                   timeout=httpx.Timeout(timeout_s, connect=5.0))

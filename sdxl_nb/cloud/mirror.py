@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sdxl_nb import settings
 from sdxl_nb.errors import GenerationError, InputError, one_line
 from sdxl_nb.record.joblog import JOBS_LOG, encode_record, read_records
 from sdxl_nb.record.secrets import mask, without_credentials
 from sdxl_nb.record.store import sha256_bytes
 
-URL_ENV, ENDPOINT_ENV = "SDXL_NB_S3_URL", "SDXL_NB_S3_ENDPOINT"
 RECORDS = "records"
 
 
@@ -40,7 +40,7 @@ class S3Mirror:
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None, client=None):
         self.bucket, self.prefix = parse_s3_url(url)
-        self.endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
+        self.endpoint_url = endpoint_url or settings.s3_endpoint()
         self.region = region
         self._client = client
 
@@ -150,5 +150,5 @@ class S3Mirror:
 
 def mirror_from_env() -> S3Mirror | None:
     """The mirror SDXL_NB_S3_URL (and SDXL_NB_S3_ENDPOINT) configure, or None."""
-    url = os.environ.get(URL_ENV)
+    url = settings.s3_url()
     return S3Mirror(url) if url else None

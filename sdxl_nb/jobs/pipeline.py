@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from sdxl_nb import settings
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.config.registry import default_model_id, find_model, model_presets
 from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, one_line
@@ -28,7 +29,7 @@ DEFAULT_OUTPUT_DIR = "output_images"
 
 
 def default_output_dir() -> Path:
-    return Path(os.environ.get("SDXL_NB_OUTPUT") or DEFAULT_OUTPUT_DIR)
+    return Path(settings.output_dir() or DEFAULT_OUTPUT_DIR)
 
 
 @dataclass
@@ -257,7 +258,7 @@ def _finish(folder: Path, record: dict, *, required: bool = True) -> bool:
 
 def _mirror(mirror):
     """The S3 mirror for this job: the one given (object or URL), else SDXL_NB_S3_URL's; False: none."""
-    if mirror is False or (mirror is None and not os.environ.get("SDXL_NB_S3_URL")):
+    if mirror is False or (mirror is None and not settings.s3_url()):
         return None
     from sdxl_nb.cloud.mirror import S3Mirror, mirror_from_env
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -17,6 +16,7 @@ import torch
 from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
 from PIL import Image
 
+from sdxl_nb import settings
 from sdxl_nb.backends.base import RunOutput
 from sdxl_nb.backends.local import environment as env
 from sdxl_nb.backends.local.decode import decode_guarded
@@ -377,7 +377,7 @@ def get_engine() -> Engine:
         if _ENGINE is None:
             from sdxl_nb.jobs.pipeline import engine_options
 
-            _ENGINE = Engine(auto_tune=os.environ.get("SDXL_NB_AUTO_TUNE", "").lower() in ("1", "true", "yes", "on"),
+            _ENGINE = Engine(auto_tune=settings.auto_tune(),
                              options=engine_options())
         return _ENGINE
 
