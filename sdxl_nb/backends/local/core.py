@@ -28,6 +28,7 @@ from sdxl_nb.config.options import EngineOptions
 from sdxl_nb.config.registry import ModelInfo, locate_model
 from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
 from sdxl_nb.errors import ModelUnavailableError, one_line
+from sdxl_nb.record.config_codec import encode_config
 from sdxl_nb.request.prompt_window import window_warnings
 from sdxl_nb.request.resolve import ResolvedRequest
 
@@ -206,7 +207,7 @@ class Engine:
         scheduler = self.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
         pipe.scheduler = scheduler
         scheduler_record = {"name": r.scheduler.name, "class": type(scheduler).__name__,
-                            "config": env.plain_config(dict(scheduler.config))}
+                            "config": encode_config(dict(scheduler.config))}
         common = _call_arguments(r)
         env.reset_peak_memory(self.device)
         out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, scheduler=scheduler_record,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from sdxl_nb.backends.local import environment as env
 from sdxl_nb.backends.local.core import Engine, LoadedModel, _load_rgb
 from sdxl_nb.errors import GenerationError, one_line
 from sdxl_nb.jobs.animate.spec import FramesJob, FrameSpec
+from sdxl_nb.record.config_codec import decode_config, encode_config
 
 ProgressFn = Callable[[dict], None]
 StopFn = Callable[[], bool]
@@ -145,16 +145,7 @@ def scheduler_for(engine: Engine, loaded: LoadedModel, job: FramesJob):
     if job.scheduler_config is None:
         return engine.make_scheduler(loaded, job.scheduler_class, job.scheduler_kwargs)
     cls = getattr(diffusers, job.scheduler_class) if job.scheduler_class else type(loaded.pipe.scheduler)
-    return cls.from_config(_with_infinities(job.scheduler_config))
-
-
-def _with_infinities(value):
-    # jobs.log stores infinities as "inf"/"-inf" text (JSON has none); schedulers need the floats back.
-    if isinstance(value, dict):
-        return {k: _with_infinities(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_with_infinities(v) for v in value]
-    return math.copysign(math.inf, -1 if value == "-inf" else 1) if value in ("inf", "-inf") else value
+    return cls.from_config(decode_config(job.scheduler_config))
 
 
 def run_frames(engine: Engine, loaded: LoadedModel, job: FramesJob, *, on_progress: ProgressFn | None = None,
@@ -179,7 +170,7 @@ class _Runner:
     def run(self) -> FramesOutput:
         job, frames = self.job, list(self.job.frames)
         scheduler = self.pipe.scheduler
-        scheduler_record = {"class": type(scheduler).__name__, "config": env.plain_config(dict(scheduler.config))}
+        scheduler_record = {"class": type(scheduler).__name__, "config": encode_config(dict(scheduler.config))}
         env.reset_peak_memory(self.engine.device)
         fixed = job.calls is not None
         size = job.batch_size or default_batch_size(self.engine, self.loaded, job)
