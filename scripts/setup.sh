@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv (seeing system packages, so an NGC container's torch is reused) and installs the project.
+# Creates .venv and installs the project; the venv sees system packages only to reuse an installed torch.
+# Where the chosen python has no torch the venv is isolated, so a dependency missing from pyproject.toml
+# fails here instead of being found silently among the system's packages.
 # torch==2.13.0 is installed first only when no torch is importable: a bare "torch" requirement
 # would otherwise pull the newest CUDA build.
 set -euo pipefail
@@ -8,8 +10,20 @@ python=${PYTHON:-python3}
 venv=${SDXL_NB_VENV:-.venv}
 stamp="$venv/.sdxl_nb-installed"
 
-if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv --system-site-packages "$venv"
+# Decided when the venv is made: an NGC container's torch is reused through the system site packages.
+if "$python" -c "import torch" >/dev/null 2>&1; then
+  system_site=true
+  venv_flags=(--system-site-packages)
+else
+  system_site=false
+  venv_flags=()
+fi
+# A venv made the other way (an older set-up, or torch since installed or removed) is made again.
+if [ -f "$venv/pyvenv.cfg" ] && ! grep -qx "include-system-site-packages = $system_site" "$venv/pyvenv.cfg"; then
+  echo "setup: re-creating $venv (include-system-site-packages must be $system_site)"
+  "$python" -m venv --clear "${venv_flags[@]}" "$venv"
+elif [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "${venv_flags[@]}" "$venv"
 fi
 wanted=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then

@@ -18,6 +18,12 @@ class GenerationError(RuntimeError):
 
 
 def one_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message (some start with a newline), else its type's name."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    """The first non-empty line of an exception's message (stripped), else its type's name.
+
+    Messages are one line by design; a library's multi-line message (diffusers' ImportErrors start with a
+    newline) keeps its first line with text, so a failure is never recorded or printed as an empty string.
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

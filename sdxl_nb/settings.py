@@ -1,18 +1,93 @@
-"""Every SDXL_NB_* setting, read from the environment at call time (so a changed variable takes effect)."""
+"""Every SDXL_NB_* environment setting, one function each, read at call time (no torch, nothing cached)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-DEFAULT_OUTPUT_DIR = "output_images"
+# The variable names, for messages that tell a user what to set.
+OUTPUT = "SDXL_NB_OUTPUT"
+CACHE = "SDXL_NB_CACHE"
+PRESETS = "SDXL_NB_PRESETS"
+USER_PRESETS = "SDXL_NB_USER_PRESETS"
+MODEL = "SDXL_NB_MODEL"
+DEVICE = "SDXL_NB_DEVICE"
+DTYPE = "SDXL_NB_DTYPE"
+AUTO_TUNE = "SDXL_NB_AUTO_TUNE"
+DEBUG = "SDXL_NB_DEBUG"
+S3_URL = "SDXL_NB_S3_URL"
+S3_ENDPOINT = "SDXL_NB_S3_ENDPOINT"
+COMFY_URL = "SDXL_NB_COMFY_URL"
+LAMBDA_API = "SDXL_NB_LAMBDA_API"
+
+_ON = ("1", "true", "yes", "on")
 
 
-def output_dir() -> Path:
-    """SDXL_NB_OUTPUT: where images and jobs.log go (default output_images)."""
-    return Path(os.environ.get("SDXL_NB_OUTPUT") or DEFAULT_OUTPUT_DIR)
+def _value(name: str) -> str | None:
+    # Read at every call, so a variable set in a running kernel (or by a test's monkeypatch) counts at once;
+    # an empty value is unset, as `export NAME=` is the usual way to clear one.
+    return os.environ.get(name) or None
+
+
+def output_dir() -> str | None:
+    # The output folder of jobs when none is given (CLI --out, a panel's folder); else ./output_images.
+    return _value(OUTPUT)
+
+
+def cache_dir() -> str | None:
+    # Where sdxl_nb keeps what it builds (the tiny-sdxl model); else ~/.cache/sdxl_nb.
+    return _value(CACHE)
+
+
+def presets_path() -> str | None:
+    # A presets.json used instead of the one shipped with the package.
+    return _value(PRESETS)
+
+
+def user_presets_path() -> str | None:
+    # The user's own styles file; else ~/.config/sdxl_nb/user_presets.json.
+    return _value(USER_PRESETS)
+
+
+def model() -> str | None:
+    # The model used when a request names none; else the presets' default, a cached SDXL model, or tiny-sdxl.
+    return _value(MODEL)
+
+
+def device() -> str | None:
+    # The torch device of the local engine ("cpu", "cuda", "cuda:1"); else CUDA when present, else the CPU.
+    return _value(DEVICE)
+
+
+def dtype() -> str | None:
+    # The local engine's weight dtype ("float16", "bfloat16", "float32" or fp16/bf16/fp32); else by device.
+    return _value(DTYPE)
+
+
+def auto_tune() -> bool:
+    # 1/true/yes/on: the kernel engine retries lighter settings on out of memory (the lab's panels turn it on).
+    return (_value(AUTO_TUNE) or "").lower() in _ON
+
+
+def debug() -> bool:
+    # Any value: the CLI shows the traceback of an unexpected failure instead of one line.
+    return _value(DEBUG) is not None
 
 
 def s3_url() -> str | None:
-    """SDXL_NB_S3_URL: the S3/MinIO bucket every job is mirrored to (unset: no mirror)."""
-    return os.environ.get("SDXL_NB_S3_URL") or None
+    # s3://bucket/prefix: every job is mirrored there after it is recorded locally.
+    return _value(S3_URL)
+
+
+def s3_endpoint() -> str | None:
+    # An S3-compatible endpoint (MinIO) for the mirror; else AWS.
+    return _value(S3_ENDPOINT)
+
+
+def comfy_url() -> str | None:
+    # The ComfyUI server of the comfy backend when no URL is given.
+    return _value(COMFY_URL)
+
+
+def lambda_api_url() -> str | None:
+    # Another Lambda Cloud API base (a proxy, or a local fake in tests); else Lambda's own.
+    return _value(LAMBDA_API)

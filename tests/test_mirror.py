@@ -5,9 +5,10 @@ import json
 import pytest
 
 from sdxl_nb.cli import main
-from sdxl_nb.cloud.mirror import S3Mirror, mask_secrets, parse_s3_url
+from sdxl_nb.cloud.mirror import S3Mirror, parse_s3_url
 from sdxl_nb.errors import InputError
 from sdxl_nb.record.joblog import read_records
+from sdxl_nb.record.secrets import mask
 
 SECRET = "wJalrXUtnFEMI-test-secret-value"
 ACCESS = "AKIATESTACCESSKEY01"
@@ -103,4 +104,5 @@ def test_bad_urls_and_missing_configuration_are_input_errors(tmp_path, capsys, m
 def test_masking_removes_credentials(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     text = f"failed with {SECRET} at http://user:pass@minio:9000/x and token abcdef"
-    assert mask_secrets(text, ("abcdef",)) == "failed with *** at http://***@minio:9000/x and token ***"
+    assert mask(text, given=("abcdef",)) == ("failed with <AWS_SECRET_ACCESS_KEY masked> at http://***@minio:9000/x "
+                                            "and token ***")

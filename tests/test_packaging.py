@@ -72,6 +72,45 @@ def test_setup_installs_pinned_torch_only_when_missing():
     assert "--system-site-packages" in script
 
 
+# A stand-in for python3: `-c "import torch"` answers from $HAS_TORCH, `-m venv` makes a venv whose python
+# answers every call (pip included) with success; each `-m venv` call is logged.
+FAKE_PYTHON = """#!/bin/sh
+if [ "$1" = "-c" ] && [ "$2" = "import torch" ]; then exit "$HAS_TORCH"; fi
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+  echo "$*" >>"$VENV_LOG"
+  for dir; do :; done
+  rm -rf "$dir" && mkdir -p "$dir/bin"
+  case "$*" in *--system-site-packages*) site=true;; *) site=false;; esac
+  echo "include-system-site-packages = $site" >"$dir/pyvenv.cfg"
+  printf '#!/bin/sh\\ncase "$*" in *print*) echo torch==2.13.0;; esac\\n' >"$dir/bin/python"
+  chmod +x "$dir/bin/python"
+fi
+"""
+
+
+def test_setup_sees_system_packages_only_to_reuse_an_installed_torch(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON, encoding="utf-8")
+    fake.chmod(0o755)
+    venv, log = tmp_path / "venv", tmp_path / "venv.log"
+
+    def setup(has_torch: bool) -> str:
+        env = {**os.environ, "PYTHON": str(fake), "SDXL_NB_VENV": str(venv), "VENV_LOG": str(log),
+               "HAS_TORCH": "0" if has_torch else "1"}
+        done = subprocess.run([str(REPO / "scripts" / "setup.sh")], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return (venv / "pyvenv.cfg").read_text(encoding="utf-8").strip()
+
+    # No torch: an isolated venv, so a dependency missing from pyproject.toml cannot hide among system packages.
+    assert setup(has_torch=False) == "include-system-site-packages = false"
+    assert setup(has_torch=False) == "include-system-site-packages = false"
+    assert log.read_text(encoding="utf-8").count("-m venv") == 1  # kept, not made again
+    # An installed torch (an NGC container's) is reused: the venv made the other way is made again.
+    assert setup(has_torch=True) == "include-system-site-packages = true"
+    calls = log.read_text(encoding="utf-8").splitlines()
+    assert len(calls) == 2 and "--clear" in calls[1] and "--system-site-packages" in calls[1]
+
+
 def test_make_lab_starts_jupyterlab_on_the_notebooks_with_token_auth(tmp_path):
     """The exact command `make lab` runs (after set-up) starts JupyterLab, as root too, and keeps token auth."""
     import shlex

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from sdxl_nb.errors import GenerationError
-from sdxl_nb.record.secrets import is_secret_name, mask, mask_data, secret_values
+from sdxl_nb.record.secrets import is_secret_name, mask, mask_data, secret_values, without_credentials
 from tests.conftest import PYTHON, python_env
 
 SECRET = "sk-live-0123456789abcdef"
@@ -29,6 +29,18 @@ def test_mask_replaces_values_longest_first_and_ignores_short_ones():
     assert mask_data(data, env) == {"error": "<A_API_KEY masked>", "list": ["x <A_API_KEY masked>", 3, None],
                                     "<A_API_KEY masked>": ("<A_API_KEY masked>",)}
     assert mask_data(data, {}) is data  # nothing to mask: nothing copied
+
+
+def test_url_credentials_and_given_values_are_masked_too():
+    env = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY01"}
+    text = "GET https://lab:hunter2@comfy:8188/x as AKIAEXAMPLEKEY01, user lab, password hunter2, git://tok@host"
+    assert mask(text, env, given=("hunter2", "lab")) == (
+        "GET https://***@comfy:8188/x as <AWS_ACCESS_KEY_ID masked>, user lab, password ***, git://***@host")
+    assert mask("mail me at me@example.com", {}) == "mail me at me@example.com"  # no scheme://, no credentials
+    data = {"server": "http://u:p@h/", "seeds": [1, 2]}
+    assert mask_data(data, {}) == {"server": "http://***@h/", "seeds": [1, 2]}
+    assert without_credentials("https://lab:hunter2@comfy:8188/x") == "https://comfy:8188/x"
+    assert without_credentials("s3://bucket/prefix") == "s3://bucket/prefix"
 
 
 def everything_written(folder):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sdxl_nb.audit.integrity import resolve_path
 from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset, load_presets
+from sdxl_nb.record.config_codec import decode_config
 from sdxl_nb.record.store import sha256_file
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
 
@@ -18,14 +19,7 @@ class ReplayError(Exception):
 
 def scheduler_kwargs(config: dict | None) -> dict:
     """The recorded scheduler config as from_config keywords (infinities were stored as text)."""
-    def decode(value):
-        if value in ("inf", "-inf"):
-            return float(value)
-        if isinstance(value, list):
-            return [decode(v) for v in value]
-        return value
-
-    return {key: decode(value) for key, value in (config or {}).items()}
+    return decode_config(dict(config or {}))
 
 
 def _field(record: dict, key: str, kind: type | tuple[type, ...]):

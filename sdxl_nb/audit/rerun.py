@@ -12,7 +12,7 @@ from sdxl_nb.audit.drift import MAY_DIFFER, describe, differences, engine_enviro
 from sdxl_nb.audit.integrity import resolve_path
 from sdxl_nb.audit.replay_request import REPLAYABLE_MODES, ReplayError
 from sdxl_nb.config.presets import Presets
-from sdxl_nb.errors import InputError
+from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.record.store import sha256_file
 
 RERUN_COLUMNS = ["job_id", "log", "line", "mode", "image_index", "seed", "image_path", "verdict", "max_abs_diff",
@@ -118,9 +118,8 @@ def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | N
                      for e in entries]
             continue
         except Exception as exc:  # one job failing to re-run must not end the audit of the others
-            first = str(exc).splitlines()[0] if str(exc) else ""
             rows += [(*base, e.get("index"), e.get("seed"), e.get("path"), SKIPPED, None, None, drift,
-                      f"re-run failed: {type(exc).__name__}: {first}") for e in entries]
+                      f"re-run failed: {type(exc).__name__}: {one_line(exc)}") for e in entries]
             continue
         for position, entry in enumerate(entries):
             index = entry.get("index", position)

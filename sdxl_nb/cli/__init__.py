@@ -48,16 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sdxl_nb.errors import GenerationError, InputError
+    from sdxl_nb import settings
+    from sdxl_nb.errors import GenerationError, InputError, one_line
     from sdxl_nb.record.secrets import mask
 
     try:
         return args.handler(args)
     except InputError as exc:
-        print(f"sdxl-nb {args.verb}: error: {mask(_one_line(exc))}", file=sys.stderr)
+        print(f"sdxl-nb {args.verb}: error: {mask(one_line(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except GenerationError as exc:
-        print(f"sdxl-nb {args.verb}: failed: {mask(_one_line(exc))}", file=sys.stderr)
+        print(f"sdxl-nb {args.verb}: failed: {mask(one_line(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:  # `sdxl-nb models | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -66,14 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sdxl-nb {args.verb}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure still gets one line; SDXL_NB_DEBUG=1 shows the traceback
-        if os.environ.get("SDXL_NB_DEBUG"):
+        if settings.debug():
             raise
-        print(f"sdxl-nb {args.verb}: failed: {type(exc).__name__}: {mask(_one_line(exc))} (SDXL_NB_DEBUG=1 shows "
+        print(f"sdxl-nb {args.verb}: failed: {type(exc).__name__}: {mask(one_line(exc))} (SDXL_NB_DEBUG=1 shows "
               "details)", file=sys.stderr)
         return EXIT_FAILED
-
-
-def _one_line(exc: BaseException) -> str:
-    # Messages are one line by design; a library's multi-line message keeps its first line.
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__

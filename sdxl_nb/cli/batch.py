@@ -54,7 +54,7 @@ def run(args) -> int:
     scenarios = load_scenarios(args.scenarios)
     batch_id = args.batch_id or os.path.splitext(os.path.basename(args.scenarios))[0]
     if args.dry_run:
-        from sdxl_nb.settings import output_dir as default_output_dir
+        from sdxl_nb.jobs.pipeline import default_output_dir
 
         check_scenarios(scenarios, local_models=args.backend == "local")
         pending, done = plan_batch(scenarios, args.out or default_output_dir(), batch_id)

@@ -18,15 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import os
 
+    from sdxl_nb import settings
     from sdxl_nb.cli import EXIT_OK
-    from sdxl_nb.cloud.mirror import URL_ENV, S3Mirror
+    from sdxl_nb.cloud.mirror import S3Mirror
     from sdxl_nb.errors import InputError
+    from sdxl_nb.jobs.pipeline import default_output_dir
     from sdxl_nb.record.joblog import JOBS_LOG
-    from sdxl_nb.settings import output_dir as default_output_dir
 
-    url = args.s3_url or os.environ.get(URL_ENV)
+    url = args.s3_url or settings.s3_url()
     if not url:
-        raise InputError(f"no bucket given: pass --s3-url s3://bucket/prefix or set {URL_ENV}")
+        raise InputError(f"no bucket given: pass --s3-url s3://bucket/prefix or set {settings.S3_URL}")
     folder = args.out or default_output_dir()
     if not os.path.isfile(os.path.join(folder, JOBS_LOG)):
         raise InputError(f"no {JOBS_LOG} in {str(folder)!r}: nothing to mirror")

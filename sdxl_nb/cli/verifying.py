@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
     from sdxl_nb.errors import InputError
+    from sdxl_nb.jobs.pipeline import default_output_dir
     from sdxl_nb.record.recovery import recover, verify_folder
-    from sdxl_nb.settings import output_dir as default_output_dir
 
     folder = Path(args.out) if args.out else default_output_dir()
     if not folder.is_dir():

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 import httpx
 import tenacity
 
-from sdxl_nb.cloud.mirror import mask_secrets
+from sdxl_nb import settings
 from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb.record.secrets import mask
 
 API_KEY_ENV = "LAMBDA_API_KEY"
-API_URL_ENV = "SDXL_NB_LAMBDA_API"  # another API base (a proxy, or a local fake in tests)
 DEFAULT_API = "https://cloud.lambdalabs.com/api/v1"
 FAILED_STATES = ("terminated", "terminating", "unhealthy")
 
@@ -44,7 +44,7 @@ class LambdaCloud:
             raise InputError(f"{API_KEY_ENV} is not set; create an API key in the Lambda Cloud dashboard and "
                              f"export {API_KEY_ENV}=...")
         self._key = key
-        self.api_url = (api_url or os.environ.get(API_URL_ENV) or DEFAULT_API).rstrip("/")
+        self.api_url = (api_url or settings.lambda_api_url() or DEFAULT_API).rstrip("/")
         self.retries, self.backoff_s = retries, backoff_s
         self._http = httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {key}"},
                                   timeout=httpx.Timeout(timeout_s, connect=5.0))
@@ -56,7 +56,7 @@ class LambdaCloud:
         self._http.close()
 
     def _mask(self, text: str) -> str:
-        return mask_secrets(text, (self._key,))
+        return mask(text, given=(self._key,))
 
     def _call(self, method: str, path: str, *, body: dict | None = None, idempotent: bool = True):
         def once() -> httpx.Response:
@@ -148,7 +148,7 @@ def wait_for_http(url: str, *, timeout_s: float = 900.0, poll_s: float = 5.0, pa
             except httpx.HTTPError:
                 pass  # not up yet
             if time.monotonic() + poll_s > deadline:
-                raise LambdaError(f"ComfyUI at {mask_secrets(url)} did not answer within {timeout_s:g} s")
+                raise LambdaError(f"ComfyUI at {mask(url)} did not answer within {timeout_s:g} s")
             time.sleep(poll_s)
 
 
@@ -180,7 +180,7 @@ def comfy_on_lambda(instance_type: str, region: str, ssh_key_names: list[str], *
         instance = cloud.wait_until_active(ids[0], timeout_s=boot_timeout_s, poll_s=poll_s,
                                            on_status=lambda status: stage(f"instance {ids[0]}: {status}"))
         url = comfy_url(instance) if callable(comfy_url) else comfy_url.format(ip=instance["ip"])
-        stage(f"waiting for ComfyUI at {mask_secrets(url)}")
+        stage(f"waiting for ComfyUI at {mask(url)}")
         wait_for_http(url, timeout_s=ready_timeout_s, poll_s=min(poll_s, 5.0))
         stage("ComfyUI is ready")
         yield ComfyBackend(url, **backend_options)

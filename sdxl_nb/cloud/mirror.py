@@ -10,39 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb import settings
+from sdxl_nb.errors import GenerationError, InputError, one_line
 from sdxl_nb.record.joblog import JOBS_LOG, encode_record, read_records
+from sdxl_nb.record.secrets import mask, without_credentials
 from sdxl_nb.record.store import sha256_bytes
 
-URL_ENV, ENDPOINT_ENV = "SDXL_NB_S3_URL", "SDXL_NB_S3_ENDPOINT"
 RECORDS = "records"
-_SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 class MirrorError(GenerationError):
     """The bucket could not be reached or written; the local outputs are unaffected."""
-
-
-def without_credentials(url: str) -> str:
-    """A URL with any user:password@ part removed (for messages and records)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def mask_secrets(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove credential values (from the environment, or given) and URL user-info from a message."""
-    values = [os.environ.get(name, "") for name in _SECRET_ENV] + list(secrets)
-    for value in sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -59,7 +40,7 @@ class S3Mirror:
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, region: str | None = None, client=None):
         self.bucket, self.prefix = parse_s3_url(url)
-        self.endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
+        self.endpoint_url = endpoint_url or settings.s3_endpoint()
         self.region = region
         self._client = client
 
@@ -95,10 +76,9 @@ class S3Mirror:
         except ClientError as exc:
             error = exc.response.get("Error", {})
             detail = f"{error.get('Code', 'error')}: {error.get('Message') or 'no message'}"
-            raise MirrorError(mask_secrets(f"S3 mirror {self.describe()}: {what} failed ({detail})")) from None
+            raise MirrorError(mask(f"S3 mirror {self.describe()}: {what} failed ({detail})")) from None
         except (BotoCoreError, OSError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise MirrorError(mask_secrets(f"S3 mirror {self.describe()}: {what} failed ({first})")) from None
+            raise MirrorError(mask(f"S3 mirror {self.describe()}: {what} failed ({one_line(exc)})")) from None
 
     def _put(self, name: str, data: bytes, content_type: str) -> None:
         self._call(f"upload of {name}", self.client.put_object, Bucket=self.bucket, Key=self.key(name), Body=data,
@@ -170,5 +150,5 @@ class S3Mirror:
 
 def mirror_from_env() -> S3Mirror | None:
     """The mirror SDXL_NB_S3_URL (and SDXL_NB_S3_ENDPOINT) configure, or None."""
-    url = os.environ.get(URL_ENV)
+    url = settings.s3_url()
     return S3Mirror(url) if url else None

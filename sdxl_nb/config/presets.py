@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sdxl_nb import settings
 from sdxl_nb.config.options import EngineOptions, options_from_dict
 from sdxl_nb.errors import InputError, PresetError
 
@@ -132,7 +133,7 @@ class Presets:
 
 def default_presets_path() -> Path:
     """`SDXL_NB_PRESETS`, else presets.json shipped in the package, else the repo root's."""
-    override = os.environ.get("SDXL_NB_PRESETS")
+    override = settings.presets_path()
     if override:
         return Path(override)
     package = Path(__file__).resolve().parent.parent  # sdxl_nb/, where a wheel carries presets.json
@@ -306,7 +307,7 @@ def parse_user_styles(raw: Any, path: str, schedulers: dict[str, SchedulerPreset
 
 def default_user_presets_path() -> Path:
     """`SDXL_NB_USER_PRESETS`, else ~/.config/sdxl_nb/user_presets.json (read at call time)."""
-    override = os.environ.get("SDXL_NB_USER_PRESETS")
+    override = settings.user_presets_path()
     return Path(override).expanduser() if override else Path.home() / ".config" / "sdxl_nb" / "user_presets.json"
 
 

@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdxl_nb import settings
 from sdxl_nb.config.presets import ModelPreset, Presets
 from sdxl_nb.config.tiny import TINY_MODEL_ID
 from sdxl_nb.errors import InputError, ModelUnavailableError
@@ -201,7 +202,7 @@ def find_model(model_id: str, presets: Presets) -> ModelInfo:
 
 def default_model_id(presets: Presets) -> str:
     """`SDXL_NB_MODEL` if set; else presets' default when available; else the first available; else tiny-sdxl."""
-    chosen = os.environ.get("SDXL_NB_MODEL")
+    chosen = settings.model()
     if chosen:
         return chosen
     infos = list_models(presets)

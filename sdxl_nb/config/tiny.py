@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sdxl_nb import settings
+
 TINY_MODEL_ID = "tiny-sdxl"
 # Bump when the architecture or the weight recipe changes, so old caches are not reused.
 TINY_MODEL_VERSION = 1
@@ -20,7 +22,7 @@ WEIGHT_SEED = 20240101
 
 def cache_root() -> Path:
     """Folder where sdxl_nb keeps what it builds (`SDXL_NB_CACHE`, default ~/.cache/sdxl_nb)."""
-    return Path(os.environ.get("SDXL_NB_CACHE") or Path.home() / ".cache" / "sdxl_nb")
+    return Path(settings.cache_dir() or Path.home() / ".cache" / "sdxl_nb")
 
 
 def tiny_model_dir() -> Path:

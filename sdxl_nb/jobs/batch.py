@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb.errors import GenerationError, InputError, one_line
 from sdxl_nb.record.joblog import JOBS_LOG, read_records
 from sdxl_nb.request.resolve import GenerationRequest
 
@@ -179,8 +179,8 @@ def run_batch(scenarios: Sequence[Scenario] | Sequence[dict] | str | os.PathLike
     scenarios across the processes `accelerate launch` started; every record then names its rank.
     """
     from sdxl_nb.jobs.generate import generate as local_generate
+    from sdxl_nb.jobs.pipeline import default_output_dir
     from sdxl_nb.record.store import check_output_dir
-    from sdxl_nb.settings import output_dir as default_output_dir
 
     started = time.perf_counter()
     if isinstance(scenarios, (str, os.PathLike)):
@@ -238,8 +238,7 @@ def _run_scenario(run_one: Callable, scenario: Scenario, extra: dict, **kwargs) 
     except (GenerationError, InputError) as exc:
         outcome.error = str(exc)
     except Exception as exc:  # one scenario's surprise must not end the batch; it is reported by name
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        outcome.error = f"{type(exc).__name__}: {first}"
+        outcome.error = f"{type(exc).__name__}: {one_line(exc)}"
     else:
         outcome.status = result.status
         outcome.job_id = result.record["job_id"]

@@ -38,8 +38,12 @@ __all__ = ["JobResult", "Preflight", "configure_engine", "default_output_dir", "
 SavedFn = Callable[[list[tuple[dict, object]]], None]  # each saved chunk: (its record entries by field, PIL image)
 
 
+DEFAULT_OUTPUT_DIR = "output_images"
+
+
 def default_output_dir() -> Path:
-    return settings.output_dir()
+    """Where jobs write when no folder is given: SDXL_NB_OUTPUT, else ./output_images."""
+    return Path(settings.output_dir() or DEFAULT_OUTPUT_DIR)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import find_model
 from sdxl_nb.errors import InputError, ModelUnavailableError, one_line
 from sdxl_nb.jobs.generate import generate
+from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queued import FINAL, QUEUED, RUNNING, Job, describe_progress, memory_line
 from sdxl_nb.record import events
 from sdxl_nb.record.history import load_event_line
@@ -27,7 +28,6 @@ from sdxl_nb.record.store import check_output_dir
 from sdxl_nb.request.memory import MemoryAdvice
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.request.resolve import GenerationRequest
-from sdxl_nb.settings import output_dir as default_output_dir
 
 __all__ = ["FINAL", "Job", "JobQueue", "describe_progress", "get_queue", "memory_line"]
 

@@ -158,9 +158,9 @@ def run_planned_sweep(plan: SweepPlan, *, out_dir: str | os.PathLike | None = No
                       on_preview: Callable | None = None) -> SweepResult:
     """Run a sweep already planned (every cell validated): the cells, then the grid job that names the grid."""
     from sdxl_nb.jobs.generate import generate
+    from sdxl_nb.jobs.pipeline import default_output_dir as output_dir
     from sdxl_nb.jobs.sweep_grid import record_grid
     from sdxl_nb.record.store import check_output_dir
-    from sdxl_nb.settings import output_dir
 
     folder = check_output_dir(out_dir or output_dir())
     stop = should_stop or (lambda: False)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdxl_nb import settings
 from sdxl_nb.config.presets import Presets
 from sdxl_nb.config.registry import ModelInfo
 from sdxl_nb.record.joblog import JOBS_LOG, tail_records
@@ -76,7 +76,7 @@ def check_request(r: ResolvedRequest, info: ModelInfo, *, engine=None) -> list[s
     else:
         folder = _folder(info)
         tokenizer = load_tokenizer(folder)
-        dtype = str(engine.dtype).removeprefix("torch.") if engine is not None else os.environ.get("SDXL_NB_DTYPE")
+        dtype = str(engine.dtype).removeprefix("torch.") if engine is not None else settings.dtype()
         dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}.get(dtype, dtype)
         upcasts, dedicated = _vae_facts(info, folder)
     warnings = lint(r, dtype=dtype, vae_upcasts=upcasts, dedicated_vae=dedicated)

@@ -8,7 +8,7 @@ import threading
 import ipywidgets as widgets
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb.errors import GenerationError, InputError, one_line
 from sdxl_nb.jobs.animate import MODES, SCHEDULES, AnimationRequest, animate, prepare_animation
 from sdxl_nb.jobs.animate.outputs import frame_grid
 from sdxl_nb.jobs.animate.plan import DEFAULT_VARIATION
@@ -148,9 +148,9 @@ class AnimatePanel:
                                   should_stop=self._stop.is_set, on_frames=on_frames, presets=self.presets)
             self._show(self.result)
         except (InputError, GenerationError) as exc:
-            self.status.value = f"<b>error:</b> {_escape(str(exc).splitlines()[0])}"
+            self.status.value = f"<b>error:</b> {_escape(one_line(exc))}"
         except Exception as exc:  # the panel must never die silently in a thread
-            self.status.value = f"<b>failed:</b> {type(exc).__name__}: {_escape(str(exc).splitlines()[0] if str(exc) else '')}"
+            self.status.value = f"<b>failed:</b> {type(exc).__name__}: {_escape(one_line(exc))}"
         finally:
             self.run_button.disabled, self.stop_button.disabled = False, True
 

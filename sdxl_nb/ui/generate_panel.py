@@ -8,9 +8,9 @@ from pathlib import Path
 import ipywidgets as w
 
 from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.request.prepare import prepare
-from sdxl_nb.settings import output_dir as default_output_dir
 from sdxl_nb.ui.generate_form import GenerateForm
 from sdxl_nb.ui.model_panel import ModelPanel
 from sdxl_nb.ui.results import ResultsView

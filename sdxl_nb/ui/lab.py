@@ -7,8 +7,8 @@ from pathlib import Path
 
 import ipywidgets as w
 
+from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
-from sdxl_nb.settings import output_dir as default_output_dir
 from sdxl_nb.ui.animate_panel import AnimatePanel
 from sdxl_nb.ui.engine_settings import EngineSettings
 from sdxl_nb.ui.generate_panel import GeneratePanel

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import ipywidgets as w
 
+from sdxl_nb import settings
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import default_model_id, list_models
 from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.record.history import load_eta
-from sdxl_nb.settings import output_dir as default_output_dir
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 
@@ -84,7 +84,7 @@ class ModelPanel(Panel):
     def _show_loading(self, model: str, stage: str, elapsed: float) -> None:
         if self._load_started is None:
             self._load_started = time.monotonic() - elapsed
-            self._eta = load_eta(self.out_dir, model, os.environ.get("SDXL_NB_DEVICE"))
+            self._eta = load_eta(self.out_dir, model, settings.device())
         elapsed = time.monotonic() - self._load_started
         if self._eta is None:
             eta = "no earlier load of it recorded"

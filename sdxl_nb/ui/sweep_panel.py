@@ -9,7 +9,7 @@ import threading
 import ipywidgets as widgets
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb.errors import GenerationError, InputError, one_line
 from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis, plan_sweep, run_sweep
 from sdxl_nb.record.store import encode_png
 from sdxl_nb.request.resolve import GenerationRequest
@@ -103,7 +103,7 @@ class SweepPanel:
                 f"{result.status}: {len(result.results)} of {len(result.plan.cells)} cells, sweep {result.plan.id}"
                 + (f", grid {result.grid_path.name}" if result.grid_path else "") + (f"; failed: {errors}" if errors else ""))
         except (InputError, GenerationError) as exc:
-            self.status.value = f"<b>error:</b> {_escape(str(exc).splitlines()[0])}"
+            self.status.value = f"<b>error:</b> {_escape(one_line(exc))}"
         except Exception as exc:  # the panel must never die silently in a thread
             self.status.value = f"<b>failed:</b> {type(exc).__name__}: {_escape(str(exc)[:200])}"
         finally:

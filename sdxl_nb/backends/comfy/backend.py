@@ -15,12 +15,11 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+from sdxl_nb import settings
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
 from sdxl_nb.backends.comfy.client import ComfyClient, ComfyError
 from sdxl_nb.backends.comfy.workflow import build_workflow, comfy_sampler, default_checkpoint
 from sdxl_nb.errors import InputError, ModelUnavailableError
-
-COMFY_URL_ENV = "SDXL_NB_COMFY_URL"
 
 
 @dataclass
@@ -53,9 +52,9 @@ class ComfyBackend:
     def __init__(self, url: str | None = None, *, checkpoint: str | None = None, vae: str | None = None,
                  timeout_s: float = 30.0, job_timeout_s: float = 900.0, retries: int = 3,
                  poll_interval_s: float = 1.0, use_websocket: bool = True):
-        url = url or os.environ.get(COMFY_URL_ENV)
+        url = url or settings.comfy_url()
         if not url:
-            raise InputError(f"the ComfyUI backend needs a server URL (--comfy-url or {COMFY_URL_ENV}), "
+            raise InputError(f"the ComfyUI backend needs a server URL (--comfy-url or {settings.COMFY_URL}), "
                              "e.g. http://127.0.0.1:8188")
         try:
             self.client = ComfyClient(url, timeout_s=timeout_s, retries=retries, poll_interval_s=poll_interval_s,

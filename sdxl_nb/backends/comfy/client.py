@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 import tenacity
 
-from sdxl_nb.cloud.mirror import mask_secrets, without_credentials
 from sdxl_nb.errors import GenerationError
+from sdxl_nb.record.secrets import mask, without_credentials
 
 INTERRUPT_GRACE_S = 30.0
 
@@ -121,7 +121,7 @@ class ComfyClient:
             raise ComfyError(f"ComfyUI {what} answered with something that is not JSON") from None
 
     def _mask(self, text: str) -> str:
-        return mask_secrets(text, self._secrets)
+        return mask(text, given=self._secrets)
 
     def system_stats(self) -> dict:
         return self._json(self._request("GET", "/system_stats"), "GET /system_stats")

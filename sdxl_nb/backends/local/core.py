@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +15,7 @@ import torch
 from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
 
 import sdxl_nb.backends.local.environment as env
+from sdxl_nb import settings
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
 from sdxl_nb.backends.local.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
 from sdxl_nb.backends.local.mixing import MIXING_PIPELINES
@@ -25,7 +25,7 @@ from sdxl_nb.backends.local.speed import apply_options, set_vae_savers, warm_up
 from sdxl_nb.config.options import EngineOptions
 from sdxl_nb.config.registry import ModelInfo, locate_model
 from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
-from sdxl_nb.errors import ModelUnavailableError
+from sdxl_nb.errors import ModelUnavailableError, one_line
 from sdxl_nb.request.prompt_window import window_warnings
 from sdxl_nb.request.resolve import ResolvedRequest
 
@@ -137,7 +137,7 @@ class Engine:
                 pipe, vae, warnings = load_pipeline(info, Path(folder), self.device, self.dtype, stage)
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelUnavailableError(f"model {info.id!r} could not be loaded from {folder}: "
-                                            f"{str(exc).splitlines()[0]}") from exc
+                                            f"{one_line(exc)}") from exc
             events = apply_options(pipe, self.options, self.device)
             load_s = time.perf_counter() - started
             if self.options.warmup:
@@ -242,7 +242,7 @@ def get_engine() -> Engine:
         if _ENGINE is None:
             from sdxl_nb.config.engine_profiles import engine_options
 
-            _ENGINE = Engine(auto_tune=os.environ.get("SDXL_NB_AUTO_TUNE", "").lower() in ("1", "true", "yes", "on"),
+            _ENGINE = Engine(auto_tune=settings.auto_tune(),
                              options=engine_options())
         return _ENGINE
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import platform
 import resource
 import sys
@@ -55,19 +54,3 @@ def peak_memory(device: str) -> int:
         return int(torch.cuda.max_memory_allocated(device))
     # On CPU: the process's peak resident memory (Linux reports KiB).
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def plain_config(value):
-    """Scheduler configs hold tuples, numpy values and infinities; make them JSON-able and stable."""
-    if isinstance(value, dict):
-        # "_"-keys are diffusers bookkeeping (version, which values were defaults), not settings.
-        return {str(k): plain_config(v) for k, v in sorted(value.items()) if not str(k).startswith("_")}
-    if isinstance(value, (list, tuple)):
-        return [plain_config(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"  # JSON has no infinity: stored as text
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import diffusers  # noqa: E402
 from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: E402
 
+from sdxl_nb import settings  # noqa: E402
 from sdxl_nb.config.registry import ModelInfo, locate_model  # noqa: E402
 from sdxl_nb.errors import ModelUnavailableError  # noqa: E402
 
@@ -29,11 +29,11 @@ DTYPES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfl
 
 
 def default_device() -> str:
-    return os.environ.get("SDXL_NB_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    return settings.device() or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def default_dtype(device: str) -> torch.dtype:
-    name = os.environ.get("SDXL_NB_DTYPE")
+    name = settings.dtype()
     if name:
         return DTYPES[name]
     return torch.float16 if device.startswith("cuda") else torch.float32

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from sdxl_nb import settings
 
 
 def visible_devices() -> list[str]:
@@ -36,7 +37,7 @@ class Processes:
     def __init__(self):
         from accelerate import PartialState
 
-        use_cpu = os.environ.get("SDXL_NB_DEVICE", "").startswith("cpu") or not torch.cuda.is_available()
+        use_cpu = (settings.device() or "").startswith("cpu") or not torch.cuda.is_available()
         self._state = PartialState(cpu=use_cpu)
         device = self._state.device
         name = "cpu" if device.type == "cpu" else str(device)

@@ -13,6 +13,8 @@ from sdxl_nb.backends.local.calls import CallArguments
 from sdxl_nb.backends.local.decode import decode_guarded
 from sdxl_nb.backends.local.oom import MemoryTuner, is_out_of_memory
 from sdxl_nb.backends.local.preview import Throttle, latents_to_rgb
+from sdxl_nb.errors import one_line
+from sdxl_nb.record.config_codec import encode_config
 
 CPU_CHUNK = 8  # on the CPU batching still saves per-call overhead; more only delays the first finished images
 GPU_MAX_CHUNK = 16
@@ -53,7 +55,7 @@ class RunLoop:
         scheduler = self.pipe.scheduler
         self.out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, events=[], warnings=[],
                              scheduler={"name": r.scheduler.name, "class": type(scheduler).__name__,
-                                        "config": env.plain_config(dict(scheduler.config))}, chunk_size=chunk)
+                                        "config": encode_config(dict(scheduler.config))}, chunk_size=chunk)
 
     def run(self) -> RunOutput:
         env.reset_peak_memory(self.engine.device)
@@ -74,7 +76,7 @@ class RunLoop:
                 except Exception as exc:
                     if not is_out_of_memory(exc):
                         raise
-                    failure = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    failure = one_line(exc)
                 if failure is not None:  # outside the except block, so the failed attempt's tensors are freed
                     self.tuner.on_out_of_memory(failure, len(specs))
                     continue
