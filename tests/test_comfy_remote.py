@@ -203,3 +203,35 @@ def test_ctrl_c_interrupts_the_server_before_leaving(server, fake, tmp_path):
     # Every generation is recorded: a Ctrl-C'd job too, as interrupted, with nothing finished.
     (record,) = read_records(tmp_path / "jobs.log")
     assert record["status"] == "interrupted" and record["images"] == []
+
+
+def test_audit_reruns_a_remote_job_on_its_server_and_never_locally(server, fake, tmp_path, monkeypatch):
+    from sdxl_nb.audit.backends import NOT_RERUN_REMOTE
+    from sdxl_nb.audit.report import run_audit
+
+    out = tmp_path / "out"
+    remote(server, out, batch=2, prompt="a fox")
+    prompts = len(fake.prompts)
+    # Without a way to reach the server, the job is reported as not re-run: never re-run here and called diverged.
+    monkeypatch.delenv("SDXL_NB_COMFY_URL", raising=False)
+    report = run_audit(out, rerun="all")
+    assert list(report.reruns["verdict"]) == [NOT_RERUN_REMOTE] * 2 and report.ok
+    assert any(NOT_RERUN_REMOTE in line and server.url in line for line in report.warnings())
+    assert len(fake.prompts) == prompts
+    # With SDXL_NB_COMFY_URL naming the same server, it re-runs there, seed by seed, bit-exact.
+    monkeypatch.setenv("SDXL_NB_COMFY_URL", server.url)
+    report = run_audit(out, rerun="all")
+    assert list(report.reruns["verdict"]) == ["bit-exact"] * 2 and report.ok
+    assert len(fake.prompts) == prompts + 2
+    assert main(["audit", str(out), "--rerun", "all"]) == 0
+
+
+def test_audit_of_a_remote_job_whose_server_is_gone(server, fake, tmp_path, monkeypatch):
+    from sdxl_nb.audit.backends import NOT_RERUN_REMOTE
+    from sdxl_nb.audit.report import run_audit
+
+    out = tmp_path / "out"
+    remote(server, out, prompt="a fox")
+    monkeypatch.setenv("SDXL_NB_COMFY_URL", "http://127.0.0.1:9")  # another server: not the job's
+    report = run_audit(out, rerun="all")
+    assert list(report.reruns["verdict"]) == [NOT_RERUN_REMOTE] and "ran on the comfy server" in report.reruns["note"][0]

@@ -60,7 +60,7 @@ def cells():
             "device. See `docs/SCALING.md` for multi-node use.\n"
             "- Several GPUs inside this kernel: `sdxl_nb.backends.replicas.enable_replicas('all')` loads one copy per GPU "
             "and splits each job's batch across them (same seeds, same order).\n"
-            "- A ComfyUI server: `run_batch(path, generate=sdxl_nb.backends.comfy.backend.comfy_generate_function("
+            "- A ComfyUI server: `run_batch(path, engine=sdxl_nb.backends.comfy.backend.ComfyBackend("
             "'http://host:8188', checkpoint='sd_xl_base_1.0.safetensors'))`.\n"
             "- Rented GPUs: `sdxl_nb.cloud.lambda_cloud.comfy_on_lambda(...)` launches an instance, yields its "
             "ComfyUI backend and always terminates it."),

@@ -79,6 +79,10 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
     if mode == "inpaint" and mask is None:
         raise ReplayError("an inpaint record without a mask_image")
     strength = None if mode == "txt2img" else float(_field(record, "strength", (int, float)))
+    kwargs = scheduler_kwargs(scheduler.get("config"))
+    # A ComfyUI job recorded the sampler the server ran; a re-run there asks for the same one.
+    remote = kwargs.pop("comfy", None)
+    comfy = (remote["sampler_name"], remote["scheduler"]) if isinstance(remote, dict) else None
     style = record.get("style") if isinstance(record.get("style"), dict) else {}
     style_name = style.get("name") if isinstance(style.get("name"), str) else "(recorded)"
     # Carried for its name only: the recorded styled prompt and negative are what run.
@@ -87,8 +91,8 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         id=model_id, description="as recorded", steps=steps, cfg=cfg, heavy=True, turbo=False)
     return ResolvedRequest(
         mode=mode, model=model_preset,
-        scheduler=SchedulerPreset(name=str(scheduler.get("name")), cls=scheduler["class"],
-                                  kwargs=scheduler_kwargs(scheduler.get("config"))),
+        scheduler=SchedulerPreset(name=str(scheduler.get("name")), cls=scheduler["class"], kwargs=kwargs,
+                                  comfy=comfy),
         style=style_preset, prompt=str(record.get("prompt", "")), negative_prompt=str(record.get("negative_prompt", "")),
         styled_prompt=_field(record, "styled_prompt", str),
         effective_negative_prompt=_field(record, "effective_negative_prompt", str),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sdxl_nb.analysis.sources import LineProblem, LoggedRecord, log_paths, read_logged_records
+from sdxl_nb.audit.backends import NOT_RERUN_REMOTE
 from sdxl_nb.audit.compare import BIT_EXACT, CLOSE_MAX_ABS_DIFF, CLOSE_MIN_PSNR_DB
 from sdxl_nb.audit.drift import engine_environment, environment_drift, preset_drift
 from sdxl_nb.audit.integrity import IntegrityReport, check_integrity
@@ -37,7 +38,8 @@ class AuditReport:
         lines = [f"unreadable line {problem}" for problem in self.line_problems]
         lines += self.integrity.problems()
         if self.reruns is not None:
-            for row in self.reruns[self.reruns["verdict"] != BIT_EXACT].itertuples():
+            failing = ~self.reruns["verdict"].isin([BIT_EXACT, NOT_RERUN_REMOTE])
+            for row in self.reruns[failing].itertuples():
                 detail = ""
                 if row.max_abs_diff is not None and not pd.isna(row.max_abs_diff):
                     detail = f" (max abs diff {row.max_abs_diff:g}, PSNR {row.psnr_db:g} dB)"
@@ -50,6 +52,9 @@ class AuditReport:
         lines = [f"job {row.job_id}: {row.differences}: {row.message}" for row in self.environment_drift.itertuples()]
         lines += [row.message + f" (recorded {row.recorded}, now {row.current})" for row in self.preset_drift.itertuples()]
         lines += self.integrity.warnings()
+        if self.reruns is not None:
+            remote = self.reruns[self.reruns["verdict"] == NOT_RERUN_REMOTE]
+            lines += sorted({f"job {row.job_id}: {NOT_RERUN_REMOTE}: {row.note}" for row in remote.itertuples()})
         return lines
 
     @property
@@ -130,7 +135,7 @@ def _plain(value):
 
 def run_audit(*sources: str | os.PathLike, rerun: int | str | None = None, job_ids: tuple[str, ...] = (),
               engine=None, presets: Presets | None = None,
-              on_job: Callable[[LoggedRecord, str], None] | None = None) -> AuditReport:
+              on_job: Callable[[LoggedRecord, str], None] | None = None, remotes=()) -> AuditReport:
     """Audit logs/output folders: integrity and drift always; re-runs of the last `rerun` jobs with
     images ("all" for every one) or of `job_ids`. Re-runs load the engine (torch); nothing else does."""
     logs = log_paths(sources)
@@ -148,7 +153,7 @@ def run_audit(*sources: str | os.PathLike, rerun: int | str | None = None, job_i
     else:
         drift, compared = environment_drift(records), "installed library versions only; GPU/dtype need --rerun"
     if chosen or rerun is not None or job_ids:
-        reruns = rerun_jobs(chosen, engine, presets=presets, on_job=on_job)
+        reruns = rerun_jobs(chosen, engine, presets=presets, on_job=on_job, remotes=remotes)
     return AuditReport(
         sources=[str(log) for log in logs], jobs=len(records),
         images=sum(len(saved_entries(logged.record)) for logged in records), line_problems=line_problems,

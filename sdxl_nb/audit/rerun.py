@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from sdxl_nb.analysis.sources import LoggedRecord
+from sdxl_nb.audit.backends import NOT_RERUN_REMOTE, RemoteUnavailable, backend_for
 from sdxl_nb.audit.compare import CLOSE_MAX_ABS_DIFF, CLOSE_MIN_PSNR_DB, SKIPPED, compare_images
 from sdxl_nb.audit.drift import MAY_DIFFER, describe, differences, engine_environment
 from sdxl_nb.audit.integrity import resolve_path
@@ -73,6 +74,8 @@ def _as_images(result, entries: list[dict]) -> dict[int, object]:
 
 def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[dict[int, object], list[str]]:
     mode = logged.record.get("mode")
+    if not engine.capabilities.rerun:
+        raise ReplayError(f"the {engine.name} backend cannot re-run jobs")
     if mode in REPLAYABLE_MODES:
         from sdxl_nb.backends.local.replay import replay
 
@@ -89,11 +92,13 @@ def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[
 
 def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | None = None,
                on_job: Callable[[LoggedRecord, str], None] | None = None, min_psnr_db: float = CLOSE_MIN_PSNR_DB,
-               max_abs_diff: int = CLOSE_MAX_ABS_DIFF) -> pd.DataFrame:
+               max_abs_diff: int = CLOSE_MAX_ABS_DIFF, remotes=()) -> pd.DataFrame:
     """Regenerate each job and compare image by image; the table has one row per saved image.
 
     Verdicts: bit-exact, close (PSNR >= min_psnr_db and no pixel off by more than max_abs_diff;
-    max_abs_diff and psnr_db are given), diverged, or skipped (the note says why). `drift` lists
+    max_abs_diff and psnr_db are given), diverged, or skipped (the note says why). A job that ran on a
+    remote backend (ComfyUI) re-runs there when that server is reachable (one of `remotes`, or
+    SDXL_NB_COMFY_URL's), else it is "not re-run (remote backend)" with the reason: never re-run here. `drift` lists
     environment differences found before running ("re-run may not be bit-exact").
     `on_job(record, drift)` is called before each job starts.
     """
@@ -112,7 +117,13 @@ def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | N
         entries = saved_entries(record)
         base = (record.get("job_id"), str(logged.log), logged.line, record.get("mode"))
         try:
-            images, notes = _regenerate(logged, engine, presets)
+            backend = backend_for(record, engine, remotes)
+        except RemoteUnavailable as exc:
+            rows += [(*base, e.get("index"), e.get("seed"), e.get("path"), NOT_RERUN_REMOTE, None, None, drift,
+                      str(exc)) for e in entries]
+            continue
+        try:
+            images, notes = _regenerate(logged, backend, presets)
         except ReplayError as exc:
             rows += [(*base, e.get("index"), e.get("seed"), e.get("path"), SKIPPED, None, None, drift, str(exc))
                      for e in entries]

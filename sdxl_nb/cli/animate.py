@@ -11,6 +11,7 @@ HELP = "make an animation (frames, frame grid, GIF, WebP) and record it as one j
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sdxl_nb.cli.backend_options import add_backend_arguments
     from sdxl_nb.cli.generate import add_setting_arguments
     from sdxl_nb.jobs.animate.plan import MAX_FPS, MODES, SCHEDULES
 
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strength", type=float, help="img2img denoising strength, 0 < x <= 1")
     parser.add_argument("--out", help="output folder (default: $SDXL_NB_OUTPUT or output_images)")
     parser.add_argument("--json", action="store_true", help="print the job record as JSON instead of paths")
+    add_backend_arguments(parser)
 
 
 def request_from(args):
@@ -47,14 +49,18 @@ def request_from(args):
 
 def run(args) -> int:
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
-    from sdxl_nb.jobs.animate import animate
+    from sdxl_nb.cli.backend_options import backend_choice
+    from sdxl_nb.jobs.animate import animate, prepare_animation
+
+    request = request_from(args)
+    prepare_animation(request)  # bad input is one line before a backend is even contacted
 
     def progress(p: dict) -> None:
         if sys.stderr.isatty():
-            print(f"\rframes {p['frames_done']}/{p['frames']}, step {p['step']}/{p['total']}", end="",
+            print(f"\rframes {p['images_done']}/{p['batch']}, step {p['step']}/{p['total']}", end="",
                   file=sys.stderr)
 
-    result = animate(request_from(args), out_dir=args.out, on_progress=progress)
+    result = animate(request, engine=backend_choice(args), out_dir=args.out, on_progress=progress)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if args.json:

@@ -1,9 +1,8 @@
-"""Where a CLI job runs: --backend local|comfy (--comfy-url...), --replicas DEVICES; shared by generate and batch."""
+"""Where a CLI job runs: --backend local|comfy (--comfy-url...), --replicas DEVICES; shared by every job verb."""
 
 from __future__ import annotations
 
 import argparse
-from functools import partial
 
 
 def add_comfy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +37,9 @@ def check_backend_arguments(args) -> None:
         raise InputError("--engine-profile applies to the local backend only")
     if args.backend == "local" and (args.comfy_checkpoint or args.comfy_vae is not None):
         raise InputError("--comfy-checkpoint/--comfy-vae need --backend comfy")
+    if args.backend != "local" and getattr(args, "chunk_size", None) not in (None, 1):
+        raise InputError(f"--chunk-size {args.chunk_size}: a ComfyUI backend runs one image per prompt (so that "
+                         "image i keeps seed + i); accepted there: 1")
 
 
 def comfy_backend(args):
@@ -47,21 +49,20 @@ def comfy_backend(args):
 
 
 def backend_choice(args):
-    """(generate function or None, engine or None): a ComfyUI generate, or replicas, or (None, None): local."""
+    """The backend the options name: a ComfyUI server, replicas, or None for the kernel's engine (configured
+    with --engine-profile). Every job verb passes it on as `engine=`."""
     check_backend_arguments(args)
     if args.backend == "comfy":
-        from sdxl_nb.backends.comfy.backend import generate_remote
-
-        return partial(generate_remote, backend=comfy_backend(args)), None
+        return comfy_backend(args)
     from sdxl_nb.config.engine_profiles import engine_options
 
     options = engine_options(args.engine_profile)  # an unknown profile is bad input before anything loads
     if args.replicas:
         from sdxl_nb.backends.replicas import ReplicaEngine, parse_devices
 
-        return None, ReplicaEngine(parse_devices(args.replicas), options=options)
+        return ReplicaEngine(parse_devices(args.replicas), options=options)
     if args.engine_profile:
         from sdxl_nb.backends.local import get_engine
 
         get_engine().configure(options)
-    return None, None
+    return None

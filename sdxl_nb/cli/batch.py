@@ -63,8 +63,6 @@ def run(args) -> int:
         print(f"batch {batch_id}: {len(pending)} to run, {len(done)} done", file=sys.stderr)
         return EXIT_OK
 
-    if args.backend != "local" and args.chunk_size not in (None, 1):
-        raise InputError(f"--chunk-size {args.chunk_size}: a ComfyUI backend runs one image per prompt")
     if args.backend == "lambda":
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise InputError("--backend lambda launches one instance: run it without accelerate launch")
@@ -73,12 +71,12 @@ def run(args) -> int:
         raise InputError("--lambda-* options need --backend lambda")
     from sdxl_nb.cli.backend_options import backend_choice
 
-    remote, engine = backend_choice(args)
+    backend = backend_choice(args)
     processes = _processes()  # a ComfyUI backend is shared too: each process sends its own share
-    return _run(args, scenarios, batch_id, generate=remote, engine=engine, processes=processes)
+    return _run(args, scenarios, batch_id, engine=backend, processes=processes)
 
 
-def _run(args, scenarios, batch_id, *, generate=None, engine=None, processes=None) -> int:
+def _run(args, scenarios, batch_id, *, engine=None, processes=None) -> int:
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
     from sdxl_nb.jobs.batch import run_batch
 
@@ -99,7 +97,7 @@ def _run(args, scenarios, batch_id, *, generate=None, engine=None, processes=Non
             bar.update(1)
 
     try:
-        summary = run_batch(scenarios, batch_id=batch_id, out_dir=args.out, engine=engine, generate=generate,
+        summary = run_batch(scenarios, batch_id=batch_id, out_dir=args.out, engine=engine,
                             on_scenario=on_scenario, chunk_size=args.chunk_size, processes=processes)
     finally:
         if bar is not None:
@@ -115,9 +113,6 @@ def _run(args, scenarios, batch_id, *, generate=None, engine=None, processes=Non
 
 
 def _run_on_lambda(args, scenarios, batch_id) -> int:
-    from functools import partial
-
-    from sdxl_nb.backends.comfy.backend import generate_remote
     from sdxl_nb.cloud.lambda_cloud import comfy_on_lambda
     from sdxl_nb.errors import InputError
 
@@ -131,4 +126,4 @@ def _run_on_lambda(args, scenarios, batch_id) -> int:
     with comfy_on_lambda(args.lambda_instance_type, args.lambda_region, args.lambda_ssh_key,
                          comfy_url=args.lambda_comfy_url, checkpoint=args.comfy_checkpoint, vae=args.comfy_vae,
                          on_stage=lambda text: _say(text, "lambda: ")) as backend:
-        return _run(args, scenarios, batch_id, generate=partial(generate_remote, backend=backend))
+        return _run(args, scenarios, batch_id, engine=backend)

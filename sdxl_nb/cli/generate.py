@@ -102,8 +102,6 @@ def print_preflight(check, as_json: bool) -> int:
 
 
 def run(args) -> int:
-    from functools import partial
-
     from sdxl_nb.cli.backend_options import backend_choice
     from sdxl_nb.errors import GenerationError
     from sdxl_nb.jobs.generate import generate
@@ -123,10 +121,10 @@ def run(args) -> int:
         shown.append(warning)
         print(f"warning: {warning}", file=sys.stderr)
 
-    remote, engine = backend_choice(args)
-    run_job = remote or partial(generate, engine=engine, auto_tune=args.auto_tune)
+    backend = backend_choice(args)
     try:
-        result = run_job(request, out_dir=args.out, on_progress=progress, on_warning=warn, chunk_size=args.chunk_size)
+        result = generate(request, engine=backend, auto_tune=args.auto_tune, out_dir=args.out, on_progress=progress,
+                          on_warning=warn, chunk_size=args.chunk_size)
     except GenerationError as exc:
         if getattr(exc, "result", None) is not None:  # images saved before the failure are still listed
             print_result(exc.result, args.json, shown, show_error=False)  # the error line comes from main()

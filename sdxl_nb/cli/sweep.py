@@ -11,6 +11,7 @@ HELP = "vary one or two request fields (an X/Y grid): one recorded job per cell,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sdxl_nb.cli.backend_options import add_backend_arguments
     from sdxl_nb.cli.generate import add_request_arguments
     from sdxl_nb.jobs.sweep import SWEEPABLE
 
@@ -19,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"fields: {', '.join(SWEEPABLE)}")
     parser.add_argument("--y", metavar="FIELD=V1,V2,...", help="an optional Y axis, like --x")
     add_request_arguments(parser)
+    add_backend_arguments(parser)
     for action in parser._actions:
         if action.dest == "prompt":  # a prompt axis gives the prompts itself
             action.required = False
@@ -27,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from sdxl_nb.cli import EXIT_FAILED, EXIT_OK
+    from sdxl_nb.cli.backend_options import backend_choice
     from sdxl_nb.cli.generate import request_from
     from sdxl_nb.errors import InputError
-    from sdxl_nb.jobs.sweep import parse_axis, run_sweep
+    from sdxl_nb.jobs.sweep import parse_axis, plan_sweep, run_planned_sweep
 
     x = parse_axis(args.x)
     y = None if args.y is None else parse_axis(args.y)
@@ -42,7 +45,8 @@ def run(args) -> int:
         if sys.stderr.isatty():
             print(f"\rcell {p['cell']}/{p['cells']}, step {p['step']}/{p['total']}", end="", file=sys.stderr)
 
-    result = run_sweep(request_from(args), x=x, y=y, out_dir=args.out, on_progress=progress)
+    plan = plan_sweep(request_from(args), x, y)  # every cell checked before a backend is contacted
+    result = run_planned_sweep(plan, engine=backend_choice(args), out_dir=args.out, on_progress=progress)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if args.json:

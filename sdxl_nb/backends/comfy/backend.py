@@ -8,12 +8,12 @@ keeps the seed the record and its PNG name.
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from functools import partial
 
 from sdxl_nb import settings
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
@@ -66,6 +66,13 @@ class ComfyBackend:
         self.loaded: dict[str, RemoteModel] = {}
         self.lock = threading.RLock()
         self._stats: dict | None = None
+
+    def with_files(self, checkpoint: str | None, vae: str | None) -> ComfyBackend:
+        """The same server (and connection settings) loading other files: a re-run uses the recorded ones."""
+        twin = copy.copy(self)
+        twin.checkpoint, twin.vae_choice = checkpoint, vae
+        twin.loaded, twin.lock = {}, threading.RLock()
+        return twin
 
     def backend_record(self, model_id: str) -> dict:
         return self.record(model_id)
@@ -237,8 +244,3 @@ def generate_remote(request=None, *, url: str | None = None, backend: ComfyBacke
                          "so that image i keeps seed + i")
     backend = backend or ComfyBackend(url, checkpoint=checkpoint, vae=vae)
     return generate(request, engine=backend, chunk_size=1, **kwargs)
-
-
-def comfy_generate_function(url: str | None = None, **backend_options):
-    """A generate() stand-in bound to one server (for batches: run_batch(generate=...))."""
-    return partial(generate_remote, backend=ComfyBackend(url, **backend_options))

@@ -35,14 +35,14 @@ def replay(record: dict, folder: str | Path, engine, presets: Presets | None = N
     """
     presets = presets or load_presets()
     resolved = request_from_record(record, folder, presets)
-    if not hasattr(diffusers, resolved.scheduler.cls):
+    if engine.capabilities.scheduler_config and not hasattr(diffusers, resolved.scheduler.cls):
         raise ReplayError(f"scheduler class {resolved.scheduler.cls!r} is not in this diffusers "
                           f"({diffusers.__version__})")
     try:
         info = find_model(resolved.model.id, presets)
     except InputError as exc:
         raise ReplayError(f"model {resolved.model.id!r} is not known here ({exc})") from None
-    if not info.available:
+    if engine.capabilities.local_models and not info.available:
         raise ReplayError(info.reason)
     loaded = engine.load(info)
     notes = []
