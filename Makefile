@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
 
-.PHONY: setup lab test lint e2e
+.PHONY: setup lab test lint e2e bench-smoke
 
 setup:
 	@scripts/setup.sh
@@ -21,6 +21,12 @@ lint: setup
 
 test: lint
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest
+
+# The benchmark must never rot: CI runs it quickly and keeps its JSON (no timing is asserted).
+bench-smoke: setup
+	mkdir -p test-artifacts
+	$(VENV)/bin/sdxl-nb bench --quick --json test-artifacts/bench-quick.json
+	$(PY) -c "import json; r = json.load(open('test-artifacts/bench-quick.json')); assert r['sustained_ratio'] > 0 and r['overhead_ratio'] > 0"
 
 # The real-browser test: JupyterLab + headless Chromium run notebook 01 and click Generate
 # (screenshot in test-artifacts/). Its set-up installs chromium, chromium-driver and selenium.

@@ -100,10 +100,12 @@ def test_bench_cli_writes_the_documented_json(tmp_path, monkeypatch):
 
     monkeypatch.setitem(bench.SETTINGS, "overhead", ({"width": 64, "height": 64, "steps": 2, "repeats": 1},) * 2)
     monkeypatch.setitem(bench.SETTINGS, "log_lines", (2_000, 2_000))
+    monkeypatch.setitem(bench.SETTINGS, "sustained", ({"width": 64, "height": 64, "steps": 2, "repeats": 1,
+                                                       "images": 3},) * 2)
     result = bench.run_bench(quick=True, on_line=lambda _line: None)
     bench.write_json(result, tmp_path / "bench.json")
     saved = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
-    for key in ("overhead_ratio", "shared_extra_param_bytes", "scheduler_swap_ms", "light_import_s",
+    for key in ("overhead_ratio", "sustained_ratio", "shared_extra_param_bytes", "scheduler_swap_ms", "light_import_s",
                 "light_import_torch_loaded", "log_load_ratio", "animate_batch_speedup", "device", "env"):
         assert key in saved, key
     assert saved["log_load_lines"] == 2_000 and saved["log_load_ratio"] > 0 and saved["animate_batch_speedup"] > 0

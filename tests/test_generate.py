@@ -168,3 +168,26 @@ def test_failed_run_is_recorded(run, engine, tmp_path, monkeypatch):
 def test_long_prompts_are_warned_not_silently_cut(run):
     result = run(prompt="word " * 80)
     assert any("CLIP reads 254" in w and "is ignored" in w for w in result.record["warnings"])
+
+
+def test_saves_run_on_the_writer_thread_and_the_record_waits_for_them(run, tmp_path, monkeypatch):
+    import threading
+
+    from sdxl_nb.jobs import files
+    from sdxl_nb.record.joblog import read_records
+
+    writes = []
+    real = files.write_new_file
+
+    def spy(folder, name, data, **kwargs):
+        writes.append(threading.current_thread().name)
+        assert not (folder / "jobs.log").exists()  # the record comes only after every file is durable
+        return real(folder, name, data, **kwargs)
+
+    monkeypatch.setattr(files, "write_new_file", spy)
+    result = run(prompt="writer", batch=3, chunk_size=1, out_dir=tmp_path)
+    # Encoding, hashing and writing overlap the next chunk's denoising: none of it runs on the job's thread.
+    assert len(writes) == 3 and all(name.startswith("sdxl_nb-writer") for name in writes)
+    (record,) = read_records(tmp_path / "jobs.log")
+    assert [image["path"] for image in record["images"]] == [path.name for path in result.paths]
+    assert all(path.is_file() for path in result.paths)

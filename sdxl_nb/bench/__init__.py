@@ -9,6 +9,7 @@ from pathlib import Path
 # (quick, full) settings; --quick keeps the whole CPU run under a minute for CI smoke use.
 SETTINGS = {
     "overhead": ({"width": 128, "height": 128, "steps": 4, "repeats": 5}, {"width": 256, "height": 256, "steps": 8, "repeats": 9}),
+    "sustained": ({"width": 64, "height": 64, "steps": 2, "repeats": 1}, {"width": 128, "height": 128, "steps": 4, "repeats": 3}),
     "scheduler_repeats": (20, 100),
     "import_repeats": (2, 5),
     "log_lines": (50_000, 1_000_000),
@@ -30,6 +31,7 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
     on_line("sdxl-nb bench" + (" (quick)" if quick else ""))
     steps = [
         ("overhead", lambda: cpu_checks.generate_overhead(engine, **SETTINGS["overhead"][pick])),
+        ("sustained", lambda: cpu_checks.sustained_throughput(engine, **SETTINGS["sustained"][pick])),
         ("shared weights", lambda: cpu_checks.shared_weights(engine)),
         ("scheduler swap", lambda: cpu_checks.scheduler_swap(engine, SETTINGS["scheduler_repeats"][pick])),
         ("light imports", lambda: cpu_checks.light_imports(SETTINGS["import_repeats"][pick])),

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -162,6 +163,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
             output = backend.run(plan, loaded, hooks) if plan.images else None
         except BaseException as exc:  # recorded below, then raised again
             failure, output = exc, getattr(exc, "partial_output", None)
+        finally:
+            saver.drain()  # every image the run finished is on disk (or the save failed) before anything else
         if output is not None:
             _merge_output(record, output)
 
@@ -211,7 +214,9 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
 
 
 class _ChunkSaver:
-    """The backend's `on_images`: names and writes each finished image as it arrives (from any thread)."""
+    """The backend's `on_images`: hands each finished chunk to one writer thread, so naming, encoding, hashing and
+    writing its files overlap the next chunk's denoising. `drain()` returns once every file is durable; the
+    record is appended only after it, so the crash journal and recovery see the same order as before."""
 
     def __init__(self, kind: JobKind, record: dict, files: JobFiles, marker: JobMarker, moment: datetime,
                  on_saved: SavedFn | None):
@@ -220,27 +225,43 @@ class _ChunkSaver:
         self.images: dict[int, object] = {}  # index -> PIL image of every saved image
         self.calls = 0
         self.lock = threading.Lock()
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdxl_nb-writer")
+        self.pending: list[Future] = []
 
     def save(self, images: list[tuple[int, int, object]], scheduler: dict) -> None:
+        with self.lock:  # replicas finish chunks in several threads; one writer keeps their order
+            if not self.files.error:
+                self.pending.append(self.writer.submit(self._write, images, scheduler))
+
+    def drain(self) -> None:
+        """Wait for every submitted chunk to be written (or to fail: `files.error` then says why)."""
         with self.lock:
-            if self.files.error:
-                return
-            if self.calls == 0:  # the first chunk knows what ran: every image's metadata names it
-                self.record["scheduler"] = mask_data(scheduler)
-                self.marker.note({"set": {"scheduler": self.record["scheduler"]}})
-            call, self.calls = self.calls, self.calls + 1
-            saved = []
-            try:
-                for index, seed, image in images:
-                    name, data, entries = self.kind.image_file(self.record, index, seed, image, call, self.moment)
-                    self.files.write(name, data, entries)
-                    self.images[index] = image
-                    saved.append((entries, image))
-            except OSError as exc:
-                self.files.error = _save_error(self.files.folder, exc)
-                return
+            pending = list(self.pending)
+        wait(pending)
+        self.writer.shutdown(wait=True)
+
+    def _write(self, images: list[tuple[int, int, object]], scheduler: dict) -> None:
+        if self.files.error:
+            return
+        if self.calls == 0:  # the first chunk knows what ran: every image's metadata names it
+            self.record["scheduler"] = mask_data(scheduler)
+            self.marker.note({"set": {"scheduler": self.record["scheduler"]}})
+        call, self.calls = self.calls, self.calls + 1
+        saved = []
+        try:
+            for index, seed, image in images:
+                name, data, entries = self.kind.image_file(self.record, index, seed, image, call, self.moment)
+                self.files.write(name, data, entries)
+                self.images[index] = image
+                saved.append((entries, image))
+        except OSError as exc:
+            self.files.error = _save_error(self.files.folder, exc)
+            return
         if self.on_saved and saved:
-            self.on_saved(saved)
+            try:
+                self.on_saved(saved)
+            except Exception:  # a broken view must never stop the job's saving
+                pass
 
 
 def _save_error(folder: Path, exc: OSError) -> str:
