@@ -1,12 +1,14 @@
 """Engine options: validated, selectable from presets profiles and the API, recorded in every job's env."""
 
+import subprocess
+
 import pytest
 
 from sdxl_nb.config.options import EngineOptions, options_from_dict
 from sdxl_nb.config.presets import load_presets, parse_presets
 from sdxl_nb.errors import InputError, PresetError
 from sdxl_nb.record.joblog import read_records
-from tests.conftest import REPO, SMALL
+from tests.conftest import PYTHON, REPO, SMALL, python_env
 from tests.test_presets import raw_presets
 
 
@@ -159,3 +161,43 @@ def test_an_interrupt_while_waiting_for_the_graph_thread_stops_the_call(tmp_path
     assert record["status"] == "interrupted" and record["images"] == []
     # The graph thread is free again: the next job runs at once.
     assert generate(prompt="after", out_dir=tmp_path, engine=engine, seed=1, **SMALL).status == "ok"
+
+
+def test_fp8_is_refused_in_one_line_where_the_device_cannot_run_it(tmp_path):
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.config.engine_profiles import engine_options
+
+    options = engine_options("Fastest FP8 (Hopper)")
+    assert options.fp8 and options.cuda_graphs and options.dtype == "bfloat16"
+    engine = Engine(device="cpu")
+    with pytest.raises(InputError, match="needs an NVIDIA GPU with float8 tensor cores .* runs on cpu") as error:
+        engine.configure(options)
+    assert "\n" not in str(error.value) and not engine.options.fp8  # nothing changed
+    result = subprocess.run([PYTHON, "-m", "sdxl_nb", "generate", "--prompt", "x", "--engine-profile",
+                             "Fastest FP8 (Hopper)", "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                            env=python_env(), timeout=300)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "float8 tensor cores" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_fp8_names_what_is_missing_on_a_gpu(monkeypatch):
+    import builtins
+
+    import torch
+
+    from sdxl_nb.backends.local.speed import fp8_problem
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda _device=None: (8, 6))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda _device=None: "NVIDIA RTX A6000")
+    assert fp8_problem("cuda:0") == ("the fp8 engine option needs compute capability 8.9 or newer (Ada, Hopper); "
+                                     "NVIDIA RTX A6000 has 8.6")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda _device=None: (9, 0))
+    real_import = builtins.__import__
+
+    def no_torchao(name, *args, **kwargs):
+        if name.startswith("torchao"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torchao)
+    assert "needs torchao" in fp8_problem("cuda:0")

@@ -10,6 +10,7 @@ import time
 
 from sdxl_nb.bench.timing import interleaved, median
 
+BENCH_PROMPT = "a lighthouse on a cliff at dusk"
 LIGHT_MODULES = ["sdxl_nb", "sdxl_nb.config.presets", "sdxl_nb.request.resolve", "sdxl_nb.config.registry", "sdxl_nb.record.joblog",
                  "sdxl_nb.record.metadata", "sdxl_nb.record.job_record", "sdxl_nb.jobs.pipeline", "sdxl_nb.cli"]
 
@@ -17,29 +18,19 @@ LIGHT_MODULES = ["sdxl_nb", "sdxl_nb.config.presets", "sdxl_nb.request.resolve",
 def generate_overhead(engine, *, width: int, height: int, steps: int, repeats: int, model: str = "tiny-sdxl",
                       cfg: float = 5.0, out_dir: str | None = None) -> dict:
     """A full sdxl_nb generate (resolve, style, save, metadata, hashing, log) vs the bare pipeline call."""
-    import torch
 
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import find_model
     from sdxl_nb.jobs.generate import generate
 
     loaded = engine.load(find_model(model, load_presets()))
-    pipe = loaded.pipe
-    prompt = "a lighthouse on a cliff at dusk"
     out = out_dir or tempfile.mkdtemp(prefix="sdxl_nb-bench-")
-    cuda = engine.device.startswith("cuda")
 
     def bare():
-        with engine.lock:
-            pipe.scheduler = engine.make_scheduler(loaded, None, {})
-            pipe(prompt=prompt, negative_prompt=None, num_inference_steps=steps, guidance_scale=cfg, width=width,
-                 height=height, num_images_per_prompt=1, generator=[torch.Generator("cpu").manual_seed(1)],
-                 output_type="pil")
-            if cuda:
-                torch.cuda.synchronize()
+        _bare_calls(engine, loaded, seeds=[1], width=width, height=height, steps=steps, cfg=cfg)
 
     def ours():
-        generate(prompt=prompt, model=model, width=width, height=height, steps=steps, seed=1, cfg=cfg,
+        generate(prompt=BENCH_PROMPT, model=model, width=width, height=height, steps=steps, seed=1, cfg=cfg,
                  out_dir=out, engine=engine)
 
     times = interleaved({"bare": bare, "sdxl_nb": ours}, repeats)
@@ -53,30 +44,19 @@ def sustained_throughput(engine, *, width: int, height: int, steps: int, repeats
                          model: str = "tiny-sdxl", cfg: float = 5.0, out_dir: str | None = None) -> dict:
     """A job of `images` images at one per pipeline call against the bare pipeline making the same calls: what
     saving (PNG encode, metadata, sha256, fsync, journal) costs once it overlaps the next call (target <= 1.02)."""
-    import torch
 
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import find_model
     from sdxl_nb.jobs.generate import generate
 
     loaded = engine.load(find_model(model, load_presets()))
-    pipe = loaded.pipe
-    prompt = "a lighthouse on a cliff at dusk"
     out = out_dir or tempfile.mkdtemp(prefix="sdxl_nb-bench-")
-    cuda = engine.device.startswith("cuda")
 
     def bare():
-        with engine.lock:
-            pipe.scheduler = engine.make_scheduler(loaded, None, {})
-            for seed in range(1, images + 1):
-                pipe(prompt=prompt, negative_prompt=None, num_inference_steps=steps, guidance_scale=cfg, width=width,
-                     height=height, num_images_per_prompt=1, generator=[torch.Generator("cpu").manual_seed(seed)],
-                     output_type="pil")
-            if cuda:
-                torch.cuda.synchronize()
+        _bare_calls(engine, loaded, seeds=range(1, images + 1), width=width, height=height, steps=steps, cfg=cfg)
 
     def ours():
-        generate(prompt=prompt, model=model, width=width, height=height, steps=steps, seed=1, cfg=cfg, batch=images,
+        generate(prompt=BENCH_PROMPT, model=model, width=width, height=height, steps=steps, seed=1, cfg=cfg, batch=images,
                  chunk_size=1, out_dir=out, engine=engine)
 
     times = interleaved({"bare": bare, "sdxl_nb": ours}, repeats)
@@ -84,6 +64,21 @@ def sustained_throughput(engine, *, width: int, height: int, steps: int, repeats
             "sustained_bare_s": median(times["bare"]), "sustained_sdxl_nb_s": median(times["sdxl_nb"]),
             "sustained_settings": f"{model}, {images} images at 1 per call, {width}x{height}, {steps} steps, "
                                   f"cfg {cfg}, {repeats} interleaved repetitions"}
+
+
+def _bare_calls(engine, loaded, *, seeds, width: int, height: int, steps: int, cfg: float) -> None:
+    """The bare diffusers calls the product is measured against: one image per call, the model's scheduler."""
+    import torch
+
+    pipe = loaded.pipe
+    with engine.lock:
+        pipe.scheduler = engine.make_scheduler(loaded, None, {})
+        for seed in seeds:
+            pipe(prompt=BENCH_PROMPT, negative_prompt=None, num_inference_steps=steps, guidance_scale=cfg,
+                 width=width, height=height, num_images_per_prompt=1,
+                 generator=[torch.Generator("cpu").manual_seed(seed)], output_type="pil")
+        if engine.device.startswith("cuda"):
+            torch.cuda.synchronize()
 
 
 def _unique_parameter_bytes(pipes) -> int:

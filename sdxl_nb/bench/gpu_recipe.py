@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 RECIPE = ("fp16 default", "bf16 default", "+ SDPA check", "+ channels_last", "+ fused QKV", "+ torch.compile",
-          "+ fp16-safe VAE decode", "+ CUDA graphs")
+          "+ fp16-safe VAE decode", "+ CUDA graphs", "+ FP8")
 
 
 def _timed_run(pipe, *, width: int, height: int, steps: int, cfg: float):
@@ -36,6 +36,26 @@ def _timed_run(pipe, *, width: int, height: int, steps: int, cfg: float):
         return seconds, float("nan")
     span = marks[0].elapsed_time(marks[-1]) / 1000 if cuda else marks[-1] - marks[0]
     return seconds, (len(marks) - 1) / span
+
+
+def _image(pipe, *, width: int, height: int, steps: int, cfg: float):
+    """One image of a fixed seed as uint8 pixels: what the float8 step is compared on."""
+    import torch
+
+    images = pipe(prompt="a lighthouse on a cliff at dusk, cinematic", negative_prompt="blurry", num_inference_steps=steps,
+                  guidance_scale=cfg, width=width, height=height, generator=torch.Generator("cpu").manual_seed(1),
+                  output_type="np").images
+    return (images[0] * 255).round().clip(0, 255).astype("uint8")
+
+
+def psnr_db(reference, image) -> float:
+    """Peak signal-to-noise ratio of two uint8 images in dB (inf when identical)."""
+    import math
+
+    import numpy as np
+
+    mse = float(np.mean((reference.astype(np.float64) - image.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
 
 
 def unet_step_profile(pipe, *, width: int, height: int, repeats: int = 5) -> dict:
@@ -118,7 +138,7 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
     import torch
 
     from sdxl_nb.backends.local.environment import peak_memory, reset_peak_memory
-    from sdxl_nb.backends.local.speed import apply_options
+    from sdxl_nb.backends.local.speed import apply_options, fp8_problem
     from sdxl_nb.config.options import EngineOptions
 
     build_started = time.perf_counter()
@@ -131,10 +151,12 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
         result["gpu"] = torch.cuda.get_device_name()
     if architecture == "full":
         result["unet_tflop_per_step"] = unet_tflop_per_step(width, height)
+    reference = None  # the bf16 image the FP8 step is compared with
     for name in recipe:
         compile_s = None
         if name == "bf16 default":
             pipe.to(dtype=torch.bfloat16)
+            reference = _image(pipe, width=width, height=height, steps=steps, cfg=cfg)
         elif name == "+ SDPA check":
             pipe.to(dtype=torch.float16)  # the rest of the recipe builds on fp16
             result["sdpa"] = sdpa_state(pipe)
@@ -157,15 +179,31 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
             pipe.vae.register_to_config(force_upcast=False)
             # The engine's own option code, as the "Fastest (CUDA graphs)" profile runs it.
             apply_options(pipe, EngineOptions(channels_last=True, fuse_qkv=True, cuda_graphs=True), device)
+        elif name == "+ FP8":
+            problem = fp8_problem(device)
+            if problem:  # not a failure of the recipe: this device has no float8 tensor cores
+                result["recipe"].append({"step": name, "skipped": problem})
+                on_line(f"  {name:24} skipped: {problem}")
+                continue
+            del pipe
+            torch.cuda.empty_cache()
+            # The "Fastest FP8 (Hopper)" profile's options through the engine's own code; bf16 around the
+            # float8 matmuls, as torchao's dynamic float8 expects.
+            pipe = build_pipeline(architecture, device, torch.bfloat16)
+            pipe.vae.register_to_config(force_upcast=False)
+            apply_options(pipe, EngineOptions(dtype="bfloat16", channels_last=True, fuse_qkv=True, cuda_graphs=True,
+                                              fp8=True), device)
         reset_peak_memory(device)
         first_s, _ = _timed_run(pipe, width=width, height=height, steps=steps, cfg=cfg)  # warm-up (compiles here)
         runs = [_timed_run(pipe, width=width, height=height, steps=steps, cfg=cfg) for _ in range(repeats)]
         s_image = statistics.median(r[0] for r in runs)
-        if name in ("+ torch.compile", "+ CUDA graphs"):
+        if name in ("+ torch.compile", "+ CUDA graphs", "+ FP8"):
             compile_s = max(first_s - s_image, 0.0)
         row = {"step": name, "s_per_image": s_image, "it_per_s": statistics.median(r[1] for r in runs),
                "peak_memory_bytes": peak_memory(device), "first_run_s": first_s, "compile_s": compile_s,
                "dtype": str(pipe.unet.dtype).removeprefix("torch.")}
+        if name == "+ FP8" and reference is not None:
+            row["psnr_vs_bf16_db"] = psnr_db(reference, _image(pipe, width=width, height=height, steps=steps, cfg=cfg))
         if cuda:
             row.update(unet_step_profile(pipe, width=width, height=height))
             if "unet_tflop_per_step" in result:

@@ -21,11 +21,11 @@ from sdxl_nb.backends.local.loading import DTYPES, default_device, default_dtype
 from sdxl_nb.backends.local.mixing import MIXING_PIPELINES
 from sdxl_nb.backends.local.oom import component_bytes, free_memory_bytes, in_use_bytes
 from sdxl_nb.backends.local.run_loop import RunLoop
-from sdxl_nb.backends.local.speed import apply_options, set_vae_savers, warm_up
+from sdxl_nb.backends.local.speed import apply_options, fp8_problem, set_vae_savers, warm_up
 from sdxl_nb.config.options import EngineOptions
 from sdxl_nb.config.registry import ModelInfo, locate_model
 from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
-from sdxl_nb.errors import ModelUnavailableError, one_line
+from sdxl_nb.errors import InputError, ModelUnavailableError, one_line
 from sdxl_nb.request.prompt_window import window_warnings
 from sdxl_nb.request.resolve import ResolvedRequest
 
@@ -67,6 +67,7 @@ class Engine:
                  auto_tune: bool = False, options: EngineOptions | None = None):
         self.device = device or default_device()
         self.options = options or EngineOptions()
+        self._check_options(self.options)
         self.dtype = dtype or (DTYPES[self.options.dtype] if self.options.dtype else default_dtype(self.device))
         self.max_loaded = max_loaded
         self.loaded: OrderedDict[str, LoadedModel] = OrderedDict()
@@ -99,7 +100,9 @@ class Engine:
             raise
 
     def configure(self, options: EngineOptions) -> list[str]:
-        """Change options; models whose modules an option changes are unloaded and reload with it."""
+        """Change options; models whose modules an option changes are unloaded and reload with it. Options this
+        device cannot run are refused (InputError) and nothing changes."""
+        self._check_options(options)
         with self.lock:
             changed = [name for name in options.needs_reload if getattr(options, name) != getattr(self.options, name)]
             self.options = options
@@ -113,6 +116,11 @@ class Engine:
             for loaded in self.loaded.values():
                 set_vae_savers(loaded.pipe, options)
             return []
+
+    def _check_options(self, options: EngineOptions) -> None:
+        problem = fp8_problem(self.device) if options.fp8 else None
+        if problem:
+            raise InputError(problem)
 
     # ---- loading ----
     def load(self, info: ModelInfo, on_stage: Callable[[str], None] | None = None) -> LoadedModel:

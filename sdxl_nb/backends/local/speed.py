@@ -8,6 +8,33 @@ import torch
 
 from sdxl_nb.config.options import EngineOptions
 
+FP8_MIN_CAPABILITY = (8, 9)  # Ada (8.9) and Hopper (9.0) are the first with float8 tensor cores
+
+
+def fp8_problem(device: str) -> str | None:
+    """Why the fp8 option cannot run on this device (None when it can); checked before anything loads."""
+    if not device.startswith("cuda"):
+        return (f"the fp8 engine option needs an NVIDIA GPU with float8 tensor cores (Ada or Hopper); this engine "
+                f"runs on {device}")
+    capability = torch.cuda.get_device_capability(torch.device(device))
+    if capability < FP8_MIN_CAPABILITY:
+        return (f"the fp8 engine option needs compute capability 8.9 or newer (Ada, Hopper); "
+                f"{torch.cuda.get_device_name(torch.device(device))} has {capability[0]}.{capability[1]}")
+    try:
+        import torchao.quantization  # noqa: F401
+    except ImportError:
+        return "the fp8 engine option needs torchao (pip install torchao), which is not installed"
+    return None
+
+
+def quantize_fp8(unet) -> None:
+    """Dynamic float8 for the UNet's linear layers (weights quantized once, activations per call), in place."""
+    from torchao import quantization
+
+    # The config class replaced the factory function in torchao 0.10; older releases only have the function.
+    config = getattr(quantization, "Float8DynamicActivationFloat8WeightConfig", None)
+    quantization.quantize_(unet, config() if config else quantization.float8_dynamic_activation_float8_weight())
+
 
 def apply_options(pipe, options: EngineOptions, device: str) -> list[str]:
     """Apply options in place; return one event line per change (or per option that could not apply)."""
@@ -19,6 +46,9 @@ def apply_options(pipe, options: EngineOptions, device: str) -> list[str]:
     if options.fuse_qkv:
         pipe.fuse_qkv_projections()
         events.append("fused QKV projections (UNet and VAE attention)")
+    if options.fp8:  # before any compile: the compiled graph must see the float8 layers
+        quantize_fp8(pipe.unet)
+        events.append("UNet linear layers in float8 (torchao dynamic float8)")
     if options.compile:
         # Regional compilation: the repeated transformer block is compiled once and reused, so
         # compile time stays in seconds instead of minutes; compilation itself runs at the first call.
