@@ -82,15 +82,3 @@ class Panel:
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
-
-# Views that show style lists refresh when a style is saved or deleted in any panel of the kernel.
-_STYLE_LISTENERS: list[Callable[[], None]] = []
-
-
-def on_styles_changed(listener: Callable[[], None]) -> None:
-    _STYLE_LISTENERS.append(listener)
-
-
-def styles_changed() -> None:
-    for listener in list(_STYLE_LISTENERS):
-        listener()
