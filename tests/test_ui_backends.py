@@ -1,5 +1,7 @@
-"""The lab's panels on the backend chosen in the engine settings: on ComfyUI (a fake server) Generate says it makes
-no step previews."""
+"""The lab's panels on the backend chosen in the engine settings: ComfyUI (a fake server) runs Animate's seed walk,
+refuses what it cannot do at submit with one line, and Generate says it makes no step previews."""
+
+import html
 
 import pytest
 
@@ -8,9 +10,10 @@ pytest.importorskip("ipywidgets")
 from sdxl_nb.record.joblog import read_records  # noqa: E402
 from tests.fake_comfy import FakeComfy  # noqa: E402
 from tests.local_server import LocalServer  # noqa: E402
-from tests.ui_helpers import lab_for, small_form  # noqa: E402
+from tests.ui_helpers import lab_for, small_form, status_kind  # noqa: E402
 
 CKPT = "sd_xl_base_1.0.safetensors"
+PNG, GIF = b"\x89PNG", b"GIF8"
 
 
 @pytest.fixture
@@ -27,6 +30,23 @@ def comfy_lab(engine, tmp_path, server):
     lab.settings.apply.click()
     assert "on ComfyUI at" in lab.settings.status.value
     return lab
+
+
+def test_animate_seed_walk_runs_on_comfyui_and_slerp_is_refused_at_submit(comfy_lab, tmp_path):
+    panel = comfy_lab.panels["Animate"]
+    panel.prompt.value, panel.frames.value, panel.steps.value, panel.seed.value = "a remote fox", 2, 2, "5"
+    job = panel.submit()
+    assert job is not None and job.wait(120) and job.status == "ok"
+    assert status_kind(panel.status) == "ok" and "done: 2 of 2 frames" in panel.status.value
+    assert bytes(panel.grid_view.value).startswith(PNG) and bytes(panel.animation_view.value).startswith(GIF)
+    (record,) = read_records(tmp_path / "out" / "jobs.log")
+    assert record["mode"] == "animate" and record["backend"]["name"] == "comfy" and record["seeds"] == [5, 6]
+    panel.mode.value = "slerp"
+    panel.seed_end.value = "9"
+    assert panel.submit() is None
+    assert status_kind(panel.status) == "error" and panel.status.value.count("<div") == 1
+    assert "the ComfyUI backend cannot run slerp between seeds' noise" in html.unescape(panel.status.value)
+    assert comfy_lab.queue.jobs() == [job]
 
 
 def test_generate_says_once_that_the_backend_makes_no_step_previews(comfy_lab, engine, tmp_path):

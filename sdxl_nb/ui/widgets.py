@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
+from sdxl_nb.errors import InputError
+
 # (background, text) colours of the status lines.
 COLOURS = {
     "idle": ("#eceff1", "#37474f"),
@@ -52,6 +54,18 @@ def gallery(items: list[tuple[object, str]]) -> list[w.Widget]:
         cell.add_class("sdxl-gallery-item")
         cells.append(cell)
     return cells
+
+
+def optional_number(text: str, name: str, kind: type = int, empty: str = "random") -> int | float | None:
+    """A number typed in a text box (empty: None, which means `empty`); other text raises InputError."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number"
+        raise InputError(f"{name} must be {expected} (or empty for {empty}), got {text!r}") from None
 
 
 def labelled_options(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
