@@ -1,92 +1,181 @@
-"""The Animate and Sweep panels driven headless: set values, click, wait for the background run, check state."""
+"""The Animate and Sweep panels driven headless: they queue jobs on the job queue, show their own jobs' progress
+and results, and their jobs are listed, cancelled and stopped like any other in the Queue panel."""
+
+import html
+import threading
 
 import pytest
 
 pytest.importorskip("ipywidgets")
 
+from sdxl_nb.jobs.queue import JobQueue  # noqa: E402
 from sdxl_nb.record.joblog import read_records  # noqa: E402
+from sdxl_nb.request.resolve import GenerationRequest  # noqa: E402
 from sdxl_nb.ui.animate_panel import AnimatePanel, animate_panel  # noqa: E402
+from sdxl_nb.ui.queue_panel import QueuePanel  # noqa: E402
 from sdxl_nb.ui.sweep_panel import SweepPanel, sweep_panel  # noqa: E402
+from tests.conftest import SMALL  # noqa: E402
+from tests.ui_helpers import status_kind  # noqa: E402
 
 PNG, GIF = b"\x89PNG", b"GIF8"
 
 
-def finish(panel, timeout=300):
-    assert panel.thread is not None
-    panel.thread.join(timeout)
-    assert not panel.thread.is_alive()
+@pytest.fixture
+def queue(engine, tmp_path):
+    return JobQueue(engine=engine, out_dir=tmp_path / "out")
 
 
-def test_animate_panel_runs_in_the_background_and_shows_grid_and_gif(engine, tmp_path):
-    panel = AnimatePanel(out_dir=tmp_path, engine=engine)
+def hold_first_job(queue):
+    """Hold the worker in the first job's first step until released (so later jobs wait in the queue)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def listener(event):
+        if event["type"] == "progress" and not entered.is_set():
+            entered.set()
+            release.wait(60)
+
+    queue.subscribe(listener)
+    return entered, release
+
+
+def test_animate_panel_queues_a_job_and_shows_frames_then_grid_and_gif(queue, tmp_path):
+    panel, view = AnimatePanel(queue), QueuePanel(queue)
     assert panel.frames.value == 8 and panel.mode.value == "seed-walk"
     assert panel.end_fields.layout.display == "none"
     panel.prompt.value = "a panel fox"
     panel.frames.value, panel.steps.value, panel.seed.value, panel.fps.value = 2, 2, "11", 4.0
+    panel.frames_per_call.value = 1
     panel.mode.value = "slerp"
     assert panel.end_fields.layout.display is None and panel.walk_fields.layout.display == "none"
     panel.seed_end.value = "12"
+    sheets_while_running = []
+    panel.grid_view.observe(lambda change: queue.running() is not None and sheets_while_running.append(change.new),
+                            "value")
     panel.run_button.click()
-    assert panel.run_button.disabled or not panel.thread.is_alive()
-    finish(panel)
-    assert panel.status.value.startswith("ok: 2 of 2 frames"), panel.status.value
-    assert panel.progress.value == 2 and panel.progress.max == 2
+    (job,) = queue.jobs()
+    assert (job.kind, job.owner) == ("animate", panel) and not panel.run_button.disabled
+    assert queue.wait_idle(300)
+    assert job.status == "ok" and panel.result is job.result
+    # Each pipeline call's frames are shown as they are saved, before the job ends.
+    assert len([sheet for sheet in sheets_while_running if bytes(sheet).startswith(PNG)]) >= 2
+    assert status_kind(panel.status) == "ok" and f"job #{job.id} done: 2 of 2 frames" in panel.status.value
+    assert panel.progress.value == 1 and f"job #{job.id}" in panel.progress_text.value
     assert bytes(panel.grid_view.value).startswith(PNG) and bytes(panel.animation_view.value).startswith(GIF)
-    (record,) = read_records(tmp_path / "jobs.log")
+    (record,) = read_records(tmp_path / "out" / "jobs.log")
     assert record["animation"]["mode"] == "slerp" and record["animation"]["seed_end"] == 12
     assert record["animation"]["fps"] == 4 and record["seeds"] == [11, 11]
     assert not panel.run_button.disabled and panel.stop_button.disabled
+    assert "[animate]" in view.row_labels()[0] and "ok" in view.row_labels()[0]
 
 
-def test_animate_panel_bad_input_is_one_line_and_starts_nothing(engine, tmp_path):
-    panel = AnimatePanel(out_dir=tmp_path / "out", engine=engine)
+def test_animate_panel_bad_input_is_one_line_and_queues_nothing(queue, tmp_path):
+    panel = AnimatePanel(queue)
     panel.prompt.value = "x"
     for setting, message in [(("frames", 1), "frames 1 is out of range"), (("fps", 0.0), "fps 0 is out of range"),
-                             (("seed", "abc"), "seed must be a whole number")]:
+                             (("seed", "abc"), "seed must be a whole number"),
+                             (("strength", "half"), "strength must be a number")]:
         getattr(panel, setting[0]).value = setting[1]
-        panel.run_button.click()
-        assert panel.thread is None and message in panel.status.value and "<b>error:</b>" in panel.status.value
-        panel.frames.value, panel.fps.value, panel.seed.value = 8, 8.0, ""
+        assert panel.submit() is None
+        assert status_kind(panel.status) == "error" and message in panel.status.value
+        assert panel.status.value.count("<div") == 1 and queue.jobs() == []
+        panel.frames.value, panel.fps.value, panel.seed.value, panel.strength.value = 8, 8.0, "", ""
     panel.mode.value = "slerp"
     panel.run_button.click()
-    assert panel.thread is None and "slerp needs a seed end" in panel.status.value
+    assert "slerp needs a seed end" in panel.status.value and queue.jobs() == []
     assert not (tmp_path / "out").exists()
 
 
-def test_animate_panel_stop_keeps_finished_frames(engine, tmp_path):
-    panel = AnimatePanel(out_dir=tmp_path, engine=engine)
+def test_animate_panel_stop_keeps_finished_frames(queue, tmp_path):
+    panel = AnimatePanel(queue)
     panel.prompt.value, panel.frames.value, panel.steps.value, panel.seed.value = "stop", 3, 2, "1"
     panel.variation.value = 0.0
     panel.frames_per_call.value = 1
-    # The first saved frame presses Stop (observers run in the worker thread, before the next call starts).
-    panel.progress.observe(lambda change: panel.stop_button.click() if change["new"] == 1 else None, names="value")
-    panel.run_button.click()
-    finish(panel)
-    (record,) = read_records(tmp_path / "jobs.log")
+    stop_enabled = []
+
+    def stop_in_second_call(event):  # the panel's own view saw this event first
+        if event["type"] == "progress" and event["progress"]["chunk"] == 2 and not stop_enabled:
+            stop_enabled.append(not panel.stop_button.disabled)
+            panel.stop_button.click()
+
+    queue.subscribe(stop_in_second_call)
+    job = panel.submit()
+    assert job.wait(300) and job.status == "interrupted" and stop_enabled == [True]
+    (record,) = read_records(tmp_path / "out" / "jobs.log")
     assert record["status"] == "interrupted" and len(record["frames"]) == 1
-    assert panel.status.value.startswith("stopped; finished frames kept: 1 of 3 frames")
-    assert bytes(panel.animation_view.value).startswith(GIF)
+    assert f"job #{job.id} stopped; finished frames kept: 1 of 3 frames" in panel.status.value
+    assert bytes(panel.animation_view.value).startswith(GIF) and panel.stop_button.disabled
 
 
-def test_sweep_panel_runs_cells_and_shows_the_grid(engine, tmp_path):
-    panel = SweepPanel(out_dir=tmp_path, engine=engine)
+def test_waiting_animate_jobs_are_cancelled_in_the_queue_panel(queue, tmp_path):
+    panel, view = AnimatePanel(queue), QueuePanel(queue)
+    entered, release = hold_first_job(queue)
+    first = queue.submit(GenerationRequest(prompt="ahead", model="tiny-sdxl", seed=1, **SMALL))
+    assert entered.wait(60)
+    panel.prompt.value, panel.frames.value, panel.steps.value = "waits", 2, 2
+    panel.run_button.click()
+    panel.run_button.click()  # Run stays usable: a second animation queues behind the first
+    assert "queued job #3 (2 ahead of it)" in panel.status.value
+    rows = view.row_labels()
+    assert ["[generate]" in rows[0] and "running" in rows[0]] + ["[animate]" in r and "queued" in r for r in rows[1:]] \
+        == [True, True, True]
+    for row in view.rows.children[1:]:
+        cancel = row.children[1]
+        assert cancel.description == "Cancel"
+        cancel.click()
+    assert "cancelled before it started" in panel.status.value
+    release.set()
+    assert queue.wait_idle(120)
+    assert first.status == "ok" and [job.status for job in queue.jobs()[1:]] == ["cancelled", "cancelled"]
+    assert [r["mode"] for r in read_records(tmp_path / "out" / "jobs.log")] == ["txt2img"]
+
+
+def test_sweep_panel_queues_cells_and_shows_the_grid(queue, tmp_path):
+    panel = SweepPanel(queue)
     panel.prompt.value, panel.steps.value, panel.seed.value = "a panel sweep", 2, "4"
     panel.x_field.value, panel.x_values.value = "cfg", "2, 6"
-    panel.run_button.click()
-    finish(panel)
-    assert panel.status.value.startswith("ok: 2 of 2 cells"), panel.status.value
-    assert bytes(panel.grid_view.value).startswith(PNG) and panel.progress.value == 2
-    records = read_records(tmp_path / "jobs.log")
+    cells_seen = []
+    queue.subscribe(lambda e: e["type"] == "progress" and cells_seen.append(panel.progress_text.value))
+    job = panel.submit()
+    assert job.kind == "sweep" and queue.jobs() == [job]
+    assert job.wait(300) and job.status == "ok"
+    assert any("cell 2/2" in text for text in cells_seen)
+    assert status_kind(panel.status) == "ok" and f"job #{job.id} done: 2 of 2 cells" in panel.status.value
+    assert bytes(panel.grid_view.value).startswith(PNG) and panel.progress.value == 1
+    records = read_records(tmp_path / "out" / "jobs.log")
     cells = [r for r in records if r["mode"] != "sweep"]
     assert [r["cfg"] for r in cells] == [2, 6] and len({r["sweep"]["id"] for r in records}) == 1
     panel.y_field.value, panel.y_values.value = "steps", "2, x"
     panel.run_button.click()
-    assert "sweep value 'x' for steps is not a whole number" in panel.status.value and len(read_records(tmp_path / "jobs.log")) == 3
+    assert status_kind(panel.status) == "error" and panel.status.value.count("<div") == 1
+    assert "sweep value 'x' for steps is not a whole number" in html.unescape(panel.status.value)
+    assert queue.jobs() == [job] and len(read_records(tmp_path / "out" / "jobs.log")) == 3
 
 
-def test_panel_functions_return_displayable_widgets(engine, tmp_path):
+def test_a_running_sweep_is_stopped_from_the_queue_panel(queue, tmp_path):
+    panel, view = SweepPanel(queue), QueuePanel(queue)
+    panel.prompt.value, panel.steps.value, panel.seed.value = "stop me", 2, "4"
+    panel.x_field.value, panel.x_values.value = "cfg", "2, 4, 6"
+    stops = []
+
+    def stop_in_second_cell(event):
+        if event["type"] == "progress" and event["progress"]["cell"] == 2 and not stops:
+            (row,) = view.rows.children
+            stops.append(row.children[1].description)
+            row.children[1].click()
+
+    queue.subscribe(stop_in_second_cell)
+    job = panel.submit()
+    assert job.wait(300) and job.status == "interrupted" and stops == ["Stop"]
+    assert f"job #{job.id} stopped; finished cells kept: 1 of 3 cells" in panel.status.value
+    assert bytes(panel.grid_view.value).startswith(PNG)
+    cells = [r for r in read_records(tmp_path / "out" / "jobs.log") if r["mode"] != "sweep"]
+    assert [r["status"] for r in cells] == ["ok", "interrupted"]
+
+
+def test_panel_functions_return_displayable_widgets(queue):
     import ipywidgets
 
     for make in (animate_panel, sweep_panel):
-        widget = make(out_dir=tmp_path, engine=engine)
+        widget = make(queue=queue)
         assert isinstance(widget, ipywidgets.VBox) and widget.panel.widget is widget
+        assert widget.panel.queue is queue

@@ -139,3 +139,22 @@ def test_progress_text_gives_step_elapsed_and_eta():
     assert fraction == pytest.approx(0.75)
     assert text == "step 2/4 of chunk 2/2 · 6.0 s elapsed · ETA 2.0 s"
     assert describe_progress({"step": 4, "total": 4, "elapsed": 1.0})[1] == "step 4/4 · 1.0 s elapsed"
+
+
+def test_an_animation_the_chosen_backend_cannot_run_is_refused_at_submit(queue, engine, tmp_path):
+    from sdxl_nb.backends.comfy.backend import ComfyBackend
+    from sdxl_nb.jobs.animate import AnimationRequest
+
+    slerp = AnimationRequest(prompt="a fox", mode="slerp", frames=2, seed=1, seed_end=2, steps=2)
+    assert queue.backend_capabilities() is engine.capabilities
+    queue.configure(backend=ComfyBackend("http://127.0.0.1:9"))  # chosen, applied before the next job
+    assert not queue.backend_capabilities().previews and not queue.backend_capabilities().noise_mix
+    with pytest.raises(InputError, match="the ComfyUI backend cannot run slerp between seeds' noise"):
+        queue.submit_animation(slerp)
+    with pytest.raises(InputError, match="cannot run prompt travel"):
+        queue.submit_animation(AnimationRequest(prompt="a fox", prompt_end="a wolf", mode="prompt-travel", frames=2))
+    assert queue.jobs() == [] and not (tmp_path / "out").exists()
+    queue.configure(local=True)
+    assert queue.backend_capabilities() is engine.capabilities
+    job = queue.submit_animation(slerp)
+    assert job.wait(120) and job.status == "ok"

@@ -83,6 +83,29 @@ def test_saved_style_shows_at_once_and_its_hash_follows_the_edit(engine, tmp_pat
     assert user_presets.read_bytes() == before
 
 
+def test_a_saved_style_is_in_every_panels_style_list_at_once_and_a_deleted_one_leaves_them(engine, tmp_path,
+                                                                                            user_presets):
+    lab = lab_for(engine, tmp_path / "out")
+    editor, animate, sweep = lab.panels["Presets"], lab.panels["Animate"], lab.panels["Sweep"]
+    lists = [lab.generate.form.style, animate.style, sweep.style]
+    assert lists[0].options == lists[1].options == lists[2].options  # one source: same names, same descriptions
+    editor.name.value, editor.prompt.value, editor.description.value = "Grain", "{prompt}, film grain", "film look"
+    editor.save.click()
+    assert status_kind(editor.status) == "ok"
+    for dropdown in lists:
+        assert ("Grain — film look", "Grain") in dropdown.options
+    animate.style.value = sweep.style.value = "Grain"
+    assert animate.request().style == "Grain" and sweep.base_request().style == "Grain"
+    editor.description.value = "grainy film look"
+    editor.save.click()
+    assert all(("Grain — grainy film look", "Grain") in dropdown.options for dropdown in lists)
+    assert animate.style.value == sweep.style.value == "Grain"  # an edit keeps the choice
+    editor.delete.click()
+    default = lab.generate.form.presets.defaults.style
+    assert all("Grain" not in [name for _, name in dropdown.options] for dropdown in lists)
+    assert animate.style.value == sweep.style.value == default
+
+
 def test_risky_request_gets_an_orange_warning_and_runs_only_when_asked(engine, tmp_path, monkeypatch):
     import sdxl_nb.backends.local.core as core
 

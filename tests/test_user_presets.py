@@ -81,3 +81,25 @@ def test_job_records_name_the_user_style_and_its_hash_follows_the_edit(user_file
                                              {"name": "Mine", "hash": second_style.content_hash}]
     assert first_style.content_hash != second_style.content_hash
     assert second.record["effective_negative_prompt"] == "colour, blur"
+
+
+def test_listeners_hear_every_save_and_delete_and_a_broken_one_undoes_nothing(user_file):
+    from sdxl_nb.config.user_presets import on_change
+
+    heard = []
+
+    def broken():
+        raise RuntimeError("view gone\nmore")
+
+    unsubscribe = [on_change(broken), on_change(lambda: heard.append(sorted(load_presets().user_styles)))]
+    try:
+        with pytest.warns(UserWarning, match="a style list did not refresh: view gone$"):
+            save_style({"name": "Heard", "prompt": "{prompt}, heard"})
+        assert heard == [["Heard"]]  # the listener after the broken one ran, on the saved file
+        unsubscribe[0]()
+        assert delete_style("Heard") and heard == [["Heard"], []]
+    finally:
+        for stop in unsubscribe:
+            stop()
+    save_style({"name": "Unheard", "prompt": "{prompt}"})
+    assert len(heard) == 2

@@ -5,15 +5,38 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
 
 from sdxl_nb.config.presets import StylePreset, default_user_presets_path, load_presets, parse_user_styles
-from sdxl_nb.errors import PresetError
+from sdxl_nb.errors import PresetError, one_line
 
 USER_SCHEMA = 1
 STYLE_FIELDS = ("name", "prompt", "negative", "description", "scheduler", "steps", "cfg")
+_LISTENERS: list[Callable[[], None]] = []
+
+
+def on_change(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call `listener()` after every style saved or deleted in this process (style lists re-read the presets
+    then); returns an unsubscribe."""
+    _LISTENERS.append(listener)
+
+    def unsubscribe() -> None:
+        if listener in _LISTENERS:
+            _LISTENERS.remove(listener)
+
+    return unsubscribe
+
+
+def _changed() -> None:
+    for listener in list(_LISTENERS):
+        try:
+            listener()
+        except Exception as exc:  # the file is saved: a view that cannot follow must not undo that or stop the rest
+            warnings.warn(f"a style list did not refresh: {one_line(exc)}", stacklevel=2)
 
 
 def style_to_dict(style: StylePreset) -> dict:
@@ -83,6 +106,7 @@ def save_style(style: dict | StylePreset, path: str | os.PathLike | None = None,
         base = load_presets(user_layer=False)
         styles = parse_user_styles(raw, str(path), base.schedulers)
         _write_raw(path, raw)
+    _changed()
     return styles[entry["name"]]
 
 
@@ -98,6 +122,7 @@ def delete_style(name: str, path: str | os.PathLike | None = None) -> bool:
             return False
         raw["styles"] = kept
         _write_raw(path, raw)
+    _changed()
     return True
 
 

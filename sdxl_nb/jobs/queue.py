@@ -48,6 +48,7 @@ class JobQueue:
         self._cond = threading.Condition()
         self._listeners: list[Listener] = []
         self._worker: threading.Thread | None = None
+        self._running_on = None  # the backend of the job running now (settings chosen meanwhile wait for the next)
 
     # ---- engine ----
     @property
@@ -94,13 +95,31 @@ class JobQueue:
 
     def loaded_models(self) -> list[str]:
         """Models in memory now (without importing torch when no engine exists yet)."""
-        engine = self._engine
-        if engine is None:
-            import sys
-
-            core = sys.modules.get("sdxl_nb.backends.local.core")
-            engine = getattr(core, "_ENGINE", None)
+        engine = self._engine if self._engine is not None else _kernel_engine()
         return list(engine.loaded) if engine is not None else []
+
+    def backend_capabilities(self):
+        """What the backend declares: the running job's, else the next job's (settings chosen but not applied yet
+        included). Before the first job the kernel's local engine is not made yet: its class answers (importing torch).
+        """
+        backend = self._running_on
+        if backend is None:
+            backend = self._chosen_backend()
+        if backend is None:
+            from sdxl_nb.backends.local import Engine
+
+            return Engine.capabilities
+        return backend.capabilities
+
+    def _chosen_backend(self):
+        """The backend the next job runs on, or None while it is the kernel's local engine, not made yet."""
+        with self._cond:
+            pending = (self._pending_settings or {}).get("backend")
+        if pending is None:
+            pending = self._engine
+        elif pending == "local":
+            pending = self._local_engine
+        return pending if pending is not None else _kernel_engine()
 
     # ---- listeners ----
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -150,9 +169,14 @@ class JobQueue:
     def submit_animation(self, request, *, out_dir: str | Path | None = None, owner: object = None,
                          on_frames: Callable | None = None) -> Job:
         """Validate an AnimationRequest and queue it; InputError (nothing queued) when it would not run."""
+        from sdxl_nb.backends.base import check_plan
         from sdxl_nb.jobs.animate import animate, prepare_animation
+        from sdxl_nb.jobs.animate.job import AnimationJob
 
         plan = prepare_animation(request, load_presets())
+        backend = self._chosen_backend()
+        if backend is not None:  # e.g. ComfyUI: no slerp, no prompt travel (the local engine runs every plan)
+            check_plan(backend, AnimationJob(plan).run_plan(None, None))
         base = plan.base
         folder = self._folder(out_dir)
         self._check_model(base.model.id)
@@ -187,9 +211,7 @@ class JobQueue:
 
     def _remote_chosen(self) -> bool:
         """Whether the jobs that follow run on a remote backend (chosen now, or applied before the next job)."""
-        with self._cond:
-            pending = (self._pending_settings or {}).get("backend")
-        backend = self._engine if pending is None else (None if pending == "local" else pending)
+        backend = self._chosen_backend()
         return backend is not None and not backend.capabilities.local_models
 
     def submit_load(self, model_id: str, *, out_dir: str | Path | None = None) -> Job:
@@ -355,12 +377,15 @@ class JobQueue:
         def on_preview(image, progress: dict) -> None:
             self._emit(job, "preview", image=image, progress=progress)
 
+        self._running_on = engine
         try:
             job.result = job.work(engine=engine, on_progress=on_progress, should_stop=job.stop_event.is_set,
                                   on_stage=on_stage, on_preview=on_preview)
         except Exception as exc:  # a failed job is recorded by the pipeline; its result still belongs to the job
             job.result = getattr(exc, "result", None)
             raise
+        finally:
+            self._running_on = None
         job.status = job.result.status
 
     def _check_memory(self, job: Job, engine) -> MemoryAdvice:
@@ -374,6 +399,14 @@ class JobQueue:
         loaded = engine.load(find_model(job.model, load_presets()), on_stage=lambda stage: self._stage(job, stage))
         return memory_check(resolved, engine.memory_facts(loaded), images_at_once=job.chunk_size or resolved.batch,
                             device_name=engine.device_record()["name"], folder=job.out_dir)
+
+
+def _kernel_engine():
+    """The kernel's local engine if it was made already (without importing torch when it was not)."""
+    import sys
+
+    core = sys.modules.get("sdxl_nb.backends.local.core")
+    return getattr(core, "_ENGINE", None)
 
 
 _QUEUE: JobQueue | None = None

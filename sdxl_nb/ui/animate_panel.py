@@ -1,56 +1,40 @@
-"""The Animate panel: prompt(s), style, size, frames, seeds, mode, variation, fps; frame grid and animation inline."""
+"""The Animate panel: prompt(s), style, size, frames, seeds, mode, variation, fps; queued animate jobs, frames and GIF."""
 
 from __future__ import annotations
 
 import os
-import threading
+from pathlib import Path
 
 import ipywidgets as widgets
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.errors import GenerationError, InputError, one_line
-from sdxl_nb.jobs.animate import MODES, SCHEDULES, AnimationRequest, animate, prepare_animation
+from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.jobs.animate import MODES, SCHEDULES, AnimationRequest
 from sdxl_nb.jobs.animate.outputs import frame_grid
 from sdxl_nb.jobs.animate.plan import DEFAULT_VARIATION
-from sdxl_nb.record.store import encode_png
+from sdxl_nb.jobs.queue import JobQueue, get_queue
+from sdxl_nb.ui.own_jobs import OwnJobs
+from sdxl_nb.ui.styles import style_dropdown
+from sdxl_nb.ui.widgets import Panel, button, optional_number, png_bytes, set_status
 
 MODEL_DEFAULT = "model default"
 _WIDE = widgets.Layout(width="100%")
 
 
-def _optional_int(text: str, name: str) -> int | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"{name} must be a whole number (or empty for random), got {text!r}") from None
+class AnimatePanel(Panel):
+    """Queues animations on the kernel's job queue (in turn with every other job, on the backend chosen in the
+    engine settings) and shows its own jobs: progress, frames as they are saved, then the grid and the GIF."""
 
-
-def _optional_float(text: str, name: str) -> float | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"{name} must be a number (or empty for the default), got {text!r}") from None
-
-
-class AnimatePanel:
-    """Widgets plus one background run at a time; every action is a library call."""
-
-    def __init__(self, out_dir: str | os.PathLike | None = None, engine=None, presets=None):
-        self.out_dir, self.engine = out_dir, engine
-        presets = presets or load_presets()
-        self.presets = presets
+    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None):
+        self.queue = queue or get_queue()
+        self.out_dir = Path(out_dir) if out_dir else None  # None: the queue's folder
+        presets = load_presets()
         self.prompt = widgets.Textarea(description="prompt", placeholder="a lighthouse on a cliff at dusk",
                                        layout=_WIDE)
         self.prompt_end = widgets.Text(description="prompt end", placeholder="prompt-travel: where the prompt goes",
                                        layout=_WIDE)
         self.mode = widgets.ToggleButtons(options=list(MODES), value="seed-walk", description="mode")
-        self.style = widgets.Dropdown(options=list(presets.styles), value=presets.defaults.style, description="style")
+        self.style = style_dropdown(description="style")
         self.size = widgets.Dropdown(options=[MODEL_DEFAULT, *presets.resolutions], value=MODEL_DEFAULT,
                                      description="size")
         self.steps = widgets.IntText(value=0, description="steps", tooltip="0: the style's or model's default")
@@ -66,17 +50,14 @@ class AnimatePanel:
         self.ping_pong = widgets.Checkbox(value=False, description="ping-pong loop")
         self.init_image = widgets.Text(value="", description="init image", placeholder="optional: img2img from a file")
         self.strength = widgets.Text(value="", description="strength", placeholder="img2img, default 0.75")
-        self.run_button = widgets.Button(description="Animate", button_style="primary", icon="play")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
-        self.progress = widgets.IntProgress(value=0, min=0, max=8, description="frames")
-        self.status = widgets.HTML(value="")
+        self.run_button = button("Animate", self.submit, "primary", "queue this animation", icon="play")
+        self.status = widgets.HTML()  # one red line for bad input or a failed job; otherwise what was just done
+        self.own = OwnJobs(self.queue, self, self.status, on_event=self._on_own_event, on_finished=self._finished,
+                           stop_tooltip="stop between steps; the frames of finished calls are kept")
+        self.stop_button, self.progress, self.progress_text = self.own.stop_button, self.own.bar, self.own.text
         self.grid_view = widgets.Image(format="png")
         self.animation_view = widgets.Image(format="gif")
-        self.result = None
-        self.thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self.run_button.on_click(lambda _button: self.start())
-        self.stop_button.on_click(lambda _button: self._stop.set())
+        self.result = None  # the last finished job's AnimationResult
         self.mode.observe(lambda _change: self._show_mode_fields(), names="value")
         self.end_fields = widgets.HBox([self.seed_end, self.schedule])
         self.walk_fields = widgets.HBox([self.variation])
@@ -86,7 +67,8 @@ class AnimatePanel:
             widgets.HBox([self.frames, self.seed, self.fps, self.ping_pong]),
             self.walk_fields, self.end_fields,
             widgets.HBox([self.init_image, self.strength, self.frames_per_call]),
-            widgets.HBox([self.run_button, self.stop_button, self.progress]), self.status,
+            widgets.HBox([self.run_button, self.stop_button]), self.status,
+            widgets.HBox([self.progress, self.progress_text]),
             widgets.HBox([self.grid_view, self.animation_view]),
         ])
         self._show_mode_fields()
@@ -103,77 +85,58 @@ class AnimatePanel:
         size = None if self.size.value == MODEL_DEFAULT else self.size.value
         return AnimationRequest(
             prompt=self.prompt.value, mode=self.mode.value, frames=self.frames.value,
-            seed=_optional_int(self.seed.value, "seed"),
-            seed_end=None if walk else _optional_int(self.seed_end.value, "seed end"),
+            seed=optional_number(self.seed.value, "seed"),
+            seed_end=None if walk else optional_number(self.seed_end.value, "seed end"),
             prompt_end=None if walk or not self.prompt_end.value else self.prompt_end.value,
             variation=self.variation.value if walk else None, schedule="linear" if walk else self.schedule.value,
             fps=self.fps.value, ping_pong=self.ping_pong.value, style=self.style.value, resolution=size,
             steps=self.steps.value or None, init_image=self.init_image.value.strip() or None,
-            strength=_optional_float(self.strength.value, "strength"), batch_size=self.frames_per_call.value or None)
+            strength=optional_number(self.strength.value, "strength", float, "the default"),
+            batch_size=self.frames_per_call.value or None)
 
-    def start(self) -> None:
-        """Validate now (one line on bad input), then animate in a background thread."""
-        if self.thread is not None and self.thread.is_alive():
-            return
+    def submit(self):
+        """Queue the animation; bad input (or a mode the chosen backend cannot run) is one red line and queues
+        nothing. Returns the job or None."""
         try:
             request = self.request()
-            plan = prepare_animation(request, self.presets)
+            job = self.queue.submit_animation(request, out_dir=self.out_dir, owner=self,
+                                              on_frames=self._frame_sheet(request.frames))
         except InputError as exc:
-            self.status.value = f"<b>error:</b> {_escape(str(exc))}"
-            return
-        self._stop.clear()
-        self.progress.max, self.progress.value = len(plan.frames), 0
-        self.grid_view.value = self.animation_view.value = b""
-        self.run_button.disabled, self.stop_button.disabled = True, False
-        self.status.value = f"{len(plan.frames)} frames, seed {plan.frames[0].seed}: starting"
-        self.thread = threading.Thread(target=self._work, args=(request,), daemon=True)
-        self.thread.start()
+            set_status(self.status, one_line(exc), "error")
+            return None
+        self.own.queued(job)
+        return job
 
-    def _work(self, request: AnimationRequest) -> None:
-        finished_frames, finished_images = [], []
-
-        def on_progress(p: dict) -> None:
-            self.status.value = (f"frame {p['images_done'] + 1}-{p['images_done'] + p['images_in_chunk']} of "
-                                 f"{p['batch']}: step {p['step']}/{p['total']}")
+    def _frame_sheet(self, total: int):
+        """A job's on_frames: its contact sheet so far, shown as each pipeline call's frames are saved."""
+        frames, images = [], []
 
         def on_frames(done) -> None:
             for frame, image in done:
-                finished_frames.append(frame)
-                finished_images.append(image)
-            self.progress.value = len(finished_frames)
-            self.grid_view.value = encode_png(frame_grid(finished_images, finished_frames, self.progress.max))
+                frames.append(frame)
+                images.append(image)
+            self.grid_view.value = png_bytes(frame_grid(images, frames, total))
 
-        try:
-            self.result = animate(request, out_dir=self.out_dir, engine=self.engine, on_progress=on_progress,
-                                  should_stop=self._stop.is_set, on_frames=on_frames, presets=self.presets)
-            self._show(self.result)
-        except (InputError, GenerationError) as exc:
-            self.status.value = f"<b>error:</b> {_escape(one_line(exc))}"
-        except Exception as exc:  # the panel must never die silently in a thread
-            self.status.value = f"<b>failed:</b> {type(exc).__name__}: {_escape(one_line(exc))}"
-        finally:
-            self.run_button.disabled, self.stop_button.disabled = False, True
+        return on_frames
 
-    def _show(self, result) -> None:
-        record = result.record
+    def _on_own_event(self, event: dict) -> None:
+        if event["type"] == "started":
+            self.grid_view.value = self.animation_view.value = b""
+
+    def _finished(self, job) -> None:
+        result = self.result = job.result
         if result.grid_path:
             self.grid_view.value = result.grid_path.read_bytes()
         if result.gif_path:
             self.animation_view.value = result.gif_path.read_bytes()
-        kept = f"{len(record['frames'])} of {record['batch']} frames"
-        note = "stopped; finished frames kept" if result.status == "interrupted" else result.status
-        self.status.value = (f"{note}: {kept}, job {record['job_id'][:8]}"
-                             + (f", {result.gif_path.name}" if result.gif_path else ""))
+        record = result.record
+        done = "done" if result.status == "ok" else "stopped; finished frames kept"
+        set_status(self.status, f"job #{job.id} {done}: {len(record['frames'])} of {record['batch']} frames"
+                                + (f", {result.gif_path.name}" if result.gif_path else ""), "ok")
 
 
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=False)
-
-
-def animate_panel(out_dir: str | os.PathLike | None = None, engine=None, presets=None) -> widgets.Widget:
+def animate_panel(out_dir: str | os.PathLike | None = None, queue: JobQueue | None = None) -> widgets.Widget:
     """The Animate panel as one widget (display it in a notebook cell)."""
-    panel = AnimatePanel(out_dir=out_dir, engine=engine, presets=presets)
+    panel = AnimatePanel(queue, out_dir)
     panel.widget.panel = panel  # reachable from the displayed widget, e.g. for scripted runs
     return panel.widget

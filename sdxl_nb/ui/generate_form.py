@@ -10,10 +10,12 @@ import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import model_presets
+from sdxl_nb.config.user_presets import on_change
 from sdxl_nb.errors import InputError
 from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
-from sdxl_nb.ui.widgets import column, labelled_options, on_styles_changed, show
+from sdxl_nb.ui.styles import fill_styles
+from sdxl_nb.ui.widgets import column, labelled_options, show
 
 MODEL_SIZE, CUSTOM_SIZE = "model", "custom"
 WIDE = w.Layout(width="100%")
@@ -72,7 +74,7 @@ class GenerateForm:
         self._on_size()
         self._on_seed()
         self._on_mode()
-        on_styles_changed(self._refresh_styles)
+        on_change(self._refresh_styles)
         self.widget = column([
             w.HBox([self.style, self.scheduler], layout=WIDE), self.style_info, self.prompt, self.styled_preview, self.negative,
             w.HBox([self.resolution, self.width, self.height]), self.match_aspect, self.size_note,
@@ -102,12 +104,9 @@ class GenerateForm:
     def _refresh_styles(self) -> None:
         """Re-read presets (a style may have been saved) and keep the current choice when it still exists."""
         self.presets = load_presets()
-        current = self.style.value
-        names = list(self.presets.styles)
         self._refreshing = True  # replacing the options passes through other values: apply only the final one
         try:
-            self.style.options = labelled_options([(s.name, s.description) for s in self.presets.styles.values()])
-            self.style.value = current if current in names else self.presets.defaults.style
+            fill_styles(self.style, self.presets)
         finally:
             self._refreshing = False
         if self._shown_style is not None:

@@ -13,8 +13,11 @@ from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.ui.generate_form import GenerateForm
 from sdxl_nb.ui.model_panel import ModelPanel
+from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.results import ResultsView
 from sdxl_nb.ui.widgets import Panel, button, column, png_bytes, set_status, show
+
+NO_PREVIEWS = "<small style='color:#6c757d'>no step previews on this backend</small>"
 
 
 class GeneratePanel(Panel):
@@ -30,20 +33,18 @@ class GeneratePanel(Panel):
         self.check_memory = w.Checkbox(value=True, description="memory pre-check before running", indent=False)
         self.generate = button("Generate", self.submit, "primary", "queue this request")
         self.generate.add_class("sdxl-generate")
-        self.stop = button("Stop", self.stop_running, "danger", "stop between steps; finished images are kept",
-                           disabled=True)
         self.message = w.HTML()  # one red line for bad input; otherwise what was just done
         self.message.add_class("sdxl-message")
+        self.own = OwnJobs(self.queue, self, self.message, on_event=self._on_own_event, on_finished=self._finished)
+        self.stop, self.progress, self.progress_text = self.own.stop_button, self.own.bar, self.own.text
         self.memory = w.HTML()
         self.run_anyway = button("Run anyway", self._run_anyway, "warning")
         self.use_suggestion = button("Use the suggestion", self._use_suggestion, "")
-        self.progress = w.FloatProgress(value=0, min=0, max=1, description="Progress")
-        self.progress_text = w.Label()
         self.preview = w.Image(format="png", width=128)
+        self.preview_note = w.HTML()  # said instead of the preview where the backend makes none
         self.queue_line = w.HTML()
         self.results = ResultsView()
         self._held = None  # the job the memory pre-check held (for Run anyway / Use the suggestion)
-        self._current: int | None = None
         show(self.preview, False)
         self._show_memory_actions(False)
         self.queue.subscribe(self._on_event)
@@ -55,7 +56,8 @@ class GeneratePanel(Panel):
         self.widget = column(parts + [
             self.form.widget, self.check_memory, w.HBox([self.generate, self.stop]), self.message,
             self.memory, w.HBox([self.run_anyway, self.use_suggestion]),
-            w.HBox([self.progress, self.progress_text]), self.preview, self.queue_line, self.results.widget,
+            w.HBox([self.progress, self.progress_text]), self.preview, self.preview_note, self.queue_line,
+            self.results.widget,
         ])
 
     # ---- actions ----
@@ -71,14 +73,11 @@ class GeneratePanel(Panel):
         except InputError as exc:
             set_status(self.message, one_line(exc), "error")
             return None
-        ahead = len(self.queue.pending()) - 1 + (self.queue.running() is not None)
-        set_status(self.message, f"queued job #{job.id}" + (f" ({ahead} ahead of it)" if ahead > 0 else ""), "idle")
+        self.own.queued(job)
         return job
 
     def stop_running(self) -> None:
-        if self._current is not None:
-            self.queue.stop(self._current)
-            set_status(self.message, f"stopping job #{self._current} after the current step…", "busy")
+        self.own.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the queue is idle (scripts and tests; the panel itself never blocks)."""
@@ -113,7 +112,7 @@ class GeneratePanel(Panel):
         except InputError as exc:
             set_status(self.message, one_line(exc), "error")
             return
-        set_status(self.message, f"queued job #{job.id}", "idle")
+        self.own.queued(job)
 
     # ---- views ----
     def _show_memory_actions(self, visible: bool) -> None:
@@ -124,8 +123,6 @@ class GeneratePanel(Panel):
     def _sync_buttons(self) -> None:
         # Generate waits only for a load in progress: it is enabled again the moment loading ends.
         self.generate.disabled = self.queue.loading() is not None
-        running = self.queue.running()
-        self.stop.disabled = running is None or running.owner is not self or running.kind != "generate"
 
     def _show_queue(self) -> None:
         waiting = len(self.queue.pending())
@@ -137,49 +134,33 @@ class GeneratePanel(Panel):
             self.queue_line.value = f"<small>queue: {now}, {waiting} waiting (cancel in the Queue tab)</small>"
 
     def _on_event(self, event: dict) -> None:
-        kind, job_id = event["type"], event["job_id"]
+        kind = event["type"]
         if kind in ("stage", "loaded", "load_failed", "load_skipped", "started", "finished", "cancelled"):
             self._sync_buttons()
         if kind in ("queued", "started", "finished", "cancelled"):
             self._show_queue()
-        if event["owner"] is not self:
-            return
+
+    def _on_own_event(self, event: dict) -> None:
+        kind = event["type"]
         if kind == "started":
-            self._current = job_id
-            self.progress.value = 0
-            self.progress_text.value = f"job #{job_id} started"
-            self._sync_buttons()
-        elif kind == "stage":
-            self.progress_text.value = f"job #{job_id}: loading {event['model']} ({event['stage']})"
+            self.preview_note.value = ""
         elif kind == "memory":
             set_status(self.memory, event["message"], "warning" if event["risky"] else "idle")
-        elif kind == "progress":
-            self.progress.value = event["fraction"]
-            self.progress_text.value = f"job #{job_id}: {event['text']}"
+        elif kind == "progress" and not self.preview_note.value and not self.queue.backend_capabilities().previews:
+            self.preview_note.value = NO_PREVIEWS  # once per job: the backend declares it makes none
         elif kind == "preview":
             self.preview.value = png_bytes(event["image"])
             show(self.preview, True)
-        elif kind == "cancelled":
-            set_status(self.message, f"job #{job_id} cancelled before it started", "idle")
         elif kind == "finished":
-            self._finished(self.queue.get(job_id))
+            show(self.preview, False)
 
     def _finished(self, job) -> None:
-        self._current = None
-        show(self.preview, False)
-        self._sync_buttons()
-        if job is None:
-            return
         if job.status == "held":
             self._held = job
             set_status(self.message, f"job #{job.id} not started: the memory pre-check found it risky", "warning")
             self._show_memory_actions(True)
             return
-        if job.status == "failed":
-            set_status(self.message, f"job #{job.id} failed: {job.error}", "error")
-            return
         result = job.result
-        self.progress.value = 1 if job.status == "ok" else self.progress.value
         self.results.show_job(result, list(job.notes))
         if job.request.seed is None and result.record["seeds"]:
             self.form.seed.value = result.record["seed"]  # the drawn seed, ready to reuse

@@ -7,9 +7,9 @@ import html
 import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.config.user_presets import delete_style, save_style, style_from_fields
+from sdxl_nb.config.user_presets import delete_style, on_change, save_style, style_from_fields
 from sdxl_nb.errors import PresetError, one_line
-from sdxl_nb.ui.widgets import Panel, button, column, labelled_options, on_styles_changed, set_status, styles_changed
+from sdxl_nb.ui.widgets import Panel, button, column, labelled_options, set_status
 
 NEW = "__new__"
 NO_SCHEDULER = ""
@@ -39,7 +39,7 @@ class PresetEditor(Panel):
         for widget in (self.prompt, self.negative):
             widget.observe(lambda _c: self._show_preview(), "value")
         self._load_choice()
-        on_styles_changed(self._fill_choices)
+        on_change(self._fill_choices)  # saved here or anywhere else in the kernel
         self.widget = column([
             self.choice, self.name, self.prompt, self.negative, self.description,
             w.HBox([self.scheduler, self.steps, self.cfg]), self.preview, w.HBox([self.save, self.delete]),
@@ -90,7 +90,6 @@ class PresetEditor(Panel):
         except PresetError as exc:
             set_status(self.status, one_line(exc), "error")
             return None
-        styles_changed()
         self.choice.value = style.name
         set_status(self.status, f"saved style {style.name} (hash {style.content_hash}); it is in the style lists now",
                    "ok")
@@ -99,7 +98,6 @@ class PresetEditor(Panel):
     def delete_style(self) -> None:
         name = self.choice.value
         if delete_style(name):
-            styles_changed()
             still = name in load_presets().styles
             set_status(self.status, f"deleted user style {name}" + (" (the built-in one shows again)" if still else ""),
                        "ok")

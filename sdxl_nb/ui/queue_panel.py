@@ -1,4 +1,4 @@
-"""Queue panel: every job of the kernel's queue in order, with Cancel for waiting ones and Stop for the running one."""
+"""Queue panel: every kind of job of the kernel's queue, oldest first; Cancel while waiting, Stop while running."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ class QueuePanel(Panel):
         self.running_text = w.Label()
         self._refresh()
         self.queue.subscribe(self._on_event)
-        self.widget = column([w.HTML("<b>Jobs</b> (oldest first; finished ones below the waiting ones)"),
+        self.widget = column([w.HTML(f"<b>Jobs</b> (running and waiting ones, then the last {SHOWN_FINISHED} "
+                                     "finished; oldest first in each)"),
                               self.running_text, self.rows])
 
     def cancel(self, job_id: int) -> bool:
@@ -36,19 +37,19 @@ class QueuePanel(Panel):
         jobs = self.queue.jobs()
         active = [j for j in jobs if not j.done]
         finished = [j for j in jobs if j.done][-SHOWN_FINISHED:]
-        self.rows.children = tuple(self._row(job) for job in active + finished[::-1])
+        self.rows.children = tuple(self._row(job) for job in active + finished)
         running = self.queue.running()
         if running is None:
             self.running_text.value = ""
 
     def _row(self, job) -> w.HBox:
         colour = _BADGES.get(job.status, "#6c757d")
-        text = (f"<span style='color:{colour};font-weight:bold'>{job.status}</span> #{job.id} "
+        text = (f"<span style='color:{colour};font-weight:bold'>{job.status}</span> #{job.id} [{job.kind}] "
                 f"{html.escape(job.label)}" + (f" — {html.escape(job.error)}" if job.error else ""))
         label = w.HTML(text)
         if job.status == "queued":
             return w.HBox([label, button("Cancel", lambda job_id=job.id: self.cancel(job_id), "warning")])
-        if job.status == "running" and job.kind == "generate":
+        if job.status == "running" and job.kind != "load":  # a load cannot stop half-way
             return w.HBox([label, button("Stop", lambda job_id=job.id: self.queue.stop(job_id), "danger")])
         return w.HBox([label])
 

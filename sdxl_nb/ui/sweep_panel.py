@@ -1,33 +1,36 @@
-"""The Sweep panel: a base request and one or two axes (field + values); one job per cell, the labelled grid inline."""
+"""The Sweep panel: a base request and one or two axes (field + values), queued as one sweep job; its grid inline."""
 
 from __future__ import annotations
 
-import html
 import os
-import threading
+from pathlib import Path
 
 import ipywidgets as widgets
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.errors import GenerationError, InputError, one_line
-from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis, plan_sweep, run_sweep
-from sdxl_nb.record.store import encode_png
+from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.jobs.queue import JobQueue, get_queue
+from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.ui.own_jobs import OwnJobs
+from sdxl_nb.ui.styles import style_dropdown
+from sdxl_nb.ui.widgets import Panel, button, optional_number, png_bytes, set_status
 
 NO_AXIS = "(none)"
 MODEL_DEFAULT = "model default"
 _WIDE = widgets.Layout(width="100%")
 
 
-class SweepPanel:
-    """Widgets plus one background sweep at a time; every action is a library call."""
+class SweepPanel(Panel):
+    """Queues sweeps on the kernel's job queue (in turn with every other job, on the backend chosen in the engine
+    settings) and shows its own jobs: progress cell by cell, then the labelled grid."""
 
-    def __init__(self, out_dir: str | os.PathLike | None = None, engine=None, presets=None):
-        self.out_dir, self.engine = out_dir, engine
-        presets = presets or load_presets()
-        self.presets = presets
+    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None):
+        self.queue = queue or get_queue()
+        self.out_dir = Path(out_dir) if out_dir else None  # None: the queue's folder
+        presets = load_presets()
         self.prompt = widgets.Textarea(description="prompt", layout=_WIDE)
-        self.style = widgets.Dropdown(options=list(presets.styles), value=presets.defaults.style, description="style")
+        self.style = style_dropdown(description="style")
         self.size = widgets.Dropdown(options=[MODEL_DEFAULT, *presets.resolutions], value=MODEL_DEFAULT,
                                      description="size")
         self.steps = widgets.IntText(value=0, description="steps", tooltip="0: the style's or model's default")
@@ -36,20 +39,18 @@ class SweepPanel:
         self.x_values = widgets.Text(value="3, 5, 7", description="X values", placeholder="V1, V2, ... or JSON list")
         self.y_field = widgets.Dropdown(options=[NO_AXIS, *SWEEPABLE], value=NO_AXIS, description="Y field")
         self.y_values = widgets.Text(value="", description="Y values")
-        self.run_button = widgets.Button(description="Sweep", button_style="primary", icon="th")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="cells")
-        self.status = widgets.HTML(value="")
+        self.run_button = button("Sweep", self.submit, "primary", "queue this sweep", icon="th")
+        self.status = widgets.HTML()  # one red line for bad input or a failed job; otherwise what was just done
+        self.own = OwnJobs(self.queue, self, self.status, on_event=self._on_own_event, on_finished=self._finished,
+                           stop_tooltip="stop between steps; finished cells are kept")
+        self.stop_button, self.progress, self.progress_text = self.own.stop_button, self.own.bar, self.own.text
         self.grid_view = widgets.Image(format="png")
-        self.result = None
-        self.thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self.run_button.on_click(lambda _button: self.start())
-        self.stop_button.on_click(lambda _button: self._stop.set())
+        self.result = None  # the last finished job's SweepResult
         self.widget = widgets.VBox([
             self.prompt, widgets.HBox([self.style, self.size, self.steps, self.seed]),
             widgets.HBox([self.x_field, self.x_values]), widgets.HBox([self.y_field, self.y_values]),
-            widgets.HBox([self.run_button, self.stop_button, self.progress]), self.status, self.grid_view,
+            widgets.HBox([self.run_button, self.stop_button]), self.status,
+            widgets.HBox([self.progress, self.progress_text]), self.grid_view,
         ])
 
     def axes(self):
@@ -58,64 +59,41 @@ class SweepPanel:
         return x, y
 
     def base_request(self) -> GenerationRequest:
-        seed_text = self.seed.value.strip()
-        try:
-            seed = int(seed_text) if seed_text else None
-        except ValueError:
-            raise InputError(f"seed must be a whole number (or empty for random), got {seed_text!r}") from None
         return GenerationRequest(prompt=self.prompt.value, style=self.style.value, steps=self.steps.value or None,
-                                 resolution=None if self.size.value == MODEL_DEFAULT else self.size.value, seed=seed)
+                                 resolution=None if self.size.value == MODEL_DEFAULT else self.size.value,
+                                 seed=optional_number(self.seed.value, "seed"))
 
-    def start(self) -> None:
-        """Validate every cell now (one line on bad input), then run the sweep in a background thread."""
-        if self.thread is not None and self.thread.is_alive():
-            return
+    def submit(self):
+        """Queue the sweep; a bad axis or cell is one red line and queues nothing. Returns the job or None."""
         try:
             x, y = self.axes()
-            base = self.base_request()
-            cells = len(plan_sweep(base, x, y, self.presets).cells)
+            job = self.queue.submit_sweep(self.base_request(), x, y, out_dir=self.out_dir, owner=self)
         except InputError as exc:
-            self.status.value = f"<b>error:</b> {_escape(str(exc))}"
-            return
-        self._stop.clear()
-        self.progress.max, self.progress.value = cells, 0
-        self.grid_view.value = b""
-        self.run_button.disabled, self.stop_button.disabled = True, False
-        self.status.value = f"{cells} cells: starting"
-        self.thread = threading.Thread(target=self._work, args=(base, x, y), daemon=True)
-        self.thread.start()
+            set_status(self.status, one_line(exc), "error")
+            return None
+        self.own.queued(job)
+        return job
 
-    def _work(self, base, x, y) -> None:
-        def on_progress(p: dict) -> None:
-            self.status.value = f"cell {p['cell']}/{p['cells']}: step {p['step']}/{p['total']}"
+    def _on_own_event(self, event: dict) -> None:
+        if event["type"] == "started":
+            self.grid_view.value = b""
 
-        def on_cell(_cell, _job) -> None:
-            self.progress.value += 1
-
-        try:
-            self.result = run_sweep(base, x=x, y=y, out_dir=self.out_dir, engine=self.engine, on_progress=on_progress,
-                                    should_stop=self._stop.is_set, on_cell=on_cell, presets=self.presets)
-            result = self.result
-            if result.grid is not None:
-                self.grid_view.value = encode_png(result.grid)
-            errors = "; ".join(f"{x.label(xi)}: {error}" for (xi, _yi), error in result.errors.items())
-            self.status.value = _escape(
-                f"{result.status}: {len(result.results)} of {len(result.plan.cells)} cells, sweep {result.plan.id}"
-                + (f", grid {result.grid_path.name}" if result.grid_path else "") + (f"; failed: {errors}" if errors else ""))
-        except (InputError, GenerationError) as exc:
-            self.status.value = f"<b>error:</b> {_escape(one_line(exc))}"
-        except Exception as exc:  # the panel must never die silently in a thread
-            self.status.value = f"<b>failed:</b> {type(exc).__name__}: {_escape(str(exc)[:200])}"
-        finally:
-            self.run_button.disabled, self.stop_button.disabled = False, True
+    def _finished(self, job) -> None:
+        result = self.result = job.result
+        plan = result.plan
+        if result.grid is not None:
+            self.grid_view.value = png_bytes(result.grid)
+        failed = "; ".join(plan.x.label(xi) + (f", {plan.y.label(yi)}" if plan.y else "") + f": {error}"
+                           for (xi, yi), error in result.errors.items())
+        done = {"ok": "done", "interrupted": "stopped; finished cells kept"}.get(result.status, "ended")
+        made = sum(1 for cell in result.results.values() if cell.images)  # a cell stopped half-way made none
+        set_status(self.status, f"job #{job.id} {done}: {made} of {len(plan.cells)} cells, sweep "
+                                f"{plan.id}" + (f", grid {result.grid_path.name}" if result.grid_path else "")
+                                + (f"; failed cells: {failed}" if failed else ""), "warning" if failed else "ok")
 
 
-def _escape(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
-def sweep_panel(out_dir: str | os.PathLike | None = None, engine=None, presets=None) -> widgets.Widget:
+def sweep_panel(out_dir: str | os.PathLike | None = None, queue: JobQueue | None = None) -> widgets.Widget:
     """The Sweep panel as one widget (display it in a notebook cell)."""
-    panel = SweepPanel(out_dir=out_dir, engine=engine, presets=presets)
+    panel = SweepPanel(queue, out_dir)
     panel.widget.panel = panel
     return panel.widget

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
+from sdxl_nb.errors import InputError
+
 # (background, text) colours of the status lines.
 COLOURS = {
     "idle": ("#eceff1", "#37474f"),
@@ -54,6 +56,18 @@ def gallery(items: list[tuple[object, str]]) -> list[w.Widget]:
     return cells
 
 
+def optional_number(text: str, name: str, kind: type = int, empty: str = "random") -> int | float | None:
+    """A number typed in a text box (empty: None, which means `empty`); other text raises InputError."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number"
+        raise InputError(f"{name} must be {expected} (or empty for {empty}), got {text!r}") from None
+
+
 def labelled_options(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Dropdown options "name — description" -> name."""
     return [(f"{name} — {description}" if description else name, name) for name, description in items]
@@ -82,15 +96,3 @@ class Panel:
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
-
-# Views that show style lists refresh when a style is saved or deleted in any panel of the kernel.
-_STYLE_LISTENERS: list[Callable[[], None]] = []
-
-
-def on_styles_changed(listener: Callable[[], None]) -> None:
-    _STYLE_LISTENERS.append(listener)
-
-
-def styles_changed() -> None:
-    for listener in list(_STYLE_LISTENERS):
-        listener()
