@@ -158,3 +158,21 @@ def test_an_animation_the_chosen_backend_cannot_run_is_refused_at_submit(queue, 
     assert queue.backend_capabilities() is engine.capabilities
     job = queue.submit_animation(slerp)
     assert job.wait(120) and job.status == "ok"
+
+
+def test_a_sweep_with_a_failed_cell_says_which_cell_and_why(queue, engine, monkeypatch):
+    from sdxl_nb.errors import GenerationError
+    from sdxl_nb.jobs.sweep import axis
+
+    real_run = engine.run
+
+    def run(plan, loaded, hooks=None):
+        if plan.request.cfg == 6:
+            raise GenerationError("out of memory on cpu (simulated)")
+        return real_run(plan, loaded, hooks)
+
+    monkeypatch.setattr(engine, "run", run)
+    job = queue.submit_sweep(request(), axis("cfg", [2, 6]))
+    assert job.wait(120) and job.status == "failed" and job.kind == "sweep"
+    assert job.error == "1 of 2 cells failed: cfg: 6: out of memory on cpu (simulated)"
+    assert job.result.grid_path is not None  # the other cell's image still makes the grid

@@ -64,6 +64,10 @@ class JobResult:
     def seeds(self) -> list[int]:
         return [image["seed"] for image in self.record["images"]]
 
+    @property
+    def error(self) -> str | None:
+        return self.record["error"]
+
 
 def configure_engine(profile: str | None = None, **options) -> list[str]:
     """Set the kernel engine's options (a presets profile and/or keywords such as fuse_qkv=True); returns events."""

@@ -387,6 +387,8 @@ class JobQueue:
         finally:
             self._running_on = None
         job.status = job.result.status
+        if job.status == "failed":  # a sweep with failed cells, a job that lost images: the row says why
+            job.error = job.result.error
 
     def _check_memory(self, job: Job, engine) -> MemoryAdvice:
         """The calibrated memory check (sdxl_nb.request.memory) with the loaded model's real module sizes.

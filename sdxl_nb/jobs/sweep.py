@@ -135,6 +135,17 @@ class SweepResult:
     grid_path: Path | None = None
     status: str = "ok"  # ok / interrupted / failed (some cell failed)
 
+    @property
+    def error(self) -> str | None:
+        """One line naming each failed cell and why (None when no cell failed)."""
+        if not self.errors:
+            return None
+
+        def where(x: int, y: int) -> str:
+            return self.plan.x.label(x) + ("" if self.plan.y is None else f", {self.plan.y.label(y)}")
+        return f"{len(self.errors)} of {len(self.plan.cells)} cells failed: " + "; ".join(
+            f"{where(x, y)}: {error}" for (x, y), error in self.errors.items())
+
 
 def run_sweep(base: GenerationRequest | None = None, *, x: SweepAxis, y: SweepAxis | None = None,
               out_dir: str | os.PathLike | None = None, engine=None, on_progress: Callable[[dict], None] | None = None,

@@ -54,6 +54,10 @@ class AnimationResult:
         return self.record["status"]
 
     @property
+    def error(self) -> str | None:
+        return self.record["error"]
+
+    @property
     def gif_path(self) -> Path | None:
         return self.animation_paths.get("gif")
 
