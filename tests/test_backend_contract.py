@@ -262,3 +262,34 @@ def test_an_animation_the_backend_cannot_run_is_refused_in_one_line(subject, tmp
     message = str(refused.value)
     assert "\n" not in message and "cannot run" in message and "ComfyUI" in message
     assert not out.exists() or not any(out.rglob("*"))  # nothing written
+
+
+def test_the_audit_reruns_a_job_bit_exact_on_the_backend_that_made_it(subject, tmp_path):
+    import sdxl_nb.api
+    from sdxl_nb.audit.report import run_audit
+
+    out = tmp_path / "out"
+    sdxl_nb.api.generate(prompt=f"audit {subject.name}", batch=3, seed=91, out_dir=out, engine=subject.backend,
+                         **SMALL)
+    report = run_audit(out, rerun="all", engine=subject.backend)
+    assert report.ok, report.problems()
+    assert list(report.reruns["verdict"]) == ["bit-exact"] * 3
+
+
+def test_a_batch_split_unevenly_across_replicas_reruns_bit_exact_on_one_engine(engine, second_engine, tmp_path):
+    """7 images on 3 replicas run as calls of 3, 2 and 2: the record keeps each image's call, so a re-run on one
+    engine repeats those calls (batching moves last bits, so a chunk size of 3 would not give the same pixels)."""
+    from sdxl_nb.audit.report import run_audit
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.backends.replicas import ReplicaEngine
+    from sdxl_nb.jobs.generate import generate
+
+    replicas = ReplicaEngine(engines=[engine, second_engine, Engine(device="cpu")])
+    record = generate(prompt="uneven", batch=7, seed=1, out_dir=tmp_path, engine=replicas, **SMALL).record
+    calls: dict[int, list[int]] = {}
+    for image in record["images"]:
+        calls.setdefault(image["call"], []).append(image["index"])
+    assert sorted(calls.values()) == [[0, 1, 2], [3, 4], [5, 6]]
+    report = run_audit(tmp_path, rerun="all", engine=engine)
+    assert report.ok, report.problems()
+    assert list(report.reruns["verdict"]) == ["bit-exact"] * 7
