@@ -271,9 +271,34 @@ def test_the_audit_reruns_a_job_bit_exact_on_the_backend_that_made_it(subject, t
     out = tmp_path / "out"
     sdxl_nb.api.generate(prompt=f"audit {subject.name}", batch=3, seed=91, out_dir=out, engine=subject.backend,
                          **SMALL)
-    report = run_audit(out, rerun="all", engine=subject.backend)
+    auditor = subject.backend
+    if subject.name == "comfy":  # an audit in a later session: a new client of the same server
+        from sdxl_nb.backends.comfy.backend import ComfyBackend
+
+        auditor = ComfyBackend(subject.backend.client.server, checkpoint=CKPT)
+    report = run_audit(out, rerun="all", engine=auditor)
     assert report.ok, report.problems()
     assert list(report.reruns["verdict"]) == ["bit-exact"] * 3
+    assert report.environment_drift.empty, list(report.environment_drift["differences"])
+
+
+def test_the_audit_skips_a_job_made_on_another_kind_of_backend_and_says_where_it_ran(subject, engine, comfy_server,
+                                                                                   tmp_path):
+    """A ComfyUI server and this machine's engine are different implementations: re-running one's job on the other
+    could only 'diverge'. The audit says where the job ran instead."""
+    import sdxl_nb.api
+    from sdxl_nb.audit.report import run_audit
+    from sdxl_nb.backends.comfy.backend import ComfyBackend
+
+    out = tmp_path / "out"
+    sdxl_nb.api.generate(prompt=f"elsewhere {subject.name}", seed=95, out_dir=out, engine=subject.backend, **SMALL)
+    _fake, server = comfy_server
+    other = engine if subject.name == "comfy" else ComfyBackend(server.url, checkpoint=CKPT)
+    report = run_audit(out, rerun="all", engine=other)
+    (row,) = report.reruns.itertuples()
+    assert row.verdict == "skipped"
+    where = f"the ComfyUI server {server.url} (checkpoint {CKPT})" if subject.name == "comfy" else "this machine's engine"
+    assert row.note == f"made on {where}; re-run it on that backend", row.note
 
 
 def test_a_batch_split_unevenly_across_replicas_reruns_bit_exact_on_one_engine(engine, second_engine, tmp_path):
