@@ -318,3 +318,43 @@ def test_a_batch_split_unevenly_across_replicas_reruns_bit_exact_on_one_engine(e
     report = run_audit(tmp_path, rerun="all", engine=engine)
     assert report.ok, report.problems()
     assert list(report.reruns["verdict"]) == ["bit-exact"] * 7
+
+
+def test_a_stopped_animation_keeps_its_finished_frames_and_their_grid(subject, tmp_path):
+    from sdxl_nb.jobs.animate import animate
+
+    out = tmp_path / "out"
+    if subject.fake is not None:
+        subject.fake.step_delay_s = 0.05
+    stop = threading.Event()
+
+    def progress(p: dict) -> None:
+        if p["images_done"] >= 1:
+            stop.set()
+
+    result = animate(prompt=f"stopped {subject.name}", frames=4, seed=101, batch_size=1, out_dir=out,
+                     engine=subject.backend, on_progress=progress, should_stop=stop.is_set, steps=4, width=64,
+                     height=64)
+    record = result.record
+    assert result.status == "interrupted" and 1 <= len(record["frames"]) < 4
+    assert sorted(f["index"] for f in record["frames"]) == sorted(i["index"] for i in record["images"])
+    check_saved_images(out, record, 101)
+    assert record["grid"] and {a["format"] for a in record["animations"]} == {"gif", "webp"}
+    assert logged(out)["status"] == "interrupted" and verify_folder(out).ok
+
+
+def test_a_failing_animation_is_recorded_failed_and_raises(subject, tmp_path):
+    from sdxl_nb.jobs.animate import AnimationResult, animate
+
+    out = tmp_path / "out"
+    make_it_fail(subject)
+    with pytest.raises(GenerationError) as failed:
+        animate(prompt=f"failing {subject.name}", frames=3, seed=111, batch_size=1, out_dir=out,
+                engine=subject.backend, **SMALL)
+    assert "\n" not in str(failed.value)
+    result = failed.value.result
+    assert isinstance(result, AnimationResult) and result.status == "failed"
+    record = logged(out)
+    assert record["status"] == "failed" and record["error"] == result.record["error"] and "\n" not in record["error"]
+    check_saved_images(out, record, 111)
+    assert verify_folder(out).ok
