@@ -358,3 +358,28 @@ def test_a_failing_animation_is_recorded_failed_and_raises(subject, tmp_path):
     assert record["status"] == "failed" and record["error"] == result.record["error"] and "\n" not in record["error"]
     check_saved_images(out, record, 111)
     assert verify_folder(out).ok
+
+
+def test_a_job_that_lost_an_image_to_the_nan_guard_reruns_its_saved_ones_bit_exact(engine, tmp_path):
+    """Images 1 and 2 were saved from one call of 3 (image 0 came out NaN): the re-run batches all 3 again, since
+    a batch of 2 would move last bits."""
+    import torch
+
+    from sdxl_nb.audit.report import run_audit
+    from sdxl_nb.jobs.generate import generate
+
+    def poison_first_image(stage, indices, **context):
+        if stage == "latents":
+            return context["latents"].index_fill(0, torch.tensor([0]), float("nan"))
+        return None
+
+    engine.fault_hook = poison_first_image
+    try:
+        with pytest.raises(GenerationError, match="NaN or black"):
+            generate(prompt="nan", batch=3, seed=7, out_dir=tmp_path, engine=engine, **SMALL)
+    finally:
+        engine.fault_hook = None
+    (record,) = read_records(tmp_path / "jobs.log")
+    assert record["status"] == "failed" and [(i["index"], i["call"]) for i in record["images"]] == [(1, 0), (2, 0)]
+    report = run_audit(tmp_path, rerun="all", engine=engine)
+    assert report.ok and list(report.reruns["verdict"]) == ["bit-exact"] * 2, report.problems()

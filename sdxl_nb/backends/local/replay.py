@@ -28,8 +28,13 @@ def _config_differences(recorded: dict, now: dict) -> list[str]:
 
 
 def replay_plan(record: dict, resolved) -> RunPlan:
-    """The recorded pipeline calls of the saved images when the record has them, else its chunk size."""
-    images = [entry for entry in record.get("images") or [] if isinstance(entry, dict)]
+    """The recorded pipeline calls of the saved images when the record has them, else its chunk size.
+
+    A failed job's calls may also have held images it did not save (NaN, a lost replica), which the saved
+    images alone cannot say: it re-runs the whole batch by chunk size, as one engine would have run it.
+    """
+    failed = record.get("status") == "failed"
+    images = [] if failed else [entry for entry in record.get("images") or [] if isinstance(entry, dict)]
     calls: dict[int, list[int]] = {}
     for entry in images:
         if not (isinstance(entry.get("call"), int) and isinstance(entry.get("index"), int)):
