@@ -28,7 +28,7 @@ def backend_for(record: dict, local, remotes: Sequence = ()):
     name, server = _server(record)
     if name is None:
         return local
-    candidates = list(remotes)
+    candidates = [*remotes, *([local] if _same_server(local, server) else [])]
     if name == "comfy" and settings.comfy_url() and not any(_same_server(r, server) for r in candidates):
         from sdxl_nb.backends.comfy.backend import ComfyBackend
 

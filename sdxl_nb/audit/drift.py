@@ -11,8 +11,10 @@ from sdxl_nb.analysis.sources import LoggedRecord
 from sdxl_nb.config.presets import Presets, load_presets
 
 # What can change pixels: library versions, the GPU and its CUDA, precision, the attention kernel,
-# deterministic algorithms, and the device type itself.
-DRIFT_KEYS = ("torch", "diffusers", "transformers", "cuda", "gpu", "dtype", "attention", "deterministic", "device")
+# deterministic algorithms, the device type itself, and on the CPU the number of threads.
+DRIFT_KEYS = ("torch", "diffusers", "transformers", "cuda", "gpu", "dtype", "attention", "deterministic", "device",
+              "cpu_threads")
+LATER_KEYS = frozenset({"cpu_threads"})  # added to records later: an older record without it is not drift
 MAY_DIFFER = "re-run may not be bit-exact"
 ENV_COLUMNS = ["job_id", "log", "line", "changed", "differences", "message"]
 PRESET_COLUMNS = ["kind", "name", "recorded", "current", "jobs", "example_job_id", "message"]
@@ -55,7 +57,7 @@ def differences(record: dict, current: dict) -> list[tuple[str, object, object]]
     if recorded is None:
         return [("env", None, "(not recorded)")]
     return [(key, recorded.get(key), current[key]) for key in DRIFT_KEYS
-            if key in current and recorded.get(key) != current[key]]
+            if key in current and recorded.get(key) != current[key] and (key in recorded or key not in LATER_KEYS)]
 
 
 def describe(changes: list[tuple[str, object, object]]) -> str:

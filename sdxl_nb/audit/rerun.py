@@ -72,7 +72,27 @@ def _as_images(result, entries: list[dict]) -> dict[int, object]:
     return images
 
 
+def made_elsewhere(record: dict, engine) -> str | None:
+    """Why `engine` cannot re-run a job made on another kind of backend (a ComfyUI server and this machine's
+    engine are different implementations: a re-run could only diverge); None when it can."""
+    made = record.get("backend") if isinstance(record.get("backend"), dict) else {}
+    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    here = engine.backend_record(model.get("id")) or {}
+    if (made.get("name"), made.get("checkpoint")) == (here.get("name"), here.get("checkpoint")):
+        return None
+    if not made:
+        where = "this machine's engine"
+    elif made.get("name") == "comfy":
+        where = f"the ComfyUI server {made.get('server')} (checkpoint {made.get('checkpoint')})"
+    else:
+        where = f"the {made.get('name')} backend"
+    return f"made on {where}; re-run it on that backend"
+
+
 def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[dict[int, object], list[str]]:
+    elsewhere = made_elsewhere(logged.record, engine)
+    if elsewhere:
+        raise ReplayError(elsewhere)
     mode = logged.record.get("mode")
     if not engine.capabilities.rerun:
         raise ReplayError(f"the {engine.name} backend cannot re-run jobs")

@@ -55,7 +55,10 @@ class ImagesJob:
 
     def image_file(self, record, index, seed, image, call, moment):
         name = image_name(moment, record["prompt"], seed, index)  # the record's prompt: secrets already masked
-        return name, encode_png(image, png_info(record, index, seed, name)), {"images": {"seed": seed, "index": index}}
+        # `call`: which pipeline call made it. Replicas and auto-tuning group images in ways the chunk size alone
+        # cannot say, and batching can move a pixel's last bit, so a re-run repeats the recorded calls.
+        entry = {"seed": seed, "index": index, "call": call}
+        return name, encode_png(image, png_info(record, index, seed, name)), {"images": entry}
 
     def finish_files(self, record: dict, images: dict, files: JobFiles, moment: datetime) -> dict[str, tuple[Path, object]]:
         return {}

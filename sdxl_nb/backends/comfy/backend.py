@@ -131,8 +131,14 @@ class ComfyBackend:
     def prompt_warnings(_loaded, *_texts) -> list[str]:
         return []  # the server tokenizes; no local tokenizer to count with
 
+    def _system_stats(self) -> dict:
+        """The server's /system_stats, asked once (at load, or here when an audit asks before any load)."""
+        if self._stats is None:
+            self._stats = self.client.system_stats()
+        return self._stats or {}
+
     def device_record(self) -> dict:
-        devices = (self._stats or {}).get("devices") or [{}]
+        devices = self._system_stats().get("devices") or [{}]
         return {"type": "comfy", "name": devices[0].get("name") or "ComfyUI", "server": self.client.server}
 
     def environment(self) -> dict:
@@ -140,8 +146,8 @@ class ComfyBackend:
 
         import sdxl_nb
 
-        system = (self._stats or {}).get("system") or {}
-        devices = (self._stats or {}).get("devices") or [{}]
+        system = self._system_stats().get("system") or {}
+        devices = self._system_stats().get("devices") or [{}]
         return {"python": system.get("python_version"), "platform": system.get("os"),
                 "torch": system.get("pytorch_version"), "diffusers": None, "transformers": None,
                 "sdxl_nb": sdxl_nb.__version__, "cuda": None, "gpu": devices[0].get("name"), "deterministic": False,

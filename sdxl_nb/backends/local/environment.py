@@ -37,6 +37,8 @@ def environment(device: str, dtype: torch.dtype) -> dict:
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "dtype": dtype_name(dtype),
         "attention": "sdpa" if hasattr(torch.nn.functional, "scaled_dot_product_attention") else "default",
+        # On the CPU the thread count splits float sums differently: pixels can move by a level.
+        "cpu_threads": None if cuda else torch.get_num_threads(),
     }
 
 

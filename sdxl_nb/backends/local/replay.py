@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import diffusers
@@ -27,8 +27,32 @@ def _config_differences(recorded: dict, now: dict) -> list[str]:
     return sorted(key for key in set(recorded) | set(now) if recorded.get(key) != now.get(key))
 
 
+def replay_plan(record: dict, resolved) -> RunPlan:
+    """The recorded pipeline calls of the saved images when the record has them, else its chunk size.
+
+    A failed job's calls may also have held images it did not save (NaN, a lost replica), which the saved
+    images alone cannot say: it re-runs the whole batch by chunk size, as one engine would have run it.
+    """
+    failed = record.get("status") == "failed"
+    images = [] if failed else [entry for entry in record.get("images") or [] if isinstance(entry, dict)]
+    calls: dict[int, list[int]] = {}
+    for entry in images:
+        if not (isinstance(entry.get("call"), int) and isinstance(entry.get("index"), int)):
+            calls = {}  # a record written before calls were recorded
+            break
+        calls.setdefault(entry["call"], []).append(entry["index"])
+    if not calls:
+        chunk_size = record.get("chunk_size") if isinstance(record.get("chunk_size"), int) else resolved.batch
+        return RunPlan.for_request(resolved, chunk_size=chunk_size)
+    indices = sorted(index for members in calls.values() for index in members)
+    position = {index: p for p, index in enumerate(indices)}
+    plan = RunPlan.for_request(resolved, indices=indices)
+    grouped = [tuple(position[i] for i in sorted(members)) for _call, members in sorted(calls.items())]
+    return replace(plan, calls=tuple(grouped))
+
+
 def replay(record: dict, folder: str | Path, engine, presets: Presets | None = None, on_progress=None) -> Replay:
-    """Regenerate a record's images with its own scheduler config, prompts, seeds and chunking.
+    """Regenerate a record's images with its own scheduler config, prompts, seeds and pipeline calls.
 
     Raises ReplayError (one line) when the record cannot be re-run here: an unknown scheduler
     class, a model not in the local cache, an init/mask image gone or changed.
@@ -51,8 +75,7 @@ def replay(record: dict, folder: str | Path, engine, presets: Presets | None = N
         notes.append(f"model revision {loaded.revision} differs from the recorded {recorded_model['revision']}")
     if recorded_model.get("vae") != loaded.vae and "vae" in recorded_model:
         notes.append(f"VAE {loaded.vae} differs from the recorded {recorded_model.get('vae')}")
-    chunk_size = record.get("chunk_size") if isinstance(record.get("chunk_size"), int) else resolved.batch
-    output = engine.run(RunPlan.for_request(resolved, chunk_size=chunk_size), loaded, RunHooks(on_progress=on_progress))
+    output = engine.run(replay_plan(record, resolved), loaded, RunHooks(on_progress=on_progress))
     recorded_config = (record.get("scheduler") or {}).get("config")
     if isinstance(recorded_config, dict):
         changed = _config_differences(recorded_config, output.scheduler["config"])
