@@ -18,9 +18,9 @@ from pathlib import Path
 from sdxl_nb import settings
 from sdxl_nb.backends.base import RunHooks, RunOutput, check_plan
 from sdxl_nb.config.engine_profiles import engine_options
-from sdxl_nb.config.presets import Presets, load_presets
+from sdxl_nb.config.presets import Presets, check_scheduler_installed, load_presets
 from sdxl_nb.config.registry import find_model
-from sdxl_nb.errors import GenerationError, ModelUnavailableError, one_line
+from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, one_line
 from sdxl_nb.jobs.files import JobFiles
 from sdxl_nb.jobs.kinds import JobKind
 from sdxl_nb.record import events
@@ -28,7 +28,7 @@ from sdxl_nb.record.job_record import base_record, check_extra, new_job_id, now_
 from sdxl_nb.record.joblog import JOBS_LOG, append_record
 from sdxl_nb.record.recovery import JobMarker, recover
 from sdxl_nb.record.secrets import mask, mask_data
-from sdxl_nb.record.store import check_output_dir
+from sdxl_nb.record.store import check_output_dir, open_output_dir, remove_new_folders
 from sdxl_nb.request.preflight import Preflight, memory_check, memory_summary, preflight
 from sdxl_nb.request.prepare import prepare
 
@@ -113,14 +113,22 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
         raise ModelUnavailableError(info.reason)  # a remote server runs its own copy: the local cache is not asked
     plan = kind.run_plan(chunk_size, auto_tune)
     check_plan(backend, plan)
+    if backend.capabilities.scheduler_config:  # a remote server maps the preset to its own sampler
+        check_scheduler_installed(r.scheduler)
+    new_folders = open_output_dir(folder)  # last: a folder is created only for a job that passed every other check
 
     # 2. Open the folder: what a killed process left here is cleaned up, or recorded as its interrupted job.
     started_at, t0 = now_iso(), time.perf_counter()
     job_id = new_job_id()
     recover(folder, before=f"job {job_id}")
 
-    # 3. Load the model (once per kernel; a later job finds it loaded).
-    loaded, was_loaded = load_for_job(info, backend, folder, on_stage)
+    # 3. Load the model (once per kernel; a later job finds it loaded). A remote server answers here whether it
+    #    has the checkpoint: bad input too, so the folder made for this job goes again.
+    try:
+        loaded, was_loaded = load_for_job(info, backend, folder, on_stage)
+    except InputError:
+        remove_new_folders(new_folders)
+        raise
 
     # 4. Start the record. Secrets are masked from here on: no file name, PNG chunk or log line carries one.
     model = {"id": info.id, "revision": loaded.revision, "source": getattr(loaded, "source", info.source),
