@@ -20,9 +20,10 @@ from sdxl_nb.backends.base import RunHooks, RunOutput, check_plan
 from sdxl_nb.config.engine_profiles import engine_options
 from sdxl_nb.config.presets import Presets, check_scheduler_installed, load_presets
 from sdxl_nb.config.registry import find_model
-from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, one_line
+from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, Terminated, one_line
 from sdxl_nb.jobs.files import JobFiles
 from sdxl_nb.jobs.kinds import JobKind
+from sdxl_nb.jobs.signals import sigterm_as_interrupt
 from sdxl_nb.record import events
 from sdxl_nb.record.job_record import base_record, check_extra, new_job_id, now_iso
 from sdxl_nb.record.joblog import JOBS_LOG, append_record
@@ -174,7 +175,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
         hooks = RunHooks(on_progress=on_progress, on_preview=on_preview, on_images=saver.save,
                          should_stop=lambda: bool(files.error) or bool(should_stop and should_stop()))
         try:
-            output = backend.run(plan, loaded, hooks) if plan.images else None
+            with sigterm_as_interrupt():
+                output = backend.run(plan, loaded, hooks) if plan.images else None
         except BaseException as exc:  # recorded below, then raised again
             failure, output = exc, getattr(exc, "partial_output", None)
         if output is not None:
@@ -303,7 +305,8 @@ def _outcome(output: RunOutput | None, failure: BaseException | None, save_error
     if save_error:
         return "failed", save_error
     if isinstance(failure, KeyboardInterrupt):
-        return "interrupted", "interrupted (KeyboardInterrupt) before the job finished"
+        cause = "SIGTERM" if isinstance(failure, Terminated) else "KeyboardInterrupt"
+        return "interrupted", f"interrupted ({cause}) before the job finished"
     if failure is not None:
         return "failed", one_line(failure)
     if output is None:
