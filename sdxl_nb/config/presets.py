@@ -112,6 +112,7 @@ class Presets:
     engine_profiles: dict[str, EngineProfile] = field(default_factory=dict)
     user_path: str | None = None  # the user presets file layered over this one (None: no layer)
     user_styles: tuple[str, ...] = ()  # names of styles that come from (or are overridden by) that file
+    user_error: str | None = None  # why that file was not read (one line); the built-in presets are used meanwhile
 
 
 def default_presets_path() -> Path:
@@ -348,7 +349,9 @@ def load_presets(path: str | os.PathLike | None = None, *, user_path: str | os.P
     """Read and validate a presets file (default: `default_presets_path()`) with the user's styles over it.
 
     The user presets file (default: `default_user_presets_path()`) adds or replaces styles; a missing
-    file adds nothing. Both files are re-read when they change, so a saved style shows at once.
+    file adds nothing. A broken one adds nothing either: `user_error` says why (one line, for a panel's red
+    line or a warning) and everything built in stays usable. Both files are re-read when they change, so a
+    saved style shows at once. A broken presets.json raises PresetError.
     """
     path = Path(path) if path else default_presets_path()
     if not user_layer:
@@ -380,8 +383,11 @@ def _layer_cached(path: str, mtime: float, user_path: str, key: tuple) -> Preset
     base = _load_cached(path, mtime)
     if not key:
         return replace(base, user_path=user_path)
-    raw = _read_json(user_path, "user presets file")
-    user_styles = parse_user_styles(raw, user_path, base.schedulers)
+    try:
+        user_styles = parse_user_styles(_read_json(user_path, "user presets file"), user_path, base.schedulers)
+    except PresetError as exc:
+        return replace(base, user_path=user_path, user_error=f"{exc} (user styles not loaded; the built-in presets "
+                                                            "are in use)")
     return replace(base, styles={**base.styles, **user_styles}, user_path=user_path, user_styles=tuple(user_styles))
 
 

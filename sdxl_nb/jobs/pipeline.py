@@ -151,7 +151,7 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
         advice = memory_check(r, backend.memory_facts(loaded), images_at_once=plan.chunk_size,
                               device_name=record["device"]["name"], folder=folder)
     record["memory_check"] = memory_summary(advice) if advice else None
-    warnings = list(loaded.warnings) + kind.warnings(backend, loaded, info)
+    warnings = list(loaded.warnings) + kind.warnings(backend, loaded, info) + [presets.user_error] * bool(presets.user_error)
     record["warnings"] = warnings + ([advice.message] if advice and advice.risky else [])
     if not was_loaded:
         record["events"] += [f"loaded {info.id} in {loaded.load_s:.2f} s", *loaded.events]

@@ -118,9 +118,9 @@ def check_number(value: object, name: str) -> float:
     return float(value)
 
 
-def _pick(table: dict, name: str, kind: str):
+def _pick(table: dict, name: str, kind: str, why: str | None = None):
     if name not in table:
-        raise _fail(f"unknown {kind} {name!r}; accepted: {', '.join(table)}")
+        raise _fail(f"unknown {kind} {name!r}; accepted: {', '.join(table)}" + (f"; {why}" if why else ""))
     return table[name]
 
 
@@ -217,7 +217,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     negative = check_text(request.negative_prompt or "", "negative prompt")
 
     model = _pick(models, request.model or d.model, "model")
-    style = _pick(presets.styles, request.style or d.style, "style")
+    style = _pick(presets.styles, request.style or d.style, "style", presets.user_error)
     scheduler_name = request.scheduler or style.scheduler or d.scheduler
     if request.scheduler is None and style.scheduler:
         notes.append(f"scheduler {style.scheduler} from style {style.name}")

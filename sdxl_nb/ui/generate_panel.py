@@ -34,6 +34,8 @@ class GeneratePanel(Panel):
                            disabled=True)
         self.message = w.HTML()  # one red line for bad input; otherwise what was just done
         self.message.add_class("sdxl-message")
+        if self.form.presets.user_error:  # a broken user presets file: said here, the built-in presets still work
+            set_status(self.message, self.form.presets.user_error, "error")
         self.memory = w.HTML()
         self.run_anyway = button("Run anyway", self._run_anyway, "warning")
         self.use_suggestion = button("Use the suggestion", self._use_suggestion, "")
