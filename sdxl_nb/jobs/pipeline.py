@@ -151,7 +151,9 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
         advice = memory_check(r, backend.memory_facts(loaded), images_at_once=plan.chunk_size,
                               device_name=record["device"]["name"], folder=folder)
     record["memory_check"] = memory_summary(advice) if advice else None
-    warnings = list(loaded.warnings) + kind.warnings(backend, loaded, info) + [presets.user_error] * bool(presets.user_error)
+    warnings = list(loaded.warnings) + kind.warnings(backend, loaded, info)
+    if presets.user_error:  # the user's styles were not read: said with every job until the file is fixed
+        warnings.append(presets.user_error)
     record["warnings"] = warnings + ([advice.message] if advice and advice.risky else [])
     if not was_loaded:
         record["events"] += [f"loaded {info.id} in {loaded.load_s:.2f} s", *loaded.events]
@@ -206,9 +208,9 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
         problem = _append(folder, record)
         if problem and files.paths:
             # Its files are saved and journaled in the marker, which stays: the next start here records the job.
-            record["error"] = error = (f"the job's {len(files.paths)} file(s) were saved in {folder} but jobs.log could "
-                                       f"not take its record ({problem}); its marker keeps them and the next job in "
-                                       "this folder records the job")
+            unrecorded = (f"the job's {len(files.paths)} file(s) were saved in {folder} but jobs.log could not take "
+                          f"its record ({problem}); its marker keeps them and the next job in this folder records the job")
+            record["error"] = error = f"{error}; {unrecorded}" if error else unrecorded
         else:
             if problem:
                 record["error"] = error = ((error or f"could not record the job in {folder}: {problem}")
