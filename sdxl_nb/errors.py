@@ -13,6 +13,14 @@ class ModelUnavailableError(InputError):
     """A model is not in the local cache, or its snapshot is incomplete."""
 
 
+class Terminated(KeyboardInterrupt):
+    """The process was asked to end (SIGTERM) during a job: handled like Ctrl-C (sdxl_nb.jobs.signals)."""
+
+    def __init__(self, signum: int = 15):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
 class GenerationError(RuntimeError):
     """Generation failed at run time (out of memory, a library error...)."""
 

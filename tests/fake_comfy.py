@@ -3,7 +3,9 @@
 It validates graphs like ComfyUI (unknown nodes, missing inputs, values not in list -> 400 with
 node_errors), runs one prompt at a time on a worker task (progress per KSampler step, images made
 from the seed), keeps /history, serves /view, and honours /interrupt and queue deletion. Knobs
-let tests turn the websocket off or drop it, hang a prompt, fail a node, or require basic auth.
+let tests turn the websocket off or drop it, hang a prompt, fail a node, or require basic auth, and
+make it lie: images of another size, more images than asked, bytes that are not an image, a /view
+that hangs, a connection closed without an answer.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ NODES = {
     "RepeatLatentBatch": ["samples", "amount"],
     "KSampler": ["seed", "steps", "cfg", "sampler_name", "scheduler", "denoise", "model", "positive", "negative",
                  "latent_image"],
+    "KSamplerAdvanced": ["add_noise", "noise_seed", "steps", "cfg", "sampler_name", "scheduler", "positive", "negative",
+                         "latent_image", "start_at_step", "end_at_step", "return_with_leftover_noise", "model"],
     "VAEDecode": ["samples", "vae"], "SaveImage": ["images", "filename_prefix"],
 }
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "uni_pc"]
@@ -47,6 +51,13 @@ class FakeComfy:
         self.hang = False  # accept prompts and never run them
         self.fail_in_node: str | None = None  # class_type whose execution raises
         self.auth: tuple[str, str] | None = None
+        # Lies: what a broken or hostile server answers.
+        self.image_size: tuple[int, int] | None = None  # every output image has this size, whatever was asked
+        self.extra_images = 0  # SaveImage outputs this many images more than the batch
+        self.view_body: bytes | None = None  # /view answers these bytes instead of the PNG
+        self.view_delay_s = 0.0  # /view waits this long before answering (a hang)
+        self.close_on: set[str] = set()  # paths ("/view", "/prompt"...) whose requests are cut without an answer
+        self.sampler_steps: dict[str, int] = {}  # prompt id -> sampler steps it ran
         self.requests: list[tuple[str, str]] = []
         self.prompts: dict[str, dict] = {}
         self.uploads: dict[str, bytes] = {}
@@ -80,6 +91,9 @@ class FakeComfy:
     @web.middleware
     async def _middleware(self, request, handler):
         self.requests.append((request.method, request.path))
+        if request.path in self.close_on:
+            request.transport.close()  # the client sees the connection end without a response
+            return web.Response(status=500)
         if self.auth:
             expected = "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
             if request.headers.get("Authorization") != expected:
@@ -131,6 +145,8 @@ class FakeComfy:
                                    "extra_info": {"input_name": name}})
             for name, allowed in (("ckpt_name", self.checkpoints), ("vae_name", self.vaes),
                                   ("sampler_name", SAMPLERS), ("scheduler", SCHEDULERS),
+                                  ("add_noise", ["enable", "disable"]),
+                                  ("return_with_leftover_noise", ["enable", "disable"]),
                                   ("image", list(self.uploads) if node["class_type"].startswith("LoadImage") else None)):
                 if allowed is not None and name in inputs and inputs[name] not in allowed:
                     errors.append({"type": "value_not_in_list", "message": "Value not in list",
@@ -152,7 +168,10 @@ class FakeComfy:
         name = request.query.get("filename", "")
         if request.query.get("type", "output") != "output" or name not in self.outputs:
             return web.Response(status=404)
-        return web.Response(body=self.outputs[name], content_type="image/png")
+        if self.view_delay_s:
+            await asyncio.sleep(self.view_delay_s)
+        body = self.outputs[name] if self.view_body is None else self.view_body
+        return web.Response(body=body, content_type="image/png")
 
     async def post_upload(self, request):
         form = await request.post()
@@ -261,12 +280,13 @@ class FakeComfy:
                 self.history[prompt_id] = {"prompt": [0, prompt_id, graph, {}, []], "outputs": {},
                                            "status": {"status_str": "error", "completed": False, "messages": messages}}
                 return
-            if node["class_type"] == "KSampler":
-                steps = node["inputs"]["steps"]
+            if node["class_type"] in ("KSampler", "KSamplerAdvanced"):
+                steps = _sampler_steps(node)
+                self.sampler_steps[prompt_id] = steps
                 for step in range(1, steps + 1):
                     await asyncio.sleep(self.step_delay_s)
                     if self._interrupt:
-                        await event("execution_interrupted", {"node_id": node_id, "node_type": "KSampler",
+                        await event("execution_interrupted", {"node_id": node_id, "node_type": node["class_type"],
                                                               "executed": []})
                         self.history[prompt_id] = {"prompt": [0, prompt_id, graph, {}, []], "outputs": {},
                                                    "status": {"status_str": "error", "completed": False,
@@ -287,7 +307,8 @@ class FakeComfy:
         await self._send(client, "executing", {"node": None, "prompt_id": prompt_id})
 
     def _save_images(self, graph, save_node):
-        sampler = next(n for n in graph.values() if n["class_type"] == "KSampler")
+        sampler = next(n for n in graph.values() if n["class_type"] in ("KSampler", "KSamplerAdvanced"))
+        seed = sampler["inputs"].get("seed", sampler["inputs"].get("noise_seed"))
         width, height, batch = 64, 64, 1
         for node in graph.values():
             if node["class_type"] == "EmptyLatentImage":
@@ -297,12 +318,22 @@ class FakeComfy:
                     width, height = init.size
             elif node["class_type"] == "ImageScale":
                 width, height = node["inputs"]["width"], node["inputs"]["height"]
+        width, height = self.image_size or (width, height)
         images = []
-        for index in range(batch):
+        for index in range(batch + self.extra_images):
             self._counter += 1
             name = f"{save_node['inputs']['filename_prefix']}_{self._counter:05d}_.png"
             buffer = io.BytesIO()
-            image_for_seed(sampler["inputs"]["seed"] + index, width, height).save(buffer, format="PNG")
+            image_for_seed(seed + index, width, height).save(buffer, format="PNG")
             self.outputs[name] = buffer.getvalue()
             images.append({"filename": name, "subfolder": "", "type": "output"})
         return images
+
+
+def _sampler_steps(node) -> int:
+    """The steps a sampler node runs, as ComfyUI counts them: KSampler all its steps (a denoise below 1 stretches
+    the schedule instead); KSamplerAdvanced from start_at_step to end_at_step of its `steps`-step schedule."""
+    inputs = node["inputs"]
+    if node["class_type"] == "KSampler":
+        return inputs["steps"]
+    return max(0, min(inputs["end_at_step"], inputs["steps"]) - inputs["start_at_step"])

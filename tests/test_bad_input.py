@@ -4,6 +4,7 @@ import errno
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,30 @@ def presets_file(tmp, monkeypatch, edit):
     path = tmp / "presets.json"
     path.write_text(text if isinstance(text, str) else json.dumps(raw), encoding="utf-8")
     monkeypatch.setenv("SDXL_NB_PRESETS", str(path))
+
+
+def declared_png(path, width, height):
+    """A PNG whose header declares width x height over a few bytes of pixels (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return {"init_image": str(path)}
+
+
+def sde_preset(tmp, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("torchsde") is not None:
+        pytest.skip("torchsde is installed here")
+    presets_file(tmp, monkeypatch, lambda raw: raw["schedulers"].append(
+        {"name": "DPM++ SDE", "class": "DPMSolverSDEScheduler", "kwargs": {}}))
+    return {"scheduler": "DPM++ SDE"}
 
 
 def cached_base(tmp, monkeypatch, damage):
@@ -115,6 +140,31 @@ CASES = {
     "not UTF-8": (None, dict(prompt="caf\udce9"), "prompt is not valid UTF-8 text"),
     "output folder not writable": (no_write_permission, {}, "is not writable (no write permission on"),
     "output folder under a file": (under_a_file, {}, "is not usable: "),
+    "output folder under /proc": (lambda t, m: {"out": Path("/proc/sdxl_nb_test/images")}, {},
+                                  "output folder '/proc/sdxl_nb_test/images' cannot be written: No such file or directory"),
+    "no denoising step": (lambda t, m: {"init_image": png(t / "i.png")}, dict(steps=2, strength=0.1),
+                          "steps 2 x strength 0.1 leaves no denoising step (img2img and inpaint run int(steps x "
+                          "strength) = 0 steps); accepted: steps x strength of at least 1, e.g. steps 10 or strength 0.5"),
+    "1x1 init image": (lambda t, m: {"init_image": png(t / "one.png", (1, 1))}, {},
+                       "width 1 of the init image (or pass width and height to resize it) must be a positive multiple "
+                       "of 8 (e.g. 64); accepted: 64 to 4096"),
+    "decompression bomb": (lambda t, m: declared_png(t / "bomb.png", 30000, 30000), {},
+                           "bomb.png' declares more pixels than Pillow accepts (a decompression bomb)"),
+    "init image above the pixel budget": (lambda t, m: declared_png(t / "big.png", 9000, 9000), {},
+                                          "big.png' is 9000x9000 (81 megapixels); accepted: at most 67 megapixels"),
+    "presets NaN default": (lambda t, m: presets_file(t, m, lambda raw: raw["defaults"].update(cfg=float("nan"))), {},
+                            "presets.json: defaults.cfg: expected a finite number, got NaN"),
+    "presets default out of range": (lambda t, m: presets_file(t, m, lambda raw: raw["defaults"].update(strength=1.5)),
+                                     {}, "presets.json: defaults.strength: 1.5 is out of range; accepted: greater than 0"),
+    "presets unknown schema": (lambda t, m: presets_file(t, m, lambda raw: raw.update(schema=2)), {},
+                               "presets.json: schema: unknown version 2; accepted: 1"),
+    "presets scheduler kwarg name": (
+        lambda t, m: presets_file(t, m, lambda raw: raw["schedulers"][4].update(kwargs={"use_karras_sigma": True})), {},
+        "presets.json: schedulers[4].kwargs: 'use_karras_sigma' is not a DPMSolverMultistepScheduler setting; accepted:"),
+    "presets scheduler kwarg type": (
+        lambda t, m: presets_file(t, m, lambda raw: raw["schedulers"][4].update(kwargs={"use_karras_sigmas": "yes"})),
+        {}, 'presets.json: schedulers[4].kwargs: use_karras_sigmas "yes" must be true or false'),
+    "scheduler needs a missing package": (sde_preset, {}, "needs the package 'torchsde', which is not installed"),
 }
 
 
@@ -187,7 +237,7 @@ class FullDisk:
 
     def open(self, path, mode="r", *args, **kwargs):
         handle = open(path, mode, *args, **kwargs)
-        if "x" not in mode:
+        if "x" not in mode or "probe" in str(path):  # the folder's probe before the job found room (tests/test_disk_full)
             return handle
         self.count += 1
         if self.count < self.after:

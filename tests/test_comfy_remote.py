@@ -180,13 +180,14 @@ def test_img2img_uploads_the_init_image_and_denoises_by_strength(server, fake, t
     init = tmp_path / "init.png"
     Image.new("RGB", (64, 64), (10, 200, 10)).save(init)
     result = remote(server, tmp_path / "out", prompt="img2img", init_image=str(init), strength=0.5,
-                    width=None, height=None)
+                    width=None, height=None, steps=10)
     assert result.status == "ok" and result.record["mode"] == "img2img"
     (name, data), = fake.uploads.items()
     assert data == init.read_bytes() and name.startswith("sdxl_nb_")
     (graph,) = [p["graph"] for p in fake.prompts.values()]
-    sampler = next(n for n in graph.values() if n["class_type"] == "KSampler")
-    assert sampler["inputs"]["denoise"] == 0.5
+    sampler = next(n for n in graph.values() if n["class_type"] == "KSamplerAdvanced")
+    assert (sampler["inputs"]["steps"], sampler["inputs"]["start_at_step"]) == (10, 5)
+    assert list(fake.sampler_steps.values()) == [5]  # 10 x 0.5, as diffusers runs it
     assert next(n for n in graph.values() if n["class_type"] == "LoadImage")["inputs"]["image"] == name
     assert result.record["init_image"]["sha256"] and result.record["strength"] == 0.5
 

@@ -111,8 +111,12 @@ def test_img2img_loads_encodes_and_denoises_by_strength(init_png):
     assert encode["inputs"]["pixels"] == [load_id, 0]
     repeat_id, repeat = only(graph, "RepeatLatentBatch")
     assert repeat["inputs"] == {"samples": [encode_id, 0], "amount": 2}
-    sampler = only(graph, "KSampler")[1]["inputs"]
-    assert sampler["denoise"] == 0.4 and sampler["latent_image"] == [repeat_id, 0]
+    assert not nodes_of(graph, "KSampler")
+    sampler = only(graph, "KSamplerAdvanced")[1]["inputs"]
+    # diffusers runs int(3 x 0.4) = 1 step: the last step of the 3-step schedule.
+    assert (sampler["steps"], sampler["start_at_step"], sampler["end_at_step"]) == (3, 2, 3)
+    assert (sampler["add_noise"], sampler["return_with_leftover_noise"], sampler["noise_seed"]) == ("enable", "disable", 11)
+    assert sampler["latent_image"] == [repeat_id, 0]
     assert not nodes_of(graph, "ImageScale")
 
 
@@ -128,7 +132,7 @@ def test_img2img_resized_and_inpaint_add_scale_and_noise_mask(init_png, tmp_path
     assert {(s["upscale_method"], s["width"], s["height"]) for s in scales} == {("lanczos", 64, 64),
                                                                                 ("nearest-exact", 64, 64)}
     noise_id, noise = only(graph, "SetLatentNoiseMask")
-    assert only(graph, "KSampler")[1]["inputs"]["latent_image"] == [noise_id, 0]
+    assert only(graph, "KSamplerAdvanced")[1]["inputs"]["latent_image"] == [noise_id, 0]
     names = sorted(flow.uploads.values())
     assert len(names) == 2 and all(n.startswith("sdxl_nb_") and n.endswith(".png") for n in names)
     assert only(graph, "LoadImageMask")[1]["inputs"]["channel"] == "red"

@@ -86,3 +86,19 @@ def test_two_processes_share_one_folder(tmp_path):
     check = verify_folder(tmp_path)
     assert check.ok, check
     assert len(list(tmp_path.glob("*.png"))) == 12
+
+
+def test_jobs_opening_one_new_folder_at_once_all_pass_its_check(tmp_path):
+    """Step 1's folder probe: creating the same new folder from many threads (or processes) never fails one of them,
+    and another job's recovery never takes the probe for a killed writer's temporary file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sdxl_nb.record.recovery import recover
+    from sdxl_nb.record.store import PROBE_PREFIX, TEMP_PREFIX, open_output_dir
+
+    folder = tmp_path / "a" / "b" / "out"
+    assert not PROBE_PREFIX.startswith(TEMP_PREFIX)
+    with ThreadPoolExecutor(8) as pool:  # probes and recoveries interleaved
+        outcomes = list(pool.map(lambda i: open_output_dir(folder) if i % 2 else recover(folder), range(32)))
+    assert sum(len(c) for c in outcomes[1::2]) == 3  # each folder was made once, by one of them
+    assert not any(outcomes[::2]) and sorted(p.name for p in folder.iterdir()) == []

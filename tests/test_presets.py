@@ -73,6 +73,21 @@ def _broken(mutate):
     (lambda r: r["resolutions"][0].update({"width": 1001}), ["resolutions[0]", "multiples of 8"]),
     (lambda r: r["models"][1].update({"source": "s3"}), ["models[1].source", "accepted: hf, embedded"]),
     (lambda r: r.pop("styles"), ["styles", "non-empty list"]),
+    # What used to pass here and fail at run time (or never): wrong kwargs, NaN, out of range, unknown schema.
+    (lambda r: r["schedulers"][0].update({"kwargs": {"use_karras_sigmas": True}}),
+     ["schedulers[0].kwargs", "needs a class"]),
+    (lambda r: r["schedulers"][2].update({"kwargs": {"timestep_spacing": "sideways"}}),
+     ["schedulers[2].kwargs", "timestep_spacing \"sideways\" is not accepted; accepted: linspace, leading, trailing"]),
+    (lambda r: r["schedulers"][5].update({"kwargs": {"algorithm_type": "sde-dpmsolver++", "solver_order": "2"}}),
+     ["schedulers[5].kwargs", "solver_order \"2\" must be a whole number"]),
+    (lambda r: r["defaults"].update({"steps": 501}), ["defaults.steps", "501 is out of range; accepted: 1 to 500"]),
+    (lambda r: r["defaults"].update({"cfg": float("inf")}), ["defaults.cfg", "expected a finite number, got Infinity"]),
+    (lambda r: r["defaults"].update({"strength": 0}), ["defaults.strength", "accepted: greater than 0, at most 1"]),
+    (lambda r: r["models"][0].update({"cfg": 80.0}), ["models[0].cfg", "80 is out of range; accepted: 0 to 50"]),
+    (lambda r: r["styles"][1].update({"steps": 9000}), ["styles[1].steps", "9000 is out of range"]),
+    (lambda r: r["resolutions"][0].update({"width": 8192}), ["resolutions[0]", "accepted: multiples of 8 from 64 to 4096"]),
+    (lambda r: r.update({"schema": 7}), ["schema: unknown version 7; accepted: 1"]),
+    (lambda r: r.update({"schema": "1"}), ["schema: unknown version \"1\""]),
 ])
 def test_invalid_presets_name_file_key_and_accepted_values(mutate, expected):
     with pytest.raises(PresetError) as info:
@@ -81,6 +96,21 @@ def test_invalid_presets_name_file_key_and_accepted_values(mutate, expected):
     assert message.startswith("/x/presets.json: ") and "\n" not in message
     for part in expected:
         assert part in message
+
+
+def test_nan_written_by_pythons_json_is_refused(tmp_path):
+    raw = raw_presets()
+    raw["defaults"]["strength"] = float("nan")
+    path = tmp_path / "presets.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")  # Python writes NaN, and its reader takes it back
+    with pytest.raises(PresetError, match=r"defaults.strength: expected a finite number, got NaN"):
+        load_presets(path)
+
+
+def test_the_shipped_presets_pass_every_check():
+    presets = load_presets(REPO / "presets.json", user_layer=False)
+    assert presets.schedulers["DPM++ 2M SDE Karras"].kwargs == {"algorithm_type": "sde-dpmsolver++",
+                                                                "use_karras_sigmas": True}
 
 
 def test_invalid_json_and_missing_file(tmp_path):

@@ -119,3 +119,23 @@ def test_bad_images_are_rejected(presets, images, fields, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         resolve(req(**fields), presets)
 
+
+
+@pytest.mark.parametrize("steps, strength, runs", [(10, 0.1, 1), (3, 0.34, 1), (3, 0.33, 0), (2, 0.1, 0),
+                                                   (7, 0.3, 2), (1, 1.0, 1), (500, 0.001, 0), (1, 0.99, 0)])
+def test_img2img_needs_a_denoising_step_as_diffusers_counts_them(presets, images, steps, strength, runs):
+    """diffusers' get_timesteps runs int(steps x strength) steps; 0 would crash inside the pipeline."""
+    request = req(init_image=str(images / "init.png"), steps=steps, strength=strength, seed=1)
+    if runs:
+        assert resolve(request, presets).strength == strength
+        return
+    with pytest.raises(InputError) as refused:
+        resolve(request, presets)
+    message = str(refused.value)
+    assert message.startswith(f"steps {steps} x strength {strength:g} leaves no denoising step")
+    # Each setting the message suggests is accepted.
+    suggestions = message.rsplit("e.g. ", 1)[1].split(" or ")
+    for suggestion in suggestions:
+        name, value = suggestion.split(" ")
+        fixed = {"steps": steps, "strength": strength, name: int(value) if name == "steps" else float(value)}
+        assert resolve(req(init_image=str(images / "init.png"), seed=1, **fixed), presets).steps >= 1

@@ -7,8 +7,10 @@ import pytest
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.user_presets import delete_style, save_style, style_from_fields
-from sdxl_nb.errors import PresetError
+from sdxl_nb.errors import InputError, PresetError
 from sdxl_nb.record.joblog import read_records
+from sdxl_nb.request.prepare import prepare
+from sdxl_nb.request.resolve import GenerationRequest
 
 
 @pytest.fixture
@@ -56,12 +58,43 @@ def test_invalid_style_names_the_problem_and_leaves_the_file_alone(user_file, st
     assert not [p for p in os.listdir(user_file.parent) if p.startswith(".user_presets-")]
 
 
-def test_broken_user_file_is_reported_with_its_path(user_file):
+@pytest.mark.parametrize("content, problem", [
+    ('{"styles": [{"name": "A"}]}', "styles[0].prompt: missing"),
+    ('{"styles": [', "invalid JSON at line 1"),
+    ('{"schema": 9, "styles": []}', "schema: unknown version 9"),
+    ('{"styles": [{"name": "A", "prompt": "x", "cfg": NaN}]}', "styles[0].cfg: expected a finite number, got NaN"),
+])
+def test_broken_user_file_is_one_line_and_the_built_in_presets_stay_usable(user_file, content, problem):
     user_file.parent.mkdir(parents=True)
-    user_file.write_text('{"styles": [{"name": "A"}]}', encoding="utf-8")
-    with pytest.raises(PresetError) as info:
-        load_presets()
-    assert str(user_file) in str(info.value) and "styles[0].prompt: missing" in str(info.value)
+    user_file.write_text(content, encoding="utf-8")
+    presets = load_presets()
+    assert presets.user_error.startswith(f"{user_file}: ") and problem in presets.user_error
+    assert "\n" not in presets.user_error and presets.user_error.endswith("(user styles not loaded; the built-in "
+                                                                          "presets are in use)")
+    assert presets.styles == load_presets(user_layer=False).styles and presets.user_styles == ()
+    with pytest.raises(InputError, match="unknown style 'Mine'; accepted: .*; .*user styles not loaded"):
+        prepare(GenerationRequest(prompt="x", style="Mine"))  # why a user style is missing is said
+
+
+def test_a_broken_user_file_is_a_warning_of_the_job_and_of_the_listing(user_file, run, capsys):
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("{", encoding="utf-8")
+    result = run(prompt="x")
+    assert result.status == "ok" and any(str(user_file) in w for w in result.record["warnings"])
+    from sdxl_nb.cli import main
+
+    assert main(["presets"]) == 0
+    assert capsys.readouterr().err.startswith(f"warning: {user_file}: invalid JSON")
+
+
+def test_generate_panel_opens_with_a_red_line_for_a_broken_user_file(user_file):
+    from sdxl_nb.ui.generate_panel import GeneratePanel
+
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text('{"styles": 3}', encoding="utf-8")
+    panel = GeneratePanel()
+    assert "styles: expected a list" in panel.message.value and "built-in presets are in use" in panel.message.value
+    assert "Photoreal" in [value for _label, value in panel.form.style.options]
 
 
 def test_form_fields_become_a_style_and_bad_numbers_say_what_is_accepted():

@@ -63,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `sdxl-nb models | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a job (recorded as interrupted either way)
+        from sdxl_nb.errors import Terminated
+
+        if isinstance(exc, Terminated):
+            print(f"sdxl-nb {args.verb}: terminated (SIGTERM)", file=sys.stderr)
+            return 128 + exc.signum
         print(f"sdxl-nb {args.verb}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure still gets one line; SDXL_NB_DEBUG=1 shows the traceback

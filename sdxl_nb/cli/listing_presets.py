@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 NAME = "presets"
 HELP = "list schedulers, styles, resolutions and engine profiles"
@@ -16,6 +17,8 @@ def run(args) -> int:
     from sdxl_nb.config.presets import load_presets
 
     presets = load_presets()
+    if presets.user_error:
+        print(f"warning: {presets.user_error}", file=sys.stderr)
     if args.json:
         print(json.dumps({
             "schedulers": {s.name: {"class": s.cls, "kwargs": s.kwargs, "description": s.description}

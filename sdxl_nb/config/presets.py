@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -11,32 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from sdxl_nb import settings
+from sdxl_nb.config.limits import MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from sdxl_nb.config.options import EngineOptions, options_from_dict
+from sdxl_nb.config.scheduler_params import EXTRA_REQUIREMENTS, check_kwargs, known_classes
 from sdxl_nb.errors import InputError, PresetError
 
 # diffusers scheduler classes a preset may name; checked here so presets.json is validated without torch.
-KNOWN_SCHEDULER_CLASSES = frozenset(
-    {
-        "DDIMScheduler",
-        "DDPMScheduler",
-        "DEISMultistepScheduler",
-        "DPMSolverMultistepScheduler",
-        "DPMSolverSinglestepScheduler",
-        "DPMSolverSDEScheduler",
-        "EDMDPMSolverMultistepScheduler",
-        "EDMEulerScheduler",
-        "EulerAncestralDiscreteScheduler",
-        "EulerDiscreteScheduler",
-        "HeunDiscreteScheduler",
-        "KDPM2AncestralDiscreteScheduler",
-        "KDPM2DiscreteScheduler",
-        "LCMScheduler",
-        "LMSDiscreteScheduler",
-        "PNDMScheduler",
-        "TCDScheduler",
-        "UniPCMultistepScheduler",
-    }
-)
+KNOWN_SCHEDULER_CLASSES = known_classes()
+PRESETS_SCHEMAS = (1,)  # presets.json and user presets file versions this lab reads
 DEFAULT_SCHEDULER = "Default"
 
 
@@ -129,6 +112,7 @@ class Presets:
     engine_profiles: dict[str, EngineProfile] = field(default_factory=dict)
     user_path: str | None = None  # the user presets file layered over this one (None: no layer)
     user_styles: tuple[str, ...] = ()  # names of styles that come from (or are overridden by) that file
+    user_error: str | None = None  # why that file was not read (one line); the built-in presets are used meanwhile
 
 
 def default_presets_path() -> Path:
@@ -171,14 +155,16 @@ class _Checker:
             "str": isinstance(value, str),
             "bool": isinstance(value, bool),
             "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            # Python's JSON reader takes NaN and Infinity; no setting means either.
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
             "dict": isinstance(value, dict),
             "pair_str": isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value),
             "pair_int": isinstance(value, list) and len(value) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
         }[kind]
         if not ok:
-            expected = {"pair_str": "a list of two strings", "pair_int": "a list of two integers"}.get(kind, kind)
+            expected = {"pair_str": "a list of two strings", "pair_int": "a list of two integers",
+                        "float": "a finite number"}.get(kind, kind)
             raise self.fail(key, f"expected {expected}, got {json.dumps(value)}")
         if kind == "float":
             return float(value)
@@ -199,11 +185,24 @@ class _Checker:
         return out
 
 
+def _check_range(check: _Checker, key: str, values: dict, name: str, low: float, high: float, *,
+                 above: bool = False) -> None:
+    """A setting within what a request accepts (the same limits as sdxl_nb.request.resolve)."""
+    value = values.get(name)
+    if value is None:
+        return
+    if (value <= low if above else value < low) or value > high:
+        accepted = f"greater than {low:g}, at most {high:g}" if above else f"{low:g} to {high:g}"
+        raise check.fail(f"{key}.{name}", f"{value:g} is out of range; accepted: {accepted}")
+
+
 def _model(check: _Checker, raw: Any, key: str) -> ModelPreset:
     v = check.entry(raw, key, {"id": "str", "description": "str", "steps": "int", "cfg": "float", "heavy": "bool"},
                     {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str"})
     if v.get("source", "hf") not in ("hf", "embedded"):
         raise check.fail(f"{key}.source", f"unknown source {v['source']!r}; accepted: hf, embedded")
+    _check_range(check, key, v, "steps", 1, MAX_STEPS)
+    _check_range(check, key, v, "cfg", 0, MAX_CFG)
     _check_positive_size(check, key, v.get("native_size"))
     return ModelPreset(turbo=v.pop("turbo", False), **v)
 
@@ -218,7 +217,24 @@ def _scheduler(check: _Checker, raw: Any, key: str) -> SchedulerPreset:
     v = check.entry(rest, key, {"name": "str"}, {"kwargs": "dict", "description": "str", "a1111": "pair_str", "comfy": "pair_str"})
     if cls is None and v["name"] != DEFAULT_SCHEDULER:
         raise check.fail(f"{key}.class", f"missing; only {DEFAULT_SCHEDULER!r} may keep the model's own scheduler")
+    kwargs = v.get("kwargs") or {}
+    if cls is None and kwargs:
+        raise check.fail(f"{key}.kwargs", "needs a class: the model's own scheduler class is not known before it loads")
+    problem = check_kwargs(cls, kwargs) if cls else None
+    if problem:
+        raise check.fail(f"{key}.kwargs", problem)
     return SchedulerPreset(cls=cls, **v)
+
+
+def check_scheduler_installed(scheduler: SchedulerPreset) -> None:
+    """InputError when the preset's class needs a package that is not installed (diffusers would hand out a
+    stand-in that fails at the first step)."""
+    import importlib.util
+
+    package = EXTRA_REQUIREMENTS.get(scheduler.cls or "")
+    if package and importlib.util.find_spec(package) is None:
+        raise InputError(f"scheduler {scheduler.name} ({scheduler.cls}) needs the package {package!r}, which is not "
+                         f"installed; accepted: another scheduler, or `pip install {package}`")
 
 
 def _style(check: _Checker, raw: Any, key: str) -> StylePreset:
@@ -228,6 +244,8 @@ def _style(check: _Checker, raw: Any, key: str) -> StylePreset:
         raise check.fail(f"{key}.steps", f"must be >= 1, got {v['steps']}")
     if v.get("cfg") is not None and v["cfg"] < 0:
         raise check.fail(f"{key}.cfg", f"must be >= 0, got {v['cfg']}")
+    _check_range(check, key, v, "steps", 1, MAX_STEPS)
+    _check_range(check, key, v, "cfg", 0, MAX_CFG)
     return StylePreset(**v)
 
 
@@ -249,6 +267,16 @@ def _engine_profile(check: _Checker, raw: Any, key: str) -> EngineProfile:
 def _check_positive_size(check: _Checker, key: str, size: tuple[int, int] | None) -> None:
     if size and any(n <= 0 or n % 8 for n in size):
         raise check.fail(key, f"size {size[0]}x{size[1]} must be positive multiples of 8")
+    if size and any(not MIN_SIZE <= n <= MAX_SIZE for n in size):
+        raise check.fail(key, f"size {size[0]}x{size[1]} is out of range; accepted: multiples of 8 from {MIN_SIZE} "
+                              f"to {MAX_SIZE}")
+
+
+def _check_schema(check: _Checker, raw: dict) -> None:
+    schema = raw.get("schema", PRESETS_SCHEMAS[-1])
+    if isinstance(schema, bool) or schema not in PRESETS_SCHEMAS:
+        raise check.fail("schema", f"unknown version {json.dumps(schema)}; accepted: "
+                                   f"{', '.join(map(str, PRESETS_SCHEMAS))} (a newer sdxl_nb may read it)")
 
 
 def parse_presets(raw: Any, path: str) -> Presets:
@@ -261,6 +289,7 @@ def parse_presets(raw: Any, path: str) -> Presets:
     unknown = sorted(set(raw) - accepted)
     if unknown:
         raise check.fail(unknown[0], f"unknown key; accepted: {', '.join(sorted(accepted))}")
+    _check_schema(check, raw)
     models = check.named(raw.get("models"), "models", lambda r, k: _model(check, r, k))
     schedulers = check.named(raw.get("schedulers"), "schedulers", lambda r, k: _scheduler(check, r, k))
     styles = check.named(raw.get("styles"), "styles", lambda r, k: _style(check, r, k))
@@ -283,6 +312,9 @@ def parse_presets(raw: Any, path: str) -> Presets:
             continue
         if d[name] not in table:
             raise check.fail(f"defaults.{name}", f"unknown {name} {d[name]!r}; accepted: {', '.join(table)}")
+    _check_range(check, "defaults", d, "steps", 1, MAX_STEPS)
+    _check_range(check, "defaults", d, "cfg", 0, MAX_CFG)
+    _check_range(check, "defaults", d, "strength", 0, 1, above=True)
     return Presets(path=path, defaults=Defaults(**d), models=models, schedulers=schedulers, styles=styles,
                    resolutions=resolutions, motion_phrases=tuple(phrases), engine_profiles=profiles)
 
@@ -295,6 +327,7 @@ def parse_user_styles(raw: Any, path: str, schedulers: dict[str, SchedulerPreset
     unknown = sorted(set(raw) - {"schema", "styles"})
     if unknown:
         raise check.fail(unknown[0], "unknown key; accepted: schema, styles")
+    _check_schema(check, raw)
     items = raw.get("styles", [])
     if not isinstance(items, list):
         raise check.fail("styles", "expected a list")
@@ -316,7 +349,9 @@ def load_presets(path: str | os.PathLike | None = None, *, user_path: str | os.P
     """Read and validate a presets file (default: `default_presets_path()`) with the user's styles over it.
 
     The user presets file (default: `default_user_presets_path()`) adds or replaces styles; a missing
-    file adds nothing. Both files are re-read when they change, so a saved style shows at once.
+    file adds nothing. A broken one adds nothing either: `user_error` says why (one line, for a panel's red
+    line or a warning) and everything built in stays usable. Both files are re-read when they change, so a
+    saved style shows at once. A broken presets.json raises PresetError.
     """
     path = Path(path) if path else default_presets_path()
     if not user_layer:
@@ -348,8 +383,11 @@ def _layer_cached(path: str, mtime: float, user_path: str, key: tuple) -> Preset
     base = _load_cached(path, mtime)
     if not key:
         return replace(base, user_path=user_path)
-    raw = _read_json(user_path, "user presets file")
-    user_styles = parse_user_styles(raw, user_path, base.schedulers)
+    try:
+        user_styles = parse_user_styles(_read_json(user_path, "user presets file"), user_path, base.schedulers)
+    except PresetError as exc:
+        return replace(base, user_path=user_path, user_error=f"{exc} (user styles not loaded; the built-in presets "
+                                                            "are in use)")
     return replace(base, styles={**base.styles, **user_styles}, user_path=user_path, user_styles=tuple(user_styles))
 
 

@@ -19,17 +19,18 @@ from pathlib import Path
 from sdxl_nb import settings
 from sdxl_nb.backends.base import RunHooks, RunOutput, check_plan
 from sdxl_nb.config.engine_profiles import engine_options
-from sdxl_nb.config.presets import Presets, load_presets
+from sdxl_nb.config.presets import Presets, check_scheduler_installed, load_presets
 from sdxl_nb.config.registry import find_model
-from sdxl_nb.errors import GenerationError, ModelUnavailableError, one_line
+from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, Terminated, one_line
 from sdxl_nb.jobs.files import JobFiles
 from sdxl_nb.jobs.kinds import JobKind
+from sdxl_nb.jobs.signals import sigterm_as_interrupt
 from sdxl_nb.record import events
 from sdxl_nb.record.job_record import base_record, check_extra, new_job_id, now_iso
 from sdxl_nb.record.joblog import JOBS_LOG, append_record
 from sdxl_nb.record.recovery import JobMarker, recover
 from sdxl_nb.record.secrets import mask, mask_data
-from sdxl_nb.record.store import check_output_dir
+from sdxl_nb.record.store import check_output_dir, open_output_dir, remove_new_folders
 from sdxl_nb.request.preflight import Preflight, memory_check, memory_summary, preflight
 from sdxl_nb.request.prepare import prepare
 
@@ -88,8 +89,8 @@ def load_for_job(info, backend, folder: Path, on_stage: Callable[[str], None] | 
     was_loaded = info.id in backend.loaded
     loaded = backend.load(info, on_stage=on_stage)
     if not was_loaded:
-        events.write_event(folder, f"MODEL LOADED {info.id} (revision {loaded.revision}) in {loaded.load_s:.2f} s "
-                                   f"on {backend.device} as {loaded.dtype_name}")
+        events.try_write_event(folder, f"MODEL LOADED {info.id} (revision {loaded.revision}) in {loaded.load_s:.2f} s "
+                                       f"on {backend.device} as {loaded.dtype_name}")
     return loaded, was_loaded
 
 
@@ -118,14 +119,26 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
         raise ModelUnavailableError(info.reason)  # a remote server runs its own copy: the local cache is not asked
     plan = kind.run_plan(chunk_size, auto_tune)
     check_plan(backend, plan)
+    if backend.capabilities.scheduler_config:  # a remote server maps the preset to its own sampler
+        check_scheduler_installed(r.scheduler)
+    new_folders = open_output_dir(folder)  # last: a folder is created only for a job that passed every other check
 
     # 2. Open the folder: what a killed process left here is cleaned up, or recorded as its interrupted job.
     started_at, t0 = now_iso(), time.perf_counter()
     job_id = new_job_id()
-    recover(folder, before=f"job {job_id}")
+    try:
+        recover(folder, before=f"job {job_id}")
+    except OSError as exc:  # the folder filled up since step 1's probe
+        raise GenerationError(f"could not open the output folder {folder}: {_reason(exc)} (while recording what an "
+                              "earlier process left there); nothing was run") from None
 
-    # 3. Load the model (once per kernel; a later job finds it loaded).
-    loaded, was_loaded = load_for_job(info, backend, folder, on_stage)
+    # 3. Load the model (once per kernel; a later job finds it loaded). A remote server answers here whether it
+    #    has the checkpoint: bad input too, so the folder made for this job goes again.
+    try:
+        loaded, was_loaded = load_for_job(info, backend, folder, on_stage)
+    except InputError:
+        remove_new_folders(new_folders)
+        raise
 
     # 4. Start the record. Secrets are masked from here on: no file name, PNG chunk or log line carries one.
     model = {"id": info.id, "revision": loaded.revision, "source": getattr(loaded, "source", info.source),
@@ -144,6 +157,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
                               device_name=record["device"]["name"], folder=folder)
     record["memory_check"] = memory_summary(advice) if advice else None
     warnings = list(loaded.warnings) + kind.warnings(backend, loaded, info)
+    if presets.user_error:  # the user's styles were not read: said with every job until the file is fixed
+        warnings.append(presets.user_error)
     record["warnings"] = warnings + ([advice.message] if advice and advice.risky else [])
     if not was_loaded:
         record["events"] += [f"loaded {info.id} in {loaded.load_s:.2f} s", *loaded.events]
@@ -153,7 +168,10 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
             on_warning(warning)
 
     # 5. Mark the job as running: the marker journals every file before it appears, so a kill loses none.
-    marker = JobMarker.create(folder, record)
+    try:
+        marker = JobMarker.create(folder, record)
+    except OSError as exc:  # a full disk: nothing ran, nothing is saved; recorded as failed when the log takes it
+        raise _not_started(folder, record, exc, t0) from None
     files = JobFiles(folder, marker, record)
     saver = _ChunkSaver(kind, record, files, marker, datetime.fromisoformat(started_at), on_saved)
     recorded = False
@@ -164,7 +182,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
         hooks = RunHooks(on_progress=on_progress, on_preview=on_preview, on_images=saver.save,
                          should_stop=lambda: bool(files.error) or bool(should_stop and should_stop()))
         try:
-            output = backend.run(plan, loaded, hooks) if plan.images else None
+            with sigterm_as_interrupt():
+                output = backend.run(plan, loaded, hooks) if plan.images else None
         except BaseException as exc:  # recorded below, then raised again
             failure, output = exc, getattr(exc, "partial_output", None)
         finally:
@@ -193,9 +212,17 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
                                "generate_s": output.generate_s if output else None,
                                "save_s": files.save_s, "total_s": time.perf_counter() - t0})
         record.update(mask_data(record))
-        if not _append(folder, record, required=not files.error) and error:
-            record["error"] = error = error + " (the job could not be recorded either)"
-        recorded = True  # as far as it can be: the marker must not turn it into an "interrupted" job
+        problem = _append(folder, record)
+        if problem and files.paths:
+            # Its files are saved and journaled in the marker, which stays: the next start here records the job.
+            unrecorded = (f"the job's {len(files.paths)} file(s) were saved in {folder} but jobs.log could not take "
+                          f"its record ({problem}); its marker keeps them and the next job in this folder records the job")
+            record["error"] = error = f"{error}; {unrecorded}" if error else unrecorded
+        else:
+            if problem:
+                record["error"] = error = ((error or f"could not record the job in {folder}: {problem}")
+                                           + " (the job could not be recorded either)")
+            recorded = True  # as far as it can be: the marker must not turn it into an "interrupted" job
     finally:
         marker.close(remove=recorded)
 
@@ -247,12 +274,12 @@ class _ChunkSaver:
     def _write(self, images: list[tuple[int, int, object]], scheduler: dict) -> None:
         if self.files.error:
             return
-        if self.calls == 0:  # the first chunk knows what ran: every image's metadata names it
-            self.record["scheduler"] = mask_data(scheduler)
-            self.marker.note({"set": {"scheduler": self.record["scheduler"]}})
         call, self.calls = self.calls, self.calls + 1
         saved = []
         try:
+            if call == 0:  # the first chunk knows what ran: every image's metadata names it
+                self.record["scheduler"] = mask_data(scheduler)
+                self.marker.note({"set": {"scheduler": self.record["scheduler"]}})
             for index, seed, image in images:
                 name, data, entries = self.kind.image_file(self.record, index, seed, image, call, self.moment)
                 self.files.write(name, data, entries)
@@ -268,9 +295,24 @@ class _ChunkSaver:
                 pass
 
 
+def _reason(exc: OSError) -> str:
+    return exc.strerror if exc.strerror else str(exc)
+
+
 def _save_error(folder: Path, exc: OSError) -> str:
-    reason = exc.strerror if exc.strerror else str(exc)
-    return f"could not save images to {folder}: {reason}; no image of this job was kept"
+    return f"could not save images to {folder}: {_reason(exc)}; no image of this job was kept"
+
+
+def _not_started(folder: Path, record: dict, exc: OSError, t0: float) -> GenerationError:
+    """The failure of a job that could not be marked as running: recorded as failed if jobs.log takes it."""
+    error = f"could not start the job in {folder}: {_reason(exc)}; nothing was run or saved"
+    record.update(status="failed", error=error, finished_at=now_iso(),
+                  timings={"load_s": None, "generate_s": None, "save_s": 0.0, "total_s": time.perf_counter() - t0})
+    if _append(folder, record):
+        record["error"] = error = error + " (the job could not be recorded either)"
+    failure = GenerationError(error)
+    failure.result = JobResult(record=record)
+    return failure
 
 
 def _merge_output(record: dict, output: RunOutput) -> None:
@@ -290,7 +332,8 @@ def _outcome(output: RunOutput | None, failure: BaseException | None, save_error
     if save_error:
         return "failed", save_error
     if isinstance(failure, KeyboardInterrupt):
-        return "interrupted", "interrupted (KeyboardInterrupt) before the job finished"
+        cause = "SIGTERM" if isinstance(failure, Terminated) else "KeyboardInterrupt"
+        return "interrupted", f"interrupted ({cause}) before the job finished"
     if failure is not None:
         return "failed", one_line(failure)
     if output is None:
@@ -305,16 +348,15 @@ def _outcome(output: RunOutput | None, failure: BaseException | None, save_error
     return output.status, None
 
 
-def _append(folder: Path, record: dict, *, required: bool = True) -> bool:
-    """Append the record and its events block; with required=False a failing append (disk full) is skipped."""
+def _append(folder: Path, record: dict) -> str | None:
+    """Append the record, then its events block; None, or why jobs.log could not take the record (disk full: it is
+    left as it was). The events block is the human trail of what jobs.log holds: without it no job is lost."""
     try:
         append_record(folder / JOBS_LOG, record)
-        events.write_event(folder, *events.job_block(record))
-    except OSError:
-        if required:
-            raise
-        return False
-    return True
+    except OSError as exc:
+        return _reason(exc)
+    events.try_write_event(folder, *events.job_block(record))
+    return None
 
 
 def _mirror(mirror):
@@ -337,7 +379,7 @@ def _mirror_job(folder: Path, record: dict, mirror) -> str | None:
     try:
         mirror.mirror_job(folder, record)
     except MirrorError as exc:
-        events.write_event(folder, f"S3 MIRROR FAILED for job {record['job_id']}: {exc}",
-                           "the job is saved locally; `sdxl-nb mirror` copies what is missing later")
+        events.try_write_event(folder, f"S3 MIRROR FAILED for job {record['job_id']}: {exc}",
+                               "the job is saved locally; `sdxl-nb mirror` copies what is missing later")
         return str(exc)
     return None

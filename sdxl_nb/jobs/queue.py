@@ -346,8 +346,8 @@ class JobQueue:
         else:
             job.phase = "loading"
             loaded = engine.load(info, on_stage=lambda stage: self._stage(job, stage))
-            events.write_event(job.out_dir, load_event_line(info.id, loaded.revision, loaded.load_s, engine.device,
-                                                            loaded.dtype_name))
+            events.try_write_event(job.out_dir, load_event_line(info.id, loaded.revision, loaded.load_s,
+                                                                engine.device, loaded.dtype_name))
             job.result = {"model": info.id, "load_s": loaded.load_s, "already_loaded": False}
         job.status = "ok"
         self._loaded(job, job.result["load_s"], job.result["already_loaded"])

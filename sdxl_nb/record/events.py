@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 
@@ -18,17 +20,56 @@ def events_log_path(out_dir: str | os.PathLike) -> Path:
     return Path(out_dir) / EVENTS_LOG
 
 
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))  # direction overrides: reorder what a reader sees
+
+
+def escape(text: str) -> str:
+    """One line of text whatever it holds: line breaks (\\n, \\r, U+0085, U+2028...), other control characters and
+    direction overrides are written as escapes, so text a user typed cannot start a line of its own (a fake
+    `RECOVERED ...` or `MODEL LOADED ...`). Tabs stay; jobs.log keeps the exact text."""
+    def one(char: str) -> str:
+        if char in _NAMED:
+            return _NAMED[char]
+        if char != "\t" and (unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or ord(char) in _BIDI):
+            return f"\\u{ord(char):04x}"
+        return char
+
+    return "".join(one(char) for char in text) if not text.isprintable() else text
+
+
 def write_event(out_dir: str | os.PathLike, *lines: str) -> None:
-    """Append a timestamped block in one locked write (readable even with several writers); secrets masked."""
+    """Append a timestamped block in one locked write (readable even with several writers); secrets masked, each
+    line escaped (`escape`): the block's lines are exactly the lines given. On a full disk the block is cut back
+    and OSError raised, so no torn block is left either."""
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    lines = tuple(mask(line) for line in lines)
+    lines = tuple(escape(mask(str(line))) for line in lines)
     text = "".join(f"[{stamp}] {lines[0]}\n" if i == 0 else f"    {line}\n" for i, line in enumerate(lines))
     path = events_log_path(out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        portalocker.lock(handle, portalocker.LOCK_EX)
-        handle.write(text)
-        handle.flush()
+    data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        portalocker.lock(fd, portalocker.LOCK_EX)
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, f"short write to {path}")
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def try_write_event(out_dir: str | os.PathLike, *lines: str) -> bool:
+    """write_event for lines the job does not depend on (a load time, a mirror failure): False when the disk
+    refused them, instead of failing a job whose record is the source of truth."""
+    try:
+        write_event(out_dir, *lines)
+    except OSError:
+        return False
+    return True
 
 
 def job_block(record: dict) -> list[str]:

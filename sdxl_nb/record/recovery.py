@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -42,9 +43,15 @@ class JobMarker:
         with folder_lock(folder, exclusive=False):
             handle = open(path, "xb")
             portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
-        handle.write(encode_record(record) + encode_record({"journal": 1}))
-        handle.flush()
-        os.fsync(handle.fileno())
+        try:
+            handle.write(encode_record(record) + encode_record({"journal": 1}))
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:  # a full disk: no empty or torn marker is left for the next start to puzzle over
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                handle.close()
+            raise
         return cls(path, handle)
 
     def note(self, entry: dict) -> None:

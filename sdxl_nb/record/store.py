@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -42,6 +43,52 @@ def check_output_dir(folder: str | os.PathLike) -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"output folder {str(folder)!r} is not writable (no write permission on {str(probe)!r})")
     return folder
+
+
+PROBE_PREFIX = ".sdxl_nb-probe-"
+PROBE_BYTES = 4096  # what the probe writes: a folder that cannot take this cannot take an image
+
+
+def open_output_dir(folder: Path) -> list[Path]:
+    """Create the output folder (and its parents) and write to it once, before any work; InputError when that
+    fails (a read-only or virtual file system such as /proc, no space, no permission), and then nothing is left:
+    folders this call created are removed again. Returns the folders it created (for `remove_new_folders`).
+
+    The probe is not a temporary file of TEMP_PREFIX: another process's recovery removes those under the folder
+    lock, which the probe does not take (it must not leave a lock file in a folder it may remove again)."""
+    created = []
+    probe = folder / f"{PROBE_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+    try:
+        missing = [folder, *folder.parents]
+        for path in reversed(missing[: next(i for i, p in enumerate(missing) if p.exists())]):
+            try:
+                path.mkdir()
+            except FileExistsError:  # another process made it meanwhile: not ours to remove
+                if not path.is_dir():
+                    raise
+                continue
+            created.append(path)
+        with open(probe, "xb") as handle:
+            handle.write(b"\0" * PROBE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+        remove_new_folders(created)
+        raise InputError(f"output folder {str(folder)!r} cannot be written: {exc.strerror or type(exc).__name__}"
+                         ) from None
+    probe.unlink(missing_ok=True)
+    return created
+
+
+def remove_new_folders(created: list[Path]) -> None:
+    """Remove folders `open_output_dir` created, deepest first, while they are empty (bad input found later)."""
+    for path in reversed(created):
+        try:
+            path.rmdir()
+        except OSError:
+            return
 
 
 # zlib level 1: measured on a 1024x1024 photo-like image, 83 ms and 1.59 MB against PIL's default

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sdxl_nb.config.presets import Presets, StylePreset
 from sdxl_nb.errors import InputError
-from sdxl_nb.request.resolve import MAX_SIZE, MIN_SIZE, GenerationRequest, resolve
+from sdxl_nb.request.resolve import MAX_SIZE, MIN_SIZE, GenerationRequest, decode_image, resolve
 
 INPUTS_DIR = "inputs"
 _UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
@@ -86,20 +86,27 @@ def save_upload(data: bytes, out_dir: str | os.PathLike, label: str = "upload") 
     The bytes are stored unchanged (the record's sha256 is the upload's); the same upload twice is one
     file. A file that is not a readable image raises InputError and nothing is written.
     """
-    from PIL import Image, UnidentifiedImageError
-
     from sdxl_nb.record.store import check_output_dir, write_new_file
 
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            kind = image.format
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InputError(f"{label} is not a readable image; accepted: PNG, JPEG, WebP...") from None
-    if kind not in _UPLOAD_FORMATS:
-        raise InputError(f"{label} is a {kind} image; accepted: {', '.join(_UPLOAD_FORMATS)}")
+    kind = upload_format(data, label)
     folder = check_output_dir(out_dir) / INPUTS_DIR
     name = hashlib.sha256(data).hexdigest() + _UPLOAD_FORMATS[kind]
     if (folder / name).is_file():
         return folder / name
-    return write_new_file(folder, name, data)
+    try:
+        return write_new_file(folder, name, data)
+    except OSError as exc:
+        raise InputError(f"{label} cannot be kept in {folder}: {exc.strerror or exc}") from None
+
+
+def upload_format(data: bytes, label: str = "upload") -> str:
+    """The format of uploaded image bytes that decode within the pixel budget (bombs refused); else InputError."""
+
+    from PIL import Image
+
+    decode_image(data, label)
+    with Image.open(io.BytesIO(data)) as image:
+        kind = image.format
+    if kind not in _UPLOAD_FORMATS:
+        raise InputError(f"{label} is a {kind} image; accepted: {', '.join(_UPLOAD_FORMATS)}")
+    return kind

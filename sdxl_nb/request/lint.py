@@ -1,4 +1,4 @@
-"""Quality lint: settings known to give grainy, noisy or black SDXL images, each with the setting to use instead."""
+"""Quality lint: settings that give grainy, noisy or black SDXL images (and what to use), prompts A1111 text misreads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ TURBO_MAX_CFG = 1.0  # Turbo is distilled for cfg 0 (guidance off); above 1 it b
 TURBO_MAX_STEPS = 8  # Turbo is distilled for 1-4 steps; more adds nothing but artefacts
 SUGGESTED = "DPM++ 2M SDE Karras, 30 steps, cfg 7-8"
 FP16_SAFE_VAE = "madebyollin/sdxl-vae-fp16-fix"
+A1111_NEGATIVE = "Negative prompt:"  # the line A1111's `parameters` text starts the negative prompt with
 # Samplers that stay visibly noisy below a step count (scheduler class -> (label, minimum steps)).
 NOISY_BELOW = {
     "LMSDiscreteScheduler": ("LMS", 30),
@@ -47,6 +48,11 @@ def lint(r: ResolvedRequest, *, dtype: str | None = None, vae_upcasts: bool | No
         if noisy and r.steps < noisy[1] and not demo:
             warnings.append(f"sampler {r.scheduler.name} ({noisy[0]}) is noisy below {noisy[1]} steps ({r.steps} "
                             f"asked); suggested: {SUGGESTED}")
+    if any(line.startswith(A1111_NEGATIVE) for line in r.styled_prompt.split("\n")):
+        # A1111's format cannot escape it: every reader takes that line and the rest for the negative prompt.
+        warnings.append(f"a line of the prompt starts with {A1111_NEGATIVE!r}: A1111-format readers (PNG Info, "
+                        "civitai, sd-parsers) will read the prompt's text from there on as the negative prompt; the "
+                        "exact prompt is kept in the PNG's sdxl_nb chunk and in jobs.log")
     if dtype == "float16" and vae_upcasts is False and not dedicated_vae:
         warnings.append(f"the VAE runs in float16 without an fp16-safe VAE: SDXL's VAE overflows in float16 "
                         f"(black or NaN images; the lab then decodes again in float32, slower); suggested: the "

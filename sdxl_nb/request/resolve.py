@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdxl_nb.config.limits import (
+    MAX_BATCH,
+    MAX_CFG,
+    MAX_INPUT_BYTES,
+    MAX_INPUT_PIXELS,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+    strength_steps,
+)
 from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset
 from sdxl_nb.errors import InputError
 
-MIN_SIZE, MAX_SIZE = 64, 4096
-MAX_STEPS = 500
-MAX_CFG = 50.0
-MAX_BATCH = 64
-MAX_SEED = 2**32 - 1  # A1111's range; image i of a batch uses seed + i, which must stay inside it
+__all__ = ["MAX_BATCH", "MAX_CFG", "MAX_SEED", "MAX_SIZE", "MAX_STEPS", "MIN_SIZE", "GenerationRequest", "InputImage",
+           "ResolvedRequest", "check_int", "check_number", "check_text", "read_input_image", "resolve"]
 MODES = ("txt2img", "img2img", "inpaint")
 
 
@@ -108,9 +118,9 @@ def check_number(value: object, name: str) -> float:
     return float(value)
 
 
-def _pick(table: dict, name: str, kind: str):
+def _pick(table: dict, name: str, kind: str, why: str | None = None):
     if name not in table:
-        raise _fail(f"unknown {kind} {name!r}; accepted: {', '.join(table)}")
+        raise _fail(f"unknown {kind} {name!r}; accepted: {', '.join(table)}" + (f"; {why}" if why else ""))
     return table[name]
 
 
@@ -119,31 +129,83 @@ def _check_size(width: object, height: object, source: str) -> tuple[int, int]:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _fail(f"{name} must be a whole number, got {value!r}")
         if value <= 0 or value % 8:
-            raise _fail(f"{name} {value}{source} must be a positive multiple of 8 (e.g. {max(8, value // 8 * 8)} or {max(8, value // 8 * 8 + 8)})")
+            raise _fail(f"{name} {value}{source} must be a positive multiple of 8 (e.g. {_nearest_sizes(value)}); "
+                        f"accepted: {MIN_SIZE} to {MAX_SIZE}")
         if not MIN_SIZE <= value <= MAX_SIZE:
             raise _fail(f"{name} {value}{source} is out of range; accepted: multiples of 8 from {MIN_SIZE} to {MAX_SIZE}")
     return width, height
 
 
-def read_input_image(path: str | None, name: str) -> InputImage | None:
-    """Check that an init/mask image exists and decodes; return its hash and size."""
+def _nearest_sizes(value: int) -> str:
+    """The accepted sizes around a rejected one: '96 or 104', or one size at either end of the range."""
+    near = sorted({min(MAX_SIZE, max(MIN_SIZE, side)) for side in (value // 8 * 8, value // 8 * 8 + 8)})
+    return " or ".join(map(str, near))
+
+
+def read_input_image(path: str | None, name: str, *, mode: str = "RGB") -> InputImage | None:
+    """Check that an init/mask image exists and decodes within the pixel budget; return its hash and size.
+
+    The size is read from the header first: an image above MAX_INPUT_PIXELS (a decompression bomb declares
+    30000 x 30000) is refused before any pixel is decoded. Then it is decoded whole and converted to `mode`,
+    as the run will, so an image that passes here cannot fail there.
+    """
     if path is None:
         return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise _fail(f"{name} must be a file path, got {type(path).__name__}")
+    file, shown = Path(path), show_path(path)
+    try:
+        if not file.is_file():
+            raise _fail(f"{name} {shown} does not exist or is not a file")
+        if file.stat().st_size > MAX_INPUT_BYTES:
+            raise _fail(f"{name} {shown} is {file.stat().st_size / 2**20:.0f} MiB; accepted: at most "
+                        f"{MAX_INPUT_BYTES // 2**20} MiB")
+        data = file.read_bytes()
+    except InputError:
+        raise
+    except PermissionError:
+        raise _fail(f"{name} {shown} is not readable (permission denied)") from None
+    except (OSError, ValueError) as exc:  # a path too long, a NUL byte in it, an I/O error
+        raise _fail(f"{name} {shown} cannot be read ({type(exc).__name__})") from None
+    size = decode_image(data, f"{name} {shown}", mode)
+    return InputImage(path=str(file.resolve()), sha256=hashlib.sha256(data).hexdigest(), size=size)
+
+
+def show_path(path: object, limit: int = 120) -> str:
+    """A path as messages quote it: repr (a newline stays on the line), long ones cut in the middle."""
+    text = repr(str(path))
+    return text if len(text) <= limit else text[: limit // 2 - 2] + "..." + text[-(limit // 2 - 1):]
+
+
+def decode_image(data: bytes, label: str, mode: str = "RGB") -> tuple[int, int]:
+    """(width, height) of image bytes that decode whole within MAX_INPUT_PIXELS and convert to `mode`;
+    InputError otherwise. Never decodes a bomb: the header's size is checked before the pixels."""
+    import io
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
-    file = Path(path)
-    if not file.is_file():
-        raise _fail(f"{name} {str(path)!r} does not exist or is not a file")
+    accepted = "accepted: PNG, JPEG, WebP..."
     try:
-        data = file.read_bytes()
-        with Image.open(file) as image:
-            image.load()
-            size = image.size
-    except PermissionError:
-        raise _fail(f"{name} {str(path)!r} is not readable (permission denied)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise _fail(f"{name} {str(path)!r} is not a readable image ({type(exc).__name__}); accepted: PNG, JPEG, WebP...") from None
-    return InputImage(path=str(file.resolve()), sha256=hashlib.sha256(data).hexdigest(), size=size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > MAX_INPUT_PIXELS:
+                    raise _fail(f"{label} is {width}x{height} ({width * height / 1e6:.0f} megapixels); accepted: at "
+                                f"most {MAX_INPUT_PIXELS / 1e6:.0f} megapixels")
+                if width < 1 or height < 1:
+                    raise _fail(f"{label} is {width}x{height}; it has no pixels")
+                image.load()
+                image.convert(mode)
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _fail(f"{label} declares more pixels than Pillow accepts (a decompression bomb); accepted: at most "
+                    f"{MAX_INPUT_PIXELS / 1e6:.0f} megapixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise _fail(f"{label} is not a readable image ({type(exc).__name__}); {accepted}") from None
+    return width, height
 
 
 def resolve(request: GenerationRequest, presets: Presets, models: dict[str, ModelPreset] | None = None) -> ResolvedRequest:
@@ -155,7 +217,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     negative = check_text(request.negative_prompt or "", "negative prompt")
 
     model = _pick(models, request.model or d.model, "model")
-    style = _pick(presets.styles, request.style or d.style, "style")
+    style = _pick(presets.styles, request.style or d.style, "style", presets.user_error)
     scheduler_name = request.scheduler or style.scheduler or d.scheduler
     if request.scheduler is None and style.scheduler:
         notes.append(f"scheduler {style.scheduler} from style {style.name}")
@@ -182,7 +244,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     batch = check_int(request.batch, "batch", 1, MAX_BATCH)
 
     init = read_input_image(request.init_image, "init image")
-    mask = read_input_image(request.mask_image, "mask image")
+    mask = read_input_image(request.mask_image, "mask image", mode="L")
     if mask and not init:
         raise _fail("a mask image needs an init image (inpaint takes both)")
     mode = "inpaint" if mask else "img2img" if init else "txt2img"
@@ -198,6 +260,11 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
             raise _fail(f"strength {request.strength} is out of range; accepted: greater than 0, at most 1")
         if request.strength is None:
             notes.append(f"strength {strength:g} (lab default)")
+        if strength_steps(steps, strength) < 1:
+            # diffusers would start past the end of its schedule and fail inside the pipeline.
+            raise _fail(f"steps {steps} x strength {strength:g} leaves no denoising step (img2img and inpaint run "
+                        f"int(steps x strength) = {strength_steps(steps, strength)} steps); accepted: steps x strength "
+                        f"of at least 1, e.g. {_enough_denoising(steps, strength)}")
 
     width, height = _resolve_size(request, presets, model, init, notes)
 
@@ -213,6 +280,18 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         width=width, height=height, batch=batch, seed=seed, seeds=tuple(seed + i for i in range(batch)),
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
     )
+
+
+def _enough_denoising(steps: int, strength: float) -> str:
+    """'steps N or strength S': the nearest settings that leave at least one denoising step."""
+    more_steps = math.ceil(1 / strength)
+    while strength_steps(more_steps, strength) < 1:  # float products such as 3 x 0.333333 fall short of 1
+        more_steps += 1
+    more_strength = math.ceil(1000 / steps) / 1000
+    options = [f"steps {more_steps}"] if more_steps <= MAX_STEPS else []
+    if more_strength <= 1:
+        options.append(f"strength {more_strength:g}")
+    return " or ".join(options) or "strength 1"
 
 
 def _resolve_size(request: GenerationRequest, presets: Presets, model: ModelPreset, init: InputImage | None,

@@ -37,6 +37,8 @@ class GeneratePanel(Panel):
         self.message.add_class("sdxl-message")
         self.own = OwnJobs(self.queue, self, self.message, on_event=self._on_own_event, on_finished=self._finished)
         self.stop, self.progress, self.progress_text = self.own.stop_button, self.own.bar, self.own.text
+        if self.form.presets.user_error:  # a broken user presets file: said here, the built-in presets still work
+            set_status(self.message, self.form.presets.user_error, "error")
         self.memory = w.HTML()
         self.run_anyway = button("Run anyway", self._run_anyway, "warning")
         self.use_suggestion = button("Use the suggestion", self._use_suggestion, "")

@@ -19,6 +19,7 @@ from sdxl_nb import settings
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
 from sdxl_nb.backends.comfy.client import ComfyClient, ComfyError
 from sdxl_nb.backends.comfy.workflow import build_workflow, comfy_sampler, default_checkpoint
+from sdxl_nb.config.limits import strength_steps
 from sdxl_nb.errors import InputError, ModelUnavailableError
 
 
@@ -199,8 +200,6 @@ class ComfyBackend:
                              scheduler=scheduler_record)
 
     def _one_image(self, resolved, loaded, spec, position, count, done, hooks, started, events):
-        from PIL import Image
-
         index = spec.index
         workflow = build_workflow(resolved, checkpoint=loaded.checkpoint, vae=loaded.vae_name, seed=spec.seed,
                                   batch=1, content_names=True)
@@ -211,15 +210,21 @@ class ComfyBackend:
             prompt_id = self.client.queue_prompt(workflow.graph)
             events.append(f"image {index}: ComfyUI prompt {prompt_id}")
 
+            reported = [0]
+
             def progress(value: int, maximum: int) -> None:
+                reported[0] = value
                 hooks.progress({"step": value, "total": maximum, "chunk": position + 1, "chunks": count,
                                 "images_done": done, "images_in_chunk": 1, "batch": count,
                                 "elapsed": time.perf_counter() - started})
 
+            total = sampler_steps(resolved)
+            if ws is None:
+                progress(0, total)  # polling sees no steps: the image's start and end are its progress
             try:
                 status, entry = self.client.follow(prompt_id, ws, on_progress=progress, should_stop=hooks.stop_requested,
                                                    timeout_s=self.job_timeout_s, events=events)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # Ctrl-C, and SIGTERM during a job (sdxl_nb.jobs.signals)
                 self.client._give_up(prompt_id)  # leave the server free for the next user
                 raise
         finally:
@@ -227,12 +232,50 @@ class ComfyBackend:
                 ws.close()
         if status == "interrupted":
             return None
-        outputs = (entry.get("outputs") or {}).get(workflow.save_node, {}).get("images") or []
-        if not outputs:
-            raise ComfyError(f"ComfyUI finished prompt {prompt_id} without an image from node {workflow.save_node}")
-        with Image.open(io.BytesIO(self.client.view(outputs[0]))) as image:
-            image.load()
-            return image.copy()
+        image = self._result(entry, workflow.save_node, prompt_id, (resolved.width, resolved.height))
+        if reported[0] < total:
+            progress(total, total)
+        return image
+
+    def _result(self, entry: dict, save_node: str, prompt_id: str, size: tuple[int, int]):
+        """The one image a prompt made, checked before anything is saved: exactly one output, bytes that decode
+        (within the pixel budget), the requested size. Anything else is a ComfyError naming what came back."""
+        outputs = (entry.get("outputs") or {}).get(save_node) or {}
+        images = outputs.get("images") if isinstance(outputs, dict) else None
+        if not images:
+            raise ComfyError(f"ComfyUI finished prompt {prompt_id} without an image from node {save_node}")
+        if not isinstance(images, list) or len(images) != 1:
+            count = len(images) if isinstance(images, list) else "not a list of"
+            raise ComfyError(f"ComfyUI returned {count} images for prompt {prompt_id} where 1 was asked; none of them "
+                             "was saved")
+        item = images[0]
+        if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
+            raise ComfyError(f"ComfyUI named its output for prompt {prompt_id} without a file name: {str(item)[:80]}")
+        image = decode_remote_image(self.client.view(item), f"ComfyUI output {item['filename']!r} of prompt {prompt_id}")
+        if image.size != size:
+            raise ComfyError(f"ComfyUI returned a {image.size[0]}x{image.size[1]} image for prompt {prompt_id} where "
+                             f"{size[0]}x{size[1]} was asked; it was not saved")
+        return image
+
+
+def sampler_steps(r) -> int:
+    """The sampler steps a request runs on the server (the workflow's KSampler or KSamplerAdvanced)."""
+    return r.steps if r.mode == "txt2img" else strength_steps(r.steps, r.strength)
+
+
+def decode_remote_image(data: bytes, label: str):
+    """A server's image bytes as an RGB PIL image; ComfyError when they are not an image or exceed the pixel budget
+    (what a server sends is not trusted any more than an init image is)."""
+    from PIL import Image
+
+    from sdxl_nb.request.resolve import decode_image
+
+    try:
+        decode_image(data, label)
+    except InputError as exc:  # the server's answer, not the user's input: a run-time failure
+        raise ComfyError(f"{exc}; it was not saved") from None
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
 
 
 def generate_remote(request=None, *, url: str | None = None, backend: ComfyBackend | None = None,

@@ -154,17 +154,22 @@ class ComfyClient:
             body = response.json()
         except ValueError:
             body = {}
+        body = body if isinstance(body, dict) else {}
         if response.status_code >= 400 or body.get("node_errors"):
             if isinstance(body, dict) and ("node_errors" in body or "error" in body):
                 raise ComfyRejected(self._mask("ComfyUI rejected the workflow: " + node_errors_message(body)))
             self._json(response, "POST /prompt")
-        if "prompt_id" not in body:
+        if not isinstance(body.get("prompt_id"), str) or not body["prompt_id"]:
             raise ComfyError("ComfyUI POST /prompt answered without a prompt_id")
         return body["prompt_id"]
 
     def history(self, prompt_id: str) -> dict | None:
         body = self._json(self._request("GET", f"/history/{prompt_id}"), "GET /history")
-        return body.get(prompt_id) if isinstance(body, dict) else None
+        entry = body.get(prompt_id) if isinstance(body, dict) else None
+        if entry is not None and not isinstance(entry, dict):
+            raise ComfyError(f"ComfyUI GET /history answered something that is not a history entry for prompt "
+                             f"{prompt_id}")
+        return entry
 
     def view(self, image: dict) -> bytes:
         params = {"filename": image["filename"], "subfolder": image.get("subfolder", ""),
@@ -268,11 +273,15 @@ class ComfyClient:
             message = json.loads(raw)
         except ValueError:
             return None
+        if not isinstance(message, dict) or not isinstance(message.get("data") or {}, dict):
+            return None  # not a ComfyUI message
         kind, data = message.get("type"), message.get("data") or {}
         if data.get("prompt_id") not in (None, prompt_id):
             return None  # someone else's prompt on a shared server
         if kind == "progress" and data.get("prompt_id", prompt_id) == prompt_id:
-            on_progress(int(data.get("value", 0)), int(data.get("max", 0)))
+            value, maximum = data.get("value", 0), data.get("max", 0)
+            if all(isinstance(n, int) and not isinstance(n, bool) for n in (value, maximum)):
+                on_progress(value, maximum)
         elif kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
             return "finished"
         elif kind in ("execution_success", "execution_error", "execution_interrupted") and \
@@ -287,13 +296,13 @@ class _SocketLost(Exception):
 
 def _history_outcome(entry: dict) -> tuple[str, str] | None:
     """("ok" | "interrupted" | "error", message) from a /history entry; None while it is not finished."""
-    status = entry.get("status") or {}
-    messages = status.get("messages") or []
-    kinds = {m[0]: (m[1] if len(m) > 1 else {}) for m in messages if isinstance(m, list) and m}
+    status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
+    messages = status.get("messages") if isinstance(status.get("messages"), list) else []
+    kinds = {m[0]: (m[1] if len(m) > 1 else {}) for m in messages if isinstance(m, list) and m and isinstance(m[0], str)}
     if "execution_interrupted" in kinds:
         return "interrupted", ""
     if "execution_error" in kinds or status.get("status_str") == "error":
-        data = kinds.get("execution_error") or {}
+        data = kinds.get("execution_error") if isinstance(kinds.get("execution_error"), dict) else {}
         where = f"node {data.get('node_id', '?')} ({data.get('node_type', '?')}): " if data else ""
         text = data.get("exception_message") or "execution error"
         return "error", where + " ".join(str(text).split())

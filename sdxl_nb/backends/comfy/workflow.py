@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdxl_nb.config.limits import strength_steps
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
 
 # What ComfyUI runs for "Default" (the model's own scheduler): SDXL checkpoints ship Euler.
@@ -54,7 +55,8 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
 
     `vae`: a VAE file on the server; None uses the model preset's dedicated VAE (as
     <repo name>.safetensors), "" the checkpoint's own. img2img loads the init image (LoadImage +
-    VAEEncode, denoise = strength); inpaint adds the mask (SetLatentNoiseMask). Input images are
+    VAEEncode) and samples with KSamplerAdvanced over the last int(steps x strength) steps of a
+    `steps`-step schedule, as diffusers and A1111 do; inpaint adds the mask (SetLatentNoiseMask). Input images are
     loaded by their file name, or with `content_names` by a name made from their hash (what the
     remote backend uploads: the same file is never uploaded twice nor mixed up with another).
     """
@@ -76,7 +78,6 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
 
     if r.mode == "txt2img":
         latent = g.add("EmptyLatentImage", width=r.width, height=r.height, batch_size=batch)
-        denoise = 1.0
     else:
         pixels = _load_image(g, _name(r.init_image, content_names, uploads), r.init_image.size,
                              (r.width, r.height))
@@ -87,15 +88,23 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
             latent = g.add("SetLatentNoiseMask", samples=latent, mask=mask)
         if batch > 1:
             latent = g.add("RepeatLatentBatch", samples=latent, amount=batch)
-        denoise = r.strength
     sampler_name, scheduler, note = comfy_sampler(r)
     if note:
         notes.append(note)
     if batch > 1:
         notes.append(f"ComfyUI draws one noise tensor for the whole batch from seed {seed}: its image i is not the "
                      f"image of seed {seed}+i (the remote backend runs one prompt per image to keep seed + i)")
-    sampled = g.add("KSampler", seed=seed, steps=r.steps, cfg=r.cfg, sampler_name=sampler_name, scheduler=scheduler,
-                    denoise=denoise, model=model, positive=positive, negative=negative, latent_image=latent)
+    shared = dict(cfg=r.cfg, sampler_name=sampler_name, scheduler=scheduler, model=model, positive=positive,
+                  negative=negative, latent_image=latent)
+    if r.mode == "txt2img":
+        sampled = g.add("KSampler", seed=seed, steps=r.steps, denoise=1.0, **shared)
+    else:
+        # KSampler's denoise=s would run all `steps` steps over a schedule stretched to steps / s: 1/s times the
+        # work, and other noise levels than the PNG's Steps and Denoising strength say. diffusers (get_timesteps)
+        # and A1111 run the tail of the `steps`-step schedule instead; KSamplerAdvanced runs exactly that tail.
+        start = r.steps - strength_steps(r.steps, r.strength)
+        sampled = g.add("KSamplerAdvanced", add_noise="enable", noise_seed=seed, steps=r.steps, start_at_step=start,
+                        end_at_step=r.steps, return_with_leftover_noise="disable", **shared)
     decoded = g.add("VAEDecode", samples=sampled, vae=vae_link)
     save = g.add("SaveImage", images=decoded, filename_prefix=filename_prefix)
     return Workflow(graph=g.nodes, save_node=save[0], uploads=uploads, notes=notes)
