@@ -67,6 +67,8 @@ def match_aspect(reference: tuple[int, int], like: tuple[int, int]) -> tuple[int
     ref_w, ref_h = reference
     if ref_w <= 0 or ref_h <= 0:
         raise InputError(f"reference image size {ref_w}x{ref_h} is not usable")
+    if like[0] <= 0 or like[1] <= 0:
+        raise InputError(f"size {like[0]}x{like[1]} is not usable; accepted: {MIN_SIZE} to {MAX_SIZE} per side")
     pixels = like[0] * like[1]
     width = math.sqrt(pixels * ref_w / ref_h)
     height = width * ref_h / ref_w

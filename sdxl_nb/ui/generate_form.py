@@ -183,9 +183,9 @@ class GenerateForm:
         try:
             with Image.open(io.BytesIO(upload[1])) as image:
                 reference = image.size
-        except (UnidentifiedImageError, OSError):
-            return None
-        return reference, form.match_aspect(reference, self._base_size())
+            return reference, form.match_aspect(reference, self._base_size())
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, InputError):
+            return None  # an unusable image or size is refused, in one line, when the job is submitted
 
     def _on_seed(self) -> None:
         self.seed.disabled = self.random_seed.value
