@@ -70,7 +70,8 @@ class ReplicaEngine:
 
     name = "replicas"
     capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
-                                noise_mix=True, prompt_blend=True, prompt_window=True, local_models=True, rerun=True)
+                                noise_mix=True, prompt_blend=True, prompt_weighting=True, lora=False, embeddings=False,
+                                local_models=True, rerun=True)
 
     def __init__(self, devices: Sequence[str] | None = None, *, engines: Sequence | None = None, options=None):
         if engines is None:
@@ -132,9 +133,9 @@ class ReplicaEngine:
             return loaded
 
     @staticmethod
-    def prompt_warnings(loaded: ReplicaModel, *texts):
+    def describe_prompts(loaded: ReplicaModel, plan):
         engine, first = loaded.parts[0]
-        return engine.prompt_warnings(first, *texts)
+        return engine.describe_prompts(first, plan)
 
     def memory_facts(self, loaded: ReplicaModel) -> dict:
         """The first replica's facts: each replica runs at most the whole batch, so this is conservative."""

@@ -133,6 +133,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
     if remote is not None:
         record["backend"] = remote
     record["chunk_size"] = plan.chunk_size
+    if backend.capabilities.prompt_weighting:  # how CLIP reads each prompt: chunks, tokens, weights
+        record["conditioning"] = backend.describe_prompts(loaded, plan)
     kind.start_record(record)
     advice = None
     if plan.chunk_size is not None and backend.capabilities.memory_facts:  # a remote server's memory is its own

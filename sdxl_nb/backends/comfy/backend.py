@@ -46,7 +46,8 @@ class ComfyBackend:
 
     name = "ComfyUI"
     capabilities = Capabilities(previews=False, memory_facts=False, configure=False, scheduler_config=False,
-                                noise_mix=False, prompt_blend=False, prompt_window=False, local_models=False,
+                                noise_mix=False, prompt_blend=False, prompt_weighting=False, lora=True,
+                                embeddings=True, local_models=False,
                                 rerun=True)
 
     def __init__(self, url: str | None = None, *, checkpoint: str | None = None, vae: str | None = None,
@@ -126,10 +127,6 @@ class ComfyBackend:
             # As locally when the dedicated VAE is not cached: go on with the checkpoint's own, and say so.
             return "", [f"dedicated VAE {name} is not on the ComfyUI server; using the checkpoint's own VAE"]
         return name, []
-
-    @staticmethod
-    def prompt_warnings(_loaded, *_texts) -> list[str]:
-        return []  # the server tokenizes; no local tokenizer to count with
 
     def device_record(self) -> dict:
         devices = (self._stats or {}).get("devices") or [{}]

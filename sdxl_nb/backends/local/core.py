@@ -17,6 +17,7 @@ from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaint
 import sdxl_nb.backends.local.environment as env
 from sdxl_nb import settings
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
+from sdxl_nb.backends.local.conditioning import PromptEncoder, conditioning_record
 from sdxl_nb.backends.local.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
 from sdxl_nb.backends.local.mixing import MIXING_PIPELINES
 from sdxl_nb.backends.local.oom import component_bytes, free_memory_bytes, in_use_bytes
@@ -26,7 +27,6 @@ from sdxl_nb.config.options import EngineOptions
 from sdxl_nb.config.registry import ModelInfo, locate_model
 from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
 from sdxl_nb.errors import InputError, ModelUnavailableError, one_line
-from sdxl_nb.request.prompt_window import window_warnings
 from sdxl_nb.request.resolve import ResolvedRequest
 
 _PIPELINE_CLASSES = {
@@ -61,7 +61,8 @@ class Engine:
 
     name = "local"
     capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
-                                noise_mix=True, prompt_blend=True, prompt_window=True, local_models=True, rerun=True)
+                                noise_mix=True, prompt_blend=True, prompt_weighting=True, lora=False, embeddings=False,
+                                local_models=True, rerun=True)
 
     def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1,
                  auto_tune: bool = False, options: EngineOptions | None = None):
@@ -185,10 +186,14 @@ class Engine:
         return cls.from_config(base.config, **kwargs)
 
     # ---- running ----
-    @staticmethod
-    def prompt_warnings(loaded: LoadedModel, *texts: tuple[str, str]) -> list[str]:
-        """Warn when CLIP's token window cuts off the tail of a prompt."""
-        return window_warnings(loaded.pipe.tokenizer, *texts)
+    def describe_prompts(self, loaded: LoadedModel, plan: RunPlan) -> dict:
+        """The record's `conditioning`: chunks, tokens and parsed weights of each prompt (tokenizers only)."""
+        encoder = PromptEncoder(loaded.pipe, self.embedding_vectors(loaded, plan.request))
+        return conditioning_record(encoder, plan)
+
+    def embedding_vectors(self, loaded: LoadedModel, r: ResolvedRequest) -> dict:
+        """name -> (clip_l, clip_g) vectors of the request's embeddings, on the text encoders' device."""
+        return {}
 
     def run(self, plan: RunPlan, loaded: LoadedModel, hooks: RunHooks | None = None) -> RunOutput:
         """Generate every image of a plan, chunk by chunk (see run_loop.RunLoop); one job at a time on the device.
