@@ -73,6 +73,7 @@ class RunPlan:
     chunk_size: int | None = None  # images per pipeline call; None: the backend picks as many as fit
     calls: tuple[tuple[int, ...], ...] | None = None  # a fixed grouping (positions in images) to repeat a run
     auto_tune: bool | None = None  # on out of memory retry lighter settings; None: the backend's setting
+    all_texts: tuple[str, ...] | None = None  # a part of a larger plan (replicas): the whole plan's texts
 
     @classmethod
     def for_request(cls, resolved: ResolvedRequest, *, chunk_size: int | None = None,
@@ -107,6 +108,8 @@ class RunPlan:
 
     def texts(self) -> list[str]:
         """Every prompt text the plan conditions on (the negative included), each once, in a fixed order."""
+        if self.all_texts is not None:
+            return list(self.all_texts)
         texts = [self.request.styled_prompt, self.request.effective_negative_prompt]
         for spec in self.images:
             texts += [spec.prompt] + ([spec.prompt_end] if spec.prompt_end is not None else [])

@@ -128,6 +128,18 @@ class ComfyBackend:
             return "", [f"dedicated VAE {name} is not on the ComfyUI server; using the checkpoint's own VAE"]
         return name, []
 
+    def check_networks(self, _info, resolved) -> None:
+        """Before any work: the server must hold every LoRA file the workflow's LoraLoader nodes name (embeddings
+        are read by the server's text encoder node; it names a missing one when the workflow runs)."""
+        from sdxl_nb.backends.comfy.workflow import lora_file_name
+
+        available = self.client.choices("LoraLoader", "lora_name") if resolved.loras else None
+        missing = [lora_file_name(lora) for lora in resolved.loras if available is not None
+                   and lora_file_name(lora) not in available]
+        if missing:
+            raise ModelUnavailableError(f"LoRA {', '.join(missing)} is not on the ComfyUI server {self.client.server} "
+                                        f"(models/loras); available: {', '.join(available) or 'none'}")
+
     def device_record(self) -> dict:
         devices = (self._stats or {}).get("devices") or [{}]
         return {"type": "comfy", "name": devices[0].get("name") or "ComfyUI", "server": self.client.server}

@@ -31,15 +31,13 @@ class CallArguments:
     once per text per run: A1111's weighted, chunked conditioning (conditioning.PromptEncoder), or, for
     per-image prompts, blends or noise mixes of plain prompts, diffusers' own `encode_prompt`."""
 
-    def __init__(self, pipe, r: ResolvedRequest, plain: bool, specs: tuple[ImageSpec, ...] = (),
+    def __init__(self, pipe, r: ResolvedRequest, plain: bool, texts: list[str] | None = None,
                  vectors: dict | None = None):
         self.pipe, self.r, self.plain = pipe, r, plain
         self.shared = shared_arguments(r)
         self.embeddings: dict[str, tuple] = {}
         self.encoder = PromptEncoder(pipe, vectors)
-        texts = [r.styled_prompt, r.effective_negative_prompt]
-        for spec in specs:
-            texts += [spec.prompt] + ([spec.prompt_end] if spec.prompt_end is not None else [])
+        texts = texts or [r.styled_prompt, r.effective_negative_prompt]
         # Every text of the run is padded to the longest one, so image i's conditioning never depends on
         # which other images share its call, and cond and uncond have one length.
         self.chunks, self.weighted = run_shape(self.encoder, texts)

@@ -158,7 +158,7 @@ class PromptEncoder:
         input_ids = torch.tensor([ids], dtype=torch.long, device=device)
         handle = None
         if chunk.fixes:
-            embedding = text_encoder.text_model.embeddings.token_embedding
+            embedding = text_encoder.get_input_embeddings()
 
             def place(_module, _inputs, output):
                 output = output.clone()
