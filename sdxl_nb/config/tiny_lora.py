@@ -134,3 +134,15 @@ def copy_demo_lora(folder: str | os.PathLike, name: str = "tiny-sdxl-lora") -> P
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ensure_demo_lora(), target)
     return target
+
+
+def tiny_embedding_tensors(vectors: int = 2, *, seed: int = DEMO_SEED, widths: tuple[int, int] | None = None) -> dict:
+    """An SDXL textual-inversion embedding for tiny-sdxl: clip_l and clip_g, `vectors` rows each (numpy)."""
+    import numpy as np
+
+    if widths is None:
+        layers = tiny_layers()
+        widths = (layers["te1"][0][1][1], layers["te2"][0][1][1])
+    rng = np.random.default_rng(seed)
+    return {"clip_l": rng.standard_normal((vectors, widths[0])).astype(np.float32),
+            "clip_g": rng.standard_normal((vectors, widths[1])).astype(np.float32)}
