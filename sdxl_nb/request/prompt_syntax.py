@@ -119,3 +119,12 @@ def weights_summary(text: str) -> list[list]:
 def lora_tag(name: str, weight: float) -> str:
     """The A1111 tag for a LoRA at a weight (what the lab's picker inserts)."""
     return f"<lora:{name}:{weight:g}>"
+
+
+def with_lora_tag(text: str, name: str, weight: float) -> str:
+    """The prompt with the LoRA's tag at this weight: an existing tag of that LoRA is replaced, else one is appended."""
+    tag = lora_tag(name, weight)
+    for existing in lora_tags(text):
+        if existing.name == name:
+            return text.replace(existing.text, tag, 1)
+    return f"{text.rstrip()} {tag}" if text.strip() else tag
