@@ -46,6 +46,14 @@ def test_picker_with_the_real_listing(engine, monkeypatch, tmp_path):
     assert prompt.value == "<lora:tiny-sdxl-lora:0.8>"
 
 
+def test_a_lazy_picker_lists_on_refresh():
+    calls = []
+    picker = LoraPicker(w.Textarea(), listing=lambda: calls.append(1) or ROWS, autoload=False)
+    assert calls == [] and "Refresh" in picker.status.value
+    picker.refresh.click()
+    assert calls == [1] and picker.choice.value == "tiny-sdxl-lora"
+
+
 def test_a_listing_failure_is_one_red_line():
     def broken():
         raise OSError("permission denied: /loras")

@@ -22,7 +22,7 @@ class LoraPicker:
     <lora:NAME:WEIGHT> into `target` (the prompt box), replacing that LoRA's earlier tag. Nothing runs here."""
 
     def __init__(self, target: w.Textarea | None = None, *, model: str | None = None, backend=None,
-                 listing: Callable[[], list[dict]] | None = None):
+                 listing: Callable[[], list[dict]] | None = None, autoload: bool = True):
         from sdxl_nb.jobs.networks import lora_listing
 
         self.target = target
@@ -38,7 +38,10 @@ class LoraPicker:
         self.refresh.on_click(lambda _b: self.load())
         self.choice.observe(lambda _c: self._show_info(), "value")
         self.widget = w.VBox([w.HBox([self.choice, self.weight, self.insert, self.refresh]), self.info, self.status])
-        self.load()
+        if autoload:
+            self.load()
+        else:  # listing checks each file against the model (torch): a panel that must open light waits for Refresh
+            set_status(self.status, "press Refresh to list LoRAs", "idle")
 
     def load(self) -> None:
         """(Re)list the LoRAs; a listing that fails says why in one line."""
