@@ -63,7 +63,8 @@ def lora_engine(isolated_env):
 def make(lora_engine, tmp_path, loras_env):
     def _make(**fields):
         out = fields.pop("out_dir", tmp_path / "out")
-        return generate(out_dir=out, engine=lora_engine, **{**SMALL, "seed": 1, "prompt": "a fox", **fields})
+        engine = fields.pop("engine", lora_engine)
+        return generate(out_dir=out, engine=engine, **{**SMALL, "seed": 1, "prompt": "a fox", **fields})
 
     return _make
 
@@ -279,3 +280,17 @@ def test_cli_lora_option_is_repeatable(loras_env, tmp_path):
 
     resolved = prepare(request_from(args))
     assert [(lora.name, lora.weight) for lora in resolved.loras] == [("kohya", 0.5), ("other", 1.0)]
+
+
+def test_replicas_apply_the_loras_on_every_device(make, lora_engine, isolated_env, tmp_path):
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.backends.replicas import ReplicaEngine
+
+    single = make(prompt="a (fox:1.2) <lora:kohya:0.7>", batch=2, out_dir=tmp_path / "one")
+    replicas = ReplicaEngine(engines=[lora_engine, Engine(device="cpu")])
+    split = make(prompt="a (fox:1.2) <lora:kohya:0.7>", batch=2, out_dir=tmp_path / "two", engine=replicas,
+                 chunk_size=1)
+    single_by_one = make(prompt="a (fox:1.2) <lora:kohya:0.7>", batch=2, out_dir=tmp_path / "three", chunk_size=1)
+    assert split.record["loras"] == single.record["loras"]
+    for a, b in zip(split.images, single_by_one.images, strict=True):  # each image as on one device, call for call
+        assert np.array_equal(pixels(a), pixels(b))
