@@ -82,10 +82,10 @@ def test_discovery_in_folders_and_tool_roots(tmp_path, monkeypatch):
 
 
 def test_demo_lora_is_deterministic_and_listed_with_its_fit(loras_env, lora_engine):
-    from sdxl_nb.config.tiny_lora import demo_lora_path
+    from sdxl_nb.config.tiny_lora import demo_lora_path, ensure_demo_lora
     from sdxl_nb.jobs.networks import lora_listing
 
-    first = demo_lora_path().read_bytes()
+    first = ensure_demo_lora().read_bytes()
     demo_lora_path().unlink()
     assert list_loras()[0].name == DEMO_LORA and demo_lora_path().read_bytes() == first  # rebuilt identically
     rows = {row["name"]: row for row in lora_listing("tiny-sdxl", backend=lora_engine)}

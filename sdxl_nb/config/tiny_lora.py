@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sdxl_nb.config.tiny import cache_root, ensure_tiny_model
 
-DEMO_LORA_VERSION = 1  # bump when the recipe changes, so an old cached file is not reused
+DEMO_LORA_VERSION = 2  # bump when the recipe changes, so an old cached file is not reused
 DEMO_SEED = 20240202
 LAYOUTS = ("kohya", "kohya-sgm", "peft")
 _UNET_LAYER = re.compile(r"^((?:down_blocks|up_blocks|mid_block)\..*\.attn[12]\.to_(?:q|k|v|out\.0))\.weight$")
@@ -123,8 +123,8 @@ def ensure_demo_lora() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not path.is_file():
-            write_lora(path, tiny_lora_tensors("kohya"), {"ss_base_model_version": "sdxl_base_v1-0",
-                                                         "ss_output_name": "tiny-sdxl-lora"})
+            # One metadata key: safetensors writes a metadata map in no fixed order, so more would vary the bytes.
+            write_lora(path, tiny_lora_tensors("kohya"), {"ss_base_model_version": "sdxl_base_v1-0"})
     return path
 
 
