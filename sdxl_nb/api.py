@@ -1,6 +1,7 @@
 """The public Python API in one place: a job, its preview, its preparation, and the kernel engine's options."""
 
 from sdxl_nb.jobs.generate import generate
+from sdxl_nb.jobs.networks import embedding_listing, lora_listing
 from sdxl_nb.jobs.pipeline import (
     JobResult,
     Preflight,
@@ -11,5 +12,5 @@ from sdxl_nb.jobs.pipeline import (
     prepare,
 )
 
-__all__ = ["JobResult", "Preflight", "configure_engine", "default_output_dir", "engine_options", "generate",
-           "preflight", "prepare"]
+__all__ = ["JobResult", "Preflight", "configure_engine", "default_output_dir", "embedding_listing", "engine_options",
+           "generate", "lora_listing", "preflight", "prepare"]

@@ -18,6 +18,8 @@ S3_URL = "SDXL_NB_S3_URL"
 S3_ENDPOINT = "SDXL_NB_S3_ENDPOINT"
 COMFY_URL = "SDXL_NB_COMFY_URL"
 LAMBDA_API = "SDXL_NB_LAMBDA_API"
+LORAS = "SDXL_NB_LORAS"
+EMBEDDINGS = "SDXL_NB_EMBEDDINGS"
 
 _ON = ("1", "true", "yes", "on")
 
@@ -86,6 +88,18 @@ def s3_endpoint() -> str | None:
 def comfy_url() -> str | None:
     # The ComfyUI server of the comfy backend when no URL is given.
     return _value(COMFY_URL)
+
+
+def lora_paths() -> list[str]:
+    # Folders of LoRA files (os.pathsep-separated); an A1111 or ComfyUI root is searched in models/Lora or
+    # models/loras. The embedded demo LoRA is always listed.
+    return [part for part in (_value(LORAS) or "").split(os.pathsep) if part]
+
+
+def embedding_paths() -> list[str]:
+    # Folders of textual-inversion embeddings (os.pathsep-separated); an A1111 or ComfyUI root is searched in
+    # embeddings/ or models/embeddings.
+    return [part for part in (_value(EMBEDDINGS) or "").split(os.pathsep) if part]
 
 
 def lambda_api_url() -> str | None:

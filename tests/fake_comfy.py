@@ -28,6 +28,7 @@ NODES = {
     "ImageScale": ["image", "upscale_method", "width", "height", "crop"], "MaskToImage": ["mask"],
     "ImageToMask": ["image", "channel"], "VAEEncode": ["pixels", "vae"], "SetLatentNoiseMask": ["samples", "mask"],
     "RepeatLatentBatch": ["samples", "amount"],
+    "LoraLoader": ["model", "clip", "lora_name", "strength_model", "strength_clip"],
     "KSampler": ["seed", "steps", "cfg", "sampler_name", "scheduler", "denoise", "model", "positive", "negative",
                  "latent_image"],
     "KSamplerAdvanced": ["add_noise", "noise_seed", "steps", "cfg", "sampler_name", "scheduler", "positive", "negative",
@@ -44,8 +45,9 @@ def image_for_seed(seed: int, width: int, height: int) -> Image.Image:
 
 
 class FakeComfy:
-    def __init__(self, *, checkpoints=("sd_xl_base_1.0.safetensors",), vaes=("sdxl-vae-fp16-fix.safetensors",)):
-        self.checkpoints, self.vaes = list(checkpoints), list(vaes)
+    def __init__(self, *, checkpoints=("sd_xl_base_1.0.safetensors",), vaes=("sdxl-vae-fp16-fix.safetensors",),
+                 loras=()):
+        self.checkpoints, self.vaes, self.loras = list(checkpoints), list(vaes), list(loras)
         self.step_delay_s = 0.005
         self.websocket = "on"  # "on", "off" (handshake refused), "drop" (closed after the first progress)
         self.hang = False  # accept prompts and never run them
@@ -205,7 +207,9 @@ class FakeComfy:
 
     async def get_object_info(self, request):
         node = request.match_info["node"]
-        lists = {"CheckpointLoaderSimple": {"ckpt_name": [self.checkpoints]}, "VAELoader": {"vae_name": [self.vaes]}}
+        lists = {"CheckpointLoaderSimple": {"ckpt_name": [self.checkpoints]}, "VAELoader": {"vae_name": [self.vaes]},
+                 "LoraLoader": {"lora_name": [self.loras], **{name: ["*"] for name in NODES["LoraLoader"][:2]},
+                                "strength_model": ["FLOAT"], "strength_clip": ["FLOAT"]}}
         if node not in NODES:
             return web.json_response({})
         required = lists.get(node) or {name: ["*"] for name in NODES[node]}

@@ -109,10 +109,24 @@ def test_bench_cli_writes_the_documented_json(tmp_path, monkeypatch):
     bench.write_json(result, tmp_path / "bench.json")
     saved = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
     for key in ("overhead_ratio", "sustained_ratio", "shared_extra_param_bytes", "scheduler_swap_ms", "light_import_s",
-                "light_import_torch_loaded", "log_load_ratio", "animate_batch_speedup", "device", "env"):
+                "light_import_torch_loaded", "log_load_ratio", "animate_batch_speedup", "lora_switch_ms", "device",
+                "env"):
         assert key in saved, key
     assert saved["log_load_lines"] == 2_000 and saved["log_load_ratio"] > 0 and saved["animate_batch_speedup"] > 0
     assert saved["env"]["options"]["compile"] is False
+
+
+def test_lora_switching_is_measured_without_reloads(isolated_env):
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.bench.lora_checks import lora_switching
+
+    engine = Engine(device="cpu")  # its own engine: adapters never reach the shared one
+    figures = lora_switching(engine, repeats=2)
+    assert figures["lora_switch_ms"] > 0 and figures["lora_switch_job_ms"] > 0
+    assert [event.split(" (")[0] for event in figures["lora_load_events"]] == ["loaded LoRA tiny-sdxl-lora",
+                                                                                "loaded LoRA second"]
+    loaded = next(iter(engine.loaded.values()))
+    assert loaded.lora.active == () and len(loaded.lora.adapters) == 2  # both stay loaded; none active after
 
 
 def test_log_loading_falls_back_to_a_size_read_json_can_hold(monkeypatch):

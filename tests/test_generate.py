@@ -165,11 +165,6 @@ def test_failed_run_is_recorded(run, engine, tmp_path, monkeypatch):
     assert record["images"] == [] and not list(tmp_path.glob("*.png"))
 
 
-def test_long_prompts_are_warned_not_silently_cut(run):
-    result = run(prompt="word " * 80)
-    assert any("CLIP reads 254" in w and "is ignored" in w for w in result.record["warnings"])
-
-
 def test_saves_run_on_the_writer_thread_and_the_record_waits_for_them(run, tmp_path, monkeypatch):
     import threading
 

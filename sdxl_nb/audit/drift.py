@@ -120,3 +120,33 @@ def preset_drift(records: list[LoggedRecord], presets: Presets | None = None) ->
         rows.append((kind, name, recorded, current, len(jobs), jobs[0].record.get("job_id"),
                      f"{kind} preset {name!r} {what} since {len(jobs)} job(s) used it; the records keep what ran"))
     return pd.DataFrame(rows, columns=PRESET_COLUMNS)
+
+
+FILE_COLUMNS = ["kind", "name", "path", "recorded", "current", "jobs", "example_job_id", "message"]
+
+
+def file_drift(records: list[LoggedRecord]) -> pd.DataFrame:
+    """LoRA and embedding files changed (or gone) since jobs used them: a re-run would not use what ran."""
+    from pathlib import Path
+
+    from sdxl_nb.config.loras import file_sha256
+
+    found: dict[tuple, list] = {}
+    for logged in records:
+        for kind, key in (("LoRA", "loras"), ("embedding", "embeddings")):
+            entries = logged.record.get(key)
+            for entry in entries if isinstance(entries, list) else []:
+                if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)):
+                    continue
+                path = Path(entry["path"])
+                current = file_sha256(path) if path.is_file() else "(missing)"
+                if current != entry.get("sha256"):
+                    found.setdefault((kind, str(entry.get("name")), str(path), str(entry.get("sha256")), current),
+                                     []).append(logged)
+    rows = []
+    for (kind, name, path, recorded, current), jobs in found.items():
+        what = "is missing" if current == "(missing)" else "changed"
+        rows.append((kind, name, path, recorded[:12], current[:12], len(jobs), jobs[0].record.get("job_id"),
+                     f"{kind} {name!r} ({path}) {what} since {len(jobs)} job(s) used it; their re-runs cannot be "
+                     "bit-exact"))
+    return pd.DataFrame(rows, columns=FILE_COLUMNS)

@@ -97,4 +97,46 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         styled_prompt=_field(record, "styled_prompt", str),
         effective_negative_prompt=_field(record, "effective_negative_prompt", str),
         steps=steps, cfg=cfg, width=width, height=height, batch=batch, seed=seeds[0], seeds=tuple(seeds),
-        strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",))
+        strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
+        loras=recorded_loras(record), embeddings=recorded_embeddings(record))
+
+
+def _recorded_file(kind: str, entry: object) -> tuple[str, Path, str]:
+    """(name, path, sha256) of a recorded LoRA or embedding whose file still holds what the job used."""
+    if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("path"), str)
+            and isinstance(entry.get("sha256"), str)):
+        raise ReplayError(f"the record's {kind} entry {entry!r} has no name, path and sha256")
+    path = Path(entry["path"])
+    if not path.is_file():
+        raise ReplayError(f"{kind} {entry['name']!r} ({path}) is missing; the job cannot be re-run from its record")
+    actual = sha256_file(path)
+    if actual != entry["sha256"]:
+        raise ReplayError(f"{kind} {entry['name']!r} ({path}) changed since the job (sha256 {actual[:12]}..., "
+                          f"recorded {entry['sha256'][:12]}...)")
+    return entry["name"], path, actual
+
+
+def recorded_loras(record: dict) -> tuple:
+    """The LoRAs a job ran with, each file checked against its recorded sha256 (none in older records)."""
+    from sdxl_nb.config.loras import LoraUse
+
+    loras = []
+    for entry in record.get("loras") or []:
+        name, path, sha = _recorded_file("LoRA", entry)
+        weight = entry.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ReplayError(f"the record's LoRA {name!r} has no weight")
+        loras.append(LoraUse(name=name, path=str(path), sha256=sha, weight=float(weight),
+                             short_hash=str(entry.get("a1111_hash") or "")))
+    return tuple(loras)
+
+
+def recorded_embeddings(record: dict) -> tuple:
+    """The embeddings a job's prompts used, each file checked against its recorded sha256."""
+    from sdxl_nb.config.embeddings import EmbeddingUse
+
+    embeddings = []
+    for entry in record.get("embeddings") or []:
+        name, path, sha = _recorded_file("embedding", entry)
+        embeddings.append(EmbeddingUse(name=name, path=str(path), sha256=sha, vectors=int(entry.get("vectors") or 0)))
+    return tuple(embeddings)

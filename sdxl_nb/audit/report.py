@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from sdxl_nb.analysis.sources import LineProblem, LoggedRecord, log_paths, read_logged_records
 from sdxl_nb.audit.backends import NOT_RERUN_REMOTE
 from sdxl_nb.audit.compare import BIT_EXACT, CLOSE_MAX_ABS_DIFF, CLOSE_MIN_PSNR_DB
-from sdxl_nb.audit.drift import engine_environment, environment_drift, preset_drift
+from sdxl_nb.audit.drift import FILE_COLUMNS, engine_environment, environment_drift, file_drift, preset_drift
 from sdxl_nb.audit.integrity import IntegrityReport, check_integrity
 from sdxl_nb.audit.rerun import rerun_jobs, saved_entries, select_for_rerun
 from sdxl_nb.config.presets import Presets
@@ -31,6 +31,7 @@ class AuditReport:
     environment_compared: str  # what the current environment was known from
     preset_drift: pd.DataFrame
     reruns: pd.DataFrame | None  # None when no re-run was asked for
+    file_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FILE_COLUMNS))  # LoRAs, embeddings
 
     def problems(self) -> list[str]:
         """Everything that makes the audit fail: unreadable lines, damaged or stray files, re-runs
@@ -51,6 +52,7 @@ class AuditReport:
         """Worth knowing, not failures: drift (the records keep what ran) and inputs gone."""
         lines = [f"job {row.job_id}: {row.differences}: {row.message}" for row in self.environment_drift.itertuples()]
         lines += [row.message + f" (recorded {row.recorded}, now {row.current})" for row in self.preset_drift.itertuples()]
+        lines += [row.message + f" (sha256 {row.recorded}, now {row.current})" for row in self.file_drift.itertuples()]
         lines += self.integrity.warnings()
         if self.reruns is not None:
             remote = self.reruns[self.reruns["verdict"] == NOT_RERUN_REMOTE]
@@ -74,6 +76,7 @@ class AuditReport:
             "environment_compared": self.environment_compared,
             "environment_drift": self.environment_drift.to_dict(orient="records"),
             "preset_drift": self.preset_drift.to_dict(orient="records"),
+            "file_drift": self.file_drift.to_dict(orient="records"),
             "close_threshold": {"min_psnr_db": CLOSE_MIN_PSNR_DB, "max_abs_diff": CLOSE_MAX_ABS_DIFF},
             "reruns": None if self.reruns is None else self.reruns.to_dict(orient="records"),
         })
@@ -91,6 +94,8 @@ class AuditReport:
         _section(out, "", [f"job {r.job_id}: {r.differences}" for r in self.environment_drift.itertuples()])
         out.append(f"preset drift: {len(self.preset_drift)} preset(s) changed since use")
         _section(out, "", [f"{r.message} (recorded {r.recorded}, now {r.current})" for r in self.preset_drift.itertuples()])
+        out.append(f"LoRA/embedding drift: {len(self.file_drift)} file(s) changed since use")
+        _section(out, "", [f"{r.message} (sha256 {r.recorded}, now {r.current})" for r in self.file_drift.itertuples()])
         if self.reruns is not None:
             counts = self.reruns["verdict"].value_counts().to_dict() if len(self.reruns) else {}
             summary = ", ".join(f"{count} {verdict}" for verdict, count in counts.items()) or "nothing to re-run"
@@ -158,4 +163,4 @@ def run_audit(*sources: str | os.PathLike, rerun: int | str | None = None, job_i
         sources=[str(log) for log in logs], jobs=len(records),
         images=sum(len(saved_entries(logged.record)) for logged in records), line_problems=line_problems,
         integrity=integrity, environment_drift=drift, environment_compared=compared,
-        preset_drift=preset_drift(records, presets), reruns=reruns)
+        preset_drift=preset_drift(records, presets), reruns=reruns, file_drift=file_drift(records))

@@ -32,7 +32,11 @@ class Capabilities:
     scheduler_config: bool = False  # runs any diffusers scheduler class with a full recorded config
     noise_mix: bool = False  # slerps an image's initial noise toward another seed's (animate slerp)
     prompt_blend: bool = False  # blends the conditioning of two prompts (animate prompt travel)
-    prompt_window: bool = False  # counts CLIP tokens (prompt_warnings says what a prompt loses)
+    # A1111 prompt syntax read as A1111 does: (word:1.3), (word), [word], BREAK, prompts of any length in
+    # 75-token chunks; describe_prompts(loaded, plan) gives the record's chunk counts and parsed weights.
+    prompt_weighting: bool = False
+    lora: bool = False  # applies LoRA files at their weights (the request's `loras`)
+    embeddings: bool = False  # reads textual-inversion embeddings named in prompts (the request's `embeddings`)
     local_models: bool = True  # loads from this machine's cache (the model must be available here)
     rerun: bool = True  # audit can re-run its jobs on it
 
@@ -69,6 +73,7 @@ class RunPlan:
     chunk_size: int | None = None  # images per pipeline call; None: the backend picks as many as fit
     calls: tuple[tuple[int, ...], ...] | None = None  # a fixed grouping (positions in images) to repeat a run
     auto_tune: bool | None = None  # on out of memory retry lighter settings; None: the backend's setting
+    all_texts: tuple[str, ...] | None = None  # a part of a larger plan (replicas): the whole plan's texts
 
     @classmethod
     def for_request(cls, resolved: ResolvedRequest, *, chunk_size: int | None = None,
@@ -86,12 +91,29 @@ class RunPlan:
 
     def needs(self) -> list[str]:
         """The capabilities this plan needs beyond plain images."""
+        from sdxl_nb.request.prompt_syntax import is_plain
+
         wanted = []
         if any(spec.mixes_noise for spec in self.images):
             wanted.append("noise_mix")
         if any(spec.blends_prompt for spec in self.images):
             wanted.append("prompt_blend")
+        if not all(is_plain(text) for text in self.texts()):
+            wanted.append("prompt_weighting")
+        if self.request.loras:
+            wanted.append("lora")
+        if self.request.embeddings:
+            wanted.append("embeddings")
         return wanted
+
+    def texts(self) -> list[str]:
+        """Every prompt text the plan conditions on (the negative included), each once, in a fixed order."""
+        if self.all_texts is not None:
+            return list(self.all_texts)
+        texts = [self.request.styled_prompt, self.request.effective_negative_prompt]
+        for spec in self.images:
+            texts += [spec.prompt] + ([spec.prompt_end] if spec.prompt_end is not None else [])
+        return list(dict.fromkeys(texts))
 
 
 @dataclass
@@ -170,7 +192,9 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
     missing = [name for name in plan.needs() if backend.capabilities.lacks(name)]
     if missing:
         what = {"noise_mix": "slerp between seeds' noise (animate --mode slerp)",
-                "prompt_blend": "prompt travel (blending two prompts' conditioning)"}
+                "prompt_blend": "prompt travel (blending two prompts' conditioning)",
+                "prompt_weighting": "A1111 prompt weighting ((word:1.3), (word), [word], BREAK, \\( escapes)",
+                "lora": "LoRAs", "embeddings": "textual-inversion embeddings"}
         raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(what[m] for m in missing)}; "
                          "accepted there: plain images and seed-walk animations; use the local engine for the rest")
 

@@ -70,7 +70,8 @@ class ReplicaEngine:
 
     name = "replicas"
     capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
-                                noise_mix=True, prompt_blend=True, prompt_window=True, local_models=True, rerun=True)
+                                noise_mix=True, prompt_blend=True, prompt_weighting=True, lora=True, embeddings=True,
+                                local_models=True, rerun=True)
 
     def __init__(self, devices: Sequence[str] | None = None, *, engines: Sequence | None = None, options=None):
         if engines is None:
@@ -132,9 +133,16 @@ class ReplicaEngine:
             return loaded
 
     @staticmethod
-    def prompt_warnings(loaded: ReplicaModel, *texts):
+    def describe_prompts(loaded: ReplicaModel, plan):
         engine, first = loaded.parts[0]
-        return engine.prompt_warnings(first, *texts)
+        return engine.describe_prompts(first, plan)
+
+    def check_networks(self, info, r) -> None:
+        """Each replica holds the same model: the first one's check stands for all."""
+        self.engines[0].check_networks(info, r)
+
+    def lora_problem(self, info, lora) -> str | None:
+        return self.engines[0].lora_problem(info, lora)
 
     def memory_facts(self, loaded: ReplicaModel) -> dict:
         """The first replica's facts: each replica runs at most the whole batch, so this is conservative."""
@@ -217,6 +225,7 @@ class ReplicaEngine:
 
 def _split_plan(plan: RunPlan, replicas: int) -> list[RunPlan]:
     """One sub-plan per replica: contiguous blocks of images, or of whole calls when the grouping is fixed."""
+    plan = replace(plan, all_texts=tuple(plan.texts()))  # every replica pads prompts to the whole plan's longest
     if plan.calls is None:
         return [replace(plan, images=tuple(plan.images[i] for i in block))
                 for block in split_indices(len(plan.images), replicas)]

@@ -14,6 +14,7 @@ SETTINGS = {
     "import_repeats": (2, 5),
     "log_lines": (50_000, 1_000_000),
     "log_repeats": (1, 3),
+    "lora_repeats": (5, 20),
     "animate": ({"frames": 4, "width": 64, "height": 64, "steps": 2, "repeats": 1},
                 {"frames": 8, "width": 128, "height": 128, "steps": 4, "repeats": 3}),
 }
@@ -22,7 +23,7 @@ SETTINGS = {
 def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
     """Run every benchmark; returns the JSON-able result (top-level keys as documented in docs/PERFORMANCE.md)."""
     from sdxl_nb.backends.local import Engine
-    from sdxl_nb.bench import cpu_checks, data_checks
+    from sdxl_nb.bench import cpu_checks, data_checks, lora_checks
 
     pick = 0 if quick else 1
     engine = Engine(device="cpu")
@@ -37,6 +38,7 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
         ("light imports", lambda: cpu_checks.light_imports(SETTINGS["import_repeats"][pick])),
         ("log loading", lambda: data_checks.log_loading(SETTINGS["log_lines"][pick], SETTINGS["log_repeats"][pick])),
         ("animate batching", lambda: data_checks.animate_batching(engine, **SETTINGS["animate"][pick])),
+        ("LoRA switching", lambda: lora_checks.lora_switching(engine, SETTINGS["lora_repeats"][pick])),
     ]
     for name, step in steps:
         figures = step()

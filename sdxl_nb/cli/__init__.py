@@ -13,6 +13,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 VERB_MODULES = [
     "sdxl_nb.cli.generate",
     "sdxl_nb.cli.listing_models",
+    "sdxl_nb.cli.listing_loras",
     "sdxl_nb.cli.listing_presets",
     "sdxl_nb.cli.animate",
     "sdxl_nb.cli.sweep",

@@ -44,7 +44,8 @@ def request_from(args):
         seed_end=args.seed_end, variation=args.variation, schedule=args.schedule, fps=args.fps,
         ping_pong=args.ping_pong, batch_size=args.batch_size, negative_prompt=args.negative, model=args.model,
         scheduler=args.scheduler, style=args.style, steps=args.steps, cfg=args.cfg, width=args.width,
-        height=args.height, resolution=args.resolution, init_image=args.init_image, strength=args.strength)
+        height=args.height, resolution=args.resolution, init_image=args.init_image, strength=args.strength,
+        loras=args.lora)
 
 
 def run(args) -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 NAME = "bench"
-HELP = "measure overhead, shared weights, scheduler swap, imports, log loading, animate batching (and GPU speed)"
+HELP = ("measure overhead, shared weights, scheduler swap, imports, log loading, animate batching, LoRA set "
+        "switching (and GPU speed)")
 
 
 def add_arguments(parser) -> None:

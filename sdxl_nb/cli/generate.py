@@ -21,6 +21,9 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int)
     parser.add_argument("--height", type=int)
     parser.add_argument("--resolution", help="a resolution preset name such as 1024x1024")
+    parser.add_argument("--lora", action="append", metavar="NAME:WEIGHT",
+                        help="apply a LoRA at a weight (repeatable; see `sdxl-nb loras`); the same as "
+                             "<lora:NAME:WEIGHT> in the prompt")
 
 
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +59,7 @@ def request_from(args):
         prompt=args.prompt, negative_prompt=args.negative, model=args.model, scheduler=args.scheduler,
         style=args.style, steps=args.steps, cfg=args.cfg, width=args.width, height=args.height,
         resolution=args.resolution, batch=args.batch, seed=args.seed, init_image=args.init_image,
-        mask_image=args.mask, strength=args.strength,
+        mask_image=args.mask, strength=args.strength, loras=args.lora,
     )
 
 

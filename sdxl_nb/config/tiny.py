@@ -40,6 +40,10 @@ def _tokenizer_vocab() -> dict[str, int]:
 
 def _build_components() -> dict:
     import torch
+    import transformers
+
+    # Quiet before diffusers is imported: importing it makes transformers warn about torchvision on stderr.
+    transformers.utils.logging.set_verbosity_error()
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 

@@ -119,6 +119,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
         raise ModelUnavailableError(info.reason)  # a remote server runs its own copy: the local cache is not asked
     plan = kind.run_plan(chunk_size, auto_tune)
     check_plan(backend, plan)
+    if plan.request.loras or plan.request.embeddings:  # files that do not fit the model: refused here
+        backend.check_networks(info, plan.request)
     if backend.capabilities.scheduler_config:  # a remote server maps the preset to its own sampler
         check_scheduler_installed(r.scheduler)
     new_folders = open_output_dir(folder)  # last: a folder is created only for a job that passed every other check
@@ -150,6 +152,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
     if remote is not None:
         record["backend"] = remote
     record["chunk_size"] = plan.chunk_size
+    # How CLIP reads each prompt (chunks, tokens, weights); None where the server tokenizes (ComfyUI).
+    record["conditioning"] = backend.describe_prompts(loaded, plan) if backend.capabilities.prompt_weighting else None
     kind.start_record(record)
     advice = None
     if plan.chunk_size is not None and backend.capabilities.memory_facts:  # a remote server's memory is its own

@@ -10,6 +10,7 @@ from PIL.PngImagePlugin import PngInfo
 import sdxl_nb
 from sdxl_nb.record.joblog import SCHEMA_VERSION, encode_record
 from sdxl_nb.record.metadata import a1111_sampler, build_parameters
+from sdxl_nb.request.prompt_syntax import lora_tag, lora_tags
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
 
 # Fields only known once the job is over; an image's own PNG chunk is written before that.
@@ -22,7 +23,8 @@ RESERVED_KEYS = frozenset({
     "schema", "job_id", "mode", "status", "error", "started_at", "finished_at", "model", "device", "scheduler", "style",
     "prompt", "negative_prompt", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height",
     "batch", "chunk_size", "seed", "seeds", "strength", "init_image", "mask_image", "images", "timings",
-    "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations"})
+    "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations",
+    "loras", "embeddings", "conditioning"})
 
 
 def check_extra(extra: dict | None) -> dict:
@@ -80,6 +82,8 @@ def base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dict
         "strength": r.strength,
         "init_image": _input_image(r.init_image),
         "mask_image": _input_image(r.mask_image),
+        "loras": [lora.record() for lora in r.loras],
+        "embeddings": [embedding.record() for embedding in r.embeddings],
         "images": [],
         "timings": {},
         "peak_memory_bytes": None,
@@ -116,12 +120,31 @@ def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | No
         "Model": record["model"]["id"].rsplit("/", 1)[-1],
         "Denoising strength": None if record["strength"] is None else f"{record['strength']:g}",
         "Style": record["style"]["name"],
+        **network_fields(record),
         **(extra_fields or {}),
         "Version": f"sdxl_nb {sdxl_nb.__version__}",
     }
-    text = build_parameters(record["styled_prompt"] if prompt is None else prompt, record["effective_negative_prompt"],
-                            fields)
+    text = build_parameters(with_lora_tags(record["styled_prompt"] if prompt is None else prompt, record),
+                            record["effective_negative_prompt"], fields)
     info = PngInfo()
     info.add_text("parameters", text)
     info.add_itxt("sdxl_nb", encode_record(image_chunk(record, index, seed, path, image)).decode("utf-8").rstrip("\n"))
     return info
+
+
+def with_lora_tags(prompt: str, record: dict) -> str:
+    """The prompt as A1111 would show it: every LoRA of the job as a <lora:NAME:WEIGHT> tag (the ones given with
+    --lora or loras= are appended; the prompt's own tags stay where they are)."""
+    tagged = {tag.name for tag in lora_tags(prompt)}
+    extra = [lora_tag(lora["name"], lora["weight"]) for lora in record.get("loras") or [] if lora["name"] not in tagged]
+    return " ".join([prompt, *extra]) if extra else prompt
+
+
+def network_fields(record: dict) -> dict:
+    """A1111's `Lora hashes` and `TI hashes` settings (names without ':' and ',', A1111's short hashes)."""
+    def listing(entries, hash_of) -> str | None:
+        pairs = [f"{entry['name'].replace(':', '').replace(',', '')}: {hash_of(entry)}" for entry in entries]
+        return ", ".join(pairs) or None
+
+    return {"Lora hashes": listing(record.get("loras") or [], lambda e: e.get("a1111_hash") or e["sha256"][:12]),
+            "TI hashes": listing(record.get("embeddings") or [], lambda e: e["sha256"][:12])}

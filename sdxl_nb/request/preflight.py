@@ -1,4 +1,4 @@
-"""What to tell the user before a run: quality lint, CLIP-window overflow, resized inputs and the memory check."""
+"""What to tell the user before a run: quality lint, resized inputs and the memory check."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from sdxl_nb.config.registry import ModelInfo
 from sdxl_nb.record.joblog import JOBS_LOG, tail_records
 from sdxl_nb.request.lint import lint
 from sdxl_nb.request.memory import MemoryAdvice, MemoryRequest, advise, calibrate
-from sdxl_nb.request.prompt_window import load_tokenizer, window_warnings
 from sdxl_nb.request.resolve import ResolvedRequest
 
 
@@ -26,10 +25,6 @@ class Preflight:
 
 def input_warnings(r: ResolvedRequest) -> list[str]:
     return [note for note in r.notes if note.startswith("init image resized")]
-
-
-def prompt_texts(r: ResolvedRequest) -> tuple[tuple[str, str], ...]:
-    return ("prompt", r.styled_prompt), ("negative prompt", r.effective_negative_prompt)
 
 
 def _folder(info: ModelInfo) -> Path:
@@ -60,27 +55,23 @@ def _vae_facts(info: ModelInfo, folder: Path) -> tuple[bool | None, str | None]:
 
 
 def check_request(r: ResolvedRequest, info: ModelInfo, *, engine=None) -> list[str]:
-    """Warnings for a resolved request before anything runs (reads the model's tokenizer; no device work).
+    """Warnings for a resolved request before anything runs (reads the model's VAE config; no device work).
 
-    With an engine that already holds the model, its loaded tokenizer and VAE are used; otherwise the
-    files are read. The float16-VAE rule needs the dtype: the engine's, else SDXL_NB_DTYPE, else skipped.
+    With an engine that already holds the model, its loaded VAE is used; otherwise the files are read. The float16-VAE rule needs the dtype: the engine's, else SDXL_NB_DTYPE, else skipped.
     """
     if engine is not None and not engine.capabilities.local_models:
-        # A remote server (ComfyUI) holds the model and tokenizes: only the settings can be checked here.
+        # A remote server (ComfyUI) holds the model: only the settings can be checked here.
         return lint(r) + input_warnings(r)
     loaded = engine.loaded.get(info.id) if engine is not None else None
     if loaded is not None:
-        tokenizer = loaded.pipe.tokenizer
         dtype, upcasts = loaded.dtype_name, bool(loaded.pipe.vae.config.force_upcast)
         dedicated = (loaded.vae or {}).get("id")
     else:
         folder = _folder(info)
-        tokenizer = load_tokenizer(folder)
         dtype = str(engine.dtype).removeprefix("torch.") if engine is not None else settings.dtype()
         dtype = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}.get(dtype, dtype)
         upcasts, dedicated = _vae_facts(info, folder)
     warnings = lint(r, dtype=dtype, vae_upcasts=upcasts, dedicated_vae=dedicated)
-    warnings += window_warnings(tokenizer, *prompt_texts(r))
     return warnings + input_warnings(r)
 
 

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdxl_nb.config.embeddings import EmbeddingUse
 from sdxl_nb.config.limits import (
     MAX_BATCH,
     MAX_CFG,
@@ -20,6 +21,7 @@ from sdxl_nb.config.limits import (
     MIN_SIZE,
     strength_steps,
 )
+from sdxl_nb.config.loras import LoraUse
 from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset
 from sdxl_nb.errors import InputError
 
@@ -47,6 +49,8 @@ class GenerationRequest:
     init_image: str | None = None  # path; img2img when set, inpaint when mask_image is set too
     mask_image: str | None = None
     strength: float | None = None  # img2img/inpaint denoising strength, 0 < strength <= 1
+    # LoRAs besides the prompt's <lora:NAME:WEIGHT> tags: [("NAME", 0.8)] or ["NAME:0.8"]; all three mean the same.
+    loras: list | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class ResolvedRequest:
     init_image: InputImage | None
     mask_image: InputImage | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    loras: tuple[LoraUse, ...] = ()  # every LoRA of the job (prompt tags and the request's list), in order
+    embeddings: tuple[EmbeddingUse, ...] = ()  # textual-inversion embeddings named in the prompts
 
     @property
     def init_resized(self) -> bool:
@@ -274,11 +280,15 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     else:
         seed = check_int(request.seed, "seed", 0, MAX_SEED - batch + 1)
     styled, effective_negative = style.apply(prompt, negative)
+    from sdxl_nb.request.networks import resolve_embeddings, resolve_loras
+
     return ResolvedRequest(
         mode=mode, model=model, scheduler=scheduler, style=style, prompt=prompt, negative_prompt=negative,
         styled_prompt=styled, effective_negative_prompt=effective_negative, steps=steps, cfg=cfg,
         width=width, height=height, batch=batch, seed=seed, seeds=tuple(seed + i for i in range(batch)),
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
+        loras=resolve_loras(styled, effective_negative, request.loras),
+        embeddings=resolve_embeddings(styled, effective_negative),
     )
 
 

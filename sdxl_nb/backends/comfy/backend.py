@@ -47,7 +47,8 @@ class ComfyBackend:
 
     name = "ComfyUI"
     capabilities = Capabilities(previews=False, memory_facts=False, configure=False, scheduler_config=False,
-                                noise_mix=False, prompt_blend=False, prompt_window=False, local_models=False,
+                                noise_mix=False, prompt_blend=False, prompt_weighting=False, lora=True,
+                                embeddings=True, local_models=False,
                                 rerun=True)
 
     def __init__(self, url: str | None = None, *, checkpoint: str | None = None, vae: str | None = None,
@@ -128,9 +129,17 @@ class ComfyBackend:
             return "", [f"dedicated VAE {name} is not on the ComfyUI server; using the checkpoint's own VAE"]
         return name, []
 
-    @staticmethod
-    def prompt_warnings(_loaded, *_texts) -> list[str]:
-        return []  # the server tokenizes; no local tokenizer to count with
+    def check_networks(self, _info, resolved) -> None:
+        """Before any work: the server must hold every LoRA file the workflow's LoraLoader nodes name (embeddings
+        are read by the server's text encoder node; it names a missing one when the workflow runs)."""
+        from sdxl_nb.backends.comfy.workflow import lora_file_name
+
+        available = self.client.choices("LoraLoader", "lora_name") if resolved.loras else None
+        missing = [lora_file_name(lora) for lora in resolved.loras if available is not None
+                   and lora_file_name(lora) not in available]
+        if missing:
+            raise ModelUnavailableError(f"LoRA {', '.join(missing)} is not on the ComfyUI server {self.client.server} "
+                                        f"(models/loras); available: {', '.join(available) or 'none'}")
 
     def _system_stats(self) -> dict:
         """The server's /system_stats, asked once (at load, or here when an audit asks before any load)."""

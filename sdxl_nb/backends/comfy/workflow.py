@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdxl_nb.config.limits import strength_steps
+from sdxl_nb.request.prompt_syntax import is_plain, without_tags
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
 
 # What ComfyUI runs for "Default" (the model's own scheduler): SDXL checkpoints ship Euler.
@@ -67,11 +69,20 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     g = _Graph()
     ckpt = g.add("CheckpointLoaderSimple", ckpt_name=checkpoint or default_checkpoint(r.model.id))
     model, clip, vae_link = _output(ckpt, 0), _output(ckpt, 1), _output(ckpt, 2)
+    for lora in r.loras:  # chained, each at its weight on the UNet and the text encoders (as A1111 applies it)
+        node = g.add("LoraLoader", f"LoRA {lora.name}", model=model, clip=clip, lora_name=lora_file_name(lora),
+                     strength_model=lora.weight, strength_clip=lora.weight)
+        model, clip = _output(node, 0), _output(node, 1)
     vae_name = (default_checkpoint(r.model.vae) if r.model.vae else "") if vae is None else vae
     if vae_name:
         vae_link = g.add("VAELoader", vae_name=vae_name)
-    positive = g.add("CLIPTextEncode", "Positive prompt", text=r.styled_prompt, clip=clip)
-    negative = g.add("CLIPTextEncode", "Negative prompt", text=r.effective_negative_prompt, clip=clip)
+    names = [embedding.name for embedding in r.embeddings]
+    positive = g.add("CLIPTextEncode", "Positive prompt", text=comfy_text(r.styled_prompt, names), clip=clip)
+    negative = g.add("CLIPTextEncode", "Negative prompt", text=comfy_text(r.effective_negative_prompt, names),
+                     clip=clip)
+    if not all(is_plain(text) for text in (r.styled_prompt, r.effective_negative_prompt)):
+        notes.append("ComfyUI reads (word:1.2) weights itself, without A1111's mean restoration, and BREAK as a "
+                      "word: weighted prompts come out differently there")
     if not r.effective_negative_prompt:
         # SDXL (as diffusers runs it) uses zeroed conditioning for an empty negative, not an encoded "".
         negative = g.add("ConditioningZeroOut", "Empty negative", conditioning=negative)
@@ -108,6 +119,22 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     decoded = g.add("VAEDecode", samples=sampled, vae=vae_link)
     save = g.add("SaveImage", images=decoded, filename_prefix=filename_prefix)
     return Workflow(graph=g.nodes, save_node=save[0], uploads=uploads, notes=notes)
+
+
+def lora_file_name(lora) -> str:
+    """The name LoraLoader loads it by: its file name in the server's models/loras folder."""
+    return Path(lora.path).name
+
+
+def comfy_text(text: str, embeddings: list[str]) -> str:
+    """A prompt as ComfyUI reads it: <lora:...> tags out (LoraLoader nodes apply them), embeddings as
+    `embedding:NAME`."""
+    text = without_tags(text)
+    if embeddings:
+        pattern = re.compile(r"(?<![\w:])(" + "|".join(re.escape(n) for n in sorted(embeddings, key=len, reverse=True))
+                             + r")(?![\w])")
+        text = pattern.sub(lambda match: f"embedding:{match.group(1)}", text)
+    return text
 
 
 def _name(image: InputImage, content_names: bool, uploads: dict[str, str]) -> str:

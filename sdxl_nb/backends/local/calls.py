@@ -6,7 +6,9 @@ import torch
 from PIL import Image
 
 from sdxl_nb.backends.base import ImageSpec
+from sdxl_nb.backends.local.conditioning import PromptEncoder, run_shape
 from sdxl_nb.backends.local.mixing import lerp
+from sdxl_nb.request.prompt_syntax import without_tags
 from sdxl_nb.request.resolve import ResolvedRequest
 
 
@@ -24,21 +26,34 @@ def shared_arguments(r: ResolvedRequest) -> dict:
 
 
 class CallArguments:
-    """Builds each call's arguments. A plain batch sends the prompt text, as a bare diffusers call does; images
-    with their own prompts, blends or noise mixes send stacked embeddings, each prompt encoded once per run."""
+    """Builds each call's arguments. A plain batch of plain prompts (no weighting syntax, one CLIP window, no
+    embedding) sends the prompt text, as a bare diffusers call does; anything else sends embeddings built
+    once per text per run: A1111's weighted, chunked conditioning (conditioning.PromptEncoder), or, for
+    per-image prompts, blends or noise mixes of plain prompts, diffusers' own `encode_prompt`."""
 
-    def __init__(self, pipe, r: ResolvedRequest, plain: bool):
+    def __init__(self, pipe, r: ResolvedRequest, plain: bool, texts: list[str] | None = None,
+                 vectors: dict | None = None):
         self.pipe, self.r, self.plain = pipe, r, plain
         self.shared = shared_arguments(r)
         self.embeddings: dict[str, tuple] = {}
+        self.encoder = PromptEncoder(pipe, vectors)
+        texts = texts or [r.styled_prompt, r.effective_negative_prompt]
+        # Every text of the run is padded to the longest one, so image i's conditioning never depends on
+        # which other images share its call, and cond and uncond have one length.
+        self.chunks, self.weighted = run_shape(self.encoder, texts)
 
     def __call__(self, specs: list[ImageSpec]) -> dict:
         # One CPU generator per image: image i depends on its own seed alone, on any device.
         generators = [torch.Generator("cpu").manual_seed(spec.seed) for spec in specs]
-        if self.plain:
+        if self.plain and not self.weighted:
             # An empty negative goes as None so SDXL uses its zeroed negative conditioning, as diffusers intends.
-            return dict(self.shared, prompt=self.r.styled_prompt,
+            return dict(self.shared, prompt=without_tags(self.r.styled_prompt),
                         negative_prompt=self.r.effective_negative_prompt or None,
+                        num_images_per_prompt=len(specs), generator=generators)
+        if self.plain:
+            embeds = self._encode(self.r.styled_prompt)
+            return dict(self.shared, prompt_embeds=embeds[0], negative_prompt_embeds=embeds[1],
+                        pooled_prompt_embeds=embeds[2], negative_pooled_prompt_embeds=embeds[3],
                         num_images_per_prompt=len(specs), generator=generators)
         conditioning = [self._conditioning(spec) for spec in specs]
 
@@ -55,12 +70,25 @@ class CallArguments:
         return mixes if any(mixes) else None
 
     def _encode(self, text: str) -> tuple:
+        """(prompt, negative, pooled, negative pooled) embeddings of a text, made once per run."""
         if text not in self.embeddings:
             do_cfg = self.r.cfg > 1 and self.pipe.unet.config.time_cond_proj_dim is None
-            with torch.no_grad():
-                self.embeddings[text] = self.pipe.encode_prompt(
-                    prompt=text, device=self.pipe._execution_device, num_images_per_prompt=1,
-                    do_classifier_free_guidance=do_cfg, negative_prompt=self.r.effective_negative_prompt or None)
+            negative = self.r.effective_negative_prompt
+            if not self.weighted:
+                with torch.no_grad():
+                    self.embeddings[text] = self.pipe.encode_prompt(
+                        prompt=without_tags(text), device=self.pipe._execution_device, num_images_per_prompt=1,
+                        do_classifier_free_guidance=do_cfg, negative_prompt=negative or None)
+            else:
+                positive = self.encoder.encode(text, self.chunks)
+                if not do_cfg:
+                    uncond, uncond_pooled = None, None
+                elif not negative and self.pipe.config.force_zeros_for_empty_prompt:
+                    uncond, uncond_pooled = torch.zeros_like(positive.hidden), torch.zeros_like(positive.pooled)
+                else:
+                    encoded = self.encoder.encode(negative, self.chunks)
+                    uncond, uncond_pooled = encoded.hidden, encoded.pooled
+                self.embeddings[text] = (positive.hidden, uncond, positive.pooled, uncond_pooled)
         return self.embeddings[text]
 
     def _conditioning(self, spec: ImageSpec) -> tuple:

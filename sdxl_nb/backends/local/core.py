@@ -17,8 +17,11 @@ from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaint
 import sdxl_nb.backends.local.environment as env
 from sdxl_nb import settings
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
+from sdxl_nb.backends.local.conditioning import PromptEncoder, conditioning_record
 from sdxl_nb.backends.local.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
+from sdxl_nb.backends.local.lora import LoraSwitch
 from sdxl_nb.backends.local.mixing import MIXING_PIPELINES
+from sdxl_nb.backends.local.networks import check_networks, embedding_vectors, lora_problem
 from sdxl_nb.backends.local.oom import component_bytes, free_memory_bytes, in_use_bytes
 from sdxl_nb.backends.local.run_loop import RunLoop
 from sdxl_nb.backends.local.speed import apply_options, fp8_problem, set_vae_savers, warm_up
@@ -26,7 +29,6 @@ from sdxl_nb.config.options import EngineOptions
 from sdxl_nb.config.registry import ModelInfo, locate_model
 from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
 from sdxl_nb.errors import InputError, ModelUnavailableError, one_line
-from sdxl_nb.request.prompt_window import window_warnings
 from sdxl_nb.request.resolve import ResolvedRequest
 
 _PIPELINE_CLASSES = {
@@ -49,6 +51,13 @@ class LoadedModel:
     derived: dict = field(default_factory=dict)  # mode -> pipeline sharing pipe's modules
     own_scheduler: object = None  # the scheduler saved with the model ("Default"), kept apart from swaps
     graph_shapes: set = field(default_factory=set)  # (width, height, UNet batch) compiled for CUDA graphs
+    lora: LoraSwitch | None = None  # the LoRA adapters loaded into this model (made on first use)
+    vectors: dict = field(default_factory=dict)  # embedding sha256 -> (clip_l, clip_g) vectors on the device
+
+    def lora_switch(self) -> LoraSwitch:
+        if self.lora is None:
+            self.lora = LoraSwitch(self.pipe)
+        return self.lora
 
     @property
     def dtype_name(self) -> str:
@@ -61,7 +70,8 @@ class Engine:
 
     name = "local"
     capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
-                                noise_mix=True, prompt_blend=True, prompt_window=True, local_models=True, rerun=True)
+                                noise_mix=True, prompt_blend=True, prompt_weighting=True, lora=True, embeddings=True,
+                                local_models=True, rerun=True)
 
     def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1,
                  auto_tune: bool = False, options: EngineOptions | None = None):
@@ -185,10 +195,15 @@ class Engine:
         return cls.from_config(base.config, **kwargs)
 
     # ---- running ----
+    def describe_prompts(self, loaded: LoadedModel, plan: RunPlan) -> dict:
+        """The record's `conditioning`: chunks, tokens and parsed weights of each prompt (tokenizers only)."""
+        encoder = PromptEncoder(loaded.pipe, self.embedding_vectors(loaded, plan.request))
+        return conditioning_record(encoder, plan)
+
     @staticmethod
-    def prompt_warnings(loaded: LoadedModel, *texts: tuple[str, str]) -> list[str]:
-        """Warn when CLIP's token window cuts off the tail of a prompt."""
-        return window_warnings(loaded.pipe.tokenizer, *texts)
+    def embedding_vectors(loaded: LoadedModel, r: ResolvedRequest) -> dict:
+        """name -> (clip_l, clip_g) vectors of the request's embeddings (read once per file content)."""
+        return embedding_vectors(loaded, r.embeddings)
 
     def run(self, plan: RunPlan, loaded: LoadedModel, hooks: RunHooks | None = None) -> RunOutput:
         """Generate every image of a plan, chunk by chunk (see run_loop.RunLoop); one job at a time on the device.
@@ -198,7 +213,30 @@ class Engine:
         """
         with self.lock:
             auto_tune = self.auto_tune if plan.auto_tune is None else plan.auto_tune
-            return RunLoop(self, loaded, plan, hooks or RunHooks(), auto_tune).run()
+            events, warnings = [], []
+            if plan.request.loras or loaded.lora is not None:  # a job without LoRAs turns loaded ones off
+                events, warnings = loaded.lora_switch().apply(plan.request.loras)
+            out = RunLoop(self, loaded, plan, hooks or RunHooks(), auto_tune).run()
+            out.events[:0], out.warnings[:0] = events, warnings
+            return out
+
+    def check_networks(self, info: ModelInfo, r: ResolvedRequest) -> None:
+        """Refuse, before any work, LoRAs that do not fit the model and embeddings of another width (one line)."""
+        clash = [name for name in ("fuse_qkv", "fp8") if getattr(self.options, name)] if r.loras else []
+        if clash:
+            raise InputError(f"LoRAs cannot run with the {' and '.join(clash)} engine option (it replaces the "
+                             "layers a LoRA attaches to); configure the engine without it")
+        check_networks(r, info.id, **self._model_for_checks(info))
+
+    def lora_problem(self, info: ModelInfo, lora) -> str | None:
+        """Why a LoRA does not fit a model (one line), or None; the model need not be loaded."""
+        return lora_problem(lora, info.id, **self._model_for_checks(info))
+
+    def _model_for_checks(self, info: ModelInfo) -> dict:
+        loaded = self.loaded.get(info.id)
+        if loaded is not None:
+            return {"loaded": loaded}
+        return {"folder": ensure_tiny_model() if info.source == "embedded" else Path(locate_model(info.id)[0])}
 
     def fault(self, stage: str, **context):
         # The test hook: tests raise out-of-memory errors or return NaN latents at chosen stages.

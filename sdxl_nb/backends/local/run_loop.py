@@ -44,7 +44,7 @@ class RunLoop:
         r = plan.request
         self.pipe = engine.pipeline(loaded, r.mode, mixing=not plan.plain)
         self.pipe.scheduler = engine.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
-        self.arguments = CallArguments(self.pipe, r, plan.plain)
+        self.arguments = CallArguments(self.pipe, r, plan.plain, plan.texts(), engine.embedding_vectors(loaded, r))
         self.fixed = plan.calls is not None
         automatic = plan.chunk_size is None and not self.fixed
         chunk = len(plan.images) if self.fixed else plan.chunk_size or fitting_chunk_size(engine, loaded, plan)

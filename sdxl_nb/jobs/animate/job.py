@@ -112,12 +112,7 @@ class AnimationJob:
                        auto_tune=auto_tune)
 
     def warnings(self, backend, loaded, info) -> list[str]:
-        styled = sorted({f.styled_prompt for f in self.plan.frames} | {self.plan.frames[0].styled_prompt_end or ""})
-        warnings = []
-        if backend.capabilities.prompt_window:
-            warnings += backend.prompt_warnings(loaded, *[("prompt", text) for text in styled if text],
-                                                ("negative prompt", self.resolved.effective_negative_prompt))
-        return warnings + [note for note in self.resolved.notes if note.startswith("init image resized")]
+        return [note for note in self.resolved.notes if note.startswith("init image resized")]
 
     def start_record(self, record: dict) -> None:
         plan = self.plan

@@ -52,6 +52,7 @@ class AnimationRequest:
     resolution: str | None = None
     init_image: str | None = None  # img2img for every frame
     strength: float | None = None
+    loras: list | None = None  # LoRAs for every frame besides the prompt's <lora:NAME:WEIGHT> tags
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def plan_animation(request: AnimationRequest, presets: Presets, models: dict[str
         prompt=request.prompt, negative_prompt=request.negative_prompt, model=request.model,
         scheduler=request.scheduler, style=request.style, steps=request.steps, cfg=request.cfg, width=request.width,
         height=request.height, resolution=request.resolution, batch=1, seed=seed, init_image=request.init_image,
-        strength=request.strength), presets, models)
+        strength=request.strength, loras=request.loras), presets, models)
     notes += base.notes
 
     frames: list[FramePlan] = []
@@ -203,6 +204,8 @@ def plan_animation(request: AnimationRequest, presets: Presets, models: dict[str
         variation, count_used, schedule = None, 0, request.schedule
         prompt_end = None if request.prompt_end is None else check_text(request.prompt_end, "prompt end")
         styled_end = None if prompt_end is None else base.style.apply(prompt_end, base.negative_prompt)[0]
+        if styled_end is not None:
+            base = _with_end_networks(base, styled_end)
         for i, t in enumerate(schedule_t(request.frames, schedule)):
             frames.append(FramePlan(index=i, seed=seed, prompt=request.prompt, styled_prompt=base.styled_prompt,
                                     seed_end=request.seed_end, prompt_end=prompt_end, styled_prompt_end=styled_end,
@@ -211,3 +214,18 @@ def plan_animation(request: AnimationRequest, presets: Presets, models: dict[str
                          ping_pong=request.ping_pong, schedule=schedule, variation=variation,
                          phrases_per_frame=count_used, batch_size=request.batch_size,
                          order=tuple(animation_order(request.frames, request.ping_pong)), notes=tuple(notes))
+
+
+def _with_end_networks(base: ResolvedRequest, styled_end: str) -> ResolvedRequest:
+    """A prompt travel's end shares the job's LoRAs (a LoRA applies to every frame) and adds its embeddings."""
+    from dataclasses import replace
+
+    from sdxl_nb.request.networks import resolve_embeddings
+    from sdxl_nb.request.prompt_syntax import lora_tags
+
+    job = {lora.name: lora.weight for lora in base.loras}
+    for tag in lora_tags(styled_end):
+        if job.get(tag.name) != tag.weight:
+            raise InputError(f"prompt end tag {tag.text!r}: a LoRA applies to every frame, so the prompt end may only "
+                             "repeat the prompt's LoRAs at the same weights; put it in the prompt (or --lora)")
+    return replace(base, embeddings=resolve_embeddings(base.styled_prompt, styled_end, base.effective_negative_prompt))

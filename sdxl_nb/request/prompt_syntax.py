@@ -1,0 +1,130 @@
+"""A1111 prompt syntax: `(word:1.3)`, `(word)`, `[word]`, escapes, BREAK, `<lora:NAME:WEIGHT>` tags; no torch.
+
+The rules are A1111's (modules/prompt_parser.py): `(x)` multiplies by 1.1, `[x]` divides by 1.1, `(x:w)`
+multiplies by w, nesting multiplies, an unclosed bracket applies to the end of the prompt, `\\(` `\\)` `\\[`
+`\\]` `\\\\` are literal, and the word BREAK ends the current 75-token chunk. Extra-network tags are taken
+out of the text first, as A1111 does before parsing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sdxl_nb.errors import InputError
+
+BREAK = "BREAK"
+ROUND, SQUARE = 1.1, 1 / 1.1
+# One token of the syntax: escapes, brackets, a `:weight)` closing, plain text, or a lone colon.
+_ATTENTION = re.compile(r"\\\(|\\\)|\\\[|\\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|\]|[^\\()\[\]:]+|:")
+_BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
+# A1111's extra networks: <kind:args>; args are split on ':'.
+_TAG = re.compile(r"<(\w+):([^>]+)>")
+
+
+@dataclass(frozen=True)
+class LoraTag:
+    name: str
+    weight: float
+    text: str  # the tag as written
+
+
+def parse_attention(text: str) -> list[tuple[str, float]]:
+    """(text, weight) fragments in order; BREAK comes as ("BREAK", -1.0); equal neighbours are merged."""
+    result: list[list] = []
+    round_open: list[int] = []
+    square_open: list[int] = []
+
+    def multiply(start: int, factor: float) -> None:
+        for fragment in result[start:]:
+            fragment[1] *= factor
+
+    for match in _ATTENTION.finditer(text):
+        token, weight = match.group(0), match.group(1)
+        if token.startswith("\\"):
+            result.append([token[1:], 1.0])
+        elif token == "(":
+            round_open.append(len(result))
+        elif token == "[":
+            square_open.append(len(result))
+        elif weight is not None and round_open:
+            multiply(round_open.pop(), float(weight))
+        elif token == ")" and round_open:
+            multiply(round_open.pop(), ROUND)
+        elif token == "]" and square_open:
+            multiply(square_open.pop(), SQUARE)
+        else:
+            for i, part in enumerate(_BREAK.split(token)):
+                if i > 0:
+                    result.append([BREAK, -1.0])
+                result.append([part, 1.0])
+    for start in round_open:
+        multiply(start, ROUND)
+    for start in square_open:
+        multiply(start, SQUARE)
+    if not result:
+        return [("", 1.0)]
+    merged: list[list] = [result[0]]
+    for fragment in result[1:]:
+        if fragment[1] == merged[-1][1] and fragment[1] != -1.0:
+            merged[-1][0] += fragment[0]
+        else:
+            merged.append(fragment)
+    return [(fragment_text, float(fragment_weight)) for fragment_text, fragment_weight in merged]
+
+
+def lora_tags(text: str) -> list[LoraTag]:
+    """Every `<lora:NAME>` / `<lora:NAME:WEIGHT>` tag; another extra-network kind is an InputError."""
+    tags = []
+    for match in _TAG.finditer(text):
+        kind, args = match.group(1), match.group(2).split(":")
+        if kind not in ("lora", "lyco"):
+            raise InputError(f"prompt tag {match.group(0)!r} is not supported; accepted: <lora:NAME:WEIGHT>")
+        name = args[0].strip()
+        if not name or len(args) > 2:
+            raise InputError(f"prompt tag {match.group(0)!r} is not understood; accepted: <lora:NAME:WEIGHT>")
+        weight = 1.0
+        if len(args) == 2:
+            try:
+                weight = float(args[1])
+            except ValueError:
+                raise InputError(f"prompt tag {match.group(0)!r}: weight {args[1]!r} is not a number") from None
+        if weight != weight or abs(weight) == float("inf"):
+            raise InputError(f"prompt tag {match.group(0)!r}: the weight must be a finite number")
+        tags.append(LoraTag(name=name, weight=weight, text=match.group(0)))
+    return tags
+
+
+def without_tags(text: str) -> str:
+    """The text sent to CLIP: extra-network tags removed (the text itself is untouched when it has none)."""
+    return _TAG.sub("", text) if _TAG.search(text) else text
+
+
+def fragments(text: str) -> list[tuple[str, float]]:
+    """What CLIP reads of a prompt: its tags removed, then the weighting syntax parsed."""
+    return parse_attention(without_tags(text))
+
+
+def is_plain(text: str) -> bool:
+    """True when the prompt (its tags removed) has no weighting syntax: CLIP reads it exactly as written."""
+    return fragments(text) == [(without_tags(text), 1.0)]
+
+
+def weights_summary(text: str) -> list[list]:
+    """The record's parsed weights: [fragment, weight] pairs whose weight is not 1 (BREAK as ["BREAK", null])."""
+    return [[part, None if weight == -1.0 else round(weight, 6)] for part, weight in fragments(text)
+            if weight != 1.0 and (part.strip() or weight == -1.0)]
+
+
+def lora_tag(name: str, weight: float) -> str:
+    """The A1111 tag for a LoRA at a weight (what the lab's picker inserts)."""
+    return f"<lora:{name}:{weight:g}>"
+
+
+def with_lora_tag(text: str, name: str, weight: float) -> str:
+    """The prompt with the LoRA's tag at this weight: an existing tag of that LoRA is replaced, else one is appended."""
+    tag = lora_tag(name, weight)
+    for existing in lora_tags(text):
+        if existing.name == name:
+            return text.replace(existing.text, tag, 1)
+    return f"{text.rstrip()} {tag}" if text.strip() else tag

@@ -1,0 +1,64 @@
+"""The LoRA picker driven headless: listing labels, Insert writes or replaces the tag, unfit LoRAs refused."""
+
+import ipywidgets as w
+
+from sdxl_nb.request.prompt_syntax import with_lora_tag
+from sdxl_nb.ui.lora_picker import LoraPicker
+from tests.ui_helpers import status_kind
+
+ROWS = [
+    {"name": "tiny-sdxl-lora", "path": "/cache/tiny.safetensors", "size_bytes": 147_456, "short_hash": "7ac23ba58b75",
+     "fits": True, "problem": None},
+    {"name": "sd15", "path": "/loras/sd15.safetensors", "size_bytes": 2 * 2**20, "short_hash": "0123456789ab",
+     "fits": False, "problem": "LoRA 'sd15' was made for SD 1.x/2.x (one text encoder), not for an SDXL model"},
+]
+
+
+def test_tags_are_appended_or_replaced():
+    assert with_lora_tag("", "a", 0.8) == "<lora:a:0.8>"
+    assert with_lora_tag("a fox ", "a", 1) == "a fox <lora:a:1>"
+    assert with_lora_tag("a fox <lora:a:0.5>, snow", "a", -0.25) == "a fox <lora:a:-0.25>, snow"
+
+
+def test_picker_lists_and_inserts_the_tag():
+    prompt = w.Textarea(value="a fox")
+    picker = LoraPicker(prompt, listing=lambda: ROWS)
+    assert [label for label, _ in picker.choice.options] == [
+        "tiny-sdxl-lora (0.1 MiB, 7ac23ba58b75, fits)", "sd15 (2.0 MiB, 0123456789ab, does not fit)"]
+    picker.weight.value = 0.6
+    picker.insert.click()
+    assert prompt.value == "a fox <lora:tiny-sdxl-lora:0.6>" and status_kind(picker.status) == "ok"
+    picker.weight.value = 1.2
+    picker.insert.click()  # the same LoRA again: its tag is updated, not doubled
+    assert prompt.value == "a fox <lora:tiny-sdxl-lora:1.2>"
+    picker.choice.value = "sd15"
+    assert "SD 1.x" in picker.info.value
+    picker.insert.click()
+    assert prompt.value == "a fox <lora:tiny-sdxl-lora:1.2>" and status_kind(picker.status) == "error"
+
+
+def test_picker_with_the_real_listing(engine, monkeypatch, tmp_path):
+    monkeypatch.setenv("SDXL_NB_LORAS", str(tmp_path))  # an empty folder: only the demo LoRA
+    prompt = w.Textarea(value="")
+    picker = LoraPicker(prompt, model="tiny-sdxl", backend=engine)
+    assert picker.choice.value == "tiny-sdxl-lora" and picker.rows["tiny-sdxl-lora"]["fits"] is True
+    picker.insert.click()
+    assert prompt.value == "<lora:tiny-sdxl-lora:0.8>"
+
+
+def test_a_lazy_picker_lists_on_refresh():
+    calls = []
+    picker = LoraPicker(w.Textarea(), listing=lambda: calls.append(1) or ROWS, autoload=False)
+    assert calls == [] and "Refresh" in picker.status.value
+    picker.refresh.click()
+    assert calls == [1] and picker.choice.value == "tiny-sdxl-lora"
+
+
+def test_a_listing_failure_is_one_red_line():
+    def broken():
+        raise OSError("permission denied: /loras")
+
+    picker = LoraPicker(w.Textarea(), listing=broken)
+    assert status_kind(picker.status) == "error" and "permission denied" in picker.status.value
+    picker.insert.click()
+    assert "choose a LoRA first" in picker.status.value
