@@ -30,6 +30,7 @@ from sdxl_nb.jobs.pipeline import JobResult, run_job
 from sdxl_nb.record.naming import frame_name
 from sdxl_nb.record.secrets import mask_data
 from sdxl_nb.record.store import encode_png
+from sdxl_nb.request.lint import empty_prompt_warning
 
 FramesFn = Callable[[list[tuple[dict, Image.Image]]], None]
 
@@ -113,7 +114,7 @@ class AnimationJob:
 
     def warnings(self, backend, loaded, info) -> list[str]:
         styled = sorted({f.styled_prompt for f in self.plan.frames} | {self.plan.frames[0].styled_prompt_end or ""})
-        warnings = []
+        warnings = [w for w in (empty_prompt_warning(self.resolved.prompt),) if w]
         if backend.capabilities.prompt_window:
             warnings += backend.prompt_warnings(loaded, *[("prompt", text) for text in styled if text],
                                                 ("negative prompt", self.resolved.effective_negative_prompt))
