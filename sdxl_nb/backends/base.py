@@ -169,7 +169,7 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
 
     missing = [name for name in plan.needs() if backend.capabilities.lacks(name)]
     if missing:
-        what = {"noise_mix": "slerp between seeds' noise (animate --mode slerp)",
+        what = {"noise_mix": "slerp between seeds' noise (animation mode slerp)",
                 "prompt_blend": "prompt travel (blending two prompts' conditioning)"}
         raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(what[m] for m in missing)}; "
                          "accepted there: plain images and seed-walk animations; use the local engine for the rest")
