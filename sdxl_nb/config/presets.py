@@ -228,6 +228,9 @@ def _style(check: _Checker, raw: Any, key: str) -> StylePreset:
         raise check.fail(f"{key}.steps", f"must be >= 1, got {v['steps']}")
     if v.get("cfg") is not None and v["cfg"] < 0:
         raise check.fail(f"{key}.cfg", f"must be >= 0, got {v['cfg']}")
+    if v["prompt"].count("{prompt}") > 1:
+        raise check.fail(f"{key}.prompt", f"holds {{prompt}} {v['prompt'].count('{prompt}')} times, so the prompt "
+                                          "would be sent that many times; keep one {prompt}")
     return StylePreset(**v)
 
 
