@@ -6,6 +6,7 @@ import html
 
 import ipywidgets as w
 
+from sdxl_nb.ui.image_view import css
 from sdxl_nb.ui.widgets import column, gallery, lines_html
 
 
@@ -17,7 +18,7 @@ class ResultsView:
         self.gallery.add_class("sdxl-gallery")
         self.info = w.HTML()
         self.info.add_class("sdxl-job-info")
-        self.widget = column([self.warnings, self.gallery, self.info])
+        self.widget = column([css(), self.warnings, self.gallery, self.info])
 
     def clear(self) -> None:
         self.warnings.value = self.info.value = ""

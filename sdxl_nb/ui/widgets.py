@@ -40,10 +40,14 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-def image_widget(image, width: int | None = None) -> w.Image:
-    """A PIL image as an ipywidgets Image (PNG bytes, so it renders in every front end)."""
-    shown = width or min(image.width, 384)
-    return w.Image(value=png_bytes(image), format="png", width=shown)
+def image_widget(image, box: int | None = None) -> w.Image:
+    """A PIL image as an ipywidgets Image (PNG bytes, so it renders in every front end), at a sensible size:
+    fitted into box x box, small ones scaled up without blur (sdxl_nb.ui.image_view)."""
+    from sdxl_nb.ui.image_view import THUMB_BOX, image_box, show_pil
+
+    widget = image_box()
+    show_pil(widget, image, box or THUMB_BOX)
+    return widget
 
 
 def gallery(items: list[tuple[object, str]]) -> list[w.Widget]:
