@@ -12,10 +12,11 @@ from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.ui.generate_form import GenerateForm
+from sdxl_nb.ui.image_view import THUMB_BOX, clear_image, image_box, show_pil
 from sdxl_nb.ui.model_panel import ModelPanel
 from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.results import ResultsView
-from sdxl_nb.ui.widgets import Panel, button, column, png_bytes, set_status, show
+from sdxl_nb.ui.widgets import Panel, button, column, set_status, show
 
 NO_PREVIEWS = "<small style='color:#6c757d'>no step previews on this backend</small>"
 
@@ -29,7 +30,7 @@ class GeneratePanel(Panel):
         self.out_dir = Path(out_dir) if out_dir else default_output_dir()
         self.model_panel = model_panel or ModelPanel(self.queue, self.out_dir)
         self.form = GenerateForm(self.model_panel.model_id)
-        self.model_panel.dropdown.observe(lambda c: self.form.set_model(c.new), "value")
+        self.form.follow(self.model_panel)
         self.check_memory = w.Checkbox(value=True, description="memory pre-check before running", indent=False)
         self.generate = button("Generate", self.submit, "primary", "queue this request")
         self.generate.add_class("sdxl-generate")
@@ -40,12 +41,11 @@ class GeneratePanel(Panel):
         self.memory = w.HTML()
         self.run_anyway = button("Run anyway", self._run_anyway, "warning")
         self.use_suggestion = button("Use the suggestion", self._use_suggestion, "")
-        self.preview = w.Image(format="png", width=128)
+        self.preview = image_box("sdxl-preview")
         self.preview_note = w.HTML()  # said instead of the preview where the backend makes none
         self.queue_line = w.HTML()
         self.results = ResultsView()
         self._held = None  # the job the memory pre-check held (for Run anyway / Use the suggestion)
-        show(self.preview, False)
         self._show_memory_actions(False)
         self.queue.subscribe(self._on_event)
         self._sync_buttons()
@@ -73,7 +73,7 @@ class GeneratePanel(Panel):
         except InputError as exc:
             set_status(self.message, one_line(exc), "error")
             return None
-        self.own.queued(job)
+        self.own.queued(job, self.form.warnings())
         return job
 
     def stop_running(self) -> None:
@@ -144,15 +144,15 @@ class GeneratePanel(Panel):
         kind = event["type"]
         if kind == "started":
             self.preview_note.value = ""
+            self.results.clear()  # the previous job's images never sit under this job's preview
         elif kind == "memory":
             set_status(self.memory, event["message"], "warning" if event["risky"] else "idle")
         elif kind == "progress" and not self.preview_note.value and not self.queue.backend_capabilities().previews:
             self.preview_note.value = NO_PREVIEWS  # once per job: the backend declares it makes none
         elif kind == "preview":
-            self.preview.value = png_bytes(event["image"])
-            show(self.preview, True)
+            show_pil(self.preview, event["image"], box=THUMB_BOX)
         elif kind == "finished":
-            show(self.preview, False)
+            clear_image(self.preview)
 
     def _finished(self, job) -> None:
         if job.status == "held":

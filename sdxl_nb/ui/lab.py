@@ -21,8 +21,8 @@ from sdxl_nb.ui.widgets import Panel
 # (tab title, factory(lab) -> panel or widget). Other panels append here; lab() builds them in order.
 TABS: list[tuple[str, Callable[[Lab], object]]] = [
     ("Generate", lambda lab: GeneratePanel(lab.queue, lab.model, lab.out_dir)),
-    ("Animate", lambda lab: AnimatePanel(lab.queue, lab.out_dir)),
-    ("Sweep", lambda lab: SweepPanel(lab.queue, lab.out_dir)),
+    ("Animate", lambda lab: AnimatePanel(lab.queue, lab.out_dir, lab.model)),
+    ("Sweep", lambda lab: SweepPanel(lab.queue, lab.out_dir, lab.model)),
     ("Queue", lambda lab: QueuePanel(lab.queue)),
     ("Presets", lambda lab: PresetEditor()),
 ]
