@@ -57,17 +57,23 @@ def read_png_parameters(data: bytes | str | os.PathLike, presets: Presets | None
 # ---- ours ----
 def _ours(record: dict, text: str) -> PngParameters:
     image = record.get("image") or {}
-    fields = {"prompt": record.get("prompt"), "negative_prompt": record.get("negative_prompt"),
+    unmapped, mode = {}, record.get("mode")
+    if mode == "animate":  # a frame: its own prompt and seed make the same picture as a still, unless blended
+        mode = "img2img" if record.get("init_image") else "txt2img"
+        unmapped["animation"] = f"frame {image.get('index', 0) + 1} of an animation"
+        if image.get("t") is not None and (image.get("seed_end") is not None or image.get("prompt_end")):
+            unmapped["animation"] += f" blended toward its end at t={image['t']:.3g}: a still cannot blend"
+    fields = {"prompt": image.get("prompt", record.get("prompt")), "negative_prompt": record.get("negative_prompt"),
               "style": (record.get("style") or {}).get("name"),
               "scheduler": (record.get("scheduler") or {}).get("name"), "steps": record.get("steps"),
               "cfg": record.get("cfg"), "seed": image.get("seed", record.get("seed")), "width": record.get("width"),
               "height": record.get("height"), "model": (record.get("model") or {}).get("id"),
-              "mode": record.get("mode"), "strength": record.get("strength")}
+              "mode": mode, "strength": record.get("strength")}
     for name in ("init_image", "mask_image"):
         if record.get(name):
             fields[name] = record[name]["path"]
     fields = {key: value for key, value in fields.items() if value is not None}
-    return PngParameters("sdxl_nb", fields, {}, text, record)
+    return PngParameters("sdxl_nb", fields, unmapped, text, record)
 
 
 # ---- A1111 ----

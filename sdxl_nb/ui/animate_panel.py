@@ -12,6 +12,7 @@ from sdxl_nb.jobs.animate import MODES, SCHEDULES, AnimationRequest
 from sdxl_nb.jobs.animate.outputs import frame_grid
 from sdxl_nb.jobs.animate.plan import DEFAULT_VARIATION
 from sdxl_nb.jobs.queue import JobQueue, get_queue
+from sdxl_nb.ui.gallery import GalleryItem, linked_gallery
 from sdxl_nb.ui.image_view import clear_image, css, image_box, show_image, show_pil
 from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.request_form import RequestForm
@@ -26,7 +27,8 @@ class AnimatePanel(Panel):
     """Queues animations on the kernel's job queue (in turn with every other job, on the backend chosen in the
     engine settings) and shows its own jobs: progress, frames as they are saved, then the grid and the GIF."""
 
-    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None, model_panel=None):
+    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None, model_panel=None,
+                 actions=None):
         self.queue = queue or get_queue()
         self.out_dir = Path(out_dir) if out_dir else None  # None: the queue's folder
         self.form = RequestForm(model_panel.model_id if model_panel else None)
@@ -60,6 +62,7 @@ class AnimatePanel(Panel):
         self.stop_button, self.progress, self.progress_text = self.own.stop_button, self.own.bar, self.own.text
         self.grid_view = image_box("sdxl-animate-grid")
         self.animation_view = image_box("sdxl-animate-gif")
+        self.frames_gallery = linked_gallery("frames", self.form, actions)
         self.result = None  # the last finished job's AnimationResult
         self.mode.observe(lambda _change: self._show_mode_fields(), names="value")
         self.end_fields = widgets.HBox([self.seed_end, self.schedule])
@@ -72,6 +75,7 @@ class AnimatePanel(Panel):
             widgets.HBox([self.progress, self.progress_text]),
             widgets.HBox([self.animation_view, self.grid_view], layout=widgets.Layout(align_items="flex-start",
                                                                                        flex_flow="row wrap")),
+            self.frames_gallery.widget,
         ])
         self.widget.add_class("sdxl-animate-panel")
         self._show_mode_fields()
@@ -128,6 +132,7 @@ class AnimatePanel(Panel):
         if event["type"] == "started":
             clear_image(self.grid_view)
             clear_image(self.animation_view)
+            self.frames_gallery.clear()
 
     def _finished(self, job) -> None:
         result = self.result = job.result
@@ -136,6 +141,9 @@ class AnimatePanel(Panel):
         if result.gif_path:
             show_image(self.animation_view, result.gif_path.read_bytes())
         record = result.record
+        frames = sorted(record["frames"], key=lambda frame: frame["index"])
+        self.frames_gallery.show([GalleryItem(path, f"frame {frame['index'] + 1} · seed {frame['seed']}", frame["seed"])
+                                  for frame, path in zip(frames, result.paths, strict=True)])
         done = "done" if result.status == "ok" else "stopped; finished frames kept"
         set_status(self.status, f"job #{job.id} {done}: {len(record['frames'])} of {record['batch']} frames"
                                 + (f", {result.gif_path.name}" if result.gif_path else ""), "ok")

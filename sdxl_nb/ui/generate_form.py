@@ -89,6 +89,9 @@ class GenerateForm(RequestForm):
         self.init_upload.value = upload_value(path)
         self.mode.value = mode
 
+    def use_mask_file(self, path: str | Path) -> None:
+        self.mask_upload.value = upload_value(path)
+
     # ---- the request ----
     def chunk_size(self) -> int | None:
         """Images per pipeline call: None for the whole batch ("at most N at once")."""

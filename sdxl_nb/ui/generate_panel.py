@@ -25,7 +25,7 @@ class GeneratePanel(Panel):
     """Submits requests to the kernel's job queue and shows its own jobs; the kernel stays free meanwhile."""
 
     def __init__(self, queue: JobQueue | None = None, model_panel: ModelPanel | None = None,
-                 out_dir: str | Path | None = None, show_model_panel: bool | None = None):
+                 out_dir: str | Path | None = None, show_model_panel: bool | None = None, actions=None):
         self.queue = queue or get_queue()
         self.out_dir = Path(out_dir) if out_dir else default_output_dir()
         self.model_panel = model_panel or ModelPanel(self.queue, self.out_dir)
@@ -44,7 +44,9 @@ class GeneratePanel(Panel):
         self.preview = image_box("sdxl-preview")
         self.preview_note = w.HTML()  # said instead of the preview where the backend makes none
         self.queue_line = w.HTML()
-        self.results = ResultsView()
+        # A gallery's Reuse / img2img go to the lab (which switches to this tab), or here when alone.
+        actions = actions or self
+        self.results = ResultsView(on_seed=self.form.use_seed, on_reuse=actions.reuse, on_init=actions.use_init)
         self._held = None  # the job the memory pre-check held (for Run anyway / Use the suggestion)
         self._show_memory_actions(False)
         self.queue.subscribe(self._on_event)
@@ -75,6 +77,35 @@ class GeneratePanel(Panel):
             return None
         self.own.queued(job, self.form.warnings())
         return job
+
+    def reuse(self, fields: dict) -> list[str]:
+        """Fill the form (and choose the model) from an image's request fields; returns what was not loaded."""
+        skipped = []
+        model = fields.get("model")
+        if model and model != self.model_panel.model_id:
+            info = self.model_panel.models.get(model)
+            if info is not None and info.available:
+                self.model_panel.dropdown.value = model  # first: a new model resets the form's defaults
+            else:
+                skipped.append(f"model {model} is not available here (kept {self.model_panel.model_id})")
+        skipped += self.form.load(fields)
+        self.form.batch.value = 1
+        mode, init = fields.get("mode", "txt2img"), fields.get("init_image")
+        if mode in ("img2img", "inpaint") and init and Path(init).is_file():
+            self.form.use_init_image(init, mode)
+            if fields.get("strength") is not None:
+                self.form.strength.value = fields["strength"]
+            mask = fields.get("mask_image")
+            if mode == "inpaint" and mask and Path(mask).is_file():
+                self.form.use_mask_file(mask)
+        else:
+            if mode in ("img2img", "inpaint"):
+                skipped.append(f"its init image {init} is not there any more: txt2img instead")
+            self.form.mode.value = "txt2img"
+        return skipped
+
+    def use_init(self, path: Path, mode: str) -> None:
+        self.form.use_init_image(path, mode)
 
     def stop_running(self) -> None:
         self.own.stop()

@@ -20,9 +20,9 @@ from sdxl_nb.ui.widgets import Panel
 
 # (tab title, factory(lab) -> panel or widget). Other panels append here; lab() builds them in order.
 TABS: list[tuple[str, Callable[[Lab], object]]] = [
-    ("Generate", lambda lab: GeneratePanel(lab.queue, lab.model, lab.out_dir)),
-    ("Animate", lambda lab: AnimatePanel(lab.queue, lab.out_dir, lab.model)),
-    ("Sweep", lambda lab: SweepPanel(lab.queue, lab.out_dir, lab.model)),
+    ("Generate", lambda lab: GeneratePanel(lab.queue, lab.model, lab.out_dir, actions=lab)),
+    ("Animate", lambda lab: AnimatePanel(lab.queue, lab.out_dir, lab.model, actions=lab)),
+    ("Sweep", lambda lab: SweepPanel(lab.queue, lab.out_dir, lab.model, actions=lab)),
     ("Queue", lambda lab: QueuePanel(lab.queue)),
     ("Presets", lambda lab: PresetEditor()),
 ]
@@ -47,6 +47,20 @@ class Lab(Panel):
     @property
     def generate(self) -> GeneratePanel:
         return self.panels["Generate"]
+
+    # ---- what any tab's images (or PNG Info) send to the Generate form ----
+    def reuse(self, fields: dict) -> list[str]:
+        """Fill the Generate form from request fields and show it; returns what could not be loaded."""
+        skipped = self.generate.reuse(fields)
+        self.show_tab("Generate")
+        return skipped
+
+    def use_init(self, path: Path, mode: str) -> None:
+        self.generate.use_init(path, mode)
+        self.show_tab("Generate")
+
+    def show_tab(self, title: str) -> None:
+        self.tabs.selected_index = list(self.panels).index(title)
 
 
 def lab(out_dir: str | Path | None = None, queue: JobQueue | None = None) -> Lab:

@@ -11,6 +11,7 @@ from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.ui.gallery import GalleryItem, linked_gallery
 from sdxl_nb.ui.image_view import clear_image, css, image_box, show_pil
 from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.request_form import RequestForm
@@ -24,7 +25,8 @@ class SweepPanel(Panel):
     """Queues sweeps on the kernel's job queue (in turn with every other job, on the backend chosen in the engine
     settings) and shows its own jobs: progress cell by cell, then the labelled grid."""
 
-    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None, model_panel=None):
+    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None, model_panel=None,
+                 actions=None):
         self.queue = queue or get_queue()
         self.out_dir = Path(out_dir) if out_dir else None  # None: the queue's folder
         self.form = RequestForm(model_panel.model_id if model_panel else None)
@@ -42,13 +44,14 @@ class SweepPanel(Panel):
                            stop_tooltip="stop between steps; finished cells are kept")
         self.stop_button, self.progress, self.progress_text = self.own.stop_button, self.own.bar, self.own.text
         self.grid_view = image_box("sdxl-sweep-grid")
+        self.cells_gallery = linked_gallery("cells", self.form, actions)
         self.result = None  # the last finished job's SweepResult
         self.widget = self.form.build([
             css(), widgets.HTML("<small>Each cell is this request with the axis values below; a field an axis "
                                 "sets is taken from the axis.</small>"),
             widgets.HBox([self.x_field, self.x_values]), widgets.HBox([self.y_field, self.y_values]),
             widgets.HBox([self.run_button, self.stop_button]), self.status,
-            widgets.HBox([self.progress, self.progress_text]), self.grid_view,
+            widgets.HBox([self.progress, self.progress_text]), self.grid_view, self.cells_gallery.widget,
         ])
         self.widget.add_class("sdxl-sweep-panel")
 
@@ -77,12 +80,17 @@ class SweepPanel(Panel):
     def _on_own_event(self, event: dict) -> None:
         if event["type"] == "started":
             clear_image(self.grid_view)
+            self.cells_gallery.clear()
 
     def _finished(self, job) -> None:
         result = self.result = job.result
         plan = result.plan
         if result.grid is not None:
             show_pil(self.grid_view, result.grid, box=GRID_BOX)
+        self.cells_gallery.show([GalleryItem(path, plan.x.label(xi) + (f", {plan.y.label(yi)}" if plan.y else ""),
+                                             seed)
+                                 for (xi, yi), cell in sorted(result.results.items(), key=lambda c: (c[0][1], c[0][0]))
+                                 for path, seed in zip(cell.paths, cell.seeds, strict=True)])
         failed = "; ".join(plan.x.label(xi) + (f", {plan.y.label(yi)}" if plan.y else "") + f": {error}"
                            for (xi, yi), error in result.errors.items())
         done = {"ok": "done", "interrupted": "stopped; finished cells kept"}.get(result.status, "ended")

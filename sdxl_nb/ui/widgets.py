@@ -1,4 +1,4 @@
-"""Small widget helpers shared by the panels: coloured status lines, images from PIL, a gallery."""
+"""Small widget helpers shared by the panels: coloured status lines, images from PIL, buttons, columns."""
 
 from __future__ import annotations
 
@@ -48,16 +48,6 @@ def image_widget(image, box: int | None = None) -> w.Image:
     widget = image_box()
     show_pil(widget, image, box or THUMB_BOX)
     return widget
-
-
-def gallery(items: list[tuple[object, str]]) -> list[w.Widget]:
-    """Gallery cells: each image above its caption (its seed)."""
-    cells = []
-    for image, caption in items:
-        cell = w.VBox([image_widget(image), w.Label(caption)], layout=w.Layout(margin="0 8px 8px 0"))
-        cell.add_class("sdxl-gallery-item")
-        cells.append(cell)
-    return cells
 
 
 def optional_number(text: str, name: str, kind: type = int, empty: str = "random") -> int | float | None:
