@@ -133,7 +133,7 @@ def test_lab_appears_with_nothing_loaded_and_without_importing_torch(tmp_path):
                             env=python_env({"SDXL_NB_OUTPUT": str(tmp_path / "out")}))
     assert result.returncode == 0, result.stderr
     assert "no model loaded yet" in result.stdout
-    assert "['Animate', 'Generate', 'Presets', 'Queue', 'Sweep'] []" in result.stdout
+    assert "['Animate', 'Generate', 'PNG Info', 'Presets', 'Queue', 'Sweep'] []" in result.stdout
 
 
 def test_engine_settings_apply_between_jobs(tmp_path):
