@@ -11,6 +11,7 @@ import ipywidgets as w
 from sdxl_nb.errors import InputError
 from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.ui.mask_painter import MaskPainter
 from sdxl_nb.ui.request_form import CUSTOM_SIZE, MODEL_SIZE, SHARE, WIDE, RequestForm
 from sdxl_nb.ui.widgets import show
 
@@ -35,6 +36,9 @@ class GenerateForm(RequestForm):
         self.mask_upload = w.FileUpload(accept="image/*", multiple=False, description="Mask")
         self.strength = w.FloatText(value=p.defaults.strength, description="Strength", layout=w.Layout(width="160px"))
         self.inputs_note = w.HTML()
+        self.painter = MaskPainter()  # the inpaint mask, painted on the init image (an uploaded mask is its base)
+        self.init_upload.observe(lambda _c: self.painter.set_image(_content(self.init_upload)), "value")
+        self.mask_upload.observe(lambda _c: self.painter.set_base(_content(self.mask_upload)), "value")
         self.mode.add_class("sdxl-mode")
         for widget in (self.match_aspect, self.init_upload):
             widget.observe(lambda _c: self._on_size(), "value")
@@ -42,7 +46,8 @@ class GenerateForm(RequestForm):
         self._on_size()
         self._on_mode()
         self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
-        self.build([self.mode, w.HBox([self.init_upload, self.mask_upload, self.strength]), self.inputs_note])
+        self.build([self.mode, w.HBox([self.init_upload, self.mask_upload, self.strength]), self.painter.widget,
+                    self.inputs_note])
 
     def rows(self) -> list[w.Widget]:
         rows = super().rows()
@@ -81,6 +86,7 @@ class GenerateForm(RequestForm):
         mode = self.mode.value
         show(self.init_upload, mode != "txt2img")
         show(self.mask_upload, mode == "inpaint")
+        show(self.painter.widget, mode == "inpaint")
         show(self.strength, mode != "txt2img")
         show(self.match_aspect, mode != "txt2img")
 
@@ -122,11 +128,8 @@ class GenerateForm(RequestForm):
         return GenerationRequest(**fields), adjustments
 
     def mask_path(self, out_dir: Path) -> Path:
-        """The inpaint mask, kept under inputs/ by its hash."""
-        mask = _upload(self.mask_upload)
-        if mask is None:
-            raise InputError("inpaint needs a mask image (white = repaint): upload one")
-        return form.save_upload(mask[1], out_dir, "mask image")
+        """The inpaint mask (painted, or uploaded and perhaps painted over), kept under inputs/ by its hash."""
+        return self.painter.save(out_dir)
 
 
 def _upload(widget: w.FileUpload) -> tuple[str, bytes] | None:
@@ -135,6 +138,11 @@ def _upload(widget: w.FileUpload) -> tuple[str, bytes] | None:
         return None
     item = widget.value[0]
     return item["name"], bytes(item["content"])
+
+
+def _content(widget: w.FileUpload) -> bytes | None:
+    upload = _upload(widget)
+    return None if upload is None else upload[1]
 
 
 def upload_value(path: str | Path) -> tuple[dict]:
