@@ -61,6 +61,7 @@ class GeneratePanel(Panel):
             w.HBox([self.progress, self.progress_text]), self.preview, self.preview_note, self.queue_line,
             self.results.widget,
         ])
+        self.widget.add_class("sdxl-generate-panel")
 
     # ---- actions ----
     def submit(self, check_memory: bool | None = None):

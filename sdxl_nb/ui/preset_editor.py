@@ -49,6 +49,9 @@ class PresetEditor(Panel):
             w.HTML(f"<small>Saved to {html.escape(str(self._user_path()))}, layered over presets.json "
                    "(a user style with a built-in style's name replaces it).</small>"),
         ])
+        self.widget.add_class("sdxl-preset-editor")
+        for widget, name in ((self.name, "name"), (self.prompt, "prompt"), (self.save, "save")):
+            widget.add_class(f"sdxl-preset-{name}")  # stable hooks for the browser test
 
     def _user_path(self):
         return load_presets().user_path
