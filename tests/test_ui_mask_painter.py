@@ -43,6 +43,7 @@ def test_a_painted_mask_is_saved_by_hash_and_recorded(lab, tmp_path):
     form, painter = panel.form, panel.form.painter
     assert form.mode.value == "inpaint" and painter.widget.layout.display is None
     assert (painter.canvas.width, painter.canvas.height) == (256, 256) and painter.scale == 4  # 64 px, scaled up
+    assert (painter.canvas.layout.width, painter.canvas.layout.height) == ("256px", "256px")  # never stretched
     painter.brush.value = 32  # 8 image px across
     stroke(painter, (40, 128), (120, 128), (216, 128))
     (painted,) = painter.paint.strokes

@@ -26,6 +26,10 @@ def test_the_three_tabs_share_one_form_and_follow_the_model_panel(lab):
         assert getattr(generate, name).options == getattr(animate, name).options == getattr(sweep, name).options
     assert all("tiny-sdxl" in form.model_line.value for form in (generate, animate, sweep))
     assert all(form.style_info.value for form in (generate, animate, sweep))  # the style's description
+    # Scheduler names fit their box; the chosen one's description is shown under it, not cut off in the list.
+    assert generate.scheduler.options == tuple(generate.presets.schedulers)
+    generate.scheduler.value = "DPM++ 2M Karras"
+    assert generate.presets.schedulers["DPM++ 2M Karras"].description in generate.scheduler_info.value
     other = next(value for _label, value in lab.model.dropdown.options if value != "tiny-sdxl")
     lab.model.dropdown.value = other
     for form in (generate, animate, sweep):

@@ -163,7 +163,7 @@ def test_after_stop_the_progress_line_says_where_it_stopped_and_the_next_job_sta
     panel.generate.click()
     assert panel.wait(120) and "ETA" in stopped[0]
     line = panel.progress_text.value
-    assert "ETA" not in line and "stopped at step" in line, line
+    assert "ETA" not in line and "stopped at step" in line and "of chunk 2/3" in line, line
     assert len(panel.results.gallery.children) == 1
     unsubscribe()
     seen_at_start = []

@@ -57,6 +57,7 @@ class Gallery:
     def clear(self) -> None:
         self.items = []
         self.cells.children = ()
+        set_status(self.note, "")  # it spoke of images no longer shown
 
     def _cell(self, item: GalleryItem) -> w.VBox:
         image = image_box()

@@ -74,6 +74,8 @@ class MaskPainter:
         width, height = display_size(*self.image.size, box=PAINT_BOX, smallest=PAINT_BOX // 2)
         self.scale = width / self.image.width
         self.canvas.width, self.canvas.height = width, height
+        # Shown at its own pixel size: a canvas stretched to the page would be blurred and its strokes offset.
+        self.canvas.layout.width, self.canvas.layout.height = f"{width}px", f"{height}px"
         self.paint = MaskPaint(self.image.size, inverted=self.invert.value, feather=self.feather.value)
         self.set_base(self.base_bytes)
 

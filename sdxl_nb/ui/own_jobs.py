@@ -84,6 +84,8 @@ def ended_line(job, job_id: int) -> str:
     where = ""
     if job.progress and job.status != "ok":
         where = f" at step {job.progress['step']}/{job.progress['total']}"
+        if job.progress.get("chunks", 1) > 1:
+            where += f" of chunk {job.progress['chunk']}/{job.progress['chunks']}"
         if "cell" in job.progress:
             where += f" of cell {job.progress['cell']}/{job.progress['cells']}"
     said = {"ok": "done", "interrupted": "stopped", "failed": "failed", "held": "held by the memory pre-check"}

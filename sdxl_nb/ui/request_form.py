@@ -12,7 +12,7 @@ from sdxl_nb.config.user_presets import on_change
 from sdxl_nb.request import form
 from sdxl_nb.request.lint import empty_prompt_warning
 from sdxl_nb.ui.styles import fill_styles
-from sdxl_nb.ui.widgets import column, labelled_options
+from sdxl_nb.ui.widgets import column
 
 MODEL_SIZE, CUSTOM_SIZE = "model", "custom"
 WIDE = w.Layout(width="100%")
@@ -32,9 +32,10 @@ class RequestForm:
         p = self.presets
         self.model_line = w.HTML()
         self.style = w.Dropdown(description="Style", layout=w.Layout(**SHARE))
-        self.scheduler = w.Dropdown(options=labelled_options([(s.name, s.description) for s in p.schedulers.values()]),
-                                    description="Scheduler", layout=w.Layout(**SHARE))
-        self.style_info = w.HTML()
+        # Names only (a "name — description" label would be cut off at this width); the description is shown below.
+        self.scheduler = w.Dropdown(options=list(p.schedulers), description="Scheduler", layout=w.Layout(**SHARE))
+        self.style_info = w.HTML(layout=w.Layout(**SHARE))
+        self.scheduler_info = w.HTML(layout=w.Layout(**SHARE))
         self.prompt = w.Textarea(placeholder="a lighthouse on a cliff at dusk", description="Prompt",
                                  layout=w.Layout(width="100%", height="60px"))
         self.negative = w.Textarea(description="Negative", layout=w.Layout(width="100%", height="48px"),
@@ -60,10 +61,12 @@ class RequestForm:
         self.style.observe(lambda _c: self._on_style(), "value")
         self.prompt.observe(lambda _c: self._show_styled(), "value")
         self.resolution.observe(lambda _c: self._on_size(), "value")
+        self.scheduler.observe(lambda _c: self._show_scheduler(), "value")
         self.random_seed.observe(lambda _c: self._on_seed(), "value")
         self._on_style()
         self._on_size()
         self._on_seed()
+        self._show_scheduler()
         self._show_model()
         on_change(self._refresh_styles)
         self.size_row = w.HBox([self.resolution, self.width, self.height])
@@ -72,7 +75,8 @@ class RequestForm:
 
     def rows(self) -> list[w.Widget]:
         """The form's rows, top to bottom (a panel adds its own after them)."""
-        return [self.model_line, w.HBox([self.style, self.scheduler], layout=WIDE), self.style_info, self.prompt,
+        return [self.model_line, w.HBox([self.style, self.scheduler], layout=WIDE),
+                w.HBox([self.style_info, self.scheduler_info], layout=WIDE), self.prompt,
                 self.styled_preview, self.negative, self.size_row, self.size_note, self.numbers_row, self.seed_row]
 
     def build(self, extra: list[w.Widget] = ()) -> w.VBox:
@@ -150,6 +154,11 @@ class RequestForm:
             if untouched or set_by_style is not None or model_changed:
                 widget.value = getattr(new, field)
         self._defaults = new
+
+    def _show_scheduler(self) -> None:
+        scheduler = self.presets.schedulers.get(self.scheduler.value)
+        about = html.escape(scheduler.description) if scheduler and scheduler.description else ""
+        self.scheduler_info.value = f"<small>scheduler: {about}</small>" if about else ""
 
     def _show_styled(self) -> None:
         styled = form.styled_prompt(self.prompt.value, self.presets.styles[self.style.value])
