@@ -42,6 +42,7 @@ def test_every_image_has_its_actions_and_view_info_seed_and_compare_work(lab):
     actions(second)["Info"].click()
     info = html.unescape(gallery.viewer.children[1].value)
     assert "a gallery heron" in info and "Steps: 2" in info and "Seed: 12" in info and "job " in info
+    assert "negative_prompt" not in info  # the form's words, not the field names
     panel.form.random_seed.value = True
     actions(second)["Seed"].click()
     assert (panel.form.random_seed.value, panel.form.seed.value) == (False, 12)

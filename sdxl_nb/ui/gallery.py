@@ -15,6 +15,10 @@ from sdxl_nb.ui.image_view import THUMB_BOX, css, image_box, show_image
 from sdxl_nb.ui.widgets import button, set_status
 
 COMPARE_BOX = 384  # each side of a comparison; both are shown at the same size
+# Request fields by the words the form uses for them.
+FIELD_LABELS = {"prompt": "prompt", "negative_prompt": "negative", "style": "style", "scheduler": "scheduler",
+                "steps": "steps", "cfg": "cfg", "seed": "seed", "width": "width", "height": "height", "model": "model",
+                "mode": "mode", "strength": "strength", "init_image": "init image", "mask_image": "mask"}
 # Record fields a comparison lists when they differ, with their labels.
 COMPARED = (("prompt", "prompt"), ("negative_prompt", "negative"), ("style", "style"), ("scheduler", "scheduler"),
             ("steps", "steps"), ("cfg", "cfg"), ("seed", "seed"), ("width", "width"), ("height", "height"),
@@ -97,8 +101,9 @@ class Gallery:
     def info(self, item: GalleryItem) -> None:
         """Its record (what made it) and the A1111 parameters other tools read."""
         params = read_png_parameters(item.path)
+        shown = {FIELD_LABELS.get(k, k): v for k, v in {**params.fields, **params.unmapped}.items()}
         rows = "".join(f"<tr><th style='text-align:left;padding-right:12px;vertical-align:top'>{html.escape(k)}</th>"
-                       f"<td>{html.escape(str(v))}</td></tr>" for k, v in {**params.fields, **params.unmapped}.items())
+                       f"<td>{html.escape(str(v))}</td></tr>" for k, v in shown.items())
         body = (f"<table style='font-size:90%'>{rows}</table><div><b>A1111 parameters</b></div>"
                 f"<pre style='white-space:pre-wrap;font-size:85%'>{html.escape(params.text)}</pre>")
         if params.record is not None:

@@ -9,13 +9,11 @@ import ipywidgets as w
 
 from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.record.png_params import PngParameters, read_png_parameters
+from sdxl_nb.ui.gallery import FIELD_LABELS
 from sdxl_nb.ui.image_view import THUMB_BOX, css, image_box, show_image
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 TARGETS = ("Generate", "Animate", "Sweep")
-_LABELS = {"prompt": "prompt", "negative_prompt": "negative", "style": "style", "scheduler": "scheduler",
-           "steps": "steps", "cfg": "cfg", "seed": "seed", "width": "width", "height": "height", "model": "model",
-           "mode": "mode", "strength": "strength", "init_image": "init image", "mask_image": "mask"}
 
 
 class PngInfoPanel(Panel):
@@ -23,7 +21,8 @@ class PngInfoPanel(Panel):
 
     def __init__(self, lab=None):
         self.lab = lab
-        self.upload = w.FileUpload(accept=".png,image/png", multiple=False, description="Choose a PNG")
+        self.upload = w.FileUpload(accept=".png,image/png", multiple=False, description="Choose a PNG",
+                                   layout=w.Layout(width="auto"))
         self.path = w.Text(description="or a path", placeholder="a PNG on this machine, e.g. output_images/…png",
                            layout=w.Layout(width="60%"))
         self.read_button = button("Read", self.read_path, "", "read the PNG at this path")
@@ -83,7 +82,7 @@ class PngInfoPanel(Panel):
             self.table.value = ""
             self.thumb.layout.display = "none"
             return
-        rows = [(_LABELS.get(key, key), value, "") for key, value in params.fields.items()]
+        rows = [(FIELD_LABELS.get(key, key), value, "") for key, value in params.fields.items()]
         rows += [(key, value, "not loaded") for key, value in params.unmapped.items()]
         body = "".join(f"<tr><th style='text-align:left;padding-right:12px;vertical-align:top'>{html.escape(k)}</th>"
                        f"<td>{html.escape(str(v))}</td><td style='color:#7a3e00'>{note}</td></tr>" for k, v, note in rows)

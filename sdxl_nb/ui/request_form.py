@@ -136,10 +136,9 @@ class RequestForm:
         self._shown_style = style
         overrides = [f"{name} {value}" for name, value in
                      (("scheduler", style.scheduler), ("steps", style.steps), ("cfg", style.cfg)) if value is not None]
-        text = html.escape(style.description or "")
-        if overrides:
-            text += f" · sets {html.escape(', '.join(overrides))}"
-        self.style_info.value = f"<small>{text} · hash {style.content_hash}</small>"
+        parts = [html.escape(style.description or ""), f"sets {html.escape(', '.join(overrides))}" if overrides else "",
+                 f"hash {style.content_hash}"]
+        self.style_info.value = f"<small>{' · '.join(part for part in parts if part)}</small>"
         self._apply_defaults(style, model_changed=False)
         self._show_styled()
 
