@@ -247,8 +247,8 @@ def test_every_tab_in_a_real_browser(jupyter, browser):
         lab.shot("sweep", sweep)
 
         # 7. Queue: a long sweep runs, a second waits; cancel the waiting one, stop the running one.
-        lab.type(lab.field(sweep, "Steps"), "60")
-        lab.type(lab.field(sweep, "X values"), "1, 2, 3, 4")
+        lab.type(lab.field(sweep, "Steps"), "500")  # 4000 steps: long enough to stay running whatever the machine
+        lab.type(lab.field(sweep, "X values"), "1, 2, 3, 4, 5, 6, 7, 8")
         lab.click(sweep, "Sweep")
         lab.click(sweep, "Sweep")
         queue = lab.tab("Queue")
