@@ -41,9 +41,11 @@ def hold_first_job(queue):
 def test_animate_panel_queues_a_job_and_shows_frames_then_grid_and_gif(queue, tmp_path):
     panel, view = AnimatePanel(queue), QueuePanel(queue)
     assert panel.frames.value == 8 and panel.mode.value == "seed-walk"
-    assert panel.end_fields.layout.display == "none"
-    panel.prompt.value = "a panel fox"
-    panel.frames.value, panel.steps.value, panel.seed.value, panel.fps.value = 2, 2, "11", 4.0
+    assert panel.end_fields.layout.display == "none" and panel.prompt_end.layout.display == "none"
+    assert panel.form.prompt.layout.display != "none"  # the prompt has its own layout: hiding prompt end keeps it
+    panel.form.prompt.value = "a panel fox"
+    panel.frames.value, panel.form.steps.value, panel.fps.value = 2, 2, 4.0
+    panel.form.use_seed(11)
     panel.frames_per_call.value = 1
     panel.mode.value = "slerp"
     assert panel.end_fields.layout.display is None and panel.walk_fields.layout.display == "none"
@@ -70,24 +72,27 @@ def test_animate_panel_queues_a_job_and_shows_frames_then_grid_and_gif(queue, tm
 
 def test_animate_panel_bad_input_is_one_line_and_queues_nothing(queue, tmp_path):
     panel = AnimatePanel(queue)
-    panel.prompt.value = "x"
+    panel.form.prompt.value = "x"
     for setting, message in [(("frames", 1), "frames 1 is out of range"), (("fps", 0.0), "fps 0 is out of range"),
-                             (("seed", "abc"), "seed must be a whole number"),
                              (("strength", "half"), "strength must be a number")]:
         getattr(panel, setting[0]).value = setting[1]
         assert panel.submit() is None
         assert status_kind(panel.status) == "error" and message in panel.status.value
         assert panel.status.value.count("<div") == 1 and queue.jobs() == []
-        panel.frames.value, panel.fps.value, panel.seed.value, panel.strength.value = 8, 8.0, "", ""
+        panel.frames.value, panel.fps.value, panel.strength.value = 8, 8.0, ""
     panel.mode.value = "slerp"
     panel.run_button.click()
     assert "slerp needs a seed end" in panel.status.value and queue.jobs() == []
+    panel.seed_end.value = "abc"
+    panel.run_button.click()
+    assert "seed end must be a whole number" in panel.status.value and queue.jobs() == []
     assert not (tmp_path / "out").exists()
 
 
 def test_animate_panel_stop_keeps_finished_frames(queue, tmp_path):
     panel = AnimatePanel(queue)
-    panel.prompt.value, panel.frames.value, panel.steps.value, panel.seed.value = "stop", 3, 2, "1"
+    panel.form.prompt.value, panel.frames.value, panel.form.steps.value = "stop", 3, 2
+    panel.form.use_seed(1)
     panel.variation.value = 0.0
     panel.frames_per_call.value = 1
     stop_enabled = []
@@ -111,7 +116,7 @@ def test_waiting_animate_jobs_are_cancelled_in_the_queue_panel(queue, tmp_path):
     entered, release = hold_first_job(queue)
     first = queue.submit(GenerationRequest(prompt="ahead", model="tiny-sdxl", seed=1, **SMALL))
     assert entered.wait(60)
-    panel.prompt.value, panel.frames.value, panel.steps.value = "waits", 2, 2
+    panel.form.prompt.value, panel.frames.value, panel.form.steps.value = "waits", 2, 2
     panel.run_button.click()
     panel.run_button.click()  # Run stays usable: a second animation queues behind the first
     assert "queued job #3 (2 ahead of it)" in panel.status.value
@@ -131,7 +136,8 @@ def test_waiting_animate_jobs_are_cancelled_in_the_queue_panel(queue, tmp_path):
 
 def test_sweep_panel_queues_cells_and_shows_the_grid(queue, tmp_path):
     panel = SweepPanel(queue)
-    panel.prompt.value, panel.steps.value, panel.seed.value = "a panel sweep", 2, "4"
+    panel.form.prompt.value, panel.form.steps.value = "a panel sweep", 2
+    panel.form.use_seed(4)
     panel.x_field.value, panel.x_values.value = "cfg", "2, 6"
     cells_seen = []
     queue.subscribe(lambda e: e["type"] == "progress" and cells_seen.append(panel.progress_text.value))
@@ -153,7 +159,8 @@ def test_sweep_panel_queues_cells_and_shows_the_grid(queue, tmp_path):
 
 def test_a_running_sweep_is_stopped_from_the_queue_panel(queue, tmp_path):
     panel, view = SweepPanel(queue), QueuePanel(queue)
-    panel.prompt.value, panel.steps.value, panel.seed.value = "stop me", 2, "4"
+    panel.form.prompt.value, panel.form.steps.value = "stop me", 2
+    panel.form.use_seed(4)
     panel.x_field.value, panel.x_values.value = "cfg", "2, 4, 6"
     stops = []
 

@@ -103,7 +103,8 @@ def test_cpu_offload_is_the_last_step(engine, run, faults, tmp_path, monkeypatch
 
 def test_without_auto_tune_the_failure_keeps_finished_images(run, faults, tmp_path):
     faults(lambda stage, images, attempt: stage == "denoise" and attempt == 3)  # calls: denoise, decode, denoise
-    with pytest.raises(GenerationError, match=r"; lower the size or batch, or turn on auto-tuning \(auto_tune=True") as caught:
+    with pytest.raises(GenerationError, match=r"; lower the size or batch, or turn on auto-tuning \(the lab's "
+                                              r"'retry with lighter settings' box; auto_tune=True in Python") as caught:
         run(prompt="partial", batch=3, seed=10, chunk_size=1, out_dir=tmp_path)
     (record,) = read_records(tmp_path / "jobs.log")
     assert record["status"] == "failed" and record["error"].startswith("out of memory on cpu at 64x64 with 1 image(s)")

@@ -34,7 +34,8 @@ def comfy_lab(engine, tmp_path, server):
 
 def test_animate_seed_walk_runs_on_comfyui_and_slerp_is_refused_at_submit(comfy_lab, tmp_path):
     panel = comfy_lab.panels["Animate"]
-    panel.prompt.value, panel.frames.value, panel.steps.value, panel.seed.value = "a remote fox", 2, 2, "5"
+    panel.form.prompt.value, panel.frames.value, panel.form.steps.value = "a remote fox", 2, 2
+    panel.form.use_seed(5)
     job = panel.submit()
     assert job is not None and job.wait(120) and job.status == "ok"
     assert status_kind(panel.status) == "ok" and "done: 2 of 2 frames" in panel.status.value

@@ -87,23 +87,23 @@ def test_a_saved_style_is_in_every_panels_style_list_at_once_and_a_deleted_one_l
                                                                                             user_presets):
     lab = lab_for(engine, tmp_path / "out")
     editor, animate, sweep = lab.panels["Presets"], lab.panels["Animate"], lab.panels["Sweep"]
-    lists = [lab.generate.form.style, animate.style, sweep.style]
+    lists = [lab.generate.form.style, animate.form.style, sweep.form.style]
     assert lists[0].options == lists[1].options == lists[2].options  # one source: same names, same descriptions
     editor.name.value, editor.prompt.value, editor.description.value = "Grain", "{prompt}, film grain", "film look"
     editor.save.click()
     assert status_kind(editor.status) == "ok"
     for dropdown in lists:
         assert ("Grain — film look", "Grain") in dropdown.options
-    animate.style.value = sweep.style.value = "Grain"
-    assert animate.request().style == "Grain" and sweep.base_request().style == "Grain"
+    animate.form.style.value = sweep.form.style.value = "Grain"
+    assert animate.request()[0].style == "Grain" and sweep.base_request()[0].style == "Grain"
     editor.description.value = "grainy film look"
     editor.save.click()
     assert all(("Grain — grainy film look", "Grain") in dropdown.options for dropdown in lists)
-    assert animate.style.value == sweep.style.value == "Grain"  # an edit keeps the choice
+    assert animate.form.style.value == sweep.form.style.value == "Grain"  # an edit keeps the choice
     editor.delete.click()
     default = lab.generate.form.presets.defaults.style
     assert all("Grain" not in [name for _, name in dropdown.options] for dropdown in lists)
-    assert animate.style.value == sweep.style.value == default
+    assert animate.form.style.value == sweep.form.style.value == default
 
 
 def test_risky_request_gets_an_orange_warning_and_runs_only_when_asked(engine, tmp_path, monkeypatch):
@@ -133,7 +133,7 @@ def test_lab_appears_with_nothing_loaded_and_without_importing_torch(tmp_path):
                             env=python_env({"SDXL_NB_OUTPUT": str(tmp_path / "out")}))
     assert result.returncode == 0, result.stderr
     assert "no model loaded yet" in result.stdout
-    assert "['Animate', 'Generate', 'Presets', 'Queue', 'Sweep'] []" in result.stdout
+    assert "['Animate', 'Generate', 'PNG Info', 'Presets', 'Queue', 'Sweep'] []" in result.stdout
 
 
 def test_engine_settings_apply_between_jobs(tmp_path):
@@ -141,7 +141,7 @@ def test_engine_settings_apply_between_jobs(tmp_path):
 
     engine = Engine(device="cpu")  # its own: the settings below must not leak into other tests
     lab = lab_for(engine, tmp_path / "out")
-    assert "auto-tune on" in lab.settings.status.value
+    assert "retry lighter on out of memory on" in lab.settings.status.value
     lab.settings.profile.value = "Low memory"
     lab.settings.auto_tune.value = False
     lab.settings.apply.click()
@@ -153,4 +153,4 @@ def test_engine_settings_apply_between_jobs(tmp_path):
     assert engine.auto_tune is False
     lab.settings.backend.value = "ComfyUI"
     lab.settings.apply.click()  # no server URL: one red line, nothing changes
-    assert "needs a server URL" in html.unescape(lab.settings.status.value)
+    assert "type it in the Server box" in html.unescape(lab.settings.status.value)

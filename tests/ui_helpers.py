@@ -27,7 +27,7 @@ def gallery_images(panel):
     """(PIL image, caption) of every gallery cell, decoded from the widgets the front end receives."""
     cells = []
     for cell in panel.results.gallery.children:
-        image_widget, caption = cell.children
+        image_widget, caption = cell.children[:2]  # then the rows of actions
         assert image_widget.format == "png"
         cells.append((Image.open(io.BytesIO(image_widget.value)), caption.value))
     return cells

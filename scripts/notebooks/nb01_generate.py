@@ -16,7 +16,11 @@ def cells():
             "**Stop** ends the running one and keeps its finished images, and the **Presets** tab saves your own "
             "styles. Every job is one line in `jobs.log` in the output folder.\n\n"
             "With no real SDXL model in the local Hugging Face cache the lab uses the embedded `tiny-sdxl` model: "
-            "the SDXL architecture with random weights, so images are noise, but every step is the real one."),
+            "the SDXL architecture with random weights, so images are noise, but every step is the real one.\n\n"
+            "**The lab shows *Error displaying widget: model not found*?** That happens after reloading the page "
+            "or restarting the kernel: the widgets lived in the kernel's memory and the page lost them. Run the "
+            "cell below again (click it, then Shift+Enter) to get the lab back. Nothing is lost: every image and "
+            "its `jobs.log` line are in the output folder, and jobs still queued in a running kernel carry on."),
         new_code_cell(
             "import sdxl_nb\n\n"
             "sdxl_nb.lab()"),

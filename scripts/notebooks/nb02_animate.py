@@ -69,7 +69,9 @@ def cells():
             "rebuilt = rebuild_grid(sweep.grid_path.parent, sweep.plan.id)\n"
             "print(sweep.status, sweep.plan.id, sweep.grid_path.name, 'rebuilt identical:',\n"
             "      rebuilt.tobytes() == sweep.grid.tobytes())"),
-        new_markdown_cell("The same, as panels (they run in the background; Stop keeps the finished frames or cells):"),
+        new_markdown_cell("The same, as panels (they run in the background; Stop keeps the finished frames or cells). "
+                          "If a panel shows *Error displaying widget: model not found* after a page reload or a "
+                          "kernel restart, run its cell again: the saved frames and grids stay in the output folder."),
         new_code_cell(
             "from sdxl_nb.ui.animate_panel import animate_panel\n"
             "from sdxl_nb.ui.sweep_panel import sweep_panel\n\n"

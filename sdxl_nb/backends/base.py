@@ -191,7 +191,7 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
 
     missing = [name for name in plan.needs() if backend.capabilities.lacks(name)]
     if missing:
-        what = {"noise_mix": "slerp between seeds' noise (animate --mode slerp)",
+        what = {"noise_mix": "slerp between seeds' noise (animation mode slerp)",
                 "prompt_blend": "prompt travel (blending two prompts' conditioning)",
                 "prompt_weighting": "A1111 prompt weighting ((word:1.3), (word), [word], BREAK, \\( escapes)",
                 "lora": "LoRAs", "embeddings": "textual-inversion embeddings"}

@@ -246,6 +246,9 @@ def _style(check: _Checker, raw: Any, key: str) -> StylePreset:
         raise check.fail(f"{key}.cfg", f"must be >= 0, got {v['cfg']}")
     _check_range(check, key, v, "steps", 1, MAX_STEPS)
     _check_range(check, key, v, "cfg", 0, MAX_CFG)
+    if v["prompt"].count("{prompt}") > 1:
+        raise check.fail(f"{key}.prompt", f"holds {{prompt}} {v['prompt'].count('{prompt}')} times, so the prompt "
+                                          "would be sent that many times; keep one {prompt}")
     return StylePreset(**v)
 
 

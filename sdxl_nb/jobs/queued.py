@@ -74,4 +74,4 @@ def memory_line(advice: MemoryAdvice) -> str:
     if advice.risky:
         return f"memory check: risky. {advice.message}"
     return (f"memory check: fits; needs about {gib(advice.needed_bytes)} more, {gib(advice.free_bytes)} free "
-            f"(estimated peak {gib(advice.estimate.peak_bytes)}, {advice.estimate.source})")
+            f"(estimated peak {gib(advice.estimate.peak_bytes)}, {advice.estimate.said})")

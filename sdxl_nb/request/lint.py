@@ -21,6 +21,14 @@ NOISY_BELOW = {
 }
 
 
+def empty_prompt_warning(prompt: str | None) -> str | None:
+    """The warning for a prompt with no text (only the style's own words, if any, reach the model); else None."""
+    if prompt and prompt.strip():
+        return None
+    return ("the prompt is empty: nothing you typed describes the image (only the style's own words are sent); "
+            "suggested: type a prompt")
+
+
 def lint(r: ResolvedRequest, *, dtype: str | None = None, vae_upcasts: bool | None = None,
          dedicated_vae: str | None = None) -> list[str]:
     """Warnings for a resolved request; each names what to use instead. Empty when nothing looks wrong.
@@ -28,7 +36,7 @@ def lint(r: ResolvedRequest, *, dtype: str | None = None, vae_upcasts: bool | No
     The step rules skip the embedded demo model: its tiny defaults are deliberate (it draws noise at any
     step count). The VAE rule needs the run's dtype and VAE (known once loaded); without them it is skipped.
     """
-    warnings: list[str] = []
+    warnings: list[str] = [w for w in (empty_prompt_warning(r.prompt),) if w]
     demo = r.model.source == "embedded"
     if r.model.turbo:
         if r.cfg > TURBO_MAX_CFG:

@@ -54,13 +54,22 @@ class Calibration:
     device: str
 
 
+FALLBACK = "fallback constants"  # the record's source when no calibration applies
+GENERIC = "a generic estimate: this model has no finished jobs on this device recorded yet"
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     peak_bytes: int
     weights_bytes: int  # resident on the device at the peak (after offload)
     activation_bytes: int  # grows with size and images at once
     overhead_bytes: int
-    source: str  # "fallback constants" or "calibrated from N jobs.log records on <device>"
+    source: str  # FALLBACK or "calibrated from N jobs.log records on <device>" (recorded as is)
+
+    @property
+    def said(self) -> str:
+        """Where the estimate comes from, in words for a person."""
+        return GENERIC if self.source == FALLBACK else self.source
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ def estimate_peak(m: MemoryRequest, calibration: Calibration | None = None) -> M
     vae = VAE_BYTES_PER_PIXEL * (4 if m.vae_float32 else dtype_bytes) * vae_images * vae_pixels
     activation = max(unet, vae)  # the UNet's activations are freed before the decode starts
     return MemoryEstimate(weights + OVERHEAD_BYTES + activation, weights, activation, OVERHEAD_BYTES,
-                          "fallback constants")
+                          FALLBACK)
 
 
 def calibrate(records: Iterable[dict], *, model_id: str, dtype: str, device_name: str,
@@ -164,14 +173,14 @@ def advise(m: MemoryRequest, free_bytes: int, *, calibration: Calibration | None
     suggestion = _suggest(m, budget, needed)
     what = f"{m.width}x{m.height} with {m.images_at_once} image(s) at once"
     message = (f"memory: this job needs about {gib(need)} more at its peak (estimated peak {gib(estimate.peak_bytes)} "
-               f"for {what}, from {estimate.source}) but only {gib(free_bytes)} is free; ")
+               f"for {what}, {estimate.said}) but only {gib(free_bytes)} is free; ")
     if suggestion is None:
         message += "even the smallest size does not fit: use CPU offload or free the device"
     else:
         width, height, images = suggestion
-        message += f"suggested: {width}x{height} with {images} image(s) at once (chunk_size={images})"
+        message += f"suggested: {width}x{height} with {images} image(s) at once"
         if m.offload == "none":
-            message += ", or auto-tuning / CPU offload"
+            message += ", or retrying lighter settings on out of memory (auto-tuning) / CPU offload"
     return MemoryAdvice(True, estimate, free_bytes, need, suggestion, message)
 
 

@@ -1,4 +1,4 @@
-"""The Animate panel: prompt(s), style, size, frames, seeds, mode, variation, fps; queued animate jobs, frames and GIF."""
+"""The Animate panel: the shared request form plus mode, frames, end seed or prompt, fps; queued jobs, frames and GIF."""
 
 from __future__ import annotations
 
@@ -7,104 +7,113 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from sdxl_nb.config.presets import load_presets
 from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.jobs.animate import MODES, SCHEDULES, AnimationRequest
 from sdxl_nb.jobs.animate.outputs import frame_grid
 from sdxl_nb.jobs.animate.plan import DEFAULT_VARIATION
 from sdxl_nb.jobs.queue import JobQueue, get_queue
+from sdxl_nb.ui.gallery import GalleryItem, linked_gallery
+from sdxl_nb.ui.image_view import clear_image, css, image_box, show_image, show_pil
 from sdxl_nb.ui.own_jobs import OwnJobs
-from sdxl_nb.ui.styles import style_dropdown
-from sdxl_nb.ui.widgets import Panel, button, optional_number, png_bytes, set_status
+from sdxl_nb.ui.request_form import RequestForm
+from sdxl_nb.ui.widgets import Panel, button, optional_number, set_status, show
 
-MODEL_DEFAULT = "model default"
-_WIDE = widgets.Layout(width="100%")
+_MODE_HELP = {"seed-walk": "each frame: the next seed, with a few motion words added to the prompt",
+              "slerp": "the noise travels from the seed to the end seed; the prompt stays",
+              "prompt-travel": "the prompt's meaning travels to the end prompt; the seed stays (unless an end seed)"}
 
 
 class AnimatePanel(Panel):
     """Queues animations on the kernel's job queue (in turn with every other job, on the backend chosen in the
     engine settings) and shows its own jobs: progress, frames as they are saved, then the grid and the GIF."""
 
-    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None):
+    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None, model_panel=None,
+                 actions=None):
         self.queue = queue or get_queue()
         self.out_dir = Path(out_dir) if out_dir else None  # None: the queue's folder
-        presets = load_presets()
-        self.prompt = widgets.Textarea(description="prompt", placeholder="a lighthouse on a cliff at dusk",
-                                       layout=_WIDE)
-        self.prompt_end = widgets.Text(description="prompt end", placeholder="prompt-travel: where the prompt goes",
-                                       layout=_WIDE)
-        self.mode = widgets.ToggleButtons(options=list(MODES), value="seed-walk", description="mode")
-        self.style = style_dropdown(description="style")
-        self.size = widgets.Dropdown(options=[MODEL_DEFAULT, *presets.resolutions], value=MODEL_DEFAULT,
-                                     description="size")
-        self.steps = widgets.IntText(value=0, description="steps", tooltip="0: the style's or model's default")
-        self.frames = widgets.IntText(value=8, description="frames")
-        self.seed = widgets.Text(value="", description="seed", placeholder="random")
-        self.seed_end = widgets.Text(value="", description="seed end", placeholder="slerp: the end seed")
-        self.variation = widgets.FloatSlider(value=DEFAULT_VARIATION, min=0, max=1, step=0.05, description="variation",
-                                             tooltip="seed-walk: how many motion phrases each frame gets")
-        self.schedule = widgets.Dropdown(options=list(SCHEDULES), value="linear", description="schedule")
-        self.fps = widgets.FloatText(value=8.0, description="fps")
-        self.frames_per_call = widgets.IntText(value=0, description="per call",
+        self.form = RequestForm(model_panel.model_id if model_panel else None)
+        if model_panel is not None:
+            self.form.follow(model_panel)
+        # Each widget has its own Layout: hiding one never hides another.
+        self.prompt_end = widgets.Text(description="Prompt end",
+                                       placeholder="prompt travel: where the prompt goes (slerp: optional)",
+                                       layout=widgets.Layout(width="100%"))
+        self.mode = widgets.ToggleButtons(options=list(MODES), value="seed-walk", description="Mode")
+        self.mode.add_class("sdxl-animate-mode")
+        self.mode_help = widgets.HTML()
+        self.frames = widgets.IntText(value=8, description="Frames", layout=widgets.Layout(width="160px"))
+        self.seed_end = widgets.Text(value="", description="Seed end", placeholder="slerp: the end seed")
+        self.variation = widgets.FloatSlider(value=DEFAULT_VARIATION, min=0, max=1, step=0.05, description="Variation",
+                                             tooltip="seed walk: how many motion words each frame gets")
+        self.schedule = widgets.Dropdown(options=list(SCHEDULES), value="linear", description="Schedule")
+        self.fps = widgets.FloatText(value=8.0, description="FPS", layout=widgets.Layout(width="160px"))
+        self.frames_per_call = widgets.IntText(value=0, description="Per call", layout=widgets.Layout(width="160px"),
                                                tooltip="frames per pipeline call; 0: as many as fit in memory")
-        self.ping_pong = widgets.Checkbox(value=False, description="ping-pong loop")
-        self.init_image = widgets.Text(value="", description="init image", placeholder="optional: img2img from a file")
-        self.strength = widgets.Text(value="", description="strength", placeholder="img2img, default 0.75")
+        self.ping_pong = widgets.Checkbox(value=False, description="ping-pong loop", indent=False,
+                                          layout=widgets.Layout(width="auto"))
+        self.init_image = widgets.Text(value="", description="Init image", placeholder="optional: img2img from a file")
+        self.strength = widgets.Text(value="", description="Strength", placeholder="img2img, default 0.75")
         self.run_button = button("Animate", self.submit, "primary", "queue this animation", icon="play")
+        self.run_button.add_class("sdxl-animate")
         self.status = widgets.HTML()  # one red line for bad input or a failed job; otherwise what was just done
+        self.status.add_class("sdxl-animate-status")
         self.own = OwnJobs(self.queue, self, self.status, on_event=self._on_own_event, on_finished=self._finished,
                            stop_tooltip="stop between steps; the frames of finished calls are kept")
         self.stop_button, self.progress, self.progress_text = self.own.stop_button, self.own.bar, self.own.text
-        self.grid_view = widgets.Image(format="png")
-        self.animation_view = widgets.Image(format="gif")
+        self.grid_view = image_box("sdxl-animate-grid")
+        self.animation_view = image_box("sdxl-animate-gif")
+        self.frames_gallery = linked_gallery("frames", self.form, actions)
         self.result = None  # the last finished job's AnimationResult
         self.mode.observe(lambda _change: self._show_mode_fields(), names="value")
         self.end_fields = widgets.HBox([self.seed_end, self.schedule])
         self.walk_fields = widgets.HBox([self.variation])
-        self.widget = widgets.VBox([
-            self.prompt, self.mode, self.prompt_end,
-            widgets.HBox([self.style, self.size, self.steps]),
-            widgets.HBox([self.frames, self.seed, self.fps, self.ping_pong]),
-            self.walk_fields, self.end_fields,
-            widgets.HBox([self.init_image, self.strength, self.frames_per_call]),
+        self.widget = self.form.build([
+            css(), self.mode, self.mode_help, self.prompt_end, self.walk_fields, self.end_fields,
+            widgets.HBox([self.frames, self.fps, self.frames_per_call, self.ping_pong]),
+            widgets.HBox([self.init_image, self.strength]),
             widgets.HBox([self.run_button, self.stop_button]), self.status,
             widgets.HBox([self.progress, self.progress_text]),
-            widgets.HBox([self.grid_view, self.animation_view]),
+            widgets.HBox([self.animation_view, self.grid_view], layout=widgets.Layout(align_items="flex-start",
+                                                                                       flex_flow="row wrap")),
+            self.frames_gallery.widget,
         ])
+        self.widget.add_class("sdxl-animate-panel")
         self._show_mode_fields()
 
     def _show_mode_fields(self) -> None:
-        walk = self.mode.value == "seed-walk"
-        self.walk_fields.layout.display = None if walk else "none"
-        self.end_fields.layout.display = "none" if walk else None
-        self.prompt_end.layout.display = "none" if walk else None
+        mode = self.mode.value
+        show(self.walk_fields, mode == "seed-walk")
+        show(self.end_fields, mode != "seed-walk")
+        show(self.prompt_end, mode != "seed-walk")
+        self.mode_help.value = f"<small>{_MODE_HELP.get(mode, '')}</small>"
 
-    def request(self) -> AnimationRequest:
-        """The request the widgets describe (fields that do not apply to the mode are left out)."""
-        walk = self.mode.value == "seed-walk"
-        size = None if self.size.value == MODEL_DEFAULT else self.size.value
-        return AnimationRequest(
-            prompt=self.prompt.value, mode=self.mode.value, frames=self.frames.value,
-            seed=optional_number(self.seed.value, "seed"),
+    def request(self) -> tuple[AnimationRequest, list[str]]:
+        """The request the widgets describe (fields that do not apply to the mode are left out) and the
+        adjustments the form made."""
+        mode = self.mode.value
+        walk = mode == "seed-walk"
+        fields, adjustments = self.form.fields()
+        request = AnimationRequest(
+            **fields, mode=mode, frames=self.frames.value,
             seed_end=None if walk else optional_number(self.seed_end.value, "seed end"),
             prompt_end=None if walk or not self.prompt_end.value else self.prompt_end.value,
             variation=self.variation.value if walk else None, schedule="linear" if walk else self.schedule.value,
-            fps=self.fps.value, ping_pong=self.ping_pong.value, style=self.style.value, resolution=size,
-            steps=self.steps.value or None, init_image=self.init_image.value.strip() or None,
+            fps=self.fps.value, ping_pong=self.ping_pong.value, init_image=self.init_image.value.strip() or None,
             strength=optional_number(self.strength.value, "strength", float, "the default"),
             batch_size=self.frames_per_call.value or None)
+        return request, adjustments
 
     def submit(self):
         """Queue the animation; bad input (or a mode the chosen backend cannot run) is one red line and queues
         nothing. Returns the job or None."""
         try:
-            request = self.request()
+            request, adjustments = self.request()
             job = self.queue.submit_animation(request, out_dir=self.out_dir, owner=self,
                                               on_frames=self._frame_sheet(request.frames))
         except InputError as exc:
             set_status(self.status, one_line(exc), "error")
             return None
-        self.own.queued(job)
+        self.own.queued(job, adjustments + self.form.warnings())
         return job
 
     def _frame_sheet(self, total: int):
@@ -115,21 +124,26 @@ class AnimatePanel(Panel):
             for frame, image in done:
                 frames.append(frame)
                 images.append(image)
-            self.grid_view.value = png_bytes(frame_grid(images, frames, total))
+            show_pil(self.grid_view, frame_grid(images, frames, total))
 
         return on_frames
 
     def _on_own_event(self, event: dict) -> None:
         if event["type"] == "started":
-            self.grid_view.value = self.animation_view.value = b""
+            clear_image(self.grid_view)
+            clear_image(self.animation_view)
+            self.frames_gallery.clear()
 
     def _finished(self, job) -> None:
         result = self.result = job.result
         if result.grid_path:
-            self.grid_view.value = result.grid_path.read_bytes()
+            show_image(self.grid_view, result.grid_path.read_bytes())
         if result.gif_path:
-            self.animation_view.value = result.gif_path.read_bytes()
+            show_image(self.animation_view, result.gif_path.read_bytes())
         record = result.record
+        frames = sorted(record["frames"], key=lambda frame: frame["index"])
+        self.frames_gallery.show([GalleryItem(path, f"frame {frame['index'] + 1} · seed {frame['seed']}", frame["seed"])
+                                  for frame, path in zip(frames, result.paths, strict=True)])
         done = "done" if result.status == "ok" else "stopped; finished frames kept"
         set_status(self.status, f"job #{job.id} {done}: {len(record['frames'])} of {record['batch']} frames"
                                 + (f", {result.gif_path.name}" if result.gif_path else ""), "ok")

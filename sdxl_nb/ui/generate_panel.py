@@ -12,10 +12,11 @@ from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.ui.generate_form import GenerateForm
+from sdxl_nb.ui.image_view import THUMB_BOX, clear_image, image_box, show_pil
 from sdxl_nb.ui.model_panel import ModelPanel
 from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.results import ResultsView
-from sdxl_nb.ui.widgets import Panel, button, column, png_bytes, set_status, show
+from sdxl_nb.ui.widgets import Panel, button, column, set_status, show
 
 NO_PREVIEWS = "<small style='color:#6c757d'>no step previews on this backend</small>"
 
@@ -24,12 +25,12 @@ class GeneratePanel(Panel):
     """Submits requests to the kernel's job queue and shows its own jobs; the kernel stays free meanwhile."""
 
     def __init__(self, queue: JobQueue | None = None, model_panel: ModelPanel | None = None,
-                 out_dir: str | Path | None = None, show_model_panel: bool | None = None):
+                 out_dir: str | Path | None = None, show_model_panel: bool | None = None, actions=None):
         self.queue = queue or get_queue()
         self.out_dir = Path(out_dir) if out_dir else default_output_dir()
         self.model_panel = model_panel or ModelPanel(self.queue, self.out_dir)
         self.form = GenerateForm(self.model_panel.model_id)
-        self.model_panel.dropdown.observe(lambda c: self.form.set_model(c.new), "value")
+        self.form.follow(self.model_panel)
         self.check_memory = w.Checkbox(value=True, description="memory pre-check before running", indent=False)
         self.generate = button("Generate", self.submit, "primary", "queue this request")
         self.generate.add_class("sdxl-generate")
@@ -42,12 +43,13 @@ class GeneratePanel(Panel):
         self.memory = w.HTML()
         self.run_anyway = button("Run anyway", self._run_anyway, "warning")
         self.use_suggestion = button("Use the suggestion", self._use_suggestion, "")
-        self.preview = w.Image(format="png", width=128)
+        self.preview = image_box("sdxl-preview")
         self.preview_note = w.HTML()  # said instead of the preview where the backend makes none
         self.queue_line = w.HTML()
-        self.results = ResultsView()
+        # A gallery's Reuse / img2img go to the lab (which switches to this tab), or here when alone.
+        actions = actions or self
+        self.results = ResultsView(on_seed=self.form.use_seed, on_reuse=actions.reuse, on_init=actions.use_init)
         self._held = None  # the job the memory pre-check held (for Run anyway / Use the suggestion)
-        show(self.preview, False)
         self._show_memory_actions(False)
         self.queue.subscribe(self._on_event)
         self._sync_buttons()
@@ -61,6 +63,7 @@ class GeneratePanel(Panel):
             w.HBox([self.progress, self.progress_text]), self.preview, self.preview_note, self.queue_line,
             self.results.widget,
         ])
+        self.widget.add_class("sdxl-generate-panel")
 
     # ---- actions ----
     def submit(self, check_memory: bool | None = None):
@@ -75,8 +78,37 @@ class GeneratePanel(Panel):
         except InputError as exc:
             set_status(self.message, one_line(exc), "error")
             return None
-        self.own.queued(job)
+        self.own.queued(job, self.form.warnings())
         return job
+
+    def reuse(self, fields: dict) -> list[str]:
+        """Fill the form (and choose the model) from an image's request fields; returns what was not loaded."""
+        skipped = []
+        model = fields.get("model")
+        if model and model != self.model_panel.model_id:
+            info = self.model_panel.models.get(model)
+            if info is not None and info.available:
+                self.model_panel.dropdown.value = model  # first: a new model resets the form's defaults
+            else:
+                skipped.append(f"model {model} is not available here (kept {self.model_panel.model_id})")
+        skipped += self.form.load(fields)
+        self.form.batch.value = 1
+        mode, init = fields.get("mode", "txt2img"), fields.get("init_image")
+        if mode in ("img2img", "inpaint") and init and Path(init).is_file():
+            self.form.use_init_image(init, mode)
+            if fields.get("strength") is not None:
+                self.form.strength.value = fields["strength"]
+            mask = fields.get("mask_image")
+            if mode == "inpaint" and mask and Path(mask).is_file():
+                self.form.use_mask_file(mask)
+        else:
+            if mode in ("img2img", "inpaint"):
+                skipped.append(f"its init image {init} is not there any more: txt2img instead")
+            self.form.mode.value = "txt2img"
+        return skipped
+
+    def use_init(self, path: Path, mode: str) -> None:
+        self.form.use_init_image(path, mode)
 
     def stop_running(self) -> None:
         self.own.stop()
@@ -146,15 +178,15 @@ class GeneratePanel(Panel):
         kind = event["type"]
         if kind == "started":
             self.preview_note.value = ""
+            self.results.clear()  # the previous job's images never sit under this job's preview
         elif kind == "memory":
             set_status(self.memory, event["message"], "warning" if event["risky"] else "idle")
         elif kind == "progress" and not self.preview_note.value and not self.queue.backend_capabilities().previews:
             self.preview_note.value = NO_PREVIEWS  # once per job: the backend declares it makes none
         elif kind == "preview":
-            self.preview.value = png_bytes(event["image"])
-            show(self.preview, True)
+            show_pil(self.preview, event["image"], box=THUMB_BOX)
         elif kind == "finished":
-            show(self.preview, False)
+            clear_image(self.preview)
 
     def _finished(self, job) -> None:
         if job.status == "held":

@@ -8,6 +8,7 @@ from pathlib import Path
 import ipywidgets as w
 
 from sdxl_nb import settings
+from sdxl_nb.backends.load_events import on_model_loaded
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import default_model_id, list_models
 from sdxl_nb.errors import InputError, one_line
@@ -42,6 +43,7 @@ class ModelPanel(Panel):
         self._show_choice()
         self._show_state()
         self.queue.subscribe(self._on_event)
+        on_model_loaded(self._on_model_loaded)  # loads outside the queue too (the notebook's API cells)
         self.widget = column([w.HBox([self.dropdown, self.load_button]), self.info, self.status])
 
     @property
@@ -92,6 +94,10 @@ class ModelPanel(Panel):
             eta = f"ETA {max(0.0, self._eta - elapsed):.1f} s (earlier loads took ~{self._eta:.1f} s)"
         set_status(self.status, f"loading {model}: {stage} · {elapsed:.1f} s · {eta}", "busy")
         self.load_button.disabled = True
+
+    def _on_model_loaded(self, _model_id: str) -> None:
+        if self.queue.loading() is None:  # a queue load reports itself through the queue's events
+            self._show_state()
 
     def _on_event(self, event: dict) -> None:
         kind = event["type"]

@@ -29,10 +29,11 @@ class OwnJobs:
         self.stop_button = button("Stop", self.stop, "danger", stop_tooltip, disabled=True)
         queue.subscribe(self._on_event)
 
-    def queued(self, job) -> None:
-        """Say that a job was queued and how many run before it."""
+    def queued(self, job, warnings: list[str] = ()) -> None:
+        """Say that a job was queued and how many run before it; `warnings` (it runs all the same) in orange."""
         ahead = len(self.queue.pending()) - 1 + (self.queue.running() is not None)
-        set_status(self.message, f"queued job #{job.id}" + (f" ({ahead} ahead of it)" if ahead > 0 else ""), "idle")
+        line = f"queued job #{job.id}" + (f" ({ahead} ahead of it)" if ahead > 0 else "")
+        set_status(self.message, "; ".join([line, *warnings]), "warning" if warnings else "idle")
 
     def stop(self) -> None:
         """Stop the owner's running job between steps (what it finished is kept)."""
@@ -58,6 +59,7 @@ class OwnJobs:
         elif kind == "finished":
             self.current = None
             self.stop_button.disabled = True
+            self.text.value = ended_line(self.queue.get(job_id), job_id)  # no step count or ETA left behind
         if self.on_event:
             self.on_event(event)
         if kind == "finished":
@@ -72,3 +74,19 @@ class OwnJobs:
             if job.status == "ok":
                 self.bar.value = 1
             self.on_finished(job)
+
+
+def ended_line(job, job_id: int) -> str:
+    """The progress line once a job is over: how it ended, where it stopped, how long it ran."""
+    if job is None:
+        return f"job #{job_id} ended"
+    took = f" in {job.finished_at - job.started_at:.1f} s" if job.started_at and job.finished_at else ""
+    where = ""
+    if job.progress and job.status != "ok":
+        where = f" at step {job.progress['step']}/{job.progress['total']}"
+        if job.progress.get("chunks", 1) > 1:
+            where += f" of chunk {job.progress['chunk']}/{job.progress['chunks']}"
+        if "cell" in job.progress:
+            where += f" of cell {job.progress['cell']}/{job.progress['cells']}"
+    said = {"ok": "done", "interrupted": "stopped", "failed": "failed", "held": "held by the memory pre-check"}
+    return f"job #{job.id} {said.get(job.status, job.status)}{where}{took}"

@@ -20,7 +20,9 @@ class PresetEditor(Panel):
     def __init__(self):
         self.choice = w.Dropdown(description="Edit", layout=w.Layout(width="100%"))
         self.name = w.Text(description="Name", placeholder="My style")
-        self.prompt = w.Textarea(description="Prompt", placeholder="{prompt}, film grain, muted colours  (or a suffix)",
+        self.prompt = w.Textarea(description="Prompt",
+                                 placeholder="{prompt}, film grain, muted colours   ({prompt} once, where the typed "
+                                             "prompt goes; without it the text is added after the prompt)",
                                  layout=w.Layout(width="100%", height="56px"))
         self.negative = w.Textarea(description="Negative", placeholder="added after the user's negative",
                                    layout=w.Layout(width="100%", height="48px"))
@@ -47,6 +49,9 @@ class PresetEditor(Panel):
             w.HTML(f"<small>Saved to {html.escape(str(self._user_path()))}, layered over presets.json "
                    "(a user style with a built-in style's name replaces it).</small>"),
         ])
+        self.widget.add_class("sdxl-preset-editor")
+        for widget, name in ((self.name, "name"), (self.prompt, "prompt"), (self.save, "save")):
+            widget.add_class(f"sdxl-preset-{name}")  # stable hooks for the browser test
 
     def _user_path(self):
         return load_presets().user_path
@@ -65,7 +70,7 @@ class PresetEditor(Panel):
         presets = load_presets()
         style = presets.styles.get(self.choice.value)
         self.name.value = style.name if style else ""
-        self.prompt.value = style.prompt if style else "{prompt}"
+        self.prompt.value = style.prompt if style else ""  # the placeholder shows the template form
         self.negative.value = style.negative if style else ""
         self.description.value = style.description if style else ""
         self.scheduler.value = (style.scheduler if style else None) or NO_SCHEDULER

@@ -25,6 +25,7 @@ class QueuePanel(Panel):
         self.widget = column([w.HTML(f"<b>Jobs</b> (running and waiting ones, then the last {SHOWN_FINISHED} "
                                      "finished; oldest first in each)"),
                               self.running_text, self.rows])
+        self.widget.add_class("sdxl-queue-panel")
 
     def cancel(self, job_id: int) -> bool:
         return self.queue.cancel(job_id)

@@ -1,4 +1,4 @@
-"""Results of a job: a gallery of every image of the batch (each with its seed), the job info, warnings."""
+"""Results of a job: a gallery of every image of the batch (each with its seed and actions), the job info, warnings."""
 
 from __future__ import annotations
 
@@ -6,22 +6,25 @@ import html
 
 import ipywidgets as w
 
-from sdxl_nb.ui.widgets import column, gallery, lines_html
+from sdxl_nb.ui.gallery import Gallery, GalleryItem
+from sdxl_nb.ui.widgets import column, lines_html
 
 
 class ResultsView:
-    def __init__(self):
+    """`on_seed`, `on_reuse`, `on_init`: what the gallery's actions do (see ui.gallery.Gallery)."""
+
+    def __init__(self, **actions):
         self.warnings = w.HTML()
         self.warnings.add_class("sdxl-warnings")
-        self.gallery = w.Box(layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
-        self.gallery.add_class("sdxl-gallery")
+        self.images = Gallery(**actions)
+        self.gallery = self.images.cells  # the cells, one per image
         self.info = w.HTML()
         self.info.add_class("sdxl-job-info")
-        self.widget = column([self.warnings, self.gallery, self.info])
+        self.widget = column([self.warnings, self.images.widget, self.info])
 
     def clear(self) -> None:
         self.warnings.value = self.info.value = ""
-        self.gallery.children = ()
+        self.images.clear()
 
     def show_warnings(self, lines: list[str]) -> None:
         self.warnings.value = lines_html(lines, "warning")
@@ -30,8 +33,8 @@ class ResultsView:
         """A finished (or stopped) job: all its images, what ran, where it was saved."""
         record = result.record
         seeds = [image["seed"] for image in record["images"]]
-        self.gallery.children = tuple(gallery([(image, f"seed {seed}") for image, seed in zip(result.images, seeds,
-                                                                                              strict=True)]))
+        self.images.show([GalleryItem(path, f"seed {seed}", seed) for path, seed in zip(result.paths, seeds,
+                                                                                          strict=True)])
         lines = list(adjustments) + list(record.get("warnings", []))
         if record["status"] == "interrupted":
             lines.insert(0, f"stopped: {len(seeds)} of {record['batch']} image(s) finished and kept")

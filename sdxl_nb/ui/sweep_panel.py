@@ -7,82 +7,90 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from sdxl_nb.config.presets import load_presets
 from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.ui.gallery import GalleryItem, linked_gallery
+from sdxl_nb.ui.image_view import clear_image, css, image_box, show_pil
 from sdxl_nb.ui.own_jobs import OwnJobs
-from sdxl_nb.ui.styles import style_dropdown
-from sdxl_nb.ui.widgets import Panel, button, optional_number, png_bytes, set_status
+from sdxl_nb.ui.request_form import RequestForm
+from sdxl_nb.ui.widgets import Panel, button, set_status
 
 NO_AXIS = "(none)"
-MODEL_DEFAULT = "model default"
-_WIDE = widgets.Layout(width="100%")
+GRID_BOX = 960  # a grid's longest side on screen: cells stay legible, nothing is scaled past the page
 
 
 class SweepPanel(Panel):
     """Queues sweeps on the kernel's job queue (in turn with every other job, on the backend chosen in the engine
     settings) and shows its own jobs: progress cell by cell, then the labelled grid."""
 
-    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None):
+    def __init__(self, queue: JobQueue | None = None, out_dir: str | os.PathLike | None = None, model_panel=None,
+                 actions=None):
         self.queue = queue or get_queue()
         self.out_dir = Path(out_dir) if out_dir else None  # None: the queue's folder
-        presets = load_presets()
-        self.prompt = widgets.Textarea(description="prompt", layout=_WIDE)
-        self.style = style_dropdown(description="style")
-        self.size = widgets.Dropdown(options=[MODEL_DEFAULT, *presets.resolutions], value=MODEL_DEFAULT,
-                                     description="size")
-        self.steps = widgets.IntText(value=0, description="steps", tooltip="0: the style's or model's default")
-        self.seed = widgets.Text(value="", description="seed", placeholder="random (one for every cell)")
+        self.form = RequestForm(model_panel.model_id if model_panel else None)
+        if model_panel is not None:
+            self.form.follow(model_panel)
         self.x_field = widgets.Dropdown(options=list(SWEEPABLE), value="cfg", description="X field")
         self.x_values = widgets.Text(value="3, 5, 7", description="X values", placeholder="V1, V2, ... or JSON list")
         self.y_field = widgets.Dropdown(options=[NO_AXIS, *SWEEPABLE], value=NO_AXIS, description="Y field")
         self.y_values = widgets.Text(value="", description="Y values")
         self.run_button = button("Sweep", self.submit, "primary", "queue this sweep", icon="th")
+        self.run_button.add_class("sdxl-sweep")
         self.status = widgets.HTML()  # one red line for bad input or a failed job; otherwise what was just done
+        self.status.add_class("sdxl-sweep-status")
         self.own = OwnJobs(self.queue, self, self.status, on_event=self._on_own_event, on_finished=self._finished,
                            stop_tooltip="stop between steps; finished cells are kept")
         self.stop_button, self.progress, self.progress_text = self.own.stop_button, self.own.bar, self.own.text
-        self.grid_view = widgets.Image(format="png")
+        self.grid_view = image_box("sdxl-sweep-grid")
+        self.cells_gallery = linked_gallery("cells", self.form, actions)
         self.result = None  # the last finished job's SweepResult
-        self.widget = widgets.VBox([
-            self.prompt, widgets.HBox([self.style, self.size, self.steps, self.seed]),
+        self.widget = self.form.build([
+            css(), widgets.HTML("<small>Each cell is this request with the axis values below; a field an axis "
+                                "sets is taken from the axis.</small>"),
             widgets.HBox([self.x_field, self.x_values]), widgets.HBox([self.y_field, self.y_values]),
             widgets.HBox([self.run_button, self.stop_button]), self.status,
-            widgets.HBox([self.progress, self.progress_text]), self.grid_view,
+            widgets.HBox([self.progress, self.progress_text]), self.grid_view, self.cells_gallery.widget,
         ])
+        self.widget.add_class("sdxl-sweep-panel")
 
     def axes(self):
         x = parse_axis(f"{self.x_field.value}={self.x_values.value}")
         y = None if self.y_field.value == NO_AXIS else parse_axis(f"{self.y_field.value}={self.y_values.value}")
         return x, y
 
-    def base_request(self) -> GenerationRequest:
-        return GenerationRequest(prompt=self.prompt.value, style=self.style.value, steps=self.steps.value or None,
-                                 resolution=None if self.size.value == MODEL_DEFAULT else self.size.value,
-                                 seed=optional_number(self.seed.value, "seed"))
+    def base_request(self) -> tuple[GenerationRequest, list[str]]:
+        """The request every cell starts from, and the adjustments the form made."""
+        fields, adjustments = self.form.fields()
+        return GenerationRequest(**fields), adjustments
 
     def submit(self):
         """Queue the sweep; a bad axis or cell is one red line and queues nothing. Returns the job or None."""
         try:
             x, y = self.axes()
-            job = self.queue.submit_sweep(self.base_request(), x, y, out_dir=self.out_dir, owner=self)
+            base, adjustments = self.base_request()
+            job = self.queue.submit_sweep(base, x, y, out_dir=self.out_dir, owner=self)
         except InputError as exc:
             set_status(self.status, one_line(exc), "error")
             return None
-        self.own.queued(job)
+        self.own.queued(job, adjustments + self.form.warnings())
         return job
 
     def _on_own_event(self, event: dict) -> None:
         if event["type"] == "started":
-            self.grid_view.value = b""
+            clear_image(self.grid_view)
+            self.cells_gallery.clear()
 
     def _finished(self, job) -> None:
         result = self.result = job.result
         plan = result.plan
         if result.grid is not None:
-            self.grid_view.value = png_bytes(result.grid)
+            show_pil(self.grid_view, result.grid, box=GRID_BOX)
+        self.cells_gallery.show([GalleryItem(path, plan.x.label(xi) + (f", {plan.y.label(yi)}" if plan.y else ""),
+                                             seed)
+                                 for (xi, yi), cell in sorted(result.results.items(), key=lambda c: (c[0][1], c[0][0]))
+                                 for path, seed in zip(cell.paths, cell.seeds, strict=True)])
         failed = "; ".join(plan.x.label(xi) + (f", {plan.y.label(yi)}" if plan.y else "") + f": {error}"
                            for (xi, yi), error in result.errors.items())
         done = {"ok": "done", "interrupted": "stopped; finished cells kept"}.get(result.status, "ended")

@@ -1,9 +1,8 @@
-"""Small widget helpers shared by the panels: coloured status lines, images from PIL, a gallery."""
+"""Small widget helpers shared by the panels: coloured status lines, images from PIL, buttons, columns."""
 
 from __future__ import annotations
 
 import html
-import io
 from collections.abc import Callable
 
 import ipywidgets as w
@@ -34,26 +33,14 @@ def lines_html(lines: list[str], kind: str = "warning") -> str:
     return "".join(status_html(line, kind) for line in lines)
 
 
-def png_bytes(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+def image_widget(image, box: int | None = None) -> w.Image:
+    """A PIL image as an ipywidgets Image (PNG bytes, so it renders in every front end), at a sensible size:
+    fitted into box x box, small ones scaled up without blur (sdxl_nb.ui.image_view)."""
+    from sdxl_nb.ui.image_view import THUMB_BOX, image_box, show_pil
 
-
-def image_widget(image, width: int | None = None) -> w.Image:
-    """A PIL image as an ipywidgets Image (PNG bytes, so it renders in every front end)."""
-    shown = width or min(image.width, 384)
-    return w.Image(value=png_bytes(image), format="png", width=shown)
-
-
-def gallery(items: list[tuple[object, str]]) -> list[w.Widget]:
-    """Gallery cells: each image above its caption (its seed)."""
-    cells = []
-    for image, caption in items:
-        cell = w.VBox([image_widget(image), w.Label(caption)], layout=w.Layout(margin="0 8px 8px 0"))
-        cell.add_class("sdxl-gallery-item")
-        cells.append(cell)
-    return cells
+    widget = image_box()
+    show_pil(widget, image, box or THUMB_BOX)
+    return widget
 
 
 def optional_number(text: str, name: str, kind: type = int, empty: str = "random") -> int | float | None:

@@ -104,7 +104,7 @@ class ComfyBackend:
             if available is not None and checkpoint not in available:
                 raise ModelUnavailableError(f"checkpoint {checkpoint!r} is not on the ComfyUI server "
                                             f"{self.client.server}; available: {', '.join(available) or 'none'} "
-                                            "(choose with --comfy-checkpoint)")
+                                            "(choose one of them as the checkpoint)")
             vae_name, warnings = self._vae(info)
             loaded = RemoteModel(info=info, checkpoint=checkpoint, vae_name=vae_name,
                                  load_s=time.perf_counter() - started, warnings=warnings)

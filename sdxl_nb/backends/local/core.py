@@ -17,6 +17,7 @@ from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaint
 import sdxl_nb.backends.local.environment as env
 from sdxl_nb import settings
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
+from sdxl_nb.backends.load_events import model_loaded
 from sdxl_nb.backends.local.conditioning import PromptEncoder, conditioning_record
 from sdxl_nb.backends.local.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
 from sdxl_nb.backends.local.lora import LoraSwitch
@@ -168,7 +169,8 @@ class Engine:
             if self.options.warmup:
                 loaded.graph_shapes.add((width, height, 2))  # the warm-up ran with guidance at this size
             self.loaded[info.id] = loaded
-            return loaded
+        model_loaded(info.id)  # outside the lock: a listener may ask what is loaded
+        return loaded
 
     def pipeline(self, loaded: LoadedModel, mode: str, *, mixing: bool = False):
         """The pipeline for a mode (with `mixing`: per-image noise and conditioning); every one shares the loaded

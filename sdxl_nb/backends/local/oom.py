@@ -92,7 +92,8 @@ class MemoryTuner:
         where = f"out of memory on {self.device} at {self.size} with {images} image(s) at once"
         if not self.enabled:
             raise OutOfMemory(f"{where}: {message}; lower the size or batch, or turn on auto-tuning "
-                              f"(auto_tune=True, sdxl-nb generate --auto-tune) to retry lighter settings")
+                              f"(the lab's 'retry with lighter settings' box; auto_tune=True in Python, --auto-tune on the "
+                              f"command line) to retry lighter settings")
         self.tried.append(f"{images} image(s) at once" + (" with VAE slicing+tiling" if self.vae_reduced else "")
                           + (" with model CPU offload" if self.offloaded else ""))
         self.changed = True

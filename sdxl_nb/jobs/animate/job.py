@@ -30,6 +30,7 @@ from sdxl_nb.jobs.pipeline import JobResult, run_job
 from sdxl_nb.record.naming import frame_name
 from sdxl_nb.record.secrets import mask_data
 from sdxl_nb.record.store import encode_png
+from sdxl_nb.request.lint import empty_prompt_warning
 
 FramesFn = Callable[[list[tuple[dict, Image.Image]]], None]
 
@@ -112,7 +113,8 @@ class AnimationJob:
                        auto_tune=auto_tune)
 
     def warnings(self, backend, loaded, info) -> list[str]:
-        return [note for note in self.resolved.notes if note.startswith("init image resized")]
+        warnings = [w for w in (empty_prompt_warning(self.resolved.prompt),) if w]
+        return warnings + [note for note in self.resolved.notes if note.startswith("init image resized")]
 
     def start_record(self, record: dict) -> None:
         plan = self.plan

@@ -1,0 +1,100 @@
+"""PNG Info: read any PNG's generation parameters (ours, A1111's, ComfyUI's) and load them into a tab's form."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import ipywidgets as w
+
+from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.record.png_params import PngParameters, read_png_parameters
+from sdxl_nb.ui.gallery import FIELD_LABELS
+from sdxl_nb.ui.image_view import THUMB_BOX, css, image_box, show_image
+from sdxl_nb.ui.widgets import Panel, button, column, set_status
+
+TARGETS = ("Generate", "Animate", "Sweep")
+
+
+class PngInfoPanel(Panel):
+    """`lab` (optional) receives `load_into(tab, fields)`; without it only reading is offered."""
+
+    def __init__(self, lab=None):
+        self.lab = lab
+        self.upload = w.FileUpload(accept=".png,image/png", multiple=False, description="Choose a PNG",
+                                   layout=w.Layout(width="auto"))
+        self.path = w.Text(description="or a path", placeholder="a PNG on this machine, e.g. output_images/…png",
+                           layout=w.Layout(width="60%"))
+        self.read_button = button("Read", self.read_path, "", "read the PNG at this path")
+        self.status = w.HTML()
+        self.status.add_class("sdxl-png-info-status")
+        self.thumb = image_box("sdxl-png-info-image")
+        self.table = w.HTML()
+        self.table.add_class("sdxl-png-info")
+        self.load_buttons = [button(f"Load into {tab}", lambda tab=tab: self.load_into(tab), "info" if tab ==
+                                    "Generate" else "", f"fill the {tab} form with the fields that map")
+                             for tab in TARGETS]
+        for b, tab in zip(self.load_buttons, TARGETS, strict=True):
+            b.add_class(f"sdxl-load-{tab.lower()}")
+        self.params: PngParameters | None = None
+        self.upload.observe(lambda _c: self._read_upload(), "value")
+        self._show(None)
+        self.widget = column([
+            css(), w.HTML("<small>Reads what made an image: this lab's record, A1111's <code>parameters</code> or "
+                          "ComfyUI's workflow. Fields that map (prompt, negative, steps, sampler, cfg, seed, size, "
+                          "model) load into a form; the rest is listed.</small>"),
+            w.HBox([self.upload, self.path, self.read_button]), self.status,
+            w.HBox([self.thumb, self.table], layout=w.Layout(align_items="flex-start")),
+            w.HBox(self.load_buttons),
+        ])
+        self.widget.add_class("sdxl-png-info-panel")
+
+    # ---- reading ----
+    def read(self, data: bytes, name: str) -> PngParameters | None:
+        try:
+            params = read_png_parameters(data)
+        except InputError as exc:
+            self._show(None)
+            set_status(self.status, f"{name}: {one_line(exc)}", "error")
+            return None
+        show_image(self.thumb, data, THUMB_BOX)
+        self._show(params)
+        set_status(self.status, f"{name}: parameters written by {params.source}", "ok")
+        return params
+
+    def read_path(self) -> PngParameters | None:
+        path = Path(self.path.value.strip()).expanduser()
+        if not path.is_file():
+            set_status(self.status, f"no file at {path}", "error")
+            return None
+        return self.read(path.read_bytes(), path.name)
+
+    def _read_upload(self) -> None:
+        if self.upload.value:
+            item = self.upload.value[0]
+            self.read(bytes(item["content"]), item["name"])
+
+    def _show(self, params: PngParameters | None) -> None:
+        self.params = params
+        for b in self.load_buttons:
+            b.disabled = params is None or self.lab is None
+        if params is None:
+            self.table.value = ""
+            self.thumb.layout.display = "none"
+            return
+        rows = [(FIELD_LABELS.get(key, key), value, "") for key, value in params.fields.items()]
+        rows += [(key, value, "not loaded") for key, value in params.unmapped.items()]
+        body = "".join(f"<tr><th style='text-align:left;padding-right:12px;vertical-align:top'>{html.escape(k)}</th>"
+                       f"<td>{html.escape(str(v))}</td><td style='color:#7a3e00'>{note}</td></tr>" for k, v, note in rows)
+        self.table.value = (f"<table style='font-size:90%'>{body}</table><details><summary>as stored</summary>"
+                            f"<pre style='white-space:pre-wrap;font-size:85%'>{html.escape(params.text)}</pre></details>")
+
+    # ---- loading ----
+    def load_into(self, tab: str) -> list[str]:
+        """Fill a tab's form with the fields that map; the line says what was not loaded."""
+        if self.params is None or self.lab is None:
+            return []
+        skipped = self.lab.load_into(tab, dict(self.params.fields))
+        said = "; ".join(skipped + [f"{key} not loaded" for key in self.params.unmapped])
+        set_status(self.status, f"loaded into {tab}" + (f" ({said})" if said else ""), "warning" if skipped else "ok")
+        return skipped

@@ -1,0 +1,225 @@
+"""The lab's rough edges, each driven headless: hidden prompts, silent empty prompts, a stale model line, odd image
+sizes, a literal {prompt}, a stale progress line and gallery, cut-off labels, CLI words, a lost lab after reload."""
+
+import html
+import json
+
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from sdxl_nb.jobs.animate import MODES  # noqa: E402
+from sdxl_nb.jobs.queue import JobQueue  # noqa: E402
+from sdxl_nb.record.joblog import read_records  # noqa: E402
+from sdxl_nb.ui.animate_panel import AnimatePanel  # noqa: E402
+from sdxl_nb.ui.image_view import PIXELATED, display_size  # noqa: E402
+from sdxl_nb.ui.sweep_panel import SweepPanel  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
+from tests.ui_helpers import lab_for, small_form, status_kind  # noqa: E402
+
+EMPTY = "the prompt is empty"
+
+
+@pytest.fixture
+def queue(engine, tmp_path):
+    return JobQueue(engine=engine, out_dir=tmp_path / "out")
+
+
+def tiny(form, prompt=""):
+    """64 px, 2 steps, a fixed seed: the fastest job a form can ask for."""
+    form.prompt.value = prompt
+    form.resolution.value = "custom"
+    form.width.value = form.height.value = 64
+    form.steps.value = 2
+    form.use_seed(3)
+
+
+def test_animate_shows_its_prompt_in_every_mode_and_prompt_end_only_where_it_applies(queue):
+    panel = AnimatePanel(queue)
+    assert panel.prompt_end.layout is not panel.form.prompt.layout
+    for mode in MODES:
+        panel.mode.value = mode
+        assert panel.form.prompt.layout.display != "none", mode
+        assert (panel.prompt_end.layout.display == "none") == (mode == "seed-walk"), mode
+        assert panel.mode_help.value  # each mode says what it does
+
+
+def test_an_empty_prompt_warns_in_orange_in_every_tab_and_in_the_record(queue, tmp_path):
+    animate, sweep = AnimatePanel(queue), SweepPanel(queue)
+    tiny(animate.form)
+    animate.frames.value = 2
+    job = animate.submit()
+    assert job is not None and status_kind(animate.status) == "warning" and EMPTY in animate.status.value
+    tiny(sweep.form)
+    sweep.x_field.value, sweep.x_values.value = "cfg", "2, 4"
+    assert sweep.submit() is not None and status_kind(sweep.status) == "warning" and EMPTY in sweep.status.value
+    assert queue.wait_idle(300)
+    records = read_records(tmp_path / "out" / "jobs.log")
+    assert [r["mode"] for r in records] == ["animate", "txt2img", "txt2img", "sweep"]
+    assert all(any(w.startswith(EMPTY) for w in r["warnings"]) for r in records if r["mode"] != "sweep")
+    tiny(animate.form, "a fox")
+    animate.submit()
+    assert status_kind(animate.status) == "idle" and EMPTY not in animate.status.value
+    assert queue.wait_idle(300)
+
+
+def test_generate_warns_about_an_empty_prompt_when_queued_and_after_the_job(engine, tmp_path):
+    lab = lab_for(engine, tmp_path / "out")
+    panel = lab.generate
+    small_form(panel.form, prompt="   ")
+    panel.generate.click()
+    assert status_kind(panel.message) == "warning" and EMPTY in panel.message.value
+    assert panel.wait(120)
+    assert EMPTY in panel.results.warnings.value
+
+
+def test_the_model_panel_shows_a_model_an_api_call_loaded(tmp_path):
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
+
+    engine = Engine(device="cpu")  # its own: nothing loaded yet
+    lab = lab_for(engine, tmp_path / "out")
+    assert "no model loaded yet" in lab.model.status.value
+    engine.load(find_model("tiny-sdxl", load_presets()))  # what the notebook's API cell does, outside the queue
+    assert status_kind(lab.model.status) == "ok" and "loaded: tiny-sdxl" in lab.model.status.value
+
+
+@pytest.mark.parametrize("size, box, shown", [
+    ((64, 64), 512, (256, 256)),  # small: scaled up by a whole factor (drawn pixelated)
+    ((128, 128), 512, (256, 256)),
+    ((128, 64), 512, (256, 128)),  # aspect kept
+    ((100, 100), 512, (300, 300)),
+    ((300, 200), 512, (300, 200)),  # already sensible: as it is
+    ((1024, 1024), 512, (512, 512)),  # large: fitted
+    ((1536, 640), 512, (512, 213)),
+    ((64, 64), 128, (128, 128)),  # never past the box
+])
+def test_display_size(size, box, shown):
+    assert display_size(*size, box=box) == shown
+
+
+def test_outputs_are_hidden_until_made_then_shown_at_their_own_aspect_ratio(queue, engine, tmp_path):
+    animate, sweep = AnimatePanel(queue), SweepPanel(queue)
+    for view in (animate.grid_view, animate.animation_view, sweep.grid_view):
+        assert view.layout.display == "none"  # no broken-image icon before the first run
+    tiny(animate.form, "a wide fox")
+    animate.form.width.value = 128
+    animate.frames.value = 2
+    animate.submit()
+    tiny(sweep.form, "a sweep")
+    sweep.x_field.value, sweep.x_values.value = "cfg", "2, 4"
+    sweep.submit()
+    assert queue.wait_idle(300)
+    gif = animate.animation_view
+    assert gif.format == "gif" and gif.layout.display is None
+    assert (gif.layout.width, gif.layout.height) == ("256px", "128px") and PIXELATED in gif._dom_classes
+    grid = sweep.grid_view
+    width, height = int(grid.layout.width[:-2]), int(grid.layout.height[:-2])
+    from PIL import Image
+
+    pixels = Image.open(sweep.result.grid_path).size
+    assert abs(width / height - pixels[0] / pixels[1]) < 0.02 and width <= 960
+    lab = lab_for(engine, tmp_path / "lab")
+    small_form(lab.generate.form)
+    lab.generate.generate.click()
+    assert lab.generate.wait(120)
+    (cell,) = lab.generate.results.gallery.children
+    shown = cell.children[0]
+    assert (shown.layout.width, shown.layout.height) == ("256px", "256px") and PIXELATED in shown._dom_classes
+
+
+def test_a_new_style_starts_empty_and_a_double_prompt_is_refused(tmp_path, monkeypatch):
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.ui.preset_editor import PresetEditor
+
+    monkeypatch.setenv("SDXL_NB_USER_PRESETS", str(tmp_path / "user_presets.json"))
+    editor = PresetEditor()
+    assert editor.choice.value == "__new__" and editor.prompt.value == "" and "{prompt}" in editor.prompt.placeholder
+    editor.name.value, editor.prompt.value = "Grain", "{prompt}, film grain"
+    editor.save.click()
+    assert status_kind(editor.status) == "ok" and load_presets().styles["Grain"].prompt == "{prompt}, film grain"
+    editor.choice.value = "__new__"
+    editor.name.value, editor.prompt.value = "Twice", "{prompt}{prompt}, film grain"
+    editor.save.click()
+    assert status_kind(editor.status) == "error" and "holds {prompt} 2 times" in html.unescape(editor.status.value)
+    assert "Twice" not in load_presets().styles
+
+
+def test_after_stop_the_progress_line_says_where_it_stopped_and_the_next_job_starts_with_an_empty_gallery(
+        engine, tmp_path):
+    lab = lab_for(engine, tmp_path / "out")
+    panel = lab.generate
+    small_form(panel.form, seed=3, batch=3, steps=3)
+    panel.form.at_once.value = 1
+    stopped = []
+
+    def stop_in_second_image(event):
+        if event["type"] == "progress" and event["progress"]["chunk"] == 2 and not stopped:
+            stopped.append(panel.progress_text.value)
+            panel.stop.click()
+
+    unsubscribe = lab.queue.subscribe(stop_in_second_image)
+    panel.generate.click()
+    assert panel.wait(120) and "ETA" in stopped[0]
+    line = panel.progress_text.value
+    assert "ETA" not in line and "stopped at step" in line and "of chunk 2/3" in line, line
+    assert len(panel.results.gallery.children) == 1
+    unsubscribe()
+    seen_at_start = []
+    lab.queue.subscribe(lambda e: e["type"] == "progress" and seen_at_start.append(len(panel.results.gallery.children)))
+    small_form(panel.form, seed=4)
+    panel.generate.click()
+    assert panel.wait(120)
+    assert seen_at_start and set(seen_at_start) == {0}  # the stopped job's image is gone before the new one's steps
+    assert "done in" in panel.progress_text.value and "ETA" not in panel.progress_text.value
+
+
+def test_engine_settings_fit_their_labels_and_show_server_boxes_only_for_comfyui(engine, tmp_path):
+    lab = lab_for(engine, tmp_path / "out")
+    settings = lab.settings
+    assert all(len(label) <= 24 and ":" not in label for label in settings.profile.options)
+    assert settings.profiles[settings.profile.value].description in html.unescape(settings.profile_info.value)
+    settings.profile.value = "Low memory"
+    assert "small GPUs" in settings.profile_info.value
+    assert settings.auto_tune.layout.width == "auto" and len(settings.auto_tune.description) <= 45
+    assert settings.comfy_fields.layout.display == "none"
+    settings.backend.value = "ComfyUI"
+    assert settings.comfy_fields.layout.display is None
+    settings.apply.click()
+    message = html.unescape(settings.status.value)
+    assert status_kind(settings.status) == "error" and "Server box" in message and "--" not in message
+    settings.backend.value = "local"
+    assert settings.comfy_fields.layout.display == "none"
+
+
+def test_messages_the_lab_shows_use_its_own_words():
+    from sdxl_nb.backends.base import Capabilities, check_plan
+    from sdxl_nb.errors import InputError
+    from sdxl_nb.jobs.queued import memory_line
+    from sdxl_nb.request.memory import MemoryRequest, advise
+
+    request = MemoryRequest(component_bytes={"unet": 5 * 2**30}, dtype="float16", width=1024, height=1024,
+                            images_at_once=4, cfg=7.0)
+    for free in (64 * 2**30, 6 * 2**30):  # fits, then risky
+        line = memory_line(advise(request, free, in_use_bytes=5 * 2**30))
+        assert "fallback" not in line and "constants" not in line and "chunk_size" not in line, line
+
+    class Remote:
+        name, capabilities = "ComfyUI", Capabilities()
+
+    class Slerp:  # what check_plan asks of a plan
+        def needs(self):
+            return ["noise_mix"]
+
+    with pytest.raises(InputError) as refused:
+        check_plan(Remote(), Slerp())
+    assert "--" not in str(refused.value) and "slerp" in str(refused.value)
+
+
+def test_the_notebooks_say_how_to_get_a_lost_lab_back():
+    for name, cell_with_widgets in (("01_generate.ipynb", "sdxl_nb.lab()"), ("02_animate.ipynb", "animate_panel()")):
+        cells = json.loads((REPO / "notebooks" / name).read_text(encoding="utf-8"))["cells"]
+        at = next(i for i, c in enumerate(cells) if cell_with_widgets in "".join(c["source"]))
+        before = "".join(cells[at - 1]["source"])
+        assert "model not found" in before and "run" in before and "again" in before, name
