@@ -62,3 +62,18 @@ def test_a_listing_failure_is_one_red_line():
     assert status_kind(picker.status) == "error" and "permission denied" in picker.status.value
     picker.insert.click()
     assert "choose a LoRA first" in picker.status.value
+
+
+def test_every_tab_form_has_the_picker_and_it_writes_into_that_forms_prompt(monkeypatch):
+    from sdxl_nb.ui.request_form import RequestForm
+
+    form = RequestForm()
+    rows = [{"name": "tiny-sdxl-lora", "path": "x", "size_bytes": 1, "sha256": "0" * 64, "short_hash": "0" * 12,
+             "source": "embedded", "fits": True, "problem": None}]
+    form.lora_picker.listing = lambda: rows
+    assert form.lora_picker.widget in form.rows() and not form.lora_picker.rows  # nothing listed until asked
+    form.lora_picker.refresh.click()
+    form.prompt.value = "a fox"
+    form.lora_picker.weight.value = 0.5
+    form.lora_picker.insert.click()
+    assert "<lora:tiny-sdxl-lora:0.5>" in form.prompt.value

@@ -9,8 +9,10 @@ import ipywidgets as w
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import default_model_id, model_presets
 from sdxl_nb.config.user_presets import on_change
+from sdxl_nb.jobs.networks import lora_listing
 from sdxl_nb.request import form
 from sdxl_nb.request.lint import empty_prompt_warning
+from sdxl_nb.ui.lora_picker import LoraPicker
 from sdxl_nb.ui.styles import fill_styles
 from sdxl_nb.ui.widgets import column
 
@@ -69,6 +71,8 @@ class RequestForm:
         self._show_scheduler()
         self._show_model()
         on_change(self._refresh_styles)
+        # Lists only on Refresh: checking each LoRA against the model imports torch, and the lab opens light.
+        self.lora_picker = LoraPicker(self.prompt, listing=lambda: lora_listing(self.model_id), autoload=False)
         self.size_row = w.HBox([self.resolution, self.width, self.height])
         self.numbers_row = w.HBox([self.steps, self.cfg])
         self.seed_row = w.HBox([self.seed, self.random_seed])
@@ -76,7 +80,7 @@ class RequestForm:
     def rows(self) -> list[w.Widget]:
         """The form's rows, top to bottom (a panel adds its own after them)."""
         return [self.model_line, w.HBox([self.style, self.scheduler], layout=WIDE),
-                w.HBox([self.style_info, self.scheduler_info], layout=WIDE), self.prompt,
+                w.HBox([self.style_info, self.scheduler_info], layout=WIDE), self.prompt, self.lora_picker.widget,
                 self.styled_preview, self.negative, self.size_row, self.size_note, self.numbers_row, self.seed_row]
 
     def build(self, extra: list[w.Widget] = ()) -> w.VBox:
@@ -95,6 +99,8 @@ class RequestForm:
         self._apply_defaults(self.presets.styles[self.style.value], model_changed=True)
         self._on_size()
         self._show_model()
+        if self.lora_picker.rows:  # listed already: whether each LoRA fits is about the model now chosen
+            self.lora_picker.load()
 
     def _show_model(self) -> None:
         self.model_line.value = (f"<small>Model: <b>{html.escape(self.model_id)}</b> (chosen in the model panel "
