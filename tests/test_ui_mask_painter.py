@@ -93,3 +93,17 @@ def test_an_uploaded_mask_shows_on_the_canvas_and_can_be_painted_over(lab, tmp_p
     stroke(painter, (200, 200))
     assert painter.mask().getpixel((50, 50)) == 255 and painter.mask().getpixel((10, 10)) == 255
     assert painter.save(tmp_path / "out").read_bytes() != uploaded.read_bytes()
+
+
+def test_a_decompression_bomb_as_init_or_mask_never_raises_from_the_painter():
+    from sdxl_nb.ui.mask_painter import MaskPainter
+    from tests.strategies import declared_png
+
+    painter = MaskPainter()
+    painter.set_image(declared_png(30000, 30000))  # refused from its header, nothing decoded
+    assert painter.image is None and "choose an init image" in painter.note.value
+    buffer = __import__("io").BytesIO()
+    Image.new("RGB", (64, 64)).save(buffer, format="PNG")
+    painter.set_image(buffer.getvalue())
+    painter.set_base(declared_png(30000, 30000))
+    assert painter.image is not None and painter.paint.base is None

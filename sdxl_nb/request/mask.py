@@ -64,9 +64,13 @@ class MaskPaint:
 
 
 def load_base(data: bytes, size: tuple[int, int]):
-    """An uploaded mask as a painting base: grey ("L"), at the init image's size (white = repaint)."""
+    """An uploaded mask as a painting base: grey ("L"), at the init image's size (white = repaint). Bytes that
+    are not an image within the input budget (a decompression bomb) are an InputError, never decoded."""
     from PIL import Image
 
+    from sdxl_nb.request.resolve import decode_image
+
+    decode_image(data, "mask image", "L")
     with Image.open(io.BytesIO(data)) as image:
         grey = image.convert("L")
     return grey if grey.size == tuple(size) else grey.resize(tuple(size), Image.Resampling.NEAREST)

@@ -61,9 +61,12 @@ class MaskPainter:
         """The init image to paint on (None: nothing to paint on yet); strokes of another image are dropped."""
         from PIL import Image, UnidentifiedImageError
 
+        from sdxl_nb.request.resolve import decode_image
+
         self.image, self.paint = None, None
         try:
             if data is not None:
+                decode_image(data, "init image")  # a bomb is refused from its header, never decoded here
                 with Image.open(io.BytesIO(data)) as image:
                     self.image = image.convert("RGB")
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
@@ -86,7 +89,7 @@ class MaskPainter:
             return
         try:
             self.paint.base = None if data is None else load_base(data, self.image.size)
-        except (OSError, SyntaxError, ValueError):  # not an image: save() keeps it as uploaded, and says so
+        except (OSError, SyntaxError, ValueError):  # not an image (or a bomb): the request refuses it in one line
             self.paint.base = None
         self.redraw()
 
