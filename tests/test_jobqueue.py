@@ -1,6 +1,7 @@
 """The job queue: order, cancel, stop, bad input, loads with their recorded time, failures and held jobs as data."""
 
 import threading
+import time
 
 import pytest
 
@@ -43,6 +44,21 @@ def test_jobs_run_one_at_a_time_in_submission_order(queue, tmp_path):
     assert started == [job.id for job in jobs]
     assert [r["seed"] for r in read_records(tmp_path / "out" / "jobs.log")] == [5, 6, 7]
     assert jobs[0].result.images and jobs[0].result.seeds == [5]
+
+
+def test_every_view_hears_queued_before_started_even_when_a_listener_is_slow(queue):
+    """The worker starts a job only after its "queued" event went out to every listener."""
+    events = []
+
+    def slow_listener(event):  # heard first: while it sleeps, an idle worker would start the job if it could
+        if event["type"] == "queued":
+            time.sleep(0.5)
+
+    queue.subscribe(slow_listener)
+    queue.subscribe(lambda event: events.append(event["type"]))
+    job = queue.submit(request(seed=4))
+    assert queue.wait_idle(120) and job.status == "ok"
+    assert events[0] == "queued" and events[1] == "started" and events[-1] == "finished"
 
 
 def test_cancel_removes_a_waiting_job_and_cannot_cancel_the_running_one(queue, tmp_path):

@@ -232,11 +232,13 @@ class JobQueue:
             finished = [j for j in self._jobs if j.done]
             for old in finished[:-KEEP_FINISHED]:
                 self._jobs.remove(old)
+        self._emit(job, "queued", label=job.label)
+        with self._cond:
+            job.announced = True
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="sdxl_nb-jobs", daemon=True)
                 self._worker.start()
             self._cond.notify_all()
-        self._emit(job, "queued", label=job.label)
         return job
 
     # ---- control ----
@@ -292,7 +294,7 @@ class JobQueue:
 
     # ---- the worker ----
     def _next(self) -> Job | None:
-        return next((job for job in self._jobs if job.status == QUEUED), None)
+        return next((job for job in self._jobs if job.status == QUEUED and job.announced), None)
 
     def _work(self) -> None:
         while True:

@@ -29,6 +29,7 @@ class Job:
     check_memory: bool = False
     owner: object = None  # who submitted it (a panel shows only its own jobs' progress and results)
     notes: tuple[str, ...] = ()  # adjustments the submitter made and told the user about
+    announced: bool = False  # its "queued" event went out: only then may the worker start it (views see it in order)
     status: str = QUEUED
     phase: str | None = None  # while running: "loading" or "generating"
     stage: str | None = None  # the load stage being done ("UNet", "VAE", ...)
