@@ -2,8 +2,9 @@
 # Creates .venv and installs the project; the venv sees system packages only to reuse an installed torch.
 # Where the chosen python has no torch the venv is isolated, so a dependency missing from pyproject.toml
 # fails here instead of being found silently among the system's packages.
-# torch==2.13.0 is installed first only when no torch is importable: a bare "torch" requirement
-# would otherwise pull the newest CUDA build.
+# torch==2.14.1 with torchvision==0.29.1 (a pair PyPI's wheels agree on; the upscaler library needs
+# torchvision) is installed first only when no torch is importable: a bare "torch" requirement would
+# otherwise pull whatever build is newest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -30,15 +31,17 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
   exit 0
 fi
 if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
-  echo "setup: no torch found; installing torch==2.13.0"
-  "$venv/bin/python" -m pip install -q "torch==2.13.0"
+  echo "setup: no torch found; installing torch==2.14.1 torchvision==0.29.1"
+  "$venv/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 else
   echo "setup: reusing torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)')"
 fi
-# The constraint keeps pip from replacing the torch just found while resolving the rest.
+# The constraint keeps pip from replacing the torch just found while resolving the rest. Without its
+# local label ("+cu130"): "==2.14.1" still matches the installed build, and a "<=2.14.1" cap beside it
+# (pip's site constraints) would not.
 constraint=$(mktemp)
 trap 'rm -f "$constraint"' EXIT
-"$venv/bin/python" -c 'import torch; print("torch==" + torch.__version__)' >"$constraint"
+"$venv/bin/python" -c 'import torch; print("torch==" + torch.__version__.split("+")[0])' >"$constraint"
 "$venv/bin/python" -m pip install -q -c "$constraint" -e ".[test]"
 echo "$wanted" >"$stamp"
 echo "setup: done ($venv)"

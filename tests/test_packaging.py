@@ -67,7 +67,7 @@ def test_readme_quick_start_is_two_make_commands_and_ci_runs_the_test_one():
 def test_setup_installs_pinned_torch_only_when_missing():
     script = (REPO / "scripts" / "setup.sh").read_text(encoding="utf-8")
     check = script.index('if ! "$venv/bin/python" -c "import torch"')
-    install = script.index('pip install -q "torch==2.13.0"')
+    install = script.index('pip install -q "torch==2.14.1" "torchvision==0.29.1"')
     assert check < install < script.index("-e \".[test]\"")
     assert "--system-site-packages" in script
 
@@ -82,7 +82,7 @@ if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
   rm -rf "$dir" && mkdir -p "$dir/bin"
   case "$*" in *--system-site-packages*) site=true;; *) site=false;; esac
   echo "include-system-site-packages = $site" >"$dir/pyvenv.cfg"
-  printf '#!/bin/sh\\ncase "$*" in *print*) echo torch==2.13.0;; esac\\n' >"$dir/bin/python"
+  printf '#!/bin/sh\\ncase "$*" in *print*) echo torch==2.14.1;; esac\\n' >"$dir/bin/python"
   chmod +x "$dir/bin/python"
 fi
 """
