@@ -221,3 +221,12 @@ def test_rerun_of_real_animate_jobs_is_bit_exact(engine, tmp_path, mode, fields)
     table = rerun_jobs(select_for_rerun(records, "all"), engine)
     assert table["mode"].tolist() == ["animate"] * 3
     assert table["verdict"].tolist() == [BIT_EXACT] * 3, table["note"].tolist()
+
+
+def test_installed_torch_version_is_read_as_records_hold_it_with_its_build_label():
+    """The wheel's metadata drops "+cu130"; the record holds torch.__version__: the two must not read as drift."""
+    import torch
+
+    from sdxl_nb.audit.drift import installed_environment
+
+    assert installed_environment()["torch"] == torch.__version__

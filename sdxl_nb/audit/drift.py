@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 from importlib import metadata
 
 import pandas as pd
@@ -27,13 +28,26 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _torch_version() -> str | None:
+    """torch.__version__ as records hold it ("2.14.1+cu130"), read from torch/version.py without importing torch.
+
+    The wheel's metadata version drops the build label ("2.14.1"), which would read as drift on every record.
+    """
+    try:
+        text = metadata.distribution("torch").locate_file("torch/version.py").read_text(encoding="utf-8")
+    except (metadata.PackageNotFoundError, OSError):
+        return _version("torch")
+    found = re.search(r"""^__version__\s*=\s*['"]([^'"]+)['"]""", text, re.M)
+    return found.group(1) if found else _version("torch")
+
+
 def installed_environment() -> dict:
     """What can be known without importing torch: the installed library versions.
 
     The GPU, dtype, attention and device need the engine (`Engine.environment()` plus the device
     type); audits given only this compare versions and say so.
     """
-    return {"python": platform.python_version(), "torch": _version("torch"), "diffusers": _version("diffusers"),
+    return {"python": platform.python_version(), "torch": _torch_version(), "diffusers": _version("diffusers"),
             "transformers": _version("transformers")}
 
 
