@@ -9,12 +9,13 @@ import shutil
 import subprocess
 import sys
 
+import jsonschema
 import pytest
 from PIL import Image
 
 from sdxl_nb.cli import main
 from sdxl_nb.config.presets import load_presets
-from tests.conftest import pixels, python_env
+from tests.conftest import REPO, SMALL, pixels, python_env
 
 CKPT = "tiny-ckpt"
 
@@ -156,6 +157,7 @@ def test_round_trip_is_bit_identical_and_recorded(a1111_root, run, tmp_path):
     assert record["model"]["source"] == "checkpoint"
     assert (record["model"]["path"], record["model"]["sha256"], record["model"]["revision"]) == (
         info.path, info.sha256, info.sha256)
+    jsonschema.validate(record, json.loads((REPO / "docs" / "jobs.schema.json").read_text(encoding="utf-8")))
     fields = parse_parameters(Image.open(checkpoint.paths[0]).info["parameters"])
     assert fields["Model hash"] == info.sha256[:10] and fields["Model"] == CKPT
     assert "Model hash" not in parse_parameters(Image.open(base.paths[0]).info["parameters"])
@@ -195,6 +197,36 @@ def test_offline_with_an_empty_hf_cache_in_a_fresh_process(a1111_root, tmp_path)
     assert done.returncode == 0, done.stderr
     assert not any((tmp_path / "empty_hub").rglob("*.json"))  # nothing was fetched into the hub cache
     assert len(list(out.rglob("*.png"))) == 1
+
+
+def test_comfy_backend_and_export_name_the_real_checkpoint_file(tiny_file, tmp_path, monkeypatch, capsys):
+    from sdxl_nb.backends.comfy.backend import generate_remote
+    from tests.fake_comfy import FakeComfy
+    from tests.local_server import LocalServer
+
+    folder = tmp_path / "ComfyUI" / "models" / "checkpoints" / "sdxl"
+    folder.mkdir(parents=True)
+    shutil.copy(tiny_file, folder / tiny_file.name)
+    monkeypatch.setenv("SDXL_NB_CHECKPOINTS", str(tmp_path / "ComfyUI"))
+    name = f"sdxl/{CKPT}.safetensors"
+    assert main(["comfy-export", "--prompt", "a fox", "--model", CKPT, "-o", str(tmp_path / "wf.json")]) == 0
+    graph = json.loads((tmp_path / "wf.json").read_text(encoding="utf-8"))
+    assert [node["inputs"]["ckpt_name"] for node in graph.values()
+            if node["class_type"] == "CheckpointLoaderSimple"] == [name]
+    fake = FakeComfy(checkpoints=(name,))
+    with LocalServer(fake.app()) as server:
+        result = generate_remote(url=server.url, out_dir=tmp_path / "out", prompt="a fox", model=CKPT, **SMALL)
+    assert result.status == "ok" and result.record["backend"]["checkpoint"] == name
+
+
+def test_the_lab_queue_runs_a_checkpoint_job(a1111_root, engine, tmp_path):
+    from sdxl_nb.jobs.queue import JobQueue
+    from sdxl_nb.request.resolve import GenerationRequest
+
+    queue = JobQueue(engine=engine, out_dir=tmp_path / "q")
+    job = queue.submit(GenerationRequest(prompt="a fox", model=CKPT, seed=2, **SMALL))
+    assert queue.wait_idle(120) and job.status == "ok", job.error
+    assert job.result.record["model"]["sha256"] == _model(CKPT).sha256
 
 
 # ---- files that cannot be an SDXL checkpoint ----
