@@ -361,3 +361,56 @@ def test_key_map_matches_sdxl_base_names_and_diffusers_reader():
     assert VAE_PREFIX + "encoder.mid.attn_1.proj_out.weight" in vae_original
     vae_back = convert_ldm_vae_checkpoint({k: torch.zeros(1, 1, 1, 1) for k in vae_original}, dict(vae.config))
     assert set(vae_back) == set(vae_state)
+
+
+# ---- real SDXL checkpoints: the bundled SDXL base configs ----
+def test_bundled_sdxl_base_tokenizers_are_clips():
+    from transformers import CLIPTokenizer
+
+    from sdxl_nb.config.sdxl_base import ensure_sdxl_base_config
+
+    folder = ensure_sdxl_base_config()
+    first = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
+    second = CLIPTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True)
+    # CLIP's published ids for "a photo of a cat"; SDXL pads its second tokenizer with "!" (id 0).
+    for tokenizer in (first, second):
+        assert tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+        assert (len(tokenizer), tokenizer.model_max_length) == (49408, 77)
+    assert (first.pad_token_id, second.pad_token_id) == (49407, 0)
+
+
+def _sparse_checkpoint(path, shapes: dict) -> None:
+    """A .safetensors file with these tensors' header and zero bytes behind it (sparse: no disk used)."""
+    header, offset = {}, 0
+    for key, shape in shapes.items():
+        size = 2
+        for dim in shape:
+            size *= dim
+        header[key] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as handle:
+        handle.write(len(raw).to_bytes(8, "little") + raw)
+        handle.truncate(8 + len(raw) + offset)
+
+
+def test_an_sdxl_base_layout_file_is_described_by_the_bundled_configs(tmp_path):
+    from sdxl_nb.backends.local.checkpoint_load import config_for, expected_shapes
+    from sdxl_nb.config.sdxl_base import ensure_sdxl_base_config
+
+    bundled = ensure_sdxl_base_config()
+    shapes = expected_shapes(bundled)
+    # The names and shapes of sd_xl_base_1.0.safetensors as A1111 and ComfyUI load it.
+    for key, shape in {"model.diffusion_model.input_blocks.0.0.weight": [320, 4, 3, 3],
+                       "model.diffusion_model.label_emb.0.0.weight": [1280, 2816],
+                       "model.diffusion_model.output_blocks.2.2.conv.weight": [1280, 1280, 3, 3],
+                       "first_stage_model.encoder.mid.attn_1.q.weight": [512, 512, 1, 1],
+                       "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight": [49408, 768],
+                       "conditioner.embedders.1.model.transformer.resblocks.31.attn.in_proj_weight": [3840, 1280],
+                       "conditioner.embedders.1.model.text_projection": [1280, 1280]}.items():
+        assert shapes[key] == shape, key
+    assert sum(key.startswith("model.diffusion_model.") for key in shapes) == 1680
+    path = tmp_path / "sd_xl_like.safetensors"
+    _sparse_checkpoint(path, {**shapes, "conditioner.embedders.1.model.logit_scale": []})
+    assert config_for(path) == bundled

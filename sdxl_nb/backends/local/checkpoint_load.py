@@ -17,7 +17,8 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 import sdxl_nb.backends.local.loading  # noqa: F401  (quiets transformers/diffusers before they speak)
 from sdxl_nb.backends.local.checkpoint_keys import CLIP_G_PREFIX, CLIP_L_PREFIX, original_state_dict
 from sdxl_nb.config.checkpoints import check_checkpoint_file
-from sdxl_nb.config.registry import _cached_sdxl_repos, _snapshot, fetch_hint
+from sdxl_nb.config.registry import _cached_sdxl_repos, _snapshot
+from sdxl_nb.config.sdxl_base import ensure_sdxl_base_config
 from sdxl_nb.config.tiny import TINY_MODEL_ID, ensure_tiny_model
 from sdxl_nb.errors import ModelUnavailableError, one_line
 
@@ -40,17 +41,21 @@ def expected_shapes(config_folder: Path) -> dict[str, list[int]]:
 
 
 def _config_candidates() -> list[tuple[str, Path]]:
-    """(name, folder) of every local SDXL pipeline whose configs can describe a checkpoint: the tiny model, then
-    SDXL pipelines in the Hugging Face cache (configs and tokenizers suffice; weights are not read)."""
-    candidates = [(TINY_MODEL_ID, ensure_tiny_model())]
+    """(name, folder) of every local SDXL pipeline whose configs can describe a checkpoint, first match wins: the
+    tiny model, SDXL base in the Hugging Face cache, the bundled SDXL base configs, then other cached SDXL
+    pipelines (configs and tokenizers suffice; no weight is read). A cached fine-tune of the same shapes comes
+    after SDXL base so that its scheduler (a turbo model's, say) is not given to every checkpoint."""
+    cached = []
     for repo_id in sorted(_cached_sdxl_repos(), key=lambda repo: repo != SDXL_BASE_REPO):
         try:
             snapshot, _commit = _snapshot(repo_id)
         except ModelUnavailableError:
             continue
         if all((snapshot / part / "config.json").is_file() for part in ("unet", "vae", "text_encoder", "text_encoder_2")):
-            candidates.append((repo_id, snapshot))
-    return candidates
+            cached.append((repo_id, snapshot))
+    base = [entry for entry in cached if entry[0] == SDXL_BASE_REPO]
+    others = [entry for entry in cached if entry[0] != SDXL_BASE_REPO]
+    return [(TINY_MODEL_ID, ensure_tiny_model()), *base, ("bundled SDXL base", ensure_sdxl_base_config()), *others]
 
 
 def _difference(header: dict, expected: dict[str, list[int]]) -> str | None:
@@ -73,11 +78,6 @@ def config_for(path: str | Path) -> Path:
         if difference is None:
             return folder
         differences.append(f"{name}: {difference}")
-    if header.get("model.diffusion_model.input_blocks.0.0.weight", {}).get("shape", [0])[0] == 320:
-        raise ModelUnavailableError(
-            f"checkpoint {path} has SDXL base's layout but no SDXL pipeline configs are in the local Hugging Face "
-            f"cache to describe it (checked {'; '.join(differences)}); fetch the configs (no weights) where a "
-            f"network exists with: {fetch_hint(SDXL_BASE_REPO)} --include '*.json' '*.txt'")
     raise ModelUnavailableError(f"checkpoint {path} does not match any local SDXL architecture "
                                 f"({'; '.join(differences)})")
 
