@@ -8,7 +8,7 @@ from pathlib import Path
 from sdxl_nb.config.checkpoints import SUFFIX, checkpoint_from_path, checkpoint_sha256
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import ModelInfo, checkpoint_model, find_model
-from sdxl_nb.errors import InputError, ModelUnavailableError
+from sdxl_nb.errors import InputError, ModelUnavailableError, one_line
 
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
@@ -76,12 +76,20 @@ def convert(model: str, out: str | Path, *, dtype: str = "float32", on_stage=Non
     info, out, kind = check_convert(model, out, dtype)
     stage = on_stage or (lambda _name: None)
     torch_dtype = DTYPES[dtype]
+    vae = None
     if info.source == "checkpoint":
         pipe = load_checkpoint_model(info, Path(info.path), "cpu", torch_dtype, stage)[0]
     else:
         folder = ensure_tiny_model() if info.source == "embedded" else locate_model(info.id)[0]
-        pipe = load_pipeline(info, Path(folder), "cpu", torch_dtype, stage)[0]
-    metadata = {"sdxl_nb_source": info.id, "sdxl_nb_source_revision": info.revision or "", "dtype": dtype}
+        try:
+            pipe, vae, _warnings = load_pipeline(info, Path(folder), "cpu", torch_dtype, stage)
+        except ModelUnavailableError:
+            raise
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelUnavailableError(f"model {info.id!r} could not be loaded from {folder}: {one_line(exc)}") from None
+    # The file says what it was made from (the dedicated VAE too, when the model's preset names one).
+    metadata = {"sdxl_nb_source": info.id, "sdxl_nb_source_revision": info.revision or "", "dtype": dtype,
+                "sdxl_nb_vae": (vae or {}).get("id") or ""}
     stage("writing")
     if kind == "checkpoint":
         save_checkpoint(pipe, out, metadata)
