@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 from PIL import Image
 
+import sdxl_nb
 from sdxl_nb.cli import main
 from sdxl_nb.config.presets import load_presets
 from tests.conftest import REPO, SMALL, pixels, python_env
@@ -108,6 +109,7 @@ def test_listing_shows_checkpoints_beside_cache_models(a1111_root, capsys):
     sha = hashlib.sha256((a1111_root / f"{CKPT}.safetensors").read_bytes()).hexdigest()
     assert (info.source, info.available, info.sha256, info.model_hash) == ("checkpoint", True, sha, sha[:10])
     assert info.path == str(a1111_root / f"{CKPT}.safetensors") and "tiny-sdxl" in infos
+    assert sdxl_nb.default_model() == "tiny-sdxl"  # a converted tiny model is a demo, never the default
     assert main(["models", "--json"]) == 0
     rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows[CKPT]["model_hash"] == sha[:10] and rows[CKPT]["source"] == "checkpoint"

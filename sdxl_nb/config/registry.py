@@ -297,7 +297,8 @@ def recorded_model(model: dict, presets: Presets) -> tuple[ModelInfo, list[str]]
 
 
 def default_model_id(presets: Presets) -> str:
-    """`SDXL_NB_MODEL` if set; else presets' default when available; else the first available; else tiny-sdxl."""
+    """`SDXL_NB_MODEL` if set; else presets' default when available; else the first available real model (cache,
+    then checkpoints); else tiny-sdxl."""
     chosen = settings.model()
     if chosen:
         return chosen
@@ -306,5 +307,7 @@ def default_model_id(presets: Presets) -> str:
     if by_id.get(presets.defaults.model) and by_id[presets.defaults.model].available:
         if by_id[presets.defaults.model].source != "embedded":
             return presets.defaults.model
-    real = [info.id for info in infos if info.available and info.source != "embedded"]
+    # A checkpoint of the tiny architecture (a converted tiny-sdxl) is a demo, not a real model.
+    real = [info.id for info in infos if info.available and info.source != "embedded"
+            and not (info.source == "checkpoint" and not info.preset.heavy)]
     return real[0] if real else TINY_MODEL_ID
