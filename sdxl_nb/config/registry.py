@@ -192,11 +192,6 @@ def _checkpoint_preset(file: CheckpointFile, presets: Presets) -> ModelPreset:
                        heavy=True, turbo="turbo" in file.name.lower(), source="checkpoint")
 
 
-def _owner(preset: ModelPreset) -> str:
-    return {"embedded": "the embedded model", "checkpoint": f"the checkpoint {preset.description.split(' ', 2)[-1]}"
-            }.get(preset.source, "the Hugging Face cache model")
-
-
 def _table(presets: Presets) -> tuple[dict[str, ModelPreset], dict[str, CheckpointFile], dict[str, str]]:
     """(id -> preset, id -> checkpoint file, id -> why the id is ambiguous) over presets, cache and checkpoints."""
     table = dict(presets.models)
@@ -206,7 +201,8 @@ def _table(presets: Presets) -> tuple[dict[str, ModelPreset], dict[str, Checkpoi
     clashes: dict[str, str] = {}
     for file in list_checkpoints():
         if file.name in table:  # never pick one silently: the id is refused until a file is renamed
-            first = _owner(table[file.name])
+            first = (f"the checkpoint {files[file.name].path}" if file.name in files else
+                     "the embedded model" if table[file.name].source == "embedded" else "the Hugging Face cache model")
             clashes[file.name] = (f"model id {file.name!r} is ambiguous: {first} and the checkpoint {file.path}; "
                                   "rename the file (a checkpoint's id is its file name without .safetensors)")
             continue
