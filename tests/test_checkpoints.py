@@ -11,6 +11,8 @@ import sys
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import sdxl_nb
@@ -416,3 +418,37 @@ def test_an_sdxl_base_layout_file_is_described_by_the_bundled_configs(tmp_path):
     path = tmp_path / "sd_xl_like.safetensors"
     _sparse_checkpoint(path, {**shapes, "conditioner.embedders.1.model.logit_scale": []})
     assert config_for(path) == bundled
+
+
+@st.composite
+def unet_layouts(draw):
+    """Small UNet2DConditionModel layouts: 1-3 levels, 1-3 resnets each, attention on any level."""
+    levels = draw(st.integers(1, 3))
+    attention = [draw(st.booleans()) for _ in range(levels)]
+    return dict(
+        block_out_channels=tuple(16 * (i + 1) for i in range(levels)), layers_per_block=draw(st.integers(1, 3)),
+        down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention),
+        up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)),
+        transformer_layers_per_block=tuple(draw(st.integers(1, 2)) for _ in range(levels)),
+        attention_head_dim=tuple(2 for _ in range(levels)), norm_num_groups=8, cross_attention_dim=32,
+        use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 32)
+
+
+@settings(max_examples=25, deadline=None, database=None, derandomize=bool(os.environ.get("CI")))
+@given(layout=unet_layouts())
+def test_any_unet_layout_maps_to_names_diffusers_reads_back(layout):
+    """The block map comes from the config: for any layout, diffusers' own single-file reader inverts it."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    from sdxl_nb.backends.local.checkpoint_keys import UNET_PREFIX, unet_key_map
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**layout)
+    mapping = unet_key_map(dict(unet.config), unet.state_dict())
+    assert len(set(mapping.values())) == len(mapping)  # no two weights share a name
+    original = {UNET_PREFIX + name: key for key, name in mapping.items()}
+    assert convert_ldm_unet_checkpoint({name: name for name in original}, dict(unet.config)) == {
+        key: name for name, key in original.items()}
