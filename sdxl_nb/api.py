@@ -1,5 +1,6 @@
 """The public Python API in one place: a job, its preview, its preparation, and the kernel engine's options."""
 
+from sdxl_nb.jobs.convert import Conversion, convert
 from sdxl_nb.jobs.generate import generate
 from sdxl_nb.jobs.networks import embedding_listing, lora_listing
 from sdxl_nb.jobs.pipeline import (
@@ -12,5 +13,15 @@ from sdxl_nb.jobs.pipeline import (
     prepare,
 )
 
-__all__ = ["JobResult", "Preflight", "configure_engine", "default_output_dir", "embedding_listing", "engine_options",
-           "generate", "lora_listing", "preflight", "prepare"]
+
+def list_models():
+    """Every selectable model (presets, Hugging Face cache, single-file checkpoints) as registry ModelInfo, with
+    availability, revision, size and, for a checkpoint, its path, sha256 and A1111 `model_hash`."""
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import list_models as _list_models
+
+    return _list_models(load_presets())
+
+
+__all__ = ["Conversion", "JobResult", "Preflight", "configure_engine", "convert", "default_output_dir",
+           "embedding_listing", "engine_options", "generate", "list_models", "lora_listing", "preflight", "prepare"]

@@ -20,6 +20,7 @@ COMFY_URL = "SDXL_NB_COMFY_URL"
 LAMBDA_API = "SDXL_NB_LAMBDA_API"
 LORAS = "SDXL_NB_LORAS"
 EMBEDDINGS = "SDXL_NB_EMBEDDINGS"
+CHECKPOINTS = "SDXL_NB_CHECKPOINTS"
 
 _ON = ("1", "true", "yes", "on")
 
@@ -100,6 +101,12 @@ def embedding_paths() -> list[str]:
     # Folders of textual-inversion embeddings (os.pathsep-separated); an A1111 or ComfyUI root is searched in
     # embeddings/ or models/embeddings.
     return [part for part in (_value(EMBEDDINGS) or "").split(os.pathsep) if part]
+
+
+def checkpoint_paths() -> list[str]:
+    # Folders of single-file SDXL checkpoints (.safetensors; os.pathsep-separated); an A1111 or ComfyUI root is
+    # searched in models/Stable-diffusion or models/checkpoints. Listed beside the Hugging Face cache's models.
+    return [part for part in (_value(CHECKPOINTS) or "").split(os.pathsep) if part]
 
 
 def lambda_api_url() -> str | None:

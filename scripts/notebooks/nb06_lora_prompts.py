@@ -1,4 +1,4 @@
-"""Cells of notebooks/06_lora_prompts.ipynb: LoRAs (the demo LoRA), A1111 prompt weighting, long prompts, embeddings."""
+"""Cells of notebooks/06_lora_prompts.ipynb: LoRAs (the demo LoRA), prompt weighting, long prompts, embeddings, checkpoints."""
 
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
@@ -81,4 +81,21 @@ def cells():
             "picker.insert.click()\n"
             "print(prompt_box.value)\n"
             "widgets.VBox([prompt_box, picker.widget])"),
+        new_markdown_cell(
+            "## Single-file checkpoints\n\n"
+            "A1111 and ComfyUI keep models as one `.safetensors` file. Folders listed in `SDXL_NB_CHECKPOINTS` "
+            "(or an A1111/ComfyUI root: `models/Stable-diffusion`, `models/checkpoints`) are searched; a "
+            "checkpoint's model id is its file name, listed with its A1111 `Model hash`. `convert` writes any "
+            "model as such a file (here tiny-sdxl), and it loads offline with the same pixels."),
+        new_code_cell(
+            "from sdxl_nb.api import convert, list_models\n\n"
+            "checkpoints = tempfile.mkdtemp()\n"
+            "print(convert('tiny-sdxl', f'{checkpoints}/my-tiny.safetensors'))\n"
+            "os.environ['SDXL_NB_CHECKPOINTS'] = checkpoints\n"
+            "print([(m.id, m.source, m.model_hash) for m in list_models() if m.source == 'checkpoint'])\n"
+            "from_file = sdxl_nb.generate(prompt='a lighthouse', **{**small, 'model': 'my-tiny'})\n"
+            "print('same pixels as tiny-sdxl:', same(plain, from_file))\n"
+            "print(Image.open(from_file.paths[0]).text['parameters'])  # Model hash, as A1111 writes it\n"
+            "del os.environ['SDXL_NB_CHECKPOINTS']\n"
+            "assert same(plain, from_file)"),
     ]

@@ -20,6 +20,7 @@ VERB_MODULES = [
     "sdxl_nb.cli.bench",
     "sdxl_nb.cli.batch",
     "sdxl_nb.cli.comfy_export",
+    "sdxl_nb.cli.convert",
     "sdxl_nb.cli.mirror",
     "sdxl_nb.cli.verifying",
     "sdxl_nb.cli.audit",

@@ -1,4 +1,4 @@
-"""`sdxl-nb models`: every selectable model with availability, revision and size."""
+"""`sdxl-nb models`: every selectable model with availability, revision (a checkpoint's Model hash) and size."""
 
 from __future__ import annotations
 
@@ -22,14 +22,16 @@ def run(args) -> int:
     if args.json:
         print(json.dumps([{"id": i.id, "description": i.description, "source": i.source, "available": i.available,
                            "reason": i.reason, "revision": i.revision, "size_bytes": i.size_bytes,
-                           "path": i.path, "default": i.id == default} for i in infos], indent=2))
+                           "path": i.path, "sha256": i.sha256, "model_hash": i.model_hash,
+                           "default": i.id == default} for i in infos], indent=2))
         return 0
     for info in infos:
         mark = "*" if info.id == default else " "
         state = "available" if info.available else "missing"
         size = f"{info.size_bytes / 2**30:.1f} GiB" if info.size_bytes else ""
+        # A checkpoint's revision column is its A1111 Model hash (the file's sha256, first 10 hex digits).
         print(f"{mark} {info.id:44} {state:9} {(info.revision or '')[:10]:10} {size:>9}  {info.description}")
         if not info.available:
             print(f"    {info.reason}")
-    print("* default model")
+    print("* default model; a checkpoint's revision is its A1111 Model hash")
     return 0

@@ -31,7 +31,7 @@ class ModelPreset:
     cfg: float  # default guidance scale, likewise
     heavy: bool  # full-size SDXL UNet: needs a GPU with >= 10 GB in fp16
     turbo: bool  # distilled few-step model (1-4 steps, cfg 0)
-    source: str = "hf"  # "hf" (Hugging Face cache) or "embedded" (built locally)
+    source: str = "hf"  # "hf" (Hugging Face cache), "embedded" (built locally) or "checkpoint" (found as a file)
     native_size: tuple[int, int] | None = None  # default (width, height) instead of the global resolution
     vae: str | None = None  # dedicated VAE repo used when it is in the cache
 

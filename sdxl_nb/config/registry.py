@@ -9,6 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdxl_nb import settings
+from sdxl_nb.config.checkpoints import (
+    CheckpointFile,
+    check_checkpoint_file,
+    checkpoint_from_path,
+    list_checkpoints,
+    looks_tiny,
+)
 from sdxl_nb.config.presets import ModelPreset, Presets
 from sdxl_nb.config.tiny import TINY_MODEL_ID
 from sdxl_nb.errors import InputError, ModelUnavailableError
@@ -23,13 +30,19 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 class ModelInfo:
     id: str
     description: str
-    source: str  # "embedded" or "hf-cache"
+    source: str  # "embedded", "hf-cache" or "checkpoint" (a single .safetensors file)
     available: bool
     reason: str  # why it is not available ("" when it is)
     revision: str | None
     size_bytes: int | None
-    path: str | None  # snapshot folder in the cache
+    path: str | None  # snapshot folder in the cache; a checkpoint's file
     preset: ModelPreset
+    sha256: str | None = None  # a checkpoint file's sha256 (its revision too)
+
+    @property
+    def model_hash(self) -> str | None:
+        """A1111's `Model hash` (first 10 hex digits of the file's sha256) where the model is one file."""
+        return self.sha256[:10] if self.sha256 else None
 
 
 def hf_cache_dir() -> Path:
@@ -169,7 +182,57 @@ def _generic_preset(repo_id: str, presets: Presets) -> ModelPreset:
                        steps=presets.defaults.steps, cfg=presets.defaults.cfg, heavy=True, turbo="turbo" in repo_id.lower())
 
 
-def _info(preset: ModelPreset) -> ModelInfo:
+def _checkpoint_preset(file: CheckpointFile, presets: Presets) -> ModelPreset:
+    base = presets.models.get(TINY_MODEL_ID) if looks_tiny(file.path) else None
+    description = f"SDXL checkpoint {file.path}"
+    if base is not None:  # the tiny architecture: the demo model's defaults (size, steps) fit it
+        return ModelPreset(id=file.name, description=description, steps=base.steps, cfg=base.cfg, heavy=False,
+                           turbo=False, source="checkpoint", native_size=base.native_size)
+    return ModelPreset(id=file.name, description=description, steps=presets.defaults.steps, cfg=presets.defaults.cfg,
+                       heavy=True, turbo="turbo" in file.name.lower(), source="checkpoint")
+
+
+def _table(presets: Presets) -> tuple[dict[str, ModelPreset], dict[str, CheckpointFile], dict[str, str]]:
+    """(id -> preset, id -> checkpoint file, id -> why the id is ambiguous) over presets, cache and checkpoints."""
+    table = dict(presets.models)
+    for repo_id in _cached_sdxl_repos():
+        table.setdefault(repo_id, _generic_preset(repo_id, presets))
+    files: dict[str, CheckpointFile] = {}
+    clashes: dict[str, str] = {}
+    for file in list_checkpoints():
+        if file.name in table:  # never pick one silently: the id is refused until a file is renamed
+            first = (f"the checkpoint {files[file.name].path}" if file.name in files else
+                     "the embedded model" if table[file.name].source == "embedded" else "the Hugging Face cache model")
+            clashes[file.name] = (f"model id {file.name!r} is ambiguous: {first} and the checkpoint {file.path}; "
+                                  "rename the file (a checkpoint's id is its file name without .safetensors)")
+            continue
+        table[file.name] = _checkpoint_preset(file, presets)
+        files[file.name] = file
+    return table, files, clashes
+
+
+def _checkpoint_info(preset: ModelPreset, file: CheckpointFile) -> ModelInfo:
+    try:
+        check_checkpoint_file(file.path)
+    except ModelUnavailableError as exc:
+        return ModelInfo(preset.id, preset.description, "checkpoint", False, str(exc), None, file.size_bytes,
+                         file.path, preset)
+    sha256 = file.sha256
+    return ModelInfo(preset.id, preset.description, "checkpoint", True, "", sha256, file.size_bytes, file.path,
+                     preset, sha256)
+
+
+def checkpoint_model(file: CheckpointFile, presets: Presets) -> ModelInfo:
+    """A checkpoint file as a model, by its path (a recorded job's file that is no longer in the folders)."""
+    return _checkpoint_info(_checkpoint_preset(file, presets), file)
+
+
+def _info(preset: ModelPreset, file: CheckpointFile | None = None, clash: str | None = None) -> ModelInfo:
+    if clash:
+        source = preset.source if preset.source in ("embedded", "checkpoint") else "hf-cache"
+        return ModelInfo(preset.id, preset.description, source, False, clash, None, None, None, preset)
+    if file is not None:
+        return _checkpoint_info(preset, file)
     if preset.source == "embedded":
         return ModelInfo(preset.id, preset.description, "embedded", True, "", None, None, None, preset)
     try:
@@ -181,27 +244,57 @@ def _info(preset: ModelPreset) -> ModelInfo:
 
 
 def model_presets(presets: Presets) -> dict[str, ModelPreset]:
-    """Every selectable model: presets.json's, then other SDXL pipelines in the cache."""
-    table = dict(presets.models)
-    for repo_id in _cached_sdxl_repos():
-        table.setdefault(repo_id, _generic_preset(repo_id, presets))
-    return table
+    """Every selectable model: presets.json's, other SDXL pipelines in the cache, then single-file checkpoints."""
+    return _table(presets)[0]
 
 
 def list_models(presets: Presets) -> list[ModelInfo]:
-    """Every selectable model with its availability, revision and size (offline; reads no weights)."""
-    return [_info(preset) for preset in model_presets(presets).values()]
+    """Every selectable model with its availability, revision and size (offline; reads no weights; a checkpoint's
+    sha256 is computed once per file content). An ambiguous id is listed as unavailable, with the reason."""
+    table, files, clashes = _table(presets)
+    infos = [_info(preset, files.get(model_id), clashes.get(model_id)) for model_id, preset in table.items()]
+    for file in list_checkpoints():
+        if file.name in clashes and files.get(file.name) != file:
+            preset = _checkpoint_preset(file, presets)
+            infos.append(ModelInfo(file.name, preset.description, "checkpoint", False, clashes[file.name], None,
+                                   file.size_bytes, file.path, preset))
+    return infos
 
 
 def find_model(model_id: str, presets: Presets) -> ModelInfo:
-    table = model_presets(presets)
+    table, files, clashes = _table(presets)
+    if model_id in clashes:
+        raise InputError(clashes[model_id])
     if model_id not in table:
         raise InputError(f"unknown model {model_id!r}; accepted: {', '.join(table)}")
-    return _info(table[model_id])
+    return _info(table[model_id], files.get(model_id))
+
+
+def checkpoint_record(info: ModelInfo) -> dict:
+    """The record's model fields that let a re-run load the same file: the checkpoint's path and sha256."""
+    return {"path": info.path, "sha256": info.sha256} if info.source == "checkpoint" else {}
+
+
+def recorded_model(model: dict, presets: Presets) -> tuple[ModelInfo, list[str]]:
+    """The model a record ran with, for a re-run: a checkpoint is loaded from its recorded path (by id when the
+    file is gone); notes say when the file is not the one the job used."""
+    notes: list[str] = []
+    path, sha256 = model.get("path"), model.get("sha256")
+    if model.get("source") == "checkpoint" and isinstance(path, str) and Path(path).is_file():
+        info = checkpoint_model(checkpoint_from_path(path), presets)
+    else:
+        info = find_model(str(model.get("id")), presets)
+        if model.get("source") == "checkpoint" and isinstance(path, str):
+            notes.append(f"checkpoint {path} is gone; loaded {info.id!r} from {info.path}")
+    if isinstance(sha256, str) and info.sha256 and info.sha256 != sha256:
+        notes.append(f"checkpoint {info.path} changed since the job (sha256 {info.sha256[:12]}..., "
+                     f"recorded {sha256[:12]}...)")
+    return info, notes
 
 
 def default_model_id(presets: Presets) -> str:
-    """`SDXL_NB_MODEL` if set; else presets' default when available; else the first available; else tiny-sdxl."""
+    """`SDXL_NB_MODEL` if set; else presets' default when available; else the first available real model (cache,
+    then checkpoints); else tiny-sdxl."""
     chosen = settings.model()
     if chosen:
         return chosen
@@ -210,5 +303,7 @@ def default_model_id(presets: Presets) -> str:
     if by_id.get(presets.defaults.model) and by_id[presets.defaults.model].available:
         if by_id[presets.defaults.model].source != "embedded":
             return presets.defaults.model
-    real = [info.id for info in infos if info.available and info.source != "embedded"]
+    # A checkpoint of the tiny architecture (a converted tiny-sdxl) is a demo, not a real model.
+    real = [info.id for info in infos if info.available and info.source != "embedded"
+            and not (info.source == "checkpoint" and not info.preset.heavy)]
     return real[0] if real else TINY_MODEL_ID

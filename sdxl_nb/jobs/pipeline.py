@@ -20,7 +20,7 @@ from sdxl_nb import settings
 from sdxl_nb.backends.base import RunHooks, RunOutput, check_plan
 from sdxl_nb.config.engine_profiles import engine_options
 from sdxl_nb.config.presets import Presets, check_scheduler_installed, load_presets
-from sdxl_nb.config.registry import find_model
+from sdxl_nb.config.registry import checkpoint_record, find_model
 from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, Terminated, one_line
 from sdxl_nb.jobs.files import JobFiles
 from sdxl_nb.jobs.kinds import JobKind
@@ -144,7 +144,7 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
 
     # 4. Start the record. Secrets are masked from here on: no file name, PNG chunk or log line carries one.
     model = {"id": info.id, "revision": loaded.revision, "source": getattr(loaded, "source", info.source),
-             "dtype": loaded.dtype_name, "vae": loaded.vae}
+             "dtype": loaded.dtype_name, "vae": loaded.vae, **checkpoint_record(info)}
     record = base_record(r, job_id=job_id, started_at=started_at, model=model, device=backend.device_record(),
                          env=backend.environment())
     record.update(extra)

@@ -117,6 +117,8 @@ def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | No
         "CFG scale": f"{record['cfg']:g}",
         "Seed": seed,
         "Size": f"{record['width']}x{record['height']}",
+        # A1111's checkpoint hash (first 10 hex digits of the file's sha256), where the model is one file.
+        "Model hash": (record["model"].get("sha256") or "")[:10] or None,
         "Model": record["model"]["id"].rsplit("/", 1)[-1],
         "Denoising strength": None if record["strength"] is None else f"{record['strength']:g}",
         "Style": record["style"]["name"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
@@ -61,7 +62,8 @@ class ModelPanel(Panel):
     def _show_choice(self) -> None:
         info = self.models[self.model_id]
         if info.available:
-            self.info.value = f"<small>{info.description}</small>"
+            model_hash = f" · Model hash {info.model_hash}" if info.model_hash else ""
+            self.info.value = f"<small>{html.escape(info.description)}{model_hash}</small>"
             self.load_button.disabled = self.queue.loading() is not None
         else:
             self.info.value = ""

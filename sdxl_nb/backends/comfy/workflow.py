@@ -23,8 +23,11 @@ class Workflow:
 
 
 def default_checkpoint(model_id: str) -> str:
-    """The checkpoint file name assumed on the server: the repo's last part + .safetensors."""
-    return model_id.rsplit("/", 1)[-1] + ".safetensors"
+    """The checkpoint file name assumed on the server: a local checkpoint's own file name (with its sub-folder
+    inside the checkpoints folder, as CheckpointLoaderSimple lists it), else the repo's last part + .safetensors."""
+    from sdxl_nb.config.checkpoints import checkpoint_file_name
+
+    return checkpoint_file_name(model_id) or model_id.rsplit("/", 1)[-1] + ".safetensors"
 
 
 def comfy_sampler(r: ResolvedRequest) -> tuple[str, str, str | None]:

@@ -18,6 +18,8 @@ import sdxl_nb.backends.local.environment as env
 from sdxl_nb import settings
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
 from sdxl_nb.backends.load_events import model_loaded
+from sdxl_nb.backends.local.checkpoint_load import config_for as checkpoint_config
+from sdxl_nb.backends.local.checkpoint_load import load_checkpoint_model
 from sdxl_nb.backends.local.conditioning import PromptEncoder, conditioning_record
 from sdxl_nb.backends.local.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
 from sdxl_nb.backends.local.lora import LoraSwitch
@@ -138,14 +140,17 @@ class Engine:
         """Load a model once per engine; later calls return the cached pipeline."""
         stage = on_stage or (lambda _name: None)
         with self.lock:
-            if info.id in self.loaded:
+            if info.id in self.loaded and (info.source != "checkpoint" or self.loaded[info.id].revision == info.revision):
                 self.loaded.move_to_end(info.id)
                 return self.loaded[info.id]
+            self.loaded.pop(info.id, None)  # a checkpoint file whose content changed: loaded again
             started = time.perf_counter()
             if info.source == "embedded":
                 stage("building the embedded model")
                 folder = ensure_tiny_model()
                 revision = content_revision(folder)
+            elif info.source == "checkpoint":
+                folder, revision = Path(info.path), info.revision
             else:
                 folder, revision = locate_model(info.id)
             while len(self.loaded) >= self.max_loaded:
@@ -153,7 +158,10 @@ class Engine:
                 if self.device.startswith("cuda"):
                     torch.cuda.empty_cache()
             try:
-                pipe, vae, warnings = load_pipeline(info, Path(folder), self.device, self.dtype, stage)
+                loader = load_checkpoint_model if info.source == "checkpoint" else load_pipeline
+                pipe, vae, warnings = loader(info, Path(folder), self.device, self.dtype, stage)
+            except ModelUnavailableError:
+                raise  # already one line naming the file
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelUnavailableError(f"model {info.id!r} could not be loaded from {folder}: "
                                             f"{one_line(exc)}") from exc
@@ -238,6 +246,8 @@ class Engine:
         loaded = self.loaded.get(info.id)
         if loaded is not None:
             return {"loaded": loaded}
+        if info.source == "checkpoint":  # its architecture's config folder describes its layers
+            return {"folder": checkpoint_config(info.path)}
         return {"folder": ensure_tiny_model() if info.source == "embedded" else Path(locate_model(info.id)[0])}
 
     def fault(self, stage: str, **context):

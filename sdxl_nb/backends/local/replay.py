@@ -11,7 +11,7 @@ from PIL import Image
 from sdxl_nb.audit.replay_request import ReplayError, request_from_record
 from sdxl_nb.backends.base import RunHooks, RunPlan
 from sdxl_nb.config.presets import Presets, load_presets
-from sdxl_nb.config.registry import find_model
+from sdxl_nb.config.registry import recorded_model as model_of_record
 from sdxl_nb.errors import InputError
 
 
@@ -62,16 +62,16 @@ def replay(record: dict, folder: str | Path, engine, presets: Presets | None = N
     if engine.capabilities.scheduler_config and not hasattr(diffusers, resolved.scheduler.cls):
         raise ReplayError(f"scheduler class {resolved.scheduler.cls!r} is not in this diffusers "
                           f"({diffusers.__version__})")
+    recorded = record.get("model") if isinstance(record.get("model"), dict) else {"id": resolved.model.id}
     try:
-        info = find_model(resolved.model.id, presets)
+        info, notes = model_of_record({**recorded, "id": resolved.model.id}, presets)
     except InputError as exc:
         raise ReplayError(f"model {resolved.model.id!r} is not known here ({exc})") from None
     if engine.capabilities.local_models and not info.available:
         raise ReplayError(info.reason)
     loaded = engine.load(info)
-    notes = []
     recorded_model = record.get("model") if isinstance(record.get("model"), dict) else {}
-    if recorded_model.get("revision") and recorded_model["revision"] != loaded.revision:
+    if recorded_model.get("revision") and recorded_model["revision"] != loaded.revision and not notes:
         notes.append(f"model revision {loaded.revision} differs from the recorded {recorded_model['revision']}")
     if recorded_model.get("vae") != loaded.vae and "vae" in recorded_model:
         notes.append(f"VAE {loaded.vae} differs from the recorded {recorded_model.get('vae')}")

@@ -1,0 +1,162 @@
+"""Loads single-file SDXL checkpoints offline (diffusers' from_single_file with a local config folder) and writes them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
+from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+import sdxl_nb.backends.local.loading  # noqa: F401  (quiets transformers/diffusers before they speak)
+from sdxl_nb.backends.local.checkpoint_keys import CLIP_G_PREFIX, CLIP_L_PREFIX, original_state_dict
+from sdxl_nb.config.checkpoints import check_checkpoint_file
+from sdxl_nb.config.registry import _cached_sdxl_repos, _snapshot
+from sdxl_nb.config.sdxl_base import ensure_sdxl_base_config
+from sdxl_nb.config.tiny import TINY_MODEL_ID, ensure_tiny_model
+from sdxl_nb.errors import ModelUnavailableError, one_line
+
+SDXL_BASE_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
+_expected: dict[str, dict[str, list[int]]] = {}  # config folder -> {original key: shape}
+
+
+def expected_shapes(config_folder: Path) -> dict[str, list[int]]:
+    """{original key: shape} of the SDXL pipeline a config folder describes (meta tensors: no weights, no memory)."""
+    key = str(config_folder)
+    if key not in _expected:
+        with torch.device("meta"):
+            unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config_folder / "unet"))
+            vae = AutoencoderKL.from_config(AutoencoderKL.load_config(config_folder / "vae"))
+            text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(config_folder / "text_encoder"))
+            text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(config_folder / "text_encoder_2"))
+        state = original_state_dict(unet, vae, text_encoder, text_encoder_2)
+        _expected[key] = {name: list(value.shape) for name, value in state.items()}
+    return _expected[key]
+
+
+def _config_candidates() -> list[tuple[str, Path]]:
+    """(name, folder) of every local SDXL pipeline whose configs can describe a checkpoint, first match wins: the
+    tiny model, SDXL base in the Hugging Face cache, the bundled SDXL base configs, then other cached SDXL
+    pipelines (configs and tokenizers suffice; no weight is read). A cached fine-tune of the same shapes comes
+    after SDXL base so that its scheduler (a turbo model's, say) is not given to every checkpoint."""
+    cached = []
+    for repo_id in sorted(_cached_sdxl_repos(), key=lambda repo: repo != SDXL_BASE_REPO):
+        try:
+            snapshot, _commit = _snapshot(repo_id)
+        except ModelUnavailableError:
+            continue
+        if all((snapshot / part / "config.json").is_file() for part in ("unet", "vae", "text_encoder", "text_encoder_2")):
+            cached.append((repo_id, snapshot))
+    base = [entry for entry in cached if entry[0] == SDXL_BASE_REPO]
+    others = [entry for entry in cached if entry[0] != SDXL_BASE_REPO]
+    return [(TINY_MODEL_ID, ensure_tiny_model()), *base, ("bundled SDXL base", ensure_sdxl_base_config()), *others]
+
+
+def _difference(header: dict, expected: dict[str, list[int]]) -> str | None:
+    for key, shape in expected.items():
+        entry = header.get(key)
+        if entry is None:
+            return f"no {key}"
+        if list(entry["shape"]) != shape:
+            return f"{key} has shape {entry['shape']}, expected {shape}"
+    return None
+
+
+def config_for(path: str | Path) -> Path:
+    """The local config folder whose architecture matches a checkpoint's every weight; else ModelUnavailableError
+    naming the file (truncated, not SDXL, or an SDXL layout whose configs are not here)."""
+    header = check_checkpoint_file(path)
+    differences = []
+    for name, folder in _config_candidates():
+        difference = _difference(header, expected_shapes(folder))
+        if difference is None:
+            return folder
+        differences.append(f"{name}: {difference}")
+    raise ModelUnavailableError(f"checkpoint {path} does not match any local SDXL architecture "
+                                f"({'; '.join(differences)})")
+
+
+def _text_encoders(path: str, folder: Path, dtype: torch.dtype):
+    # diffusers tells the two CLIP encoders apart by width; the tiny model's are equally wide, so each encoder is
+    # converted from its own keys only.
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as handle:
+        parts = {prefix: {key: handle.get_tensor(key) for key in handle.keys() if key.startswith(prefix)}
+                 for prefix in (CLIP_L_PREFIX, CLIP_G_PREFIX)}
+    common = dict(config=str(folder), torch_dtype=dtype, local_files_only=True)
+    return (create_diffusers_clip_model_from_ldm(CLIPTextModel, parts[CLIP_L_PREFIX], subfolder="text_encoder", **common),
+            create_diffusers_clip_model_from_ldm(CLIPTextModelWithProjection, parts[CLIP_G_PREFIX],
+                                                 subfolder="text_encoder_2", **common))
+
+
+def load_checkpoint(path: str | Path, dtype: torch.dtype, stage: Callable[[str], None] = lambda _s: None
+                    ) -> StableDiffusionXLPipeline:
+    """An SDXL pipeline from one .safetensors file, with no network: the configs, tokenizers and scheduler come
+    from the local folder of the same architecture. A file that cannot be one gives one line naming it."""
+    path = str(Path(path))
+    stage("matching the checkpoint's architecture")
+    folder = config_for(path)
+    try:
+        stage("text encoders")
+        text_encoder, text_encoder_2 = _text_encoders(path, folder, dtype)
+        stage("UNet and VAE")
+        pipe = StableDiffusionXLPipeline.from_single_file(
+            path, config=str(folder), local_files_only=True, torch_dtype=dtype, text_encoder=text_encoder,
+            text_encoder_2=text_encoder_2, add_watermarker=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelUnavailableError(f"checkpoint {path} could not be loaded: {one_line(exc)}") from None
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        if any(p.is_meta for p in getattr(pipe, name).parameters()):  # a weight the file lacked
+            raise ModelUnavailableError(f"checkpoint {path} lacks weights of its {name}")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def save_checkpoint(pipe, out: str | Path, metadata: dict | None = None) -> Path:
+    """Write a pipeline's weights as one .safetensors file in the original SDXL key layout (atomically)."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    state = original_state_dict(pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2)
+    tensors = {key: value.detach().to("cpu").contiguous().clone() for key, value in state.items()}
+    handle, staging = tempfile.mkstemp(prefix=".converting-", suffix=".safetensors", dir=out.parent)
+    os.close(handle)
+    try:
+        save_file(tensors, staging, metadata={key: str(value) for key, value in (metadata or {}).items()})
+        os.replace(staging, out)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+    return out
+
+
+def save_diffusers_folder(pipe, out: str | Path, metadata: dict | None = None) -> Path:
+    """Write a pipeline as a diffusers folder (staged, then renamed: never half-written)."""
+    out = Path(out)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=out.parent))
+    try:
+        pipe.save_pretrained(staging, safe_serialization=True)
+        if metadata:
+            (staging / "sdxl_nb_model.json").write_text(json.dumps(metadata, sort_keys=True) + "\n", encoding="utf-8")
+        if out.exists():  # an empty folder the user made for it
+            out.rmdir()
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+
+def load_checkpoint_model(info, _path: Path, device: str, dtype: torch.dtype, stage: Callable[[str], None]):
+    """The engine's hook: (pipeline on the device, dedicated VAE record, warnings) for a checkpoint ModelInfo."""
+    pipe = load_checkpoint(info.path, dtype, stage)
+    stage(f"moving to {device}")
+    pipe.to(device)
+    return pipe, None, []

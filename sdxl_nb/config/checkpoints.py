@@ -1,0 +1,150 @@
+"""Single-file SDXL checkpoints: .safetensors files in SDXL_NB_CHECKPOINTS folders (A1111/ComfyUI roots too); no torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sdxl_nb import settings
+from sdxl_nb.config.loras import _sha256_from, search_folders
+from sdxl_nb.config.safetensors_file import safetensors_header
+from sdxl_nb.config.tiny import cache_root
+from sdxl_nb.errors import InputError, ModelUnavailableError
+
+# Where checkpoints sit under a tool's root: A1111 (models/Stable-diffusion) and ComfyUI (models/checkpoints).
+ROOT_LAYOUTS = ("models/Stable-diffusion", "models/checkpoints")
+SUFFIX = ".safetensors"
+UNET_FIRST_CONV = "model.diffusion_model.input_blocks.0.0.weight"
+# The tiny model's first UNet convolution (block_out_channels[0] = 32, 4 latent channels): a checkpoint with
+# this shape gets the tiny model's defaults (steps, size) and config.
+TINY_FIRST_CONV = [32, 4, 3, 3]
+
+
+@dataclass(frozen=True)
+class CheckpointFile:
+    name: str  # the file name without .safetensors: the model id
+    path: str
+    size_bytes: int
+    folder: str  # the folder it was found in
+
+    @property
+    def sha256(self) -> str:
+        return checkpoint_sha256(self.path)
+
+    @property
+    def model_hash(self) -> str:
+        """A1111's `Model hash`: the first 10 hex digits of the file's sha256."""
+        return self.sha256[:10]
+
+
+def checkpoint_folders() -> list[Path]:
+    return search_folders(settings.checkpoint_paths(), ROOT_LAYOUTS)
+
+
+def list_checkpoints() -> list[CheckpointFile]:
+    """Every .safetensors file of the checkpoint folders, in folder order (two files may share a name)."""
+    found = []
+    for folder in checkpoint_folders():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*" + SUFFIX)):
+            if path.is_file():
+                found.append(CheckpointFile(path.stem, str(path), path.stat().st_size, str(folder)))
+    return found
+
+
+def checkpoint_file_name(model_id: str) -> str | None:
+    """A checkpoint's file name relative to its folder (`sub/name.safetensors`: what ComfyUI's
+    CheckpointLoaderSimple takes), or None when no checkpoint has that id."""
+    for file in list_checkpoints():
+        if file.name == model_id:
+            return Path(file.path).relative_to(file.folder).as_posix()
+    return None
+
+
+def checkpoint_from_path(path: str | Path) -> CheckpointFile:
+    """A checkpoint given by its path (a recorded job's file, `convert FILE ...`); a missing file is an InputError."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"checkpoint file {path} does not exist")
+    if path.suffix != SUFFIX:
+        raise InputError(f"{path} is not a {SUFFIX} checkpoint; accepted: a {SUFFIX} file")
+    return CheckpointFile(path.stem, str(path), path.stat().st_size, str(path.parent))
+
+
+def looks_tiny(path: str | Path) -> bool:
+    """Whether a checkpoint has the embedded tiny model's UNet width (reads the header only; False if unreadable)."""
+    try:
+        entry = safetensors_header(path).get(UNET_FIRST_CONV)
+    except InputError:
+        return False
+    return isinstance(entry, dict) and entry.get("shape") == TINY_FIRST_CONV
+
+
+def check_checkpoint_file(path: str | Path) -> dict:
+    """The header of a checkpoint after the checks that need no torch: a readable, complete .safetensors file
+    with SDXL UNet weights. Raises ModelUnavailableError naming the file."""
+    try:
+        header = safetensors_header(path)
+    except InputError as exc:
+        raise ModelUnavailableError(f"checkpoint {exc}") from None
+    if UNET_FIRST_CONV not in header:
+        raise ModelUnavailableError(f"checkpoint {path} is not an SDXL checkpoint (it has no {UNET_FIRST_CONV}; "
+                                    "expected the original single-file layout A1111 and ComfyUI load)")
+    return header
+
+
+# ---- hashing, remembered per path + size + modification time (in this process and on disk) ----
+_HASH_FILE = "checkpoint_hashes.json"
+_memory: dict[tuple, str] = {}
+_lock = threading.Lock()
+
+
+def _hash_file() -> Path:
+    return cache_root() / _HASH_FILE
+
+
+def _read_hash_cache() -> dict:
+    try:
+        data = json.loads(_hash_file().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_hash_cache(data: dict) -> None:
+    target = _hash_file()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, staging = tempfile.mkstemp(prefix=".hashes-", dir=target.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1, sort_keys=True)
+        os.replace(staging, target)
+    except OSError:
+        pass  # a read-only cache only costs a re-hash next time
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """The file's sha256; a 7 GB checkpoint is hashed once per content (path, size, mtime), not per listing."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    key = (str(resolved), stat.st_size, stat.st_mtime_ns)
+    with _lock:
+        if key in _memory:
+            return _memory[key]
+        entry = _read_hash_cache().get(str(resolved))
+    if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+        value = str(entry["sha256"])
+    else:
+        value = _sha256_from(resolved)
+        with _lock:
+            data = _read_hash_cache()
+            data[str(resolved)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
+            _write_hash_cache(data)
+    with _lock:
+        _memory[key] = value
+    return value
