@@ -272,3 +272,88 @@ def test_a_record_without_its_refiner_cannot_be_rerun(tmp_path):
         recorded_refiner({"refiner": {"id": "gone/refiner", "revision": "x", "switch": 0.8}}, presets)
     with pytest.raises(ReplayError, match="has no id and switch"):
         recorded_refiner({"refiner": {"id": REFINER, "switch": 2}}, presets)
+
+
+def test_the_lab_form_picks_a_refiner_and_the_queue_runs_it(engine, tmp_path):
+    from sdxl_nb.record.joblog import read_records
+    from tests.ui_helpers import lab_for, small_form
+
+    lab = lab_for(engine, tmp_path / "out")
+    assert REFINER not in lab.model.models  # never offered as a base
+    form = lab.generate.form
+    assert form.refiner_row in form.rows() and form.refiner_switch.disabled
+    assert ("none", "") in form.refiner.options and REFINER in dict(form.refiner.options).values()
+    assert lab.panels["Animate"].form.refiner_row not in lab.panels["Animate"].form.rows()
+    small_form(form, seed=4, steps=4)
+    assert "refiner" not in form.fields()[0]
+    form.refiner.value = REFINER
+    form.refiner_switch.value = 0.5
+    assert not form.refiner_switch.disabled
+    assert form.fields()[0]["refiner"] == REFINER and form.fields()[0]["refiner_switch"] == 0.5
+    lab.generate.generate.click()
+    assert lab.generate.wait(120)
+    (record,) = read_records(tmp_path / "out" / "jobs.log")
+    assert record["status"] == "ok" and record["refiner"]["id"] == REFINER and record["refiner"]["switch"] == 0.5
+    # Reusing its parameters fills the refiner back in; a refiner this lab lacks is said, not dropped silently.
+    form.refiner.value = ""
+    assert form.load({"refiner": REFINER, "refiner_switch": 0.7}) == []
+    assert form.refiner.value == REFINER and form.refiner_switch.value == 0.7
+    (skipped,) = form.load({"refiner": "gone/refiner"})
+    assert "not one of this lab's refiners" in skipped and form.refiner.value == REFINER
+
+
+def test_the_queue_refuses_a_bad_switch_before_queueing(engine, tmp_path):
+    from sdxl_nb.jobs.queue import JobQueue
+
+    queue = JobQueue(engine=engine, out_dir=tmp_path)
+    with pytest.raises(InputError, match="refiner switch 2 is out of range"):
+        queue.submit(GenerationRequest(prompt="x", **SMALL, refiner=REFINER, refiner_switch=2))
+    assert not (tmp_path / "jobs.log").exists()
+
+
+def test_replicas_run_the_refiner_like_one_engine(run, engine, tmp_path):
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.backends.replicas import ReplicaEngine
+    from sdxl_nb.jobs.generate import generate
+
+    fields = dict(prompt="replicas", **SMALL, seed=9, batch=2, refiner=REFINER, refiner_switch=0.5)
+    fields["steps"] = 4
+    one = run(**fields, chunk_size=1)
+    replicas = ReplicaEngine(engines=[engine, Engine(device="cpu")])
+    two = generate(**fields, engine=replicas, out_dir=tmp_path / "replicas", chunk_size=1)
+    assert two.record["refiner"] == one.record["refiner"]
+    for a, b in zip(one.images, two.images, strict=True):
+        assert np.array_equal(pixels(a), pixels(b))
+
+
+@pytest.mark.slow
+def test_cli_refiner_flags_and_one_line_errors(tmp_path):
+    import subprocess
+
+    from sdxl_nb.record.joblog import read_records
+    from tests.conftest import PYTHON, python_env
+
+    def cli(*args):
+        return subprocess.run([PYTHON, "-m", "sdxl_nb", "generate", "--prompt", "x", "--width", "64", "--height",
+                               "64", "--steps", "4", "--seed", "1", *args], capture_output=True, text=True,
+                              timeout=300, env=python_env())
+
+    for args, message in ((["--refiner", "nope"], "unknown refiner 'nope'; accepted: tiny-sdxl-refiner"),
+                          (["--refiner", REFINER, "--refiner-switch", "0"], "refiner switch 0.0 is out of range"),
+                          (["--refiner-switch", "0.5"], "refiner switch needs a refiner"),
+                          (["--model", REFINER], "is a refiner")):
+        out = tmp_path / "bad"
+        result = cli("--out", str(out), *args)
+        assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+        assert not out.exists()
+    good = cli("--out", str(tmp_path / "good"), "--refiner", REFINER, "--refiner-switch", "0.8")
+    assert good.returncode == 0, good.stderr
+    (record,) = read_records(tmp_path / "good" / "jobs.log")
+    assert record["refiner"]["id"] == REFINER and record["refiner"]["switch"] == 0.8
+    audit = subprocess.run([PYTHON, "-m", "sdxl_nb", "audit", str(tmp_path / "good"), "--rerun", "all"],
+                           capture_output=True, text=True, timeout=300, env=python_env())
+    assert audit.returncode == 0 and "RESULT: intact and bit-exact" in audit.stdout, audit.stdout + audit.stderr
+    verify = subprocess.run([PYTHON, "-m", "sdxl_nb", "verify", "--out", str(tmp_path / "good")], capture_output=True,
+                            text=True, timeout=300, env=python_env())
+    assert verify.returncode == 0 and verify.stdout.strip().endswith(": ok"), verify.stdout + verify.stderr

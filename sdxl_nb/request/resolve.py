@@ -226,11 +226,11 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     prompt = check_text(request.prompt, "prompt")
     negative = check_text(request.negative_prompt or "", "negative prompt")
 
-    model = _pick(models, request.model or d.model, "model")
-    if model.refiner:
-        bases = ", ".join(name for name, preset in models.items() if not preset.refiner)
-        raise _fail(f"model {model.id!r} is a refiner: it finishes another model's job (refiner={model.id!r}); "
-                    f"accepted models: {bases}")
+    bases = {name: preset for name, preset in models.items() if not preset.refiner}
+    if (request.model or d.model) in models and (request.model or d.model) not in bases:
+        raise _fail(f"model {request.model!r} is a refiner: it finishes another model's job (refiner="
+                    f"{request.model!r}); accepted models: {', '.join(bases)}")
+    model = _pick(bases, request.model or d.model, "model")
     style = _pick(presets.styles, request.style or d.style, "style", presets.user_error)
     scheduler_name = request.scheduler or style.scheduler or d.scheduler
     if request.scheduler is None and style.scheduler:
