@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sdxl_nb.config.presets import load_presets
@@ -254,8 +255,8 @@ def test_audit_is_clean_and_rerun_is_bit_exact(run, tmp_path, inputs, engine):
     from sdxl_nb.audit import BIT_EXACT, check_integrity, rerun_jobs, select_for_rerun
 
     out = tmp_path / "audited"
-    for mode in ("txt2img", "img2img", "inpaint"):
-        run(prompt=f"audit {mode}", steps=4, refiner=REFINER, refiner_switch=0.5, out_dir=out, **inputs[mode])
+    for mode in ("txt2img", "img2img", "inpaint"):  # weighted prompts: the refiner's CLIP-G reads A1111's weights too
+        run(prompt=f"(audit:1.2) {mode} BREAK more", steps=4, refiner=REFINER, refiner_switch=0.5, out_dir=out, **inputs[mode])
     records, problems = read_logged_records(out)
     assert problems == [] and check_integrity(records).ok
     table = rerun_jobs(select_for_rerun(records, "all"), engine)
@@ -357,3 +358,25 @@ def test_cli_refiner_flags_and_one_line_errors(tmp_path):
     verify = subprocess.run([PYTHON, "-m", "sdxl_nb", "verify", "--out", str(tmp_path / "good")], capture_output=True,
                             text=True, timeout=300, env=python_env())
     assert verify.returncode == 0 and verify.stdout.strip().endswith(": ok"), verify.stdout + verify.stderr
+
+
+def test_the_refiner_reads_a1111_weights_on_its_second_encoder(engine):
+    from sdxl_nb.backends.base import RunPlan
+    from sdxl_nb.backends.local.refiner import RefinerStage
+
+    presets = load_presets()
+    loaded = engine.load(find_model("tiny-sdxl", presets))
+    stages = {}
+    for prompt in ("a fox", "a (fox:1.5)"):
+        r = prepare(GenerationRequest(prompt=prompt, **SMALL, refiner=REFINER, refiner_switch=0.5))
+        plan = RunPlan.for_request(r)
+        stages[prompt] = RefinerStage(engine, loaded, r, lambda r=r: engine.make_scheduler(loaded, None, {}),
+                                      plan.texts(), {})
+    plain, weighted = stages["a fox"], stages["a (fox:1.5)"]
+    assert not plain.weighted and weighted.weighted
+    assert plain._conditioning(RunPlan.for_request(plain.r).images)["prompt"] == ["a fox"]  # a bare diffusers call
+    embeds = weighted._conditioning(RunPlan.for_request(weighted.r).images)
+    width = loaded.pipe.text_encoder_2.config.hidden_size  # CLIP-G alone, as the refiner's UNet reads it
+    assert embeds["prompt_embeds"].shape[-1] == width and embeds["pooled_prompt_embeds"].shape == (1, width)
+    unweighted = weighted.encoder.encode_one("a fox", 1, weighted.chunks).hidden
+    assert not torch.equal(embeds["prompt_embeds"], unweighted)

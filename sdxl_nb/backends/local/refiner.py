@@ -13,6 +13,7 @@ import torch
 from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
+from sdxl_nb.backends.local.conditioning import PromptEncoder, run_shape
 from sdxl_nb.backends.local.loading import _variant
 from sdxl_nb.backends.local.oom import component_bytes
 from sdxl_nb.config.refiners import AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE, embedded_refiner_folder, model_revision
@@ -146,7 +147,7 @@ def split_steps(scheduler, steps: int, switch: float, strength: float | None) ->
 class RefinerStage:
     """One job's hand-off: the base's call stops at the switch (latents out), the refiner's continues from it."""
 
-    def __init__(self, engine, loaded, r, make_scheduler):
+    def __init__(self, engine, loaded, r, make_scheduler, texts: list[str] | None = None, vectors: dict | None = None):
         from sdxl_nb.config.presets import load_presets
         from sdxl_nb.config.registry import find_model
 
@@ -161,6 +162,14 @@ class RefinerStage:
         self.steps = (base_steps, refiner_steps)
         self.warnings, self.events = [], []
         self.active = r.refiner_switch < 1 and refiner_steps > 0
+        # A1111's weighting, chunking and embeddings on CLIP-G alone; plain prompts go as text, as a bare call.
+        second = self.pipe.tokenizer_2, self.pipe.text_encoder_2
+        shim = type("SecondEncoder", (), dict(tokenizer=second[0], text_encoder=second[1], tokenizer_2=second[0],
+                                              text_encoder_2=second[1]))
+        self.encoder = PromptEncoder(shim, vectors)
+        self.texts = texts or [r.styled_prompt, r.effective_negative_prompt]
+        self.chunks, self.weighted = run_shape(self.encoder, self.texts)
+        self.encoded: dict[str, object] = {}
         if r.refiner_switch < 1 and base_steps == 0:
             raise GenerationError(f"refiner switch {r.refiner_switch:g} leaves the base model no step of its "
                                   f"{r.steps}-step schedule; give a lower switch or more steps")
@@ -181,12 +190,27 @@ class RefinerStage:
         total = sum(self.steps) if self.active else pipe.num_timesteps
         return (i + 1 + self.steps[0] if pipe is self.pipe else i + 1), total
 
+    def _encode(self, text: str):
+        if text not in self.encoded:
+            self.encoded[text] = self.encoder.encode_one(text, 1, self.chunks)
+        return self.encoded[text]
+
+    def _conditioning(self, specs) -> dict:
+        r = self.r
+        if not self.weighted:
+            negative = r.effective_negative_prompt or None
+            return dict(prompt=[without_tags(spec.prompt) for spec in specs],
+                        negative_prompt=None if negative is None else [negative] * len(specs))
+        positive = [self._encode(spec.prompt) for spec in specs]
+        negative = self._encode(r.effective_negative_prompt)
+        return dict(prompt_embeds=torch.cat([e.hidden for e in positive]),
+                    pooled_prompt_embeds=torch.cat([e.pooled for e in positive]),
+                    negative_prompt_embeds=negative.hidden.repeat(len(specs), 1, 1),
+                    negative_pooled_prompt_embeds=negative.pooled.repeat(len(specs), 1))
+
     def arguments(self, latents, specs, base_args: dict) -> dict:
         r = self.r
-        negative = r.effective_negative_prompt or None
-        args = dict(prompt=[without_tags(spec.prompt) for spec in specs],
-                    negative_prompt=None if negative is None else [negative] * len(specs),
-                    image=latents, num_inference_steps=r.steps, guidance_scale=r.cfg,
+        args = dict(**self._conditioning(specs), image=latents, num_inference_steps=r.steps, guidance_scale=r.cfg,
                     denoising_start=r.refiner_switch, output_type="latent",
                     aesthetic_score=AESTHETIC_SCORE, negative_aesthetic_score=NEGATIVE_AESTHETIC_SCORE,
                     # Fresh per-image generators: an ancestral sampler's noise depends on the image's seed alone.

@@ -60,7 +60,8 @@ class RunLoop:
         self.refiner = None  # the base + refiner hand-off (refiner.py), when the job names a refiner
         if r.refiner is not None:
             self.refiner = RefinerStage(engine, loaded, r, lambda: engine.make_scheduler(loaded, r.scheduler.cls,
-                                                                                          r.scheduler.kwargs))
+                                                                                          r.scheduler.kwargs),
+                                        plan.texts(), engine.embedding_vectors(loaded, r))
             self.out.events += self.refiner.events
             self.out.warnings += self.refiner.warnings
 
