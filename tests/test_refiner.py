@@ -380,3 +380,12 @@ def test_the_refiner_reads_a1111_weights_on_its_second_encoder(engine):
     assert embeds["prompt_embeds"].shape[-1] == width and embeds["pooled_prompt_embeds"].shape == (1, width)
     unweighted = weighted.encoder.encode_one("a fox", 1, weighted.chunks).hidden
     assert not torch.equal(embeds["prompt_embeds"], unweighted)
+
+
+def test_a_sweep_varies_the_refiner_switch_as_a1111s_xyz_plot_does():
+    from sdxl_nb.jobs.sweep import parse_axis, plan_sweep
+
+    plan = plan_sweep(GenerationRequest(prompt="x", **SMALL, refiner=REFINER), parse_axis("refiner_switch=0.5,0.8,1"))
+    assert [cell.request.refiner_switch for cell in plan.cells] == [0.5, 0.8, 1.0]
+    with pytest.raises(InputError, match="refiner switch 1.5 is out of range"):
+        plan_sweep(GenerationRequest(prompt="x", **SMALL, refiner=REFINER), parse_axis("refiner_switch=0.5,1.5"))
