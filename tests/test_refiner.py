@@ -389,3 +389,25 @@ def test_a_sweep_varies_the_refiner_switch_as_a1111s_xyz_plot_does():
     assert [cell.request.refiner_switch for cell in plan.cells] == [0.5, 0.8, 1.0]
     with pytest.raises(InputError, match="refiner switch 1.5 is out of range"):
         plan_sweep(GenerationRequest(prompt="x", **SMALL, refiner=REFINER), parse_axis("refiner_switch=0.5,1.5"))
+
+
+def test_the_memory_check_counts_the_refiners_unet(engine, tmp_path):
+    from sdxl_nb.backends.local.refiner import load_refiner
+    from sdxl_nb.config.refiners import refiner_unet_bytes
+    from sdxl_nb.request.preflight import memory_check
+
+    presets = load_presets()
+    loaded = engine.load(find_model("tiny-sdxl", presets))
+    refiner = load_refiner(engine, loaded, find_model(REFINER, presets))
+    assert refiner_unet_bytes(REFINER, "embedded", "float32") == pytest.approx(refiner.extra_bytes, rel=0.01)
+    assert refiner_unet_bytes("gone/refiner", "hf", "float16") == 0
+    facts = engine.memory_facts(loaded)
+    plain = prepare(GenerationRequest(prompt="x", **SMALL))
+    refined = prepare(GenerationRequest(prompt="x", **SMALL, refiner=REFINER, refiner_switch=0.5))
+    unused = prepare(GenerationRequest(prompt="x", **SMALL, refiner=REFINER, refiner_switch=1))
+
+    def peak(r):
+        return memory_check(r, facts, images_at_once=1, device_name="cpu", folder=tmp_path).estimate.peak_bytes
+
+    assert peak(refined) - peak(plain) == refiner_unet_bytes(REFINER, "embedded", "float32")
+    assert peak(unused) == peak(plain)

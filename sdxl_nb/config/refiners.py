@@ -53,3 +53,23 @@ def embedded_refiner_folder(model_id: str):
     if model_id != TINY_REFINER_ID:
         raise ModelUnavailableError(f"no embedded refiner {model_id!r}; accepted: {TINY_REFINER_ID}")
     return ensure_tiny_refiner()
+
+
+def refiner_unet_bytes(model_id: str, source: str, dtype: str) -> int:
+    """The refiner's UNet bytes in `dtype`, from its weight files (0 when they cannot be read): what the memory
+    check adds for a refiner job (its VAE and second text encoder are normally the base's own)."""
+    from pathlib import Path
+
+    from sdxl_nb.config.registry import locate_model
+
+    try:
+        folder = Path(embedded_refiner_folder(model_id) if source == "embedded" else locate_model(model_id)[0])
+        files = [p for p in (folder / "unet").iterdir() if p.name.endswith((".safetensors", ".bin"))]
+    except (OSError, ModelUnavailableError):
+        return 0
+    half = [p.stat().st_size for p in files if ".fp16." in p.name]
+    full = [p.stat().st_size for p in files if p.name.count(".") == 1]
+    width = {"float32": 4, "float16": 2, "bfloat16": 2}.get(dtype, 4)
+    if half and width == 2:
+        return sum(half)
+    return sum(full) * width // 4 if full else sum(half) * width // 2
