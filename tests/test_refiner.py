@@ -348,6 +348,8 @@ def test_cli_refiner_flags_and_one_line_errors(tmp_path):
         assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
         assert not out.exists()
+    dry = cli("--refiner", REFINER, "--dry-run")
+    assert dry.returncode == 0 and f"refiner {REFINER} from switch 0.8" in dry.stdout
     good = cli("--out", str(tmp_path / "good"), "--refiner", REFINER, "--refiner-switch", "0.8")
     assert good.returncode == 0, good.stderr
     (record,) = read_records(tmp_path / "good" / "jobs.log")
@@ -411,3 +413,11 @@ def test_the_memory_check_counts_the_refiners_unet(engine, tmp_path):
 
     assert peak(refined) - peak(plain) == refiner_unet_bytes(REFINER, "embedded", "float32")
     assert peak(unused) == peak(plain)
+
+
+def test_a_stop_during_the_refiners_steps_discards_the_unfinished_images(run, tmp_path):
+    seen = []
+    result = run(prompt="stop", steps=4, batch=2, chunk_size=1, refiner=REFINER, refiner_switch=0.5,
+                 on_progress=seen.append, should_stop=lambda: any(p["step"] == 3 for p in seen))
+    assert result.status == "interrupted" and result.images == []
+    assert any("stopped at step 3 of chunk 1" in e for e in result.record["events"])

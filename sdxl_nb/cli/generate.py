@@ -103,7 +103,8 @@ def print_preflight(check, as_json: bool) -> int:
         return EXIT_OK
     print_warnings(check.warnings)
     print(f"would run {r.mode} with {r.model.id}, {r.scheduler.name}, {r.steps} steps, cfg {r.cfg:g}, "
-          f"{r.width}x{r.height}, seeds {', '.join(map(str, r.seeds))}")
+          f"{r.width}x{r.height}, seeds {', '.join(map(str, r.seeds))}"
+          + (f", refiner {r.refiner.id} from switch {r.refiner_switch:g}" if r.refiner else ""))
     print(f"prompt: {r.styled_prompt}")
     if r.effective_negative_prompt:
         print(f"negative: {r.effective_negative_prompt}")
