@@ -121,12 +121,19 @@ def test_a_refiner_with_another_vae_loads_its_own(engine, tmp_path, monkeypatch)
     presets = load_presets()
     loaded = engine.load(find_model("tiny-sdxl", presets))
     loaded.refiners.pop(REFINER, None)
+    own_vae = loaded.vae
     try:
         refiner = module.load_refiner(engine, loaded, find_model(REFINER, presets))
         assert refiner.shared == ("text_encoder_2",) and refiner.pipe.vae is not loaded.pipe.vae
         assert refiner.pipe.vae.dtype == loaded.pipe.vae.dtype
+        # A base running a dedicated VAE (the fp16 fix) decodes the refiner's latents with it too.
+        loaded.refiners.pop(REFINER)
+        loaded.vae = {"id": "madebyollin/sdxl-vae-fp16-fix", "revision": "r"}
+        refiner = module.load_refiner(engine, loaded, find_model(REFINER, presets))
+        assert refiner.shared == ("text_encoder_2", "vae") and refiner.pipe.vae is loaded.pipe.vae
     finally:
         loaded.refiners.pop(REFINER, None)
+        loaded.vae = own_vae
 
 
 @pytest.mark.parametrize("mode", ["txt2img", "img2img", "inpaint"])

@@ -82,10 +82,7 @@ def weights_hash(folder: Path, dtype: torch.dtype) -> str | None:
 
 
 def _base_folders(loaded) -> dict[str, Path]:
-    folders = {"text_encoder_2": Path(loaded.path) / "text_encoder_2", "vae": Path(loaded.path) / "vae"}
-    if loaded.vae:  # a dedicated VAE replaced the model's own
-        folders["vae"] = Path(locate_model(loaded.vae["id"], need_pipeline=False)[0])
-    return folders
+    return {"text_encoder_2": Path(loaded.path) / "text_encoder_2", "vae": Path(loaded.path) / "vae"}
 
 
 def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
@@ -106,7 +103,9 @@ def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
         modules, shared = {}, []
         for name, cls in (("text_encoder_2", CLIPTextModelWithProjection), ("vae", diffusers.AutoencoderKL)):
             own = weights_hash(folder / name, dtype)
-            if own is not None and own == weights_hash(base_folders[name], dtype):
+            # A dedicated VAE the base uses (e.g. the fp16 fix) decodes the refiner's latents too, as A1111's
+            # VAE setting applies to both: SDXL base and refiner share one latent space.
+            if (name == "vae" and loaded.vae) or (own is not None and own == weights_hash(base_folders[name], dtype)):
                 modules[name] = getattr(loaded.pipe, name)
                 shared.append(name)
             else:
