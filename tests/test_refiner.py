@@ -167,6 +167,15 @@ def test_png_parameters_name_the_refiner_as_a1111_does(run):
     with Image.open(result.paths[0]) as image:
         text = image.text["parameters"]
     assert f"Refiner: {REFINER}, Refiner switch at: 0.8" in text
+    import json
+
+    from tests.conftest import REPO
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((REPO / "docs" / "jobs.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(json.loads(json.dumps(result.record)), schema, format_checker=jsonschema.FormatChecker())
+    with pytest.raises(jsonschema.ValidationError):  # the schema knows the field: a switch of 0 is not one
+        jsonschema.validate({**result.record, "refiner": {**result.record["refiner"], "switch": 0}}, schema)
     from sdxl_nb.record.png_params import read_png_parameters
 
     fields = read_png_parameters(result.paths[0]).fields
