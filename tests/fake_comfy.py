@@ -34,6 +34,7 @@ NODES = {
     "KSamplerAdvanced": ["add_noise", "noise_seed", "steps", "cfg", "sampler_name", "scheduler", "positive", "negative",
                          "latent_image", "start_at_step", "end_at_step", "return_with_leftover_noise", "model"],
     "VAEDecode": ["samples", "vae"], "SaveImage": ["images", "filename_prefix"],
+    "CLIPTextEncodeSDXLRefiner": ["ascore", "width", "height", "text", "clip"],
 }
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "uni_pc"]
 SCHEDULERS = ["normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform"]

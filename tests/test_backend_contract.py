@@ -387,3 +387,30 @@ def test_a_job_that_lost_an_image_to_the_nan_guard_reruns_its_saved_ones_bit_exa
     assert record["status"] == "failed" and [(i["index"], i["call"]) for i in record["images"]] == [(1, 0), (2, 0)]
     report = run_audit(tmp_path, rerun="all", engine=engine)
     assert report.ok and list(report.reruns["verdict"]) == ["bit-exact"] * 2, report.problems()
+
+
+def test_a_refiner_job_runs_on_every_backend_and_reruns_bit_exact(subject, tmp_path):
+    import sdxl_nb.api
+    from sdxl_nb.audit.report import run_audit
+
+    out = tmp_path / "out"
+    if subject.fake is not None:  # the server holds the refiner's checkpoint under its default file name
+        subject.fake.checkpoints.append("tiny-sdxl-refiner.safetensors")
+    assert subject.backend.capabilities.refiner
+    result = sdxl_nb.api.generate(prompt=f"refined {subject.name}", batch=2, seed=95, out_dir=out,
+                                  engine=subject.backend, refiner="tiny-sdxl-refiner", refiner_switch=0.5,
+                                  **{**SMALL, "steps": 4})
+    record = result.record
+    assert result.status == "ok" and record["refiner"]["id"] == "tiny-sdxl-refiner"
+    assert record["refiner"]["switch"] == 0.5 and record["refiner"]["revision"]
+    check_saved_images(out, record, 95)
+    if subject.fake is not None:
+        graph = list(subject.fake.prompts.values())[-1]["graph"]
+        assert [n["class_type"] for n in graph.values()].count("KSamplerAdvanced") == 2
+    auditor = subject.backend
+    if subject.name == "comfy":
+        from sdxl_nb.backends.comfy.backend import ComfyBackend
+
+        auditor = ComfyBackend(subject.backend.client.server, checkpoint=CKPT)
+    report = run_audit(out, rerun="all", engine=auditor)
+    assert report.ok, report.problems()

@@ -45,4 +45,18 @@ def cells():
             "    display(image)\n"
             "print('saved:', *[p.name for p in result.paths], sep='\\n  ')\n"
             "assert result.record['status'] == 'ok' and len(result.images) == 2"),
+        new_markdown_cell(
+            "## Base + refiner\n\n"
+            "A refiner finishes the base model's last steps from a switch point (A1111's *Refiner switch at*). "
+            "The embedded `tiny-sdxl-refiner` pairs with `tiny-sdxl`: it shares its VAE and second text encoder "
+            "(no extra memory for them). Switch 1 means the refiner does not run."),
+        new_code_cell(
+            "import numpy as np\n\n"
+            "tiny = dict(model='tiny-sdxl', prompt='a lighthouse', width=64, height=64, steps=4, seed=3)\n"
+            "alone = sdxl_nb.generate(**tiny)\n"
+            "refined = sdxl_nb.generate(**tiny, refiner='tiny-sdxl-refiner', refiner_switch=0.5)\n"
+            "print(refined.record['refiner'])\n"
+            "print([e for e in refined.record['events'] if e.startswith('refiner')])\n"
+            "display(alone.images[0], refined.images[0])\n"
+            "assert not np.array_equal(np.asarray(alone.images[0]), np.asarray(refined.images[0]))"),
     ]

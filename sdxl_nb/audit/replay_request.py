@@ -98,7 +98,24 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         effective_negative_prompt=_field(record, "effective_negative_prompt", str),
         steps=steps, cfg=cfg, width=width, height=height, batch=batch, seed=seeds[0], seeds=tuple(seeds),
         strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
-        loras=recorded_loras(record), embeddings=recorded_embeddings(record))
+        loras=recorded_loras(record), embeddings=recorded_embeddings(record), **recorded_refiner(record, presets))
+
+
+def recorded_refiner(record: dict, presets: Presets) -> dict:
+    """The refiner and switch a job ran with (none in older records); a refiner known to the registry is needed."""
+    entry = record.get("refiner")
+    if entry is None:
+        return {}
+    switch = entry.get("switch") if isinstance(entry, dict) else None
+    if not (isinstance(entry, dict) and isinstance(entry.get("id"), str)
+            and isinstance(switch, (int, float)) and not isinstance(switch, bool) and 0 < switch <= 1):
+        raise ReplayError(f"the record's refiner {entry!r} has no id and switch (0 < switch <= 1)")
+    from sdxl_nb.config.registry import model_presets
+
+    preset = model_presets(presets).get(entry["id"])
+    if preset is None or not preset.refiner:
+        raise ReplayError(f"refiner {entry['id']!r} is not installed here; the job cannot be re-run from its record")
+    return {"refiner": preset, "refiner_switch": float(switch)}
 
 
 def _recorded_file(kind: str, entry: object) -> tuple[str, Path, str]:

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_request_arguments(parser)
     add_comfy_arguments(parser)
+    parser.add_argument("--comfy-refiner-checkpoint", metavar="FILE",
+                        help="the refiner's checkpoint file on the server (default: <refiner repo name>.safetensors)")
     parser.add_argument("-o", "--output", help="workflow file to write (default: stdout)")
 
 
@@ -48,7 +50,8 @@ def run(args) -> int:
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise InputError(f"cannot write {args.output!r}: folder {folder!r} does not exist or is not writable")
     resolved = prepare(request_from(args))
-    workflow = build_workflow(resolved, checkpoint=args.comfy_checkpoint, vae=args.comfy_vae)
+    workflow = build_workflow(resolved, checkpoint=args.comfy_checkpoint, vae=args.comfy_vae,
+                              refiner_checkpoint=args.comfy_refiner_checkpoint)
     text = json.dumps(workflow.graph, indent=2, ensure_ascii=False) + "\n"
     for note in (*resolved.notes, *workflow.notes):
         print(f"note: {note}", file=sys.stderr)

@@ -35,6 +35,11 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-image", help="init image path: img2img (with --mask: inpaint)")
     parser.add_argument("--mask", help="inpaint mask path (white = repaint)")
     parser.add_argument("--strength", type=float, help="img2img/inpaint denoising strength, 0 < x <= 1")
+    parser.add_argument("--refiner", metavar="MODEL",
+                        help="a refiner model (see `sdxl-nb models`) that finishes the last steps, as in A1111")
+    parser.add_argument("--refiner-switch", type=float, metavar="X",
+                        help="fraction of the schedule the base runs before the refiner takes over, 0 < X <= 1 "
+                             "(default 0.8; 1: the refiner does not run)")
     parser.add_argument("--out", help="output folder (default: $SDXL_NB_OUTPUT or output_images)")
     parser.add_argument("--json", action="store_true", help="print the job record as JSON instead of paths")
 
@@ -60,6 +65,7 @@ def request_from(args):
         style=args.style, steps=args.steps, cfg=args.cfg, width=args.width, height=args.height,
         resolution=args.resolution, batch=args.batch, seed=args.seed, init_image=args.init_image,
         mask_image=args.mask, strength=args.strength, loras=args.lora,
+        refiner=args.refiner, refiner_switch=args.refiner_switch,
     )
 
 
@@ -97,7 +103,8 @@ def print_preflight(check, as_json: bool) -> int:
         return EXIT_OK
     print_warnings(check.warnings)
     print(f"would run {r.mode} with {r.model.id}, {r.scheduler.name}, {r.steps} steps, cfg {r.cfg:g}, "
-          f"{r.width}x{r.height}, seeds {', '.join(map(str, r.seeds))}")
+          f"{r.width}x{r.height}, seeds {', '.join(map(str, r.seeds))}"
+          + (f", refiner {r.refiner.id} from switch {r.refiner_switch:g}" if r.refiner else ""))
     print(f"prompt: {r.styled_prompt}")
     if r.effective_negative_prompt:
         print(f"negative: {r.effective_negative_prompt}")

@@ -34,6 +34,7 @@ class ModelPreset:
     source: str = "hf"  # "hf" (Hugging Face cache), "embedded" (built locally) or "checkpoint" (found as a file)
     native_size: tuple[int, int] | None = None  # default (width, height) instead of the global resolution
     vae: str | None = None  # dedicated VAE repo used when it is in the cache
+    refiner: bool = False  # an SDXL refiner (img2img, second text encoder only): picked as a refiner, never as a base
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def _check_range(check: _Checker, key: str, values: dict, name: str, low: float,
 
 def _model(check: _Checker, raw: Any, key: str) -> ModelPreset:
     v = check.entry(raw, key, {"id": "str", "description": "str", "steps": "int", "cfg": "float", "heavy": "bool"},
-                    {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str"})
+                    {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str", "refiner": "bool"})
     if v.get("source", "hf") not in ("hf", "embedded"):
         raise check.fail(f"{key}.source", f"unknown source {v['source']!r}; accepted: hf, embedded")
     _check_range(check, key, v, "steps", 1, MAX_STEPS)

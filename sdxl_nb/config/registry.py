@@ -21,6 +21,7 @@ from sdxl_nb.config.tiny import TINY_MODEL_ID
 from sdxl_nb.errors import InputError, ModelUnavailableError
 
 SDXL_PIPELINE_CLASSES = ("StableDiffusionXLPipeline",)
+SDXL_REFINER_CLASS = "StableDiffusionXLImg2ImgPipeline"  # with no first text encoder: the refiner layout
 # Components that carry weights (tokenizers and schedulers are config only).
 _NON_WEIGHT_COMPONENTS = {"scheduler", "tokenizer", "tokenizer_2", "feature_extractor", "image_encoder"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -152,21 +153,27 @@ def locate_model(repo_id: str, *, need_pipeline: bool = True) -> tuple[Path, str
     return snapshot, commit
 
 
-def _cached_sdxl_repos() -> dict[str, Path]:
-    """repo id -> repo folder, for every cached model whose snapshot declares an SDXL pipeline."""
+def _is_refiner_index(spec: dict) -> bool:
+    return spec.get("_class_name") == SDXL_REFINER_CLASS and (spec.get("text_encoder") or [None])[0] is None
+
+
+def _cached_sdxl_repos() -> dict[str, bool]:
+    """repo id -> whether it is a refiner, for every cached model whose snapshot declares an SDXL pipeline or an
+    SDXL refiner."""
     root = hf_cache_dir()
-    found: dict[str, Path] = {}
+    found: dict[str, bool] = {}
     if not root.is_dir():
         return found
     for folder in sorted(root.glob("models--*")):
         repo_id = folder.name[len("models--"):].replace("--", "/")
         for index in (folder / "snapshots").glob("*/model_index.json"):
             try:
-                if json.loads(index.read_text(encoding="utf-8")).get("_class_name") in SDXL_PIPELINE_CLASSES:
-                    found[repo_id] = folder
-                    break
+                spec = json.loads(index.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
+            if spec.get("_class_name") in SDXL_PIPELINE_CLASSES or _is_refiner_index(spec):
+                found[repo_id] = _is_refiner_index(spec)
+                break
     return found
 
 
@@ -177,9 +184,11 @@ def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
 
 
-def _generic_preset(repo_id: str, presets: Presets) -> ModelPreset:
-    return ModelPreset(id=repo_id, description="SDXL pipeline found in the local Hugging Face cache",
-                       steps=presets.defaults.steps, cfg=presets.defaults.cfg, heavy=True, turbo="turbo" in repo_id.lower())
+def _generic_preset(repo_id: str, presets: Presets, refiner: bool = False) -> ModelPreset:
+    what = "SDXL refiner" if refiner else "SDXL pipeline"
+    return ModelPreset(id=repo_id, description=f"{what} found in the local Hugging Face cache",
+                       steps=presets.defaults.steps, cfg=presets.defaults.cfg, heavy=True,
+                       turbo="turbo" in repo_id.lower(), refiner=refiner)
 
 
 def _checkpoint_preset(file: CheckpointFile, presets: Presets) -> ModelPreset:
@@ -195,8 +204,8 @@ def _checkpoint_preset(file: CheckpointFile, presets: Presets) -> ModelPreset:
 def _table(presets: Presets) -> tuple[dict[str, ModelPreset], dict[str, CheckpointFile], dict[str, str]]:
     """(id -> preset, id -> checkpoint file, id -> why the id is ambiguous) over presets, cache and checkpoints."""
     table = dict(presets.models)
-    for repo_id in _cached_sdxl_repos():
-        table.setdefault(repo_id, _generic_preset(repo_id, presets))
+    for repo_id, refiner in _cached_sdxl_repos().items():
+        table.setdefault(repo_id, _generic_preset(repo_id, presets, refiner))
     files: dict[str, CheckpointFile] = {}
     clashes: dict[str, str] = {}
     for file in list_checkpoints():
@@ -246,6 +255,15 @@ def _info(preset: ModelPreset, file: CheckpointFile | None = None, clash: str | 
 def model_presets(presets: Presets) -> dict[str, ModelPreset]:
     """Every selectable model: presets.json's, other SDXL pipelines in the cache, then single-file checkpoints."""
     return _table(presets)[0]
+
+
+def base_model_ids(table: dict[str, ModelPreset]) -> list[str]:
+    """The models a job can start from (refiners only finish another model's job)."""
+    return [model_id for model_id, preset in table.items() if not preset.refiner]
+
+
+def refiner_ids(table: dict[str, ModelPreset]) -> list[str]:
+    return [model_id for model_id, preset in table.items() if preset.refiner]
 
 
 def list_models(presets: Presets) -> list[ModelInfo]:
@@ -304,6 +322,6 @@ def default_model_id(presets: Presets) -> str:
         if by_id[presets.defaults.model].source != "embedded":
             return presets.defaults.model
     # A checkpoint of the tiny architecture (a converted tiny-sdxl) is a demo, not a real model.
-    real = [info.id for info in infos if info.available and info.source != "embedded"
+    real = [info.id for info in infos if info.available and info.source != "embedded" and not info.preset.refiner
             and not (info.source == "checkpoint" and not info.preset.heavy)]
     return real[0] if real else TINY_MODEL_ID

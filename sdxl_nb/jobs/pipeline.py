@@ -20,6 +20,7 @@ from sdxl_nb import settings
 from sdxl_nb.backends.base import RunHooks, RunOutput, check_plan
 from sdxl_nb.config.engine_profiles import engine_options
 from sdxl_nb.config.presets import Presets, check_scheduler_installed, load_presets
+from sdxl_nb.config.refiners import refiner_info, refiner_record
 from sdxl_nb.config.registry import checkpoint_record, find_model
 from sdxl_nb.errors import GenerationError, InputError, ModelUnavailableError, Terminated, one_line
 from sdxl_nb.jobs.files import JobFiles
@@ -117,6 +118,7 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
     backend = backend or kernel_backend()
     if backend.capabilities.local_models and not info.available:
         raise ModelUnavailableError(info.reason)  # a remote server runs its own copy: the local cache is not asked
+    refiner_info(r, presets, local=backend.capabilities.local_models)  # an unknown or missing refiner: refused here
     plan = kind.run_plan(chunk_size, auto_tune)
     check_plan(backend, plan)
     if plan.request.loras or plan.request.embeddings:  # files that do not fit the model: refused here
@@ -147,6 +149,7 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
              "dtype": loaded.dtype_name, "vae": loaded.vae, **checkpoint_record(info)}
     record = base_record(r, job_id=job_id, started_at=started_at, model=model, device=backend.device_record(),
                          env=backend.environment())
+    record["refiner"] = refiner_record(r, presets)
     record.update(extra)
     remote = backend.backend_record(info.id)
     if remote is not None:

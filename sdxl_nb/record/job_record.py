@@ -24,7 +24,7 @@ RESERVED_KEYS = frozenset({
     "prompt", "negative_prompt", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height",
     "batch", "chunk_size", "seed", "seeds", "strength", "init_image", "mask_image", "images", "timings",
     "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations",
-    "loras", "embeddings", "conditioning"})
+    "loras", "embeddings", "conditioning", "refiner"})
 
 
 def check_extra(extra: dict | None) -> dict:
@@ -84,6 +84,7 @@ def base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dict
         "mask_image": _input_image(r.mask_image),
         "loras": [lora.record() for lora in r.loras],
         "embeddings": [embedding.record() for embedding in r.embeddings],
+        "refiner": None,  # {id, revision, switch}: the job pipeline fills it in (config.refiners.refiner_record)
         "images": [],
         "timings": {},
         "peak_memory_bytes": None,
@@ -122,6 +123,7 @@ def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | No
         "Model": record["model"]["id"].rsplit("/", 1)[-1],
         "Denoising strength": None if record["strength"] is None else f"{record['strength']:g}",
         "Style": record["style"]["name"],
+        **refiner_fields(record),
         **network_fields(record),
         **(extra_fields or {}),
         "Version": f"sdxl_nb {sdxl_nb.__version__}",
@@ -140,6 +142,16 @@ def with_lora_tags(prompt: str, record: dict) -> str:
     tagged = {tag.name for tag in lora_tags(prompt)}
     extra = [lora_tag(lora["name"], lora["weight"]) for lora in record.get("loras") or [] if lora["name"] not in tagged]
     return " ".join([prompt, *extra]) if extra else prompt
+
+
+def refiner_fields(record: dict) -> dict:
+    """A1111's `Refiner: NAME [HASH]` (the bare name where no file hash is known) and `Refiner switch at`."""
+    refiner = record.get("refiner")
+    if not refiner:
+        return {}
+    name = refiner["id"].rsplit("/", 1)[-1]
+    short = refiner.get("hash")  # a single-file checkpoint's first 10 hex digits of sha256, where known
+    return {"Refiner": f"{name} [{short[:10]}]" if short else name, "Refiner switch at": str(float(refiner["switch"]))}
 
 
 def network_fields(record: dict) -> dict:

@@ -17,7 +17,9 @@ _LATENT_KEYS = ("samples", "latent", "latent_image")
 # Single-file checkpoint names of the official SDXL releases (what A1111 and ComfyUI write) -> registry ids.
 CHECKPOINT_NAMES = {"sd_xl_base_1.0": "stabilityai/stable-diffusion-xl-base-1.0",
                     "sd_xl_base_1.0_0.9vae": "stabilityai/stable-diffusion-xl-base-1.0",
-                    "sd_xl_turbo_1.0": "stabilityai/sdxl-turbo", "sd_xl_turbo_1.0_fp16": "stabilityai/sdxl-turbo"}
+                    "sd_xl_turbo_1.0": "stabilityai/sdxl-turbo", "sd_xl_turbo_1.0_fp16": "stabilityai/sdxl-turbo",
+                    "sd_xl_refiner_1.0": "stabilityai/stable-diffusion-xl-refiner-1.0",
+                    "sd_xl_refiner_1.0_0.9vae": "stabilityai/stable-diffusion-xl-refiner-1.0"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,9 @@ def _ours(record: dict, text: str) -> PngParameters:
               "scheduler": (record.get("scheduler") or {}).get("name"), "steps": record.get("steps"),
               "cfg": record.get("cfg"), "seed": image.get("seed", record.get("seed")), "width": record.get("width"),
               "height": record.get("height"), "model": (record.get("model") or {}).get("id"),
-              "mode": mode, "strength": record.get("strength")}
+              "mode": mode, "strength": record.get("strength"),
+              "refiner": (record.get("refiner") or {}).get("id"),
+              "refiner_switch": (record.get("refiner") or {}).get("switch")}
     for name in ("init_image", "mask_image"):
         if record.get(name):
             fields[name] = record[name]["path"]
@@ -104,6 +108,14 @@ def _a1111(text: str, presets: Presets) -> PngParameters:
     model = values.pop("Model", None)
     if model:
         fields["model"] = model_id(model, presets) or _note(unmapped, "Model", model)
+    refiner = values.pop("Refiner", None)
+    if refiner:
+        name = refiner.split(" [", 1)[0]  # "NAME [HASH]": the hash names the file, the name the model
+        fields["refiner"] = model_id(name, presets) or _note(unmapped, "Refiner", refiner)
+        try:
+            fields["refiner_switch"] = float(values.pop("Refiner switch at", "0.8"))
+        except ValueError:
+            unmapped["Refiner switch at"] = values.get("Refiner switch at", "")
     if "Denoising strength" in values:
         unmapped["Denoising strength"] = values.pop("Denoising strength") + " (img2img: the init image is not in the PNG)"
     unmapped.update({key: value for key, value in values.items() if key not in ("Version", "Style")})

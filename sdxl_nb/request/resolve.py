@@ -51,6 +51,8 @@ class GenerationRequest:
     strength: float | None = None  # img2img/inpaint denoising strength, 0 < strength <= 1
     # LoRAs besides the prompt's <lora:NAME:WEIGHT> tags: [("NAME", 0.8)] or ["NAME:0.8"]; all three mean the same.
     loras: list | None = None
+    refiner: str | None = None  # a refiner model id: it finishes the job's last steps from `refiner_switch` on
+    refiner_switch: float | None = None  # fraction of the schedule the base runs, 0 < switch <= 1 (default 0.8)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class ResolvedRequest:
     notes: tuple[str, ...] = field(default_factory=tuple)
     loras: tuple[LoraUse, ...] = ()  # every LoRA of the job (prompt tags and the request's list), in order
     embeddings: tuple[EmbeddingUse, ...] = ()  # textual-inversion embeddings named in the prompts
+    refiner: ModelPreset | None = None  # the refiner that takes over at refiner_switch (None: the base alone)
+    refiner_switch: float | None = None  # set exactly when refiner is
 
     @property
     def init_resized(self) -> bool:
@@ -222,7 +226,11 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     prompt = check_text(request.prompt, "prompt")
     negative = check_text(request.negative_prompt or "", "negative prompt")
 
-    model = _pick(models, request.model or d.model, "model")
+    bases = {name: preset for name, preset in models.items() if not preset.refiner}
+    if (request.model or d.model) in models and (request.model or d.model) not in bases:
+        raise _fail(f"model {request.model!r} is a refiner: it finishes another model's job (refiner="
+                    f"{request.model!r}); accepted models: {', '.join(bases)}")
+    model = _pick(bases, request.model or d.model, "model")
     style = _pick(presets.styles, request.style or d.style, "style", presets.user_error)
     scheduler_name = request.scheduler or style.scheduler or d.scheduler
     if request.scheduler is None and style.scheduler:
@@ -273,6 +281,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
                         f"of at least 1, e.g. {_enough_denoising(steps, strength)}")
 
     width, height = _resolve_size(request, presets, model, init, notes)
+    refiner, switch = _resolve_refiner(request, models, mode, strength, notes)
 
     if request.seed is None:
         seed = secrets.randbelow(MAX_SEED - batch + 2)
@@ -289,7 +298,35 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
         loras=resolve_loras(styled, effective_negative, request.loras),
         embeddings=resolve_embeddings(styled, effective_negative),
+        refiner=refiner, refiner_switch=switch,
     )
+
+
+DEFAULT_REFINER_SWITCH = 0.8  # A1111's default "Refiner switch at"
+
+
+def _resolve_refiner(request: GenerationRequest, models: dict[str, ModelPreset], mode: str, strength: float | None,
+                     notes: list[str]) -> tuple[ModelPreset | None, float | None]:
+    if request.refiner is None:
+        if request.refiner_switch is not None:
+            raise _fail("refiner switch needs a refiner (give refiner= / --refiner MODEL)")
+        return None, None
+    refiners = {name: preset for name, preset in models.items() if preset.refiner}
+    if not isinstance(request.refiner, str) or request.refiner not in refiners:
+        raise _fail(f"unknown refiner {request.refiner!r}; accepted: {', '.join(refiners) or 'none installed'}")
+    if request.refiner_switch is None:
+        switch = DEFAULT_REFINER_SWITCH
+        notes.append(f"refiner switch {switch:g} (lab default)")
+    else:
+        switch = check_number(request.refiner_switch, "refiner switch")
+        if not 0 < switch <= 1:
+            raise _fail(f"refiner switch {request.refiner_switch} is out of range; accepted: greater than 0, at most 1 "
+                        "(the fraction of the schedule the base model runs; 1: the refiner does not run)")
+    if mode != "txt2img" and switch < 1 and strength <= 1 - switch:
+        # img2img starts strength x the schedule from its end; the refiner takes the last (1 - switch) of it.
+        raise _fail(f"strength {strength:g} starts after the refiner switch {switch:g}, so the base model would run no "
+                    f"step; accepted: strength greater than {1 - switch:.3g}, or a switch greater than {1 - strength:.3g}")
+    return refiners[request.refiner], switch
 
 
 def _enough_denoising(steps: int, strength: float) -> str:

@@ -31,7 +31,7 @@ class AnimatePanel(Panel):
                  actions=None):
         self.queue = queue or get_queue()
         self.out_dir = Path(out_dir) if out_dir else None  # None: the queue's folder
-        self.form = RequestForm(model_panel.model_id if model_panel else None)
+        self.form = RequestForm(model_panel.model_id if model_panel else None, refiner=False)
         if model_panel is not None:
             self.form.follow(model_panel)
         # Each widget has its own Layout: hiding one never hides another.

@@ -18,11 +18,13 @@ COMPARE_BOX = 384  # each side of a comparison; both are shown at the same size
 # Request fields by the words the form uses for them.
 FIELD_LABELS = {"prompt": "prompt", "negative_prompt": "negative", "style": "style", "scheduler": "scheduler",
                 "steps": "steps", "cfg": "cfg", "seed": "seed", "width": "width", "height": "height", "model": "model",
-                "mode": "mode", "strength": "strength", "init_image": "init image", "mask_image": "mask"}
+                "mode": "mode", "strength": "strength", "init_image": "init image", "mask_image": "mask",
+                "refiner": "refiner", "refiner_switch": "refiner switch"}
 # Record fields a comparison lists when they differ, with their labels.
 COMPARED = (("prompt", "prompt"), ("negative_prompt", "negative"), ("style", "style"), ("scheduler", "scheduler"),
             ("steps", "steps"), ("cfg", "cfg"), ("seed", "seed"), ("width", "width"), ("height", "height"),
-            ("model", "model"), ("mode", "mode"), ("strength", "strength"))
+            ("model", "model"), ("mode", "mode"), ("strength", "strength"), ("refiner", "refiner"),
+            ("refiner_switch", "refiner switch"))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ class ModelPanel(Panel):
         self.queue = queue or get_queue()
         self.out_dir = Path(out_dir) if out_dir else default_output_dir()
         presets = load_presets()
-        self.models = {info.id: info for info in list_models(presets)}
+        # Refiners only finish another model's job: they are picked in the request form, not here.
+        self.models = {info.id: info for info in list_models(presets) if not info.preset.refiner}
         options = [(f"{m.id} — {m.description}" if m.available else f"✗ {m.id} (not available)", m.id)
                    for m in self.models.values()]
         loaded = self.queue.loaded_models()

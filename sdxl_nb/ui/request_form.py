@@ -7,7 +7,7 @@ import html
 import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.config.registry import default_model_id, model_presets
+from sdxl_nb.config.registry import default_model_id, model_presets, refiner_ids
 from sdxl_nb.config.user_presets import on_change
 from sdxl_nb.jobs.networks import lora_listing
 from sdxl_nb.request import form
@@ -28,7 +28,7 @@ class RequestForm:
     `model_id` is shown, not chosen here: the lab's model panel chooses it (`follow(model_panel)`).
     """
 
-    def __init__(self, model_id: str | None = None):
+    def __init__(self, model_id: str | None = None, *, refiner: bool = True):
         self.presets = load_presets()
         self.model_id = model_id or default_model_id(self.presets)
         p = self.presets
@@ -76,12 +76,26 @@ class RequestForm:
         self.size_row = w.HBox([self.resolution, self.width, self.height])
         self.numbers_row = w.HBox([self.steps, self.cfg])
         self.seed_row = w.HBox([self.seed, self.random_seed])
+        # The refiner finishes the base's last steps (A1111's "Refiner" and "Switch at"); Animate has none.
+        self.offers_refiner = refiner
+        self.refiner = w.Dropdown(options=[("none", "")] + [(name, name) for name in refiner_ids(self._models())],
+                                  description="Refiner", layout=w.Layout(**SHARE))
+        self.refiner_switch = w.FloatSlider(value=0.8, min=0.01, max=1.0, step=0.01, description="Switch at",
+                                            readout_format=".2f", continuous_update=False, layout=w.Layout(**SHARE))
+        self.refiner.observe(lambda _c: self._on_refiner(), "value")
+        self.refiner.add_class("sdxl-refiner")
+        self._on_refiner()
+        self.refiner_row = w.HBox([self.refiner, self.refiner_switch], layout=WIDE)
 
     def rows(self) -> list[w.Widget]:
         """The form's rows, top to bottom (a panel adds its own after them)."""
         return [self.model_line, w.HBox([self.style, self.scheduler], layout=WIDE),
                 w.HBox([self.style_info, self.scheduler_info], layout=WIDE), self.prompt, self.lora_picker.widget,
-                self.styled_preview, self.negative, self.size_row, self.size_note, self.numbers_row, self.seed_row]
+                self.styled_preview, self.negative, self.size_row, self.size_note, self.numbers_row, self.seed_row,
+                *([self.refiner_row] if self.offers_refiner else [])]
+
+    def _on_refiner(self) -> None:
+        self.refiner_switch.disabled = not self.refiner.value
 
     def build(self, extra: list[w.Widget] = ()) -> w.VBox:
         self.widget = column(self.rows() + list(extra))
@@ -233,6 +247,8 @@ class RequestForm:
             fields.update(width=self.width.value, height=self.height.value)
         elif self.resolution.value != MODEL_SIZE:
             fields["resolution"] = self.resolution.value
+        if self.offers_refiner and self.refiner.value:
+            fields.update(refiner=self.refiner.value, refiner_switch=round(self.refiner_switch.value, 2))
         return fields, adjustments
 
     def load(self, fields: dict) -> list[str]:
@@ -263,4 +279,20 @@ class RequestForm:
             self.set_size(int(fields["width"]), int(fields["height"]))
         if fields.get("seed") is not None:
             self.use_seed(fields["seed"])
+        skipped += self._load_refiner(fields)
         return skipped
+
+    def _load_refiner(self, fields: dict) -> list[str]:
+        wanted = fields.get("refiner")
+        if not self.offers_refiner:
+            return [f"refiner {wanted!r} is not used here (only Generate and Sweep run a refiner)"] if wanted else []
+        if not wanted:
+            self.refiner.value = ""
+            return []
+        if wanted not in dict(self.refiner.options).values():
+            return [f"refiner {wanted!r} is not one of this lab's refiners (kept {self.refiner.value or 'none'})"]
+        self.refiner.value = wanted
+        switch = fields.get("refiner_switch")
+        if isinstance(switch, (int, float)) and 0 < switch <= 1:
+            self.refiner_switch.value = float(switch)
+        return []

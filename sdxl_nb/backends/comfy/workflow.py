@@ -55,7 +55,7 @@ def _output(link: list, index: int) -> list:
 
 def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: str | None = None,
                    seed: int | None = None, batch: int | None = None, filename_prefix: str = "sdxl_nb",
-                   content_names: bool = False) -> Workflow:
+                   content_names: bool = False, refiner_checkpoint: str | None = None) -> Workflow:
     """The SDXL graph for a request: checkpoint, optional VAE, prompts, latent, sampler, decode, save.
 
     `vae`: a VAE file on the server; None uses the model preset's dedicated VAE (as
@@ -63,7 +63,9 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     VAEEncode) and samples with KSamplerAdvanced over the last int(steps x strength) steps of a
     `steps`-step schedule, as diffusers and A1111 do; inpaint adds the mask (SetLatentNoiseMask). Input images are
     loaded by their file name, or with `content_names` by a name made from their hash (what the
-    remote backend uploads: the same file is never uploaded twice nor mixed up with another).
+    remote backend uploads: the same file is never uploaded twice nor mixed up with another). With a refiner
+    (switch < 1) the base's KSamplerAdvanced stops at the switch step with its leftover noise and the refiner's
+    (its own checkpoint, `refiner_checkpoint`, and CLIPTextEncodeSDXLRefiner prompts) runs the rest.
     """
     seed = r.seed if seed is None else seed
     batch = r.batch if batch is None else batch
@@ -110,7 +112,10 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
                      f"image of seed {seed}+i (the remote backend runs one prompt per image to keep seed + i)")
     shared = dict(cfg=r.cfg, sampler_name=sampler_name, scheduler=scheduler, model=model, positive=positive,
                   negative=negative, latent_image=latent)
-    if r.mode == "txt2img":
+    if r.refiner is not None and r.refiner_switch < 1:
+        start = 0 if r.mode == "txt2img" else r.steps - strength_steps(r.steps, r.strength)
+        sampled = _refined(g, r, seed, start, shared, refiner_checkpoint, notes)
+    elif r.mode == "txt2img":
         sampled = g.add("KSampler", seed=seed, steps=r.steps, denoise=1.0, **shared)
     else:
         # KSampler's denoise=s would run all `steps` steps over a schedule stretched to steps / s: 1/s times the
@@ -122,6 +127,35 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     decoded = g.add("VAEDecode", samples=sampled, vae=vae_link)
     save = g.add("SaveImage", images=decoded, filename_prefix=filename_prefix)
     return Workflow(graph=g.nodes, save_node=save[0], uploads=uploads, notes=notes)
+
+
+def switch_step(steps: int, switch: float) -> int:
+    """The step where the refiner takes over, as ComfyUI users set end_at_step: round(steps x switch)."""
+    return int(round(steps * switch))
+
+
+def _refined(g: _Graph, r: ResolvedRequest, seed: int, start: int, shared: dict, refiner_checkpoint: str | None,
+             notes: list[str]) -> list:
+    """Base KSamplerAdvanced to the switch step (leftover noise on), then the refiner's from there (no new noise)."""
+    from sdxl_nb.config.refiners import AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE
+
+    switch = min(max(switch_step(r.steps, r.refiner_switch), start + 1), r.steps)
+    if switch != switch_step(r.steps, r.refiner_switch):
+        notes.append(f"refiner switch {r.refiner_switch:g} of {r.steps} steps falls outside the steps the base runs; "
+                     f"ComfyUI switches at step {switch}")
+    base = g.add("KSamplerAdvanced", "Base sampler", add_noise="enable", noise_seed=seed, steps=r.steps,
+                 start_at_step=start, end_at_step=switch, return_with_leftover_noise="enable", **shared)
+    ckpt = g.add("CheckpointLoaderSimple", "Refiner checkpoint",
+                 ckpt_name=refiner_checkpoint or default_checkpoint(r.refiner.id))
+    clip = _output(ckpt, 1)
+    size = dict(width=r.width, height=r.height)
+    positive = g.add("CLIPTextEncodeSDXLRefiner", "Refiner positive prompt", ascore=AESTHETIC_SCORE, **size,
+                     text=without_tags(r.styled_prompt), clip=clip)
+    negative = g.add("CLIPTextEncodeSDXLRefiner", "Refiner negative prompt", ascore=NEGATIVE_AESTHETIC_SCORE,
+                     **size, text=without_tags(r.effective_negative_prompt), clip=clip)
+    refined = dict(shared, model=_output(ckpt, 0), positive=positive, negative=negative, latent_image=base)
+    return g.add("KSamplerAdvanced", "Refiner sampler", add_noise="disable", noise_seed=seed, steps=r.steps,
+                 start_at_step=switch, end_at_step=10000, return_with_leftover_noise="disable", **refined)
 
 
 def lora_file_name(lora) -> str:

@@ -149,6 +149,14 @@ class PromptEncoder:
         encoded = Encoded(hidden=torch.concat(hidden, dim=-1), pooled=pooled, chunks=count)
         return pad(encoded, chunks, self) if chunks else encoded
 
+    @torch.no_grad()
+    def encode_one(self, text: str, encoder: int, chunks: int) -> Encoded:
+        """One encoder's conditioning alone (an SDXL refiner reads CLIP-G only), padded to `chunks` chunks."""
+        parts = self.chunks(text, encoder)
+        encoded = [self._encode_chunk(encoder, chunk) for chunk in parts]
+        states = [z for z, _pooled in encoded] + [self._empty_chunk(encoder)] * (chunks - len(parts))
+        return Encoded(hidden=torch.cat(states, dim=1), pooled=encoded[0][1], chunks=max(chunks, len(parts)))
+
     def _encode_chunk(self, encoder: int, chunk: Chunk) -> tuple[torch.Tensor, torch.Tensor | None]:
         tokenizer, text_encoder = self.pairs[encoder]
         ids = [tokenizer.bos_token_id] + chunk.tokens + [tokenizer.eos_token_id]

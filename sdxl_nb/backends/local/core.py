@@ -56,6 +56,7 @@ class LoadedModel:
     graph_shapes: set = field(default_factory=set)  # (width, height, UNet batch) compiled for CUDA graphs
     lora: LoraSwitch | None = None  # the LoRA adapters loaded into this model (made on first use)
     vectors: dict = field(default_factory=dict)  # embedding sha256 -> (clip_l, clip_g) vectors on the device
+    refiners: dict = field(default_factory=dict)  # refiner id -> refiner.LoadedRefiner sharing this model's modules
 
     def lora_switch(self) -> LoraSwitch:
         if self.lora is None:
@@ -74,7 +75,7 @@ class Engine:
     name = "local"
     capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
                                 noise_mix=True, prompt_blend=True, prompt_weighting=True, lora=True, embeddings=True,
-                                local_models=True, rerun=True)
+                                local_models=True, rerun=True, refiner=True)
 
     def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1,
                  auto_tune: bool = False, options: EngineOptions | None = None):

@@ -51,6 +51,22 @@ def replay_plan(record: dict, resolved) -> RunPlan:
     return replace(plan, calls=tuple(grouped))
 
 
+def _refiner_notes(record: dict, resolved, presets: Presets, engine) -> list[str]:
+    """Refuse a refiner that is not available here; note one whose revision changed since the job."""
+    from sdxl_nb.config.refiners import model_revision, refiner_info
+    from sdxl_nb.errors import ModelUnavailableError
+
+    try:
+        info = refiner_info(resolved, presets, local=engine.capabilities.local_models)
+    except ModelUnavailableError as exc:
+        raise ReplayError(str(exc)) from None
+    recorded = (record.get("refiner") or {}).get("revision")
+    if info is None or not recorded:
+        return []
+    revision = model_revision(info)
+    return [] if revision == recorded else [f"refiner revision {revision} differs from the recorded {recorded}"]
+
+
 def replay(record: dict, folder: str | Path, engine, presets: Presets | None = None, on_progress=None) -> Replay:
     """Regenerate a record's images with its own scheduler config, prompts, seeds and pipeline calls.
 
@@ -75,6 +91,7 @@ def replay(record: dict, folder: str | Path, engine, presets: Presets | None = N
         notes.append(f"model revision {loaded.revision} differs from the recorded {recorded_model['revision']}")
     if recorded_model.get("vae") != loaded.vae and "vae" in recorded_model:
         notes.append(f"VAE {loaded.vae} differs from the recorded {recorded_model.get('vae')}")
+    notes += _refiner_notes(record, resolved, presets, engine)
     output = engine.run(replay_plan(record, resolved), loaded, RunHooks(on_progress=on_progress))
     recorded_config = (record.get("scheduler") or {}).get("config")
     if isinstance(recorded_config, dict):

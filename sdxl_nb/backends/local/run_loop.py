@@ -13,6 +13,7 @@ from sdxl_nb.backends.local.calls import CallArguments
 from sdxl_nb.backends.local.decode import decode_guarded
 from sdxl_nb.backends.local.oom import MemoryTuner, is_out_of_memory
 from sdxl_nb.backends.local.preview import Throttle, latents_to_rgb
+from sdxl_nb.backends.local.refiner import RefinerStage
 from sdxl_nb.errors import one_line
 from sdxl_nb.record.config_codec import encode_config
 
@@ -56,6 +57,13 @@ class RunLoop:
         self.out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, events=[], warnings=[],
                              scheduler={"name": r.scheduler.name, "class": type(scheduler).__name__,
                                         "config": encode_config(dict(scheduler.config))}, chunk_size=chunk)
+        self.refiner = None  # the base + refiner hand-off (refiner.py), when the job names a refiner
+        if r.refiner is not None:
+            self.refiner = RefinerStage(engine, loaded, r, lambda: engine.make_scheduler(loaded, r.scheduler.cls,
+                                                                                          r.scheduler.kwargs),
+                                        plan.texts(), engine.embedding_vectors(loaded, r))
+            self.out.events += self.refiner.events
+            self.out.warnings += self.refiner.warnings
 
     def run(self) -> RunOutput:
         env.reset_peak_memory(self.engine.device)
@@ -121,16 +129,16 @@ class RunLoop:
         state = {"stopped_at": None}
 
         def callback(pipe, i, _t, kwargs):
-            total = pipe.num_timesteps
-            progress = {"step": i + 1, "total": total, "chunk": number, "chunks": planned,
+            step, total = self.refiner.progress(pipe, i) if self.refiner else (i + 1, pipe.num_timesteps)
+            progress = {"step": step, "total": total, "chunk": number, "chunks": planned,
                         "images_done": len(out.images), "images_in_chunk": len(specs),
                         "batch": len(self.plan.images), "elapsed": time.perf_counter() - started}
             hooks.progress(progress)
-            if self.throttle is not None and self.throttle.ready(final=i + 1 == total):
+            if self.throttle is not None and self.throttle.ready(final=step == total):
                 hooks.on_preview(latents_to_rgb(kwargs["latents"]), progress)
-            if hooks.stop_requested() and i + 1 < total:
+            if hooks.stop_requested() and step < total:
                 pipe._interrupt = True  # diffusers skips the remaining steps
-                state["stopped_at"] = i + 1
+                state["stopped_at"] = step
             return kwargs
 
         indices = [spec.index for spec in specs]
@@ -138,11 +146,16 @@ class RunLoop:
         engine.fault("denoise", indices=indices)
         tensor_inputs = {"callback_on_step_end_tensor_inputs": ["latents"]} if self.throttle else {}
         self.pipe.noise_mix = self.arguments.noise_mix(specs)
+        arguments = self.arguments(specs)
         try:
-            latents = engine.call_pipeline(self.pipe, **self.arguments(specs), callback_on_step_end=callback,
+            latents = engine.call_pipeline(self.pipe, **(self.refiner.base_arguments(arguments) if self.refiner
+                                                         else arguments), callback_on_step_end=callback,
                                            **tensor_inputs).images
         finally:
             self.pipe.noise_mix = None
+        if self.refiner is not None and state["stopped_at"] is None:
+            latents = self.refiner.refine(engine, latents, specs, arguments, callback_on_step_end=callback,
+                                          **tensor_inputs)
         if state["stopped_at"] is not None:
             out.events.append(f"stopped at step {state['stopped_at']} of chunk {number}; "
                               f"its {len(specs)} unfinished image(s) discarded")
@@ -151,7 +164,7 @@ class RunLoop:
         latents = latents if injected is None else injected
         engine.fault("decode", indices=indices)
         labels = [f"image {spec.index + 1} (seed {spec.seed})" for spec in specs]
-        decoded = decode_guarded(self.pipe, latents, labels)
+        decoded = decode_guarded(self.refiner.decoder(self.pipe) if self.refiner else self.pipe, latents, labels)
         out.events += decoded.events
         done = []
         for spec, label, image, problem in zip(specs, labels, decoded.images, decoded.problems, strict=True):

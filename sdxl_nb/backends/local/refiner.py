@@ -1,0 +1,229 @@
+"""The base + refiner hand-off: loads a refiner beside a base model (sharing identical modules) and runs its steps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import diffusers
+import torch
+from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline, UNet2DConditionModel
+from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+from sdxl_nb.backends.local.conditioning import PromptEncoder, run_shape
+from sdxl_nb.backends.local.loading import _variant
+from sdxl_nb.backends.local.oom import component_bytes
+from sdxl_nb.config.refiners import AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE, embedded_refiner_folder, model_revision
+from sdxl_nb.config.registry import ModelInfo, locate_model
+from sdxl_nb.errors import GenerationError, ModelUnavailableError, one_line
+from sdxl_nb.request.prompt_syntax import without_tags
+
+SHAREABLE = ("vae", "text_encoder_2")  # what an SDXL refiner can have in common with its base
+_BLOB = re.compile(r"^[0-9a-f]{64}$")
+_FILE_HASHES: dict[tuple, str] = {}  # (path, size, mtime) -> sha256, so a file is read once per process
+
+
+@dataclass
+class LoadedRefiner:
+    info: ModelInfo
+    revision: str | None
+    path: str
+    pipe: StableDiffusionXLImg2ImgPipeline
+    shared: tuple[str, ...]  # the base's modules it uses as they are (same objects, same dtype)
+    extra_bytes: int  # parameter and buffer bytes of its own modules (the shared ones cost nothing)
+    own_scheduler: object = None
+    derived: dict = field(default_factory=dict)
+
+    def pipeline(self, mode: str):
+        """The refiner for a mode: img2img continues txt2img and img2img latents; inpaint keeps the mask."""
+        if mode != "inpaint":
+            return self.pipe
+        if "inpaint" not in self.derived:
+            derived = StableDiffusionXLInpaintPipeline(**self.pipe.components, **_flags(self.pipe))
+            derived.set_progress_bar_config(disable=True)
+            self.derived["inpaint"] = derived
+        return self.derived["inpaint"]
+
+
+def _flags(pipe) -> dict:
+    return dict(requires_aesthetics_score=pipe.config.requires_aesthetics_score,
+                force_zeros_for_empty_prompt=pipe.config.force_zeros_for_empty_prompt, add_watermarker=False)
+
+
+def _file_hash(path: Path) -> str:
+    real = path.resolve()
+    if real.parent.name == "blobs" and _BLOB.match(real.name):  # the HF cache names LFS blobs by their sha256
+        return real.name
+    stat = real.stat()
+    key = (str(real), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        digest = hashlib.sha256()
+        with open(real, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+        _FILE_HASHES[key] = digest.hexdigest()
+    return _FILE_HASHES[key]
+
+
+def weights_hash(folder: Path, dtype: torch.dtype) -> str | None:
+    """A hash of the weight files a component folder loads from (the variant the engine picks); None: none found."""
+    variant = _variant(folder, dtype)
+    files = sorted(p for p in folder.iterdir() if p.name.endswith((".safetensors", ".bin"))
+                   and ((f".{variant}." in p.name) if variant else p.name.count(".") == 1))
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + _file_hash(path).encode())
+    return digest.hexdigest()
+
+
+def _base_folders(loaded) -> dict[str, Path]:
+    return {"text_encoder_2": Path(loaded.path) / "text_encoder_2", "vae": Path(loaded.path) / "vae"}
+
+
+def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
+    """The refiner beside a loaded base (once; kept with the base). Modules whose weight files hash the same as the
+    base's are the base's own objects: no extra bytes, dtype unchanged."""
+    if info.id in loaded.refiners:
+        return loaded.refiners[info.id]
+    if info.source == "embedded":
+        folder = Path(embedded_refiner_folder(info.id))
+    else:
+        folder = Path(locate_model(info.id)[0])
+    revision = model_revision(info)
+    dtype, device = loaded.pipe.unet.dtype, engine.device
+    common = dict(torch_dtype=dtype, local_files_only=True)
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+        base_folders = _base_folders(loaded)
+        modules, shared = {}, []
+        for name, cls in (("text_encoder_2", CLIPTextModelWithProjection), ("vae", diffusers.AutoencoderKL)):
+            own = weights_hash(folder / name, dtype)
+            # A dedicated VAE the base uses (e.g. the fp16 fix) decodes the refiner's latents too, as A1111's
+            # VAE setting applies to both: SDXL base and refiner share one latent space.
+            if (name == "vae" and loaded.vae) or (own is not None and own == weights_hash(base_folders[name], dtype)):
+                modules[name] = getattr(loaded.pipe, name)
+                shared.append(name)
+            else:
+                modules[name] = cls.from_pretrained(folder / name, variant=_variant(folder / name, dtype), **common)
+        unet = UNet2DConditionModel.from_pretrained(folder / "unet", variant=_variant(folder / "unet", dtype), **common)
+        tokenizer_2 = CLIPTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True)
+        scheduler = getattr(diffusers, index["scheduler"][1]).from_pretrained(folder / "scheduler", local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailableError(f"refiner {info.id!r} could not be loaded from {folder}: {one_line(exc)}") from exc
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        vae=modules["vae"], text_encoder=None, text_encoder_2=modules["text_encoder_2"], tokenizer=None,
+        tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
+        requires_aesthetics_score=index.get("requires_aesthetics_score", True),
+        force_zeros_for_empty_prompt=index.get("force_zeros_for_empty_prompt", False), add_watermarker=False)
+    for name, module in pipe.components.items():
+        if isinstance(module, torch.nn.Module) and name not in shared:
+            module.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    extra = sum(size for name, size in component_bytes(pipe).items() if name not in shared)
+    refiner = LoadedRefiner(info=info, revision=revision, path=str(folder), pipe=pipe, shared=tuple(shared),
+                            extra_bytes=extra, own_scheduler=scheduler)
+    loaded.refiners[info.id] = refiner
+    return refiner
+
+
+def split_steps(scheduler, steps: int, switch: float, strength: float | None) -> tuple[int, int]:
+    """(base steps, refiner steps) of a run, as diffusers' denoising_end / denoising_start cut the schedule."""
+    scheduler.set_timesteps(steps)
+    timesteps = scheduler.timesteps
+    if strength is not None:  # img2img and inpaint start strength x the schedule from its end
+        start = min(int(steps * strength), steps)
+        timesteps = timesteps[(steps - start) * scheduler.order:]
+    cutoff = int(round(scheduler.config.num_train_timesteps * (1 - switch)))
+    base = int((timesteps >= cutoff).sum())
+    return base, len(timesteps) - base
+
+
+class RefinerStage:
+    """One job's hand-off: the base's call stops at the switch (latents out), the refiner's continues from it."""
+
+    def __init__(self, engine, loaded, r, make_scheduler, texts: list[str] | None = None, vectors: dict | None = None):
+        from sdxl_nb.config.presets import load_presets
+        from sdxl_nb.config.registry import find_model
+
+        self.r = r
+        refiner = load_refiner(engine, loaded, find_model(r.refiner.id, load_presets()))
+        self.refiner = refiner
+        self.pipe = refiner.pipeline(r.mode)
+        base = refiner.own_scheduler
+        cls = type(base) if r.scheduler.cls is None else getattr(diffusers, r.scheduler.cls)
+        self.pipe.scheduler = cls.from_config(base.config, **r.scheduler.kwargs)
+        base_steps, refiner_steps = split_steps(make_scheduler(), r.steps, r.refiner_switch, r.strength)
+        self.steps = (base_steps, refiner_steps)
+        self.warnings, self.events = [], []
+        self.active = r.refiner_switch < 1 and refiner_steps > 0
+        # A1111's weighting, chunking and embeddings on CLIP-G alone; plain prompts go as text, as a bare call.
+        second = self.pipe.tokenizer_2, self.pipe.text_encoder_2
+        shim = type("SecondEncoder", (), dict(tokenizer=second[0], text_encoder=second[1], tokenizer_2=second[0],
+                                              text_encoder_2=second[1]))
+        self.encoder = PromptEncoder(shim, vectors)
+        self.texts = texts or [r.styled_prompt, r.effective_negative_prompt]
+        self.chunks, self.weighted = run_shape(self.encoder, self.texts)
+        self.encoded: dict[str, object] = {}
+        if r.refiner_switch < 1 and base_steps == 0:
+            raise GenerationError(f"refiner switch {r.refiner_switch:g} leaves the base model no step of its "
+                                  f"{r.steps}-step schedule; give a lower switch or more steps")
+        if r.refiner_switch < 1 and refiner_steps == 0:
+            self.warnings.append(f"refiner switch {r.refiner_switch:g} leaves the refiner no step of the {r.steps}-step "
+                                 f"schedule ({r.scheduler.name}); the refiner did not run (give a lower switch or more "
+                                 "steps)")
+        if self.active:
+            self.events.append(f"refiner {refiner.info.id}: base {base_steps} step(s), refiner {refiner_steps}; shares "
+                               f"{', '.join(refiner.shared) or 'nothing'} with the base; its own modules hold "
+                               f"{refiner.extra_bytes / 2**20:.1f} MiB")
+
+    def base_arguments(self, args: dict) -> dict:
+        return dict(args, denoising_end=self.r.refiner_switch) if self.active else args
+
+    def progress(self, pipe, i: int) -> tuple[int, int]:
+        """(step, total) over both models' steps."""
+        total = sum(self.steps) if self.active else pipe.num_timesteps
+        return (i + 1 + self.steps[0] if pipe is self.pipe else i + 1), total
+
+    def _encode(self, text: str):
+        if text not in self.encoded:
+            self.encoded[text] = self.encoder.encode_one(text, 1, self.chunks)
+        return self.encoded[text]
+
+    def _conditioning(self, specs) -> dict:
+        r = self.r
+        if not self.weighted:
+            negative = r.effective_negative_prompt or None
+            return dict(prompt=[without_tags(spec.prompt) for spec in specs],
+                        negative_prompt=None if negative is None else [negative] * len(specs))
+        positive = [self._encode(spec.prompt) for spec in specs]
+        negative = self._encode(r.effective_negative_prompt)
+        return dict(prompt_embeds=torch.cat([e.hidden for e in positive]),
+                    pooled_prompt_embeds=torch.cat([e.pooled for e in positive]),
+                    negative_prompt_embeds=negative.hidden.repeat(len(specs), 1, 1),
+                    negative_pooled_prompt_embeds=negative.pooled.repeat(len(specs), 1))
+
+    def arguments(self, latents, specs, base_args: dict) -> dict:
+        r = self.r
+        args = dict(**self._conditioning(specs), image=latents, num_inference_steps=r.steps, guidance_scale=r.cfg,
+                    denoising_start=r.refiner_switch, output_type="latent",
+                    aesthetic_score=AESTHETIC_SCORE, negative_aesthetic_score=NEGATIVE_AESTHETIC_SCORE,
+                    # Fresh per-image generators: an ancestral sampler's noise depends on the image's seed alone.
+                    generator=[torch.Generator("cpu").manual_seed(spec.seed) for spec in specs])
+        if r.mode == "inpaint":
+            args.update(mask_image=base_args["mask_image"], width=r.width, height=r.height)
+        return args
+
+    def refine(self, engine, latents, specs, base_args: dict, **call) -> torch.Tensor:
+        """The refiner's steps on the base's latents (the base's own output when it does not run)."""
+        if not self.active:
+            return latents
+        return engine.call_pipeline(self.pipe, **self.arguments(latents, specs, base_args), **call).images
+
+    def decoder(self, base_pipe):
+        """The pipeline whose VAE decodes: the refiner's once it ran (the base's very module when shared)."""
+        return self.pipe if self.active else base_pipe

@@ -1,0 +1,75 @@
+"""Refiner models in records and checks: which one a job uses, its revision, the aesthetic scores sent; no torch."""
+
+from __future__ import annotations
+
+from sdxl_nb.config.presets import Presets
+from sdxl_nb.config.registry import ModelInfo, find_model
+from sdxl_nb.config.tiny_refiner import TINY_REFINER_ID
+from sdxl_nb.errors import ModelUnavailableError
+
+# The refiner's aesthetic-score conditioning, as diffusers' pipelines and ComfyUI's CLIPTextEncodeSDXLRefiner
+# are used with SDXL 1.0 refiner (positive 6, negative 2.5).
+AESTHETIC_SCORE = 6.0
+NEGATIVE_AESTHETIC_SCORE = 2.5
+
+
+def refiner_info(r, presets: Presets, *, local: bool = True) -> ModelInfo | None:
+    """The job's refiner (None without one); on a backend that loads here, an unavailable one is refused."""
+    if r.refiner is None:
+        return None
+    info = find_model(r.refiner.id, presets)
+    if local and not info.available:
+        raise ModelUnavailableError(f"refiner {info.reason}")
+    return info
+
+
+def model_revision(info: ModelInfo) -> str | None:
+    """A model's revision as records hold it: the cache commit, or the embedded folder's content hash."""
+    if info.source != "embedded":
+        return info.revision
+    from sdxl_nb.config.tiny import content_revision
+
+    if info.id == TINY_REFINER_ID:
+        from sdxl_nb.config.tiny_refiner import ensure_tiny_refiner
+
+        return content_revision(ensure_tiny_refiner())
+    from sdxl_nb.config.tiny import ensure_tiny_model
+
+    return content_revision(ensure_tiny_model())
+
+
+def refiner_record(r, presets: Presets) -> dict | None:
+    """The record's `refiner`: {id, revision, switch}, or None for a job without one."""
+    info = refiner_info(r, presets, local=False)
+    if info is None:
+        return None
+    return {"id": info.id, "revision": model_revision(info), "switch": r.refiner_switch}
+
+
+def embedded_refiner_folder(model_id: str):
+    """The folder of an embedded refiner (built on first use)."""
+    from sdxl_nb.config.tiny_refiner import ensure_tiny_refiner
+
+    if model_id != TINY_REFINER_ID:
+        raise ModelUnavailableError(f"no embedded refiner {model_id!r}; accepted: {TINY_REFINER_ID}")
+    return ensure_tiny_refiner()
+
+
+def refiner_unet_bytes(model_id: str, source: str, dtype: str) -> int:
+    """The refiner's UNet bytes in `dtype`, from its weight files (0 when they cannot be read): what the memory
+    check adds for a refiner job (its VAE and second text encoder are normally the base's own)."""
+    from pathlib import Path
+
+    from sdxl_nb.config.registry import locate_model
+
+    try:
+        folder = Path(embedded_refiner_folder(model_id) if source == "embedded" else locate_model(model_id)[0])
+        files = [p for p in (folder / "unet").iterdir() if p.name.endswith((".safetensors", ".bin"))]
+    except (OSError, ModelUnavailableError):
+        return 0
+    half = [p.stat().st_size for p in files if ".fp16." in p.name]
+    full = [p.stat().st_size for p in files if p.name.count(".") == 1]
+    width = {"float32": 4, "float16": 2, "bfloat16": 2}.get(dtype, 4)
+    if half and width == 2:
+        return sum(half)
+    return sum(full) * width // 4 if full else sum(half) * width // 2

@@ -1,0 +1,79 @@
+"""Builds the embedded `tiny-sdxl-refiner`: SDXL refiner architecture (second text encoder only, aesthetic-score
+conditioning), tiny-sdxl's VAE and second text encoder (same bytes, so they are shared), its own fixed UNet."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from sdxl_nb.config.tiny import WEIGHT_SEED, cache_root
+
+TINY_REFINER_ID = "tiny-sdxl-refiner"
+TINY_REFINER_VERSION = 1  # bump when the architecture or the weight recipe changes
+REFINER_SEED = WEIGHT_SEED + 10
+# SDXL refiner's addition embedding: five time ids (original size, crop, aesthetic score), not six.
+REFINER_TIME_IDS = 5
+
+
+def tiny_refiner_dir() -> Path:
+    return cache_root() / "models" / f"{TINY_REFINER_ID}-v{TINY_REFINER_VERSION}"
+
+
+def build_tiny_refiner():
+    """A fresh StableDiffusionXLImg2ImgPipeline with the tiny refiner's fixed weights (in memory)."""
+    import torch
+    from diffusers import StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+
+    from sdxl_nb.config.tiny import _build_components
+
+    base = _build_components()  # tiny-sdxl's own recipe: its VAE and text_encoder_2 come out byte-identical
+    width = base["text_encoder_2"].config.hidden_size
+    time_dim = 8
+    torch.manual_seed(REFINER_SEED)
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        transformer_layers_per_block=(1, 1),
+        use_linear_projection=True,
+        cross_attention_dim=width,  # the refiner reads the second encoder alone
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim,
+        projection_class_embeddings_input_dim=REFINER_TIME_IDS * time_dim + width,
+        norm_num_groups=8,
+    )
+    return StableDiffusionXLImg2ImgPipeline(
+        vae=base["vae"], text_encoder=None, text_encoder_2=base["text_encoder_2"], tokenizer=None,
+        tokenizer_2=base["tokenizer_2"], unet=unet, scheduler=base["scheduler"], requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False, add_watermarker=False)
+
+
+def ensure_tiny_refiner(target: Path | None = None) -> Path:
+    """Build and save the tiny refiner once (diffusers folder layout); return its folder."""
+    from filelock import FileLock
+
+    target = Path(target) if target else tiny_refiner_dir()
+    if (target / "model_index.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):  # concurrent kernels build it once; the rename hides a half-built one
+        if (target / "model_index.json").is_file():
+            return target
+        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+        try:
+            build_tiny_refiner().save_pretrained(staging, safe_serialization=True)
+            (staging / "sdxl_nb_model.json").write_text(
+                json.dumps({"id": TINY_REFINER_ID, "version": TINY_REFINER_VERSION, "weight_seed": REFINER_SEED})
+                + "\n", encoding="utf-8")
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
