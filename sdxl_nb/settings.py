@@ -20,6 +20,7 @@ COMFY_URL = "SDXL_NB_COMFY_URL"
 LAMBDA_API = "SDXL_NB_LAMBDA_API"
 LORAS = "SDXL_NB_LORAS"
 EMBEDDINGS = "SDXL_NB_EMBEDDINGS"
+UPSCALERS = "SDXL_NB_UPSCALERS"
 
 _ON = ("1", "true", "yes", "on")
 
@@ -100,6 +101,12 @@ def embedding_paths() -> list[str]:
     # Folders of textual-inversion embeddings (os.pathsep-separated); an A1111 or ComfyUI root is searched in
     # embeddings/ or models/embeddings.
     return [part for part in (_value(EMBEDDINGS) or "").split(os.pathsep) if part]
+
+
+def upscaler_paths() -> list[str]:
+    # Folders of upscaler models (.pth/.safetensors: ESRGAN, SwinIR, DAT...; os.pathsep-separated); an A1111 or
+    # ComfyUI root is searched in models/ESRGAN (and its siblings) or models/upscale_models.
+    return [part for part in (_value(UPSCALERS) or "").split(os.pathsep) if part]
 
 
 def lambda_api_url() -> str | None:

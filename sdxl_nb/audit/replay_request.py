@@ -98,7 +98,28 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         effective_negative_prompt=_field(record, "effective_negative_prompt", str),
         steps=steps, cfg=cfg, width=width, height=height, batch=batch, seed=seeds[0], seeds=tuple(seeds),
         strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
-        loras=recorded_loras(record), embeddings=recorded_embeddings(record))
+        loras=recorded_loras(record), embeddings=recorded_embeddings(record), hires=recorded_hires(record))
+
+
+def recorded_hires(record: dict):
+    """The hires pass a job ran (None without one); an upscaler model must still hold what the job used."""
+    from sdxl_nb.config.hires import HiresFix
+    from sdxl_nb.config.upscalers import recorded_upscaler
+
+    entry = record.get("hires")
+    if entry is None:
+        return None
+    try:
+        if not isinstance(entry, dict):
+            raise ValueError(f"the record's hires {entry!r} is not a mapping")
+        upscaler = recorded_upscaler(entry.get("upscaler"))
+        return HiresFix(scale=float(_field(entry, "scale", (int, float))), steps=_field(entry, "steps", int),
+                        denoise=float(_field(entry, "denoise", (int, float))), upscaler=upscaler,
+                        width=_field(entry, "width", int), height=_field(entry, "height", int))
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from None
+    except Exception as exc:  # an unknown built-in name (InputError)
+        raise ReplayError(f"the record's hires cannot be re-run: {exc}") from None
 
 
 def _recorded_file(kind: str, entry: object) -> tuple[str, Path, str]:

@@ -39,6 +39,7 @@ class Capabilities:
     embeddings: bool = False  # reads textual-inversion embeddings named in prompts (the request's `embeddings`)
     local_models: bool = True  # loads from this machine's cache (the model must be available here)
     rerun: bool = True  # audit can re-run its jobs on it
+    hires: bool = False  # runs the hires fix's second pass (the request's `hires`: latent, Lanczos or model upscale)
 
     def lacks(self, name: str) -> bool:
         return not getattr(self, name)
@@ -104,6 +105,8 @@ class RunPlan:
             wanted.append("lora")
         if self.request.embeddings:
             wanted.append("embeddings")
+        if getattr(self.request, "hires", None) is not None:
+            wanted.append("hires")
         return wanted
 
     def texts(self) -> list[str]:
@@ -194,7 +197,8 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
         what = {"noise_mix": "slerp between seeds' noise (animation mode slerp)",
                 "prompt_blend": "prompt travel (blending two prompts' conditioning)",
                 "prompt_weighting": "A1111 prompt weighting ((word:1.3), (word), [word], BREAK, \\( escapes)",
-                "lora": "LoRAs", "embeddings": "textual-inversion embeddings"}
+                "lora": "LoRAs", "embeddings": "textual-inversion embeddings",
+                "hires": "hires fix (a second, upscaled pass)"}
         raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(what[m] for m in missing)}; "
                          "accepted there: plain images and seed-walk animations; use the local engine for the rest")
 

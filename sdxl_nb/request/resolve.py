@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdxl_nb.config.embeddings import EmbeddingUse
+from sdxl_nb.config.hires import HiresFix, resolve_hires
 from sdxl_nb.config.limits import (
     MAX_BATCH,
     MAX_CFG,
@@ -51,6 +52,12 @@ class GenerationRequest:
     strength: float | None = None  # img2img/inpaint denoising strength, 0 < strength <= 1
     # LoRAs besides the prompt's <lora:NAME:WEIGHT> tags: [("NAME", 0.8)] or ["NAME:0.8"]; all three mean the same.
     loras: list | None = None
+    # Hires fix (txt2img): upscale the first pass by hires_scale, then an img2img pass of hires_steps steps at
+    # hires_denoise; hires_upscaler: "Latent" (default), "Latent (nearest-exact)", "Lanczos" or a model's name.
+    hires_scale: float | None = None
+    hires_steps: int | None = None
+    hires_denoise: float | None = None
+    hires_upscaler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,12 @@ class ResolvedRequest:
     notes: tuple[str, ...] = field(default_factory=tuple)
     loras: tuple[LoraUse, ...] = ()  # every LoRA of the job (prompt tags and the request's list), in order
     embeddings: tuple[EmbeddingUse, ...] = ()  # textual-inversion embeddings named in the prompts
+    hires: HiresFix | None = None  # the second, upscaled pass (width and height stay the first pass's size)
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """The saved images' size: the hires pass's when there is one."""
+        return (self.hires.width, self.hires.height) if self.hires else (self.width, self.height)
 
     @property
     def init_resized(self) -> bool:
@@ -273,6 +286,8 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
                         f"of at least 1, e.g. {_enough_denoising(steps, strength)}")
 
     width, height = _resolve_size(request, presets, model, init, notes)
+    hires = resolve_hires(request.hires_scale, request.hires_steps, request.hires_denoise, request.hires_upscaler,
+                          mode=mode, width=width, height=height, base_steps=steps)
 
     if request.seed is None:
         seed = secrets.randbelow(MAX_SEED - batch + 2)
@@ -288,7 +303,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         width=width, height=height, batch=batch, seed=seed, seeds=tuple(seed + i for i in range(batch)),
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
         loras=resolve_loras(styled, effective_negative, request.loras),
-        embeddings=resolve_embeddings(styled, effective_negative),
+        embeddings=resolve_embeddings(styled, effective_negative), hires=hires,
     )
 
 

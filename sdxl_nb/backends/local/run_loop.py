@@ -11,6 +11,7 @@ import sdxl_nb.backends.local.environment as env
 from sdxl_nb.backends.base import ImageSpec, RunHooks, RunOutput, RunPlan
 from sdxl_nb.backends.local.calls import CallArguments
 from sdxl_nb.backends.local.decode import decode_guarded
+from sdxl_nb.backends.local.hires import HiresPass
 from sdxl_nb.backends.local.oom import MemoryTuner, is_out_of_memory
 from sdxl_nb.backends.local.preview import Throttle, latents_to_rgb
 from sdxl_nb.errors import one_line
@@ -31,7 +32,8 @@ def fitting_chunk_size(engine, loaded, plan: RunPlan) -> int:
     free, _total = torch.cuda.mem_get_info(torch.device(engine.device))
     samples = 2 if r.cfg > 1 else 1  # classifier-free guidance runs each image twice
     precision = loaded.pipe.unet.dtype.itemsize / 2
-    per_image = BYTES_PER_MEGAPIXEL_SAMPLE * r.width * r.height / 2**20 * samples * precision
+    width, height = r.output_size  # a hires pass runs at the larger size
+    per_image = BYTES_PER_MEGAPIXEL_SAMPLE * width * height / 2**20 * samples * precision
     return max(1, min(count, GPU_MAX_CHUNK, int(0.7 * free // per_image)))
 
 
@@ -52,6 +54,7 @@ class RunLoop:
         self.tuner = MemoryTuner(self.pipe, engine.device, chunk, enabled=auto_tune or automatic,
                                  size=f"{r.width}x{r.height}", split=not self.fixed)
         self.throttle = Throttle(engine.preview_interval_s) if hooks.on_preview else None
+        self.hires = HiresPass(engine, loaded, r, self.pipe) if r.hires else None
         scheduler = self.pipe.scheduler
         self.out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, events=[], warnings=[],
                              scheduler={"name": r.scheduler.name, "class": type(scheduler).__name__,
@@ -134,6 +137,7 @@ class RunLoop:
             return kwargs
 
         indices = [spec.index for spec in specs]
+        labels = [f"image {spec.index + 1} (seed {spec.seed})" for spec in specs]
         engine.note_new_graph_shape(self.loaded, self.plan.request, len(specs), out)
         engine.fault("denoise", indices=indices)
         tensor_inputs = {"callback_on_step_end_tensor_inputs": ["latents"]} if self.throttle else {}
@@ -141,6 +145,9 @@ class RunLoop:
         try:
             latents = engine.call_pipeline(self.pipe, **self.arguments(specs), callback_on_step_end=callback,
                                            **tensor_inputs).images
+            if self.hires is not None and state["stopped_at"] is None:  # the second pass (sdxl_nb.backends.local.hires)
+                latents = self.hires(latents, self.arguments(specs), labels, callback_on_step_end=callback,
+                                     **tensor_inputs)
         finally:
             self.pipe.noise_mix = None
         if state["stopped_at"] is not None:
@@ -150,7 +157,6 @@ class RunLoop:
         injected = engine.fault("latents", indices=indices, latents=latents)
         latents = latents if injected is None else injected
         engine.fault("decode", indices=indices)
-        labels = [f"image {spec.index + 1} (seed {spec.seed})" for spec in specs]
         decoded = decode_guarded(self.pipe, latents, labels)
         out.events += decoded.events
         done = []
