@@ -315,3 +315,72 @@ def test_comfy_backend_runs_hires_on_the_fake_server(upscalers, tmp_path, upscal
                                  prompt="a fox", seed=4, hires_upscaler=upscaler, **SMALL, **HIRES)
     assert result.status == "ok" and result.images[0].size == (128, 128)
     assert result.record["hires"]["upscaler"]["name"] == upscaler
+
+
+# ---- upscale jobs ----
+def test_upscale_cli_records_its_own_job_and_reruns_bit_exact(engine, monkeypatch, run, upscalers, tmp_path, capsys):
+    import sdxl_nb.backends.local.core as core
+    from sdxl_nb.record.store import sha256_file
+
+    monkeypatch.setattr(core, "_ENGINE", engine)
+    folder = tmp_path / "jobs"
+    source = run(prompt="a fox", out_dir=folder).paths[0]
+    capsys.readouterr()
+    assert main(["upscale", str(source), "--scale", "2", "--upscaler", "tiny-compact", "--out", str(folder),
+                 "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["mode"] == "upscale" and record["status"] == "ok"
+    assert record["model"] == {"id": "tiny-compact", "revision": record["upscale"]["upscaler"]["sha256"],
+                               "source": "upscaler", "dtype": "float32", "vae": None}
+    kept = folder / record["init_image"]["path"]
+    assert kept.parent.name == "inputs" and record["init_image"]["sha256"] == sha256_file(source) == sha256_file(kept)
+    assert (record["width"], record["height"], record["upscale"]["source_size"]) == (128, 128, [64, 64])
+    with Image.open(folder / record["images"][0]["path"]) as image:
+        assert image.size == (128, 128)
+        assert image.text["postprocessing"] == "Postprocess upscale by: 2, Postprocess upscaler: tiny-compact"
+        assert image.text["parameters"] == Image.open(source).text["parameters"]  # what made it stays with it
+    assert main(["upscale", str(source), "--out", str(folder)]) == 0  # Lanczos by default
+    assert main(["audit", str(folder), "--rerun", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "3 bit-exact" in out and "RESULT: intact and bit-exact" in out and "preset(s) changed" in out
+    assert "0 preset(s) changed" in out
+    assert main(["verify", "--out", str(folder)]) == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--scale", "1"], "scale 1 is out of range; accepted: greater than 1, at most 8"),
+    (["--upscaler", "Latent"], "upscaler 'Latent' works on latents during a generation"),
+    (["--upscaler", "garbage"], "upscaler 'garbage' .* is not an upscaler model spandrel recognises"),
+    (["--scale", "200"], "scale 200 is out of range"),
+])
+def test_upscale_bad_input_exits_2_with_one_line_and_writes_nothing(upscalers, tmp_path, capsys, args, message):
+    import re
+
+    Image.new("RGB", (32, 32), "gray").save(tmp_path / "in.png")
+    out = tmp_path / "never"
+    code = main(["upscale", str(tmp_path / "in.png"), "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and re.search(message, err) and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(["upscale", str(tmp_path / "missing.png"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err and not out.exists()
+
+
+def test_gallery_upscale_action_queues_an_upscale_job(engine, tmp_path, upscalers):
+    from tests.ui_helpers import gallery_images, lab_for, small_form
+
+    lab = lab_for(engine, tmp_path / "out")
+    panel = lab.generate
+    small_form(panel.form, seed=5)
+    panel.generate.click()
+    assert panel.wait(120)
+    panel.form.hires.refresh()
+    panel.form.hires.upscaler.value = "tiny-compact"
+    cell = panel.results.gallery.children[0]
+    (action,) = [b for row in cell.children[2:] for b in row.children if "sdxl-action-upscale" in b._dom_classes]
+    action.click()
+    assert "upscale 2x with tiny-compact queued" in panel.results.images.note.value
+    assert lab.queue.wait_idle(120)
+    records = read_records(tmp_path / "out" / "jobs.log")
+    assert [r["mode"] for r in records] == ["txt2img", "upscale"] and records[1]["status"] == "ok"
+    assert [image.size for image, _ in gallery_images(panel)] == [(128, 128)]
