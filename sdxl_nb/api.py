@@ -1,5 +1,6 @@
 """The public Python API in one place: a job, its preview, its preparation, and the kernel engine's options."""
 
+from sdxl_nb.config.upscalers import list_upscalers
 from sdxl_nb.jobs.generate import generate
 from sdxl_nb.jobs.networks import embedding_listing, lora_listing
 from sdxl_nb.jobs.pipeline import (
@@ -11,6 +12,7 @@ from sdxl_nb.jobs.pipeline import (
     preflight,
     prepare,
 )
+from sdxl_nb.jobs.upscale import upscale
 
 __all__ = ["JobResult", "Preflight", "configure_engine", "default_output_dir", "embedding_listing", "engine_options",
-           "generate", "lora_listing", "preflight", "prepare"]
+           "generate", "list_upscalers", "lora_listing", "preflight", "prepare", "upscale"]

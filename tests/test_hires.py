@@ -202,6 +202,19 @@ def test_a_changed_upscaler_model_refuses_the_rerun(run, engine, upscaler_dir, t
     records, _ = read_logged_records(tmp_path / "jobs")
     table = rerun_jobs(select_for_rerun(records, "all"), engine)
     assert "changed since the job" in table["note"][0]
+    from sdxl_nb.audit import file_drift
+
+    assert file_drift(records)[["kind", "name", "jobs"]].values.tolist() == [["upscaler", "changing", 1]]
+
+
+def test_a_damaged_upscaler_model_fails_the_hires_job_in_one_line(run, upscalers, tmp_path):
+    from sdxl_nb.errors import GenerationError
+
+    with pytest.raises(GenerationError, match="upscaler 'garbage' .* is not an upscaler model spandrel") as info:
+        run(prompt="a fox", hires_upscaler="garbage", out_dir=tmp_path / "jobs", **HIRES)
+    assert "\n" not in str(info.value)
+    (record,) = read_records(tmp_path / "jobs" / "jobs.log")
+    assert record["status"] == "failed" and record["images"] == []
 
 
 # ---- the CLI ----
