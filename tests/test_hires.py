@@ -25,6 +25,14 @@ from tests.tiny_upscaler import RECEPTIVE_RADIUS, write_tiny_upscaler
 HIRES = dict(hires_scale=2, hires_steps=2, hires_denoise=0.5)
 
 
+def check_schema(record: dict) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from tests.conftest import REPO
+
+    schema = json.loads((REPO / "docs" / "jobs.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(json.loads(json.dumps(record)), schema, format_checker=jsonschema.FormatChecker())
+
+
 @pytest.fixture(scope="module")
 def upscaler_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("upscalers")
@@ -163,6 +171,7 @@ def test_hires_jobs_run_record_and_rerun_bit_exact(run, engine, upscalers, tmp_p
     assert result.status == "ok" and [image.size for image in result.images] == [(128, 128)] * 2
     record = result.record
     assert (record["width"], record["height"]) == (64, 64)  # the first pass's size, as A1111's Size
+    check_schema(record)
     hires = record["hires"]
     assert (hires["scale"], hires["steps"], hires["denoise"], hires["width"], hires["height"]) == (2, 2, 0.5, 128, 128)
     assert hires["first_pass"] == [64, 64] and hires["upscaler"]["name"] == upscaler
@@ -343,6 +352,7 @@ def test_upscale_cli_records_its_own_job_and_reruns_bit_exact(engine, monkeypatc
                  "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["mode"] == "upscale" and record["status"] == "ok"
+    check_schema(record)
     assert record["model"] == {"id": "tiny-compact", "revision": record["upscale"]["upscaler"]["sha256"],
                                "source": "upscaler", "dtype": "float32", "vae": None}
     kept = folder / record["init_image"]["path"]
@@ -352,7 +362,10 @@ def test_upscale_cli_records_its_own_job_and_reruns_bit_exact(engine, monkeypatc
         assert image.size == (128, 128)
         assert image.text["postprocessing"] == "Postprocess upscale by: 2, Postprocess upscaler: tiny-compact"
         assert image.text["parameters"] == Image.open(source).text["parameters"]  # what made it stays with it
-    assert main(["upscale", str(source), "--out", str(folder)]) == 0  # Lanczos by default
+    assert main(["upscale", str(source), "--scale", "1.3", "--out", str(folder), "--json"]) == 0  # Lanczos
+    odd = json.loads(capsys.readouterr().out)
+    assert (odd["width"], odd["upscale"]["upscaler"]["name"]) == (83, "Lanczos")  # any size: no latents here
+    check_schema(odd)
     assert main(["audit", str(folder), "--rerun", "all"]) == 0
     out = capsys.readouterr().out
     assert "3 bit-exact" in out and "RESULT: intact and bit-exact" in out and "preset(s) changed" in out
@@ -397,3 +410,31 @@ def test_gallery_upscale_action_queues_an_upscale_job(engine, tmp_path, upscaler
     records = read_records(tmp_path / "out" / "jobs.log")
     assert [r["mode"] for r in records] == ["txt2img", "upscale"] and records[1]["status"] == "ok"
     assert [image.size for image, _ in gallery_images(panel)] == [(128, 128)]
+
+
+# ---- other backends ----
+def test_replicas_run_hires_and_the_audit_reruns_it_bit_exact(engine, tmp_path):
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.backends.replicas import ReplicaEngine
+    from sdxl_nb.jobs.generate import generate
+
+    replicas = ReplicaEngine(engines=[engine, Engine(device="cpu")])
+    out = tmp_path / "out"
+    result = generate(prompt="a fox", batch=3, seed=8, out_dir=out, engine=replicas, hires_upscaler="Lanczos",
+                      **SMALL, **HIRES)
+    assert result.status == "ok" and [image.size for image in result.images] == [(128, 128)] * 3
+    check_schema(result.record)
+    report = run_audit(out, rerun="all", engine=engine)
+    assert report.ok, report.problems()
+    assert list(report.reruns["verdict"]) == [BIT_EXACT] * 3
+
+
+def test_a_backend_without_hires_refuses_it_in_one_line(tmp_path):
+    from sdxl_nb.backends.base import Capabilities, RunPlan, check_plan
+
+    class NoHires:
+        name, capabilities = "plain", Capabilities()
+
+    with pytest.raises(InputError, match=r"the plain backend cannot run hires fix \(a second, upscaled pass\)"):
+        check_plan(NoHires(), RunPlan.for_request(resolved(**HIRES)))
+    check_plan(NoHires(), RunPlan.for_request(resolved()))
