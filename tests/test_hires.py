@@ -67,6 +67,8 @@ def resolved(**fields):
     ({"hires_scale": 2, "hires_denoise": 0}, "hires denoise 0 is out of range"),
     ({"hires_scale": 2, "hires_denoise": 1.5}, "hires denoise 1.5 is out of range"),
     ({"hires_scale": 2, "hires_steps": 0}, "hires steps 0 is out of range"),
+    ({"hires_scale": 2, "hires_steps": 10, "hires_denoise": 0.005}, "need a 2000-step schedule; accepted: hires "
+                                                                    r"steps / denoise at most 1000 \(e.g. denoise 0.01\)"),
     ({"hires_scale": 2, "hires_upscaler": "ESRGAN_4x"}, "unknown upscaler 'ESRGAN_4x'.*accepted: Latent, "),
     ({"hires_scale": 4, "width": 2048, "height": 1024}, "hires size 8192x4096"),
 ])
@@ -95,6 +97,7 @@ def test_the_second_pass_runs_exactly_the_hires_steps(steps, denoise):
     # A1111 and ComfyUI count the hires steps that run; diffusers runs int(n x strength) of an n-step schedule.
     n = schedule_steps(steps, denoise)
     assert strength_steps(n, denoise) == steps and n >= steps
+    assert n - 1 < steps or strength_steps(n - 1, denoise) < steps  # the shortest such schedule
 
 
 def test_lint_warns_of_low_denoise_latent_upscales():

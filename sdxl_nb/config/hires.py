@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sdxl_nb.config.limits import MAX_SIZE, MAX_STEPS, strength_steps
@@ -10,6 +11,7 @@ from sdxl_nb.errors import InputError
 
 MAX_SCALE = 4.0  # A1111's slider ends at 4
 DEFAULT_DENOISE = 0.7  # A1111's default denoising strength
+MAX_SCHEDULE = 1000  # SDXL's training timesteps: no diffusers scheduler takes a longer schedule
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,10 @@ def resolve_hires(scale, steps, denoise, upscaler, *, mode: str, width: int, hei
     denoise = DEFAULT_DENOISE if denoise is None else _number(denoise, "hires denoise")
     if not 0 < denoise <= 1:
         raise InputError(f"hires denoise {denoise:g} is out of range; accepted: greater than 0, at most 1")
-    if schedule_steps(steps, denoise) > MAX_STEPS * 100:
-        raise InputError(f"hires denoise {denoise:g} is too small for {steps} steps; accepted: at least 0.01")
+    if steps / denoise > 2 * MAX_SCHEDULE or schedule_steps(steps, denoise) > MAX_SCHEDULE:
+        # The second pass runs the tail of a steps / denoise schedule; SDXL schedulers stop at 1000 steps.
+        raise InputError(f"hires steps {steps} at denoise {denoise:g} need a {steps / denoise:.0f}-step schedule; "
+                         f"accepted: hires steps / denoise at most {MAX_SCHEDULE} (e.g. denoise "
+                         f"{math.ceil(steps / MAX_SCHEDULE * 1000) / 1000:g})")
     chosen = find_upscaler(DEFAULT_UPSCALER if upscaler is None else upscaler)
     return HiresFix(scale=scale, steps=steps, denoise=denoise, upscaler=chosen, width=new_width, height=new_height)
