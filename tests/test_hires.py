@@ -280,9 +280,8 @@ def test_lab_form_queues_a_hires_job_and_reuse_fills_it_back(engine, tmp_path, u
     form = lab.generate.form
     small_form(form, seed=5)
     assert form.hires.widget.layout.display != "none"
-    form.hires.refresh()
+    form.hires.enabled.value = True  # ticking it lists the upscalers again
     assert "tiny-compact" in form.hires.upscaler.options
-    form.hires.enabled.value = True
     form.hires.scale.value, form.hires.steps.value, form.hires.denoise.value = 2.0, 2, 0.5
     form.hires.upscaler.value = "tiny-compact"
     lab.generate.generate.click()
@@ -310,6 +309,15 @@ def test_queue_runs_hires_requests(engine, tmp_path):
 
 
 # ---- ComfyUI ----
+def test_comfy_export_cli_writes_the_hires_graph(upscalers, capsys):
+    assert main(["comfy-export", "--prompt", "a fox", "--model", "tiny-sdxl", "--width", "64", "--height", "64",
+                 "--steps", "2", "--seed", "1", "--hires-scale", "2", "--hires-upscaler", "tiny-compact"]) == 0
+    graph = json.loads(capsys.readouterr().out)
+    graph = graph.get("prompt", graph)
+    classes = [node["class_type"] for node in graph.values()]
+    assert "UpscaleModelLoader" in classes and classes.count("KSampler") == 2
+
+
 def test_comfy_export_latent_and_model_graphs(upscalers):
     from sdxl_nb.backends.comfy.workflow import build_workflow
 
@@ -441,3 +449,19 @@ def test_a_backend_without_hires_refuses_it_in_one_line(tmp_path):
     with pytest.raises(InputError, match=r"the plain backend cannot run hires fix \(a second, upscaled pass\)"):
         check_plan(NoHires(), RunPlan.for_request(resolved(**HIRES)))
     check_plan(NoHires(), RunPlan.for_request(resolved()))
+
+
+def test_a1111_hires_parameters_are_read_back_as_request_fields(tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    from sdxl_nb.record.png_params import read_png_parameters
+
+    info = PngInfo()
+    info.add_text("parameters", "a fox\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 512x768, "
+                                "Denoising strength: 0.45, Hires upscale: 1.5, Hires steps: 12, "
+                                "Hires upscaler: Latent (nearest-exact), Version: v1.10.1")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a1111.png", pnginfo=info)
+    fields = read_png_parameters(tmp_path / "a1111.png").fields
+    assert (fields["width"], fields["height"]) == (512, 768)
+    assert (fields["hires_scale"], fields["hires_steps"], fields["hires_denoise"], fields["hires_upscaler"]) == (
+        1.5, 12, 0.45, "Latent (nearest-exact)")

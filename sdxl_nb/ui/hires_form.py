@@ -25,7 +25,7 @@ class HiresFields:
         self.settings = w.HBox([self.scale, self.steps, self.denoise, self.upscaler])
         self.widget = w.VBox([self.enabled, self.settings])
         self.enabled.add_class("sdxl-hires")
-        self.enabled.observe(lambda _c: self._show(), "value")
+        self.enabled.observe(lambda _c: self._on_enabled(), "value")
         self._show()
 
     def refresh(self) -> None:
@@ -34,6 +34,11 @@ class HiresFields:
         names = [row["name"] for row in list_upscalers()]
         self.upscaler.options = names
         self.upscaler.value = chosen if chosen in names else DEFAULT_UPSCALER
+
+    def _on_enabled(self) -> None:
+        if self.enabled.value:
+            self.refresh()  # model files added since the lab opened are listed when the fix is turned on
+        self._show()
 
     def _show(self) -> None:
         self.settings.layout.display = None if self.enabled.value else "none"

@@ -118,6 +118,9 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
                         end_at_step=r.steps, return_with_leftover_noise="disable", **shared)
     if r.hires:
         sampled = _hires_pass(g, r.hires, sampled, vae_link, seed, shared)
+        if r.hires.upscaler.kind == "model":
+            notes.append(f"the workflow loads upscaler {upscaler_file_name(r.hires)}: it must be in the server's "
+                         "models/upscale_models folder")
     decoded = g.add("VAEDecode", samples=sampled, vae=vae_link)
     save = g.add("SaveImage", images=decoded, filename_prefix=filename_prefix)
     return Workflow(graph=g.nodes, save_node=save[0], uploads=uploads, notes=notes)
