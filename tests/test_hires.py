@@ -197,7 +197,11 @@ def test_hires_jobs_run_record_and_rerun_bit_exact(run, engine, upscalers, tmp_p
 
 
 def test_a1111_parameter_text_is_exact(run):
-    result = run(prompt="a fox", hires_scale=1.5, hires_steps=3, hires_denoise=0.55, hires_upscaler="Lanczos")
+    steps = []
+    result = run(prompt="a fox", hires_scale=1.5, hires_steps=3, hires_denoise=0.55, hires_upscaler="Lanczos",
+                 on_progress=steps.append)
+    # Progress counts both passes: the first pass's 2 steps, then the hires pass's 3.
+    assert [(p["step"], p["total"]) for p in steps] == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
     with Image.open(result.paths[0]) as image:
         text = image.text["parameters"]
     assert ", Size: 64x64, " in text and ", Denoising strength: 0.55, " in text
@@ -465,3 +469,14 @@ def test_a1111_hires_parameters_are_read_back_as_request_fields(tmp_path):
     assert (fields["width"], fields["height"]) == (512, 768)
     assert (fields["hires_scale"], fields["hires_steps"], fields["hires_denoise"], fields["hires_upscaler"]) == (
         1.5, 12, 0.45, "Latent (nearest-exact)")
+
+
+def test_a_stop_in_the_hires_pass_discards_that_chunk_and_keeps_the_finished_ones(run):
+    steps = []
+    # Chunks of one image: the first finishes both passes; the stop comes in the second image's hires pass.
+    result = run(prompt="a (fox:1.2)", batch=2, chunk_size=1, on_progress=steps.append,
+                 should_stop=lambda: len(steps) >= 7, **HIRES)
+    record = result.record
+    assert record["status"] == "interrupted" and [image["index"] for image in record["images"]] == [0]
+    assert result.images[0].size == (128, 128)
+    assert any("stopped at step 1 of chunk 2" in event for event in record["events"])

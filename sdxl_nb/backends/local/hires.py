@@ -21,6 +21,15 @@ class HiresPass:
         self.engine, self.fix, self.first_pipe = engine, request.hires, first_pipe
         self.pipe = engine.pipeline(loaded, "img2img")
         self.pipe.scheduler = engine.make_scheduler(loaded, request.scheduler.cls, request.scheduler.kwargs)
+        self.first_steps = request.steps  # the first pass's steps as it ran (set by progress_span)
+
+    def progress_span(self, pipe, total: int) -> tuple[int, int]:
+        """(steps before, steps after) a pass's own steps in the job's progress: the first pass is followed by
+        the hires steps; the hires pass follows the first pass's."""
+        if pipe is self.pipe:
+            return self.first_steps, 0
+        self.first_steps = total
+        return 0, self.fix.steps
 
     def upscaled(self, latents: torch.Tensor, labels: list[str]):
         """What the second pass starts from: latents at the new size, or the upscaled images."""

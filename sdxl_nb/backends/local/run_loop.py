@@ -125,7 +125,9 @@ class RunLoop:
 
         def callback(pipe, i, _t, kwargs):
             total = pipe.num_timesteps
-            progress = {"step": i + 1, "total": total, "chunk": number, "chunks": planned,
+            # A later pass (hires) counts on from the first pass's steps, so progress only moves forward.
+            before, after = self.hires.progress_span(pipe, total) if self.hires else (0, 0)
+            progress = {"step": before + i + 1, "total": before + total + after, "chunk": number, "chunks": planned,
                         "images_done": len(out.images), "images_in_chunk": len(specs),
                         "batch": len(self.plan.images), "elapsed": time.perf_counter() - started}
             hooks.progress(progress)
