@@ -33,6 +33,14 @@ def check_schema(record: dict) -> None:
     jsonschema.validate(json.loads(json.dumps(record)), schema, format_checker=jsonschema.FormatChecker())
 
 
+@pytest.fixture(autouse=True)
+def engine_settings_kept(engine):
+    """The lab turns auto-tuning on for the shared engine; later test files expect it as it was."""
+    saved = engine.auto_tune
+    yield
+    engine.auto_tune = saved
+
+
 @pytest.fixture(scope="module")
 def upscaler_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("upscalers")

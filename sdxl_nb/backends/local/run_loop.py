@@ -52,7 +52,7 @@ class RunLoop:
         chunk = len(plan.images) if self.fixed else plan.chunk_size or fitting_chunk_size(engine, loaded, plan)
         # A size the engine chose itself may always be lowered; the rest of the ladder is the user's choice.
         self.tuner = MemoryTuner(self.pipe, engine.device, chunk, enabled=auto_tune or automatic,
-                                 size=f"{r.width}x{r.height}", split=not self.fixed)
+                                 size="{}x{}".format(*r.output_size), split=not self.fixed)
         self.throttle = Throttle(engine.preview_interval_s) if hooks.on_preview else None
         self.hires = HiresPass(engine, loaded, r, self.pipe) if r.hires else None
         scheduler = self.pipe.scheduler
