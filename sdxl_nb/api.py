@@ -1,5 +1,6 @@
 """The public Python API in one place: a job, its preview, its preparation, and the kernel engine's options."""
 
+from sdxl_nb.config.upscalers import list_upscalers
 from sdxl_nb.jobs.convert import Conversion, convert
 from sdxl_nb.jobs.generate import generate
 from sdxl_nb.jobs.networks import embedding_listing, lora_listing
@@ -12,6 +13,7 @@ from sdxl_nb.jobs.pipeline import (
     preflight,
     prepare,
 )
+from sdxl_nb.jobs.upscale import upscale
 
 
 def list_models():
@@ -24,4 +26,5 @@ def list_models():
 
 
 __all__ = ["Conversion", "JobResult", "Preflight", "configure_engine", "convert", "default_output_dir",
-           "embedding_listing", "engine_options", "generate", "list_models", "lora_listing", "preflight", "prepare"]
+           "embedding_listing", "engine_options", "generate", "list_models", "list_upscalers", "lora_listing", "preflight",
+           "prepare", "upscale"]

@@ -21,6 +21,7 @@ LAMBDA_API = "SDXL_NB_LAMBDA_API"
 LORAS = "SDXL_NB_LORAS"
 EMBEDDINGS = "SDXL_NB_EMBEDDINGS"
 CHECKPOINTS = "SDXL_NB_CHECKPOINTS"
+UPSCALERS = "SDXL_NB_UPSCALERS"
 
 _ON = ("1", "true", "yes", "on")
 
@@ -107,6 +108,12 @@ def checkpoint_paths() -> list[str]:
     # Folders of single-file SDXL checkpoints (.safetensors; os.pathsep-separated); an A1111 or ComfyUI root is
     # searched in models/Stable-diffusion or models/checkpoints. Listed beside the Hugging Face cache's models.
     return [part for part in (_value(CHECKPOINTS) or "").split(os.pathsep) if part]
+
+
+def upscaler_paths() -> list[str]:
+    # Folders of upscaler models (.pth/.safetensors: ESRGAN, SwinIR, DAT...; os.pathsep-separated); an A1111 or
+    # ComfyUI root is searched in models/ESRGAN (and its siblings) or models/upscale_models.
+    return [part for part in (_value(UPSCALERS) or "").split(os.pathsep) if part]
 
 
 def lambda_api_url() -> str | None:

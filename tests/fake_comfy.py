@@ -35,7 +35,10 @@ NODES = {
                          "latent_image", "start_at_step", "end_at_step", "return_with_leftover_noise", "model"],
     "VAEDecode": ["samples", "vae"], "SaveImage": ["images", "filename_prefix"],
     "CLIPTextEncodeSDXLRefiner": ["ascore", "width", "height", "text", "clip"],
+    "LatentUpscaleBy": ["samples", "upscale_method", "scale_by"], "UpscaleModelLoader": ["model_name"],
+    "ImageUpscaleWithModel": ["upscale_model", "image"],
 }
+LATENT_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "uni_pc"]
 SCHEDULERS = ["normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform"]
 
@@ -47,8 +50,9 @@ def image_for_seed(seed: int, width: int, height: int) -> Image.Image:
 
 class FakeComfy:
     def __init__(self, *, checkpoints=("sd_xl_base_1.0.safetensors",), vaes=("sdxl-vae-fp16-fix.safetensors",),
-                 loras=()):
+                 loras=(), upscale_models=()):
         self.checkpoints, self.vaes, self.loras = list(checkpoints), list(vaes), list(loras)
+        self.upscale_models = list(upscale_models)
         self.step_delay_s = 0.005
         self.websocket = "on"  # "on", "off" (handshake refused), "drop" (closed after the first progress)
         self.hang = False  # accept prompts and never run them
@@ -149,6 +153,8 @@ class FakeComfy:
             for name, allowed in (("ckpt_name", self.checkpoints), ("vae_name", self.vaes),
                                   ("sampler_name", SAMPLERS), ("scheduler", SCHEDULERS),
                                   ("add_noise", ["enable", "disable"]),
+                                  ("model_name", self.upscale_models),
+                                  ("upscale_method", LATENT_UPSCALE_METHODS + ["lanczos"]),
                                   ("return_with_leftover_noise", ["enable", "disable"]),
                                   ("image", list(self.uploads) if node["class_type"].startswith("LoadImage") else None)):
                 if allowed is not None and name in inputs and inputs[name] not in allowed:
@@ -210,7 +216,8 @@ class FakeComfy:
         node = request.match_info["node"]
         lists = {"CheckpointLoaderSimple": {"ckpt_name": [self.checkpoints]}, "VAELoader": {"vae_name": [self.vaes]},
                  "LoraLoader": {"lora_name": [self.loras], **{name: ["*"] for name in NODES["LoraLoader"][:2]},
-                                "strength_model": ["FLOAT"], "strength_clip": ["FLOAT"]}}
+                                "strength_model": ["FLOAT"], "strength_clip": ["FLOAT"]},
+                 "UpscaleModelLoader": {"model_name": [self.upscale_models]}}
         if node not in NODES:
             return web.json_response({})
         required = lists.get(node) or {name: ["*"] for name in NODES[node]}
@@ -323,6 +330,9 @@ class FakeComfy:
                     width, height = init.size
             elif node["class_type"] == "ImageScale":
                 width, height = node["inputs"]["width"], node["inputs"]["height"]
+            elif node["class_type"] == "LatentUpscaleBy":  # as ComfyUI: round(latent side x scale_by), in latents
+                scale = node["inputs"]["scale_by"]
+                width, height = round(width // 8 * scale) * 8, round(height // 8 * scale) * 8
         width, height = self.image_size or (width, height)
         images = []
         for index in range(batch + self.extra_images):

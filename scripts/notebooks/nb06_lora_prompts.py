@@ -98,4 +98,19 @@ def cells():
             "print(Image.open(from_file.paths[0]).text['parameters'])  # Model hash, as A1111 writes it\n"
             "del os.environ['SDXL_NB_CHECKPOINTS']\n"
             "assert same(plain, from_file)"),
+        new_markdown_cell(
+            "## Hires fix and upscaling\n\n"
+            "A1111's hires fix: the first pass at the requested size, an upscale (`Latent`, `Lanczos`, or an "
+            "upscaler model from `SDXL_NB_UPSCALERS`), then a second img2img pass at the new size. The record and "
+            "the PNG parameters keep the first pass's size and the hires settings, as A1111 writes them. "
+            "`sdxl_nb.api.upscale` enlarges an existing image as its own recorded job."),
+        new_code_cell(
+            "from sdxl_nb.api import list_upscalers, upscale\n\n"
+            "print([row['name'] for row in list_upscalers()])\n"
+            "hires = sdxl_nb.generate(prompt='a lighthouse', hires_scale=2, hires_steps=2, hires_denoise=0.5,\n"
+            "                         hires_upscaler='Lanczos', **small)\n"
+            "print(hires.images[0].size, hires.record['hires']['first_pass'])\n"
+            "print(Image.open(hires.paths[0]).text['parameters'])\n"
+            "bigger = upscale(hires.paths[0], scale=2)\n"
+            "print(bigger.record['mode'], bigger.images[0].size)"),
     ]

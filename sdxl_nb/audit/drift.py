@@ -139,16 +139,23 @@ def preset_drift(records: list[LoggedRecord], presets: Presets | None = None) ->
 FILE_COLUMNS = ["kind", "name", "path", "recorded", "current", "jobs", "example_job_id", "message"]
 
 
+def _upscaler_files(record: dict) -> list[dict]:
+    """The upscaler model file a hires or upscale job used ({name, path, sha256}), if any."""
+    settings = record.get("hires") or record.get("upscale")
+    upscaler = settings.get("upscaler") if isinstance(settings, dict) else None
+    return [upscaler] if isinstance(upscaler, dict) and upscaler.get("kind") == "model" else []
+
+
 def file_drift(records: list[LoggedRecord]) -> pd.DataFrame:
-    """LoRA and embedding files changed (or gone) since jobs used them: a re-run would not use what ran."""
+    """LoRA, embedding and upscaler model files changed (or gone) since jobs used them: a re-run would not use what ran."""
     from pathlib import Path
 
     from sdxl_nb.config.loras import file_sha256
 
     found: dict[tuple, list] = {}
     for logged in records:
-        for kind, key in (("LoRA", "loras"), ("embedding", "embeddings")):
-            entries = logged.record.get(key)
+        for kind, key in (("LoRA", "loras"), ("embedding", "embeddings"), ("upscaler", None)):
+            entries = logged.record.get(key) if key else _upscaler_files(logged.record)
             for entry in entries if isinstance(entries, list) else []:
                 if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)):
                     continue

@@ -98,7 +98,8 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         effective_negative_prompt=_field(record, "effective_negative_prompt", str),
         steps=steps, cfg=cfg, width=width, height=height, batch=batch, seed=seeds[0], seeds=tuple(seeds),
         strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
-        loras=recorded_loras(record), embeddings=recorded_embeddings(record), **recorded_refiner(record, presets))
+        loras=recorded_loras(record), embeddings=recorded_embeddings(record), hires=recorded_hires(record),
+        **recorded_refiner(record, presets))
 
 
 def recorded_refiner(record: dict, presets: Presets) -> dict:
@@ -116,6 +117,28 @@ def recorded_refiner(record: dict, presets: Presets) -> dict:
     if preset is None or not preset.refiner:
         raise ReplayError(f"refiner {entry['id']!r} is not installed here; the job cannot be re-run from its record")
     return {"refiner": preset, "refiner_switch": float(switch)}
+
+
+
+def recorded_hires(record: dict):
+    """The hires pass a job ran (None without one); an upscaler model must still hold what the job used."""
+    from sdxl_nb.config.hires import HiresFix
+    from sdxl_nb.config.upscalers import recorded_upscaler
+
+    entry = record.get("hires")
+    if entry is None:
+        return None
+    try:
+        if not isinstance(entry, dict):
+            raise ValueError(f"the record's hires {entry!r} is not a mapping")
+        upscaler = recorded_upscaler(entry.get("upscaler"))
+        return HiresFix(scale=float(_field(entry, "scale", (int, float))), steps=_field(entry, "steps", int),
+                        denoise=float(_field(entry, "denoise", (int, float))), upscaler=upscaler,
+                        width=_field(entry, "width", int), height=_field(entry, "height", int))
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from None
+    except Exception as exc:  # an unknown built-in name (InputError)
+        raise ReplayError(f"the record's hires cannot be re-run: {exc}") from None
 
 
 def _recorded_file(kind: str, entry: object) -> tuple[str, Path, str]:

@@ -101,13 +101,17 @@ def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[
 
         result = replay(logged.record, logged.folder, engine, presets)
         return result.images, result.notes
+    if mode == "upscale":
+        from sdxl_nb.jobs.upscale import rerun_upscale
+
+        return rerun_upscale(logged.record, logged.folder, engine), []
     if mode == "animate":
         try:
             from sdxl_nb.jobs.animate import rerun_frames
         except ImportError:  # the animate module (or its re-run) is not part of this installation
             raise ReplayError(ANIMATE_UNAVAILABLE) from None
         return _as_images(rerun_frames(logged.record, engine=engine), saved_entries(logged.record)), []
-    raise ReplayError(f"mode {mode!r} cannot be re-run; accepted: {', '.join(REPLAYABLE_MODES)}, animate")
+    raise ReplayError(f"mode {mode!r} cannot be re-run; accepted: {', '.join(REPLAYABLE_MODES)}, animate, upscale")
 
 
 def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | None = None,

@@ -40,6 +40,7 @@ class Capabilities:
     local_models: bool = True  # loads from this machine's cache (the model must be available here)
     rerun: bool = True  # audit can re-run its jobs on it
     refiner: bool = False  # hands the last steps to a refiner model at a switch point (the request's `refiner`)
+    hires: bool = False  # runs the hires fix's second pass (the request's `hires`: latent, Lanczos or model upscale)
 
     def lacks(self, name: str) -> bool:
         return not getattr(self, name)
@@ -107,6 +108,8 @@ class RunPlan:
             wanted.append("embeddings")
         if self.request.refiner is not None:
             wanted.append("refiner")
+        if getattr(self.request, "hires", None) is not None:
+            wanted.append("hires")
         return wanted
 
     def texts(self) -> list[str]:
@@ -198,7 +201,9 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
                 "prompt_blend": "prompt travel (blending two prompts' conditioning)",
                 "prompt_weighting": "A1111 prompt weighting ((word:1.3), (word), [word], BREAK, \\( escapes)",
                 "lora": "LoRAs", "embeddings": "textual-inversion embeddings",
-                "refiner": "a refiner model (base + refiner hand-off)"}
+                "refiner": "a refiner model (base + refiner hand-off)",
+
+                "hires": "hires fix (a second, upscaled pass)"}
         raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(what[m] for m in missing)}; "
                          "accepted there: plain images and seed-walk animations; use the local engine for the rest")
 

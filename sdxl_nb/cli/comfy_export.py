@@ -14,9 +14,10 @@ HELP = "write a request as a ComfyUI API-format workflow (POST /prompt body's \"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sdxl_nb.cli.backend_options import add_comfy_arguments
-    from sdxl_nb.cli.generate import add_request_arguments
+    from sdxl_nb.cli.generate import add_hires_arguments, add_request_arguments
 
     add_request_arguments(parser)
+    add_hires_arguments(parser)
     add_comfy_arguments(parser)
     parser.add_argument("--comfy-refiner-checkpoint", metavar="FILE",
                         help="the refiner's checkpoint file on the server (default: <refiner repo name>.safetensors)")

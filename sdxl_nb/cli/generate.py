@@ -44,11 +44,23 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the job record as JSON instead of paths")
 
 
+def add_hires_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("hires fix (txt2img: a second, upscaled pass, as A1111's)")
+    group.add_argument("--hires-scale", type=float, help="upscale the first pass by this factor (1 to 4), then denoise "
+                                                         "again at the new size")
+    group.add_argument("--hires-steps", type=int, help="steps of the second pass (default: the first pass's steps)")
+    group.add_argument("--hires-denoise", type=float, help="denoising strength of the second pass (default 0.7)")
+    group.add_argument("--hires-upscaler", metavar="NAME",
+                       help="Latent (default), Latent (bicubic), Latent (nearest-exact), Lanczos, or an upscaler "
+                            "model's name (see `sdxl-nb upscalers`)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sdxl_nb.cli.backend_options import add_backend_arguments
 
     add_request_arguments(parser)
     add_backend_arguments(parser)
+    add_hires_arguments(parser)
     parser.add_argument("--chunk-size", type=int, help="images per pipeline call (default: the whole batch)")
     parser.add_argument("--auto-tune", action="store_true", default=None,
                         help="on out of memory, retry with fewer images at once, then VAE slicing/tiling, then "
@@ -66,6 +78,8 @@ def request_from(args):
         resolution=args.resolution, batch=args.batch, seed=args.seed, init_image=args.init_image,
         mask_image=args.mask, strength=args.strength, loras=args.lora,
         refiner=args.refiner, refiner_switch=args.refiner_switch,
+        hires_scale=getattr(args, "hires_scale", None), hires_steps=getattr(args, "hires_steps", None),
+        hires_denoise=getattr(args, "hires_denoise", None), hires_upscaler=getattr(args, "hires_upscaler", None),
     )
 
 
@@ -105,6 +119,10 @@ def print_preflight(check, as_json: bool) -> int:
     print(f"would run {r.mode} with {r.model.id}, {r.scheduler.name}, {r.steps} steps, cfg {r.cfg:g}, "
           f"{r.width}x{r.height}, seeds {', '.join(map(str, r.seeds))}"
           + (f", refiner {r.refiner.id} from switch {r.refiner_switch:g}" if r.refiner else ""))
+    if r.hires:
+        h = r.hires
+        print(f"then hires fix: {h.upscaler.name} x{h.scale:g} to {h.width}x{h.height}, {h.steps} steps at "
+              f"denoise {h.denoise:g}")
     print(f"prompt: {r.styled_prompt}")
     if r.effective_negative_prompt:
         print(f"negative: {r.effective_negative_prompt}")

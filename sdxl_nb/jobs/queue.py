@@ -203,6 +203,21 @@ class JobQueue:
         return self._enqueue(Job(id=next(self._ids), kind="sweep", model=", ".join(models), out_dir=folder,
                                  label=label, work=work, owner=owner))
 
+    def submit_upscale(self, image: str | Path, *, scale: float = 2.0, upscaler: str | None = None,
+                       out_dir: str | Path | None = None, owner: object = None) -> Job:
+        """Validate an upscale of a saved image and queue it (its own recorded job); InputError: nothing queued."""
+        from sdxl_nb.jobs.upscale import check_upscale, upscale
+        from sdxl_nb.request.resolve import read_input_image
+
+        source = read_input_image(str(image), "image")
+        settings = check_upscale(scale, upscaler, source.size)
+        folder = self._folder(out_dir)
+        label = (f"upscale · {settings.upscaler.name} x{settings.scale:g} · {source.size[0]}x{source.size[1]} -> "
+                 f"{settings.width}x{settings.height} · {Path(image).name}")
+        work = partial(upscale, str(image), scale=scale, upscaler=settings.upscaler.name, out_dir=folder)
+        return self._enqueue(Job(id=next(self._ids), kind="upscale", model=settings.upscaler.name, out_dir=folder,
+                                 label=label, work=work, owner=owner))
+
     def _check_model(self, model_id: str) -> None:
         """Refuse a model this machine does not have, unless a remote backend runs its own copy."""
         info = find_model(model_id, load_presets())
@@ -355,7 +370,7 @@ class JobQueue:
         self._loaded(job, job.result["load_s"], job.result["already_loaded"])
 
     def _run_work(self, job: Job) -> None:
-        needs_load = job.model not in self.loaded_models()
+        needs_load = job.kind != "upscale" and job.model not in self.loaded_models()  # an upscaler loads no model
         engine = self._engine_for(job) if needs_load else self.engine
         if job.check_memory and engine.capabilities.memory_facts:  # a remote server's memory is its own
             job.memory = self._check_memory(job, engine)

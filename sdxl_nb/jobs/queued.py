@@ -19,7 +19,7 @@ FINAL = ("ok", "interrupted", "failed", "cancelled", "held")  # held: the memory
 @dataclass(eq=False)
 class Job:
     id: int
-    kind: str  # "generate", "animate", "sweep" or "load"
+    kind: str  # "generate", "animate", "sweep", "upscale" or "load"
     model: str
     out_dir: Path
     label: str  # one line for the queue view

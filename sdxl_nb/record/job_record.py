@@ -24,7 +24,7 @@ RESERVED_KEYS = frozenset({
     "prompt", "negative_prompt", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height",
     "batch", "chunk_size", "seed", "seeds", "strength", "init_image", "mask_image", "images", "timings",
     "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations",
-    "loras", "embeddings", "conditioning", "refiner"})
+    "loras", "embeddings", "conditioning", "refiner", "hires"})
 
 
 def check_extra(extra: dict | None) -> dict:
@@ -92,6 +92,8 @@ def base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dict
         "warnings": [],
         "notes": list(r.notes),
         "env": env,
+        # The hires fix's second pass; width and height above stay the first pass's size (A1111's `Size`).
+        **({"hires": r.hires.record((r.width, r.height))} if r.hires else {}),
     }
 
 
@@ -124,6 +126,7 @@ def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | No
         "Denoising strength": None if record["strength"] is None else f"{record['strength']:g}",
         "Style": record["style"]["name"],
         **refiner_fields(record),
+        **hires_fields(record),
         **network_fields(record),
         **(extra_fields or {}),
         "Version": f"sdxl_nb {sdxl_nb.__version__}",
@@ -134,6 +137,15 @@ def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | No
     info.add_text("parameters", text)
     info.add_itxt("sdxl_nb", encode_record(image_chunk(record, index, seed, path, image)).decode("utf-8").rstrip("\n"))
     return info
+
+
+def hires_fields(record: dict) -> dict:
+    """A1111's hires fix settings; `Denoising strength` is the second pass's (a txt2img job has no other)."""
+    hires = record.get("hires")
+    if not isinstance(hires, dict):
+        return {}
+    return {"Denoising strength": f"{hires['denoise']:g}", "Hires upscale": f"{hires['scale']:g}",
+            "Hires steps": hires["steps"], "Hires upscaler": hires["upscaler"]["name"]}
 
 
 def with_lora_tags(prompt: str, record: dict) -> str:

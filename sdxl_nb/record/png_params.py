@@ -76,6 +76,10 @@ def _ours(record: dict, text: str) -> PngParameters:
     for name in ("init_image", "mask_image"):
         if record.get(name):
             fields[name] = record[name]["path"]
+    hires = record.get("hires")
+    if isinstance(hires, dict):
+        fields.update(hires_scale=hires.get("scale"), hires_steps=hires.get("steps"), hires_denoise=hires.get("denoise"),
+                      hires_upscaler=(hires.get("upscaler") or {}).get("name"))
     fields = {key: value for key, value in fields.items() if value is not None}
     return PngParameters("sdxl_nb", fields, unmapped, text, record)
 
@@ -116,6 +120,16 @@ def _a1111(text: str, presets: Presets) -> PngParameters:
             fields["refiner_switch"] = float(values.pop("Refiner switch at", "0.8"))
         except ValueError:
             unmapped["Refiner switch at"] = values.get("Refiner switch at", "")
+    if "Hires upscale" in values:  # a txt2img hires fix: its Denoising strength is the second pass's
+        try:
+            fields["hires_scale"] = float(values.pop("Hires upscale"))
+            fields["hires_upscaler"] = values.pop("Hires upscaler", None)
+            if "Hires steps" in values:
+                fields["hires_steps"] = int(values.pop("Hires steps"))
+            if "Denoising strength" in values:
+                fields["hires_denoise"] = float(values.pop("Denoising strength"))
+        except ValueError:
+            unmapped["Hires upscale"] = "unreadable hires fix settings"
     if "Denoising strength" in values:
         unmapped["Denoising strength"] = values.pop("Denoising strength") + " (img2img: the init image is not in the PNG)"
     unmapped.update({key: value for key, value in values.items() if key not in ("Version", "Style")})

@@ -61,8 +61,30 @@ def lint(r: ResolvedRequest, *, dtype: str | None = None, vae_upcasts: bool | No
         warnings.append(f"a line of the prompt starts with {A1111_NEGATIVE!r}: A1111-format readers (PNG Info, "
                         "civitai, sd-parsers) will read the prompt's text from there on as the negative prompt; the "
                         "exact prompt is kept in the PNG's sdxl_nb chunk and in jobs.log")
+    warnings += hires_warnings(r)
     if dtype == "float16" and vae_upcasts is False and not dedicated_vae:
         warnings.append(f"the VAE runs in float16 without an fp16-safe VAE: SDXL's VAE overflows in float16 "
                         f"(black or NaN images; the lab then decodes again in float32, slower); suggested: the "
                         f"dedicated VAE {FP16_SAFE_VAE} (hf download {FP16_SAFE_VAE})")
+    return warnings
+
+
+LATENT_MIN_DENOISE = 0.5  # below this, a latent upscale stays blurry (A1111's own hint for Latent upscalers)
+HIRES_MAX_SIDE = 2048  # twice SDXL's training size: beyond it a second pass repeats subjects across the image
+
+
+def hires_warnings(r: ResolvedRequest) -> list[str]:
+    """The hires pass's pitfalls: a latent upscale denoised too little, a second pass far beyond SDXL's sizes."""
+    fix = r.hires
+    if fix is None:
+        return []
+    warnings = []
+    if fix.upscaler.kind == "latent" and fix.denoise < LATENT_MIN_DENOISE:
+        warnings.append(f"hires denoise {fix.denoise:g} with the {fix.upscaler.name} upscaler: latent upscales stay "
+                        f"blurry below {LATENT_MIN_DENOISE:g}; suggested: denoise 0.5-0.7, or the Lanczos upscaler "
+                        "(or a model) for low denoise")
+    if max(fix.width, fix.height) > HIRES_MAX_SIDE and r.model.source != "embedded":
+        warnings.append(f"the hires pass runs at {fix.width}x{fix.height}, beyond {HIRES_MAX_SIDE} px: SDXL repeats "
+                        f"subjects across images this large; suggested: a scale of at most "
+                        f"{HIRES_MAX_SIDE / max(r.width, r.height):.2g}, then `sdxl-nb upscale` for more pixels")
     return warnings

@@ -135,7 +135,8 @@ def calibrate(records: Iterable[dict], *, model_id: str, dtype: str, device_name
                 or (record.get("device") or {}).get("name") != device_name):
             continue
         images = record.get("chunk_size") or record.get("batch") or 1
-        work = int(record["width"]) * int(record["height"]) * min(int(images), int(record.get("batch") or images))
+        size = record["hires"] if isinstance(record.get("hires"), dict) else record  # the peak's size
+        work = int(size["width"]) * int(size["height"]) * min(int(images), int(record.get("batch") or images))
         rows.append((work, record["peak_memory_bytes"] - weights_bytes))
     rows = rows[-CALIBRATION_MAX_RECORDS:]
     if len(rows) < CALIBRATION_MIN_RECORDS:

@@ -102,8 +102,9 @@ def memory_check(r: ResolvedRequest, facts: dict, *, images_at_once: int, device
         from sdxl_nb.config.refiners import refiner_unet_bytes
 
         components["refiner_unet"] = refiner_unet_bytes(r.refiner.id, r.refiner.source, facts["dtype"])
-    request = MemoryRequest(component_bytes=components, dtype=facts["dtype"], width=r.width,
-                            height=r.height, images_at_once=images_at_once, cfg=r.cfg,
+    width, height = r.output_size  # a hires job peaks in its second pass, at the larger size
+    request = MemoryRequest(component_bytes=components, dtype=facts["dtype"], width=width,
+                            height=height, images_at_once=images_at_once, cfg=r.cfg,
                             vae_float32=facts["dtype"] == "float32" or facts["vae_force_upcast"])
     calibration = calibrate(tail_records(folder / JOBS_LOG), model_id=r.model.id, dtype=facts["dtype"],
                             device_name=device_name, weights_bytes=sum(facts["component_bytes"].values()))

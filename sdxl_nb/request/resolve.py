@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdxl_nb.config.embeddings import EmbeddingUse
+from sdxl_nb.config.hires import HiresFix, resolve_hires
 from sdxl_nb.config.limits import (
     MAX_BATCH,
     MAX_CFG,
@@ -53,6 +54,12 @@ class GenerationRequest:
     loras: list | None = None
     refiner: str | None = None  # a refiner model id: it finishes the job's last steps from `refiner_switch` on
     refiner_switch: float | None = None  # fraction of the schedule the base runs, 0 < switch <= 1 (default 0.8)
+    # Hires fix (txt2img): upscale the first pass by hires_scale, then an img2img pass of hires_steps steps at
+    # hires_denoise; hires_upscaler: "Latent" (default), "Latent (nearest-exact)", "Lanczos" or a model's name.
+    hires_scale: float | None = None
+    hires_steps: int | None = None
+    hires_denoise: float | None = None
+    hires_upscaler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,12 @@ class ResolvedRequest:
     embeddings: tuple[EmbeddingUse, ...] = ()  # textual-inversion embeddings named in the prompts
     refiner: ModelPreset | None = None  # the refiner that takes over at refiner_switch (None: the base alone)
     refiner_switch: float | None = None  # set exactly when refiner is
+    hires: HiresFix | None = None  # the second, upscaled pass (width and height stay the first pass's size)
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """The saved images' size: the hires pass's when there is one."""
+        return (self.hires.width, self.hires.height) if self.hires else (self.width, self.height)
 
     @property
     def init_resized(self) -> bool:
@@ -282,6 +295,11 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
 
     width, height = _resolve_size(request, presets, model, init, notes)
     refiner, switch = _resolve_refiner(request, models, mode, strength, notes)
+    hires = resolve_hires(request.hires_scale, request.hires_steps, request.hires_denoise, request.hires_upscaler,
+                          mode=mode, width=width, height=height, base_steps=steps)
+    if hires is not None and refiner is not None and switch < 1:
+        raise _fail("a refiner and the hires fix cannot run in the same job yet; accepted: one of them "
+                    "(refine first, then upscale the image with `sdxl-nb upscale` or a hires job)")
 
     if request.seed is None:
         seed = secrets.randbelow(MAX_SEED - batch + 2)
@@ -297,7 +315,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         width=width, height=height, batch=batch, seed=seed, seeds=tuple(seed + i for i in range(batch)),
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
         loras=resolve_loras(styled, effective_negative, request.loras),
-        embeddings=resolve_embeddings(styled, effective_negative),
+        embeddings=resolve_embeddings(styled, effective_negative), hires=hires,
         refiner=refiner, refiner_switch=switch,
     )
 

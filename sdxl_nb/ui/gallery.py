@@ -43,8 +43,10 @@ class Gallery:
 
     def __init__(self, *, on_seed: Callable[[int], None] | None = None,
                  on_reuse: Callable[[dict], list[str]] | None = None,
-                 on_init: Callable[[Path, str], None] | None = None):
+                 on_init: Callable[[Path, str], None] | None = None,
+                 on_upscale: Callable[[Path], None] | None = None):
         self.on_seed, self.on_reuse, self.on_init = on_seed, on_reuse, on_init
+        self.on_upscale = on_upscale  # queue an upscale of the image as its own job
         self.items: list[GalleryItem] = []
         self.cells = w.Box(layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
         self.cells.add_class("sdxl-gallery")
@@ -74,7 +76,9 @@ class Gallery:
                   ("Reuse", "send all its settings to the Generate form", self.reuse, self.on_reuse),
                   ("img2img", "use it as the init image for img2img", lambda i: self.init(i, "img2img"), self.on_init),
                   ("Inpaint", "use it as the init image for inpaint (then paint the mask)",
-                   lambda i: self.init(i, "inpaint"), self.on_init)]
+                   lambda i: self.init(i, "inpaint"), self.on_init),
+                  ("Upscale", "enlarge it 2x as its own recorded job (the Hires upscaler when it is Lanczos or a "
+                   "model, else Lanczos)", self.upscale, self.on_upscale)]
         rows = [w.HBox([self._action(label, tip, act, item) for label, tip, act in first]),
                 w.HBox([self._action(label, tip, act, item) for label, tip, act, wired in second if wired])]
         cell = w.VBox([image, w.Label(item.caption), *rows], layout=w.Layout(margin="0 10px 10px 0",
@@ -153,6 +157,10 @@ class Gallery:
     def init(self, item: GalleryItem, mode: str) -> None:
         self.on_init(item.path, mode)
         set_status(self.note, f"{item.caption} is the init image for {mode} in the Generate form", "ok")
+
+    def upscale(self, item: GalleryItem) -> None:
+        said = self.on_upscale(item.path)
+        set_status(self.note, f"{item.caption}: {said or 'upscale queued'}", "ok")
 
     def _open(self, title: str, parts: list[w.Widget]) -> None:
         close = button("Close", self.close, "", "close this view", icon="times", layout=small())

@@ -11,6 +11,7 @@ import ipywidgets as w
 from sdxl_nb.errors import InputError
 from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.ui.hires_form import HiresFields
 from sdxl_nb.ui.mask_painter import MaskPainter
 from sdxl_nb.ui.request_form import CUSTOM_SIZE, MODEL_SIZE, SHARE, WIDE, RequestForm
 from sdxl_nb.ui.widgets import show
@@ -36,6 +37,7 @@ class GenerateForm(RequestForm):
         self.mask_upload = w.FileUpload(accept="image/*", multiple=False, description="Mask")
         self.strength = w.FloatText(value=p.defaults.strength, description="Strength", layout=w.Layout(width="160px"))
         self.inputs_note = w.HTML()
+        self.hires = HiresFields()  # txt2img only, as in A1111
         self.painter = MaskPainter()  # the inpaint mask, painted on the init image (an uploaded mask is its base)
         self.init_upload.observe(lambda _c: self.painter.set_image(_content(self.init_upload)), "value")
         self.mask_upload.observe(lambda _c: self.painter.set_base(_content(self.mask_upload)), "value")
@@ -47,7 +49,7 @@ class GenerateForm(RequestForm):
         self._on_mode()
         self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
         self.build([self.mode, w.HBox([self.init_upload, self.mask_upload, self.strength]), self.painter.widget,
-                    self.inputs_note])
+                    self.hires.widget, self.inputs_note])
 
     def rows(self) -> list[w.Widget]:
         rows = super().rows()
@@ -89,6 +91,7 @@ class GenerateForm(RequestForm):
         show(self.painter.widget, mode == "inpaint")
         show(self.strength, mode != "txt2img")
         show(self.match_aspect, mode != "txt2img")
+        show(self.hires.widget, mode == "txt2img")
 
     def use_init_image(self, path: str | Path, mode: str = "img2img") -> None:
         """Make a saved image the init image (a gallery's img2img / inpaint action)."""
@@ -97,6 +100,9 @@ class GenerateForm(RequestForm):
 
     def use_mask_file(self, path: str | Path) -> None:
         self.mask_upload.value = upload_value(path)
+
+    def load(self, fields: dict) -> list[str]:
+        return super().load(fields) + self.hires.load(fields)
 
     # ---- the request ----
     def chunk_size(self) -> int | None:
@@ -120,6 +126,8 @@ class GenerateForm(RequestForm):
             fields.update(init_image=str(form.save_upload(init[1], out_dir, "init image")), strength=self.strength.value)
             if mode == "inpaint":
                 fields["mask_image"] = str(self.mask_path(out_dir))
+        else:
+            fields.update(self.hires.fields())
         matched = self.matched_size() if mode != "txt2img" else None
         if matched:
             fields.pop("resolution", None)

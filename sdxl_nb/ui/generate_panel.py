@@ -48,7 +48,8 @@ class GeneratePanel(Panel):
         self.queue_line = w.HTML()
         # A gallery's Reuse / img2img go to the lab (which switches to this tab), or here when alone.
         actions = actions or self
-        self.results = ResultsView(on_seed=self.form.use_seed, on_reuse=actions.reuse, on_init=actions.use_init)
+        self.results = ResultsView(on_seed=self.form.use_seed, on_reuse=actions.reuse, on_init=actions.use_init,
+                                   on_upscale=self.upscale)
         self._held = None  # the job the memory pre-check held (for Run anyway / Use the suggestion)
         self._show_memory_actions(False)
         self.queue.subscribe(self._on_event)
@@ -106,6 +107,15 @@ class GeneratePanel(Panel):
                 skipped.append(f"its init image {init} is not there any more: txt2img instead")
             self.form.mode.value = "txt2img"
         return skipped
+
+    def upscale(self, path: Path) -> str:
+        """Queue a 2x upscale of a saved image as its own job (a gallery action); its result shows here."""
+        from sdxl_nb.config.upscalers import find_upscaler
+
+        name = self.form.hires.upscaler.value
+        upscaler = name if name and find_upscaler(name).kind != "latent" else "Lanczos"
+        job = self.queue.submit_upscale(path, scale=2.0, upscaler=upscaler, out_dir=self.out_dir, owner=self)
+        return f"upscale 2x with {upscaler} queued as job #{job.id}"
 
     def use_init(self, path: Path, mode: str) -> None:
         self.form.use_init_image(path, mode)
@@ -196,7 +206,7 @@ class GeneratePanel(Panel):
             return
         result = job.result
         self.results.show_job(result, list(job.notes))
-        if job.request.seed is None and result.record["seeds"]:
+        if job.request is not None and job.request.seed is None and result.record["seeds"]:
             self.form.seed.value = result.record["seed"]  # the drawn seed, ready to reuse
         done = "done" if job.status == "ok" else "stopped"
         set_status(self.message, f"job #{job.id} {done}: {len(result.images)} image(s) saved", "ok")

@@ -49,7 +49,7 @@ class ComfyBackend:
     capabilities = Capabilities(previews=False, memory_facts=False, configure=False, scheduler_config=False,
                                 noise_mix=False, prompt_blend=False, prompt_weighting=False, lora=True,
                                 embeddings=True, local_models=False,
-                                rerun=True, refiner=True)
+                                rerun=True, refiner=True, hires=True)
 
     def __init__(self, url: str | None = None, *, checkpoint: str | None = None, vae: str | None = None,
                  timeout_s: float = 30.0, job_timeout_s: float = 900.0, retries: int = 3,
@@ -241,7 +241,7 @@ class ComfyBackend:
                 ws.close()
         if status == "interrupted":
             return None
-        image = self._result(entry, workflow.save_node, prompt_id, (resolved.width, resolved.height))
+        image = self._result(entry, workflow.save_node, prompt_id, resolved.output_size)
         if reported[0] < total:
             progress(total, total)
         return image

@@ -124,6 +124,11 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
         start = r.steps - strength_steps(r.steps, r.strength)
         sampled = g.add("KSamplerAdvanced", add_noise="enable", noise_seed=seed, steps=r.steps, start_at_step=start,
                         end_at_step=r.steps, return_with_leftover_noise="disable", **shared)
+    if r.hires:
+        sampled = _hires_pass(g, r.hires, sampled, vae_link, seed, shared)
+        if r.hires.upscaler.kind == "model":
+            notes.append(f"the workflow loads upscaler {upscaler_file_name(r.hires)}: it must be in the server's "
+                         "models/upscale_models folder")
     decoded = g.add("VAEDecode", samples=sampled, vae=vae_link)
     save = g.add("SaveImage", images=decoded, filename_prefix=filename_prefix)
     return Workflow(graph=g.nodes, save_node=save[0], uploads=uploads, notes=notes)
@@ -156,6 +161,29 @@ def _refined(g: _Graph, r: ResolvedRequest, seed: int, start: int, shared: dict,
     refined = dict(shared, model=_output(ckpt, 0), positive=positive, negative=negative, latent_image=base)
     return g.add("KSamplerAdvanced", "Refiner sampler", add_noise="disable", noise_seed=seed, steps=r.steps,
                  start_at_step=switch, end_at_step=10000, return_with_leftover_noise="disable", **refined)
+
+
+def _hires_pass(g: _Graph, fix, sampled: list, vae_link: list, seed: int, shared: dict) -> list:
+    """The hires fix: LatentUpscaleBy, or decode + (UpscaleModelLoader + ImageUpscaleWithModel) + ImageScale to
+    the exact size + VAEEncode; then a KSampler of `steps` steps at `denoise` (ComfyUI runs `steps` steps, as A1111)."""
+    if fix.upscaler.kind == "latent":
+        latent = g.add("LatentUpscaleBy", f"Hires upscale ({fix.upscaler.name})", samples=sampled,
+                       upscale_method=fix.upscaler.method, scale_by=fix.scale)
+    else:
+        pixels = g.add("VAEDecode", "First pass", samples=sampled, vae=vae_link)
+        if fix.upscaler.kind == "model":
+            loader = g.add("UpscaleModelLoader", f"Upscaler {fix.upscaler.name}", model_name=upscaler_file_name(fix))
+            pixels = g.add("ImageUpscaleWithModel", upscale_model=loader, image=pixels)
+        pixels = g.add("ImageScale", "Hires size", image=pixels, upscale_method="lanczos", width=fix.width,
+                       height=fix.height, crop="disabled")
+        latent = g.add("VAEEncode", pixels=pixels, vae=vae_link)
+    return g.add("KSampler", "Hires pass", **dict(shared, latent_image=latent), seed=seed, steps=fix.steps,
+                 denoise=fix.denoise)
+
+
+def upscaler_file_name(fix) -> str:
+    """The name UpscaleModelLoader loads it by: its file name in the server's models/upscale_models folder."""
+    return Path(fix.upscaler.path).name
 
 
 def lora_file_name(lora) -> str:

@@ -11,6 +11,7 @@ import sdxl_nb.backends.local.environment as env
 from sdxl_nb.backends.base import ImageSpec, RunHooks, RunOutput, RunPlan
 from sdxl_nb.backends.local.calls import CallArguments
 from sdxl_nb.backends.local.decode import decode_guarded
+from sdxl_nb.backends.local.hires import HiresPass
 from sdxl_nb.backends.local.oom import MemoryTuner, is_out_of_memory
 from sdxl_nb.backends.local.preview import Throttle, latents_to_rgb
 from sdxl_nb.backends.local.refiner import RefinerStage
@@ -32,7 +33,8 @@ def fitting_chunk_size(engine, loaded, plan: RunPlan) -> int:
     free, _total = torch.cuda.mem_get_info(torch.device(engine.device))
     samples = 2 if r.cfg > 1 else 1  # classifier-free guidance runs each image twice
     precision = loaded.pipe.unet.dtype.itemsize / 2
-    per_image = BYTES_PER_MEGAPIXEL_SAMPLE * r.width * r.height / 2**20 * samples * precision
+    width, height = r.output_size  # a hires pass runs at the larger size
+    per_image = BYTES_PER_MEGAPIXEL_SAMPLE * width * height / 2**20 * samples * precision
     return max(1, min(count, GPU_MAX_CHUNK, int(0.7 * free // per_image)))
 
 
@@ -51,8 +53,9 @@ class RunLoop:
         chunk = len(plan.images) if self.fixed else plan.chunk_size or fitting_chunk_size(engine, loaded, plan)
         # A size the engine chose itself may always be lowered; the rest of the ladder is the user's choice.
         self.tuner = MemoryTuner(self.pipe, engine.device, chunk, enabled=auto_tune or automatic,
-                                 size=f"{r.width}x{r.height}", split=not self.fixed)
+                                 size="{}x{}".format(*r.output_size), split=not self.fixed)
         self.throttle = Throttle(engine.preview_interval_s) if hooks.on_preview else None
+        self.hires = HiresPass(engine, loaded, r, self.pipe) if r.hires else None
         scheduler = self.pipe.scheduler
         self.out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, events=[], warnings=[],
                              scheduler={"name": r.scheduler.name, "class": type(scheduler).__name__,
@@ -129,7 +132,11 @@ class RunLoop:
         state = {"stopped_at": None}
 
         def callback(pipe, i, _t, kwargs):
-            step, total = self.refiner.progress(pipe, i) if self.refiner else (i + 1, pipe.num_timesteps)
+            if self.refiner:
+                step, total = self.refiner.progress(pipe, i)
+            else:  # a later pass (hires) counts on from the first pass's steps, so progress only moves forward
+                before, after = self.hires.progress_span(pipe, pipe.num_timesteps) if self.hires else (0, 0)
+                step, total = before + i + 1, before + pipe.num_timesteps + after
             progress = {"step": step, "total": total, "chunk": number, "chunks": planned,
                         "images_done": len(out.images), "images_in_chunk": len(specs),
                         "batch": len(self.plan.images), "elapsed": time.perf_counter() - started}
@@ -142,6 +149,7 @@ class RunLoop:
             return kwargs
 
         indices = [spec.index for spec in specs]
+        labels = [f"image {spec.index + 1} (seed {spec.seed})" for spec in specs]
         engine.note_new_graph_shape(self.loaded, self.plan.request, len(specs), out)
         engine.fault("denoise", indices=indices)
         tensor_inputs = {"callback_on_step_end_tensor_inputs": ["latents"]} if self.throttle else {}
@@ -151,6 +159,9 @@ class RunLoop:
             latents = engine.call_pipeline(self.pipe, **(self.refiner.base_arguments(arguments) if self.refiner
                                                          else arguments), callback_on_step_end=callback,
                                            **tensor_inputs).images
+            if self.hires is not None and state["stopped_at"] is None:  # the second pass (sdxl_nb.backends.local.hires)
+                latents = self.hires(latents, self.arguments(specs), labels, callback_on_step_end=callback,
+                                     **tensor_inputs)
         finally:
             self.pipe.noise_mix = None
         if self.refiner is not None and state["stopped_at"] is None:
@@ -163,7 +174,6 @@ class RunLoop:
         injected = engine.fault("latents", indices=indices, latents=latents)
         latents = latents if injected is None else injected
         engine.fault("decode", indices=indices)
-        labels = [f"image {spec.index + 1} (seed {spec.seed})" for spec in specs]
         decoded = decode_guarded(self.refiner.decoder(self.pipe) if self.refiner else self.pipe, latents, labels)
         out.events += decoded.events
         done = []

@@ -1,0 +1,53 @@
+"""The hires fix's second pass on the local engine: upscale the first pass (latents, or pixels), then img2img."""
+
+from __future__ import annotations
+
+import torch
+
+from sdxl_nb.backends.local.decode import decode_guarded
+from sdxl_nb.backends.local.upscale import upscale_to
+from sdxl_nb.errors import GenerationError
+
+
+class HiresPass:
+    """Runs after each chunk's first pass (and after a refiner, in A1111's order), on the latents it made.
+
+    Latent upscalers interpolate the latents as A1111's "Latent" modes do; pixel ones decode (under the NaN
+    guard), upscale the images (Lanczos, or a model then Lanczos to the exact size) and let img2img encode
+    them again. The second pass uses each image's own seed again (fresh CPU generators), as A1111 does.
+    """
+
+    def __init__(self, engine, loaded, request, first_pipe):
+        self.engine, self.fix, self.first_pipe = engine, request.hires, first_pipe
+        self.pipe = engine.pipeline(loaded, "img2img")
+        self.pipe.scheduler = engine.make_scheduler(loaded, request.scheduler.cls, request.scheduler.kwargs)
+        self.first_steps = request.steps  # the first pass's steps as it ran (set by progress_span)
+
+    def progress_span(self, pipe, total: int) -> tuple[int, int]:
+        """(steps before, steps after) a pass's own steps in the job's progress: the first pass is followed by
+        the hires steps; the hires pass follows the first pass's."""
+        if pipe is self.pipe:
+            return self.first_steps, 0
+        self.first_steps = total
+        return 0, self.fix.steps
+
+    def upscaled(self, latents: torch.Tensor, labels: list[str]):
+        """What the second pass starts from: latents at the new size, or the upscaled images."""
+        fix = self.fix
+        if fix.upscaler.kind == "latent":
+            size = (fix.height // 8, fix.width // 8)
+            return torch.nn.functional.interpolate(latents, size=size, mode=fix.upscaler.method, antialias=False)
+        decoded = decode_guarded(self.first_pipe, latents, labels)
+        bad = [f"{label}: {problem}" for label, problem in zip(labels, decoded.problems, strict=True) if problem]
+        if bad:
+            raise GenerationError(f"the first pass decoded to a bad image before the hires upscale ({'; '.join(bad)})")
+        return [upscale_to(image, fix.upscaler, (fix.width, fix.height), self.engine.device)
+                for image in decoded.images]
+
+    def __call__(self, latents: torch.Tensor, arguments: dict, labels: list[str], **call) -> torch.Tensor:
+        """The second pass's latents; `arguments` are the first pass's for this chunk (prompts, fresh generators)."""
+        args = {key: value for key, value in arguments.items() if key not in ("width", "height")}
+        args.update(image=self.upscaled(latents, labels), strength=self.fix.denoise,
+                    num_inference_steps=self.fix.schedule_steps, output_type="latent")
+        self.pipe.noise_mix = None
+        return self.engine.call_pipeline(self.pipe, **args, **call).images

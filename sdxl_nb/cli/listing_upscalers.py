@@ -1,0 +1,39 @@
+"""`sdxl-nb upscalers`: the hires fix's built-in upscalers and the upscaler models in SDXL_NB_UPSCALERS folders."""
+
+from __future__ import annotations
+
+import json
+
+NAME = "upscalers"
+HELP = "list upscalers: Latent, Lanczos and the models (ESRGAN, SwinIR, DAT...) in SDXL_NB_UPSCALERS folders"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--check", action="store_true",
+                        help="load each model file (imports torch) and show its architecture and scale")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args) -> int:
+    from sdxl_nb.config.upscalers import find_upscaler, list_upscalers
+
+    rows = list_upscalers()
+    for row in rows:
+        row["architecture"], row["problem"] = None, None
+        if args.check and row["kind"] == "model":
+            from sdxl_nb.backends.local.upscale import check_upscaler
+            from sdxl_nb.errors import InputError
+
+            try:
+                row["architecture"] = check_upscaler(find_upscaler(row["name"]))
+            except InputError as exc:
+                row["problem"] = str(exc)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        size = f"{row['size_bytes'] / 2**20:8.1f} MiB" if row["size_bytes"] is not None else " " * 12
+        print(f"{row['name']:28} {row['kind']:7} {size}  {row['architecture'] or '':16} {row['path'] or ''}")
+        if row["problem"]:
+            print(f"    {row['problem']}")
+    return 0

@@ -1,0 +1,67 @@
+"""The Generate tab's hires fix fields: on/off, scale, steps, denoise, upscaler (txt2img only, as in A1111)."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+
+from sdxl_nb.config.hires import DEFAULT_DENOISE
+from sdxl_nb.config.upscalers import DEFAULT_UPSCALER, list_upscalers
+
+NUMBER = dict(width="160px")
+
+
+class HiresFields:
+    """Widgets for GenerationRequest's hires_* fields; the rules (ranges, sizes) are resolve()'s."""
+
+    def __init__(self):
+        self.enabled = w.Checkbox(value=False, description="Hires fix", indent=False, layout=w.Layout(width="auto"))
+        # Plain number boxes: a bounded box would clamp silently; resolve() names the accepted range instead.
+        self.scale = w.FloatText(value=2.0, description="Upscale by", layout=w.Layout(**NUMBER))
+        self.steps = w.IntText(value=0, description="Hires steps", layout=w.Layout(**NUMBER),
+                               tooltip="0: the first pass's steps")
+        self.denoise = w.FloatText(value=DEFAULT_DENOISE, description="Denoise", layout=w.Layout(**NUMBER))
+        self.upscaler = w.Dropdown(description="Upscaler", layout=w.Layout(width="300px"))
+        self.refresh()
+        self.settings = w.HBox([self.scale, self.steps, self.denoise, self.upscaler])
+        self.widget = w.VBox([self.enabled, self.settings])
+        self.enabled.add_class("sdxl-hires")
+        self.enabled.observe(lambda _c: self._on_enabled(), "value")
+        self._show()
+
+    def refresh(self) -> None:
+        """List the upscalers again (a model file may have been added to SDXL_NB_UPSCALERS); keep the choice."""
+        chosen = self.upscaler.value
+        names = [row["name"] for row in list_upscalers()]
+        self.upscaler.options = names
+        self.upscaler.value = chosen if chosen in names else DEFAULT_UPSCALER
+
+    def _on_enabled(self) -> None:
+        if self.enabled.value:
+            self.refresh()  # model files added since the lab opened are listed when the fix is turned on
+        self._show()
+
+    def _show(self) -> None:
+        self.settings.layout.display = None if self.enabled.value else "none"
+
+    def fields(self) -> dict:
+        """The request's hires_* fields (empty when off)."""
+        if not self.enabled.value:
+            return {}
+        return dict(hires_scale=self.scale.value, hires_steps=self.steps.value or None,
+                    hires_denoise=self.denoise.value, hires_upscaler=self.upscaler.value)
+
+    def load(self, fields: dict) -> list[str]:
+        """Fill from request fields (a reused record or PNG); returns what could not be loaded."""
+        if fields.get("hires_scale") is None:
+            self.enabled.value = False
+            return []
+        self.enabled.value = True
+        self.scale.value = float(fields["hires_scale"])
+        self.steps.value = int(fields.get("hires_steps") or 0)
+        if fields.get("hires_denoise") is not None:
+            self.denoise.value = float(fields["hires_denoise"])
+        name = fields.get("hires_upscaler") or DEFAULT_UPSCALER
+        if name in self.upscaler.options:
+            self.upscaler.value = name
+            return []
+        return [f"upscaler {name!r} is not one of this lab's upscalers (kept {self.upscaler.value})"]
