@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdxl_nb.config.embeddings import EmbeddingUse
+from sdxl_nb.config.ip_adapters import IpAdapterUse
 from sdxl_nb.config.limits import (
     MAX_BATCH,
     MAX_CFG,
@@ -51,6 +52,9 @@ class GenerationRequest:
     strength: float | None = None  # img2img/inpaint denoising strength, 0 < strength <= 1
     # LoRAs besides the prompt's <lora:NAME:WEIGHT> tags: [("NAME", 0.8)] or ["NAME:0.8"]; all three mean the same.
     loras: list | None = None
+    ip_adapter: str | None = None  # an IP-Adapter name (see `sdxl-nb ip-adapters`): images as part of the prompt
+    ip_images: list | None = None  # its image paths (one or several)
+    ip_scale: float | None = None  # its weight, 0 (no effect) to 2; default 1
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class ResolvedRequest:
     notes: tuple[str, ...] = field(default_factory=tuple)
     loras: tuple[LoraUse, ...] = ()  # every LoRA of the job (prompt tags and the request's list), in order
     embeddings: tuple[EmbeddingUse, ...] = ()  # textual-inversion embeddings named in the prompts
+    ip_adapter: IpAdapterUse | None = None  # the IP-Adapter, its images and scale
 
     @property
     def init_resized(self) -> bool:
@@ -280,7 +285,10 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     else:
         seed = check_int(request.seed, "seed", 0, MAX_SEED - batch + 1)
     styled, effective_negative = style.apply(prompt, negative)
+    from sdxl_nb.request.ip_adapter import resolve_ip_adapter
     from sdxl_nb.request.networks import resolve_embeddings, resolve_loras
+
+    ip_adapter = resolve_ip_adapter(request.ip_adapter, request.ip_images, request.ip_scale, notes)
 
     return ResolvedRequest(
         mode=mode, model=model, scheduler=scheduler, style=style, prompt=prompt, negative_prompt=negative,
@@ -288,7 +296,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         width=width, height=height, batch=batch, seed=seed, seeds=tuple(seed + i for i in range(batch)),
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
         loras=resolve_loras(styled, effective_negative, request.loras),
-        embeddings=resolve_embeddings(styled, effective_negative),
+        embeddings=resolve_embeddings(styled, effective_negative), ip_adapter=ip_adapter,
     )
 
 
