@@ -35,6 +35,11 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-image", help="init image path: img2img (with --mask: inpaint)")
     parser.add_argument("--mask", help="inpaint mask path (white = repaint)")
     parser.add_argument("--strength", type=float, help="img2img/inpaint denoising strength, 0 < x <= 1")
+    parser.add_argument("--ip-adapter", metavar="NAME",
+                        help="an IP-Adapter (see `sdxl-nb ip-adapters`): --ip-image pictures guide the look")
+    parser.add_argument("--ip-image", action="append", metavar="PATH",
+                        help="an image for the IP-Adapter (repeatable: their looks combine)")
+    parser.add_argument("--ip-scale", type=float, metavar="W", help="IP-Adapter weight, 0 to 2 (default 1)")
     parser.add_argument("--out", help="output folder (default: $SDXL_NB_OUTPUT or output_images)")
     parser.add_argument("--json", action="store_true", help="print the job record as JSON instead of paths")
 
@@ -60,6 +65,8 @@ def request_from(args):
         style=args.style, steps=args.steps, cfg=args.cfg, width=args.width, height=args.height,
         resolution=args.resolution, batch=args.batch, seed=args.seed, init_image=args.init_image,
         mask_image=args.mask, strength=args.strength, loras=args.lora,
+        ip_adapter=getattr(args, "ip_adapter", None), ip_images=getattr(args, "ip_image", None),
+        ip_scale=getattr(args, "ip_scale", None),
     )
 
 

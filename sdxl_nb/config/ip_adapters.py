@@ -80,12 +80,10 @@ class IpAdapterUse:
                 "root": self.root, "subfolder": self.subfolder,
                 "image_encoder": {"folder": self.encoder_folder, "path": str(self.encoder_path),
                                   "sha256": self.encoder_sha256, "revision": self.encoder_revision},
-                "images": [{"path": image.path, "sha256": image.sha256, "size": list(image.size)}
-                           for image in self.images],
-                "scale": self.scale}
+                "scale": self.scale}  # its images are the record's `ip_images` (inputs, as init images are)
 
 
-def _encoder_for(root: Path, subfolder: str, name: str) -> str:
+def _encoder_for(subfolder: str, name: str) -> str:
     if subfolder == "sdxl_models" and "vit-h" in name.lower():
         return "models/image_encoder"
     return "image_encoder"
@@ -99,7 +97,7 @@ def _folder_adapters(folder: Path, source: str, revision: str | None = None) -> 
         subfolder, files = "", sorted(folder.glob("*.safetensors"))
     else:
         return []
-    return [IpAdapterFile(path.stem, str(path), str(folder), subfolder, _encoder_for(folder, subfolder, path.stem),
+    return [IpAdapterFile(path.stem, str(path), str(folder), subfolder, _encoder_for(subfolder, path.stem),
                           source, revision) for path in files if path.is_file()]
 
 
@@ -220,3 +218,70 @@ def ip_adapter_use(name: str, images: tuple[IpImage, ...], scale: float) -> IpAd
                         a1111_hash=a1111_model_hash(adapter.path), root=adapter.root, subfolder=adapter.subfolder,
                         encoder_folder=adapter.encoder_folder, encoder_sha256=encoder_sha256(adapter),
                         encoder_revision=revision, images=images, scale=scale)
+
+
+def cross_attention_count(unet_config: dict) -> int:
+    """How many cross-attention layers an SDXL-style UNet config has (what an adapter needs k/v pairs for)."""
+    down_types, up_types = unet_config["down_block_types"], unet_config["up_block_types"]
+    blocks = len(down_types)
+    per_block = unet_config.get("transformer_layers_per_block", 1)
+    per_block = [per_block] * blocks if isinstance(per_block, int) else list(per_block)
+    layers = unet_config.get("layers_per_block", 2)
+    layers = [layers] * blocks if isinstance(layers, int) else list(layers)
+    reverse = unet_config.get("reverse_transformer_layers_per_block") or list(reversed(per_block))
+    count = sum(layers[i] * per_block[i] for i, kind in enumerate(down_types) if "CrossAttn" in kind)
+    count += sum((list(reversed(layers))[i] + 1) * reverse[i] for i, kind in enumerate(up_types) if "CrossAttn" in kind)
+    mid = unet_config.get("mid_block_type", "UNetMidBlock2DCrossAttn")
+    if mid and "CrossAttn" in mid:
+        count += per_block[-1]
+    return count
+
+
+def fit_problem(ip, unet_config: dict, model_id: str) -> str | None:
+    """Why the adapter's weights do not fit the model's UNet (one line), or None."""
+    header = safetensors_header(ip.path)
+    pairs = [k for k in header if k.startswith("ip_adapter.") and k.endswith(".to_k_ip.weight")]
+    cross = unet_config["cross_attention_dim"]
+    wanted = cross_attention_count(unet_config)
+    widths = {tuple(header[k]["shape"])[1] for k in pairs}
+    if len(pairs) != wanted or widths != {cross}:
+        return (f"IP-Adapter {ip.name!r} has {len(pairs)} cross-attention layers of width {sorted(widths)}, but "
+                f"{model_id} has {wanted} of width {cross}: it was made for another model (an SDXL model needs "
+                "an *_sdxl* adapter)")
+    return None
+
+
+def model_unet_config(model_id: str) -> dict:
+    """A model's UNet config read from its folder (the tiny model is built on first use); no torch."""
+    from sdxl_nb.config.registry import locate_model
+    from sdxl_nb.config.tiny import TINY_MODEL_ID, ensure_tiny_model
+
+    folder = ensure_tiny_model() if model_id == TINY_MODEL_ID else Path(locate_model(model_id)[0])
+    return json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+
+
+def ip_adapter_listing(model: str | None = None, *, fits: bool = True) -> list[dict]:
+    """Every adapter: {name, path, size_bytes, sha256, a1111_hash, source, image_encoder, model, fits, problem};
+    with `fits`, checked against `model` (default: the default model) from its files alone (no torch)."""
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import default_model_id
+
+    model_id = (model or default_model_id(load_presets())) if fits else None
+    config = model_unet_config(model_id) if model_id else None
+    rows = []
+    for adapter in list_ip_adapters():
+        row = {"name": adapter.name, "path": adapter.path, "size_bytes": adapter.size_bytes, "source": adapter.source,
+               "sha256": None, "a1111_hash": None, "image_encoder": str(adapter.encoder_path), "model": model_id,
+               "fits": None, "problem": None}
+        try:
+            row.update(sha256=file_sha256(adapter.path), a1111_hash=a1111_model_hash(adapter.path))
+            problem = weights_problem(adapter) or encoder_problem(adapter)
+            if problem is None and config is not None:
+                use = IpAdapterUse(adapter.name, adapter.path, row["sha256"], row["a1111_hash"], adapter.root,
+                                   adapter.subfolder, adapter.encoder_folder, "", None, (), 1.0)
+                problem = fit_problem(use, config, model_id)
+            row.update(fits=problem is None if (config is not None or problem) else None, problem=problem)
+        except InputError as exc:
+            row.update(fits=False, problem=str(exc))
+        rows.append(row)
+    return rows

@@ -23,10 +23,9 @@ def _image_list(value: object) -> list:
     raise InputError(f"ip_images must be an image path or a list of paths, got {type(value).__name__}")
 
 
-def resolve_ip_adapter(name: object, images: object, scale: object, notes: list[str]) -> IpAdapterUse | None:
-    """The job's IP-Adapter, or None; images without an adapter (or the reverse) are an InputError."""
-    from sdxl_nb.request.resolve import check_number, read_input_image
-
+def resolve_ip_adapter(name: object, images: object, scale: object, notes: list[str], read_image) -> IpAdapterUse | None:
+    """The job's IP-Adapter, or None; images without an adapter (or the reverse) are an InputError. `read_image`
+    is resolve's init-image check (same limits, same messages)."""
     paths = _image_list(images)
     if name is None:
         if paths:
@@ -43,11 +42,13 @@ def resolve_ip_adapter(name: object, images: object, scale: object, notes: list[
         value = DEFAULT_IP_SCALE
         notes.append(f"IP-Adapter scale {value:g} (default)")
     else:
-        value = check_number(scale, "ip_scale")
-        if not math.isfinite(value) or not 0 <= value <= MAX_IP_SCALE:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise InputError(f"ip_scale must be a number from 0 to {MAX_IP_SCALE:g}, got {scale!r}")
+        value = float(scale)
+        if not 0 <= value <= MAX_IP_SCALE:
             raise InputError(f"ip_scale {scale} is out of range; accepted: 0 to {MAX_IP_SCALE:g}")
     checked = []
     for number, path in enumerate(paths, 1):
-        image = read_input_image(path, f"IP-Adapter image {number}" if len(paths) > 1 else "IP-Adapter image")
+        image = read_image(path, f"IP-Adapter image {number}" if len(paths) > 1 else "IP-Adapter image")
         checked.append(IpImage(path=image.path, sha256=image.sha256, size=image.size))
     return ip_adapter_use(name, tuple(checked), value)

@@ -288,7 +288,8 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     from sdxl_nb.request.ip_adapter import resolve_ip_adapter
     from sdxl_nb.request.networks import resolve_embeddings, resolve_loras
 
-    ip_adapter = resolve_ip_adapter(request.ip_adapter, request.ip_images, request.ip_scale, notes)
+    ip_adapter = resolve_ip_adapter(request.ip_adapter, request.ip_images, request.ip_scale, notes,
+                                    read_input_image)
 
     return ResolvedRequest(
         mode=mode, model=model, scheduler=scheduler, style=style, prompt=prompt, negative_prompt=negative,

@@ -50,6 +50,11 @@ def _output(link: list, index: int) -> list:
     return [link[0], index]
 
 
+IP_ADAPTER_REFUSAL = ("a ComfyUI workflow cannot carry an IP-Adapter: stock ComfyUI has no IP-Adapter node (it needs a "
+                      "custom node pack such as ComfyUI_IPAdapter_plus); drop --ip-adapter, or run the job on the local "
+                      "engine")
+
+
 def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: str | None = None,
                    seed: int | None = None, batch: int | None = None, filename_prefix: str = "sdxl_nb",
                    content_names: bool = False) -> Workflow:
@@ -62,6 +67,10 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     loaded by their file name, or with `content_names` by a name made from their hash (what the
     remote backend uploads: the same file is never uploaded twice nor mixed up with another).
     """
+    if getattr(r, "ip_adapter", None) is not None:
+        from sdxl_nb.errors import InputError
+
+        raise InputError(IP_ADAPTER_REFUSAL)
     seed = r.seed if seed is None else seed
     batch = r.batch if batch is None else batch
     notes: list[str] = []

@@ -15,40 +15,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from sdxl_nb.config.ip_adapters import IpAdapterUse
-from sdxl_nb.config.safetensors_file import safetensors_header
+from sdxl_nb.config.ip_adapters import IpAdapterUse, fit_problem
 from sdxl_nb.errors import InputError
-
-
-def cross_attention_count(unet_config: dict) -> int:
-    """How many cross-attention layers an SDXL-style UNet config has (what an adapter needs k/v pairs for)."""
-    down_types, up_types = unet_config["down_block_types"], unet_config["up_block_types"]
-    blocks = len(down_types)
-    per_block = unet_config.get("transformer_layers_per_block", 1)
-    per_block = [per_block] * blocks if isinstance(per_block, int) else list(per_block)
-    layers = unet_config.get("layers_per_block", 2)
-    layers = [layers] * blocks if isinstance(layers, int) else list(layers)
-    reverse = unet_config.get("reverse_transformer_layers_per_block") or list(reversed(per_block))
-    count = sum(layers[i] * per_block[i] for i, kind in enumerate(down_types) if "CrossAttn" in kind)
-    count += sum((list(reversed(layers))[i] + 1) * reverse[i] for i, kind in enumerate(up_types) if "CrossAttn" in kind)
-    mid = unet_config.get("mid_block_type", "UNetMidBlock2DCrossAttn")
-    if mid and "CrossAttn" in mid:
-        count += per_block[-1]
-    return count
-
-
-def fit_problem(ip: IpAdapterUse, unet_config: dict, model_id: str) -> str | None:
-    """Why the adapter's weights do not fit the model's UNet (one line), or None."""
-    header = safetensors_header(ip.path)
-    pairs = [k for k in header if k.startswith("ip_adapter.") and k.endswith(".to_k_ip.weight")]
-    cross = unet_config["cross_attention_dim"]
-    wanted = cross_attention_count(unet_config)
-    widths = {tuple(header[k]["shape"])[1] for k in pairs}
-    if len(pairs) != wanted or widths != {cross}:
-        return (f"IP-Adapter {ip.name!r} has {len(pairs)} cross-attention layers of width {sorted(widths)}, but "
-                f"{model_id} has {wanted} of width {cross}: it was made for another model (an SDXL model needs "
-                "an *_sdxl* adapter)")
-    return None
 
 
 def unet_config_of(loaded=None, folder: Path | None = None) -> dict:
