@@ -11,6 +11,7 @@ import ipywidgets as w
 from sdxl_nb.errors import InputError
 from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.mask_painter import MaskPainter
 from sdxl_nb.ui.request_form import CUSTOM_SIZE, MODEL_SIZE, SHARE, WIDE, RequestForm
 from sdxl_nb.ui.widgets import show
@@ -46,8 +47,9 @@ class GenerateForm(RequestForm):
         self._on_size()
         self._on_mode()
         self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
+        self.ip_adapter = IpAdapterPicker(model=lambda: self.model_id)
         self.build([self.mode, w.HBox([self.init_upload, self.mask_upload, self.strength]), self.painter.widget,
-                    self.inputs_note])
+                    self.inputs_note, self.ip_adapter.widget])
 
     def rows(self) -> list[w.Widget]:
         rows = super().rows()
@@ -120,6 +122,7 @@ class GenerateForm(RequestForm):
             fields.update(init_image=str(form.save_upload(init[1], out_dir, "init image")), strength=self.strength.value)
             if mode == "inpaint":
                 fields["mask_image"] = str(self.mask_path(out_dir))
+        fields.update(self.ip_adapter.fields(out_dir))
         matched = self.matched_size() if mode != "txt2img" else None
         if matched:
             fields.pop("resolution", None)
