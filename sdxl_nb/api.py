@@ -1,5 +1,6 @@
 """The public Python API in one place: a job, its preview, its preparation, and the kernel engine's options."""
 
+from sdxl_nb.config.ip_adapters import ip_adapter_listing
 from sdxl_nb.jobs.generate import generate
 from sdxl_nb.jobs.networks import embedding_listing, lora_listing
 from sdxl_nb.jobs.pipeline import (
@@ -13,4 +14,4 @@ from sdxl_nb.jobs.pipeline import (
 )
 
 __all__ = ["JobResult", "Preflight", "configure_engine", "default_output_dir", "embedding_listing", "engine_options",
-           "generate", "lora_listing", "preflight", "prepare"]
+           "generate", "ip_adapter_listing", "lora_listing", "preflight", "prepare"]

@@ -15,6 +15,7 @@ from sdxl_nb.audit import BIT_EXACT, SKIPPED, rerun_jobs, select_for_rerun
 from sdxl_nb.config.ip_adapters import find_ip_adapter, ip_adapter_listing, list_ip_adapters
 from sdxl_nb.config.tiny_ip_adapter import (
     DEMO_IP_ADAPTER,
+    DEMO_IP_ADAPTER_PLUS,
     build_ip_adapter_folder,
     copy_demo_ip_adapter,
     tiny_ip_adapter_tensors,
@@ -85,7 +86,7 @@ def test_discovery_in_folders_and_the_hf_cache(isolated_env, tmp_path, monkeypat
     monkeypatch.setenv("SDXL_NB_IP_ADAPTERS", f"{h94}:{plain}")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     found = {a.name: a for a in list_ip_adapters()}
-    assert list(found) == [DEMO_IP_ADAPTER, "ip-adapter_sdxl", "flat", "ip-adapter_sdxl_cached"]
+    assert list(found) == [DEMO_IP_ADAPTER_PLUS, DEMO_IP_ADAPTER, "ip-adapter_sdxl", "flat", "ip-adapter_sdxl_cached"]
     assert (found["ip-adapter_sdxl"].subfolder, found["flat"].subfolder) == ("sdxl_models", "")
     assert found["flat"].encoder_path == plain / "image_encoder"
     assert (found["ip-adapter_sdxl_cached"].source, found["ip-adapter_sdxl_cached"].revision) == ("hf-cache", "abc123")
@@ -111,6 +112,25 @@ def test_adapter_changes_the_image_scale_zero_equals_none_and_nothing_leaks(make
     assert np.array_equal(pixels(before.images[0]), pixels(after.images[0]))
     assert any("IP-Adapter off" in event for event in after.record["events"])
     assert "ip_adapter" not in after.record and after.record["status"] == "ok"
+
+
+def test_the_plus_kind_with_its_vit_h_encoder_and_switching_between_adapters(make, refs):
+    plus_fields = {**with_ip(refs), "ip_adapter": DEMO_IP_ADAPTER_PLUS}
+    before = make()
+    plus = make(**plus_fields)
+    between = make()
+    plus_again = make(**plus_fields)  # the last adapter stays converted in memory
+    plain = make(**with_ip(refs))  # another adapter replaces it
+    plus_reloaded = make(**plus_fields)
+    assert plus.record["ip_adapter"]["image_encoder"]["folder"] == "models/image_encoder"
+    assert "Module: ip-adapter_clip_sdxl_plus_vith" in Image.open(plus.paths[0]).text["parameters"]
+    assert not np.array_equal(pixels(plus.images[0]), pixels(plain.images[0]))
+    assert not np.array_equal(pixels(plus.images[0]), pixels(before.images[0]))
+    assert np.array_equal(pixels(before.images[0]), pixels(between.images[0]))
+    for again in (plus_again, plus_reloaded):
+        assert np.array_equal(pixels(plus.images[0]), pixels(again.images[0]))
+    assert any("no reload" in event for event in plus_again.record["events"])
+    assert any(event.startswith("loaded IP-Adapter") for event in plus_reloaded.record["events"])
 
 
 def test_two_images_combine_and_differ_from_each_alone(make, refs):
@@ -258,7 +278,7 @@ def test_cli_generate_list_and_refusals(isolated_env, refs, tmp_path):
     assert export.returncode == 2 and "cannot carry an IP-Adapter" in export.stderr
     assert not (tmp_path / "wf.json").exists()
     listing = cli("ip-adapters", "--json")
-    assert listing.returncode == 0 and json.loads(listing.stdout)[0]["name"] == DEMO_IP_ADAPTER
+    assert listing.returncode == 0 and DEMO_IP_ADAPTER in [row["name"] for row in json.loads(listing.stdout)]
 
 
 def test_queue_runs_it(ip_engine, refs, tmp_path):

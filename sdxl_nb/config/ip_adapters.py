@@ -116,22 +116,19 @@ def _hf_snapshot() -> tuple[Path, str] | None:
     return (found[-1], found[-1].name) if found else None
 
 
-def demo_ip_adapter() -> IpAdapterFile:
-    from sdxl_nb.config.tiny_ip_adapter import DEMO_IP_ADAPTER, ensure_demo_ip_adapter
+def demo_ip_adapters() -> list[IpAdapterFile]:
+    """The embedded tiny adapters (plain and Plus), built on first use."""
+    from sdxl_nb.config.tiny_ip_adapter import ensure_demo_ip_adapter
 
-    root = ensure_demo_ip_adapter()
-    return IpAdapterFile(DEMO_IP_ADAPTER, str(root / "sdxl_models" / f"{DEMO_IP_ADAPTER}.safetensors"), str(root),
-                         "sdxl_models", "image_encoder", "embedded")
+    return _folder_adapters(ensure_demo_ip_adapter(), "embedded")
 
 
 def list_ip_adapters(*, demo: bool = True) -> list[IpAdapterFile]:
     """Every adapter by name: the tiny one, each SDXL_NB_IP_ADAPTERS folder's, then h94/IP-Adapter's in the cache
     (a name found twice: the first wins)."""
-    from sdxl_nb.config.tiny_ip_adapter import DEMO_IP_ADAPTER
-
     found: dict[str, IpAdapterFile] = {}
     if demo:
-        found[DEMO_IP_ADAPTER] = demo_ip_adapter()
+        found.update((adapter.name, adapter) for adapter in demo_ip_adapters())
     for raw in settings.ip_adapter_paths():
         folder = Path(raw).expanduser()
         for adapter in _folder_adapters(folder, str(folder)):
@@ -149,8 +146,10 @@ def find_ip_adapter(name: str) -> IpAdapterFile:
 
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"ip_adapter must be an adapter name, got {name!r}; see `sdxl-nb ip-adapters`")
-    if name == DEMO_IP_ADAPTER:
-        return demo_ip_adapter()
+    if name.startswith(DEMO_IP_ADAPTER):
+        for adapter in demo_ip_adapters():
+            if adapter.name == name:
+                return adapter
     known = list_ip_adapters(demo=False)
     for adapter in known:
         if adapter.name == name:
@@ -158,7 +157,7 @@ def find_ip_adapter(name: str) -> IpAdapterFile:
     where = (f"in {', '.join(settings.ip_adapter_paths())} and the Hugging Face cache"
              if settings.ip_adapter_paths() else f"({settings.IP_ADAPTERS} is not set; none in the Hugging Face cache)")
     raise InputError(f"unknown IP-Adapter {name!r} {where}; accepted: "
-                     f"{', '.join([DEMO_IP_ADAPTER, *(a.name for a in known)])}")
+                     f"{', '.join([*(a.name for a in demo_ip_adapters()), *(a.name for a in known)])}")
 
 
 def encoder_problem(adapter: IpAdapterFile) -> str | None:

@@ -17,7 +17,10 @@ from pathlib import Path
 from sdxl_nb.config.tiny import cache_root, ensure_tiny_model
 
 DEMO_IP_ADAPTER = "tiny-sdxl-ip-adapter"
-TINY_IP_VERSION = 1  # bump when the recipe changes, so an old cached folder is not reused
+# The Plus kind (a resampler over the encoder's penultimate hidden states), with the second encoder in
+# models/image_encoder as h94's *_vit-h adapters have theirs.
+DEMO_IP_ADAPTER_PLUS = "tiny-sdxl-ip-adapter-plus_vit-h"
+TINY_IP_VERSION = 2  # bump when the recipe changes, so an old cached folder is not reused
 IP_SEED = 20240303
 ENCODER_CONFIG = dict(hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2,
                       image_size=32, patch_size=8, projection_dim=32, hidden_act="gelu")
@@ -75,25 +78,62 @@ def tiny_ip_adapter_tensors(*, seed: int = IP_SEED, strength: float = 1.0) -> di
     return tensors
 
 
-def _save_encoder(folder: Path) -> None:
+def tiny_ip_adapter_plus_tensors(*, seed: int = IP_SEED + 1, queries: int = 4, depth: int = 4) -> dict:
+    """An IP-Adapter Plus for tiny-sdxl: h94's Resampler keys (latents, proj_in, layers.N.0 attention with to_kv,
+    layers.N.1 feed-forward, proj_out, norm_out); diffusers builds 4 layers with 64-wide heads, so width 64."""
+    import numpy as np
+
+    unet_config = json.loads((ensure_tiny_model() / "unet" / "config.json").read_text(encoding="utf-8"))
+    cross, embed, width = unet_config["cross_attention_dim"], ENCODER_CONFIG["hidden_size"], 64
+    rng = np.random.default_rng(seed)
+
+    def dense(rows: int, cols: int) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
+
+    tensors = {"image_proj.latents": (rng.standard_normal((1, queries, width)) / np.sqrt(width)).astype(np.float32),
+               "image_proj.proj_in.weight": dense(width, embed), "image_proj.proj_in.bias": np.zeros(width, np.float32),
+               "image_proj.proj_out.weight": dense(cross, width), "image_proj.proj_out.bias": np.zeros(cross, np.float32),
+               "image_proj.norm_out.weight": np.ones(cross, np.float32),
+               "image_proj.norm_out.bias": np.zeros(cross, np.float32)}
+    for layer in range(depth):
+        head = f"image_proj.layers.{layer}"
+        for norm in (f"{head}.0.norm1", f"{head}.0.norm2", f"{head}.1.0"):
+            tensors[f"{norm}.weight"], tensors[f"{norm}.bias"] = np.ones(width, np.float32), np.zeros(width, np.float32)
+        tensors[f"{head}.0.to_q.weight"] = dense(width, width)
+        tensors[f"{head}.0.to_kv.weight"] = dense(2 * width, width)
+        tensors[f"{head}.0.to_out.weight"] = dense(width, width)
+        tensors[f"{head}.1.1.weight"] = dense(4 * width, width)
+        tensors[f"{head}.1.3.weight"] = dense(width, 4 * width)
+    for position, (_name, hidden) in enumerate(cross_attention_layers(unet_config)):
+        for part in ("to_k_ip", "to_v_ip"):
+            tensors[f"ip_adapter.{2 * position + 1}.{part}.weight"] = dense(hidden, cross)
+    return tensors
+
+
+def _save_encoder(folder: Path, seed: int = IP_SEED) -> None:
     import torch
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    torch.manual_seed(IP_SEED)
+    torch.manual_seed(seed)
     encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**ENCODER_CONFIG))
     encoder.save_pretrained(folder, safe_serialization=True)
 
 
-def build_ip_adapter_folder(target: Path, name: str = DEMO_IP_ADAPTER, tensors: dict | None = None) -> Path:
-    """Write an h94-layout folder (sdxl_models/NAME.safetensors + sdxl_models/image_encoder/) at `target`."""
+def build_ip_adapter_folder(target: Path, name: str = DEMO_IP_ADAPTER, tensors: dict | None = None, *,
+                            plus: bool = False) -> Path:
+    """Write an h94-layout folder (sdxl_models/NAME.safetensors + sdxl_models/image_encoder/) at `target`; with
+    `plus`, also the Plus adapter and its encoder in models/image_encoder."""
     from sdxl_nb.config.tiny_lora import write_lora
 
     models = Path(target) / "sdxl_models"
     write_lora(models / f"{name}.safetensors", tensors if tensors is not None else tiny_ip_adapter_tensors())
     _save_encoder(models / "image_encoder")
+    if plus:
+        write_lora(models / f"{DEMO_IP_ADAPTER_PLUS}.safetensors", tiny_ip_adapter_plus_tensors())
+        _save_encoder(Path(target) / "models" / "image_encoder", IP_SEED + 1)
     return Path(target)
 
 
@@ -111,7 +151,7 @@ def ensure_demo_ip_adapter() -> Path:
             return root
         staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root.parent))
         try:
-            build_ip_adapter_folder(staging)
+            build_ip_adapter_folder(staging, plus=True)
             os.replace(staging, root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

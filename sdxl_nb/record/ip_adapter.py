@@ -26,6 +26,6 @@ def ip_adapter_fields(record: dict) -> dict:
     module = _MODULES.get((ip.get("image_encoder") or {}).get("folder"), "ip-adapter_clip_sdxl")
     name = str(ip["name"]).replace(",", "").replace(":", "")
     text = (f"Module: {module}, Model: {name} [{ip.get('a1111_hash') or ip['sha256'][:8]}], "
-            f"Weight: {ip['scale']:g}, Resize Mode: Crop and Resize, Guidance Start: 0.0, Guidance End: 1.0, "
+            f"Weight: {float(ip['scale'])}, Resize Mode: Crop and Resize, Guidance Start: 0.0, Guidance End: 1.0, "
             f"Control Mode: Balanced")
     return {f"ControlNet {unit}": text}

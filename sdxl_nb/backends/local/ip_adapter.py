@@ -57,9 +57,7 @@ class IpAdapterSwitch:
         if ip is None:
             if self.active is None:
                 return []
-            unet.set_attn_processor(dict(self.original))
-            unet.encoder_hid_proj = self.original_proj
-            unet.config.encoder_hid_dim_type = self.original_type
+            self._restore_unet()
             for pipe in self._pipes():
                 pipe.register_modules(image_encoder=None, feature_extractor=None)
             self.active = None
@@ -68,9 +66,11 @@ class IpAdapterSwitch:
         if self.cached is None or self.cached["key"] != ip.key:
             events.append(self._load(ip))
         elif self.active != ip.key:
-            unet.set_attn_processor(dict(self.cached["processors"]))
+            # The projection first: a Plus adapter's resampler has attention layers of its own among the processors.
             unet.encoder_hid_proj = self.cached["projection"]
+            unet.set_attn_processor(dict(self.cached["processors"]))
             unet.config.encoder_hid_dim_type = "ip_image_proj"
+            events.append(f"IP-Adapter {ip.name} on again (kept in memory: no reload)")
         for pipe in self._pipes():
             pipe.register_modules(image_encoder=self.cached["encoder"], feature_extractor=self.cached["features"])
         self.loaded.pipe.set_ip_adapter_scale(ip.scale)
@@ -98,11 +98,14 @@ class IpAdapterSwitch:
         return (f"loaded IP-Adapter {ip.name} with its image encoder in {time.perf_counter() - started:.2f} s "
                 "(kept for the next job with it)")
 
-    def _restore_after_failure(self) -> None:
+    def _restore_unet(self) -> None:
         unet = self.loaded.pipe.unet
+        unet.encoder_hid_proj = self.original_proj  # first: the processors to restore are the model's own alone
         unet.set_attn_processor(dict(self.original))
-        unet.encoder_hid_proj = self.original_proj
         unet.config.encoder_hid_dim_type = self.original_type
+
+    def _restore_after_failure(self) -> None:
+        self._restore_unet()
         for pipe in self._pipes():
             pipe.register_modules(image_encoder=None, feature_extractor=None)
         self.active, self.cached = None, None
