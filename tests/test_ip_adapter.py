@@ -316,3 +316,22 @@ def test_lab_form_keeps_the_uploads_under_inputs_and_submits(ip_engine, refs, tm
     kept = [tmp_path / "out" / "inputs" / f"{image['sha256']}.png" for image in record["ip_images"]]
     assert [image["path"] for image in record["ip_images"]] == [str(path) for path in kept]
     assert kept[0].read_bytes() == (refs / "noise.png").read_bytes() and record["ip_adapter"]["scale"] == 0.7
+
+
+def test_a_sweep_over_the_scale_and_together_with_a_lora(make, refs, ip_engine, tmp_path):
+    from sdxl_nb.jobs.sweep import axis, run_sweep
+    from sdxl_nb.request.resolve import GenerationRequest
+
+    base = GenerationRequest(prompt="a fox", seed=1, **SMALL, **with_ip(refs))
+    swept = run_sweep(base, x=axis("ip_scale", [0.0, 1.0]), out_dir=tmp_path / "sweep", engine=ip_engine)
+    plain, guided = make(), make(**with_ip(refs))
+    assert [swept.results[(i, 0)].record["ip_adapter"]["scale"] for i in (0, 1)] == [0.0, 1.0]
+    assert np.array_equal(pixels(swept.results[(0, 0)].images[0]), pixels(plain.images[0]))
+    assert np.array_equal(pixels(swept.results[(1, 0)].images[0]), pixels(guided.images[0]))
+    # with a LoRA: both apply, and afterwards the plain job is untouched by either
+    both = make(out_dir=tmp_path / "both", loras=[("tiny-sdxl-lora", 0.8)], **with_ip(refs))
+    lora_only = make(loras=[("tiny-sdxl-lora", 0.8)])
+    assert not np.array_equal(pixels(both.images[0]), pixels(lora_only.images[0]))
+    assert np.array_equal(pixels(make().images[0]), pixels(plain.images[0]))
+    records, _ = read_logged_records(tmp_path / "both")
+    assert rerun_jobs(select_for_rerun(records, "all"), ip_engine)["verdict"].tolist() == [BIT_EXACT]
