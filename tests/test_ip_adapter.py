@@ -335,3 +335,26 @@ def test_a_sweep_over_the_scale_and_together_with_a_lora(make, refs, ip_engine, 
     assert np.array_equal(pixels(make().images[0]), pixels(plain.images[0]))
     records, _ = read_logged_records(tmp_path / "both")
     assert rerun_jobs(select_for_rerun(records, "all"), ip_engine)["verdict"].tolist() == [BIT_EXACT]
+
+
+def test_reusing_an_image_fills_the_picker_and_reruns_the_same_job(ip_engine, refs, tmp_path):
+    from sdxl_nb.record.png_params import read_png_parameters
+    from tests.ui_helpers import lab_for
+
+    made = generate(out_dir=tmp_path / "first", engine=ip_engine, prompt="a fox", seed=6, **SMALL,
+                    **with_ip(refs, "noise.png", "red.png", scale=0.4))
+    fields = read_png_parameters(made.paths[0]).fields
+    assert (fields["ip_adapter"], fields["ip_scale"], len(fields["ip_images"])) == (DEMO_IP_ADAPTER, 0.4, 2)
+    panel = lab_for(ip_engine, tmp_path / "out").generate
+    assert panel.reuse(fields) == []
+    picker = panel.form.ip_adapter
+    assert (picker.choice.value, picker.scale.value, len(picker.images.value)) == (DEMO_IP_ADAPTER, 0.4, 2)
+    panel.generate.click()  # the same request again: the same pixels
+    assert panel.wait(300)
+    from sdxl_nb.record.joblog import read_records
+
+    (record,) = read_records(tmp_path / "out" / "jobs.log")
+    assert [i["sha256"] for i in record["ip_images"]] == [i["sha256"] for i in made.record["ip_images"]]
+    with Image.open(tmp_path / "out" / record["images"][0]["path"]) as image:
+        assert np.array_equal(pixels(image), pixels(made.images[0]))
+    assert panel.reuse({**fields, "ip_adapter": None}) == [] and picker.choice.value == "(none)"

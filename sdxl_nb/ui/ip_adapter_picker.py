@@ -64,6 +64,24 @@ class IpAdapterPicker:
         if row and row.get("problem"):
             set_status(self.status, row["problem"], "error")
 
+    def use(self, fields: dict) -> list[str]:
+        """Fill the picker from request fields (a reused image): adapter, images still on disk, scale; returns what
+        could not be used, one line each. Fields without an adapter turn it off."""
+        name = fields.get("ip_adapter")
+        self.images.value = ()
+        if not name:
+            self.choice.value = NONE
+            return []
+        if name not in [value for _label, value in self.choice.options]:
+            self.choice.options = [*self.choice.options, (name, name)]
+        self.choice.value = name
+        if fields.get("ip_scale") is not None:
+            self.scale.value = fields["ip_scale"]
+        paths = [Path(path) for path in fields.get("ip_images") or []]
+        gone = [str(path) for path in paths if not path.is_file()]
+        self.images.value = tuple(_upload_item(path) for path in paths if path.is_file())
+        return [f"its IP-Adapter image {path} is not there any more" for path in gone]
+
     def fields(self, out_dir: str | Path) -> dict:
         """The request fields ({} with no adapter); InputError (nothing kept) when images are missing or unreadable."""
         from sdxl_nb.request.form import save_upload, upload_format
@@ -78,3 +96,12 @@ class IpAdapterPicker:
             upload_format(data, f"IP-Adapter image {number}")
         paths = [str(save_upload(data, out_dir, f"IP-Adapter image {n}")) for n, data in enumerate(uploads, 1)]
         return {"ip_adapter": name, "ip_images": paths, "ip_scale": self.scale.value}
+
+
+def _upload_item(path: Path) -> dict:
+    """What FileUpload.value holds for a file a user picked (as generate_form.upload_value makes it)."""
+    from datetime import UTC, datetime
+
+    data = path.read_bytes()
+    return {"name": path.name, "type": "image/png", "size": len(data), "content": memoryview(data),
+            "last_modified": datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)}
