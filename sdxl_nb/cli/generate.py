@@ -108,6 +108,10 @@ def print_preflight(check, as_json: bool) -> int:
     print(f"prompt: {r.styled_prompt}")
     if r.effective_negative_prompt:
         print(f"negative: {r.effective_negative_prompt}")
+    if getattr(r, "ip_adapter", None) is not None:
+        ip = r.ip_adapter
+        print(f"IP-Adapter: {ip.name} at scale {ip.scale:g} with {len(ip.images)} image(s) "
+              f"(encoder {ip.encoder_path})")
     return EXIT_OK
 
 
