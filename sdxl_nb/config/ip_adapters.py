@@ -154,8 +154,9 @@ def find_ip_adapter(name: str) -> IpAdapterFile:
     for adapter in known:
         if adapter.name == name:
             return adapter
-    where = (f"in {', '.join(settings.ip_adapter_paths())} and the Hugging Face cache"
-             if settings.ip_adapter_paths() else f"({settings.IP_ADAPTERS} is not set; none in the Hugging Face cache)")
+    where = (f"in {', '.join(settings.ip_adapter_paths())} or {H94_REPO} in the Hugging Face cache"
+             if settings.ip_adapter_paths() else f"({settings.IP_ADAPTERS} is not set; looked in {H94_REPO} in the "
+                                                 "Hugging Face cache)")
     raise InputError(f"unknown IP-Adapter {name!r} {where}; accepted: "
                      f"{', '.join([*(a.name for a in demo_ip_adapters()), *(a.name for a in known)])}")
 
