@@ -93,6 +93,11 @@ class IpAdapterSwitch:
 
             raise InputError(f"IP-Adapter {ip.name!r} could not be loaded from {ip.root}: {one_line(exc)}") from exc
         unet = pipe.unet
+        target = pipe._execution_device
+        if pipe.image_encoder is not None and pipe.image_encoder.device != target:
+            # With model CPU offload the pipeline reports the CPU and the encoder would stay there while its
+            # inputs go to the GPU: it is kept on the GPU instead (correct, at the cost of its memory).
+            pipe.image_encoder.to(target)
         self.cached = {"key": ip.key, "processors": dict(unet.attn_processors), "projection": unet.encoder_hid_proj,
                        "encoder": pipe.image_encoder, "features": pipe.feature_extractor}
         return (f"loaded IP-Adapter {ip.name} with its image encoder in {time.perf_counter() - started:.2f} s "
