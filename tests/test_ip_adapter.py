@@ -74,7 +74,7 @@ def test_tiny_adapter_is_deterministic_in_the_h94_layout(isolated_env, tmp_path)
     assert row["fits"] is True and len(row["a1111_hash"]) == 8
 
 
-def test_discovery_in_folders_and_the_hf_cache(isolated_env, tmp_path, monkeypatch):
+def test_discovery_in_folders_and_the_hf_cache(isolated_env, make, refs, tmp_path, monkeypatch):
     h94 = copy_demo_ip_adapter(tmp_path / "h94", "ip-adapter_sdxl")
     plain = tmp_path / "plain"
     shutil.copytree(h94 / "sdxl_models", plain)
@@ -98,6 +98,14 @@ def test_discovery_in_folders_and_the_hf_cache(isolated_env, tmp_path, monkeypat
     resolved = prepare(GenerationRequest(prompt="x", ip_adapter="ip-adapter_sdxl_cached", ip_images=[str(ref)]))
     assert resolved.ip_adapter.encoder_revision == "abc123" and resolved.ip_adapter.scale == 1.0
     assert "IP-Adapter scale 1 (default)" in resolved.notes
+    # the same bytes load the same from each layout: an h94 root, a plain folder, a cache snapshot
+    runs = []
+    for name in (DEMO_IP_ADAPTER, "ip-adapter_sdxl", "flat", "ip-adapter_sdxl_cached"):
+        make(**{**with_ip(refs), "ip_adapter": DEMO_IP_ADAPTER_PLUS})  # another adapter between: each one loads
+        runs.append(make(**{**with_ip(refs), "ip_adapter": name}))
+        assert any(event.startswith(f"loaded IP-Adapter {name}") for event in runs[-1].record["events"])
+    assert all(np.array_equal(pixels(runs[0].images[0]), pixels(run.images[0])) for run in runs[1:])
+    assert runs[3].record["ip_adapter"]["image_encoder"]["revision"] == "abc123"
 
 
 def test_adapter_changes_the_image_scale_zero_equals_none_and_nothing_leaks(make, refs):
