@@ -1,5 +1,6 @@
 """The public Python API in one place: a job, its preview, its preparation, and the kernel engine's options."""
 
+from sdxl_nb.config.ip_adapters import ip_adapter_listing
 from sdxl_nb.config.upscalers import list_upscalers
 from sdxl_nb.jobs.convert import Conversion, convert
 from sdxl_nb.jobs.generate import generate
@@ -26,5 +27,5 @@ def list_models():
 
 
 __all__ = ["Conversion", "JobResult", "Preflight", "configure_engine", "convert", "default_output_dir",
-           "embedding_listing", "engine_options", "generate", "list_models", "list_upscalers", "lora_listing", "preflight",
-           "prepare", "upscale"]
+           "embedding_listing", "engine_options", "generate", "ip_adapter_listing", "list_models", "list_upscalers",
+           "lora_listing", "preflight", "prepare", "upscale"]

@@ -119,3 +119,13 @@ def upscaler_paths() -> list[str]:
 def lambda_api_url() -> str | None:
     # Another Lambda Cloud API base (a proxy, or a local fake in tests); else Lambda's own.
     return _value(LAMBDA_API)
+
+
+IP_ADAPTERS = "SDXL_NB_IP_ADAPTERS"
+
+
+def ip_adapter_paths() -> list[str]:
+    # Folders of IP-Adapter weights (os.pathsep-separated), each an h94/IP-Adapter layout (sdxl_models/*.safetensors
+    # with sdxl_models/image_encoder or models/image_encoder) or a folder of .safetensors beside an image_encoder/.
+    # The embedded tiny adapter is always listed; h94/IP-Adapter in the Hugging Face cache is found too.
+    return [part for part in (_value(IP_ADAPTERS) or "").split(os.pathsep) if part]

@@ -414,3 +414,24 @@ def test_a_refiner_job_runs_on_every_backend_and_reruns_bit_exact(subject, tmp_p
         auditor = ComfyBackend(subject.backend.client.server, checkpoint=CKPT)
     report = run_audit(out, rerun="all", engine=auditor)
     assert report.ok, report.problems()
+
+
+def test_an_ip_adapter_job_runs_where_declared_and_is_refused_in_one_line_elsewhere(subject, tmp_path):
+    import numpy as np
+
+    from sdxl_nb.jobs.generate import generate
+
+    ref = tmp_path / "ref.png"
+    Image.new("RGB", (32, 32), "teal").save(ref)
+    plain = dict(prompt="a fox", seed=3, batch=2, **SMALL)
+    guided = dict(plain, ip_adapter="tiny-sdxl-ip-adapter", ip_images=[str(ref)], ip_scale=0.7)
+    if not subject.backend.capabilities.ip_adapter:
+        with pytest.raises(InputError, match="cannot run IP-Adapter") as caught:
+            generate(out_dir=tmp_path / "out", engine=subject.backend, **guided)
+        assert "\n" not in str(caught.value) and not (tmp_path / "out").exists()
+        return
+    result = generate(out_dir=tmp_path / "out", engine=subject.backend, chunk_size=1, **guided)
+    without = generate(out_dir=tmp_path / "plain", engine=subject.backend, chunk_size=1, **plain)
+    assert result.record["ip_adapter"]["scale"] == 0.7 and verify_folder(tmp_path / "out").ok
+    for a, b in zip(result.images, without.images, strict=True):  # every replica ran it with the adapter
+        assert not np.array_equal(np.asarray(a), np.asarray(b))

@@ -113,4 +113,26 @@ def cells():
             "print(Image.open(hires.paths[0]).text['parameters'])\n"
             "bigger = upscale(hires.paths[0], scale=2)\n"
             "print(bigger.record['mode'], bigger.images[0].size)"),
+        new_markdown_cell(
+            "## IP-Adapter: an image as part of the prompt\n\n"
+            "IP-Adapter weights with their CLIP image encoder come from `SDXL_NB_IP_ADAPTERS` folders "
+            "(h94/IP-Adapter's layout) or h94/IP-Adapter in the Hugging Face cache; the embedded "
+            "`tiny-sdxl-ip-adapter` fits `tiny-sdxl`. One or more reference images and a scale per job, in every "
+            "mode; scale 0 gives exactly the pixels of no adapter, and the next job without one is unchanged."),
+        new_code_cell(
+            "from sdxl_nb.api import ip_adapter_listing\n\n"
+            "for row in ip_adapter_listing('tiny-sdxl'):\n"
+            "    print(row['name'], row['a1111_hash'], 'fits' if row['fits'] else row['problem'])\n"
+            "reference = f'{tempfile.mkdtemp()}/reference.png'\n"
+            "Image.new('RGB', (64, 64), 'teal').save(reference)\n"
+            "guided = sdxl_nb.generate(prompt='a lighthouse', ip_adapter='tiny-sdxl-ip-adapter',\n"
+            "                          ip_images=[reference], ip_scale=0.8, **small)\n"
+            "at_zero = sdxl_nb.generate(prompt='a lighthouse', ip_adapter='tiny-sdxl-ip-adapter',\n"
+            "                           ip_images=[reference], ip_scale=0, **small)\n"
+            "after = sdxl_nb.generate(prompt='a lighthouse', **small)\n"
+            "print('changes pixels:', not same(plain, guided), '| scale 0 == none:', same(plain, at_zero),\n"
+            "      '| the next job is unchanged:', same(plain, after))\n"
+            "print(Image.open(guided.paths[0]).text['parameters'])  # an A1111 ControlNet unit\n"
+            "display(guided.images[0])\n"
+            "assert same(plain, at_zero) and same(plain, after) and not same(plain, guided)"),
     ]

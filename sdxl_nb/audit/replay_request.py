@@ -99,7 +99,7 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         steps=steps, cfg=cfg, width=width, height=height, batch=batch, seed=seeds[0], seeds=tuple(seeds),
         strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
         loras=recorded_loras(record), embeddings=recorded_embeddings(record), hires=recorded_hires(record),
-        **recorded_refiner(record, presets))
+        ip_adapter=recorded_ip_adapter(record, folder), **recorded_refiner(record, presets))
 
 
 def recorded_refiner(record: dict, presets: Presets) -> dict:
@@ -180,3 +180,47 @@ def recorded_embeddings(record: dict) -> tuple:
         name, path, sha = _recorded_file("embedding", entry)
         embeddings.append(EmbeddingUse(name=name, path=str(path), sha256=sha, vectors=int(entry.get("vectors") or 0)))
     return tuple(embeddings)
+
+
+def _checked_file(path: Path, recorded: object, what: str) -> str:
+    if not path.is_file():
+        raise ReplayError(f"{what} ({path}) is missing; the job cannot be re-run from its record")
+    actual = sha256_file(path)
+    if isinstance(recorded, str) and actual != recorded:
+        raise ReplayError(f"{what} ({path}) changed since the job (sha256 {actual[:12]}..., recorded {recorded[:12]}...)")
+    return actual
+
+
+def recorded_ip_adapter(record: dict, folder: str | Path):
+    """The IpAdapterUse a job ran with (None when it had none); every file must still hold what the job used."""
+    from sdxl_nb.config.ip_adapters import _ENCODER_WEIGHTS, IpAdapterUse, IpImage
+
+    entry = record.get("ip_adapter")
+    if entry is None:
+        return None
+    keys = ("name", "path", "sha256", "root", "subfolder", "image_encoder", "scale")
+    if not isinstance(entry, dict) or any(key not in entry for key in keys):
+        raise ReplayError(f"the record's ip_adapter has no {', '.join(k for k in keys if k not in (entry or {}))}")
+    name = entry["name"]
+    sha = _checked_file(Path(entry["path"]), entry["sha256"], f"IP-Adapter {name!r}")
+    encoder = entry["image_encoder"]
+    weights = [Path(encoder["path"]) / w for w in _ENCODER_WEIGHTS if (Path(encoder["path"]) / w).is_file()]
+    encoder_sha = _checked_file(weights[0] if weights else Path(encoder["path"]) / _ENCODER_WEIGHTS[0],
+                           encoder.get("sha256"), f"IP-Adapter {name!r}'s image encoder")
+    images = []
+    for number, image in enumerate(record.get("ip_images") or [], 1):
+        if not (isinstance(image, dict) and isinstance(image.get("path"), str)):
+            raise ReplayError(f"the record's IP-Adapter image {number} has no path")
+        path = resolve_path(Path(folder), image["path"])
+        actual = _checked_file(path, image.get("sha256"), f"IP-Adapter image {number}")
+        size = image.get("size") or [0, 0]
+        images.append(IpImage(path=str(path), sha256=actual, size=(int(size[0]), int(size[1]))))
+    if not images:
+        raise ReplayError("the record's IP-Adapter has no ip_images")
+    scale = entry["scale"]
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise ReplayError(f"the record's IP-Adapter scale {scale!r} is not a number")
+    return IpAdapterUse(name=name, path=entry["path"], sha256=sha, a1111_hash=str(entry.get("a1111_hash") or ""),
+                        root=entry["root"], subfolder=entry["subfolder"], encoder_folder=encoder["folder"],
+                        encoder_sha256=encoder_sha, encoder_revision=encoder.get("revision"), images=tuple(images),
+                        scale=float(scale))

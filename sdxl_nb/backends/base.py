@@ -37,6 +37,7 @@ class Capabilities:
     prompt_weighting: bool = False
     lora: bool = False  # applies LoRA files at their weights (the request's `loras`)
     embeddings: bool = False  # reads textual-inversion embeddings named in prompts (the request's `embeddings`)
+    ip_adapter: bool = False  # runs an IP-Adapter with its image encoder (the request's `ip_adapter`)
     local_models: bool = True  # loads from this machine's cache (the model must be available here)
     rerun: bool = True  # audit can re-run its jobs on it
     refiner: bool = False  # hands the last steps to a refiner model at a switch point (the request's `refiner`)
@@ -110,6 +111,8 @@ class RunPlan:
             wanted.append("refiner")
         if getattr(self.request, "hires", None) is not None:
             wanted.append("hires")
+        if getattr(self.request, "ip_adapter", None) is not None:
+            wanted.append("ip_adapter")
         return wanted
 
     def texts(self) -> list[str]:
@@ -202,8 +205,9 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
                 "prompt_weighting": "A1111 prompt weighting ((word:1.3), (word), [word], BREAK, \\( escapes)",
                 "lora": "LoRAs", "embeddings": "textual-inversion embeddings",
                 "refiner": "a refiner model (base + refiner hand-off)",
+                "hires": "hires fix (a second, upscaled pass)",
 
-                "hires": "hires fix (a second, upscaled pass)"}
+                "ip_adapter": "IP-Adapter (an image as part of the prompt; stock ComfyUI nodes have none)"}
         raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(what[m] for m in missing)}; "
                          "accepted there: plain images and seed-walk animations; use the local engine for the rest")
 

@@ -40,6 +40,11 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refiner-switch", type=float, metavar="X",
                         help="fraction of the schedule the base runs before the refiner takes over, 0 < X <= 1 "
                              "(default 0.8; 1: the refiner does not run)")
+    parser.add_argument("--ip-adapter", metavar="NAME",
+                        help="an IP-Adapter (see `sdxl-nb ip-adapters`): --ip-image pictures guide the look")
+    parser.add_argument("--ip-image", action="append", metavar="PATH",
+                        help="an image for the IP-Adapter (repeatable: their looks combine)")
+    parser.add_argument("--ip-scale", type=float, metavar="W", help="IP-Adapter weight, 0 to 2 (default 1)")
     parser.add_argument("--out", help="output folder (default: $SDXL_NB_OUTPUT or output_images)")
     parser.add_argument("--json", action="store_true", help="print the job record as JSON instead of paths")
 
@@ -80,6 +85,8 @@ def request_from(args):
         refiner=args.refiner, refiner_switch=args.refiner_switch,
         hires_scale=getattr(args, "hires_scale", None), hires_steps=getattr(args, "hires_steps", None),
         hires_denoise=getattr(args, "hires_denoise", None), hires_upscaler=getattr(args, "hires_upscaler", None),
+        ip_adapter=getattr(args, "ip_adapter", None), ip_images=getattr(args, "ip_image", None),
+        ip_scale=getattr(args, "ip_scale", None),
     )
 
 
@@ -126,6 +133,10 @@ def print_preflight(check, as_json: bool) -> int:
     print(f"prompt: {r.styled_prompt}")
     if r.effective_negative_prompt:
         print(f"negative: {r.effective_negative_prompt}")
+    if getattr(r, "ip_adapter", None) is not None:
+        ip = r.ip_adapter
+        print(f"IP-Adapter: {ip.name} at scale {ip.scale:g} with {len(ip.images)} image(s) "
+              f"(encoder {ip.encoder_path})")
     return EXIT_OK
 
 

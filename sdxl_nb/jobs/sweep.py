@@ -17,7 +17,7 @@ from sdxl_nb.request.resolve import MAX_SEED, GenerationRequest
 SWEEPABLE: dict[str, type] = {"prompt": str, "negative_prompt": str, "model": str, "scheduler": str, "style": str,
                               "steps": int, "cfg": float, "width": int, "height": int, "resolution": str,
                               "seed": int, "strength": float, "init_image": str, "refiner": str,
-                              "refiner_switch": float}
+                              "refiner_switch": float, "ip_scale": float}
 MAX_CELLS = 100
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-INPUT_KEYS = ("init_image", "mask_image")
+INPUT_KEYS = ("init_image", "mask_image", "ip_images")
 
 
 def named_files(record: dict) -> list[tuple[str, dict]]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from PIL.PngImagePlugin import PngInfo
 
 import sdxl_nb
+from sdxl_nb.record.ip_adapter import ip_adapter_fields, ip_adapter_record
 from sdxl_nb.record.joblog import SCHEMA_VERSION, encode_record
 from sdxl_nb.record.metadata import a1111_sampler, build_parameters
 from sdxl_nb.request.prompt_syntax import lora_tag, lora_tags
@@ -24,7 +25,7 @@ RESERVED_KEYS = frozenset({
     "prompt", "negative_prompt", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height",
     "batch", "chunk_size", "seed", "seeds", "strength", "init_image", "mask_image", "images", "timings",
     "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations",
-    "loras", "embeddings", "conditioning", "refiner", "hires"})
+    "loras", "embeddings", "conditioning", "refiner", "hires", "ip_adapter", "ip_images"})
 
 
 def check_extra(extra: dict | None) -> dict:
@@ -85,6 +86,7 @@ def base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dict
         "loras": [lora.record() for lora in r.loras],
         "embeddings": [embedding.record() for embedding in r.embeddings],
         "refiner": None,  # {id, revision, switch}: the job pipeline fills it in (config.refiners.refiner_record)
+        **ip_adapter_record(r),
         "images": [],
         "timings": {},
         "peak_memory_bytes": None,
@@ -128,6 +130,7 @@ def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | No
         **refiner_fields(record),
         **hires_fields(record),
         **network_fields(record),
+        **ip_adapter_fields(record),
         **(extra_fields or {}),
         "Version": f"sdxl_nb {sdxl_nb.__version__}",
     }

@@ -80,6 +80,9 @@ def _ours(record: dict, text: str) -> PngParameters:
     if isinstance(hires, dict):
         fields.update(hires_scale=hires.get("scale"), hires_steps=hires.get("steps"), hires_denoise=hires.get("denoise"),
                       hires_upscaler=(hires.get("upscaler") or {}).get("name"))
+    if isinstance(record.get("ip_adapter"), dict):  # the IP-Adapter, its images and scale
+        fields.update(ip_adapter=record["ip_adapter"].get("name"), ip_scale=record["ip_adapter"].get("scale"),
+                      ip_images=[image["path"] for image in record.get("ip_images") or []])
     fields = {key: value for key, value in fields.items() if value is not None}
     return PngParameters("sdxl_nb", fields, unmapped, text, record)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sdxl_nb.config.embeddings import EmbeddingUse
 from sdxl_nb.config.hires import HiresFix, resolve_hires
+from sdxl_nb.config.ip_adapters import IpAdapterUse
 from sdxl_nb.config.limits import (
     MAX_BATCH,
     MAX_CFG,
@@ -60,6 +61,9 @@ class GenerationRequest:
     hires_steps: int | None = None
     hires_denoise: float | None = None
     hires_upscaler: str | None = None
+    ip_adapter: str | None = None  # an IP-Adapter name (see `sdxl-nb ip-adapters`): images as part of the prompt
+    ip_images: list | None = None  # its image paths (one or several)
+    ip_scale: float | None = None  # its weight, 0 (no effect) to 2; default 1
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class ResolvedRequest:
     def output_size(self) -> tuple[int, int]:
         """The saved images' size: the hires pass's when there is one."""
         return (self.hires.width, self.hires.height) if self.hires else (self.width, self.height)
+    ip_adapter: IpAdapterUse | None = None  # the IP-Adapter, its images and scale
 
     @property
     def init_resized(self) -> bool:
@@ -307,7 +312,11 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     else:
         seed = check_int(request.seed, "seed", 0, MAX_SEED - batch + 1)
     styled, effective_negative = style.apply(prompt, negative)
+    from sdxl_nb.request.ip_adapter import resolve_ip_adapter
     from sdxl_nb.request.networks import resolve_embeddings, resolve_loras
+
+    ip_adapter = resolve_ip_adapter(request.ip_adapter, request.ip_images, request.ip_scale, notes,
+                                    read_input_image)
 
     return ResolvedRequest(
         mode=mode, model=model, scheduler=scheduler, style=style, prompt=prompt, negative_prompt=negative,
@@ -316,7 +325,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
         loras=resolve_loras(styled, effective_negative, request.loras),
         embeddings=resolve_embeddings(styled, effective_negative), hires=hires,
-        refiner=refiner, refiner_switch=switch,
+        refiner=refiner, refiner_switch=switch, ip_adapter=ip_adapter,
     )
 
 

@@ -12,6 +12,7 @@ from sdxl_nb.errors import InputError
 from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
 from sdxl_nb.ui.hires_form import HiresFields
+from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.mask_painter import MaskPainter
 from sdxl_nb.ui.request_form import CUSTOM_SIZE, MODEL_SIZE, SHARE, WIDE, RequestForm
 from sdxl_nb.ui.widgets import show
@@ -48,8 +49,9 @@ class GenerateForm(RequestForm):
         self._on_size()
         self._on_mode()
         self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
+        self.ip_adapter = IpAdapterPicker(model=lambda: self.model_id)
         self.build([self.mode, w.HBox([self.init_upload, self.mask_upload, self.strength]), self.painter.widget,
-                    self.hires.widget, self.inputs_note])
+                    self.hires.widget, self.inputs_note, self.ip_adapter.widget])
 
     def rows(self) -> list[w.Widget]:
         rows = super().rows()
@@ -128,6 +130,7 @@ class GenerateForm(RequestForm):
                 fields["mask_image"] = str(self.mask_path(out_dir))
         else:
             fields.update(self.hires.fields())
+        fields.update(self.ip_adapter.fields(out_dir))
         matched = self.matched_size() if mode != "txt2img" else None
         if matched:
             fields.pop("resolution", None)

@@ -106,6 +106,7 @@ class GeneratePanel(Panel):
             if mode in ("img2img", "inpaint"):
                 skipped.append(f"its init image {init} is not there any more: txt2img instead")
             self.form.mode.value = "txt2img"
+        skipped += self.form.ip_adapter.use(fields)
         return skipped
 
     def upscale(self, path: Path) -> str:

@@ -53,6 +53,11 @@ def _output(link: list, index: int) -> list:
     return [link[0], index]
 
 
+IP_ADAPTER_REFUSAL = ("a ComfyUI workflow cannot carry an IP-Adapter: stock ComfyUI has no IP-Adapter node (it needs a "
+                      "custom node pack such as ComfyUI_IPAdapter_plus); drop --ip-adapter, or run the job on the local "
+                      "engine")
+
+
 def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: str | None = None,
                    seed: int | None = None, batch: int | None = None, filename_prefix: str = "sdxl_nb",
                    content_names: bool = False, refiner_checkpoint: str | None = None) -> Workflow:
@@ -67,6 +72,10 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     (switch < 1) the base's KSamplerAdvanced stops at the switch step with its leftover noise and the refiner's
     (its own checkpoint, `refiner_checkpoint`, and CLIPTextEncodeSDXLRefiner prompts) runs the rest.
     """
+    if getattr(r, "ip_adapter", None) is not None:
+        from sdxl_nb.errors import InputError
+
+        raise InputError(IP_ADAPTER_REFUSAL)
     seed = r.seed if seed is None else seed
     batch = r.batch if batch is None else batch
     notes: list[str] = []

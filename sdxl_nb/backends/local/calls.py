@@ -7,6 +7,7 @@ from PIL import Image
 
 from sdxl_nb.backends.base import ImageSpec
 from sdxl_nb.backends.local.conditioning import PromptEncoder, run_shape
+from sdxl_nb.backends.local.ip_adapter import ip_adapter_arguments
 from sdxl_nb.backends.local.mixing import lerp
 from sdxl_nb.request.prompt_syntax import without_tags
 from sdxl_nb.request.resolve import ResolvedRequest
@@ -22,6 +23,7 @@ def shared_arguments(r: ResolvedRequest) -> dict:
         args.update(mask_image=load_mask(r.mask_image.path, (r.width, r.height)))
     if r.mode != "img2img":  # img2img takes its size from the init image
         args.update(width=r.width, height=r.height)
+    args.update(ip_adapter_arguments(r.ip_adapter))
     return args
 
 

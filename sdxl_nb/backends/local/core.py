@@ -21,6 +21,7 @@ from sdxl_nb.backends.load_events import model_loaded
 from sdxl_nb.backends.local.checkpoint_load import config_for as checkpoint_config
 from sdxl_nb.backends.local.checkpoint_load import load_checkpoint_model
 from sdxl_nb.backends.local.conditioning import PromptEncoder, conditioning_record
+from sdxl_nb.backends.local.ip_adapter import apply_ip_adapter, check_ip_adapter
 from sdxl_nb.backends.local.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
 from sdxl_nb.backends.local.lora import LoraSwitch
 from sdxl_nb.backends.local.mixing import MIXING_PIPELINES
@@ -57,6 +58,7 @@ class LoadedModel:
     lora: LoraSwitch | None = None  # the LoRA adapters loaded into this model (made on first use)
     vectors: dict = field(default_factory=dict)  # embedding sha256 -> (clip_l, clip_g) vectors on the device
     refiners: dict = field(default_factory=dict)  # refiner id -> refiner.LoadedRefiner sharing this model's modules
+    ip_adapter: object = None  # the IP-Adapter switch (ip_adapter.IpAdapterSwitch), made on first use
 
     def lora_switch(self) -> LoraSwitch:
         if self.lora is None:
@@ -75,7 +77,7 @@ class Engine:
     name = "local"
     capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
                                 noise_mix=True, prompt_blend=True, prompt_weighting=True, lora=True, embeddings=True,
-                                local_models=True, rerun=True, refiner=True, hires=True)
+                                local_models=True, rerun=True, refiner=True, hires=True, ip_adapter=True)
 
     def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1,
                  auto_tune: bool = False, options: EngineOptions | None = None):
@@ -227,6 +229,7 @@ class Engine:
             events, warnings = [], []
             if plan.request.loras or loaded.lora is not None:  # a job without LoRAs turns loaded ones off
                 events, warnings = loaded.lora_switch().apply(plan.request.loras)
+            events += apply_ip_adapter(loaded, plan.request.ip_adapter)  # a job without one turns it off
             out = RunLoop(self, loaded, plan, hooks or RunHooks(), auto_tune).run()
             out.events[:0], out.warnings[:0] = events, warnings
             return out
@@ -238,6 +241,8 @@ class Engine:
             raise InputError(f"LoRAs cannot run with the {' and '.join(clash)} engine option (it replaces the "
                              "layers a LoRA attaches to); configure the engine without it")
         check_networks(r, info.id, **self._model_for_checks(info))
+        if r.ip_adapter is not None:
+            check_ip_adapter(r.ip_adapter, info.id, self.options, **self._model_for_checks(info))
 
     def lora_problem(self, info: ModelInfo, lora) -> str | None:
         """Why a LoRA does not fit a model (one line), or None; the model need not be loaded."""
