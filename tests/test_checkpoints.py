@@ -130,6 +130,18 @@ def test_lab_model_picker_lists_the_checkpoint_with_its_hash(a1111_root):
     assert f"Model hash {_model(CKPT).model_hash}" in panel.info.value
 
 
+def test_png_info_finds_a_renamed_checkpoint_by_its_model_hash(a1111_root):
+    from sdxl_nb.record.png_params import read_png_parameters
+    from tests.test_png_params import png_with
+
+    model_hash = _model(CKPT).model_hash
+    text = f"a fox\nSteps: 4, Seed: 1, Size: 64x64, Model hash: {model_hash}, Model: renamed_since, Version: v1.10.1"
+    read = read_png_parameters(png_with(parameters=text))
+    assert read.fields["model"] == CKPT and "Model hash" not in read.unmapped
+    unknown = read_png_parameters(png_with(parameters=text.replace(model_hash, "0123456789")))
+    assert "model" not in unknown.fields and "renamed_since" in unknown.unmapped["Model"]
+
+
 def test_an_id_clash_is_refused_in_one_line_not_picked(a1111_root, tmp_path, monkeypatch):
     from sdxl_nb.config.registry import list_models
     from sdxl_nb.errors import InputError
