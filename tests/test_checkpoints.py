@@ -179,6 +179,14 @@ def test_round_trip_is_bit_identical_and_recorded(a1111_root, run, tmp_path):
     assert "Model hash" not in parse_parameters(Image.open(base.paths[0]).info["parameters"])
 
 
+def test_a_lora_on_a_checkpoint_draws_what_it_draws_on_the_same_model(a1111_root, run, tmp_path):
+    prompt = "a red fox <lora:tiny-sdxl-lora:0.8>"
+    base = run(prompt=prompt, model="tiny-sdxl", out_dir=tmp_path / "base")
+    checkpoint = run(prompt=prompt, model=CKPT, out_dir=tmp_path / "ckpt")
+    assert checkpoint.record["loras"] and (pixels(Image.open(base.paths[0])) ==
+                                           pixels(Image.open(checkpoint.paths[0]))).all()
+
+
 def test_audit_and_verify_clean_and_rerun_bit_exact(a1111_root, run, tmp_path, capsys):
     folder = tmp_path / "jobs"
     run(prompt="an owl", model=CKPT, out_dir=folder, batch=2)
