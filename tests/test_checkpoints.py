@@ -18,6 +18,7 @@ from PIL import Image
 import sdxl_nb
 from sdxl_nb.cli import main
 from sdxl_nb.config.presets import load_presets
+from sdxl_nb.record.joblog import read_records
 from tests.conftest import REPO, SMALL, pixels, python_env
 
 CKPT = "tiny-ckpt"
@@ -185,6 +186,19 @@ def test_a_lora_on_a_checkpoint_draws_what_it_draws_on_the_same_model(a1111_root
     checkpoint = run(prompt=prompt, model=CKPT, out_dir=tmp_path / "ckpt")
     assert checkpoint.record["loras"] and (pixels(Image.open(base.paths[0])) ==
                                            pixels(Image.open(checkpoint.paths[0]))).all()
+
+
+def test_an_animation_from_a_checkpoint_reruns_from_the_recorded_file(a1111_root, engine, tmp_path, monkeypatch):
+    from sdxl_nb.jobs.animate import animate, check_rerun
+    from sdxl_nb.record.metadata import parse_parameters
+
+    result = animate(out_dir=tmp_path / "anim", engine=engine, prompt="a fox", model=CKPT, frames=2, seed=4, **SMALL)
+    (record,) = [r for r in read_records(tmp_path / "anim" / "jobs.log") if r["mode"] == "animate"]
+    assert record["model"]["sha256"] == _model(CKPT).sha256
+    with Image.open(result.paths[0]) as image:
+        assert parse_parameters(image.text["parameters"])["Model hash"] == _model(CKPT).model_hash
+    monkeypatch.setenv("SDXL_NB_CHECKPOINTS", str(tmp_path / "elsewhere"))  # no longer listed: the path is used
+    assert all(frame["identical"] for frame in check_rerun(record, tmp_path / "anim", engine))
 
 
 def test_audit_and_verify_clean_and_rerun_bit_exact(a1111_root, run, tmp_path, capsys):
