@@ -74,7 +74,11 @@ def config_for(path: str | Path) -> Path:
     header = check_checkpoint_file(path)
     differences = []
     for name, folder in _config_candidates():
-        difference = _difference(header, expected_shapes(folder))
+        try:
+            difference = _difference(header, expected_shapes(folder))
+        except (OSError, ValueError, KeyError) as exc:  # a cached folder with unreadable configs is no candidate
+            differences.append(f"{name}: unreadable configs ({one_line(exc)})")
+            continue
         if difference is None:
             return folder
         differences.append(f"{name}: {difference}")
