@@ -201,6 +201,20 @@ def test_an_animation_from_a_checkpoint_reruns_from_the_recorded_file(a1111_root
     assert all(frame["identical"] for frame in check_rerun(record, tmp_path / "anim", engine))
 
 
+def test_replicas_run_a_checkpoint_with_the_single_engine_pixels(a1111_root, engine, run, tmp_path):
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.backends.replicas import ReplicaEngine
+    from sdxl_nb.jobs.generate import generate
+
+    single = run(prompt="replicas", model=CKPT, batch=2, seed=8, chunk_size=1, out_dir=tmp_path / "single")
+    replicas = ReplicaEngine(engines=[engine, Engine(device="cpu")])
+    split = generate(out_dir=tmp_path / "split", engine=replicas, prompt="replicas", model=CKPT, batch=2, seed=8,
+                     chunk_size=1, **SMALL)
+    assert split.record["model"]["sha256"] == single.record["model"]["sha256"]
+    for ours, theirs in zip(single.paths, split.paths, strict=True):
+        assert (pixels(Image.open(ours)) == pixels(Image.open(theirs))).all()
+
+
 def test_audit_and_verify_clean_and_rerun_bit_exact(a1111_root, run, tmp_path, capsys):
     folder = tmp_path / "jobs"
     run(prompt="an owl", model=CKPT, out_dir=folder, batch=2)
