@@ -18,6 +18,7 @@ from PIL import Image
 import sdxl_nb
 from sdxl_nb.cli import main
 from sdxl_nb.config.presets import load_presets
+from sdxl_nb.record.joblog import read_records
 from tests.conftest import REPO, SMALL, pixels, python_env
 
 CKPT = "tiny-ckpt"
@@ -130,6 +131,18 @@ def test_lab_model_picker_lists_the_checkpoint_with_its_hash(a1111_root):
     assert f"Model hash {_model(CKPT).model_hash}" in panel.info.value
 
 
+def test_png_info_finds_a_renamed_checkpoint_by_its_model_hash(a1111_root):
+    from sdxl_nb.record.png_params import read_png_parameters
+    from tests.test_png_params import png_with
+
+    model_hash = _model(CKPT).model_hash
+    text = f"a fox\nSteps: 4, Seed: 1, Size: 64x64, Model hash: {model_hash}, Model: renamed_since, Version: v1.10.1"
+    read = read_png_parameters(png_with(parameters=text))
+    assert read.fields["model"] == CKPT and "Model hash" not in read.unmapped
+    unknown = read_png_parameters(png_with(parameters=text.replace(model_hash, "0123456789")))
+    assert "model" not in unknown.fields and "renamed_since" in unknown.unmapped["Model"]
+
+
 def test_an_id_clash_is_refused_in_one_line_not_picked(a1111_root, tmp_path, monkeypatch):
     from sdxl_nb.config.registry import list_models
     from sdxl_nb.errors import InputError
@@ -165,6 +178,41 @@ def test_round_trip_is_bit_identical_and_recorded(a1111_root, run, tmp_path):
     fields = parse_parameters(Image.open(checkpoint.paths[0]).info["parameters"])
     assert fields["Model hash"] == info.sha256[:10] and fields["Model"] == CKPT
     assert "Model hash" not in parse_parameters(Image.open(base.paths[0]).info["parameters"])
+
+
+def test_a_lora_on_a_checkpoint_draws_what_it_draws_on_the_same_model(a1111_root, run, tmp_path):
+    prompt = "a red fox <lora:tiny-sdxl-lora:0.8>"
+    base = run(prompt=prompt, model="tiny-sdxl", out_dir=tmp_path / "base")
+    checkpoint = run(prompt=prompt, model=CKPT, out_dir=tmp_path / "ckpt")
+    assert checkpoint.record["loras"] and (pixels(Image.open(base.paths[0])) ==
+                                           pixels(Image.open(checkpoint.paths[0]))).all()
+
+
+def test_an_animation_from_a_checkpoint_reruns_from_the_recorded_file(a1111_root, engine, tmp_path, monkeypatch):
+    from sdxl_nb.jobs.animate import animate, check_rerun
+    from sdxl_nb.record.metadata import parse_parameters
+
+    result = animate(out_dir=tmp_path / "anim", engine=engine, prompt="a fox", model=CKPT, frames=2, seed=4, **SMALL)
+    (record,) = [r for r in read_records(tmp_path / "anim" / "jobs.log") if r["mode"] == "animate"]
+    assert record["model"]["sha256"] == _model(CKPT).sha256
+    with Image.open(result.paths[0]) as image:
+        assert parse_parameters(image.text["parameters"])["Model hash"] == _model(CKPT).model_hash
+    monkeypatch.setenv("SDXL_NB_CHECKPOINTS", str(tmp_path / "elsewhere"))  # no longer listed: the path is used
+    assert all(frame["identical"] for frame in check_rerun(record, tmp_path / "anim", engine))
+
+
+def test_replicas_run_a_checkpoint_with_the_single_engine_pixels(a1111_root, engine, run, tmp_path):
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.backends.replicas import ReplicaEngine
+    from sdxl_nb.jobs.generate import generate
+
+    single = run(prompt="replicas", model=CKPT, batch=2, seed=8, chunk_size=1, out_dir=tmp_path / "single")
+    replicas = ReplicaEngine(engines=[engine, Engine(device="cpu")])
+    split = generate(out_dir=tmp_path / "split", engine=replicas, prompt="replicas", model=CKPT, batch=2, seed=8,
+                     chunk_size=1, **SMALL)
+    assert split.record["model"]["sha256"] == single.record["model"]["sha256"]
+    for ours, theirs in zip(single.paths, split.paths, strict=True):
+        assert (pixels(Image.open(ours)) == pixels(Image.open(theirs))).all()
 
 
 def test_audit_and_verify_clean_and_rerun_bit_exact(a1111_root, run, tmp_path, capsys):

@@ -114,7 +114,14 @@ def _a1111(text: str, presets: Presets) -> PngParameters:
             unmapped["Sampler"] = f"{sampler}" + (f", {schedule}" if schedule else "") + " (no scheduler here matches)"
     model = values.pop("Model", None)
     if model:
-        fields["model"] = model_id(model, presets) or _note(unmapped, "Model", model)
+        fields["model"] = model_id(model, presets)
+    if not fields.get("model"):
+        # A renamed checkpoint is still found by its A1111 Model hash (the file's sha256, first 10 hex digits).
+        fields["model"] = checkpoint_by_hash(values.get("Model hash"))
+        if fields["model"]:
+            values.pop("Model hash")
+        elif model:
+            _note(unmapped, "Model", model)
     refiner = values.pop("Refiner", None)
     if refiner:
         name = refiner.split(" [", 1)[0]  # "NAME [HASH]": the hash names the file, the name the model
@@ -255,6 +262,21 @@ def model_id(name: str, presets: Presets) -> str | None:
             return model
     known = CHECKPOINT_NAMES.get(stem)
     return known if known in models else None
+
+
+def checkpoint_by_hash(model_hash: str | None) -> str | None:
+    """The id of the single-file checkpoint whose A1111 Model hash this is, or None."""
+    if not model_hash:
+        return None
+    from sdxl_nb.config.checkpoints import checkpoint_sha256, list_checkpoints
+
+    for checkpoint in list_checkpoints():
+        try:
+            if checkpoint_sha256(checkpoint.path)[:10] == model_hash.strip().lower():
+                return checkpoint.name
+        except OSError:
+            continue
+    return None
 
 
 def _note(unmapped: dict, key: str, value: str) -> None:

@@ -74,7 +74,11 @@ def config_for(path: str | Path) -> Path:
     header = check_checkpoint_file(path)
     differences = []
     for name, folder in _config_candidates():
-        difference = _difference(header, expected_shapes(folder))
+        try:
+            difference = _difference(header, expected_shapes(folder))
+        except (OSError, ValueError, KeyError) as exc:  # a cached folder with unreadable configs is no candidate
+            differences.append(f"{name}: unreadable configs ({one_line(exc)})")
+            continue
         if difference is None:
             return folder
         differences.append(f"{name}: {difference}")
@@ -125,7 +129,8 @@ def save_checkpoint(pipe, out: str | Path, metadata: dict | None = None) -> Path
 
     out = Path(out)
     state = original_state_dict(pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2)
-    tensors = {key: value.detach().to("cpu").contiguous().clone() for key, value in state.items()}
+    # No copy of the weights (a 7 GB model is not held twice): views and CPU tensors are written as they are.
+    tensors = {key: value.detach().to("cpu").contiguous() for key, value in state.items()}
     handle, staging = tempfile.mkstemp(prefix=".converting-", suffix=".safetensors", dir=out.parent)
     os.close(handle)
     try:

@@ -41,10 +41,10 @@ def rerun_frames(record: dict, engine=None, folder: str | os.PathLike | None = N
     the record's (`record["model"]["revision"]`) when judging a difference.
     """
     from sdxl_nb.config.presets import load_presets
-    from sdxl_nb.config.registry import find_model
+    from sdxl_nb.config.registry import recorded_model
 
     plan = plan_from_record(record, folder)
-    info = find_model(record["model"]["id"], load_presets())
+    info, _notes = recorded_model(record["model"], load_presets())  # a checkpoint: the recorded file
     if not info.available:
         raise ModelUnavailableError(info.reason)
     if engine is None:
