@@ -385,6 +385,12 @@ def test_upscale_cli_records_its_own_job_and_reruns_bit_exact(engine, monkeypatc
         assert image.size == (128, 128)
         assert image.text["postprocessing"] == "Postprocess upscale by: 2, Postprocess upscaler: tiny-compact"
         assert image.text["parameters"] == Image.open(source).text["parameters"]  # what made it stays with it
+    from sdxl_nb.record.png_params import read_png_parameters
+
+    read = read_png_parameters(folder / record["images"][0]["path"])  # PNG Info / Reuse: what made the source
+    assert read.fields["prompt"] == "a fox" and read.fields["seed"] == 1 and read.fields["width"] == 64
+    assert read.unmapped["upscale"].startswith("upscaled x2 with tiny-compact to 128x128")
+    assert read.record["mode"] == "upscale"
     assert main(["upscale", str(source), "--scale", "1.3", "--out", str(folder), "--json"]) == 0  # Lanczos
     odd = json.loads(capsys.readouterr().out)
     assert (odd["width"], odd["upscale"]["upscaler"]["name"]) == (83, "Lanczos")  # any size: no latents here
