@@ -494,3 +494,16 @@ def test_a_stop_in_the_hires_pass_discards_that_chunk_and_keeps_the_finished_one
     assert record["status"] == "interrupted" and [image["index"] for image in record["images"]] == [0]
     assert result.images[0].size == (128, 128)
     assert any("stopped at step 1 of chunk 2" in event for event in record["events"])
+
+
+def test_a_sweep_varies_the_hires_denoise(engine, monkeypatch, tmp_path, capsys):
+    import sdxl_nb.backends.local.core as core
+
+    monkeypatch.setattr(core, "_ENGINE", engine)
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--x", "hires_denoise=0.4,0.8", "--prompt", "a fox", "--model", "tiny-sdxl", "--width", "64",
+                 "--height", "64", "--steps", "2", "--seed", "4", "--hires-scale", "2", "--hires-steps", "2",
+                 "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [job["hires"]["denoise"] for job in result["jobs"]] == [0.4, 0.8]
+    assert Image.open(result["grid"]).width > 2 * 128  # two 128 px cells and their labels

@@ -16,7 +16,9 @@ from sdxl_nb.request.resolve import MAX_SEED, GenerationRequest
 # Fields a sweep may vary, and how a value typed as text becomes that field's value.
 SWEEPABLE: dict[str, type] = {"prompt": str, "negative_prompt": str, "model": str, "scheduler": str, "style": str,
                               "steps": int, "cfg": float, "width": int, "height": int, "resolution": str,
-                              "seed": int, "strength": float, "init_image": str}
+                              "seed": int, "strength": float, "init_image": str,
+                              # the hires pass's settings (the base request gives hires_scale: one size per grid)
+                              "hires_steps": int, "hires_denoise": float, "hires_upscaler": str}
 MAX_CELLS = 100
 
 
