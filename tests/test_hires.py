@@ -108,6 +108,21 @@ def test_the_second_pass_runs_exactly_the_hires_steps(steps, denoise):
     assert n - 1 < steps or strength_steps(n - 1, denoise) < steps  # the shortest such schedule
 
 
+@settings(max_examples=200, deadline=None)
+@given(side=st.integers(8, 512).map(lambda n: n * 8), scale=st.one_of(st.floats(0, 6), st.just(float("nan"))),
+       denoise=st.one_of(st.none(), st.floats(-1, 2)), steps=st.one_of(st.none(), st.integers(-2, 600)))
+def test_any_hires_request_resolves_to_valid_sizes_or_one_line(side, scale, denoise, steps):
+    from sdxl_nb.config.hires import resolve_hires
+
+    try:
+        fix = resolve_hires(scale, steps, denoise, None, mode="txt2img", width=side, height=64, base_steps=4)
+    except InputError as exc:
+        assert "\n" not in str(exc) and str(exc)
+        return
+    assert fix.width % 8 == 0 and fix.height % 8 == 0 and max(fix.width, fix.height) <= 4096
+    assert fix.width >= side and 0 < fix.denoise <= 1 and 1 <= fix.schedule_steps <= 1000
+
+
 def test_lint_warns_of_low_denoise_latent_upscales():
     from sdxl_nb.request.lint import lint
 
