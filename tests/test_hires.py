@@ -20,7 +20,7 @@ from sdxl_nb.record.metadata import parse_parameters
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.request.resolve import GenerationRequest
 from tests.conftest import SMALL, pixels
-from tests.tiny_upscaler import RECEPTIVE_RADIUS, write_tiny_upscaler
+from tests.tiny_upscaler import RECEPTIVE_RADIUS, write_tiny_esrgan, write_tiny_upscaler
 
 HIRES = dict(hires_scale=2, hires_steps=2, hires_denoise=0.5)
 
@@ -46,6 +46,7 @@ def upscaler_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("upscalers")
     write_tiny_upscaler(folder / "tiny-compact.safetensors", scale=2)
     write_tiny_upscaler(folder / "tiny-compact-x4.pth", scale=4, seed=1)
+    write_tiny_esrgan(folder / "tiny-esrgan.pth")
     (folder / "garbage.pth").write_bytes(b"not a model at all")
     from safetensors.numpy import save_file
 
@@ -153,6 +154,7 @@ def test_upscalers_are_listed_and_bad_files_named_in_one_line(upscalers, capsys)
     assert rows["Latent"]["kind"] == "latent" and rows["Lanczos"]["kind"] == "pixel"
     assert rows["tiny-compact"]["architecture"] == "RealESRGAN Compact x2"
     assert rows["tiny-compact-x4"]["architecture"] == "RealESRGAN Compact x4"
+    assert rows["tiny-esrgan"]["architecture"] == "ESRGAN x4"
     for name in ("garbage", "unknown"):
         assert f"upscaler {name!r}" in rows[name]["problem"] and str(upscalers) in rows[name]["problem"]
         with pytest.raises(InputError, match=f"upscaler '{name}' .* is not an upscaler model spandrel recognises"):
@@ -189,7 +191,7 @@ def test_upscale_to_runs_the_model_then_lanczos_to_the_exact_size(upscalers):
 
 
 # ---- the engine ----
-@pytest.mark.parametrize("upscaler", ["Latent", "Latent (nearest-exact)", "Lanczos", "tiny-compact"])
+@pytest.mark.parametrize("upscaler", ["Latent", "Latent (nearest-exact)", "Lanczos", "tiny-compact", "tiny-esrgan"])
 def test_hires_jobs_run_record_and_rerun_bit_exact(run, engine, upscalers, tmp_path, upscaler):
     folder = tmp_path / "jobs"
     plain = run(prompt="a fox", out_dir=tmp_path / "plain")
