@@ -20,7 +20,7 @@ from sdxl_nb.record.metadata import parse_parameters
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.request.resolve import GenerationRequest
 from tests.conftest import SMALL, pixels
-from tests.tiny_upscaler import RECEPTIVE_RADIUS, write_tiny_upscaler
+from tests.tiny_upscaler import RECEPTIVE_RADIUS, write_tiny_esrgan, write_tiny_upscaler
 
 HIRES = dict(hires_scale=2, hires_steps=2, hires_denoise=0.5)
 
@@ -46,6 +46,7 @@ def upscaler_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("upscalers")
     write_tiny_upscaler(folder / "tiny-compact.safetensors", scale=2)
     write_tiny_upscaler(folder / "tiny-compact-x4.pth", scale=4, seed=1)
+    write_tiny_esrgan(folder / "tiny-esrgan.pth")
     (folder / "garbage.pth").write_bytes(b"not a model at all")
     from safetensors.numpy import save_file
 
@@ -108,6 +109,21 @@ def test_the_second_pass_runs_exactly_the_hires_steps(steps, denoise):
     assert n - 1 < steps or strength_steps(n - 1, denoise) < steps  # the shortest such schedule
 
 
+@settings(max_examples=200, deadline=None)
+@given(side=st.integers(8, 512).map(lambda n: n * 8), scale=st.one_of(st.floats(0, 6), st.just(float("nan"))),
+       denoise=st.one_of(st.none(), st.floats(-1, 2)), steps=st.one_of(st.none(), st.integers(-2, 600)))
+def test_any_hires_request_resolves_to_valid_sizes_or_one_line(side, scale, denoise, steps):
+    from sdxl_nb.config.hires import resolve_hires
+
+    try:
+        fix = resolve_hires(scale, steps, denoise, None, mode="txt2img", width=side, height=64, base_steps=4)
+    except InputError as exc:
+        assert "\n" not in str(exc) and str(exc)
+        return
+    assert fix.width % 8 == 0 and fix.height % 8 == 0 and max(fix.width, fix.height) <= 4096
+    assert fix.width >= side and 0 < fix.denoise <= 1 and 1 <= fix.schedule_steps <= 1000
+
+
 def test_lint_warns_of_low_denoise_latent_upscales():
     from sdxl_nb.request.lint import lint
 
@@ -138,6 +154,7 @@ def test_upscalers_are_listed_and_bad_files_named_in_one_line(upscalers, capsys)
     assert rows["Latent"]["kind"] == "latent" and rows["Lanczos"]["kind"] == "pixel"
     assert rows["tiny-compact"]["architecture"] == "RealESRGAN Compact x2"
     assert rows["tiny-compact-x4"]["architecture"] == "RealESRGAN Compact x4"
+    assert rows["tiny-esrgan"]["architecture"] == "ESRGAN x4"
     for name in ("garbage", "unknown"):
         assert f"upscaler {name!r}" in rows[name]["problem"] and str(upscalers) in rows[name]["problem"]
         with pytest.raises(InputError, match=f"upscaler '{name}' .* is not an upscaler model spandrel recognises"):
@@ -174,7 +191,7 @@ def test_upscale_to_runs_the_model_then_lanczos_to_the_exact_size(upscalers):
 
 
 # ---- the engine ----
-@pytest.mark.parametrize("upscaler", ["Latent", "Latent (nearest-exact)", "Lanczos", "tiny-compact"])
+@pytest.mark.parametrize("upscaler", ["Latent", "Latent (nearest-exact)", "Lanczos", "tiny-compact", "tiny-esrgan"])
 def test_hires_jobs_run_record_and_rerun_bit_exact(run, engine, upscalers, tmp_path, upscaler):
     folder = tmp_path / "jobs"
     plain = run(prompt="a fox", out_dir=tmp_path / "plain")
@@ -385,6 +402,12 @@ def test_upscale_cli_records_its_own_job_and_reruns_bit_exact(engine, monkeypatc
         assert image.size == (128, 128)
         assert image.text["postprocessing"] == "Postprocess upscale by: 2, Postprocess upscaler: tiny-compact"
         assert image.text["parameters"] == Image.open(source).text["parameters"]  # what made it stays with it
+    from sdxl_nb.record.png_params import read_png_parameters
+
+    read = read_png_parameters(folder / record["images"][0]["path"])  # PNG Info / Reuse: what made the source
+    assert read.fields["prompt"] == "a fox" and read.fields["seed"] == 1 and read.fields["width"] == 64
+    assert read.unmapped["upscale"].startswith("upscaled x2 with tiny-compact to 128x128")
+    assert read.record["mode"] == "upscale"
     assert main(["upscale", str(source), "--scale", "1.3", "--out", str(folder), "--json"]) == 0  # Lanczos
     odd = json.loads(capsys.readouterr().out)
     assert (odd["width"], odd["upscale"]["upscaler"]["name"]) == (83, "Lanczos")  # any size: no latents here
@@ -489,3 +512,16 @@ def test_a_stop_in_the_hires_pass_discards_that_chunk_and_keeps_the_finished_one
     assert result.images[0].size == (128, 128)
     # Steps count on through both passes: the first pass's 2, then the hires pass's first.
     assert any("stopped at step 3 of chunk 2" in event for event in record["events"]), record["events"]
+
+
+def test_a_sweep_varies_the_hires_denoise(engine, monkeypatch, tmp_path, capsys):
+    import sdxl_nb.backends.local.core as core
+
+    monkeypatch.setattr(core, "_ENGINE", engine)
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--x", "hires_denoise=0.4,0.8", "--prompt", "a fox", "--model", "tiny-sdxl", "--width", "64",
+                 "--height", "64", "--steps", "2", "--seed", "4", "--hires-scale", "2", "--hires-steps", "2",
+                 "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [job["hires"]["denoise"] for job in result["jobs"]] == [0.4, 0.8]
+    assert Image.open(result["grid"]).width > 2 * 128  # two 128 px cells and their labels

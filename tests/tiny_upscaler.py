@@ -34,3 +34,15 @@ def write_tiny_upscaler(path: Path, scale: int = 2, seed: int = 0) -> Path:
     else:
         torch.save(state, path)
     return path
+
+
+def write_tiny_esrgan(path: Path, seed: int = 0) -> Path:
+    """A tiny ESRGAN (RRDBNet: 8 filters, one block, x4) in the original ESRGAN `.pth` layout."""
+    import torch
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    torch.manual_seed(seed)
+    model = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=4)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return path

@@ -47,7 +47,10 @@ def read_png_parameters(data: bytes | str | os.PathLike, presets: Presets | None
     if kind != "PNG":
         raise InputError(f"a {kind} image carries no PNG text chunks; PNG Info reads PNG files")
     if isinstance(chunks.get("sdxl_nb"), str):
-        return _ours(json.loads(chunks["sdxl_nb"]), chunks.get("parameters", ""))
+        record = json.loads(chunks["sdxl_nb"])
+        if isinstance(record, dict) and record.get("mode") == "upscale":
+            return _upscaled(record, chunks.get("parameters"), presets)
+        return _ours(record, chunks.get("parameters", ""))
     if isinstance(chunks.get("parameters"), str):
         return _a1111(chunks["parameters"], presets)
     if isinstance(chunks.get("prompt"), str):
@@ -85,6 +88,17 @@ def _ours(record: dict, text: str) -> PngParameters:
                       ip_images=[image["path"] for image in record.get("ip_images") or []])
     fields = {key: value for key, value in fields.items() if value is not None}
     return PngParameters("sdxl_nb", fields, unmapped, text, record)
+
+
+def _upscaled(record: dict, text: str | None, presets: Presets) -> PngParameters:
+    """An upscale job's image: what made the source (its A1111 parameters, kept as A1111's Extras keeps them),
+    with the upscale said; the record chunk is the upscale job's."""
+    found = _a1111(text, presets) if text else PngParameters("sdxl_nb", {}, {}, "")
+    upscale = record.get("upscale") or {}
+    note = (f"upscaled x{upscale.get('scale', '?'):g} with {(upscale.get('upscaler') or {}).get('name', '?')} to "
+            f"{record.get('width')}x{record.get('height')} (job {record.get('job_id')})"
+            if isinstance(upscale.get("scale"), (int, float)) else "an upscale job's image")
+    return PngParameters("sdxl_nb", found.fields, {**found.unmapped, "upscale": note}, found.text, record)
 
 
 # ---- A1111 ----
