@@ -437,3 +437,23 @@ def test_a_stop_during_the_refiners_steps_discards_the_unfinished_images(run, tm
                  on_progress=seen.append, should_stop=lambda: any(p["step"] == 3 for p in seen))
     assert result.status == "interrupted" and result.images == []
     assert any("stopped at step 3 of chunk 1" in e for e in result.record["events"])
+
+
+def test_a_comfy_graph_with_a_refiner_reads_back_as_one(inputs):
+    import io
+    import json
+
+    from PIL.PngImagePlugin import PngInfo
+
+    from sdxl_nb.backends.comfy.workflow import build_workflow
+    from sdxl_nb.record.png_params import read_png_parameters
+
+    r = prepare(GenerationRequest(prompt="a fox", steps=10, seed=3, width=64, height=64, model="tiny-sdxl",
+                                  refiner=REFINER, refiner_switch=0.8))
+    chunk = PngInfo()
+    chunk.add_text("prompt", json.dumps(build_workflow(r).graph))
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=chunk)
+    fields = read_png_parameters(buffer.getvalue()).fields
+    assert (fields["model"], fields["refiner"], fields["refiner_switch"]) == ("tiny-sdxl", REFINER, 0.8)
+    assert fields["prompt"] == "a fox" and fields["steps"] == 10
