@@ -325,6 +325,10 @@ def test_the_queue_refuses_a_bad_switch_before_queueing(engine, tmp_path):
     queue = JobQueue(engine=engine, out_dir=tmp_path)
     with pytest.raises(InputError, match="refiner switch 2 is out of range"):
         queue.submit(GenerationRequest(prompt="x", **SMALL, refiner=REFINER, refiner_switch=2))
+    from sdxl_nb.errors import ModelUnavailableError
+
+    with pytest.raises(ModelUnavailableError, match="refiner model 'stabilityai/stable-diffusion-xl-refiner-1.0' is not in"):
+        queue.submit(GenerationRequest(prompt="x", **SMALL, refiner="stabilityai/stable-diffusion-xl-refiner-1.0"))
     assert not (tmp_path / "jobs.log").exists()
 
 
@@ -358,7 +362,9 @@ def test_cli_refiner_flags_and_one_line_errors(tmp_path):
     for args, message in ((["--refiner", "nope"], "unknown refiner 'nope'; accepted: tiny-sdxl-refiner"),
                           (["--refiner", REFINER, "--refiner-switch", "0"], "refiner switch 0.0 is out of range"),
                           (["--refiner-switch", "0.5"], "refiner switch needs a refiner"),
-                          (["--model", REFINER], "is a refiner")):
+                          (["--model", REFINER], "is a refiner"),
+                          (["--refiner", "stabilityai/stable-diffusion-xl-refiner-1.0"],
+                           "refiner model 'stabilityai/stable-diffusion-xl-refiner-1.0' is not in the local Hugging")):
         out = tmp_path / "bad"
         result = cli("--out", str(out), *args)
         assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr

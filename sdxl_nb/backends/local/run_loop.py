@@ -147,9 +147,9 @@ class RunLoop:
         tensor_inputs = {"callback_on_step_end_tensor_inputs": ["latents"]} if self.throttle else {}
         self.pipe.noise_mix = self.arguments.noise_mix(specs)
         arguments = self.arguments(specs)
+        base_arguments = self.refiner.base_arguments(arguments) if self.refiner else arguments
         try:
-            latents = engine.call_pipeline(self.pipe, **(self.refiner.base_arguments(arguments) if self.refiner
-                                                         else arguments), callback_on_step_end=callback,
+            latents = engine.call_pipeline(self.pipe, **base_arguments, callback_on_step_end=callback,
                                            **tensor_inputs).images
         finally:
             self.pipe.noise_mix = None
