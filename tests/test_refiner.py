@@ -142,8 +142,10 @@ def test_refiner_hand_off_at_05_08_and_10(run, tmp_path, inputs, mode):
     plain = run(**fields, out_dir=tmp_path / "plain")
     results = {switch: run(**fields, refiner=REFINER, refiner_switch=switch, out_dir=tmp_path / str(switch))
                for switch in (0.5, 0.8, 1.0)}
-    # switch 1.0: the refiner does not run, bit for bit the base alone.
+    # switch 1.0: the refiner does not run (nor load), bit for bit the base alone.
     assert np.array_equal(pixels(results[1.0].images[0]), pixels(plain.images[0]))
+    assert not any(e.startswith("refiner ") for e in results[1.0].record["events"])
+    assert results[1.0].record["refiner"]["switch"] == 1.0
     for switch in (0.5, 0.8):
         record = results[switch].record
         assert record["status"] == "ok" and record["mode"] == mode
@@ -191,6 +193,7 @@ def test_refiner_fields_with_a_file_hash_and_from_a1111_text():
     assert refiner_fields(record) == {"Refiner": "stable-diffusion-xl-refiner-1.0 [7440042bbd]",
                                       "Refiner switch at": "0.8"}
     assert refiner_fields({"refiner": None}) == {}
+    assert refiner_fields({"refiner": {**record["refiner"], "switch": 1.0}}) == {}  # never switched: as A1111
     text = ("a fox\nSteps: 30, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 1024x1024, "
             "Model: sd_xl_base_1.0, Refiner: sd_xl_refiner_1.0 [7440042bbd], Refiner switch at: 0.7")
     info = Image.new("RGB", (8, 8))

@@ -57,8 +57,8 @@ class RunLoop:
         self.out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, events=[], warnings=[],
                              scheduler={"name": r.scheduler.name, "class": type(scheduler).__name__,
                                         "config": encode_config(dict(scheduler.config))}, chunk_size=chunk)
-        self.refiner = None  # the base + refiner hand-off (refiner.py), when the job names a refiner
-        if r.refiner is not None:
+        self.refiner = None  # the base + refiner hand-off (refiner.py); at switch 1 the refiner is not even loaded
+        if r.refiner is not None and r.refiner_switch < 1:
             self.refiner = RefinerStage(engine, loaded, r, lambda: engine.make_scheduler(loaded, r.scheduler.cls,
                                                                                           r.scheduler.kwargs),
                                         plan.texts(), engine.embedding_vectors(loaded, r))
