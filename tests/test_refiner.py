@@ -2,11 +2,16 @@
 PNG parameters, the ComfyUI graph, the lab form and queue, and bit-exact re-run audits."""
 
 import dataclasses
+import io
+import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import find_model, model_presets, refiner_ids
@@ -14,7 +19,7 @@ from sdxl_nb.config.tiny_refiner import TINY_REFINER_ID
 from sdxl_nb.errors import InputError
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.request.resolve import GenerationRequest
-from tests.conftest import SMALL, pixels
+from tests.conftest import PYTHON, REPO, SMALL, pixels, python_env
 
 REFINER = TINY_REFINER_ID
 
@@ -45,8 +50,6 @@ def test_the_tiny_refiner_has_the_refiner_architecture():
     from sdxl_nb.config.tiny_refiner import ensure_tiny_refiner
 
     folder = ensure_tiny_refiner()
-    import json
-
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionXLImg2ImgPipeline"
     assert index["text_encoder"] == [None, None] and index["tokenizer"] == [None, None]
@@ -103,8 +106,6 @@ def test_the_refiner_shares_the_base_vae_and_second_text_encoder(engine):
 
 
 def test_a_refiner_with_another_vae_loads_its_own(engine, tmp_path, monkeypatch):
-    import shutil
-
     from sdxl_nb.backends.local import refiner as module
     from sdxl_nb.config.tiny_refiner import ensure_tiny_refiner
 
@@ -169,10 +170,6 @@ def test_png_parameters_name_the_refiner_as_a1111_does(run):
     with Image.open(result.paths[0]) as image:
         text = image.text["parameters"]
     assert f"Refiner: {REFINER}, Refiner switch at: 0.8" in text
-    import json
-
-    from tests.conftest import REPO
-
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((REPO / "docs" / "jobs.schema.json").read_text(encoding="utf-8"))
     jsonschema.validate(json.loads(json.dumps(result.record)), schema, format_checker=jsonschema.FormatChecker())
@@ -197,12 +194,8 @@ def test_refiner_fields_with_a_file_hash_and_from_a1111_text():
     text = ("a fox\nSteps: 30, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 1024x1024, "
             "Model: sd_xl_base_1.0, Refiner: sd_xl_refiner_1.0 [7440042bbd], Refiner switch at: 0.7")
     info = Image.new("RGB", (8, 8))
-    from PIL.PngImagePlugin import PngInfo
-
     chunk = PngInfo()
     chunk.add_text("parameters", text)
-    import io
-
     buffer = io.BytesIO()
     info.save(buffer, "PNG", pnginfo=chunk)
     fields = read_png_parameters(buffer.getvalue()).fields
@@ -352,11 +345,7 @@ def test_replicas_run_the_refiner_like_one_engine(run, engine, tmp_path):
 
 @pytest.mark.slow
 def test_cli_refiner_flags_and_one_line_errors(tmp_path):
-    import subprocess
-
     from sdxl_nb.record.joblog import read_records
-    from tests.conftest import PYTHON, python_env
-
     def cli(*args):
         return subprocess.run([PYTHON, "-m", "sdxl_nb", "generate", "--prompt", "x", "--width", "64", "--height",
                                "64", "--steps", "4", "--seed", "1", *args], capture_output=True, text=True,
@@ -449,11 +438,6 @@ def test_a_stop_during_the_refiners_steps_discards_the_unfinished_images(run, tm
 
 
 def test_a_comfy_graph_with_a_refiner_reads_back_as_one(inputs):
-    import io
-    import json
-
-    from PIL.PngImagePlugin import PngInfo
-
     from sdxl_nb.backends.comfy.workflow import build_workflow
     from sdxl_nb.record.png_params import read_png_parameters
 
