@@ -60,6 +60,25 @@ def test_the_tiny_refiner_has_the_refiner_architecture():
     assert unet["projection_class_embeddings_input_dim"] == 5 * 8 + 32 and unet["cross_attention_dim"] == 32
 
 
+def test_the_tiny_refiner_builds_deterministically_with_tiny_sdxls_vae_and_second_encoder(tmp_path):
+    import hashlib
+
+    from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
+    from sdxl_nb.config.tiny_refiner import ensure_tiny_refiner
+
+    first, second = ensure_tiny_refiner(tmp_path / "a"), ensure_tiny_refiner(tmp_path / "b")
+    assert content_revision(first) == content_revision(second)
+    base = ensure_tiny_model()
+
+    def digest(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    for name in ("vae/diffusion_pytorch_model.safetensors", "text_encoder_2/model.safetensors"):
+        assert digest(first / name) == digest(base / name), name
+    assert digest(first / "unet/diffusion_pytorch_model.safetensors") != digest(
+        base / "unet/diffusion_pytorch_model.safetensors")
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"refiner": "no/such"}, "unknown refiner 'no/such'; accepted: tiny-sdxl-refiner"),
     ({"refiner": "tiny-sdxl"}, "unknown refiner 'tiny-sdxl'"),
