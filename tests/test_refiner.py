@@ -2,11 +2,16 @@
 PNG parameters, the ComfyUI graph, the lab form and queue, and bit-exact re-run audits."""
 
 import dataclasses
+import io
+import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import find_model, model_presets, refiner_ids
@@ -14,7 +19,7 @@ from sdxl_nb.config.tiny_refiner import TINY_REFINER_ID
 from sdxl_nb.errors import InputError
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.request.resolve import GenerationRequest
-from tests.conftest import SMALL, pixels
+from tests.conftest import PYTHON, REPO, SMALL, pixels, python_env
 
 REFINER = TINY_REFINER_ID
 
@@ -45,8 +50,6 @@ def test_the_tiny_refiner_has_the_refiner_architecture():
     from sdxl_nb.config.tiny_refiner import ensure_tiny_refiner
 
     folder = ensure_tiny_refiner()
-    import json
-
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionXLImg2ImgPipeline"
     assert index["text_encoder"] == [None, None] and index["tokenizer"] == [None, None]
@@ -55,6 +58,25 @@ def test_the_tiny_refiner_has_the_refiner_architecture():
     # Five time ids (size, crop, aesthetic score) x 8 + the second encoder's pooled width 32; cross-attention on
     # the second encoder alone.
     assert unet["projection_class_embeddings_input_dim"] == 5 * 8 + 32 and unet["cross_attention_dim"] == 32
+
+
+def test_the_tiny_refiner_builds_deterministically_with_tiny_sdxls_vae_and_second_encoder(tmp_path):
+    import hashlib
+
+    from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
+    from sdxl_nb.config.tiny_refiner import ensure_tiny_refiner
+
+    first, second = ensure_tiny_refiner(tmp_path / "a"), ensure_tiny_refiner(tmp_path / "b")
+    assert content_revision(first) == content_revision(second)
+    base = ensure_tiny_model()
+
+    def digest(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    for name in ("vae/diffusion_pytorch_model.safetensors", "text_encoder_2/model.safetensors"):
+        assert digest(first / name) == digest(base / name), name
+    assert digest(first / "unet/diffusion_pytorch_model.safetensors") != digest(
+        base / "unet/diffusion_pytorch_model.safetensors")
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -103,8 +125,6 @@ def test_the_refiner_shares_the_base_vae_and_second_text_encoder(engine):
 
 
 def test_a_refiner_with_another_vae_loads_its_own(engine, tmp_path, monkeypatch):
-    import shutil
-
     from sdxl_nb.backends.local import refiner as module
     from sdxl_nb.config.tiny_refiner import ensure_tiny_refiner
 
@@ -142,8 +162,10 @@ def test_refiner_hand_off_at_05_08_and_10(run, tmp_path, inputs, mode):
     plain = run(**fields, out_dir=tmp_path / "plain")
     results = {switch: run(**fields, refiner=REFINER, refiner_switch=switch, out_dir=tmp_path / str(switch))
                for switch in (0.5, 0.8, 1.0)}
-    # switch 1.0: the refiner does not run, bit for bit the base alone.
+    # switch 1.0: the refiner does not run (nor load), bit for bit the base alone.
     assert np.array_equal(pixels(results[1.0].images[0]), pixels(plain.images[0]))
+    assert not any(e.startswith("refiner ") for e in results[1.0].record["events"])
+    assert results[1.0].record["refiner"]["switch"] == 1.0
     for switch in (0.5, 0.8):
         record = results[switch].record
         assert record["status"] == "ok" and record["mode"] == mode
@@ -167,10 +189,6 @@ def test_png_parameters_name_the_refiner_as_a1111_does(run):
     with Image.open(result.paths[0]) as image:
         text = image.text["parameters"]
     assert f"Refiner: {REFINER}, Refiner switch at: 0.8" in text
-    import json
-
-    from tests.conftest import REPO
-
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((REPO / "docs" / "jobs.schema.json").read_text(encoding="utf-8"))
     jsonschema.validate(json.loads(json.dumps(result.record)), schema, format_checker=jsonschema.FormatChecker())
@@ -191,15 +209,12 @@ def test_refiner_fields_with_a_file_hash_and_from_a1111_text():
     assert refiner_fields(record) == {"Refiner": "stable-diffusion-xl-refiner-1.0 [7440042bbd]",
                                       "Refiner switch at": "0.8"}
     assert refiner_fields({"refiner": None}) == {}
+    assert refiner_fields({"refiner": {**record["refiner"], "switch": 1.0}}) == {}  # never switched: as A1111
     text = ("a fox\nSteps: 30, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 1024x1024, "
             "Model: sd_xl_base_1.0, Refiner: sd_xl_refiner_1.0 [7440042bbd], Refiner switch at: 0.7")
     info = Image.new("RGB", (8, 8))
-    from PIL.PngImagePlugin import PngInfo
-
     chunk = PngInfo()
     chunk.add_text("parameters", text)
-    import io
-
     buffer = io.BytesIO()
     info.save(buffer, "PNG", pnginfo=chunk)
     fields = read_png_parameters(buffer.getvalue()).fields
@@ -299,7 +314,9 @@ def test_the_lab_form_picks_a_refiner_and_the_queue_runs_it(engine, tmp_path):
     assert REFINER not in lab.model.models  # never offered as a base
     form = lab.generate.form
     assert form.refiner_row in form.rows() and form.refiner_switch.disabled
-    assert ("none", "") in form.refiner.options and REFINER in dict(form.refiner.options).values()
+    assert form.refiner.options[0] == ("none", "") and (REFINER, REFINER) in form.refiner.options
+    gone = "stabilityai/stable-diffusion-xl-refiner-1.0"  # listed, marked: it is not in the test's empty cache
+    assert (f"✗ {gone} (not available)", gone) in form.refiner.options
     assert lab.panels["Animate"].form.refiner_row not in lab.panels["Animate"].form.rows()
     small_form(form, seed=4, steps=4)
     assert "refiner" not in form.fields()[0]
@@ -325,6 +342,10 @@ def test_the_queue_refuses_a_bad_switch_before_queueing(engine, tmp_path):
     queue = JobQueue(engine=engine, out_dir=tmp_path)
     with pytest.raises(InputError, match="refiner switch 2 is out of range"):
         queue.submit(GenerationRequest(prompt="x", **SMALL, refiner=REFINER, refiner_switch=2))
+    from sdxl_nb.errors import ModelUnavailableError
+
+    with pytest.raises(ModelUnavailableError, match="refiner model 'stabilityai/stable-diffusion-xl-refiner-1.0' is not in"):
+        queue.submit(GenerationRequest(prompt="x", **SMALL, refiner="stabilityai/stable-diffusion-xl-refiner-1.0"))
     assert not (tmp_path / "jobs.log").exists()
 
 
@@ -345,11 +366,7 @@ def test_replicas_run_the_refiner_like_one_engine(run, engine, tmp_path):
 
 @pytest.mark.slow
 def test_cli_refiner_flags_and_one_line_errors(tmp_path):
-    import subprocess
-
     from sdxl_nb.record.joblog import read_records
-    from tests.conftest import PYTHON, python_env
-
     def cli(*args):
         return subprocess.run([PYTHON, "-m", "sdxl_nb", "generate", "--prompt", "x", "--width", "64", "--height",
                                "64", "--steps", "4", "--seed", "1", *args], capture_output=True, text=True,
@@ -358,7 +375,9 @@ def test_cli_refiner_flags_and_one_line_errors(tmp_path):
     for args, message in ((["--refiner", "nope"], "unknown refiner 'nope'; accepted: tiny-sdxl-refiner"),
                           (["--refiner", REFINER, "--refiner-switch", "0"], "refiner switch 0.0 is out of range"),
                           (["--refiner-switch", "0.5"], "refiner switch needs a refiner"),
-                          (["--model", REFINER], "is a refiner")):
+                          (["--model", REFINER], "is a refiner"),
+                          (["--refiner", "stabilityai/stable-diffusion-xl-refiner-1.0"],
+                           "refiner model 'stabilityai/stable-diffusion-xl-refiner-1.0' is not in the local Hugging")):
         out = tmp_path / "bad"
         result = cli("--out", str(out), *args)
         assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
@@ -437,3 +456,18 @@ def test_a_stop_during_the_refiners_steps_discards_the_unfinished_images(run, tm
                  on_progress=seen.append, should_stop=lambda: any(p["step"] == 3 for p in seen))
     assert result.status == "interrupted" and result.images == []
     assert any("stopped at step 3 of chunk 1" in e for e in result.record["events"])
+
+
+def test_a_comfy_graph_with_a_refiner_reads_back_as_one(inputs):
+    from sdxl_nb.backends.comfy.workflow import build_workflow
+    from sdxl_nb.record.png_params import read_png_parameters
+
+    r = prepare(GenerationRequest(prompt="a fox", steps=10, seed=3, width=64, height=64, model="tiny-sdxl",
+                                  refiner=REFINER, refiner_switch=0.8))
+    chunk = PngInfo()
+    chunk.add_text("prompt", json.dumps(build_workflow(r).graph))
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=chunk)
+    fields = read_png_parameters(buffer.getvalue()).fields
+    assert (fields["model"], fields["refiner"], fields["refiner_switch"]) == ("tiny-sdxl", REFINER, 0.8)
+    assert fields["prompt"] == "a fox" and fields["steps"] == 10

@@ -158,6 +158,9 @@ class JobQueue:
         info = find_model(resolved.model.id, presets)
         if not info.available and not self._remote_chosen():
             raise ModelUnavailableError(info.reason)
+        from sdxl_nb.config.refiners import refiner_info
+
+        refiner_info(resolved, presets, local=not self._remote_chosen())  # a missing refiner: refused before queueing
         label = (f"{resolved.mode} · {info.id} · {resolved.width}x{resolved.height} · batch {resolved.batch} · "
                  f"{resolved.steps} steps · " + (repr(request.prompt[:40]) if request.prompt else "(empty prompt)"))
         request = replace(request, model=info.id)

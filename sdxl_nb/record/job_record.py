@@ -160,9 +160,10 @@ def with_lora_tags(prompt: str, record: dict) -> str:
 
 
 def refiner_fields(record: dict) -> dict:
-    """A1111's `Refiner: NAME [HASH]` (the bare name where no file hash is known) and `Refiner switch at`."""
+    """A1111's `Refiner: NAME [HASH]` (the bare name where no file hash is known) and `Refiner switch at`; none at
+    switch 1, where the refiner never takes over (A1111 writes them only when it switches)."""
     refiner = record.get("refiner")
-    if not refiner:
+    if not refiner or refiner["switch"] >= 1:
         return {}
     name = refiner["id"].rsplit("/", 1)[-1]
     short = refiner.get("hash")  # a single-file checkpoint's first 10 hex digits of sha256, where known

@@ -205,7 +205,26 @@ def _comfy(text: str, presets: Presets) -> PngParameters:
     if loader is not None:
         checkpoint = loader["inputs"]["ckpt_name"]
         fields["model"] = model_id(checkpoint, presets) or _note(unmapped, "checkpoint", checkpoint)
+    _comfy_refiner(graph, [graph[key] for key in samplers], loader, fields, unmapped, presets)
     return PngParameters("ComfyUI", {k: v for k, v in fields.items() if v is not None}, unmapped, text)
+
+
+def _comfy_refiner(graph: dict, samplers: list[dict], base_loader, fields: dict, unmapped: dict,
+                   presets: Presets) -> None:
+    """A second sampler on another checkpoint, starting where the first stopped: the refiner and its switch."""
+    if len(samplers) < 2:
+        return
+    second = samplers[1].get("inputs", {})
+    loader = _follow(graph, second.get("model"), ("model",), lambda n: "ckpt_name" in n.get("inputs", {}))
+    start, steps = second.get("start_at_step"), second.get("steps")
+    if loader is None or loader is base_loader or not isinstance(start, int) or not isinstance(steps, int) or not steps:
+        return
+    checkpoint = loader["inputs"]["ckpt_name"]
+    refiner = model_id(checkpoint, presets)
+    if refiner is None:
+        unmapped["refiner"] = f"{checkpoint} (not one of this lab's refiners)"
+        return
+    fields.update(refiner=refiner, refiner_switch=round(min(start, steps) / steps, 4))
 
 
 def _class(node) -> str:

@@ -7,7 +7,7 @@ import html
 import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.config.registry import default_model_id, model_presets, refiner_ids
+from sdxl_nb.config.registry import default_model_id, find_model, model_presets, refiner_ids
 from sdxl_nb.config.user_presets import on_change
 from sdxl_nb.jobs.networks import lora_listing
 from sdxl_nb.request import form
@@ -78,8 +78,7 @@ class RequestForm:
         self.seed_row = w.HBox([self.seed, self.random_seed])
         # The refiner finishes the base's last steps (A1111's "Refiner" and "Switch at"); Animate has none.
         self.offers_refiner = refiner
-        self.refiner = w.Dropdown(options=[("none", "")] + [(name, name) for name in refiner_ids(self._models())],
-                                  description="Refiner", layout=w.Layout(**SHARE))
+        self.refiner = w.Dropdown(options=self._refiner_options(), description="Refiner", layout=w.Layout(**SHARE))
         self.refiner_switch = w.FloatSlider(value=0.8, min=0.01, max=1.0, step=0.01, description="Switch at",
                                             readout_format=".2f", continuous_update=False, layout=w.Layout(**SHARE))
         self.refiner.observe(lambda _c: self._on_refiner(), "value")
@@ -93,6 +92,15 @@ class RequestForm:
                 w.HBox([self.style_info, self.scheduler_info], layout=WIDE), self.prompt, self.lora_picker.widget,
                 self.styled_preview, self.negative, self.size_row, self.size_note, self.numbers_row, self.seed_row,
                 *([self.refiner_row] if self.offers_refiner else [])]
+
+    def _refiner_options(self) -> list[tuple[str, str]]:
+        """"none", then every refiner; one that is not in the cache is marked (picking it is refused in one line)."""
+        options = [("none", "")]
+        for name in refiner_ids(self._models()):
+            preset = self._models()[name]
+            cached = preset.source == "embedded" or find_model(name, self.presets).available
+            options.append((name if cached else f"✗ {name} (not available)", name))
+        return options
 
     def _on_refiner(self) -> None:
         self.refiner_switch.disabled = not self.refiner.value

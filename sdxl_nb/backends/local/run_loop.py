@@ -60,8 +60,8 @@ class RunLoop:
         self.out = RunOutput(images=[], status="ok", generate_s=0.0, peak_memory_bytes=None, events=[], warnings=[],
                              scheduler={"name": r.scheduler.name, "class": type(scheduler).__name__,
                                         "config": encode_config(dict(scheduler.config))}, chunk_size=chunk)
-        self.refiner = None  # the base + refiner hand-off (refiner.py), when the job names a refiner
-        if r.refiner is not None:
+        self.refiner = None  # the base + refiner hand-off (refiner.py); at switch 1 the refiner is not even loaded
+        if r.refiner is not None and r.refiner_switch < 1:
             self.refiner = RefinerStage(engine, loaded, r, lambda: engine.make_scheduler(loaded, r.scheduler.cls,
                                                                                           r.scheduler.kwargs),
                                         plan.texts(), engine.embedding_vectors(loaded, r))
@@ -155,9 +155,9 @@ class RunLoop:
         tensor_inputs = {"callback_on_step_end_tensor_inputs": ["latents"]} if self.throttle else {}
         self.pipe.noise_mix = self.arguments.noise_mix(specs)
         arguments = self.arguments(specs)
+        base_arguments = self.refiner.base_arguments(arguments) if self.refiner else arguments
         try:
-            latents = engine.call_pipeline(self.pipe, **(self.refiner.base_arguments(arguments) if self.refiner
-                                                         else arguments), callback_on_step_end=callback,
+            latents = engine.call_pipeline(self.pipe, **base_arguments, callback_on_step_end=callback,
                                            **tensor_inputs).images
             if self.hires is not None and state["stopped_at"] is None:  # the second pass (sdxl_nb.backends.local.hires)
                 latents = self.hires(latents, self.arguments(specs), labels, callback_on_step_end=callback,
