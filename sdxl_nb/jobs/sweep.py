@@ -18,7 +18,6 @@ SWEEPABLE: dict[str, type] = {"prompt": str, "negative_prompt": str, "model": st
                               "steps": int, "cfg": float, "width": int, "height": int, "resolution": str,
                               "seed": int, "strength": float, "init_image": str, "refiner": str,
                               "refiner_switch": float, "ip_scale": float,
-
                               # the hires pass's settings (the base request gives hires_scale: one size per grid)
                               "hires_steps": int, "hires_denoise": float, "hires_upscaler": str}
 MAX_CELLS = 100
