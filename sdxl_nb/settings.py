@@ -20,6 +20,7 @@ COMFY_URL = "SDXL_NB_COMFY_URL"
 LAMBDA_API = "SDXL_NB_LAMBDA_API"
 LORAS = "SDXL_NB_LORAS"
 EMBEDDINGS = "SDXL_NB_EMBEDDINGS"
+CONTROLNETS = "SDXL_NB_CONTROLNETS"
 
 _ON = ("1", "true", "yes", "on")
 
@@ -100,6 +101,12 @@ def embedding_paths() -> list[str]:
     # Folders of textual-inversion embeddings (os.pathsep-separated); an A1111 or ComfyUI root is searched in
     # embeddings/ or models/embeddings.
     return [part for part in (_value(EMBEDDINGS) or "").split(os.pathsep) if part]
+
+
+def controlnet_paths() -> list[str]:
+    # Folders of SDXL ControlNets (os.pathsep-separated): single .safetensors files or diffusers folders; an A1111
+    # or ComfyUI root is searched in models/ControlNet or models/controlnet. The embedded tiny one is always listed.
+    return [part for part in (_value(CONTROLNETS) or "").split(os.pathsep) if part]
 
 
 def lambda_api_url() -> str | None:

@@ -98,7 +98,8 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         effective_negative_prompt=_field(record, "effective_negative_prompt", str),
         steps=steps, cfg=cfg, width=width, height=height, batch=batch, seed=seeds[0], seeds=tuple(seeds),
         strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
-        loras=recorded_loras(record), embeddings=recorded_embeddings(record))
+        loras=recorded_loras(record), embeddings=recorded_embeddings(record),
+        controlnets=recorded_controlnets(record, folder))
 
 
 def _recorded_file(kind: str, entry: object) -> tuple[str, Path, str]:
@@ -140,3 +141,16 @@ def recorded_embeddings(record: dict) -> tuple:
         name, path, sha = _recorded_file("embedding", entry)
         embeddings.append(EmbeddingUse(name=name, path=str(path), sha256=sha, vectors=int(entry.get("vectors") or 0)))
     return tuple(embeddings)
+
+
+def recorded_controlnets(record: dict, folder: Path) -> tuple:
+    """The ControlNets a job ran with: weights and control images checked against their recorded sha256."""
+    from sdxl_nb.request.control import recorded_unit
+
+    units = []
+    for position, entry in enumerate(record.get("controlnets") or []):
+        try:
+            units.append(recorded_unit(entry, position, folder))
+        except ValueError as exc:
+            raise ReplayError(str(exc)) from None
+    return tuple(units)

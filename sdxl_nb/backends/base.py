@@ -39,6 +39,7 @@ class Capabilities:
     embeddings: bool = False  # reads textual-inversion embeddings named in prompts (the request's `embeddings`)
     local_models: bool = True  # loads from this machine's cache (the model must be available here)
     rerun: bool = True  # audit can re-run its jobs on it
+    controlnet: bool = False  # guides plain batches with ControlNets (the request's `controlnets`)
 
     def lacks(self, name: str) -> bool:
         return not getattr(self, name)
@@ -104,6 +105,8 @@ class RunPlan:
             wanted.append("lora")
         if self.request.embeddings:
             wanted.append("embeddings")
+        if self.request.controlnets:
+            wanted.append("controlnet")
         return wanted
 
     def texts(self) -> list[str]:
@@ -189,12 +192,15 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
     """Refuse, before any work, a plan the backend cannot run (one line naming what it lacks)."""
     from sdxl_nb.errors import InputError
 
+    if plan.request.controlnets and not plan.plain:
+        raise InputError("ControlNets guide plain batches (one prompt, each image its own seed); per-image prompts "
+                         "and noise mixes (animations, prompt travel) cannot take them")
     missing = [name for name in plan.needs() if backend.capabilities.lacks(name)]
     if missing:
         what = {"noise_mix": "slerp between seeds' noise (animation mode slerp)",
                 "prompt_blend": "prompt travel (blending two prompts' conditioning)",
                 "prompt_weighting": "A1111 prompt weighting ((word:1.3), (word), [word], BREAK, \\( escapes)",
-                "lora": "LoRAs", "embeddings": "textual-inversion embeddings"}
+                "lora": "LoRAs", "embeddings": "textual-inversion embeddings", "controlnet": "ControlNets"}
         raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(what[m] for m in missing)}; "
                          "accepted there: plain images and seed-walk animations; use the local engine for the rest")
 

@@ -14,6 +14,7 @@ VERB_MODULES = [
     "sdxl_nb.cli.generate",
     "sdxl_nb.cli.listing_models",
     "sdxl_nb.cli.listing_loras",
+    "sdxl_nb.cli.listing_controlnets",
     "sdxl_nb.cli.listing_presets",
     "sdxl_nb.cli.animate",
     "sdxl_nb.cli.sweep",

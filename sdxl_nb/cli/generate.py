@@ -39,10 +39,44 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the job record as JSON instead of paths")
 
 
+def add_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ControlNet from the command line (several through the API and the lab)."""
+    from sdxl_nb.request.control_maps import PREPROCESSORS
+
+    group = parser.add_argument_group("ControlNet (one unit; see `sdxl-nb controlnets`)")
+    group.add_argument("--controlnet", metavar="MODEL", help="guide the image with this ControlNet")
+    group.add_argument("--control-image", metavar="PATH", help="the control image (made into a map by --control-type)")
+    group.add_argument("--control-type", metavar="TYPE",
+                       help=f"preprocessor: {', '.join(PREPROCESSORS)} (default none: the image is the map)")
+    group.add_argument("--control-weight", type=float, help="ControlNet weight, 0 to 2 (default 1)")
+    group.add_argument("--control-start", type=float, help="fraction of the steps where it starts (default 0)")
+    group.add_argument("--control-end", type=float, help="fraction of the steps where it ends (default 1)")
+    group.add_argument("--canny-low", type=int, help="canny low threshold, 1 to 255 (default 100)")
+    group.add_argument("--canny-high", type=int, help="canny high threshold, 1 to 255 (default 200)")
+
+
+def control_units(args) -> list | None:
+    """The request's `controlnets` from the --control-* arguments; a stray one without --controlnet is refused."""
+    from sdxl_nb.errors import InputError
+
+    given = {"image": args.control_image, "preprocessor": args.control_type, "weight": args.control_weight,
+             "start": args.control_start, "end": args.control_end, "low_threshold": args.canny_low,
+             "high_threshold": args.canny_high}
+    if args.controlnet is None:
+        stray = [key for key, value in given.items() if value is not None]
+        if stray:
+            raise InputError(f"--control-* options need --controlnet MODEL (got {stray[0]} without it)")
+        return None
+    if args.control_image is None:
+        raise InputError("--controlnet needs --control-image PATH")
+    return [{"model": args.controlnet, **{key: value for key, value in given.items() if value is not None}}]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sdxl_nb.cli.backend_options import add_backend_arguments
 
     add_request_arguments(parser)
+    add_control_arguments(parser)
     add_backend_arguments(parser)
     parser.add_argument("--chunk-size", type=int, help="images per pipeline call (default: the whole batch)")
     parser.add_argument("--auto-tune", action="store_true", default=None,
@@ -60,6 +94,7 @@ def request_from(args):
         style=args.style, steps=args.steps, cfg=args.cfg, width=args.width, height=args.height,
         resolution=args.resolution, batch=args.batch, seed=args.seed, init_image=args.init_image,
         mask_image=args.mask, strength=args.strength, loras=args.lora,
+        controlnets=control_units(args) if hasattr(args, "controlnet") else None,
     )
 
 

@@ -51,6 +51,9 @@ class GenerationRequest:
     strength: float | None = None  # img2img/inpaint denoising strength, 0 < strength <= 1
     # LoRAs besides the prompt's <lora:NAME:WEIGHT> tags: [("NAME", 0.8)] or ["NAME:0.8"]; all three mean the same.
     loras: list | None = None
+    # ControlNet units: [{"model": NAME, "image": PATH, "preprocessor": "canny"|"none", "weight": 1.0, "start": 0.0,
+    # "end": 1.0, "low_threshold": 100, "high_threshold": 200}] (request/control.py); one dict means one unit.
+    controlnets: list | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class ResolvedRequest:
     notes: tuple[str, ...] = field(default_factory=tuple)
     loras: tuple[LoraUse, ...] = ()  # every LoRA of the job (prompt tags and the request's list), in order
     embeddings: tuple[EmbeddingUse, ...] = ()  # textual-inversion embeddings named in the prompts
+    controlnets: tuple = ()  # ControlUnit of each ControlNet, in order (request/control.py)
 
     @property
     def init_resized(self) -> bool:
@@ -280,6 +284,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     else:
         seed = check_int(request.seed, "seed", 0, MAX_SEED - batch + 1)
     styled, effective_negative = style.apply(prompt, negative)
+    from sdxl_nb.request.control import resolve_controlnets
     from sdxl_nb.request.networks import resolve_embeddings, resolve_loras
 
     return ResolvedRequest(
@@ -289,6 +294,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
         loras=resolve_loras(styled, effective_negative, request.loras),
         embeddings=resolve_embeddings(styled, effective_negative),
+        controlnets=resolve_controlnets(request.controlnets, read_input_image),
     )
 
 

@@ -11,6 +11,7 @@ import ipywidgets as w
 from sdxl_nb.errors import InputError
 from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.ui.controlnet_picker import ControlNetPicker
 from sdxl_nb.ui.mask_painter import MaskPainter
 from sdxl_nb.ui.request_form import CUSTOM_SIZE, MODEL_SIZE, SHARE, WIDE, RequestForm
 from sdxl_nb.ui.widgets import show
@@ -37,6 +38,8 @@ class GenerateForm(RequestForm):
         self.strength = w.FloatText(value=p.defaults.strength, description="Strength", layout=w.Layout(width="160px"))
         self.inputs_note = w.HTML()
         self.painter = MaskPainter()  # the inpaint mask, painted on the init image (an uploaded mask is its base)
+        # ControlNet units (any mode); each shows its preprocessed map at the job's size before the run.
+        self.controlnets = ControlNetPicker(size=self.job_size)
         self.init_upload.observe(lambda _c: self.painter.set_image(_content(self.init_upload)), "value")
         self.mask_upload.observe(lambda _c: self.painter.set_base(_content(self.mask_upload)), "value")
         self.mode.add_class("sdxl-mode")
@@ -47,7 +50,7 @@ class GenerateForm(RequestForm):
         self._on_mode()
         self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
         self.build([self.mode, w.HBox([self.init_upload, self.mask_upload, self.strength]), self.painter.widget,
-                    self.inputs_note])
+                    self.inputs_note, self.controlnets.widget])
 
     def rows(self) -> list[w.Widget]:
         rows = super().rows()
@@ -125,7 +128,22 @@ class GenerateForm(RequestForm):
             fields.pop("resolution", None)
             fields.update(width=matched[1][0], height=matched[1][1])
             adjustments.append(form.aspect_note(*matched))
+        fields["controlnets"] = self.controlnets.fields(out_dir)
         return GenerationRequest(**fields), adjustments
+
+    def job_size(self) -> tuple[int, int]:
+        """The size the job will run at (a control map is made at it)."""
+        if self.mode.value != "txt2img":
+            matched = self.matched_size()
+            if matched:
+                return matched[1]
+            upload = _upload(self.init_upload)
+            if upload is not None and self.resolution.value == MODEL_SIZE:
+                from PIL import Image
+
+                with Image.open(io.BytesIO(upload[1])) as image:
+                    return image.size
+        return self.base_size()
 
     def mask_path(self, out_dir: Path) -> Path:
         """The inpaint mask (painted, or uploaded and perhaps painted over), kept under inputs/ by its hash."""

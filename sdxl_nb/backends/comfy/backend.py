@@ -49,7 +49,7 @@ class ComfyBackend:
     capabilities = Capabilities(previews=False, memory_facts=False, configure=False, scheduler_config=False,
                                 noise_mix=False, prompt_blend=False, prompt_weighting=False, lora=True,
                                 embeddings=True, local_models=False,
-                                rerun=True)
+                                rerun=True, controlnet=True)
 
     def __init__(self, url: str | None = None, *, checkpoint: str | None = None, vae: str | None = None,
                  timeout_s: float = 30.0, job_timeout_s: float = 900.0, retries: int = 3,

@@ -22,6 +22,10 @@ def shared_arguments(r: ResolvedRequest) -> dict:
         args.update(mask_image=load_mask(r.mask_image.path, (r.width, r.height)))
     if r.mode != "img2img":  # img2img takes its size from the init image
         args.update(width=r.width, height=r.height)
+    if r.controlnets:
+        from sdxl_nb.backends.local.controlnet import control_arguments
+
+        control_arguments(r, args)
     return args
 
 

@@ -54,6 +54,7 @@ class LoadedModel:
     graph_shapes: set = field(default_factory=set)  # (width, height, UNet batch) compiled for CUDA graphs
     lora: LoraSwitch | None = None  # the LoRA adapters loaded into this model (made on first use)
     vectors: dict = field(default_factory=dict)  # embedding sha256 -> (clip_l, clip_g) vectors on the device
+    controlnets: dict = field(default_factory=dict)  # (path, sha256) -> ControlNetModel on the device
 
     def lora_switch(self) -> LoraSwitch:
         if self.lora is None:
@@ -72,7 +73,7 @@ class Engine:
     name = "local"
     capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
                                 noise_mix=True, prompt_blend=True, prompt_weighting=True, lora=True, embeddings=True,
-                                local_models=True, rerun=True)
+                                local_models=True, rerun=True, controlnet=True)
 
     def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1,
                  auto_tune: bool = False, options: EngineOptions | None = None):
@@ -172,9 +173,13 @@ class Engine:
         model_loaded(info.id)  # outside the lock: a listener may ask what is loaded
         return loaded
 
-    def pipeline(self, loaded: LoadedModel, mode: str, *, mixing: bool = False):
-        """The pipeline for a mode (with `mixing`: per-image noise and conditioning); every one shares the loaded
-        modules (no copy, same dtype)."""
+    def pipeline(self, loaded: LoadedModel, mode: str, *, mixing: bool = False, controls: tuple = ()):
+        """The pipeline for a mode (with `mixing`: per-image noise and conditioning; with `controls`: those
+        ControlNets); every one shares the loaded modules (no copy, same dtype)."""
+        if controls:
+            from sdxl_nb.backends.local.controlnet import controlnet_pipeline
+
+            return controlnet_pipeline(loaded, mode, controls)
         if mode == "txt2img" and not mixing:
             return loaded.pipe
         key = f"mixing-{mode}" if mixing else mode
