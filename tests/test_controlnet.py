@@ -13,7 +13,7 @@ from sdxl_nb.analysis import read_logged_records
 from sdxl_nb.audit import BIT_EXACT, rerun_jobs, select_for_rerun
 from sdxl_nb.cli import main
 from sdxl_nb.config.controlnets import TINY_CONTROLNET
-from sdxl_nb.errors import InputError
+from sdxl_nb.errors import GenerationError, InputError
 from sdxl_nb.record.joblog import read_records
 from sdxl_nb.record.metadata import parse_parameters
 from sdxl_nb.record.recovery import verify_folder
@@ -184,6 +184,28 @@ def test_bad_controlnet_input_is_one_line_and_writes_nothing(run, control_image,
     assert not (tmp_path / "never").exists()
 
 
+def test_a_controlnet_of_another_model_family_is_refused_before_any_work(run, control_image, tmp_path,
+                                                                       monkeypatch):
+    import shutil
+
+    from sdxl_nb.config.tiny_controlnet import ensure_tiny_controlnet
+
+    folder = tmp_path / "controlnets"
+    shutil.copytree(ensure_tiny_controlnet(), folder / "sd15-canny")
+    config = json.loads((folder / "sd15-canny" / "config.json").read_text())
+    (folder / "sd15-canny" / "config.json").write_text(json.dumps({**config, "cross_attention_dim": 768}))
+    (folder / "broken.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    monkeypatch.setenv("SDXL_NB_CONTROLNETS", str(folder))
+    with pytest.raises(InputError, match="ControlNet 'sd15-canny' does not fit the model: its cross_attention_dim "
+                                         "is 768, the model's UNet has 64"):
+        run(prompt="a fox", out_dir=tmp_path / "never", controlnets=[unit(control_image, model="sd15-canny")])
+    assert not (tmp_path / "never").exists()
+    # A single file's layout is known only when it loads: the run fails in one line and is recorded as failed.
+    with pytest.raises(GenerationError, match="ControlNet 'broken' could not be loaded from") as caught:
+        run(prompt="a fox", out_dir=tmp_path / "failed", controlnets=[unit(control_image, model="broken")])
+    assert "\n" not in str(caught.value) and caught.value.result.record["status"] == "failed"
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(weight=st.floats(-1, 3), start=st.floats(-0.5, 1.5), end=st.floats(-0.5, 1.5))
 def test_weight_start_end_are_accepted_exactly_in_range(control_image, weight, start, end):
@@ -289,9 +311,11 @@ def test_the_comfy_backend_runs_a_controlnet_job_on_a_server(control_image, tmp_
         assert verify_folder(tmp_path / "guided").ok
         records, _ = read_logged_records(tmp_path / "guided")
         assert rerun_jobs(select_for_rerun(records, "all"), backend)["verdict"].tolist() == [BIT_EXACT]
-        fake.controlnets = []
-        with pytest.raises(Exception, match="control_net_name"):
+        fake.controlnets = ["other.safetensors"]
+        with pytest.raises(InputError, match="ControlNet tiny-sdxl-controlnet.safetensors is not on the ComfyUI "
+                                             "server .*available: other.safetensors"):
             generate(out_dir=tmp_path / "missing", controlnets=[unit(control_image)], **kwargs)
+        assert not (tmp_path / "missing").exists()
 
 
 # ---- the lab ----

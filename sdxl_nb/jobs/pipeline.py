@@ -119,7 +119,7 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
         raise ModelUnavailableError(info.reason)  # a remote server runs its own copy: the local cache is not asked
     plan = kind.run_plan(chunk_size, auto_tune)
     check_plan(backend, plan)
-    if plan.request.loras or plan.request.embeddings:  # files that do not fit the model: refused here
+    if plan.request.loras or plan.request.embeddings or plan.request.controlnets:  # misfits: refused here
         backend.check_networks(info, plan.request)
     if backend.capabilities.scheduler_config:  # a remote server maps the preset to its own sampler
         check_scheduler_installed(r.scheduler)

@@ -140,6 +140,10 @@ class ComfyBackend:
         if missing:
             raise ModelUnavailableError(f"LoRA {', '.join(missing)} is not on the ComfyUI server {self.client.server} "
                                         f"(models/loras); available: {', '.join(available) or 'none'}")
+        if resolved.controlnets:
+            from sdxl_nb.backends.comfy.control_nodes import missing_controlnets
+
+            missing_controlnets(self.client, resolved)
 
     def _system_stats(self) -> dict:
         """The server's /system_stats, asked once (at load, or here when an audit asks before any load)."""

@@ -41,3 +41,15 @@ def apply_controlnets(g, r, positive: list, negative: list, vae: list, name_of, 
                         end_percent=unit.end, vae=vae)
         positive, negative = [applied[0], 0], [applied[0], 1]
     return positive, negative
+
+
+def missing_controlnets(client, r) -> None:
+    """Before any work: the server must hold every ControlNet file the graph's ControlNetLoader nodes name."""
+    from sdxl_nb.errors import ModelUnavailableError
+
+    available = client.choices("ControlNetLoader", "control_net_name")
+    missing = [controlnet_file_name(unit) for unit in r.controlnets
+               if available is not None and controlnet_file_name(unit) not in available]
+    if missing:
+        raise ModelUnavailableError(f"ControlNet {', '.join(missing)} is not on the ComfyUI server {client.server} "
+                                    f"(models/controlnet); available: {', '.join(available) or 'none'}")

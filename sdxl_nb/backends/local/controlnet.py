@@ -56,6 +56,35 @@ def fit_problem(control_config, unet_config) -> str | None:
     return None
 
 
+def check_controlnets(r, *, loaded=None, folder: Path | None = None) -> None:
+    """Before any work: each ControlNet folder's config fits the model's UNet (a single file is checked when it
+    loads: its layout is only known then), else InputError naming both."""
+    import json
+
+    if loaded is not None:
+        unet_config = dict(loaded.pipe.unet.config)
+    else:
+        unet_config = json.loads((Path(folder) / "unet" / "config.json").read_text(encoding="utf-8"))
+    for unit in r.controlnets:
+        config_file = Path(unit.model_path) / "config.json"
+        if not config_file.is_file():
+            continue
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"ControlNet {unit.model!r}: {config_file} is unreadable ({one_line(exc)})") from None
+        problem = fit_problem(config, _Config(unet_config))
+        if problem:
+            raise InputError(f"ControlNet {unit.model!r} {problem}")
+
+
+class _Config:
+    """A config dict read by attribute, as a loaded UNet's config is."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
 def _as_list(value):
     return value if isinstance(value, (list, tuple)) else [value]
 

@@ -234,6 +234,10 @@ class Engine:
             raise InputError(f"LoRAs cannot run with the {' and '.join(clash)} engine option (it replaces the "
                              "layers a LoRA attaches to); configure the engine without it")
         check_networks(r, info.id, **self._model_for_checks(info))
+        if r.controlnets:
+            from sdxl_nb.backends.local.controlnet import check_controlnets
+
+            check_controlnets(r, **self._model_for_checks(info))
 
     def lora_problem(self, info: ModelInfo, lora) -> str | None:
         """Why a LoRA does not fit a model (one line), or None; the model need not be loaded."""
