@@ -347,3 +347,18 @@ def test_the_lab_form_shows_the_map_and_queues_a_controlnet_job(engine, control_
     with Image.open(tmp_path / "out" / record["control_maps"][0]["path"]) as saved:
         assert np.array_equal(pixels(saved), pixels(shown))  # the map shown is the map the job read
     assert verify_folder(tmp_path / "out").ok
+
+
+def test_the_memory_check_counts_each_controlnets_weights(control_image):
+    from sdxl_nb.config.controlnets import tiny_controlnet
+    from sdxl_nb.request.control import controlnet_weight_bytes
+    from sdxl_nb.request.prepare import prepare
+    from sdxl_nb.request.resolve import GenerationRequest
+
+    resolved = prepare(GenerationRequest(prompt="x", seed=1, controlnets=[unit(control_image), unit(control_image)],
+                                         **SMALL))
+    on_disk = tiny_controlnet().weights_file().stat().st_size  # saved in float32
+    half = controlnet_weight_bytes(resolved.controlnets, "float16")
+    assert list(half) == ["controlnet 0", "controlnet 1"]
+    assert on_disk // 2 - 65536 < half["controlnet 0"] <= on_disk // 2  # parameters x 2 bytes (the header aside)
+    assert controlnet_weight_bytes(resolved.controlnets, "float32")["controlnet 1"] == 2 * half["controlnet 1"]

@@ -145,3 +145,25 @@ def recorded_unit(entry: object, position: int, folder) -> ControlUnit:
         preprocessor=str(entry.get("preprocessor") or "none"),
         settings=tuple((str(key), int(value)) for key, value in settings.items()),
         weight=float(entry.get("weight", 1.0)), start=float(entry.get("start", 0.0)), end=float(entry.get("end", 1.0)))
+
+
+def controlnet_weight_bytes(units, dtype: str) -> dict[str, int]:
+    """{"controlnet 0": bytes, ...}: each ControlNet's parameters in the model's dtype (counted from the file's
+    header), for the memory check; a file whose header cannot be read counts as its size on disk."""
+    import math
+
+    from sdxl_nb.config.controlnets import ControlNetFile
+    from sdxl_nb.config.safetensors_file import safetensors_header
+    from sdxl_nb.request.memory import DTYPE_BYTES
+
+    found = {}
+    for index, unit in enumerate(units):
+        path = None
+        try:
+            path = ControlNetFile(unit.model, unit.model_path, unit.model_source).weights_file()
+            header = safetensors_header(path)
+            count = sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__")
+            found[f"controlnet {index}"] = count * DTYPE_BYTES.get(dtype, 2)
+        except (InputError, OSError):
+            found[f"controlnet {index}"] = path.stat().st_size if path is not None and path.is_file() else 0
+    return found

@@ -97,7 +97,12 @@ def memory_check(r: ResolvedRequest, facts: dict, *, images_at_once: int, device
                  folder: Path) -> MemoryAdvice:
     """The memory advice for a run with a loaded model: `facts` from Engine.memory_facts, calibrated from the
     output folder's jobs.log when it holds enough records of this model on this device."""
-    request = MemoryRequest(component_bytes=facts["component_bytes"], dtype=facts["dtype"], width=r.width,
+    components = dict(facts["component_bytes"])
+    if r.controlnets:  # their weights join the model's (the calibration below stays the model's own)
+        from sdxl_nb.request.control import controlnet_weight_bytes
+
+        components.update(controlnet_weight_bytes(r.controlnets, facts["dtype"]))
+    request = MemoryRequest(component_bytes=components, dtype=facts["dtype"], width=r.width,
                             height=r.height, images_at_once=images_at_once, cfg=r.cfg,
                             vae_float32=facts["dtype"] == "float32" or facts["vae_force_upcast"])
     calibration = calibrate(tail_records(folder / JOBS_LOG), model_id=r.model.id, dtype=facts["dtype"],
