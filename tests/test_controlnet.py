@@ -126,20 +126,28 @@ def test_every_mode_takes_a_controlnet_and_reruns_bit_exact(run, engine, control
     assert verify_folder(tmp_path / "guided").ok
 
 
-def test_the_pipelines_share_the_loaded_weights(engine, run, control_image, tmp_path):
+def test_the_pipelines_share_the_loaded_weights_in_their_dtype(control_image):
+    """bfloat16 weights stay bfloat16 (from_pipe would cast the shared modules to float32) and are the same objects."""
+    import torch
+
+    from sdxl_nb.backends.local import Engine
     from sdxl_nb.backends.local.controlnet import controlnet_pipeline
+    from sdxl_nb.backends.local.oom import component_bytes
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
     from sdxl_nb.request.prepare import prepare
     from sdxl_nb.request.resolve import GenerationRequest
 
-    run(prompt="a fox", out_dir=tmp_path, controlnets=[unit(control_image)])
-    loaded = engine.loaded["tiny-sdxl"]
+    loaded = Engine(device="cpu", dtype=torch.bfloat16).load(find_model("tiny-sdxl", load_presets()))
+    before = component_bytes(loaded.pipe)
     units = prepare(GenerationRequest(prompt="x", controlnets=[unit(control_image)], **SMALL)).controlnets
     for mode in ("txt2img", "img2img", "inpaint"):
         pipe = controlnet_pipeline(loaded, mode, units)
         assert pipe.unet is loaded.pipe.unet and pipe.vae is loaded.pipe.vae
-        assert pipe.text_encoder_2 is loaded.pipe.text_encoder_2 and pipe.unet.dtype == loaded.pipe.unet.dtype
-        assert pipe.controlnet.dtype == loaded.pipe.unet.dtype
-    assert controlnet_pipeline(loaded, "txt2img", units).controlnet is pipe.controlnet  # loaded once
+        assert pipe.text_encoder is loaded.pipe.text_encoder and pipe.text_encoder_2 is loaded.pipe.text_encoder_2
+        assert pipe.unet.dtype == pipe.controlnet.dtype == torch.bfloat16
+    assert component_bytes(loaded.pipe) == before
+    assert controlnet_pipeline(loaded, "txt2img", units).controlnet is pipe.controlnet  # loaded once per kernel
 
 
 def test_a_stale_or_changed_record_input_is_a_replay_error(run, control_image, tmp_path):
