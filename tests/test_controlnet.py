@@ -169,7 +169,10 @@ def test_a_stale_or_changed_record_input_is_a_replay_error(run, control_image, t
     ({"image": "notimage.png"}, "ControlNet 0 control image .* is not a readable image"),
     ({"image": "bomb.png"}, "megapixels"),
     ({"model": "nope"}, "unknown ControlNet 'nope'.*accepted: tiny-sdxl-controlnet"),
-    ({"preprocessor": "depth"}, "preprocessor 'depth' needs an annotator model"),
+    ({"preprocessor": "depth"}, "preprocessor 'depth_midas' needs dpt_hybrid-midas-501f0c75.pt in SDXL_NB_ANNOTATORS "
+                                r"\(not set; nor is lllyasviel/Annotators in the HF cache\); fetch it .* with: hf download "
+                                "lllyasviel/Annotators dpt_hybrid-midas-501f0c75.pt"),
+    ({"preprocessor": "seg"}, "preprocessor 'seg' is not run here; make the map elsewhere"),
     ({"preprocessor": "sobel"}, "unknown preprocessor 'sobel'; accepted: canny, none"),
     ({"weight": 3}, "ControlNet 0 weight 3 is out of range; accepted: 0 to 2"),
     ({"start": 0.6, "end": 0.4}, "start 0.6 is not before its end 0.4"),
@@ -278,7 +281,8 @@ def test_cli_lists_controlnets_from_the_cache_and_folders(tmp_path, capsys, monk
     rows = {row["name"]: row for row in listing["controlnets"]}
     assert rows[TINY_CONTROLNET]["source"] == "embedded" and not rows[TINY_CONTROLNET]["single_file"]
     assert rows["canny-sdxl"]["single_file"] and len(rows["canny-sdxl"]["short_hash"]) == 8
-    assert listing["preprocessors"] == ["canny", "none"]
+    assert listing["preprocessors"][:3] == ["canny", "none", "lineart_standard"]
+    assert {"depth_midas", "openpose", "lineart_realistic", "softedge_hed"} <= set(listing["preprocessors"])
 
 
 def test_comfy_export_has_the_controlnet_nodes(control_image, tmp_path, capsys):
@@ -370,3 +374,48 @@ def test_the_memory_check_counts_each_controlnets_weights(control_image):
     assert list(half) == ["controlnet 0", "controlnet 1"]
     assert on_disk // 2 - 65536 < half["controlnet 0"] <= on_disk // 2  # parameters x 2 bytes (the header aside)
     assert controlnet_weight_bytes(resolved.controlnets, "float32")["controlnet 1"] == 2 * half["controlnet 1"]
+
+
+# ---- annotators (controlnet-aux) ----
+def test_lineart_standard_needs_no_weights_and_reruns_bit_exact(run, engine, control_image, tmp_path):
+    result = run(prompt="a fox", out_dir=tmp_path, controlnets=[unit(control_image, preprocessor="lineart_standard")])
+    record = result.record
+    assert record["controlnets"][0]["settings"] == {"processor_res": 512}
+    with Image.open(tmp_path / record["control_maps"][0]["path"]) as saved:
+        lines = np.asarray(saved)
+    assert lines.shape == (64, 64, 3) and lines[32, 14:18].max() > 100 and lines[2:10, 2:10].max() < 50
+    with Image.open(result.paths[0]) as png:
+        assert "Module: lineart_standard" in png.text["parameters"] and "Processor Res: 512" in png.text["parameters"]
+    records, _ = read_logged_records(tmp_path)
+    assert rerun_jobs(select_for_rerun(records, "all"), engine)["verdict"].tolist() == [BIT_EXACT]
+
+
+def test_an_annotator_reads_its_weights_from_the_local_folder(run, engine, control_image, tmp_path, monkeypatch):
+    """lineart_realistic with stand-in weights (controlnet-aux's own Generator, fixed random values): the whole path
+    from the folder to the saved map; a folder without one of its files is one line naming that file."""
+    import torch
+    from controlnet_aux.lineart import Generator
+
+    folder = tmp_path / "annotators"
+    folder.mkdir()
+    for seed, name in enumerate(("sk_model.pth", "sk_model2.pth")):
+        torch.manual_seed(seed)
+        torch.save(Generator(3, 1, 3).state_dict(), folder / name)
+    monkeypatch.setenv("SDXL_NB_ANNOTATORS", str(folder))
+    result = run(prompt="a fox", out_dir=tmp_path / "out", controlnets=[unit(control_image, preprocessor="lineart")])
+    entry = result.record["controlnets"][0]
+    assert entry["preprocessor"] == "lineart_realistic"  # A1111's name for the short one
+    assert entry["annotator_files"] == {name: sha256_file(folder / name) for name in ("sk_model.pth", "sk_model2.pth")}
+    assert (tmp_path / "out" / entry["map"]).is_file() and verify_folder(tmp_path / "out").ok
+    records, _ = read_logged_records(tmp_path / "out")
+    assert rerun_jobs(select_for_rerun(records, "all"), engine)["verdict"].tolist() == [BIT_EXACT]
+    (folder / "sk_model2.pth").unlink()
+    with pytest.raises(InputError, match=f"preprocessor 'lineart_realistic' needs sk_model2.pth in {folder}"):
+        run(prompt="a fox", out_dir=tmp_path / "never", controlnets=[unit(control_image, preprocessor="lineart")])
+    assert not (tmp_path / "never").exists()
+
+
+def test_comfy_export_refuses_an_annotator_it_has_no_stock_node_for(control_image, capsys):
+    assert main(["comfy-export", "--prompt", "a fox", "--seed", "1", "--controlnet", TINY_CONTROLNET,
+                 "--control-image", str(control_image), "--control-type", "lineart_standard"]) == 2
+    assert "ComfyUI has no stock node for preprocessor 'lineart_standard'" in capsys.readouterr().err

@@ -11,7 +11,7 @@ def control_unit_text(unit: dict, width: int, height: int) -> str:
     module = unit.get("preprocessor") or "none"
     parts = [f"Module: {module}", f"Model: {name} [{str(model.get('sha256') or '')[:8]}]",
              f"Weight: {float(unit.get('weight', 1.0))}", f"Resize Mode: {unit.get('resize_mode') or 'Just Resize'}",
-             "Low Vram: False", f"Processor Res: {min(width, height)}"]
+             "Low Vram: False", f"Processor Res: {settings.get('processor_res', min(width, height))}"]
     if module == "canny":
         parts += [f"Threshold A: {float(settings.get('low_threshold', 100))}",
                   f"Threshold B: {float(settings.get('high_threshold', 200))}"]

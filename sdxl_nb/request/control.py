@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sdxl_nb.errors import InputError
-from sdxl_nb.request.control_maps import ANNOTATOR_PREPROCESSORS, PREPROCESSORS, check_preprocessor_settings, number
+from sdxl_nb.request.annotators import ANNOTATORS, check_annotator
+from sdxl_nb.request.control_maps import (
+    ANNOTATOR_PREPROCESSORS,
+    PREPROCESSORS,
+    canonical,
+    check_preprocessor_settings,
+    number,
+)
 
 MAX_CONTROLNETS = 4  # units per job (A1111's extension defaults to 3; each adds a ControlNet pass per step)
 MAX_CONTROL_WEIGHT = 2.0  # A1111's slider range
@@ -32,6 +39,7 @@ class ControlUnit:
     weight: float
     start: float
     end: float
+    annotator_files: tuple[tuple[str, str], ...] = ()  # (file, sha256) of an annotator's weights
 
     @property
     def short_hash(self) -> str:
@@ -42,7 +50,8 @@ class ControlUnit:
                           "revision": self.model_revision, "sha256": self.model_sha256},
                 "image": {"path": self.image_path, "sha256": self.image_sha256, "size": list(self.image_size)},
                 "preprocessor": self.preprocessor, "settings": dict(self.settings), "weight": self.weight,
-                "start": self.start, "end": self.end, "resize_mode": RESIZE_MODE}
+                "start": self.start, "end": self.end, "resize_mode": RESIZE_MODE,
+                **({"annotator_files": dict(self.annotator_files)} if self.annotator_files else {})}
 
 
 def _fraction(value: object, name: str) -> float:
@@ -85,12 +94,13 @@ def resolve_controlnets(entries: list | tuple | None, read_image) -> tuple[Contr
     for position, entry in enumerate(entries):
         fields = _unit_fields(entry, position)
         label = f"ControlNet {position}"
-        preprocessor = fields.get("preprocessor") or "none"
+        preprocessor = canonical(fields.get("preprocessor") or "none")
         if preprocessor in ANNOTATOR_PREPROCESSORS:
             raise InputError(ANNOTATOR_PREPROCESSORS[preprocessor])
         if preprocessor not in PREPROCESSORS:
             raise InputError(f"{label}: unknown preprocessor {preprocessor!r}; accepted: {', '.join(PREPROCESSORS)}")
         settings = check_preprocessor_settings(preprocessor, fields, label)
+        annotator_files = tuple(check_annotator(preprocessor, label).items()) if preprocessor in ANNOTATORS else ()
         weight = 1.0 if fields.get("weight") is None else number(fields["weight"], f"{label} weight")
         if not 0 <= weight <= MAX_CONTROL_WEIGHT:
             raise InputError(f"{label} weight {fields['weight']} is out of range; accepted: 0 to {MAX_CONTROL_WEIGHT:g}")
@@ -103,7 +113,8 @@ def resolve_controlnets(entries: list | tuple | None, read_image) -> tuple[Contr
         units.append(ControlUnit(
             model=model.name, model_path=model.path, model_source=model.source, model_revision=model.revision,
             model_sha256=model.content_hash(), image_path=image.path, image_sha256=image.sha256,
-            image_size=image.size, preprocessor=preprocessor, settings=settings, weight=weight, start=start, end=end))
+            image_size=image.size, preprocessor=preprocessor, settings=settings, weight=weight, start=start, end=end,
+            annotator_files=annotator_files))
     return tuple(units)
 
 
@@ -144,7 +155,8 @@ def recorded_unit(entry: object, position: int, folder) -> ControlUnit:
         model_sha256=actual, image_path=str(path), image_sha256=digest, image_size=(int(size[0]), int(size[1])),
         preprocessor=str(entry.get("preprocessor") or "none"),
         settings=tuple((str(key), int(value)) for key, value in settings.items()),
-        weight=float(entry.get("weight", 1.0)), start=float(entry.get("start", 0.0)), end=float(entry.get("end", 1.0)))
+        weight=float(entry.get("weight", 1.0)), start=float(entry.get("start", 0.0)), end=float(entry.get("end", 1.0)),
+        annotator_files=tuple((str(k), str(v)) for k, v in (entry.get("annotator_files") or {}).items()))
 
 
 def controlnet_weight_bytes(units, dtype: str) -> dict[str, int]:

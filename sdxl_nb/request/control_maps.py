@@ -5,18 +5,23 @@ from __future__ import annotations
 import io
 
 from sdxl_nb.errors import InputError
+from sdxl_nb.request.annotators import ALIASES, ANNOTATORS, PROCESSOR_RES, annotate
 
 # A1111's defaults for canny (Threshold A / Threshold B), and OpenCV's accepted range for 8-bit images.
 CANNY_DEFAULTS = {"low_threshold": 100, "high_threshold": 200}
 THRESHOLD_RANGE = (1, 255)
-PREPROCESSORS = ("canny", "none")
-_AUX = ("needs an annotator model (controlnet-aux and its weights), which this install does not run; make the map "
-        "elsewhere and pass it with preprocessor 'none'; accepted here: " + ", ".join(PREPROCESSORS))
-# The A1111 modules that need annotator weights: refused in one line that says what to do instead.
-ANNOTATOR_PREPROCESSORS = {name: f"preprocessor {name!r} {_AUX}" for name in (
-    "depth", "depth_midas", "depth_zoe", "depth_anything", "lineart", "lineart_anime", "openpose", "openpose_full",
-    "dw_openpose_full", "softedge", "softedge_hed", "softedge_pidinet", "scribble", "normal", "normal_bae", "mlsd",
-    "seg", "tile", "shuffle", "mediapipe_face")}
+PREPROCESSORS = ("canny", "none", *ANNOTATORS)
+_ELSEWHERE = ("is not run here; make the map elsewhere and pass it with preprocessor 'none'; accepted here: "
+              + ", ".join(PREPROCESSORS))
+# A1111 modules this lab does not run (other annotator models, random or segmentation ones): one line says what to do.
+ANNOTATOR_PREPROCESSORS = {name: f"preprocessor {name!r} {_ELSEWHERE}" for name in (
+    "depth_zoe", "depth_anything", "depth_leres", "dw_openpose_full", "scribble", "scribble_hed", "seg",
+    "seg_ofade20k", "tile", "tile_resample", "shuffle", "mediapipe_face", "invert", "reference_only", "ip-adapter")}
+
+
+def canonical(preprocessor: str) -> str:
+    """A1111's module name for a preprocessor name or its short form (depth -> depth_midas)."""
+    return ALIASES.get(preprocessor, preprocessor)
 
 
 def check_preprocessor_settings(preprocessor: str, fields: dict, label: str) -> tuple[tuple[str, int], ...]:
@@ -25,7 +30,7 @@ def check_preprocessor_settings(preprocessor: str, fields: dict, label: str) -> 
     if preprocessor != "canny":
         if given:
             raise InputError(f"{label}: {', '.join(given)} apply only to preprocessor canny, not {preprocessor}")
-        return ()
+        return (("processor_res", PROCESSOR_RES),) if preprocessor in ANNOTATORS else ()
     low, high = (_whole(given.get(key, default), f"{label} {key.replace('_', ' ')}", *THRESHOLD_RANGE)
                  for key, default in CANNY_DEFAULTS.items())
     if low > high:
@@ -67,6 +72,8 @@ def control_map(source, preprocessor: str, settings: dict | tuple, size: tuple[i
         values = dict(settings)
         edges = cv2.Canny(np.asarray(rgb), values["low_threshold"], values["high_threshold"])
         return Image.fromarray(edges).convert("RGB")
+    if preprocessor in ANNOTATORS:
+        return annotate(preprocessor, rgb, tuple(size))
     raise InputError(ANNOTATOR_PREPROCESSORS.get(preprocessor) or f"unknown preprocessor {preprocessor!r}")
 
 

@@ -28,6 +28,11 @@ def apply_controlnets(g, r, positive: list, negative: list, vae: list, name_of, 
         if tuple(unit.image_size) != (r.width, r.height):  # "Just Resize", with Lanczos as locally
             pixels = g.add("ImageScale", image=pixels, upscale_method="lanczos", width=r.width, height=r.height,
                            crop="disabled")
+        if unit.preprocessor not in ("canny", "none"):
+            from sdxl_nb.errors import InputError
+
+            raise InputError(f"ComfyUI has no stock node for preprocessor {unit.preprocessor!r}; export with the "
+                             "map made here (the job's control map) and preprocessor 'none'")
         if unit.preprocessor == "canny":
             settings = dict(unit.settings)
             pixels = g.add("Canny", f"Canny {index}", image=pixels,
@@ -45,8 +50,12 @@ def apply_controlnets(g, r, positive: list, negative: list, vae: list, name_of, 
 
 def missing_controlnets(client, r) -> None:
     """Before any work: the server must hold every ControlNet file the graph's ControlNetLoader nodes name."""
-    from sdxl_nb.errors import ModelUnavailableError
+    from sdxl_nb.errors import InputError, ModelUnavailableError
 
+    unrun = [unit.preprocessor for unit in r.controlnets if unit.preprocessor not in ("canny", "none")]
+    if unrun:
+        raise InputError(f"ComfyUI has no stock node for preprocessor {unrun[0]!r}; run the job here, or pass the "
+                         "map made here (the job's control map) with preprocessor 'none'")
     available = client.choices("ControlNetLoader", "control_net_name")
     missing = [controlnet_file_name(unit) for unit in r.controlnets
                if available is not None and controlnet_file_name(unit) not in available]
