@@ -255,6 +255,8 @@ def test_cli_generate_with_a_controlnet_then_audit_and_verify(engine, control_im
     argv = ["generate", "--prompt", "a fox", "--width", "64", "--height", "64", "--steps", "2", "--seed", "3",
             "--out", str(out), "--controlnet", TINY_CONTROLNET, "--control-image", str(control_image),
             "--control-type", "canny", "--control-weight", "0.7", "--control-start", "0", "--control-end", "0.5"]
+    assert main([*argv, "--dry-run"]) == 0
+    assert f"ControlNet 0: {TINY_CONTROLNET} [" in capsys.readouterr().out and not out.exists()
     assert main(argv) == 0
     (record,) = read_records(out / "jobs.log")
     assert (record["controlnets"][0]["weight"], record["controlnets"][0]["end"]) == (0.7, 0.5)

@@ -136,6 +136,9 @@ def print_preflight(check, as_json: bool) -> int:
     print(f"prompt: {r.styled_prompt}")
     if r.effective_negative_prompt:
         print(f"negative: {r.effective_negative_prompt}")
+    for index, unit in enumerate(getattr(r, "controlnets", ())):
+        print(f"ControlNet {index}: {unit.model} [{unit.short_hash}], {unit.preprocessor} map of {unit.image_path}, "
+              f"weight {unit.weight:g}, steps {unit.start:g} to {unit.end:g}")
     return EXIT_OK
 
 
