@@ -244,6 +244,15 @@ def test_a_backend_without_the_capability_refuses_in_one_line(control_image):
     resolved = prepare(GenerationRequest(prompt="x", controlnets=[unit(control_image)], seed=1, **SMALL))
     with pytest.raises(InputError, match="the plain backend cannot run ControlNets"):
         check_plan(Plain(), RunPlan.for_request(resolved))
+    # Per-image prompts or noise (animations, prompt travel) run on other pipelines: refused on every backend.
+    from dataclasses import replace
+
+    from sdxl_nb.backends.local import Engine
+
+    plan = RunPlan.for_request(resolved)
+    travelling = replace(plan, images=(replace(plan.images[0], prompt_end="y", t=0.5),))
+    with pytest.raises(InputError, match="ControlNets guide plain batches"):
+        check_plan(Engine(device="cpu"), travelling)
 
 
 # ---- CLI, ComfyUI, listing ----
