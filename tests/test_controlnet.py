@@ -430,3 +430,21 @@ def test_comfy_export_refuses_an_annotator_it_has_no_stock_node_for(control_imag
     assert main(["comfy-export", "--prompt", "a fox", "--seed", "1", "--controlnet", TINY_CONTROLNET,
                  "--control-image", str(control_image), "--control-type", "lineart_standard"]) == 2
     assert "ComfyUI has no stock node for preprocessor 'lineart_standard'" in capsys.readouterr().err
+
+
+def test_a_controlnet_changed_since_the_job_is_reported_as_drift(run, control_image, tmp_path, monkeypatch):
+    import shutil
+
+    from sdxl_nb.audit import file_drift
+    from sdxl_nb.config.tiny_controlnet import ensure_tiny_controlnet
+
+    folder = tmp_path / "controlnets"
+    shutil.copytree(ensure_tiny_controlnet(), folder / "mine")
+    monkeypatch.setenv("SDXL_NB_CONTROLNETS", str(folder))
+    run(prompt="a fox", out_dir=tmp_path / "out", controlnets=[unit(control_image, model="mine")])
+    records, _ = read_logged_records(tmp_path / "out")
+    assert file_drift(records).empty
+    weights = folder / "mine" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    (row,) = file_drift(records).itertuples()
+    assert "ControlNet 'mine'" in row.message and "changed since 1 job(s) used it" in row.message
