@@ -2,6 +2,7 @@
 
 from sdxl_nb.config.ip_adapters import ip_adapter_listing
 from sdxl_nb.config.upscalers import list_upscalers
+from sdxl_nb.jobs.control_listing import controlnet_listing
 from sdxl_nb.jobs.convert import Conversion, convert
 from sdxl_nb.jobs.generate import generate
 from sdxl_nb.jobs.networks import embedding_listing, lora_listing
@@ -15,6 +16,7 @@ from sdxl_nb.jobs.pipeline import (
     prepare,
 )
 from sdxl_nb.jobs.upscale import upscale
+from sdxl_nb.request.control_maps import control_map
 
 
 def list_models():
@@ -26,6 +28,6 @@ def list_models():
     return _list_models(load_presets())
 
 
-__all__ = ["Conversion", "JobResult", "Preflight", "configure_engine", "convert", "default_output_dir",
-           "embedding_listing", "engine_options", "generate", "ip_adapter_listing", "list_models", "list_upscalers",
-           "lora_listing", "preflight", "prepare", "upscale"]
+__all__ = ["Conversion", "JobResult", "Preflight", "configure_engine", "control_map", "controlnet_listing", "convert",
+           "default_output_dir", "embedding_listing", "engine_options", "generate", "ip_adapter_listing", "list_models",
+           "list_upscalers", "lora_listing", "preflight", "prepare", "upscale"]

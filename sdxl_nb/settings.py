@@ -22,6 +22,8 @@ LORAS = "SDXL_NB_LORAS"
 EMBEDDINGS = "SDXL_NB_EMBEDDINGS"
 CHECKPOINTS = "SDXL_NB_CHECKPOINTS"
 UPSCALERS = "SDXL_NB_UPSCALERS"
+CONTROLNETS = "SDXL_NB_CONTROLNETS"
+ANNOTATORS = "SDXL_NB_ANNOTATORS"
 
 _ON = ("1", "true", "yes", "on")
 
@@ -114,6 +116,18 @@ def upscaler_paths() -> list[str]:
     # Folders of upscaler models (.pth/.safetensors: ESRGAN, SwinIR, DAT...; os.pathsep-separated); an A1111 or
     # ComfyUI root is searched in models/ESRGAN (and its siblings) or models/upscale_models.
     return [part for part in (_value(UPSCALERS) or "").split(os.pathsep) if part]
+
+
+def controlnet_paths() -> list[str]:
+    # Folders of SDXL ControlNets (os.pathsep-separated): single .safetensors files or diffusers folders; an A1111
+    # or ComfyUI root is searched in models/ControlNet or models/controlnet. The embedded tiny one is always listed.
+    return [part for part in (_value(CONTROLNETS) or "").split(os.pathsep) if part]
+
+
+def annotators_dir() -> str | None:
+    # The folder of ControlNet annotator weights (the files of lllyasviel/Annotators: dpt_hybrid-midas-501f0c75.pt,
+    # sk_model.pth, body_pose_model.pth...), read by the depth, lineart, openpose... preprocessors.
+    return _value(ANNOTATORS)
 
 
 def lambda_api_url() -> str | None:

@@ -37,6 +37,9 @@ NODES = {
     "CLIPTextEncodeSDXLRefiner": ["ascore", "width", "height", "text", "clip"],
     "LatentUpscaleBy": ["samples", "upscale_method", "scale_by"], "UpscaleModelLoader": ["model_name"],
     "ImageUpscaleWithModel": ["upscale_model", "image"],
+    "ControlNetLoader": ["control_net_name"], "Canny": ["image", "low_threshold", "high_threshold"],
+    "ControlNetApplyAdvanced": ["positive", "negative", "control_net", "image", "strength", "start_percent",
+                                "end_percent"],
 }
 LATENT_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "uni_pc"]
@@ -50,9 +53,10 @@ def image_for_seed(seed: int, width: int, height: int) -> Image.Image:
 
 class FakeComfy:
     def __init__(self, *, checkpoints=("sd_xl_base_1.0.safetensors",), vaes=("sdxl-vae-fp16-fix.safetensors",),
-                 loras=(), upscale_models=()):
+                 loras=(), upscale_models=(), controlnets=("tiny-sdxl-controlnet.safetensors",)):
         self.checkpoints, self.vaes, self.loras = list(checkpoints), list(vaes), list(loras)
         self.upscale_models = list(upscale_models)
+        self.controlnets = list(controlnets)
         self.step_delay_s = 0.005
         self.websocket = "on"  # "on", "off" (handshake refused), "drop" (closed after the first progress)
         self.hang = False  # accept prompts and never run them
@@ -151,6 +155,7 @@ class FakeComfy:
                     errors.append({"type": "bad_linked_input", "message": "Bad linked input", "details": name,
                                    "extra_info": {"input_name": name}})
             for name, allowed in (("ckpt_name", self.checkpoints), ("vae_name", self.vaes),
+                                  ("control_net_name", self.controlnets),
                                   ("sampler_name", SAMPLERS), ("scheduler", SCHEDULERS),
                                   ("add_noise", ["enable", "disable"]),
                                   ("model_name", self.upscale_models),
@@ -215,6 +220,7 @@ class FakeComfy:
     async def get_object_info(self, request):
         node = request.match_info["node"]
         lists = {"CheckpointLoaderSimple": {"ckpt_name": [self.checkpoints]}, "VAELoader": {"vae_name": [self.vaes]},
+                 "ControlNetLoader": {"control_net_name": [self.controlnets]},
                  "LoraLoader": {"lora_name": [self.loras], **{name: ["*"] for name in NODES["LoraLoader"][:2]},
                                 "strength_model": ["FLOAT"], "strength_clip": ["FLOAT"]},
                  "UpscaleModelLoader": {"model_name": [self.upscale_models]}}
@@ -322,7 +328,13 @@ class FakeComfy:
         sampler = next(n for n in graph.values() if n["class_type"] in ("KSampler", "KSamplerAdvanced"))
         seed = sampler["inputs"].get("seed", sampler["inputs"].get("noise_seed"))
         width, height, batch = 64, 64, 1
-        for node in graph.values():
+        control = {node_id for node_id, node in graph.items()  # a control image and what is made of it
+                   if node.get("_meta", {}).get("title", "").startswith("Control image")}
+        for node_id, node in graph.items():
+            if node_id in control or (isinstance(node["inputs"].get("image"), list)
+                                      and node["inputs"]["image"][0] in control):
+                control.add(node_id)
+                continue
             if node["class_type"] == "EmptyLatentImage":
                 width, height, batch = node["inputs"]["width"], node["inputs"]["height"], node["inputs"]["batch_size"]
             elif node["class_type"] == "LoadImage":
@@ -334,6 +346,9 @@ class FakeComfy:
                 scale = node["inputs"]["scale_by"]
                 width, height = round(width // 8 * scale) * 8, round(height // 8 * scale) * 8
         width, height = self.image_size or (width, height)
+        # A ControlNet at a weight changes the picture (as on a real server): its weight moves the seed.
+        seed += sum(int(node["inputs"]["strength"] * 1000) for node in graph.values()
+                    if node["class_type"] == "ControlNetApplyAdvanced")
         images = []
         for index in range(batch + self.extra_images):
             self._counter += 1

@@ -391,7 +391,6 @@ def test_a_job_that_lost_an_image_to_the_nan_guard_reruns_its_saved_ones_bit_exa
 
 def test_a_refiner_job_runs_on_every_backend_and_reruns_bit_exact(subject, tmp_path):
     import sdxl_nb.api
-    from sdxl_nb.audit.report import run_audit
 
     out = tmp_path / "out"
     if subject.fake is not None:  # the server holds the refiner's checkpoint under its default file name
@@ -407,6 +406,37 @@ def test_a_refiner_job_runs_on_every_backend_and_reruns_bit_exact(subject, tmp_p
     if subject.fake is not None:
         graph = list(subject.fake.prompts.values())[-1]["graph"]
         assert [n["class_type"] for n in graph.values()].count("KSamplerAdvanced") == 2
+
+
+def test_a_controlnet_job_runs_is_recorded_and_reruns_bit_exact_on_every_backend(subject, tmp_path):
+    """The same ControlNet unit through the queue on each backend: the map saved and named, the A1111 parameters,
+    the schema, verify clean, and the audit's re-run bit-exact on the backend that made it."""
+    from PIL import ImageDraw
+
+    from sdxl_nb.audit.report import run_audit
+    from sdxl_nb.jobs.queue import JobQueue
+    from sdxl_nb.request.resolve import GenerationRequest
+
+    control = tmp_path / "control.png"
+    image = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(image).ellipse((12, 12, 52, 52), fill="black")
+    image.save(control)
+    out = tmp_path / "out"
+    queue = JobQueue(engine=subject.backend, out_dir=out)
+    job = queue.submit(GenerationRequest(prompt=f"controlnet {subject.name}", batch=2, seed=41, controlnets=[
+        {"model": "tiny-sdxl-controlnet", "image": str(control), "preprocessor": "canny", "weight": 0.9}], **SMALL))
+    assert queue.wait_idle(timeout=300)
+    assert (job.status, job.error) == ("ok", None), job.error
+    record = logged(out)
+    check_saved_images(out, record, 41)
+    (entry,) = record["controlnets"]
+    assert entry["map"] == record["control_maps"][0]["path"] and (out / entry["map"]).is_file()
+    with Image.open(out / record["images"][0]["path"]) as png:
+        assert parse_parameters(png.text["parameters"])["ControlNet 0"].startswith("Module: canny, Model: tiny-sdxl-")
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((REPO / "docs" / "jobs.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(record, schema, format_checker=jsonschema.FormatChecker())
+    assert verify_folder(out).ok
     auditor = subject.backend
     if subject.name == "comfy":
         from sdxl_nb.backends.comfy.backend import ComfyBackend
@@ -414,6 +444,7 @@ def test_a_refiner_job_runs_on_every_backend_and_reruns_bit_exact(subject, tmp_p
         auditor = ComfyBackend(subject.backend.client.server, checkpoint=CKPT)
     report = run_audit(out, rerun="all", engine=auditor)
     assert report.ok, report.problems()
+    assert list(report.reruns["verdict"]) == ["bit-exact"] * 2
 
 
 def test_an_ip_adapter_job_runs_where_declared_and_is_refused_in_one_line_elsewhere(subject, tmp_path):

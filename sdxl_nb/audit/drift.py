@@ -146,8 +146,36 @@ def _upscaler_files(record: dict) -> list[dict]:
     return [upscaler] if isinstance(upscaler, dict) and upscaler.get("kind") == "model" else []
 
 
+def _controlnet_drift(record: dict) -> list[tuple[str, str, str, str]]:
+    """(name, path, recorded sha256, current) of each ControlNet whose weights changed or are gone (the embedded one
+    is rebuilt byte for byte when gone, so only a change counts for it)."""
+    from pathlib import Path
+
+    from sdxl_nb.config.controlnets import ControlNetFile
+    from sdxl_nb.errors import InputError
+
+    drifted = []
+    for unit in record.get("controlnets") or []:
+        model = unit.get("model") if isinstance(unit, dict) else None
+        if not (isinstance(model, dict) and isinstance(model.get("path"), str)):
+            continue
+        weights = ControlNetFile(str(model.get("name")), model["path"], str(model.get("source") or ""))
+        if not Path(model["path"]).exists():
+            current = None if weights.source == "embedded" else "(missing)"
+        else:
+            try:
+                current = weights.content_hash()
+            except (InputError, OSError):
+                current = "(missing)"
+        if current is not None and current != model.get("sha256"):
+            drifted.append((weights.name, model["path"], str(model.get("sha256")), current))
+    return drifted
+
+
+
 def file_drift(records: list[LoggedRecord]) -> pd.DataFrame:
-    """LoRA, embedding and upscaler model files changed (or gone) since jobs used them: a re-run would not use what ran."""
+    """LoRA, embedding, upscaler and ControlNet files changed (or gone) since jobs used them: a re-run would not use
+    what ran."""
     from pathlib import Path
 
     from sdxl_nb.config.loras import file_sha256
@@ -164,6 +192,8 @@ def file_drift(records: list[LoggedRecord]) -> pd.DataFrame:
                 if current != entry.get("sha256"):
                     found.setdefault((kind, str(entry.get("name")), str(path), str(entry.get("sha256")), current),
                                      []).append(logged)
+        for name, path, recorded, current in _controlnet_drift(logged.record):
+            found.setdefault(("ControlNet", name, path, recorded, current), []).append(logged)
     rows = []
     for (kind, name, path, recorded, current), jobs in found.items():
         what = "is missing" if current == "(missing)" else "changed"

@@ -99,7 +99,8 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         steps=steps, cfg=cfg, width=width, height=height, batch=batch, seed=seeds[0], seeds=tuple(seeds),
         strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
         loras=recorded_loras(record), embeddings=recorded_embeddings(record), hires=recorded_hires(record),
-        ip_adapter=recorded_ip_adapter(record, folder), **recorded_refiner(record, presets))
+        ip_adapter=recorded_ip_adapter(record, folder), controlnets=recorded_controlnets(record, folder),
+        **recorded_refiner(record, presets))
 
 
 def recorded_refiner(record: dict, presets: Presets) -> dict:
@@ -224,3 +225,16 @@ def recorded_ip_adapter(record: dict, folder: str | Path):
                         root=entry["root"], subfolder=entry["subfolder"], encoder_folder=encoder["folder"],
                         encoder_sha256=encoder_sha, encoder_revision=encoder.get("revision"), images=tuple(images),
                         scale=float(scale))
+
+
+def recorded_controlnets(record: dict, folder: Path) -> tuple:
+    """The ControlNets a job ran with: weights and control images checked against their recorded sha256."""
+    from sdxl_nb.request.control import recorded_unit
+
+    units = []
+    for position, entry in enumerate(record.get("controlnets") or []):
+        try:
+            units.append(recorded_unit(entry, position, folder))
+        except ValueError as exc:
+            raise ReplayError(str(exc)) from None
+    return tuple(units)

@@ -42,6 +42,7 @@ class Capabilities:
     rerun: bool = True  # audit can re-run its jobs on it
     refiner: bool = False  # hands the last steps to a refiner model at a switch point (the request's `refiner`)
     hires: bool = False  # runs the hires fix's second pass (the request's `hires`: latent, Lanczos or model upscale)
+    controlnet: bool = False  # guides plain batches with ControlNets (the request's `controlnets`)
 
     def lacks(self, name: str) -> bool:
         return not getattr(self, name)
@@ -113,6 +114,8 @@ class RunPlan:
             wanted.append("hires")
         if getattr(self.request, "ip_adapter", None) is not None:
             wanted.append("ip_adapter")
+        if self.request.controlnets:
+            wanted.append("controlnet")
         return wanted
 
     def texts(self) -> list[str]:
@@ -198,6 +201,9 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
     """Refuse, before any work, a plan the backend cannot run (one line naming what it lacks)."""
     from sdxl_nb.errors import InputError
 
+    if plan.request.controlnets and not plan.plain:
+        raise InputError("ControlNets guide plain batches (one prompt, each image its own seed); per-image prompts "
+                         "and noise mixes (animations, prompt travel) cannot take them")
     missing = [name for name in plan.needs() if backend.capabilities.lacks(name)]
     if missing:
         what = {"noise_mix": "slerp between seeds' noise (animation mode slerp)",
@@ -206,8 +212,8 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
                 "lora": "LoRAs", "embeddings": "textual-inversion embeddings",
                 "refiner": "a refiner model (base + refiner hand-off)",
                 "hires": "hires fix (a second, upscaled pass)",
-
-                "ip_adapter": "IP-Adapter (an image as part of the prompt; stock ComfyUI nodes have none)"}
+                "ip_adapter": "IP-Adapter (an image as part of the prompt; stock ComfyUI nodes have none)",
+                "controlnet": "ControlNets"}
         raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(what[m] for m in missing)}; "
                          "accepted there: plain images and seed-walk animations; use the local engine for the rest")
 

@@ -71,7 +71,7 @@ class ReplicaEngine:
     name = "replicas"
     capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
                                 noise_mix=True, prompt_blend=True, prompt_weighting=True, lora=True, embeddings=True,
-                                local_models=True, rerun=True, refiner=True, hires=True, ip_adapter=True)
+                                local_models=True, rerun=True, refiner=True, hires=True, ip_adapter=True, controlnet=True)
 
     def __init__(self, devices: Sequence[str] | None = None, *, engines: Sequence | None = None, options=None):
         if engines is None:

@@ -17,6 +17,7 @@ VERB_MODULES = [
     "sdxl_nb.cli.listing_upscalers",
     "sdxl_nb.cli.upscale",
     "sdxl_nb.cli.listing_ip_adapters",
+    "sdxl_nb.cli.listing_controlnets",
     "sdxl_nb.cli.listing_presets",
     "sdxl_nb.cli.animate",
     "sdxl_nb.cli.sweep",

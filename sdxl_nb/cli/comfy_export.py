@@ -14,10 +14,11 @@ HELP = "write a request as a ComfyUI API-format workflow (POST /prompt body's \"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sdxl_nb.cli.backend_options import add_comfy_arguments
-    from sdxl_nb.cli.generate import add_hires_arguments, add_request_arguments
+    from sdxl_nb.cli.generate import add_control_arguments, add_hires_arguments, add_request_arguments
 
     add_request_arguments(parser)
     add_hires_arguments(parser)
+    add_control_arguments(parser)
     add_comfy_arguments(parser)
     parser.add_argument("--comfy-refiner-checkpoint", metavar="FILE",
                         help="the refiner's checkpoint file on the server (default: <refiner repo name>.safetensors)")
@@ -58,6 +59,12 @@ def run(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     for path, name in workflow.uploads.items():
         print(f"note: the workflow loads {name}: put {path} in ComfyUI's input folder", file=sys.stderr)
+    if resolved.controlnets:
+        from sdxl_nb.backends.comfy.control_nodes import controlnet_file_name
+
+        for unit in resolved.controlnets:
+            print(f"note: the workflow loads ControlNet {controlnet_file_name(unit)}: put {unit.model_path} in "
+                  "ComfyUI's models/controlnet folder", file=sys.stderr)
     if args.output:
         _write_whole(args.output, text)
         print(args.output)

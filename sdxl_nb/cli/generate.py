@@ -60,10 +60,44 @@ def add_hires_arguments(parser: argparse.ArgumentParser) -> None:
                             "model's name (see `sdxl-nb upscalers`)")
 
 
+def add_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ControlNet from the command line (several through the API and the lab)."""
+    from sdxl_nb.request.control_maps import PREPROCESSORS
+
+    group = parser.add_argument_group("ControlNet (one unit; see `sdxl-nb controlnets`)")
+    group.add_argument("--controlnet", metavar="MODEL", help="guide the image with this ControlNet")
+    group.add_argument("--control-image", metavar="PATH", help="the control image (made into a map by --control-type)")
+    group.add_argument("--control-type", metavar="TYPE",
+                       help=f"preprocessor: {', '.join(PREPROCESSORS)} (default none: the image is the map)")
+    group.add_argument("--control-weight", type=float, help="ControlNet weight, 0 to 2 (default 1)")
+    group.add_argument("--control-start", type=float, help="fraction of the steps where it starts (default 0)")
+    group.add_argument("--control-end", type=float, help="fraction of the steps where it ends (default 1)")
+    group.add_argument("--canny-low", type=int, help="canny low threshold, 1 to 255 (default 100)")
+    group.add_argument("--canny-high", type=int, help="canny high threshold, 1 to 255 (default 200)")
+
+
+def control_units(args) -> list | None:
+    """The request's `controlnets` from the --control-* arguments; a stray one without --controlnet is refused."""
+    from sdxl_nb.errors import InputError
+
+    given = {"image": args.control_image, "preprocessor": args.control_type, "weight": args.control_weight,
+             "start": args.control_start, "end": args.control_end, "low_threshold": args.canny_low,
+             "high_threshold": args.canny_high}
+    if args.controlnet is None:
+        stray = [key for key, value in given.items() if value is not None]
+        if stray:
+            raise InputError(f"--control-* options need --controlnet MODEL (got {stray[0]} without it)")
+        return None
+    if args.control_image is None:
+        raise InputError("--controlnet needs --control-image PATH")
+    return [{"model": args.controlnet, **{key: value for key, value in given.items() if value is not None}}]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sdxl_nb.cli.backend_options import add_backend_arguments
 
     add_request_arguments(parser)
+    add_control_arguments(parser)
     add_backend_arguments(parser)
     add_hires_arguments(parser)
     parser.add_argument("--chunk-size", type=int, help="images per pipeline call (default: the whole batch)")
@@ -87,6 +121,7 @@ def request_from(args):
         hires_denoise=getattr(args, "hires_denoise", None), hires_upscaler=getattr(args, "hires_upscaler", None),
         ip_adapter=getattr(args, "ip_adapter", None), ip_images=getattr(args, "ip_image", None),
         ip_scale=getattr(args, "ip_scale", None),
+        controlnets=control_units(args) if hasattr(args, "controlnet") else None,
     )
 
 
@@ -137,6 +172,9 @@ def print_preflight(check, as_json: bool) -> int:
         ip = r.ip_adapter
         print(f"IP-Adapter: {ip.name} at scale {ip.scale:g} with {len(ip.images)} image(s) "
               f"(encoder {ip.encoder_path})")
+    for index, unit in enumerate(getattr(r, "controlnets", ())):
+        print(f"ControlNet {index}: {unit.model} [{unit.short_hash}], {unit.preprocessor} map of {unit.image_path}, "
+              f"weight {unit.weight:g}, steps {unit.start:g} to {unit.end:g}")
     return EXIT_OK
 
 

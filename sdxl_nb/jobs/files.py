@@ -53,7 +53,7 @@ class JobFiles:
             for path in self.paths:
                 path.unlink(missing_ok=True)
             self.paths.clear()
-            for role in ("images", "frames", "animations"):
+            for role in ("images", "frames", "animations", "control_maps"):
                 if isinstance(self.record.get(role), list):
                     self.record[role] = []
             if "grid" in self.record:

@@ -61,4 +61,8 @@ class ImagesJob:
         return name, encode_png(image, png_info(record, index, seed, name)), {"images": entry}
 
     def finish_files(self, record: dict, images: dict, files: JobFiles, moment: datetime) -> dict[str, tuple[Path, object]]:
-        return {}
+        if not self.resolved.controlnets:
+            return {}
+        from sdxl_nb.jobs.control_files import save_control_maps
+
+        return save_control_maps(record, self.resolved, files, moment)

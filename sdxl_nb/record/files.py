@@ -1,4 +1,4 @@
-"""Which files a record names: its images (an animation's frames), grids, animations and inputs; one owner."""
+"""Which files a record names: its images (an animation's frames), grids, animations, control maps and inputs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ def named_files(record: dict) -> list[tuple[str, dict]]:
     for key, value in record.items():
         entries = value if isinstance(value, list) else [value]
         for entry in entries:
+            if key == "controlnets" and isinstance(entry, dict) and isinstance(entry.get("image"), dict):
+                entry = entry["image"]  # a ControlNet's control image: an input, like the init image
+                if isinstance(entry.get("path"), str):
+                    found.append(("input", entry))
+                continue
             if isinstance(entry, str) and key == "images":
                 entry = {"path": entry}  # older records listed bare names
             if isinstance(entry, dict) and isinstance(entry.get("path"), str):

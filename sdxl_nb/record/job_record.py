@@ -8,6 +8,7 @@ from datetime import datetime
 from PIL.PngImagePlugin import PngInfo
 
 import sdxl_nb
+from sdxl_nb.record.control_params import control_fields
 from sdxl_nb.record.ip_adapter import ip_adapter_fields, ip_adapter_record
 from sdxl_nb.record.joblog import SCHEMA_VERSION, encode_record
 from sdxl_nb.record.metadata import a1111_sampler, build_parameters
@@ -25,7 +26,8 @@ RESERVED_KEYS = frozenset({
     "prompt", "negative_prompt", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height",
     "batch", "chunk_size", "seed", "seeds", "strength", "init_image", "mask_image", "images", "timings",
     "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations",
-    "loras", "embeddings", "conditioning", "refiner", "hires", "ip_adapter", "ip_images"})
+    "loras", "embeddings", "conditioning", "refiner", "hires", "ip_adapter", "ip_images", "controlnets",
+    "control_maps"})
 
 
 def check_extra(extra: dict | None) -> dict:
@@ -57,6 +59,16 @@ def _input_image(image: InputImage | None) -> dict | None:
 def base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dict, device: dict, env: dict,
                 scheduler: dict | None = None) -> dict:
     """Everything known before the run; `finish_record` adds the outcome."""
+    record = _base_record(r, job_id=job_id, started_at=started_at, model=model, device=device, env=env,
+                          scheduler=scheduler)
+    if r.controlnets:  # only then: records of jobs without ControlNets keep their shape
+        record["controlnets"] = [unit.record() for unit in r.controlnets]
+        record["control_maps"] = []  # each unit's preprocessed map, saved after the images
+    return record
+
+
+def _base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dict, device: dict, env: dict,
+                 scheduler: dict | None = None) -> dict:
     return {
         "schema": SCHEMA_VERSION,
         "job_id": job_id,
@@ -131,6 +143,7 @@ def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | No
         **hires_fields(record),
         **network_fields(record),
         **ip_adapter_fields(record),
+        **control_fields(record),
         **(extra_fields or {}),
         "Version": f"sdxl_nb {sdxl_nb.__version__}",
     }

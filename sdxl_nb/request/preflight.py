@@ -102,6 +102,10 @@ def memory_check(r: ResolvedRequest, facts: dict, *, images_at_once: int, device
         from sdxl_nb.config.refiners import refiner_unet_bytes
 
         components["refiner_unet"] = refiner_unet_bytes(r.refiner.id, r.refiner.source, facts["dtype"])
+    if r.controlnets:  # their weights join the model's (the calibration below stays the model's own)
+        from sdxl_nb.request.control import controlnet_weight_bytes
+
+        components.update(controlnet_weight_bytes(r.controlnets, facts["dtype"]))
     width, height = r.output_size  # a hires job peaks in its second pass, at the larger size
     request = MemoryRequest(component_bytes=components, dtype=facts["dtype"], width=width,
                             height=height, images_at_once=images_at_once, cfg=r.cfg,

@@ -64,6 +64,9 @@ class GenerationRequest:
     ip_adapter: str | None = None  # an IP-Adapter name (see `sdxl-nb ip-adapters`): images as part of the prompt
     ip_images: list | None = None  # its image paths (one or several)
     ip_scale: float | None = None  # its weight, 0 (no effect) to 2; default 1
+    # ControlNet units: [{"model": NAME, "image": PATH, "preprocessor": "canny"|"none", "weight": 1.0, "start": 0.0,
+    # "end": 1.0, "low_threshold": 100, "high_threshold": 200}] (request/control.py); one dict means one unit.
+    controlnets: list | None = None
 
 
 @dataclass(frozen=True)
@@ -101,12 +104,13 @@ class ResolvedRequest:
     refiner: ModelPreset | None = None  # the refiner that takes over at refiner_switch (None: the base alone)
     refiner_switch: float | None = None  # set exactly when refiner is
     hires: HiresFix | None = None  # the second, upscaled pass (width and height stay the first pass's size)
+    ip_adapter: IpAdapterUse | None = None  # the IP-Adapter, its images and scale
+    controlnets: tuple = ()  # ControlUnit of each ControlNet, in order (request/control.py)
 
     @property
     def output_size(self) -> tuple[int, int]:
         """The saved images' size: the hires pass's when there is one."""
         return (self.hires.width, self.hires.height) if self.hires else (self.width, self.height)
-    ip_adapter: IpAdapterUse | None = None  # the IP-Adapter, its images and scale
 
     @property
     def init_resized(self) -> bool:
@@ -312,6 +316,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     else:
         seed = check_int(request.seed, "seed", 0, MAX_SEED - batch + 1)
     styled, effective_negative = style.apply(prompt, negative)
+    from sdxl_nb.request.control import resolve_controlnets
     from sdxl_nb.request.ip_adapter import resolve_ip_adapter
     from sdxl_nb.request.networks import resolve_embeddings, resolve_loras
 
@@ -326,6 +331,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         loras=resolve_loras(styled, effective_negative, request.loras),
         embeddings=resolve_embeddings(styled, effective_negative), hires=hires,
         refiner=refiner, refiner_switch=switch, ip_adapter=ip_adapter,
+        controlnets=resolve_controlnets(request.controlnets, read_input_image),
     )
 
 

@@ -11,6 +11,7 @@ import ipywidgets as w
 from sdxl_nb.errors import InputError
 from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.ui.controlnet_picker import ControlNetPicker
 from sdxl_nb.ui.hires_form import HiresFields
 from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.mask_painter import MaskPainter
@@ -40,6 +41,8 @@ class GenerateForm(RequestForm):
         self.inputs_note = w.HTML()
         self.hires = HiresFields()  # txt2img only, as in A1111
         self.painter = MaskPainter()  # the inpaint mask, painted on the init image (an uploaded mask is its base)
+        # ControlNet units (any mode); each shows its preprocessed map at the job's size before the run.
+        self.controlnets = ControlNetPicker(size=self.job_size)
         self.init_upload.observe(lambda _c: self.painter.set_image(_content(self.init_upload)), "value")
         self.mask_upload.observe(lambda _c: self.painter.set_base(_content(self.mask_upload)), "value")
         self.mode.add_class("sdxl-mode")
@@ -51,7 +54,8 @@ class GenerateForm(RequestForm):
         self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
         self.ip_adapter = IpAdapterPicker(model=lambda: self.model_id)
         self.build([self.mode, w.HBox([self.init_upload, self.mask_upload, self.strength]), self.painter.widget,
-                    self.hires.widget, self.inputs_note, self.ip_adapter.widget])
+                    self.hires.widget, self.inputs_note, self.ip_adapter.widget,
+                    self.controlnets.widget])
 
     def rows(self) -> list[w.Widget]:
         rows = super().rows()
@@ -136,7 +140,22 @@ class GenerateForm(RequestForm):
             fields.pop("resolution", None)
             fields.update(width=matched[1][0], height=matched[1][1])
             adjustments.append(form.aspect_note(*matched))
+        fields["controlnets"] = self.controlnets.fields(out_dir)
         return GenerationRequest(**fields), adjustments
+
+    def job_size(self) -> tuple[int, int]:
+        """The size the job will run at (a control map is made at it)."""
+        if self.mode.value != "txt2img":
+            matched = self.matched_size()
+            if matched:
+                return matched[1]
+            upload = _upload(self.init_upload)
+            if upload is not None and self.resolution.value == MODEL_SIZE:
+                from PIL import Image
+
+                with Image.open(io.BytesIO(upload[1])) as image:
+                    return image.size
+        return self.base_size()
 
     def mask_path(self, out_dir: Path) -> Path:
         """The inpaint mask (painted, or uploaded and perhaps painted over), kept under inputs/ by its hash."""

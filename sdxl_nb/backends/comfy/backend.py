@@ -49,7 +49,7 @@ class ComfyBackend:
     capabilities = Capabilities(previews=False, memory_facts=False, configure=False, scheduler_config=False,
                                 noise_mix=False, prompt_blend=False, prompt_weighting=False, lora=True,
                                 embeddings=True, local_models=False,
-                                rerun=True, refiner=True, hires=True, ip_adapter=False)
+                                rerun=True, refiner=True, hires=True, ip_adapter=False, controlnet=True)
 
     def __init__(self, url: str | None = None, *, checkpoint: str | None = None, vae: str | None = None,
                  timeout_s: float = 30.0, job_timeout_s: float = 900.0, retries: int = 3,
@@ -140,6 +140,10 @@ class ComfyBackend:
         if missing:
             raise ModelUnavailableError(f"LoRA {', '.join(missing)} is not on the ComfyUI server {self.client.server} "
                                         f"(models/loras); available: {', '.join(available) or 'none'}")
+        if resolved.controlnets:
+            from sdxl_nb.backends.comfy.control_nodes import missing_controlnets
+
+            missing_controlnets(self.client, resolved)
 
     def _system_stats(self) -> dict:
         """The server's /system_stats, asked once (at load, or here when an audit asks before any load)."""

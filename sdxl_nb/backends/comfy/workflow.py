@@ -100,6 +100,11 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     if not r.effective_negative_prompt:
         # SDXL (as diffusers runs it) uses zeroed conditioning for an empty negative, not an encoded "".
         negative = g.add("ConditioningZeroOut", "Empty negative", conditioning=negative)
+    if r.controlnets:
+        from sdxl_nb.backends.comfy.control_nodes import apply_controlnets
+
+        positive, negative = apply_controlnets(g, r, positive, negative, vae_link,
+                                               lambda image: _name(image, content_names, uploads), notes)
 
     if r.mode == "txt2img":
         latent = g.add("EmptyLatentImage", width=r.width, height=r.height, batch_size=batch)

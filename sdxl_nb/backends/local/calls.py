@@ -24,6 +24,10 @@ def shared_arguments(r: ResolvedRequest) -> dict:
     if r.mode != "img2img":  # img2img takes its size from the init image
         args.update(width=r.width, height=r.height)
     args.update(ip_adapter_arguments(r.ip_adapter))
+    if r.controlnets:
+        from sdxl_nb.backends.local.controlnet import control_arguments
+
+        control_arguments(r, args)
     return args
 
 

@@ -59,6 +59,7 @@ class LoadedModel:
     vectors: dict = field(default_factory=dict)  # embedding sha256 -> (clip_l, clip_g) vectors on the device
     refiners: dict = field(default_factory=dict)  # refiner id -> refiner.LoadedRefiner sharing this model's modules
     ip_adapter: object = None  # the IP-Adapter switch (ip_adapter.IpAdapterSwitch), made on first use
+    controlnets: dict = field(default_factory=dict)  # (path, sha256) -> ControlNetModel on the device
 
     def lora_switch(self) -> LoraSwitch:
         if self.lora is None:
@@ -77,7 +78,7 @@ class Engine:
     name = "local"
     capabilities = Capabilities(previews=True, memory_facts=True, configure=True, scheduler_config=True,
                                 noise_mix=True, prompt_blend=True, prompt_weighting=True, lora=True, embeddings=True,
-                                local_models=True, rerun=True, refiner=True, hires=True, ip_adapter=True)
+                                local_models=True, rerun=True, refiner=True, hires=True, ip_adapter=True, controlnet=True)
 
     def __init__(self, device: str | None = None, dtype: torch.dtype | None = None, max_loaded: int = 1,
                  auto_tune: bool = False, options: EngineOptions | None = None):
@@ -183,9 +184,13 @@ class Engine:
         model_loaded(info.id)  # outside the lock: a listener may ask what is loaded
         return loaded
 
-    def pipeline(self, loaded: LoadedModel, mode: str, *, mixing: bool = False):
-        """The pipeline for a mode (with `mixing`: per-image noise and conditioning); every one shares the loaded
-        modules (no copy, same dtype)."""
+    def pipeline(self, loaded: LoadedModel, mode: str, *, mixing: bool = False, controls: tuple = ()):
+        """The pipeline for a mode (with `mixing`: per-image noise and conditioning; with `controls`: those
+        ControlNets); every one shares the loaded modules (no copy, same dtype)."""
+        if controls:
+            from sdxl_nb.backends.local.controlnet import controlnet_pipeline
+
+            return controlnet_pipeline(loaded, mode, controls)
         if mode == "txt2img" and not mixing:
             return loaded.pipe
         key = f"mixing-{mode}" if mixing else mode
@@ -243,6 +248,10 @@ class Engine:
         check_networks(r, info.id, **self._model_for_checks(info))
         if r.ip_adapter is not None:
             check_ip_adapter(r.ip_adapter, info.id, self.options, **self._model_for_checks(info))
+        if r.controlnets:
+            from sdxl_nb.backends.local.controlnet import check_controlnets
+
+            check_controlnets(r, **self._model_for_checks(info))
 
     def lora_problem(self, info: ModelInfo, lora) -> str | None:
         """Why a LoRA does not fit a model (one line), or None; the model need not be loaded."""

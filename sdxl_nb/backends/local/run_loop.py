@@ -45,7 +45,7 @@ class RunLoop:
     def __init__(self, engine, loaded, plan: RunPlan, hooks: RunHooks, auto_tune: bool):
         self.engine, self.loaded, self.plan, self.hooks = engine, loaded, plan, hooks
         r = plan.request
-        self.pipe = engine.pipeline(loaded, r.mode, mixing=not plan.plain)
+        self.pipe = engine.pipeline(loaded, r.mode, mixing=not plan.plain, controls=r.controlnets)
         self.pipe.scheduler = engine.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
         self.arguments = CallArguments(self.pipe, r, plan.plain, plan.texts(), engine.embedding_vectors(loaded, r))
         self.fixed = plan.calls is not None

@@ -1,0 +1,130 @@
+"""ControlNet units in the lab: model, control image, preprocessor, weight, start/end; shows the map before a run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import ipywidgets as w
+
+from sdxl_nb.request.control_maps import CANNY_DEFAULTS, PREPROCESSORS
+from sdxl_nb.ui.widgets import set_status, show
+
+NUMBER = w.Layout(width="150px")
+
+
+class ControlUnitRow:
+    """One ControlNet unit's widgets; `fields(out_dir)` is the request's dict for it (the image kept under inputs/)."""
+
+    def __init__(self, models: list[str], on_remove: Callable[[ControlUnitRow], None]):
+        self.model = w.Dropdown(description="ControlNet", options=models, layout=w.Layout(width="360px"))
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Control image")
+        self.preprocessor = w.Dropdown(description="Type", options=list(PREPROCESSORS), value="canny",
+                                       layout=w.Layout(width="200px"))
+        # Plain number boxes: resolve() names the accepted range instead of clamping silently.
+        self.weight = w.FloatText(value=1.0, description="Weight", layout=NUMBER)
+        self.start = w.FloatText(value=0.0, description="Start", layout=NUMBER)
+        self.end = w.FloatText(value=1.0, description="End", layout=NUMBER)
+        self.low = w.IntText(value=CANNY_DEFAULTS["low_threshold"], description="Low", layout=NUMBER)
+        self.high = w.IntText(value=CANNY_DEFAULTS["high_threshold"], description="High", layout=NUMBER)
+        self.preview_button = w.Button(description="Show map", icon="eye", tooltip="preprocess the control image now")
+        self.remove = w.Button(description="Remove", icon="trash")
+        self.preview = w.Image(format="png", layout=w.Layout(max_width="256px"))
+        self.status = w.HTML()
+        self.preprocessor.observe(lambda _c: show(self.thresholds, self.preprocessor.value == "canny"), "value")
+        self.remove.on_click(lambda _b: on_remove(self))
+        self.thresholds = w.HBox([self.low, self.high])
+        self.widget = w.VBox([w.HBox([self.model, self.upload, self.preprocessor, self.remove]),
+                              w.HBox([self.weight, self.start, self.end]), self.thresholds,
+                              w.HBox([self.preview_button, self.status]), self.preview])
+
+    def image_bytes(self) -> bytes | None:
+        return bytes(self.upload.value[0]["content"]) if self.upload.value else None
+
+    def settings(self) -> dict:
+        if self.preprocessor.value != "canny":
+            return {}
+        return {"low_threshold": self.low.value, "high_threshold": self.high.value}
+
+    def show_map(self, size: tuple[int, int]):
+        """Preprocess the uploaded image at the job's size and show it (the map the job will save); the map or None."""
+        from sdxl_nb.errors import InputError, one_line
+        from sdxl_nb.request.control_maps import check_preprocessor_settings, control_map, map_png
+        from sdxl_nb.request.resolve import decode_image
+
+        data = self.image_bytes()
+        if data is None:
+            set_status(self.status, "upload a control image first", "error")
+            return None
+        try:
+            decode_image(data, "control image")
+            settings = check_preprocessor_settings(self.preprocessor.value, self.settings(), "control map")
+            image = control_map(data, self.preprocessor.value, settings, size)
+        except InputError as exc:
+            set_status(self.status, one_line(exc), "error")
+            return None
+        self.preview.value = map_png(image)
+        set_status(self.status, f"{self.preprocessor.value} map at {size[0]}x{size[1]}", "ok")
+        return image
+
+    def fields(self, out_dir: Path) -> dict:
+        from sdxl_nb.errors import InputError
+        from sdxl_nb.request import form
+
+        data = self.image_bytes()
+        if data is None:
+            raise InputError(f"ControlNet {self.model.value} needs a control image: upload one (or remove the unit)")
+        return {"model": self.model.value, "image": str(form.save_upload(data, out_dir, "control image")),
+                "preprocessor": self.preprocessor.value, "weight": self.weight.value, "start": self.start.value,
+                "end": self.end.value, **self.settings()}
+
+
+class ControlNetPicker:
+    """A thin view over `controlnet_listing` and `control_map`: add units, see each map, read the request's list."""
+
+    def __init__(self, size: Callable[[], tuple[int, int]], listing: Callable[[], list[dict]] | None = None):
+        from sdxl_nb.jobs.control_listing import controlnet_listing
+
+        self.size, self.listing = size, listing or controlnet_listing
+        self.names: list[str] = []
+        self.units: list[ControlUnitRow] = []
+        self.add = w.Button(description="Add ControlNet", icon="plus")
+        self.refresh = w.Button(description="Refresh", icon="refresh", tooltip="look for ControlNets again")
+        self.status = w.HTML()
+        self.box = w.VBox()
+        self.add.on_click(lambda _b: self.add_unit())
+        self.refresh.on_click(lambda _b: self.load())
+        self.widget = w.VBox([w.HBox([self.add, self.refresh, self.status]), self.box])
+
+    def load(self) -> None:
+        """(Re)list the ControlNets (builds the embedded tiny one on first use); a failure is one red line."""
+        from sdxl_nb.errors import one_line
+
+        try:
+            rows = self.listing()
+        except Exception as exc:  # a broken folder must not break the form
+            set_status(self.status, f"ControlNets could not be listed: {one_line(exc)}", "error")
+            return
+        self.names = [row["name"] for row in rows]
+        for unit in self.units:
+            chosen = unit.model.value
+            unit.model.options = self.names
+            unit.model.value = chosen if chosen in self.names else (self.names[0] if self.names else None)
+        set_status(self.status, f"{len(self.names)} ControlNet(s)", "idle")
+
+    def add_unit(self) -> ControlUnitRow:
+        if not self.names:
+            self.load()
+        unit = ControlUnitRow(self.names, self.remove_unit)
+        unit.preview_button.on_click(lambda _b: unit.show_map(self.size()))
+        self.units.append(unit)
+        self.box.children = [u.widget for u in self.units]
+        return unit
+
+    def remove_unit(self, unit: ControlUnitRow) -> None:
+        self.units.remove(unit)
+        self.box.children = [u.widget for u in self.units]
+
+    def fields(self, out_dir: Path) -> list[dict] | None:
+        """The request's `controlnets` (None without units); InputError when a unit has no image."""
+        return [unit.fields(out_dir) for unit in self.units] or None
