@@ -212,7 +212,7 @@ def test_a_controlnet_of_another_model_family_is_refused_before_any_work(run, co
         run(prompt="a fox", out_dir=tmp_path / "never", controlnets=[unit(control_image, model="sd15-canny")])
     assert not (tmp_path / "never").exists()
     # A single file's layout is known only when it loads: the run fails in one line and is recorded as failed.
-    with pytest.raises(GenerationError, match="ControlNet 'broken' could not be loaded from") as caught:
+    with pytest.raises(GenerationError, match="ControlNet 'broken' .* has no ControlNet weights") as caught:
         run(prompt="a fox", out_dir=tmp_path / "failed", controlnets=[unit(control_image, model="broken")])
     assert "\n" not in str(caught.value) and caught.value.result.record["status"] == "failed"
 
@@ -448,3 +448,46 @@ def test_a_controlnet_changed_since_the_job_is_reported_as_drift(run, control_im
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
     (row,) = file_drift(records).itertuples()
     assert "ControlNet 'mine'" in row.message and "changed since 1 job(s) used it" in row.message
+
+
+def test_a_single_file_controlnet_loads_offline_with_the_models_own_config(run, control_image, tmp_path, monkeypatch):
+    """The diffusers key layout in one .safetensors (as shared for A1111/ComfyUI): same pixels as its folder."""
+    from safetensors.torch import load_file, save_file
+
+    from sdxl_nb.config.tiny_controlnet import ensure_tiny_controlnet
+
+    folder = tmp_path / "a1111" / "models" / "ControlNet"
+    folder.mkdir(parents=True)
+    state = load_file(str(ensure_tiny_controlnet() / "diffusion_pytorch_model.safetensors"))
+    save_file(state, str(folder / "my-canny.safetensors"))
+    save_file({k: v for k, v in state.items() if not k.startswith("controlnet_mid_block")},
+              str(folder / "other-layout.safetensors"))
+    monkeypatch.setenv("SDXL_NB_CONTROLNETS", str(tmp_path / "a1111"))
+    embedded = run(prompt="a fox", out_dir=tmp_path / "embedded", controlnets=[unit(control_image)])
+    single = run(prompt="a fox", out_dir=tmp_path / "single", controlnets=[unit(control_image, model="my-canny")])
+    assert single.record["controlnets"][0]["model"]["path"].endswith("my-canny.safetensors")
+    assert np.array_equal(pixels(single.images[0]), pixels(embedded.images[0]))
+    with pytest.raises(GenerationError, match="ControlNet 'other-layout' .* does not have the layout of this "
+                                              "model's ControlNets") as caught:
+        run(prompt="a fox", out_dir=tmp_path / "bad", controlnets=[unit(control_image, model="other-layout")])
+    assert "\n" not in str(caught.value)
+
+
+def test_controlnets_guide_the_hires_pass_too_with_maps_at_its_size(run, engine, control_image, tmp_path,
+                                                                    monkeypatch):
+    calls = []
+    real = type(engine).call_pipeline
+
+    def spy(self, pipe, **kwargs):
+        calls.append((type(pipe).__name__, kwargs.get("control_image", kwargs.get("image"))))
+        return real(self, pipe, **kwargs)
+
+    monkeypatch.setattr(type(engine), "call_pipeline", spy)
+    hires = dict(hires_scale=2, hires_steps=2, hires_denoise=0.5)
+    result = run(prompt="a fox", out_dir=tmp_path / "out", controlnets=[unit(control_image)], **hires)
+    (first, first_map), (second, second_map) = calls
+    assert (first, second) == ("StableDiffusionXLControlNetPipeline", "StableDiffusionXLControlNetImg2ImgPipeline")
+    assert first_map.size == (64, 64) and second_map.size == (128, 128) and result.images[0].size == (128, 128)
+    monkeypatch.undo()
+    records, _ = read_logged_records(tmp_path / "out")
+    assert rerun_jobs(select_for_rerun(records, "all"), engine)["verdict"].tolist() == [BIT_EXACT]

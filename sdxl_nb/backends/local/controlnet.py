@@ -31,9 +31,13 @@ def load_controlnet(loaded, unit):
     path = Path(unit.model_path)
     try:
         if path.is_file():
-            model = ControlNetModel.from_single_file(str(path), torch_dtype=unet.dtype, local_files_only=True)
+            from sdxl_nb.backends.local.controlnet_file import load_controlnet_file
+
+            model = load_controlnet_file(path, unet, unit.model).to(unet.dtype)
         else:
             model = ControlNetModel.from_pretrained(str(path), torch_dtype=unet.dtype, local_files_only=True)
+    except ModelUnavailableError:  # already one line naming the file
+        raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelUnavailableError(f"ControlNet {unit.model!r} could not be loaded from {path}: {one_line(exc)}") \
             from exc

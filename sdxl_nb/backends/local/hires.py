@@ -19,7 +19,9 @@ class HiresPass:
 
     def __init__(self, engine, loaded, request, first_pipe):
         self.engine, self.fix, self.first_pipe = engine, request.hires, first_pipe
-        self.pipe = engine.pipeline(loaded, "img2img")
+        # ControlNets guide both passes, as A1111's ControlNet does by default; their maps are made at the new size.
+        self.controls = request.controlnets
+        self.pipe = engine.pipeline(loaded, "img2img", controls=self.controls)
         self.pipe.scheduler = engine.make_scheduler(loaded, request.scheduler.cls, request.scheduler.kwargs)
         self.first_steps = request.steps  # the first pass's steps as it ran (set by progress_span)
 
@@ -49,5 +51,10 @@ class HiresPass:
         args = {key: value for key, value in arguments.items() if key not in ("width", "height")}
         args.update(image=self.upscaled(latents, labels), strength=self.fix.denoise,
                     num_inference_steps=self.fix.schedule_steps, output_type="latent")
+        if self.controls:  # the first pass (txt2img) gave its maps as `image`: here they are the control image
+            from sdxl_nb.request.control_maps import unit_map
+
+            maps = [unit_map(unit, (self.fix.width, self.fix.height)) for unit in self.controls]
+            args["control_image"] = maps[0] if len(maps) == 1 else maps
         self.pipe.noise_mix = None
         return self.engine.call_pipeline(self.pipe, **args, **call).images
