@@ -29,12 +29,16 @@ class Faults:
 
 @pytest.fixture
 def faults(engine):
+    # The session's engine may have been left auto-tuning by a lab test (the lab turns it on): these tests say
+    # themselves when they want it.
+    saved, engine.auto_tune = engine.auto_tune, False
+
     def install(fail):
         engine.fault_hook = Faults(fail)
         return engine.fault_hook
 
     yield install
-    engine.fault_hook = None
+    engine.fault_hook, engine.auto_tune = None, saved
 
 
 def test_two_failures_then_success_saves_everything_and_lists_the_halvings(run, faults, tmp_path):

@@ -3,6 +3,7 @@ sizes, a literal {prompt}, a stale progress line and gallery, cut-off labels, CL
 
 import html
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -209,6 +210,8 @@ def test_messages_the_lab_shows_use_its_own_words():
         name, capabilities = "ComfyUI", Capabilities()
 
     class Slerp:  # what check_plan asks of a plan
+        request, plain = SimpleNamespace(controlnets=()), False
+
         def needs(self):
             return ["noise_mix"]
 
