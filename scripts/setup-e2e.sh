@@ -20,7 +20,8 @@ fi
 if ! "$venv/bin/python" -c "import selenium" >/dev/null 2>&1; then
   constraint=$(mktemp)
   trap 'rm -f "$constraint"' EXIT
-  "$venv/bin/python" -c 'import torch; print("torch==" + torch.__version__)' >"$constraint"
+  # Without the local label ("+cu130"), as in setup.sh: pip's site constraints may cap torch at "<=2.14.1".
+  "$venv/bin/python" -c 'import torch; print("torch==" + torch.__version__.split("+")[0])' >"$constraint"
   "$venv/bin/python" -m pip install -q -c "$constraint" -e ".[test,e2e]"
 fi
 echo "setup-e2e: $(/usr/bin/chromium --version 2>/dev/null | head -1), selenium $("$venv/bin/python" -c 'import selenium; print(selenium.__version__)')"

@@ -79,8 +79,10 @@ class Gallery:
                    lambda i: self.init(i, "inpaint"), self.on_init),
                   ("Upscale", "enlarge it 2x as its own recorded job (the Hires upscaler when it is Lanczos or a "
                    "model, else Lanczos)", self.upscale, self.on_upscale)]
-        rows = [w.HBox([self._action(label, tip, act, item) for label, tip, act in first]),
-                w.HBox([self._action(label, tip, act, item) for label, tip, act, wired in second if wired])]
+        # Rows wrap rather than squeeze: a thumbnail's width holds four buttons, never five whole labels.
+        wrap = {"layout": w.Layout(flex_flow="row wrap")}
+        rows = [w.HBox([self._action(label, tip, act, item) for label, tip, act in first], **wrap),
+                w.HBox([self._action(label, tip, act, item) for label, tip, act, wired in second if wired], **wrap)]
         cell = w.VBox([image, w.Label(item.caption), *rows], layout=w.Layout(margin="0 10px 10px 0",
                                                                               max_width=f"{THUMB_BOX + 20}px"))
         cell.add_class("sdxl-gallery-item")
@@ -178,7 +180,7 @@ class Gallery:
 
 def small() -> w.Layout:
     """A compact button's layout (each button its own: a shared Layout would change all of them at once)."""
-    return w.Layout(width="auto", height="26px", padding="0 6px", margin="1px")
+    return w.Layout(width="auto", height="26px", padding="0 6px", margin="1px", flex="0 0 auto")
 
 
 class FoldedGallery(Gallery):
