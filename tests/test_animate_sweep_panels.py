@@ -157,6 +157,21 @@ def test_sweep_panel_queues_cells_and_shows_the_grid(queue, tmp_path):
     assert queue.jobs() == [job] and len(read_records(tmp_path / "out" / "jobs.log")) == 3
 
 
+def test_the_sweep_tab_takes_a_hires_fix_and_sweeps_its_denoise(queue, tmp_path):
+    panel = SweepPanel(queue)
+    panel.form.prompt.value, panel.form.steps.value = "a hires sweep", 2
+    panel.form.use_seed(4)
+    panel.hires.enabled.value = True
+    panel.hires.scale.value, panel.hires.steps.value, panel.hires.upscaler.value = 2.0, 2, "Lanczos"
+    panel.x_field.value, panel.x_values.value = "hires_denoise", "0.4, 0.8"
+    job = panel.submit()
+    assert job is not None and job.wait(300) and job.status == "ok", panel.status.value
+    cells = [r for r in read_records(tmp_path / "out" / "jobs.log") if r["mode"] != "sweep"]
+    assert [(r["hires"]["denoise"], r["hires"]["upscaler"]["name"]) for r in cells] == [(0.4, "Lanczos"),
+                                                                                        (0.8, "Lanczos")]
+    assert all(r["hires"]["width"] == 2 * r["width"] for r in cells)
+
+
 def test_a_running_sweep_is_stopped_from_the_queue_panel(queue, tmp_path):
     panel, view = SweepPanel(queue), QueuePanel(queue)
     panel.form.prompt.value, panel.form.steps.value = "stop me", 2

@@ -109,11 +109,12 @@ def test_bench_cli_writes_the_documented_json(tmp_path, monkeypatch):
     bench.write_json(result, tmp_path / "bench.json")
     saved = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
     for key in ("overhead_ratio", "sustained_ratio", "shared_extra_param_bytes", "scheduler_swap_ms", "light_import_s",
-                "light_import_torch_loaded", "log_load_ratio", "animate_batch_speedup", "lora_switch_ms", "device",
-                "env"):
+                "light_import_torch_loaded", "log_load_ratio", "animate_batch_speedup", "lora_switch_ms", "refiner_handoff_ratio",
+                "hires_pass_ratio", "device", "env"):
         assert key in saved, key
     assert saved["log_load_lines"] == 2_000 and saved["log_load_ratio"] > 0 and saved["animate_batch_speedup"] > 0
     assert saved["env"]["options"]["compile"] is False
+    assert saved["refiner_handoff_ratio"] > 0 and saved["hires_pass_ratio"] > 0
 
 
 def test_lora_switching_is_measured_without_reloads(isolated_env):

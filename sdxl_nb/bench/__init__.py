@@ -15,6 +15,7 @@ SETTINGS = {
     "log_lines": (50_000, 1_000_000),
     "log_repeats": (1, 3),
     "lora_repeats": (5, 20),
+    "stages": ({"width": 64, "height": 64, "steps": 4, "repeats": 1}, {"width": 128, "height": 128, "steps": 8, "repeats": 3}),
     "animate": ({"frames": 4, "width": 64, "height": 64, "steps": 2, "repeats": 1},
                 {"frames": 8, "width": 128, "height": 128, "steps": 4, "repeats": 3}),
 }
@@ -23,7 +24,7 @@ SETTINGS = {
 def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
     """Run every benchmark; returns the JSON-able result (top-level keys as documented in docs/PERFORMANCE.md)."""
     from sdxl_nb.backends.local import Engine
-    from sdxl_nb.bench import cpu_checks, data_checks, lora_checks
+    from sdxl_nb.bench import cpu_checks, data_checks, lora_checks, stage_checks
 
     pick = 0 if quick else 1
     engine = Engine(device="cpu")
@@ -39,6 +40,7 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
         ("log loading", lambda: data_checks.log_loading(SETTINGS["log_lines"][pick], SETTINGS["log_repeats"][pick])),
         ("animate batching", lambda: data_checks.animate_batching(engine, **SETTINGS["animate"][pick])),
         ("LoRA switching", lambda: lora_checks.lora_switching(engine, SETTINGS["lora_repeats"][pick])),
+        ("second stages", lambda: stage_checks.second_stages(engine, **SETTINGS["stages"][pick])),
     ]
     for name, step in steps:
         figures = step()

@@ -14,6 +14,7 @@ from sdxl_nb.request.resolve import GenerationRequest
 from sdxl_nb.ui.gallery import GalleryItem, linked_gallery
 from sdxl_nb.ui.image_view import clear_image, css, image_box, show_pil
 from sdxl_nb.ui.own_jobs import OwnJobs
+from sdxl_nb.ui.hires_form import HiresFields
 from sdxl_nb.ui.request_form import RequestForm
 from sdxl_nb.ui.widgets import Panel, button, set_status
 
@@ -36,6 +37,7 @@ class SweepPanel(Panel):
         self.x_values = widgets.Text(value="3, 5, 7", description="X values", placeholder="V1, V2, ... or JSON list")
         self.y_field = widgets.Dropdown(options=[NO_AXIS, *SWEEPABLE], value=NO_AXIS, description="Y field")
         self.y_values = widgets.Text(value="", description="Y values")
+        self.hires = HiresFields()  # every cell gets the same second pass; its steps/denoise/upscaler may be axes
         self.run_button = button("Sweep", self.submit, "primary", "queue this sweep", icon="th")
         self.run_button.add_class("sdxl-sweep")
         self.status = widgets.HTML()  # one red line for bad input or a failed job; otherwise what was just done
@@ -49,6 +51,7 @@ class SweepPanel(Panel):
         self.widget = self.form.build([
             css(), widgets.HTML("<small>Each cell is this request with the axis values below; a field an axis "
                                 "sets is taken from the axis.</small>"),
+            self.hires.widget,
             widgets.HBox([self.x_field, self.x_values]), widgets.HBox([self.y_field, self.y_values]),
             widgets.HBox([self.run_button, self.stop_button]), self.status,
             widgets.HBox([self.progress, self.progress_text]), self.grid_view, self.cells_gallery.widget,
@@ -63,7 +66,7 @@ class SweepPanel(Panel):
     def base_request(self) -> tuple[GenerationRequest, list[str]]:
         """The request every cell starts from, and the adjustments the form made."""
         fields, adjustments = self.form.fields()
-        return GenerationRequest(**fields), adjustments
+        return GenerationRequest(**fields, **self.hires.fields()), adjustments
 
     def submit(self):
         """Queue the sweep; a bad axis or cell is one red line and queues nothing. Returns the job or None."""
