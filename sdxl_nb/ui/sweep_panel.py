@@ -12,9 +12,9 @@ from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis
 from sdxl_nb.request.resolve import GenerationRequest
 from sdxl_nb.ui.gallery import GalleryItem, linked_gallery
+from sdxl_nb.ui.hires_form import HiresFields
 from sdxl_nb.ui.image_view import clear_image, css, image_box, show_pil
 from sdxl_nb.ui.own_jobs import OwnJobs
-from sdxl_nb.ui.hires_form import HiresFields
 from sdxl_nb.ui.request_form import RequestForm
 from sdxl_nb.ui.widgets import Panel, button, set_status
 
