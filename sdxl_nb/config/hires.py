@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sdxl_nb.config.limits import MAX_SIZE, MAX_STEPS, strength_steps
+from sdxl_nb.config.limits import MAX_SIZE, MAX_STEPS, check_int, check_number, strength_steps
 from sdxl_nb.config.upscalers import DEFAULT_UPSCALER, Upscaler, find_upscaler
 from sdxl_nb.errors import InputError
 
@@ -52,20 +52,6 @@ def hires_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return int(width * scale), int(height * scale)
 
 
-def _number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise InputError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _whole(value: object, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    if not low <= value <= high:
-        raise InputError(f"{name} {value} is out of range; accepted: {low} to {high}")
-    return value
-
-
 def _scales_that_fit(width: int, height: int) -> str:
     good = [s for s in (1.25, 1.5, 2, 3, 4) if all(int(side * s) % 8 == 0 and int(side * s) <= MAX_SIZE
                                                   for side in (width, height))]
@@ -84,15 +70,15 @@ def resolve_hires(scale, steps, denoise, upscaler, *, mode: str, width: int, hei
     if mode != "txt2img":
         raise InputError(f"hires fix runs in txt2img only (as in A1111), not {mode}; to enlarge an image use "
                          "`sdxl-nb upscale` or give img2img a larger width and height")
-    scale = _number(scale, "hires scale")
+    scale = check_number(scale, "hires scale")
     if not 1 <= scale <= MAX_SCALE:
         raise InputError(f"hires scale {scale:g} is out of range; accepted: 1 to {MAX_SCALE:g}")
     new_width, new_height = hires_size(width, height, scale)
     if new_width % 8 or new_height % 8 or max(new_width, new_height) > MAX_SIZE:
         raise InputError(f"hires size {new_width}x{new_height} ({width}x{height} x {scale:g}) must be multiples of 8 "
                          f"up to {MAX_SIZE}; accepted scales at this size: {_scales_that_fit(width, height)}")
-    steps = base_steps if steps is None else _whole(steps, "hires steps", 1, MAX_STEPS)
-    denoise = DEFAULT_DENOISE if denoise is None else _number(denoise, "hires denoise")
+    steps = base_steps if steps is None else check_int(steps, "hires steps", 1, MAX_STEPS)
+    denoise = DEFAULT_DENOISE if denoise is None else check_number(denoise, "hires denoise")
     if not 0 < denoise <= 1:
         raise InputError(f"hires denoise {denoise:g} is out of range; accepted: greater than 0, at most 1")
     if steps / denoise > 2 * MAX_SCHEDULE or schedule_steps(steps, denoise) > MAX_SCHEDULE:

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
-from sdxl_nb.config.limits import MAX_INPUT_PIXELS
+from sdxl_nb.config.limits import MAX_INPUT_PIXELS, check_number
 from sdxl_nb.config.upscalers import Upscaler, find_upscaler, recorded_upscaler
 from sdxl_nb.errors import InputError
 from sdxl_nb.jobs.files import JobFiles
@@ -38,8 +38,7 @@ class UpscaleSettings:
 def check_upscale(scale: object, upscaler: object, size: tuple[int, int]) -> UpscaleSettings:
     """Validated settings (InputError, one line): a pixel upscaler (latent ones need a generation) and a result
     within the input pixel budget."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale != scale:
-        raise InputError(f"scale must be a number, got {scale!r}")
+    scale = check_number(scale, "scale")
     if not 1 < scale <= MAX_SCALE:
         raise InputError(f"scale {scale:g} is out of range; accepted: greater than 1, at most {MAX_SCALE:g}")
     chosen = find_upscaler(DEFAULT_UPSCALER if upscaler is None else upscaler)

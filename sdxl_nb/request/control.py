@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sdxl_nb.config.limits import check_number
 from sdxl_nb.errors import InputError
 from sdxl_nb.request.annotators import ANNOTATORS, check_annotator
 from sdxl_nb.request.control_maps import (
@@ -11,7 +12,6 @@ from sdxl_nb.request.control_maps import (
     PREPROCESSORS,
     canonical,
     check_preprocessor_settings,
-    number,
 )
 
 MAX_CONTROLNETS = 4  # units per job (A1111's extension defaults to 3; each adds a ControlNet pass per step)
@@ -55,7 +55,7 @@ class ControlUnit:
 
 
 def _fraction(value: object, name: str) -> float:
-    fraction = number(value, name)
+    fraction = check_number(value, name)
     if not 0 <= fraction <= 1:
         raise InputError(f"{name} {value} is out of range; accepted: 0 to 1 (a fraction of the steps)")
     return fraction
@@ -101,7 +101,7 @@ def resolve_controlnets(entries: list | tuple | None, read_image) -> tuple[Contr
             raise InputError(f"{label}: unknown preprocessor {preprocessor!r}; accepted: {', '.join(PREPROCESSORS)}")
         settings = check_preprocessor_settings(preprocessor, fields, label)
         annotator_files = tuple(check_annotator(preprocessor, label).items()) if preprocessor in ANNOTATORS else ()
-        weight = 1.0 if fields.get("weight") is None else number(fields["weight"], f"{label} weight")
+        weight = 1.0 if fields.get("weight") is None else check_number(fields["weight"], f"{label} weight")
         if not 0 <= weight <= MAX_CONTROL_WEIGHT:
             raise InputError(f"{label} weight {fields['weight']} is out of range; accepted: 0 to {MAX_CONTROL_WEIGHT:g}")
         start = 0.0 if fields.get("start") is None else _fraction(fields["start"], f"{label} start")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from sdxl_nb.config.limits import check_int
 from sdxl_nb.errors import InputError
 from sdxl_nb.request.annotators import ALIASES, ANNOTATORS, PROCESSOR_RES, annotate
 
@@ -31,26 +32,11 @@ def check_preprocessor_settings(preprocessor: str, fields: dict, label: str) -> 
         if given:
             raise InputError(f"{label}: {', '.join(given)} apply only to preprocessor canny, not {preprocessor}")
         return (("processor_res", PROCESSOR_RES),) if preprocessor in ANNOTATORS else ()
-    low, high = (_whole(given.get(key, default), f"{label} {key.replace('_', ' ')}", *THRESHOLD_RANGE)
+    low, high = (check_int(given.get(key, default), f"{label} {key.replace('_', ' ')}", *THRESHOLD_RANGE)
                  for key, default in CANNY_DEFAULTS.items())
     if low > high:
         raise InputError(f"{label} low threshold {low} is above its high threshold {high}; accepted: low <= high")
     return (("low_threshold", low), ("high_threshold", high))
-
-
-def _whole(value: object, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    if not low <= value <= high:
-        raise InputError(f"{name} {value} is out of range; accepted: {low} to {high}")
-    return value
-
-
-def number(value: object, name: str) -> float:
-    """A real number (bools and NaN refused), else InputError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise InputError(f"{name} must be a number, got {value!r}")
-    return float(value)
 
 
 def control_map(source, preprocessor: str, settings: dict | tuple, size: tuple[int, int]):

@@ -21,6 +21,8 @@ from sdxl_nb.config.limits import (
     MAX_SIZE,
     MAX_STEPS,
     MIN_SIZE,
+    check_int,
+    check_number,
     strength_steps,
 )
 from sdxl_nb.config.loras import LoraUse
@@ -132,22 +134,6 @@ def check_text(value: object, name: str) -> str:
     if bad:
         raise _fail(f"{name} contains control characters ({', '.join(bad)}); accepted: printable text, tabs, newlines")
     return value
-
-
-def check_int(value: object, name: str, low: int, high: int) -> int:
-    """A whole number within [low, high] (bools refused), else InputError naming the accepted range."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    if not low <= value <= high:
-        raise _fail(f"{name} {value} is out of range; accepted: {low} to {high}")
-    return value
-
-
-def check_number(value: object, name: str) -> float:
-    """A real number (bools and NaN refused), else InputError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise _fail(f"{name} must be a number, got {value!r}")
-    return float(value)
 
 
 def _pick(table: dict, name: str, kind: str, why: str | None = None):
