@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from sdxl_nb.config.cache_build import build_folder_once
 from sdxl_nb.config.tiny import cache_root
 
 SDXL_BASE_CONFIG_ID = "sdxl-base-config"
@@ -97,19 +95,4 @@ def _write(staging: Path) -> None:
 
 def ensure_sdxl_base_config() -> Path:
     """SDXL base's diffusers folder without weights (configs, tokenizers, scheduler), built once in the cache."""
-    from filelock import FileLock
-
-    target = sdxl_base_config_dir()
-    if (target / "model_index.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / "model_index.json").is_file():
-            return target
-        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-        try:
-            _write(staging)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return build_folder_once(sdxl_base_config_dir(), "model_index.json", _write)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from sdxl_nb import settings
+from sdxl_nb.config.cache_build import build_folder_once
 
 TINY_MODEL_ID = "tiny-sdxl"
 # Bump when the architecture or the weight recipe changes, so old caches are not reused.
@@ -138,24 +136,12 @@ def content_revision(folder: Path) -> str:
 
 def ensure_tiny_model(target: Path | None = None) -> Path:
     """Build and save the tiny model once (diffusers folder layout); return its folder."""
-    from filelock import FileLock
 
-    target = Path(target) if target else tiny_model_dir()
-    if (target / "model_index.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # The lock makes concurrent kernels build it once; the rename makes a half-built folder impossible.
-    with FileLock(str(target) + ".lock"):
-        if (target / "model_index.json").is_file():
-            return target
-        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-        try:
-            build_tiny_pipeline().save_pretrained(staging, safe_serialization=True)
-            (staging / "sdxl_nb_model.json").write_text(
-                json.dumps({"id": TINY_MODEL_ID, "version": TINY_MODEL_VERSION, "weight_seed": WEIGHT_SEED}) + "\n",
-                encoding="utf-8",
-            )
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    def write(staging: Path) -> None:
+        build_tiny_pipeline().save_pretrained(staging, safe_serialization=True)
+        (staging / "sdxl_nb_model.json").write_text(
+            json.dumps({"id": TINY_MODEL_ID, "version": TINY_MODEL_VERSION, "weight_seed": WEIGHT_SEED}) + "\n",
+            encoding="utf-8",
+        )
+
+    return build_folder_once(Path(target) if target else tiny_model_dir(), "model_index.json", write)

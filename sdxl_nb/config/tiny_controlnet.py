@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from sdxl_nb.config.cache_build import build_folder_once
 from sdxl_nb.config.tiny import cache_root, ensure_tiny_model
 
 TINY_CONTROLNET_ID = "tiny-sdxl-controlnet"
@@ -45,22 +43,11 @@ def build_tiny_controlnet():
 
 def ensure_tiny_controlnet(target: Path | None = None) -> Path:
     """Build and save the tiny ControlNet once (diffusers folder: config.json + safetensors); its folder."""
-    from filelock import FileLock
 
-    target = Path(target) if target else tiny_controlnet_dir()
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / "config.json").is_file():
-            return target
-        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-        try:
-            build_tiny_controlnet().save_pretrained(staging, safe_serialization=True)
-            (staging / "sdxl_nb_model.json").write_text(json.dumps(
-                {"id": TINY_CONTROLNET_ID, "version": TINY_CONTROLNET_VERSION, "weight_seed": WEIGHT_SEED}) + "\n",
-                encoding="utf-8")
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    def write(staging: Path) -> None:
+        build_tiny_controlnet().save_pretrained(staging, safe_serialization=True)
+        (staging / "sdxl_nb_model.json").write_text(json.dumps(
+            {"id": TINY_CONTROLNET_ID, "version": TINY_CONTROLNET_VERSION, "weight_seed": WEIGHT_SEED}) + "\n",
+            encoding="utf-8")
+
+    return build_folder_once(Path(target) if target else tiny_controlnet_dir(), "config.json", write)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from sdxl_nb.config.cache_build import build_folder_once
 from sdxl_nb.config.tiny import cache_root, ensure_tiny_model
 
 DEMO_IP_ADAPTER = "tiny-sdxl-ip-adapter"
@@ -139,23 +139,8 @@ def build_ip_adapter_folder(target: Path, name: str = DEMO_IP_ADAPTER, tensors: 
 
 def ensure_demo_ip_adapter() -> Path:
     """Build the embedded tiny IP-Adapter folder once; its root (the h94 layout)."""
-    from filelock import FileLock
-
-    root = demo_ip_adapter_root()
-    weights = root / "sdxl_models" / f"{DEMO_IP_ADAPTER}.safetensors"
-    if weights.is_file():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
-        if weights.is_file():
-            return root
-        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root.parent))
-        try:
-            build_ip_adapter_folder(staging, plus=True)
-            os.replace(staging, root)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return root
+    return build_folder_once(demo_ip_adapter_root(), f"sdxl_models/{DEMO_IP_ADAPTER}.safetensors",
+                             lambda staging: build_ip_adapter_folder(staging, plus=True))
 
 
 def copy_demo_ip_adapter(folder: str | os.PathLike, name: str = DEMO_IP_ADAPTER) -> Path:

@@ -4,11 +4,9 @@ conditioning), tiny-sdxl's VAE and second text encoder (same bytes, so they are 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from sdxl_nb.config.cache_build import build_folder_once
 from sdxl_nb.config.tiny import WEIGHT_SEED, cache_root
 
 TINY_REFINER_ID = "tiny-sdxl-refiner"
@@ -58,22 +56,11 @@ def build_tiny_refiner():
 
 def ensure_tiny_refiner(target: Path | None = None) -> Path:
     """Build and save the tiny refiner once (diffusers folder layout); return its folder."""
-    from filelock import FileLock
 
-    target = Path(target) if target else tiny_refiner_dir()
-    if (target / "model_index.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):  # concurrent kernels build it once; the rename hides a half-built one
-        if (target / "model_index.json").is_file():
-            return target
-        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-        try:
-            build_tiny_refiner().save_pretrained(staging, safe_serialization=True)
-            (staging / "sdxl_nb_model.json").write_text(
-                json.dumps({"id": TINY_REFINER_ID, "version": TINY_REFINER_VERSION, "weight_seed": REFINER_SEED})
-                + "\n", encoding="utf-8")
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    def write(staging: Path) -> None:
+        build_tiny_refiner().save_pretrained(staging, safe_serialization=True)
+        (staging / "sdxl_nb_model.json").write_text(
+            json.dumps({"id": TINY_REFINER_ID, "version": TINY_REFINER_VERSION, "weight_seed": REFINER_SEED})
+            + "\n", encoding="utf-8")
+
+    return build_folder_once(Path(target) if target else tiny_refiner_dir(), "model_index.json", write)
