@@ -13,7 +13,7 @@ from sdxl_nb.analysis import read_logged_records
 from sdxl_nb.audit import BIT_EXACT, rerun_jobs, select_for_rerun
 from sdxl_nb.cli import main
 from sdxl_nb.config.controlnets import TINY_CONTROLNET
-from sdxl_nb.errors import GenerationError, InputError
+from sdxl_nb.errors import InputError
 from sdxl_nb.record.joblog import read_records
 from sdxl_nb.record.metadata import parse_parameters
 from sdxl_nb.record.recovery import verify_folder
@@ -211,10 +211,10 @@ def test_a_controlnet_of_another_model_family_is_refused_before_any_work(run, co
                                          "is 768, the model's UNet has 64"):
         run(prompt="a fox", out_dir=tmp_path / "never", controlnets=[unit(control_image, model="sd15-canny")])
     assert not (tmp_path / "never").exists()
-    # A single file's layout is known only when it loads: the run fails in one line and is recorded as failed.
-    with pytest.raises(GenerationError, match="ControlNet 'broken' .* has no ControlNet weights") as caught:
-        run(prompt="a fox", out_dir=tmp_path / "failed", controlnets=[unit(control_image, model="broken")])
-    assert "\n" not in str(caught.value) and caught.value.result.record["status"] == "failed"
+    # A single file is judged by the names and shapes in its header, before any work too.
+    with pytest.raises(InputError, match="ControlNet 'broken' .* has no ControlNet weights") as caught:
+        run(prompt="a fox", out_dir=tmp_path / "never", controlnets=[unit(control_image, model="broken")])
+    assert "\n" not in str(caught.value) and not (tmp_path / "never").exists()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -467,10 +467,10 @@ def test_a_single_file_controlnet_loads_offline_with_the_models_own_config(run, 
     single = run(prompt="a fox", out_dir=tmp_path / "single", controlnets=[unit(control_image, model="my-canny")])
     assert single.record["controlnets"][0]["model"]["path"].endswith("my-canny.safetensors")
     assert np.array_equal(pixels(single.images[0]), pixels(embedded.images[0]))
-    with pytest.raises(GenerationError, match="ControlNet 'other-layout' .* does not have the layout of this "
-                                              "model's ControlNets") as caught:
+    with pytest.raises(InputError, match="ControlNet 'other-layout' .* does not have the layout of this model's "
+                                         r"ControlNets: 2 weight\(s\) missing, 0 unexpected, 0 of another shape") as caught:
         run(prompt="a fox", out_dir=tmp_path / "bad", controlnets=[unit(control_image, model="other-layout")])
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(caught.value) and not (tmp_path / "bad").exists()
 
 
 def test_controlnets_guide_the_hires_pass_too_with_maps_at_its_size(run, engine, control_image, tmp_path,

@@ -61,8 +61,8 @@ def fit_problem(control_config, unet_config) -> str | None:
 
 
 def check_controlnets(r, *, loaded=None, folder: Path | None = None) -> None:
-    """Before any work: each ControlNet folder's config fits the model's UNet (a single file is checked when it
-    loads: its layout is only known then), else InputError naming both."""
+    """Before any work: each ControlNet fits the model's UNet (a folder by its config, a single file by the names
+    and shapes in its header), else InputError naming both."""
     import json
 
     if loaded is not None:
@@ -70,6 +70,13 @@ def check_controlnets(r, *, loaded=None, folder: Path | None = None) -> None:
     else:
         unet_config = json.loads((Path(folder) / "unet" / "config.json").read_text(encoding="utf-8"))
     for unit in r.controlnets:
+        if Path(unit.model_path).is_file():
+            from sdxl_nb.backends.local.controlnet_file import layout_problem, meta_unet
+
+            problem = layout_problem(Path(unit.model_path), meta_unet(unet_config), unit.model)
+            if problem:
+                raise InputError(problem)
+            continue
         config_file = Path(unit.model_path) / "config.json"
         if not config_file.is_file():
             continue
