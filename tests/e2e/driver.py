@@ -43,10 +43,15 @@ class LabDriver:
                 continue
         return shown
 
-    def until(self, condition, timeout: float = WAIT_S, message: str = ""):
+    def until(self, condition, timeout: float = WAIT_S, message: str = "", *, ignore_stale: bool = True):
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.browser, timeout, poll_frequency=0.25).until(lambda _d: condition(), message)
+        # A view the kernel redraws (the queue list on every event) can replace an element while the condition
+        # reads it: that reading is asked again, as a person would look again.
+        ignored = (StaleElementReferenceException,) if ignore_stale else ()
+        wait = WebDriverWait(self.browser, timeout, poll_frequency=0.25, ignored_exceptions=ignored)
+        return wait.until(lambda _d: condition(), message)
 
     # ---- doing ----
     def tab(self, title: str):
@@ -93,9 +98,18 @@ class LabDriver:
         return next(b for b in self.all("button", scope) if _text(b) == text)
 
     def click(self, scope, text: str) -> None:
-        button = self.button(scope, text)
-        self.until(lambda: button.is_enabled(), message=f"{text} stays disabled")
-        button.click()
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for attempt in range(3):  # a redrawn view (the queue list) may replace the button between finding and click
+            button = self.button(scope, text)
+            try:
+                self.until(lambda: button.is_enabled(), message=f"{text} stays disabled",  # noqa: B023
+                           ignore_stale=False)
+                button.click()
+                return
+            except StaleElementReferenceException:
+                if attempt == 2:
+                    raise
 
     def small_request(self, panel, prompt: str, style: str | None = None, steps: int = 2) -> None:
         """The form every tab shares: prompt, style, a 64 px custom size, few steps."""
