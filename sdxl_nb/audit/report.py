@@ -94,7 +94,8 @@ class AuditReport:
         _section(out, "", [f"job {r.job_id}: {r.differences}" for r in self.environment_drift.itertuples()])
         out.append(f"preset drift: {len(self.preset_drift)} preset(s) changed since use")
         _section(out, "", [f"{r.message} (recorded {r.recorded}, now {r.current})" for r in self.preset_drift.itertuples()])
-        out.append(f"LoRA/embedding drift: {len(self.file_drift)} file(s) changed since use")
+        out.append(f"file drift (LoRAs, embeddings, upscalers, ControlNets): {len(self.file_drift)} file(s) changed "
+                   "since use")
         _section(out, "", [f"{r.message} (sha256 {r.recorded}, now {r.current})" for r in self.file_drift.itertuples()])
         if self.reruns is not None:
             counts = self.reruns["verdict"].value_counts().to_dict() if len(self.reruns) else {}
