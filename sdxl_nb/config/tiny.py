@@ -18,6 +18,22 @@ TINY_CONTEXT = 256
 WEIGHT_SEED = 20240101
 
 
+# The tiny UNet's blocks, shared by tiny-sdxl and its refiner twin (which differ in conditioning only).
+TINY_UNET_LAYOUT = dict(
+    sample_size=16,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=(32, 64),
+    layers_per_block=1,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    attention_head_dim=(2, 4),
+    transformer_layers_per_block=(1, 1),
+    use_linear_projection=True,
+    norm_num_groups=8,
+)
+
+
 def cache_root() -> Path:
     """Folder where sdxl_nb keeps what it builds (`SDXL_NB_CACHE`, default ~/.cache/sdxl_nb)."""
     return Path(settings.cache_dir() or Path.home() / ".cache" / "sdxl_nb")
@@ -68,21 +84,11 @@ def _build_components() -> dict:
     text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text_config))
     torch.manual_seed(WEIGHT_SEED + 2)
     unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        transformer_layers_per_block=(1, 1),
-        use_linear_projection=True,
+        **TINY_UNET_LAYOUT,
         cross_attention_dim=64,  # both encoders' hidden states side by side, as in SDXL
         addition_embed_type="text_time",
         addition_time_embed_dim=8,
         projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop ids + pooled embedding
-        norm_num_groups=8,
     )
     torch.manual_seed(WEIGHT_SEED + 3)
     # Four blocks give SDXL's 8x latent downscale, so sizes behave as with real models.

@@ -25,28 +25,18 @@ def build_tiny_refiner():
     import torch
     from diffusers import StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
 
-    from sdxl_nb.config.tiny import _build_components
+    from sdxl_nb.config.tiny import TINY_UNET_LAYOUT, _build_components
 
     base = _build_components()  # tiny-sdxl's own recipe: its VAE and text_encoder_2 come out byte-identical
     width = base["text_encoder_2"].config.hidden_size
     time_dim = 8
     torch.manual_seed(REFINER_SEED)
     unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        transformer_layers_per_block=(1, 1),
-        use_linear_projection=True,
+        **TINY_UNET_LAYOUT,
         cross_attention_dim=width,  # the refiner reads the second encoder alone
         addition_embed_type="text_time",
         addition_time_embed_dim=time_dim,
         projection_class_embeddings_input_dim=REFINER_TIME_IDS * time_dim + width,
-        norm_num_groups=8,
     )
     return StableDiffusionXLImg2ImgPipeline(
         vae=base["vae"], text_encoder=None, text_encoder_2=base["text_encoder_2"], tokenizer=None,
