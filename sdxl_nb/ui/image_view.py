@@ -6,6 +6,8 @@ import io
 
 import ipywidgets as w
 
+from sdxl_nb.record.store import encode_png
+
 THUMB_BOX = 256  # a gallery cell's longest side, in CSS pixels
 VIEW_BOX = 512  # a single result (grid, animation, viewer) when not shown at full size
 SMALLEST = 256  # images smaller than this are scaled up (by a whole factor, drawn pixelated)
@@ -62,9 +64,9 @@ def show_image(widget: w.Image, data: bytes, box: int = VIEW_BOX, smallest: int 
 
 
 def png_bytes(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    # The saved files' fast settings: PIL's default level 6 took half a second for a 1024x1024 image, which
+    # every finished image in a panel would wait for.
+    return encode_png(image)
 
 
 def show_pil(widget: w.Image, image, box: int = VIEW_BOX, smallest: int = SMALLEST) -> tuple[int, int]:
