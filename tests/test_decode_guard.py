@@ -3,9 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from sdxl_nb.backends.local.calls import shared_arguments
+from sdxl_nb.backends.local.decode import _bad_rows
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import find_model
 from sdxl_nb.errors import GenerationError
@@ -143,3 +147,31 @@ def test_chunk_size_must_fit_the_batch(run):
 
     with pytest.raises(InputError, match=r"chunk_size 0 is out of range; accepted: 1 to the batch \(2\)"):
         run(prompt="x", batch=2, chunk_size=0)
+
+
+def _bad_rows_elementwise(latents, image):
+    """The guard's verdicts computed value by value: what the one-pass extremes must agree with."""
+    verdicts = []
+    for latent, decoded in zip(latents, image, strict=True):
+        pixels_out = (decoded.float() / 2 + 0.5).clamp(0, 1).mul(255).round()
+        verdicts.append("NaN/inf latents" if not torch.isfinite(latent).all()
+                        else "NaN/inf after the VAE decode" if not torch.isfinite(decoded).all()
+                        else "an all-black image" if pixels_out.max() == 0 else None)
+    return verdicts
+
+
+SPECIAL = [float("nan"), float("inf"), -float("inf"), -1.0, -1.0 + 1 / 255, -1.0 + 1 / 255 + 1e-6, 0.0, 1.0]
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(st.sampled_from([torch.float32, torch.float16, torch.bfloat16]), st.integers(0, 2**31 - 1),
+       st.lists(st.tuples(st.integers(0, 2), st.integers(0, 47), st.sampled_from(SPECIAL)), max_size=6),
+       st.floats(-1.01, 1.0), st.floats(0.0, 0.02))
+def test_guard_extremes_agree_with_every_value(dtype, seed, spikes, base, spread):
+    generator = torch.Generator().manual_seed(seed)
+    image = (base + spread * torch.rand(3, 3, 4, 4, generator=generator)).to(dtype)
+    latents = torch.zeros(3, 4, 2, 2, dtype=dtype)
+    for row, position, value in spikes:  # NaN, inf and the values around the black threshold, in image or latents
+        target = latents if position >= 40 else image
+        target[row].view(-1)[position % target[row].numel()] = value
+    assert _bad_rows(latents, image) == _bad_rows_elementwise(latents, image)
