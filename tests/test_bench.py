@@ -115,6 +115,9 @@ def test_bench_cli_writes_the_documented_json(tmp_path, monkeypatch):
     assert saved["log_load_lines"] == 2_000 and saved["log_load_ratio"] > 0 and saved["animate_batch_speedup"] > 0
     assert saved["env"]["options"]["compile"] is False
     assert saved["refiner_handoff_ratio"] > 0 and saved["hires_pass_ratio"] > 0
+    from sdxl_nb.config.presets import load_presets  # every preset scheduler ran a job (its own step code)
+
+    assert set(saved["scheduler_job_s_each"]) == set(load_presets().schedulers) and saved["scheduler_jobs"] >= 10
 
 
 def test_lora_switching_is_measured_without_reloads(isolated_env):

@@ -122,6 +122,25 @@ def scheduler_swap(engine, repeats: int) -> dict:
     return {"scheduler_swap_ms": max(per.values()), "scheduler_swap_ms_each": per}
 
 
+def scheduler_jobs(engine, *, width: int, height: int, steps: int) -> dict:
+    """One job through the product with each preset scheduler: every scheduler's own step code runs (a missing
+    dependency such as scipy for LMS fails here, not in a user's job); seconds per job for each."""
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.jobs.generate import generate
+
+    out = tempfile.mkdtemp(prefix="sdxl_nb-bench-")
+    times = {}
+    for scheduler in load_presets().schedulers.values():
+        started = time.perf_counter()
+        result = generate(prompt=BENCH_PROMPT, model="tiny-sdxl", width=width, height=height, steps=steps, seed=1,
+                          scheduler=scheduler.name, out_dir=out, engine=engine)
+        times[scheduler.name] = time.perf_counter() - started
+        if result.status != "ok":
+            raise RuntimeError(f"the {scheduler.name} scheduler's job ended {result.status}: {result.error}")
+    return {"scheduler_jobs": len(times), "scheduler_job_s_each": times,
+            "scheduler_job_settings": f"tiny-sdxl, {width}x{height}, {steps} steps, one job each"}
+
+
 def light_imports(repeats: int) -> dict:
     """Import time of the pure and analysis modules in a fresh interpreter, and whether torch came along."""
     modules = LIGHT_MODULES + _optional_modules()
