@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from sdxl_nb.errors import InputError
 from sdxl_nb.record.joblog import read_records
 from tests.conftest import PYTHON, python_env
 from tests.ui_helpers import lab_for, small_form, status_kind
@@ -154,3 +155,27 @@ def test_engine_settings_apply_between_jobs(tmp_path):
     lab.settings.backend.value = "ComfyUI"
     lab.settings.apply.click()  # no server URL: one red line, nothing changes
     assert "type it in the Server box" in html.unescape(lab.settings.status.value)
+
+
+def test_a_profile_the_device_cannot_run_is_refused_at_apply(tmp_path):
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.backends.replicas import ReplicaEngine
+    from sdxl_nb.config.engine_profiles import engine_options
+
+    engine = Engine(device="cpu")
+    lab = lab_for(engine, tmp_path / "out")
+    lab.settings.profile.value = "Low memory"
+    lab.settings.apply.click()
+    lab.settings.profile.value = "Fastest FP8 (Hopper)"
+    lab.settings.apply.click()  # on this CPU: one red line at once, not a failed job later
+    status = html.unescape(lab.settings.status.value)
+    assert "float8 tensor cores" in status and "runs on cpu" in status and "\n" not in status.strip()
+    small_form(lab.generate.form, seed=3, batch=1)
+    lab.generate.generate.click()
+    assert lab.generate.wait(120)
+    (record,) = read_records(tmp_path / "out" / "jobs.log")  # the earlier choice held
+    assert record["status"] == "ok" and record["env"]["options"]["vae_tiling"] and not record["env"]["options"]["fp8"]
+    replicas = ReplicaEngine(engines=[Engine(device="cpu"), Engine(device="cpu")])
+    with pytest.raises(InputError, match="float8 tensor cores"):  # every replica or none
+        replicas.configure(engine_options("Fastest FP8 (Hopper)"))
+    assert not any(e.options.fp8 for e in replicas.engines)

@@ -28,7 +28,9 @@ class Capabilities:
 
     previews: bool = False  # on_preview receives step previews
     memory_facts: bool = False  # memory_facts(loaded) gives module sizes and free memory for the pre-check
-    configure: bool = False  # configure(options) applies engine options; auto_tune is honoured
+    # configure(options) applies engine options (check_options(options) refuses what the device cannot run);
+    # auto_tune is honoured
+    configure: bool = False
     scheduler_config: bool = False  # runs any diffusers scheduler class with a full recorded config
     noise_mix: bool = False  # slerps an image's initial noise toward another seed's (animate slerp)
     prompt_blend: bool = False  # blends the conditioning of two prompts (animate prompt travel)

@@ -98,8 +98,15 @@ class ReplicaEngine:
     def dtype(self):
         return self.engines[0].dtype
 
+    def check_options(self, options) -> None:
+        """Refuse (InputError) options any replica's device cannot run."""
+        for engine in self.engines:
+            engine.check_options(options)
+
     def configure(self, options) -> list[str]:
-        """The same options on every replica (models an option changes reload on each)."""
+        """The same options on every replica (models an option changes reload on each), or on none when a
+        replica's device cannot run them."""
+        self.check_options(options)
         with self.lock:
             lines = []
             for engine in self.engines:

@@ -35,6 +35,11 @@ class EngineOptions:
         return asdict(self)
 
     @property
+    def device_bound(self) -> bool:
+        """Whether the device decides if these options can run at all (checked when they are chosen)."""
+        return self.fp8
+
+    @property
     def needs_reload(self) -> tuple[str, ...]:
         """Options that change the loaded modules themselves (the others can be toggled in place)."""
         return ("dtype", "channels_last", "fuse_qkv", "compile", "cuda_graphs", "fp8", "cpu_offload")

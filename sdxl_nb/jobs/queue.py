@@ -56,12 +56,25 @@ class JobQueue(QueueSubmissions):
             self._engine = self._local_engine = get_engine()
         return self._engine
 
+    def _local(self):
+        """The local engine settings apply to (the kernel's, made now if it was not yet)."""
+        if self._local_engine is None:
+            from sdxl_nb.backends.local import get_engine
+
+            self._local_engine = get_engine()
+        return self._local_engine
+
     def configure(self, *, options=None, auto_tune: bool | None = None, backend=None, local: bool = False) -> None:
         """Change engine settings for the jobs that follow: EngineOptions, auto-tuning, a remote backend
         (e.g. sdxl_nb.backends.comfy.backend.ComfyBackend) or back to the local engine (`local=True`).
 
-        The worker applies them before its next job, so a running job is never disturbed.
+        The worker applies them before its next job, so a running job is never disturbed. Options the local
+        engine's device cannot run (fp8 without a float8 GPU) are refused here (InputError), and nothing changes.
         """
+        if options is not None and backend is None and options.device_bound:
+            local = self._local()
+            if local.capabilities.configure:
+                local.check_options(options)
         with self._cond:
             pending = self._pending_settings or {}
             pending.update({k: v for k, v in (("options", options), ("auto_tune", auto_tune), ("backend", backend))

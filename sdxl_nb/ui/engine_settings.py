@@ -66,11 +66,11 @@ class EngineSettings(Panel):
                     raise InputError(f"ComfyUI needs its server's address: type it in the Server box "
                                      f"(e.g. {COMFY_EXAMPLE})")
                 backend = ComfyBackend(url, checkpoint=self.comfy_checkpoint.value.strip() or None)
-        except InputError as exc:
+            self.queue.configure(options=options, auto_tune=self.auto_tune.value, backend=backend,
+                                 local=backend is None)
+        except InputError as exc:  # the earlier settings stay for the next jobs
             set_status(self.status, one_line(exc), "error")
             return
-        self.queue.configure(options=options, auto_tune=self.auto_tune.value, backend=backend,
-                             local=backend is None)
         where = "ComfyUI at " + backend.client.server if backend else "this machine"
         set_status(self.status, f"next jobs: engine {self.profile.value}, retry lighter on out of memory "
                                 f"{'on' if self.auto_tune.value else 'off'}, on {where}", "idle")

@@ -84,7 +84,7 @@ class Engine:
                  auto_tune: bool = False, options: EngineOptions | None = None):
         self.device = device or default_device()
         self.options = options or EngineOptions()
-        self._check_options(self.options)
+        self.check_options(self.options)
         self.dtype = dtype or (DTYPES[self.options.dtype] if self.options.dtype else default_dtype(self.device))
         self.max_loaded = max_loaded
         self.loaded: OrderedDict[str, LoadedModel] = OrderedDict()
@@ -119,7 +119,7 @@ class Engine:
     def configure(self, options: EngineOptions) -> list[str]:
         """Change options; models whose modules an option changes are unloaded and reload with it. Options this
         device cannot run are refused (InputError) and nothing changes."""
-        self._check_options(options)
+        self.check_options(options)
         with self.lock:
             changed = [name for name in options.needs_reload if getattr(options, name) != getattr(self.options, name)]
             self.options = options
@@ -134,7 +134,8 @@ class Engine:
                 set_vae_savers(loaded.pipe, options)
             return []
 
-    def _check_options(self, options: EngineOptions) -> None:
+    def check_options(self, options: EngineOptions) -> None:
+        """Refuse, in one line (InputError), options this device cannot run."""
         problem = fp8_problem(self.device) if options.fp8 else None
         if problem:
             raise InputError(problem)
