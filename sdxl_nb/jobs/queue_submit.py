@@ -37,7 +37,8 @@ class QueueSubmissions:
 
         refiner_info(resolved, presets, local=not self._remote_chosen())  # a missing refiner: refused before queueing
         label = (f"{resolved.mode} · {info.id} · {resolved.width}x{resolved.height} · batch {resolved.batch} · "
-                 f"{resolved.steps} steps · " + (repr(request.prompt[:40]) if request.prompt else "(empty prompt)"))
+                 f"{resolved.steps} steps · " + "".join(f"{part} · " for part in stage_labels(resolved))
+                 + (repr(request.prompt[:40]) if request.prompt else "(empty prompt)"))
         request = replace(request, model=info.id)
         job = Job(id=next(self._ids), kind="generate", model=info.id, out_dir=folder, label=label, request=request,
                   work=partial(generate, request, out_dir=folder, chunk_size=chunk_size), chunk_size=chunk_size,
@@ -118,3 +119,21 @@ class QueueSubmissions:
 
     def _folder(self, out_dir) -> Path:
         return check_output_dir(out_dir or self.out_dir or default_output_dir())
+
+
+def stage_labels(resolved) -> list[str]:
+    """What a job adds to the base model, for its line in the Queue tab: LoRAs, refiner, hires, ControlNets,
+    IP-Adapter (two jobs that differ only there must not look the same)."""
+    parts = []
+    if resolved.loras:
+        parts.append("LoRA " + ", ".join(f"{lora.name}:{lora.weight:g}" for lora in resolved.loras))
+    if resolved.refiner is not None:
+        parts.append(f"refiner {resolved.refiner.id} from {resolved.refiner_switch:g}")
+    if resolved.hires is not None:
+        parts.append(f"hires x{resolved.hires.scale:g} {resolved.hires.upscaler.name} -> "
+                     f"{resolved.hires.width}x{resolved.hires.height}")
+    if resolved.controlnets:
+        parts.append("ControlNet " + ", ".join(unit.model for unit in resolved.controlnets))
+    if resolved.ip_adapter is not None:
+        parts.append(f"IP-Adapter {resolved.ip_adapter.name}")
+    return parts
