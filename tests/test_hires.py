@@ -248,14 +248,18 @@ def test_a_changed_upscaler_model_refuses_the_rerun(run, engine, upscaler_dir, t
     assert file_drift(records)[["kind", "name", "jobs"]].values.tolist() == [["upscaler", "changing", 1]]
 
 
-def test_a_damaged_upscaler_model_fails_the_hires_job_in_one_line(run, upscalers, tmp_path):
-    from sdxl_nb.errors import GenerationError
+def test_a_damaged_upscaler_model_is_refused_before_any_work(run, engine, upscalers, tmp_path, capsys, monkeypatch):
+    import sdxl_nb.backends.local.core as core
 
-    with pytest.raises(GenerationError, match="upscaler 'garbage' .* is not an upscaler model spandrel") as info:
+    with pytest.raises(InputError, match="upscaler 'garbage' .* is not an upscaler model spandrel") as info:
         run(prompt="a fox", hires_upscaler="garbage", out_dir=tmp_path / "jobs", **HIRES)
-    assert "\n" not in str(info.value)
-    (record,) = read_records(tmp_path / "jobs" / "jobs.log")
-    assert record["status"] == "failed" and record["images"] == []
+    assert "\n" not in str(info.value) and not (tmp_path / "jobs").exists()  # nothing loaded, run or written
+    monkeypatch.setattr(core, "_ENGINE", engine)
+    capsys.readouterr()
+    assert main(["generate", "--prompt", "a fox", "--width", "64", "--height", "64", "--hires-scale", "2",
+                 "--hires-upscaler", "garbage", "--out", str(tmp_path / "cli")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not an upscaler model" in err and not (tmp_path / "cli").exists()
 
 
 # ---- the CLI ----

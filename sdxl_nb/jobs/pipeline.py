@@ -121,8 +121,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
     refiner_info(r, presets, local=backend.capabilities.local_models)  # an unknown or missing refiner: refused here
     plan = kind.run_plan(chunk_size, auto_tune)
     check_plan(backend, plan)
-    if (plan.request.loras or plan.request.embeddings or plan.request.ip_adapter
-            or plan.request.controlnets):  # files that do not fit the model: refused here
+    if (plan.request.loras or plan.request.embeddings or plan.request.ip_adapter or plan.request.controlnets
+            or (plan.request.hires and plan.request.hires.upscaler.kind == "model")):  # unfit files: refused here
         backend.check_networks(info, plan.request)
     if backend.capabilities.scheduler_config:  # a remote server maps the preset to its own sampler
         check_scheduler_installed(r.scheduler)

@@ -241,7 +241,8 @@ class Engine:
             return out
 
     def check_networks(self, info: ModelInfo, r: ResolvedRequest) -> None:
-        """Refuse, before any work, LoRAs that do not fit the model and embeddings of another width (one line)."""
+        """Refuse, before any work, LoRAs that do not fit the model, embeddings of another width, IP-Adapters and
+        ControlNets of another model family, and an upscaler file that is no upscaler (one line each)."""
         clash = [name for name in ("fuse_qkv", "fp8") if getattr(self.options, name)] if r.loras else []
         if clash:
             raise InputError(f"LoRAs cannot run with the {' and '.join(clash)} engine option (it replaces the "
@@ -253,6 +254,10 @@ class Engine:
             from sdxl_nb.backends.local.controlnet import check_controlnets
 
             check_controlnets(r, **self._model_for_checks(info))
+        if r.hires is not None and r.hires.upscaler.kind == "model":
+            from sdxl_nb.backends.local.upscale import check_upscaler
+
+            check_upscaler(r.hires.upscaler)  # loaded once here (by content); the hires pass reuses it
 
     def lora_problem(self, info: ModelInfo, lora) -> str | None:
         """Why a LoRA does not fit a model (one line), or None; the model need not be loaded."""
