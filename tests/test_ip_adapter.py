@@ -366,3 +366,23 @@ def test_reusing_an_image_fills_the_picker_and_reruns_the_same_job(ip_engine, re
     with Image.open(tmp_path / "out" / record["images"][0]["path"]) as image:
         assert np.array_equal(pixels(image), pixels(made.images[0]))
     assert panel.reuse({**fields, "ip_adapter": None}) == [] and picker.choice.value == "(none)"
+
+
+def test_the_memory_check_counts_the_adapter_and_its_image_encoder(make, refs, ip_engine, tmp_path):
+    from sdxl_nb.config.ip_adapters import weight_bytes
+    from sdxl_nb.request.preflight import memory_check
+    from sdxl_nb.request.prepare import prepare
+    from sdxl_nb.request.resolve import GenerationRequest
+
+    resolved = prepare(GenerationRequest(**{**SMALL, "prompt": "x", **with_ip(refs)}))
+    counted = weight_bytes(resolved.ip_adapter, 4)  # this engine runs float32
+    make(**with_ip(refs))  # loads the adapter and its encoder
+    loaded = ip_engine.loaded["tiny-sdxl"]
+    encoder = loaded.ip_adapter.cached["encoder"]
+    assert counted["image_encoder"] == sum(p.numel() * p.element_size() for p in encoder.parameters())
+    facts = {**ip_engine.memory_facts(loaded), "free_bytes": 2**40}
+    facts["component_bytes"].pop("image_encoder", None)  # as before the first IP-Adapter job
+    plain = prepare(GenerationRequest(**{**SMALL, "prompt": "x"}))
+    guided, alone = (memory_check(r, facts, images_at_once=1, device_name="cpu", folder=tmp_path)
+                     for r in (resolved, plain))
+    assert guided.estimate.peak_bytes - alone.estimate.peak_bytes >= sum(counted.values())

@@ -191,6 +191,23 @@ def weights_problem(adapter: IpAdapterFile) -> str | None:
     return None
 
 
+def weight_bytes(ip: IpAdapterUse, dtype_bytes: int) -> dict[str, int]:
+    """{"ip_adapter": ..., "image_encoder": ...}: what loading the adapter adds, its parameters at `dtype_bytes`
+    each (counted from the files' headers; a weights file without a safetensors header counts as its size)."""
+    import math
+
+    def parameters(path: Path) -> int:
+        try:
+            header = safetensors_header(path)
+        except (InputError, OSError):
+            return path.stat().st_size if path.is_file() else 0
+        return sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__") * dtype_bytes
+
+    folder = ip.encoder_path
+    encoder = next((folder / w for w in _ENCODER_WEIGHTS if (folder / w).is_file()), folder / _ENCODER_WEIGHTS[0])
+    return {"ip_adapter": parameters(Path(ip.path)), "image_encoder": parameters(encoder)}
+
+
 def encoder_sha256(adapter: IpAdapterFile) -> str:
     folder = adapter.encoder_path
     weights = next(folder / w for w in _ENCODER_WEIGHTS if (folder / w).is_file())

@@ -106,6 +106,11 @@ def memory_check(r: ResolvedRequest, facts: dict, *, images_at_once: int, device
         from sdxl_nb.request.control import controlnet_weight_bytes
 
         components.update(controlnet_weight_bytes(r.controlnets, facts["dtype"]))
+    if r.ip_adapter is not None and "image_encoder" not in components:  # loaded by the job itself
+        from sdxl_nb.config.ip_adapters import weight_bytes
+        from sdxl_nb.request.memory import DTYPE_BYTES
+
+        components.update(weight_bytes(r.ip_adapter, DTYPE_BYTES.get(facts["dtype"], 2)))
     width, height = r.output_size  # a hires job peaks in its second pass, at the larger size
     request = MemoryRequest(component_bytes=components, dtype=facts["dtype"], width=width,
                             height=height, images_at_once=images_at_once, cfg=r.cfg,
