@@ -343,7 +343,7 @@ def test_the_comfy_backend_runs_a_controlnet_job_on_a_server(control_image, tmp_
 
 # ---- the lab ----
 def test_the_lab_form_shows_the_map_and_queues_a_controlnet_job(engine, control_image, tmp_path):
-    from sdxl_nb.ui.generate_form import upload_value
+    from sdxl_nb.ui.uploads import upload_value
     from tests.ui_helpers import lab_for, small_form, status_kind
 
     lab = lab_for(engine, tmp_path / "out")
@@ -372,6 +372,35 @@ def test_the_lab_form_shows_the_map_and_queues_a_controlnet_job(engine, control_
     assert verify_folder(tmp_path / "out").ok
     (job,) = lab.queue.jobs()
     assert f"ControlNet {TINY_CONTROLNET}" in job.label  # the Queue tab tells it from the same job without
+
+
+def test_reusing_an_image_fills_the_units_and_reruns_the_same_job(engine, control_image, tmp_path):
+    from sdxl_nb.jobs.generate import generate
+    from sdxl_nb.record.png_params import read_png_parameters
+    from tests.ui_helpers import lab_for
+
+    made = generate(out_dir=tmp_path / "first", engine=engine, prompt="a fox", seed=6, **SMALL, controlnets=[
+        unit(control_image, weight=0.7, start=0.1, low_threshold=60, high_threshold=180),
+        unit(control_image, preprocessor="none", end=0.5)])
+    fields = read_png_parameters(made.paths[0]).fields
+    panel = lab_for(engine, tmp_path / "out").generate
+    assert panel.reuse(fields) == []
+    rows = panel.form.controlnets.units
+    assert [(r.preprocessor.value, r.weight.value, r.start.value, r.end.value) for r in rows] == [
+        ("canny", 0.7, 0.1, 1.0), ("none", 1.0, 0.0, 0.5)]
+    assert (rows[0].low.value, rows[0].high.value) == (60, 180)
+    panel.generate.click()  # the same request again: the same pixels
+    assert panel.wait(300)
+    (record,) = read_records(tmp_path / "out" / "jobs.log")
+    assert record["status"] == "ok" and record["controlnets"][0]["settings"] == made.record["controlnets"][0]["settings"]
+    with Image.open(tmp_path / "out" / record["images"][0]["path"]) as image:
+        assert np.array_equal(pixels(image), pixels(made.images[0]))
+    gone = dict(fields, controlnets=[dict(fields["controlnets"][0], image=str(tmp_path / "gone.png")),
+                                     dict(fields["controlnets"][1], model="not-here")])
+    skipped = panel.reuse(gone)
+    assert len(skipped) == 2 and "is not there any more" in skipped[0] and "not-here is not found" in skipped[1]
+    assert len(rows) == 1 and not rows[0].upload.value  # the unit stays, without an image: Generate says so
+    assert panel.reuse({k: v for k, v in fields.items() if k != "controlnets"}) == [] and rows == []
 
 
 def test_the_queue_label_names_every_stage_a_job_adds(control_image):

@@ -304,7 +304,7 @@ def test_queue_runs_it(ip_engine, refs, tmp_path):
 
 def test_lab_form_keeps_the_uploads_under_inputs_and_submits(ip_engine, refs, tmp_path):
     from sdxl_nb.record.joblog import read_records
-    from sdxl_nb.ui.generate_form import upload_value
+    from sdxl_nb.ui.uploads import upload_value
     from tests.ui_helpers import lab_for, small_form, status_kind
 
     lab = lab_for(ip_engine, tmp_path / "out")

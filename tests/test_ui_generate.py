@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from sdxl_nb.record.joblog import read_records
-from sdxl_nb.ui.generate_form import upload_value
+from sdxl_nb.ui.uploads import upload_value
 from tests.ui_helpers import gallery_images, lab_for, small_form, status_kind
 
 

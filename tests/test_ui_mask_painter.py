@@ -80,7 +80,7 @@ def test_eraser_invert_feather_and_clear(lab):
 
 
 def test_an_uploaded_mask_shows_on_the_canvas_and_can_be_painted_over(lab, tmp_path):
-    from sdxl_nb.ui.generate_form import upload_value
+    from sdxl_nb.ui.uploads import upload_value
 
     painter = init_from_gallery(lab).form.painter
     uploaded = tmp_path / "mask.png"

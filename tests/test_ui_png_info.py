@@ -9,7 +9,7 @@ from PIL.PngImagePlugin import PngInfo
 
 pytest.importorskip("ipywidgets")
 
-from sdxl_nb.ui.generate_form import upload_value  # noqa: E402
+from sdxl_nb.ui.uploads import upload_value  # noqa: E402
 from tests.test_png_params import A1111  # noqa: E402
 from tests.ui_helpers import lab_for, small_form, status_kind  # noqa: E402
 
@@ -62,6 +62,9 @@ def test_our_own_png_by_path_loads_into_animate_and_sweep(lab, tmp_path):
         assert lab.tabs.selected_index == index and status_kind(panel.status) == "ok"
         assert (form.prompt.value, form.style.value, form.seed.value, form.width.value) == ("a read back heron",
                                                                                             "Cinematic", 9, 64)
+    guided = {"prompt": "x", "controlnets": [{"model": "m", "image": "i.png"}], "ip_adapter": "a"}
+    skipped = lab.load_into("Sweep", guided)  # what only the Generate tab takes is said, not dropped silently
+    assert [line.split(":")[0] for line in skipped] == ["its ControlNet units left out", "its IP-Adapter left out"]
 
 
 def test_what_is_not_a_png_with_parameters_is_one_red_line(lab, tmp_path):

@@ -86,8 +86,18 @@ def _ours(record: dict, text: str) -> PngParameters:
     if isinstance(record.get("ip_adapter"), dict):  # the IP-Adapter, its images and scale
         fields.update(ip_adapter=record["ip_adapter"].get("name"), ip_scale=record["ip_adapter"].get("scale"),
                       ip_images=[image["path"] for image in record.get("ip_images") or []])
+    if isinstance(record.get("controlnets"), list):  # each unit as a request gives it (the kept control image)
+        fields["controlnets"] = [_control_unit(unit) for unit in record["controlnets"] if isinstance(unit, dict)]
     fields = {key: value for key, value in fields.items() if value is not None}
     return PngParameters("sdxl_nb", fields, unmapped, text, record)
+
+
+def _control_unit(unit: dict) -> dict:
+    settings = unit.get("settings") if isinstance(unit.get("settings"), dict) else {}
+    return {"model": (unit.get("model") or {}).get("name"), "image": (unit.get("image") or {}).get("path"),
+            "preprocessor": unit.get("preprocessor"), "weight": unit.get("weight"), "start": unit.get("start"),
+            "end": unit.get("end"), **{key: value for key, value in settings.items()
+                                       if key in ("low_threshold", "high_threshold")}}
 
 
 def _upscaled(record: dict, text: str | None, presets: Presets) -> PngParameters:

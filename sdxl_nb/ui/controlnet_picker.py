@@ -67,6 +67,21 @@ class ControlUnitRow:
         set_status(self.status, f"{self.preprocessor.value} map at {size[0]}x{size[1]}", "ok")
         return image
 
+    def use(self, unit: dict) -> str | None:
+        """Fill the row from a request's unit (a reused image); why its control image could not be used, or None."""
+        from sdxl_nb.ui.uploads import upload_value
+
+        self.preprocessor.value = unit.get("preprocessor") or "none"
+        for widget, key in ((self.weight, "weight"), (self.start, "start"), (self.end, "end"),
+                            (self.low, "low_threshold"), (self.high, "high_threshold")):
+            if unit.get(key) is not None:
+                widget.value = unit[key]
+        image = Path(str(unit.get("image") or ""))
+        if not image.is_file():
+            return f"the control image {image} of ControlNet {self.model.value} is not there any more"
+        self.upload.value = upload_value(image)
+        return None
+
     def fields(self, out_dir: Path) -> dict:
         from sdxl_nb.errors import InputError
         from sdxl_nb.request import form
@@ -124,6 +139,25 @@ class ControlNetPicker:
     def remove_unit(self, unit: ControlUnitRow) -> None:
         self.units.remove(unit)
         self.box.children = [u.widget for u in self.units]
+
+    def use(self, fields: dict) -> list[str]:
+        """Replace the units with a request's `controlnets` (a reused image); returns what could not be used, one
+        line each (a ControlNet not found here, a control image gone)."""
+        for unit in list(self.units):
+            self.remove_unit(unit)
+        skipped = []
+        for unit in fields.get("controlnets") or []:
+            if not self.names:
+                self.load()
+            if unit.get("model") not in self.names:
+                skipped.append(f"ControlNet {unit.get('model')} is not found here; its unit was left out")
+                continue
+            row = self.add_unit()
+            row.model.value = unit["model"]
+            problem = row.use(unit)
+            if problem:
+                skipped.append(problem)
+        return skipped
 
     def fields(self, out_dir: Path) -> list[dict] | None:
         """The request's `controlnets` (None without units); InputError when a unit has no image."""

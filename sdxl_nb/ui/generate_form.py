@@ -16,9 +16,10 @@ from sdxl_nb.ui.hires_form import HiresFields
 from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.mask_painter import MaskPainter
 from sdxl_nb.ui.request_form import CUSTOM_SIZE, MODEL_SIZE, SHARE, WIDE, RequestForm
+from sdxl_nb.ui.uploads import upload_value
 from sdxl_nb.ui.widgets import show
 
-__all__ = ["CUSTOM_SIZE", "MODEL_SIZE", "SHARE", "WIDE", "GenerateForm", "upload_value"]
+__all__ = ["CUSTOM_SIZE", "MODEL_SIZE", "SHARE", "WIDE", "GenerateForm"]
 
 
 class GenerateForm(RequestForm):
@@ -173,13 +174,3 @@ def _upload(widget: w.FileUpload) -> tuple[str, bytes] | None:
 def _content(widget: w.FileUpload) -> bytes | None:
     upload = _upload(widget)
     return None if upload is None else upload[1]
-
-
-def upload_value(path: str | Path) -> tuple[dict]:
-    """What FileUpload.value holds after a user picks this file (for tests and scripted use)."""
-    from datetime import UTC, datetime
-
-    data = Path(path).read_bytes()
-    modified = datetime.fromtimestamp(Path(path).stat().st_mtime, tz=UTC)
-    return ({"name": Path(path).name, "type": "image/png", "size": len(data), "content": memoryview(data),
-             "last_modified": modified},)

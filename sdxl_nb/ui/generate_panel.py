@@ -107,6 +107,7 @@ class GeneratePanel(Panel):
                 skipped.append(f"its init image {init} is not there any more: txt2img instead")
             self.form.mode.value = "txt2img"
         skipped += self.form.ip_adapter.use(fields)
+        skipped += self.form.controlnets.use(fields)
         return skipped
 
     def upscale(self, path: Path) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import ipywidgets as w
 
 from sdxl_nb.errors import InputError
+from sdxl_nb.ui.uploads import upload_value
 from sdxl_nb.ui.widgets import set_status
 
 NONE = "(none)"
@@ -79,7 +80,7 @@ class IpAdapterPicker:
             self.scale.value = fields["ip_scale"]
         paths = [Path(path) for path in fields.get("ip_images") or []]
         gone = [str(path) for path in paths if not path.is_file()]
-        self.images.value = tuple(_upload_item(path) for path in paths if path.is_file())
+        self.images.value = tuple(upload_value(path)[0] for path in paths if path.is_file())
         return [f"its IP-Adapter image {path} is not there any more" for path in gone]
 
     def fields(self, out_dir: str | Path) -> dict:
@@ -96,12 +97,3 @@ class IpAdapterPicker:
             upload_format(data, f"IP-Adapter image {number}")
         paths = [str(save_upload(data, out_dir, f"IP-Adapter image {n}")) for n, data in enumerate(uploads, 1)]
         return {"ip_adapter": name, "ip_images": paths, "ip_scale": self.scale.value}
-
-
-def _upload_item(path: Path) -> dict:
-    """What FileUpload.value holds for a file a user picked (as generate_form.upload_value makes it)."""
-    from datetime import UTC, datetime
-
-    data = path.read_bytes()
-    return {"name": path.name, "type": "image/png", "size": len(data), "content": memoryview(data),
-            "last_modified": datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)}
