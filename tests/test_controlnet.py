@@ -403,6 +403,30 @@ def test_reusing_an_image_fills_the_units_and_reruns_the_same_job(engine, contro
     assert panel.reuse({k: v for k, v in fields.items() if k != "controlnets"}) == [] and rows == []
 
 
+def test_the_sweep_tab_guides_every_cell_with_its_controlnet(engine, control_image, tmp_path):
+    from sdxl_nb.audit import run_audit
+    from sdxl_nb.jobs.queue import JobQueue
+    from sdxl_nb.ui.sweep_panel import SweepPanel
+    from sdxl_nb.ui.uploads import upload_value
+
+    panel = SweepPanel(JobQueue(engine=engine, out_dir=tmp_path / "out"))
+    panel.form.prompt.value, panel.form.steps.value = "a guided sweep", 2
+    panel.form.set_size(64, 64)
+    panel.form.use_seed(4)
+    row = panel.controlnets.add_unit()
+    row.upload.value = upload_value(control_image)
+    row.weight.value = 0.9
+    panel.x_field.value, panel.x_values.value = "cfg", "3, 6"
+    job = panel.submit()
+    assert job is not None and job.wait(300) and job.status == "ok", panel.status.value
+    cells = [r for r in read_records(tmp_path / "out" / "jobs.log") if r["mode"] != "sweep"]
+    assert [(r["cfg"], r["controlnets"][0]["weight"]) for r in cells] == [(3, 0.9), (6, 0.9)]
+    kept = tmp_path / "out" / "inputs" / f"{sha256_file(control_image)}.png"
+    assert {r["controlnets"][0]["image"]["path"] for r in cells} == {str(kept)}
+    assert verify_folder(tmp_path / "out").ok
+    assert run_audit(tmp_path / "out", rerun="all", engine=engine).problems() == []  # each cell re-runs bit-exact
+
+
 def test_the_queue_label_names_every_stage_a_job_adds(control_image):
     from sdxl_nb.config.loras import demo_lora
     from sdxl_nb.jobs.queue_submit import stage_labels

@@ -368,6 +368,26 @@ def test_reusing_an_image_fills_the_picker_and_reruns_the_same_job(ip_engine, re
     assert panel.reuse({**fields, "ip_adapter": None}) == [] and picker.choice.value == "(none)"
 
 
+def test_the_sweep_tab_sweeps_the_adapters_scale(ip_engine, refs, tmp_path):
+    from sdxl_nb.jobs.queue import JobQueue
+    from sdxl_nb.record.joblog import read_records
+    from sdxl_nb.ui.sweep_panel import SweepPanel
+    from sdxl_nb.ui.uploads import upload_value
+
+    panel = SweepPanel(JobQueue(engine=ip_engine, out_dir=tmp_path / "out"))
+    panel.form.prompt.value, panel.form.steps.value = "a fox", 2
+    panel.form.set_size(64, 64)
+    panel.form.use_seed(1)
+    panel.ip_adapter.refresh.click()
+    panel.ip_adapter.choice.value = DEMO_IP_ADAPTER
+    panel.ip_adapter.images.value = upload_value(refs / "noise.png")
+    panel.x_field.value, panel.x_values.value = "ip_scale", "0, 1"
+    job = panel.submit()
+    assert job is not None and job.wait(300) and job.status == "ok", panel.status.value
+    cells = [r for r in read_records(tmp_path / "out" / "jobs.log") if r["mode"] != "sweep"]
+    assert [r["ip_adapter"]["scale"] for r in cells] == [0.0, 1.0]
+
+
 def test_the_memory_check_counts_the_adapter_and_its_image_encoder(make, refs, ip_engine, tmp_path):
     from sdxl_nb.config.ip_adapters import weight_bytes
     from sdxl_nb.request.preflight import memory_check

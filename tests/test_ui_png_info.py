@@ -63,7 +63,7 @@ def test_our_own_png_by_path_loads_into_animate_and_sweep(lab, tmp_path):
         assert (form.prompt.value, form.style.value, form.seed.value, form.width.value) == ("a read back heron",
                                                                                             "Cinematic", 9, 64)
     guided = {"prompt": "x", "controlnets": [{"model": "m", "image": "i.png"}], "ip_adapter": "a"}
-    skipped = lab.load_into("Sweep", guided)  # what only the Generate tab takes is said, not dropped silently
+    skipped = lab.load_into("Animate", guided)  # what an animation cannot use is said, not dropped silently
     assert [line.split(":")[0] for line in skipped] == ["its ControlNet units left out", "its IP-Adapter left out"]
 
 

@@ -87,6 +87,14 @@ class AnimatePanel(Panel):
         show(self.prompt_end, mode != "seed-walk")
         self.mode_help.value = f"<small>{_MODE_HELP.get(mode, '')}</small>"
 
+    def load(self, fields: dict) -> list[str]:
+        """Fill the form from request fields (a reused image); returns what was not loaded, one line each."""
+        skipped = self.form.load(fields)
+        for key, what in (("controlnets", "ControlNet units"), ("ip_adapter", "IP-Adapter")):
+            if fields.get(key):  # animations are not guided by them
+                skipped.append(f"its {what} left out: the Animate tab has none (use the Generate or Sweep tab)")
+        return skipped
+
     def request(self) -> tuple[AnimationRequest, list[str]]:
         """The request the widgets describe (fields that do not apply to the mode are left out) and the
         adjustments the form made."""

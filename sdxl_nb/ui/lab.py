@@ -61,10 +61,7 @@ class Lab(Panel):
         """Fill a tab's form (Generate, Animate or Sweep) from request fields and show it."""
         if title == "Generate":
             return self.reuse(fields)
-        skipped = self.panels[title].form.load(fields)
-        for key, what in (("controlnets", "ControlNet units"), ("ip_adapter", "IP-Adapter")):
-            if fields.get(key):  # the Generate tab's own pickers
-                skipped.append(f"its {what} left out: the {title} tab has none (use the Generate tab)")
+        skipped = self.panels[title].load(fields)
         model = fields.get("model")
         if model and model != self.model.model_id:
             skipped.append(f"model {model} is chosen in the model panel (the tab uses {self.model.model_id})")

@@ -8,12 +8,15 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis
 from sdxl_nb.request.resolve import GenerationRequest
+from sdxl_nb.ui.controlnet_picker import ControlNetPicker
 from sdxl_nb.ui.gallery import GalleryItem, linked_gallery
 from sdxl_nb.ui.hires_form import HiresFields
 from sdxl_nb.ui.image_view import clear_image, css, image_box, show_pil
+from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.request_form import RequestForm
 from sdxl_nb.ui.widgets import Panel, button, set_status
@@ -38,6 +41,9 @@ class SweepPanel(Panel):
         self.y_field = widgets.Dropdown(options=[NO_AXIS, *SWEEPABLE], value=NO_AXIS, description="Y field")
         self.y_values = widgets.Text(value="", description="Y values")
         self.hires = HiresFields()  # every cell gets the same second pass; its steps/denoise/upscaler may be axes
+        # Every cell is guided alike (the IP-Adapter's scale may be an axis); maps are made at each cell's size.
+        self.ip_adapter = IpAdapterPicker(model=lambda: self.form.model_id)
+        self.controlnets = ControlNetPicker(size=self.form.base_size)
         self.run_button = button("Sweep", self.submit, "primary", "queue this sweep", icon="th")
         self.run_button.add_class("sdxl-sweep")
         self.status = widgets.HTML()  # one red line for bad input or a failed job; otherwise what was just done
@@ -51,7 +57,7 @@ class SweepPanel(Panel):
         self.widget = self.form.build([
             css(), widgets.HTML("<small>Each cell is this request with the axis values below; a field an axis "
                                 "sets is taken from the axis.</small>"),
-            self.hires.widget,
+            self.hires.widget, self.ip_adapter.widget, self.controlnets.widget,
             widgets.HBox([self.x_field, self.x_values]), widgets.HBox([self.y_field, self.y_values]),
             widgets.HBox([self.run_button, self.stop_button]), self.status,
             widgets.HBox([self.progress, self.progress_text]), self.grid_view, self.cells_gallery.widget,
@@ -64,9 +70,15 @@ class SweepPanel(Panel):
         return x, y
 
     def base_request(self) -> tuple[GenerationRequest, list[str]]:
-        """The request every cell starts from, and the adjustments the form made."""
+        """The request every cell starts from, and the adjustments the form made (uploads kept under inputs/)."""
         fields, adjustments = self.form.fields()
-        return GenerationRequest(**fields, **self.hires.fields()), adjustments
+        folder = self.out_dir or self.queue.out_dir or default_output_dir()
+        return GenerationRequest(**fields, **self.hires.fields(), **self.ip_adapter.fields(folder),
+                                 controlnets=self.controlnets.fields(Path(folder))), adjustments
+
+    def load(self, fields: dict) -> list[str]:
+        """Fill the form and the pickers from request fields (a reused image); returns what was not loaded."""
+        return self.form.load(fields) + self.ip_adapter.use(fields) + self.controlnets.use(fields)
 
     def submit(self):
         """Queue the sweep; a bad axis or cell is one red line and queues nothing. Returns the job or None."""
