@@ -112,6 +112,25 @@ def _non_image(tmp_path):
     return upload_value(path)
 
 
+def _image(tmp):
+    path = tmp / "reference.png"
+    Image.new("RGB", (64, 64), "teal").save(path)
+    return upload_value(path)
+
+
+def _control_unit(form, tmp, weight):
+    row = form.controlnets.add_unit()
+    row.upload.value, row.weight.value = _image(tmp), weight
+
+
+def _ip_adapter(form, tmp, scale):
+    from sdxl_nb.config.tiny_ip_adapter import DEMO_IP_ADAPTER
+
+    form.ip_adapter.refresh.click()
+    form.ip_adapter.choice.value = DEMO_IP_ADAPTER
+    form.ip_adapter.images.value, form.ip_adapter.scale.value = _image(tmp), scale
+
+
 @pytest.mark.parametrize("change, expected", [
     (lambda form, tmp: setattr(form.batch, "value", 0), "batch 0 is out of range; accepted: 1 to 64"),
     (lambda form, tmp: setattr(form.batch, "value", 65), "batch 65 is out of range; accepted: 1 to 64"),
@@ -119,6 +138,11 @@ def _non_image(tmp_path):
     (lambda form, tmp: setattr(form.mode, "value", "img2img"), "img2img needs an init image"),
     (lambda form, tmp: (setattr(form.mode, "value", "img2img"), setattr(form.init_upload, "value", _non_image(tmp))),
      "init image is not a readable image"),
+    # the uploads below are readable and kept first; a field only resolve() checks refuses the request after
+    (lambda form, tmp: (setattr(form.mode, "value", "img2img"), setattr(form.init_upload, "value", _image(tmp)),
+                        setattr(form.strength, "value", 1.5)), "strength 1.5 is out of range"),
+    (lambda form, tmp: _control_unit(form, tmp, weight=3.0), "weight 3.0 is out of range"),
+    (lambda form, tmp: _ip_adapter(form, tmp, scale=5.0), "ip_scale 5.0 is out of range"),
 ])
 def test_bad_input_shows_one_red_line_and_starts_or_writes_nothing(lab, tmp_path, change, expected):
     panel = lab.generate

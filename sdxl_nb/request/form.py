@@ -3,10 +3,13 @@ uploaded inputs); pure, so panels stay views and the same rules can be tested wi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,8 @@ from sdxl_nb.errors import InputError
 from sdxl_nb.request.resolve import MAX_SIZE, MIN_SIZE, GenerationRequest, decode_image, resolve
 
 INPUTS_DIR = "inputs"
+# What save_upload made inside `uploads_for_one_request` (files, then the folders it had to create).
+_MADE: ContextVar[list[Path] | None] = ContextVar("sdxl_nb_uploads_made", default=None)
 _UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
 
 
@@ -95,10 +100,39 @@ def save_upload(data: bytes, out_dir: str | os.PathLike, label: str = "upload") 
     name = hashlib.sha256(data).hexdigest() + _UPLOAD_FORMATS[kind]
     if (folder / name).is_file():
         return folder / name
+    new_folders = [path for path in (folder, *folder.parents) if not path.exists()]
     try:
-        return write_new_file(folder, name, data)
+        path = write_new_file(folder, name, data)
     except OSError as exc:
         raise InputError(f"{label} cannot be kept in {folder}: {exc.strerror or exc}") from None
+    made = _MADE.get()
+    if made is not None:
+        made[:0] = [path, *new_folders]  # newest first: removed before the folders holding them
+    return path
+
+
+@contextlib.contextmanager
+def uploads_for_one_request() -> Iterator[None]:
+    """Uploads kept inside this block are removed again when it ends with an error, with the folders made for
+    them: a request refused after its images were kept (a field only resolve() checks) leaves nothing written.
+    An upload that was already kept (by an earlier request) is never removed."""
+    from sdxl_nb.record.store import FOLDER_LOCK
+
+    made: list[Path] = []
+    token = _MADE.set(made)
+    try:
+        yield
+    except BaseException:
+        for path in made:
+            with contextlib.suppress(OSError):
+                if path.is_dir():
+                    (path / FOLDER_LOCK).unlink(missing_ok=True)
+                    path.rmdir()  # only while empty
+                else:
+                    path.unlink()
+        raise
+    finally:
+        _MADE.reset(token)
 
 
 def upload_format(data: bytes, label: str = "upload") -> str:

@@ -10,6 +10,7 @@ import ipywidgets as w
 from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
+from sdxl_nb.request import form
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.ui.generate_form import GenerateForm
 from sdxl_nb.ui.image_view import THUMB_BOX, clear_image, image_box, show_pil
@@ -72,10 +73,11 @@ class GeneratePanel(Panel):
         self._show_memory_actions(False)
         self.memory.value = ""
         try:
-            request, adjustments = self.form.request(self.out_dir)
-            job = self.queue.submit(request, out_dir=self.out_dir, chunk_size=self.form.chunk_size(),
-                                    check_memory=self.check_memory.value if check_memory is None else check_memory,
-                                    owner=self, notes=tuple(adjustments))
+            with form.uploads_for_one_request():  # a refused request keeps none of its uploads
+                request, adjustments = self.form.request(self.out_dir)
+                job = self.queue.submit(request, out_dir=self.out_dir, chunk_size=self.form.chunk_size(),
+                                        check_memory=self.check_memory.value if check_memory is None else check_memory,
+                                        owner=self, notes=tuple(adjustments))
         except InputError as exc:
             set_status(self.message, one_line(exc), "error")
             return None

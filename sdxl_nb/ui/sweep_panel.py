@@ -11,6 +11,7 @@ from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis
+from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
 from sdxl_nb.ui.controlnet_picker import ControlNetPicker
 from sdxl_nb.ui.gallery import GalleryItem, linked_gallery
@@ -84,8 +85,9 @@ class SweepPanel(Panel):
         """Queue the sweep; a bad axis or cell is one red line and queues nothing. Returns the job or None."""
         try:
             x, y = self.axes()
-            base, adjustments = self.base_request()
-            job = self.queue.submit_sweep(base, x, y, out_dir=self.out_dir, owner=self)
+            with form.uploads_for_one_request():  # a refused sweep keeps none of its uploads
+                base, adjustments = self.base_request()
+                job = self.queue.submit_sweep(base, x, y, out_dir=self.out_dir, owner=self)
         except InputError as exc:
             set_status(self.status, one_line(exc), "error")
             return None
