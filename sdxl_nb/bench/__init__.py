@@ -31,13 +31,13 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print, gpu_only
     on the tiny architecture on the CPU: a check of the code, not figures) imply `gpu`. With `json_path` the JSON
     is written after the CPU figures and again after each GPU part, so a time limit keeps what finished.
     """
-    from sdxl_nb.backends.local import Engine
-    from sdxl_nb.bench import cpu_checks, data_checks, lora_checks, stage_checks
     from sdxl_nb.bench.gpu_run import parse_parts
 
-    parts = parse_parts(gpu_parts)  # bad names: one line before any work
+    parts = parse_parts(gpu_parts)  # bad input: one line before any work (or heavy import)
     gpu = gpu or gpu_only or gpu_tiny or gpu_parts is not None
     _check_images(gpu_images, "tiny" if gpu_tiny else "full")
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.bench import cpu_checks, data_checks, lora_checks, stage_checks
     pick = 0 if quick else 1
     engine = Engine(device="cpu")
     result: dict = {"date": datetime.now().astimezone().isoformat(timespec="seconds"), "quick": quick,

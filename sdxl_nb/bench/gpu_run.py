@@ -141,6 +141,12 @@ def run_gpu_parts(parts: tuple[str, ...] = GPU_PARTS, *, architecture: str = "fu
             try:
                 figures.update(RUNNERS[part](cache, device, architecture, settings, on_line))
                 figures["parts_done"].append(part)
+            except KeyboardInterrupt:  # Ctrl-C, or the time limit's SIGTERM: say which part it cut, then stop
+                figures["errors"][part] = f"interrupted after {time.perf_counter() - started:.0f} s (time limit or stop)"
+                figures["parts_s"][part] = time.perf_counter() - started
+                if on_part is not None:
+                    on_part(figures)
+                raise
             except Exception as exc:  # noqa: BLE001 - one part's failure must not cost the others' figures
                 traceback.print_exc(file=sys.stderr)
                 figures["errors"][part] = one_line(exc)
