@@ -73,7 +73,7 @@ PY
 images=()
 [ -n "${GPU_BENCH_IMAGES:-}" ] && images=(--gpu-images "$GPU_BENCH_IMAGES")
 say "bench: parts $parts, time limit ${timeout_s} s, JSON $OUT/bench-gpu.json"
-timeout --kill-after=20 "$timeout_s" "$PYTHON" -m sdxl_nb bench --gpu --gpu-only "${mode[@]}" --gpu-parts "$parts" \
+timeout --signal=INT --kill-after=30 "$timeout_s" "$PYTHON" -m sdxl_nb bench --gpu --gpu-only "${mode[@]}" --gpu-parts "$parts" \
   "${images[@]}" --json "$OUT/bench-gpu.json" 2>&1 | tee -a "$log"
 rc=${PIPESTATUS[0]}
 [ "$rc" = 124 ] && say "gpu-bench: the time limit (${timeout_s} s) ended the run; the JSON holds the parts that finished"

@@ -30,9 +30,12 @@ def tiny_parts():
 def test_parts_run_in_order_and_hand_back_their_figures_after_each(tiny_parts):
     figures, snapshots, lines = tiny_parts
     assert figures["errors"] == {} and figures["parts_done"] == ["product", "fastest", "stages"]
-    assert [s["parts_done"] for s in snapshots] == [["product"], ["product", "fastest"],
-                                                    ["product", "fastest", "stages"]]
-    assert "fastest" not in snapshots[0] and "fastest" in snapshots[1]  # each part's figures as soon as it ends
+    done = [s["parts_done"] for s in snapshots]
+    assert done[-1] == ["product", "fastest", "stages"] and done.count(["product"]) > 1
+    # Within a part too: the fastest part's per-job figures are handed back before its sustained rows.
+    halfway = [s["fastest"] for s in snapshots if s["parts_done"] == ["product"] and "fastest" in s]
+    assert halfway[0]["sustained"] == [] and [len(f["sustained"]) for f in halfway][-3:] == [1, 2, 3]
+    assert "job_ratio" in halfway[1]
     assert set(figures["parts_s"]) == {"product", "fastest", "stages"} and min(figures["parts_s"].values()) > 0
     assert figures["architecture"] == "tiny" and figures["device"] == "cpu" and figures["diffusers"]
     assert figures["cache"]["cache_bytes"] > 0  # one cache, written once for the three parts
@@ -77,7 +80,7 @@ def test_recipe_part_leaves_the_compiling_steps_out_on_the_tiny_architecture(mon
     from sdxl_nb.bench.gpu_run import run_gpu_parts
 
     seen = {}
-    monkeypatch.setattr(gpu_recipe, "run_recipe", lambda **kwargs: seen.update(kwargs) or {"recipe": []})
+    monkeypatch.setattr(gpu_recipe, "run_recipe", lambda **kwargs: seen.update(kwargs) or kwargs["into"].update(recipe=[]))
     figures = run_gpu_parts(("recipe",), architecture="tiny", on_line=lambda _line: None)
     assert figures["parts_done"] == ["recipe"] and figures["recipe"] == []
     assert "+ CUDA graphs" not in seen["recipe"] and "+ FP8" in seen["recipe"] and seen["architecture"] == "tiny"
@@ -123,8 +126,8 @@ def test_a_failing_part_keeps_the_earlier_parts_figures_in_the_json(tmp_path, mo
     target = tmp_path / "bench.json"
     on_disk = {}
 
-    def product(*_args):
-        return {"product_path": {"overhead_ratio": 0.99}}
+    def product(*args):
+        args[-2]["product_path"] = {"overhead_ratio": 0.99}
 
     def fastest(*_args):
         on_disk.update(json.loads(target.read_text(encoding="utf-8")))  # already written when this part starts
@@ -142,6 +145,24 @@ def test_a_failing_part_keeps_the_earlier_parts_figures_in_the_json(tmp_path, mo
     err = capsys.readouterr().err
     assert "GPU part fastest failed: CUDA error: an illegal memory access" in err
     assert not list(tmp_path.glob(".*.writing"))  # the JSON is replaced whole, never left half-written
+
+
+def test_a_time_limit_keeps_what_the_cut_part_had_measured(tmp_path, monkeypatch):
+    from sdxl_nb.bench import gpu_run, run_bench
+
+    target = tmp_path / "bench.json"
+
+    def fastest(cache, device, architecture, settings, on_line, figures, checkpoint):
+        figures["fastest"] = {"job_ratio": 1.01, "sustained": []}
+        checkpoint()
+        raise KeyboardInterrupt  # what `timeout --signal=INT` delivers mid-part
+
+    monkeypatch.setitem(gpu_run.RUNNERS, "fastest", fastest)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(gpu_only=True, gpu_tiny=True, gpu_parts="fastest", json_path=target, on_line=lambda _line: None)
+    saved = json.loads(target.read_text(encoding="utf-8"))["gpu"]
+    assert saved["fastest"] == {"job_ratio": 1.01, "sustained": []} and saved["parts_done"] == []
+    assert saved["errors"]["fastest"].startswith("interrupted after")
 
 
 def test_full_size_refiner_matches_the_public_refiner_and_fits_the_base():

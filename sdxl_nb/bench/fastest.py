@@ -50,13 +50,16 @@ def bare_calls(engine, loaded, *, calls: int, per_call: int, width: int, height:
 
 def fastest_profile(*, device: str = "cuda", width: int = 1024, height: int = 1024, steps: int = 30,
                     cfg: float = 7.0, repeats: int = 5, images: int = 16, batches: tuple[int, ...] = (1, 4, 8),
-                    sustained_repeats: int = 1, on_line=print) -> dict:
+                    sustained_repeats: int = 1, on_line=print, into: dict | None = None, checkpoint=None) -> dict:
     """Load the base with the presets' "Fastest (CUDA graphs)" options (the profile's warm-up captures the graphs
     for its native size), then: one job (capture_s: its time minus the median job's), `repeats` jobs against
     the bare call (`job_ratio`), and per batch size b a job of `images` images at `chunk_size=b` against the bare
     pipeline making the same calls with `num_images_per_prompt=b` (each new b is a new static shape: a new
     capture, timed as one b-image job before the sustained run). On a CPU the CUDA graphs are "not applied"
-    (said in `load_events`) and everything else runs the same."""
+    (said in `load_events`) and everything else runs the same.
+
+    The figures go into `into` (default: a new dict) as they are taken, and `checkpoint()` is called after each
+    stage, so a time limit or a failure keeps what was measured before it."""
     from sdxl_nb.backends.local import Engine
     from sdxl_nb.backends.local.environment import peak_memory, reset_peak_memory
     from sdxl_nb.config.engine_profiles import engine_options
@@ -74,11 +77,14 @@ def fastest_profile(*, device: str = "cuda", width: int = 1024, height: int = 10
     reset_peak_memory(device)
     loaded = engine.load(find_model(BASE_ID, presets))
     warmups = [e for e in loaded.events if e.startswith("warm-up run")]
-    result = {"profile": FASTEST_PROFILE, "options": options.record(), "load_s": loaded.load_s,
+    result = into if into is not None else {}
+    save = checkpoint or (lambda: None)
+    result.update({"profile": FASTEST_PROFILE, "options": options.record(), "load_s": loaded.load_s,
               "load_events": loaded.events,
               "warmup_s": float(warmups[0].rsplit(" took ", 1)[1].split()[0]) if warmups else None,
               "cuda_graphs_applied": any("CUDA graphs" in e and "not applied" not in e for e in loaded.events),
-              "size": f"{width}x{height}", "steps": steps, "cfg": cfg}
+              "size": f"{width}x{height}", "steps": steps, "cfg": cfg, "sustained": []})
+    save()
     on_line(f"  loaded with {FASTEST_PROFILE} in {loaded.load_s:.1f} s" + (f" + warm-up {result['warmup_s']:.1f} s"
                                                                           if warmups else ""))
     with tempfile.TemporaryDirectory(prefix="sdxl_nb-fastest-") as tmp:
@@ -100,7 +106,8 @@ def fastest_profile(*, device: str = "cuda", width: int = 1024, height: int = 10
                       capture_s=max(first - job_s, 0.0), job_repeats=repeats)
         on_line(f"  per job {job_s:.3f} s/image vs {bare_s:.3f} s bare ({job_s / bare_s:.4f}x); first job "
                 f"{first:.2f} s")
-        rows = []
+        result["sustained_repeats"] = sustained_repeats
+        save()
         for batch in batches:
             calls = images // batch
             first = _timed(job(batch, batch), device)  # one call at this batch: a new shape captures here
@@ -110,10 +117,10 @@ def fastest_profile(*, device: str = "cuda", width: int = 1024, height: int = 10
             row = {"batch": batch, "images": images, "calls": calls, "sdxl_nb_s": ours, "bare_s": theirs,
                    "sdxl_nb_images_per_s": images / ours, "bare_images_per_s": images / theirs,
                    "ratio": ours / theirs, "first_call_s": first, "capture_s": max(first - ours / calls, 0.0)}
-            rows.append(row)
+            result["sustained"].append(row)
+            result["peak_memory_bytes"] = peak_memory(device)
+            save()
             on_line(f"  batch {batch}: {row['sdxl_nb_images_per_s']:.3f} images/s vs {row['bare_images_per_s']:.3f} "
                     f"bare ({row['ratio']:.4f}x); first call {first:.1f} s")
-        result["sustained"] = rows
-        result["sustained_repeats"] = sustained_repeats
     result["peak_memory_bytes"] = peak_memory(device)
     return result  # the engine goes with this frame; the runner then frees the GPU memory it held

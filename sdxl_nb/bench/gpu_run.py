@@ -78,34 +78,37 @@ class BenchCache:
         self._tmp.cleanup()
 
 
-def _product(cache: BenchCache, device, architecture, settings, on_line) -> dict:
+def _product(cache: BenchCache, device, architecture, settings, on_line, figures, checkpoint) -> None:
     from sdxl_nb.bench.gpu_checks import product_path
 
-    return {"product_path": product_path(device=device, architecture=architecture, cache=cache.ensure(on_line),
-                                         on_line=on_line, **settings)}
+    figures["product_path"] = product_path(device=device, architecture=architecture, cache=cache.ensure(on_line),
+                                           on_line=on_line, **settings)
 
 
-def _fastest(cache: BenchCache, device, architecture, settings, on_line) -> dict:
+def _fastest(cache: BenchCache, device, architecture, settings, on_line, figures, checkpoint) -> None:
     from sdxl_nb.bench.fastest import fastest_profile
     from sdxl_nb.bench.gpu_checks import _hub_cache
 
     with _hub_cache(cache.ensure(on_line)):
-        return {"fastest": fastest_profile(device=device, on_line=on_line, **settings)}
+        fastest_profile(device=device, on_line=on_line, into=figures.setdefault("fastest", {}), checkpoint=checkpoint,
+                        **settings)
 
 
-def _stages(cache: BenchCache, device, architecture, settings, on_line) -> dict:
+def _stages(cache: BenchCache, device, architecture, settings, on_line, figures, checkpoint) -> None:
     from sdxl_nb.bench.gpu_checks import _hub_cache
     from sdxl_nb.bench.gpu_stages import stage_costs
 
     with _hub_cache(cache.ensure(on_line)):
-        return {"stages": stage_costs(device=device, on_line=on_line, **settings)}
+        stage_costs(device=device, on_line=on_line, into=figures.setdefault("stages", {}), checkpoint=checkpoint,
+                    **settings)
 
 
-def _recipe(_cache: BenchCache, device, architecture, settings, on_line) -> dict:
+def _recipe(_cache: BenchCache, device, architecture, settings, on_line, figures, checkpoint) -> None:
     from sdxl_nb.bench.gpu_recipe import RECIPE, run_recipe
 
     steps = RECIPE if architecture == "full" else tuple(s for s in RECIPE if s not in _COMPILING)
-    return run_recipe(device=device, architecture=architecture, recipe=steps, on_line=on_line, **settings)
+    run_recipe(device=device, architecture=architecture, recipe=steps, on_line=on_line, into=figures,
+               checkpoint=checkpoint, **settings)
 
 
 RUNNERS = {"product": _product, "fastest": _fastest, "stages": _stages, "recipe": _recipe}
@@ -119,8 +122,8 @@ TITLES = {
 
 def run_gpu_parts(parts: tuple[str, ...] = GPU_PARTS, *, architecture: str = "full", device: str | None = None,
                   images: int | None = None, on_line=print, on_part=None) -> dict:
-    """Run the parts in order; returns the `gpu` figures. After each part (finished or failed) `on_part(figures)`
-    is called so the caller can write them. A failing part is recorded under `errors` (one line; the traceback
+    """Run the parts in order; returns the `gpu` figures. After each part (finished or failed), and within a part
+    after each of its stages, `on_part(figures)` is called so the caller can write them. A failing part is recorded under `errors` (one line; the traceback
     goes to stderr) and the next part runs. `images` overrides the sustained job's size."""
     import torch
 
@@ -138,8 +141,9 @@ def run_gpu_parts(parts: tuple[str, ...] = GPU_PARTS, *, architecture: str = "fu
                 settings["images"] = images
             on_line(f"GPU {part}: {TITLES[part]}")
             started = time.perf_counter()
-            try:
-                figures.update(RUNNERS[part](cache, device, architecture, settings, on_line))
+            checkpoint = (lambda: on_part(figures)) if on_part is not None else None
+            try:  # each part writes its figures into `figures` as it takes them (kept if it stops half-way)
+                RUNNERS[part](cache, device, architecture, settings, on_line, figures, checkpoint)
                 figures["parts_done"].append(part)
             except KeyboardInterrupt:  # Ctrl-C, or the time limit's SIGTERM: say which part it cut, then stop
                 figures["errors"][part] = f"interrupted after {time.perf_counter() - started:.0f} s (time limit or stop)"
