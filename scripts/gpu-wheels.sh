@@ -6,7 +6,7 @@
 #   torchao    the recipe's "+ FP8" step (dynamic float8); 0.17.0 is the first release built for torch 2.11
 #              (ABI-stable from there on; 0.16 wants torch 2.10 exactly and skips its kernels otherwise)
 # Nothing else: the bench path imports no other package the image lacks (spandrel, controlnet-aux, ipywidgets,
-# boto3... stay behind; checked by running the --gpu-tiny bench with every other missing package hidden).
+# boto3... stay behind: scripts/gpu_import_check.py runs the --gpu-tiny bench with them hidden, in the tests).
 # Usage: scripts/gpu-wheels.sh   (run where pip reaches PyPI; prints each wheel and the total)
 set -euo pipefail
 cd "$(dirname "$0")/.."

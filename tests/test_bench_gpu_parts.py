@@ -205,3 +205,28 @@ def test_prepared_wheels_are_one_version_each_and_small():
     names = [w.name.split("-")[0].lower() for w in wheels]
     assert len(names) == len(set(names)) and {"diffusers", "torchao"} <= set(names)
     assert sum(w.stat().st_size for w in wheels) < 32 * 2**20
+
+
+def test_gpu_bench_imports_nothing_the_device_image_lacks_beyond_the_carried_wheels(tmp_path):
+    """scripts/gpu_import_check.py hides every package the GPU machine's image lacks (except the wheels
+    gpu-wheels.sh carries) and runs the GPU parts: they must still run, or the device run would fail at import."""
+    target = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_import_check.py"), "bench", "--gpu-tiny",
+                             "--gpu-only", "--gpu-parts", "product,fastest,stages", "--json", str(target)],
+                            capture_output=True, text=True, env=python_env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(target.read_text(encoding="utf-8"))["gpu"]["errors"] == {}
+    assert "gpu_import_check: hidden modules looked for:" in result.stderr
+
+
+def test_gpu_wheels_carry_what_the_import_check_allows():
+    import re
+
+    wheels = (REPO / "scripts" / "gpu-wheels.sh").read_text(encoding="utf-8")
+    downloaded = set(re.findall(r'"(\w+)==\$', wheels))
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import gpu_import_check
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    assert downloaded == set(gpu_import_check.CARRIED) == {"diffusers", "torchao"}
