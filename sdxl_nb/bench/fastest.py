@@ -80,10 +80,10 @@ def fastest_profile(*, device: str = "cuda", width: int = 1024, height: int = 10
     result = into if into is not None else {}
     save = checkpoint or (lambda: None)
     result.update({"profile": FASTEST_PROFILE, "options": options.record(), "load_s": loaded.load_s,
-              "load_events": loaded.events,
-              "warmup_s": float(warmups[0].rsplit(" took ", 1)[1].split()[0]) if warmups else None,
-              "cuda_graphs_applied": any("CUDA graphs" in e and "not applied" not in e for e in loaded.events),
-              "size": f"{width}x{height}", "steps": steps, "cfg": cfg, "sustained": []})
+                   "load_events": loaded.events,
+                   "warmup_s": float(warmups[0].rsplit(" took ", 1)[1].split()[0]) if warmups else None,
+                   "cuda_graphs_applied": any("CUDA graphs" in e and "not applied" not in e for e in loaded.events),
+                   "size": f"{width}x{height}", "steps": steps, "cfg": cfg, "sustained": []})
     save()
     on_line(f"  loaded with {FASTEST_PROFILE} in {loaded.load_s:.1f} s" + (f" + warm-up {result['warmup_s']:.1f} s"
                                                                           if warmups else ""))

@@ -55,8 +55,9 @@ def parse_parts(text: str | None) -> tuple[str, ...]:
 class BenchCache:
     """One hub-layout cache for every part, written when the first part needs it and removed at the end."""
 
-    def __init__(self, device: str, architecture: str, refiner: bool):
+    def __init__(self, device: str, architecture: str, refiner: bool, into: dict | None = None):
         self.device, self.architecture, self.refiner = device, architecture, refiner
+        self.into = into if into is not None else {}  # gets the cache's figures under "cache" once written
         self._tmp = tempfile.TemporaryDirectory(prefix="sdxl_nb-gpu-")
         self.path = Path(self._tmp.name) / "hub"
         self.figures: dict | None = None
@@ -67,6 +68,7 @@ class BenchCache:
         if self.figures is None:
             self.figures = write_hub_cache(self.path, device=self.device, architecture=self.architecture,
                                            refiner=self.refiner)
+            self.into["cache"] = self.figures
             on_line(f"  wrote the random-weight hub cache ({self.figures['cache_bytes'] / 2**30:.2f} GiB"
                     f"{', refiner included' if self.refiner else ''}) in {self.figures['cache_write_s']:.1f} s")
         return self.path
@@ -123,8 +125,9 @@ TITLES = {
 def run_gpu_parts(parts: tuple[str, ...] = GPU_PARTS, *, architecture: str = "full", device: str | None = None,
                   images: int | None = None, on_line=print, on_part=None) -> dict:
     """Run the parts in order; returns the `gpu` figures. After each part (finished or failed), and within a part
-    after each of its stages, `on_part(figures)` is called so the caller can write them. A failing part is recorded under `errors` (one line; the traceback
-    goes to stderr) and the next part runs. `images` overrides the sustained job's size."""
+    after each of its stages, `on_part(figures)` is called so the caller can write them. A failing part is
+    recorded under `errors` (one line; the traceback goes to stderr) and the next part runs. `images` overrides
+    the sustained job's size."""
     import torch
 
     device = device or ("cuda" if architecture == "full" else "cpu")
@@ -134,7 +137,7 @@ def run_gpu_parts(parts: tuple[str, ...] = GPU_PARTS, *, architecture: str = "fu
                      "parts_s": {}, "errors": {}, "torch": torch.__version__, "diffusers": _version("diffusers")}
     if device.startswith("cuda"):
         figures["gpu_name"] = torch.cuda.get_device_name()
-    with BenchCache(device, architecture, refiner="stages" in parts) as cache:
+    with BenchCache(device, architecture, refiner="stages" in parts, into=figures) as cache:
         for part in parts:
             settings = dict(SETTINGS[architecture][part])
             if part == "fastest" and images:
@@ -145,7 +148,7 @@ def run_gpu_parts(parts: tuple[str, ...] = GPU_PARTS, *, architecture: str = "fu
             try:  # each part writes its figures into `figures` as it takes them (kept if it stops half-way)
                 RUNNERS[part](cache, device, architecture, settings, on_line, figures, checkpoint)
                 figures["parts_done"].append(part)
-            except KeyboardInterrupt:  # Ctrl-C, or the time limit's SIGTERM: say which part it cut, then stop
+            except KeyboardInterrupt:  # Ctrl-C or gpu-bench.sh's time limit (SIGINT): name the part it cut, stop
                 figures["errors"][part] = f"interrupted after {time.perf_counter() - started:.0f} s (time limit or stop)"
                 figures["parts_s"][part] = time.perf_counter() - started
                 if on_part is not None:
@@ -156,8 +159,6 @@ def run_gpu_parts(parts: tuple[str, ...] = GPU_PARTS, *, architecture: str = "fu
                 figures["errors"][part] = one_line(exc)
                 on_line(f"  {part} failed: {one_line(exc)}")
             figures["parts_s"][part] = time.perf_counter() - started
-            if cache.figures is not None:
-                figures["cache"] = cache.figures
             gc.collect()
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
