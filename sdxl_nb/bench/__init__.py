@@ -38,6 +38,7 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print, gpu_only
     _check_images(gpu_images, "tiny" if gpu_tiny else "full")
     from sdxl_nb.backends.local import Engine
     from sdxl_nb.bench import cpu_checks, data_checks, lora_checks, stage_checks
+
     pick = 0 if quick else 1
     engine = Engine(device="cpu")
     result: dict = {"date": datetime.now().astimezone().isoformat(timespec="seconds"), "quick": quick,
