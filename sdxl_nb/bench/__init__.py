@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -22,8 +23,20 @@ SETTINGS = {
 }
 
 
-def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
-    """Run every benchmark; returns the JSON-able result (top-level keys as documented in docs/PERFORMANCE.md)."""
+def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print, gpu_only: bool = False,
+              gpu_parts: str | None = None, gpu_tiny: bool = False, gpu_images: int | None = None,
+              json_path: str | Path | None = None) -> dict:
+    """Run every benchmark; returns the JSON-able result (top-level keys as documented in docs/PERFORMANCE.md).
+
+    `gpu_parts` (a comma list of `gpu_run.GPU_PARTS`), `gpu_only` (no CPU figures) and `gpu_tiny` (the GPU parts
+    on the tiny architecture on the CPU: a check of the code, not figures) imply `gpu`. With `json_path` the JSON
+    is written after the CPU figures and again after each GPU part, so a time limit keeps what finished.
+    """
+    from sdxl_nb.bench.gpu_run import parse_parts
+
+    parts = parse_parts(gpu_parts)  # bad input: one line before any work (or heavy import)
+    gpu = gpu or gpu_only or gpu_tiny or gpu_parts is not None
+    _check_images(gpu_images, "tiny" if gpu_tiny else "full")
     from sdxl_nb.backends.local import Engine
     from sdxl_nb.bench import cpu_checks, data_checks, lora_checks, stage_checks
 
@@ -31,7 +44,7 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
     engine = Engine(device="cpu")
     result: dict = {"date": datetime.now().astimezone().isoformat(timespec="seconds"), "quick": quick,
                     "device": engine.device_record()}
-    on_line("sdxl-nb bench" + (" (quick)" if quick else ""))
+    on_line("sdxl-nb bench" + (" (quick)" if quick else "") + (" (GPU parts only)" if gpu_only else ""))
     steps = [
         ("overhead", lambda: cpu_checks.generate_overhead(engine, **SETTINGS["overhead"][pick])),
         ("sustained", lambda: cpu_checks.sustained_throughput(engine, **SETTINGS["sustained"][pick])),
@@ -44,31 +57,44 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print) -> dict:
         ("LoRA switching", lambda: lora_checks.lora_switching(engine, SETTINGS["lora_repeats"][pick])),
         ("second stages", lambda: stage_checks.second_stages(engine, **SETTINGS["stages"][pick])),
     ]
-    for name, step in steps:
+    if gpu and not gpu_tiny:
+        _check_cuda()  # before the CPU figures: a machine without CUDA learns it at once
+    for name, step in [] if gpu_only else steps:
         figures = step()
         result.update(figures)
         on_line(_line(name, figures))
     result["env"] = engine.environment()
     if gpu:
-        result["gpu"] = _gpu(on_line)
+        from sdxl_nb.bench.gpu_run import run_gpu_parts
+
+        def keep(figures: dict) -> None:
+            result["gpu"] = figures
+            if json_path is not None:
+                write_json(result, json_path)
+
+        result["gpu"] = run_gpu_parts(parts, architecture="tiny" if gpu_tiny else "full", images=gpu_images,
+                                      on_line=on_line, on_part=keep)
     return result
 
 
-def _gpu(on_line) -> dict:
+def _check_images(images: int | None, architecture: str) -> None:
+    from sdxl_nb.bench.gpu_run import SETTINGS as GPU_SETTINGS
+    from sdxl_nb.errors import InputError
+
+    batches = GPU_SETTINGS[architecture]["fastest"]["batches"]
+    if images is not None and (images < 1 or any(images % b for b in batches)):
+        raise InputError(f"--gpu-images {images} is out of range; accepted: a positive multiple of every sustained "
+                         f"batch size ({', '.join(map(str, batches))})")
+
+
+def _check_cuda() -> None:
     import torch
 
-    from sdxl_nb.bench.gpu_recipe import run_recipe
+    from sdxl_nb.bench.gpu_run import NO_CUDA
     from sdxl_nb.errors import InputError
 
     if not torch.cuda.is_available():
-        raise InputError("--gpu needs a CUDA device; none is visible (torch.cuda.is_available() is False)")
-    from sdxl_nb.bench.gpu_checks import product_path
-
-    on_line("GPU product path: full-size SDXL (random weights) in a hub cache, loaded and run by the engine")
-    figures = {"product_path": product_path(on_line=on_line)}
-    on_line("GPU recipe: full-size SDXL architecture, random weights, 1024x1024, 30 steps, batch 1, cfg 7")
-    figures.update(run_recipe(device="cuda", on_line=on_line))
-    return figures
+        raise InputError(NO_CUDA)
 
 
 def _line(name: str, figures: dict) -> str:
@@ -81,4 +107,8 @@ def _fmt(value) -> str:
 
 
 def write_json(result: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    """Write the figures as JSON, atomically (a reader or a kill mid-write never sees half a file)."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.writing")
+    staging.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(staging, path)

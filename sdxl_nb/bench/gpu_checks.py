@@ -13,8 +13,9 @@ FP16_VAE_ID = "madebyollin/sdxl-vae-fp16-fix"
 COMMIT = "0000000000000000000000000000000000000001"
 
 
-def write_hub_cache(cache: Path, *, device: str = "cuda", architecture: str = "full") -> dict:
-    """Save random-weight SDXL base and an fp16-safe VAE into `cache` in the hub layout (fp16 variant on CUDA)."""
+def write_hub_cache(cache: Path, *, device: str = "cuda", architecture: str = "full", refiner: bool = False) -> dict:
+    """Save random-weight SDXL base and an fp16-safe VAE into `cache` in the hub layout (fp16 variant on CUDA);
+    with `refiner`, also the SDXL refiner beside it (its own random UNet; the base's VAE and text_encoder_2)."""
     import torch
 
     from sdxl_nb.bench.gpu_recipe import build_pipeline
@@ -23,6 +24,10 @@ def write_hub_cache(cache: Path, *, device: str = "cuda", architecture: str = "f
     cuda = device.startswith("cuda")
     pipe = build_pipeline(architecture, device, torch.float16 if cuda else torch.float32)
     pipe.save_pretrained(_snapshot(cache, BASE_ID), variant="fp16" if cuda else None)
+    if refiner:
+        from sdxl_nb.bench.gpu_models import REFINER_ID, build_refiner
+
+        build_refiner(pipe, architecture).save_pretrained(_snapshot(cache, REFINER_ID), variant="fp16" if cuda else None)
     # The base VAE keeps force_upcast (float32 decode); the dedicated VAE is marked fp16-safe, as the real one is.
     pipe.vae.register_to_config(force_upcast=False)
     pipe.vae.save_pretrained(_snapshot(cache, FP16_VAE_ID))
@@ -54,10 +59,11 @@ def _hub_cache(cache: Path):
 
 
 def product_path(*, device: str = "cuda", architecture: str = "full", width: int = 1024, height: int = 1024,
-                 steps: int = 30, cfg: float = 7.0, repeats: int = 5, on_line=print) -> dict:
+                 steps: int = 30, cfg: float = 7.0, repeats: int = 5, cache: Path | None = None, on_line=print) -> dict:
     """Load full-size SDXL from a hub cache through the registry and engine; overhead, memory and fp16 VAE figures.
 
     `architecture="tiny"` on the CPU runs the same path on the embedded model's architecture (for tests).
+    `cache`: a hub cache `write_hub_cache` already wrote (default: one of its own, written and removed here).
     """
     from sdxl_nb.backends.local import Engine
     from sdxl_nb.backends.local.environment import reset_peak_memory
@@ -67,8 +73,12 @@ def product_path(*, device: str = "cuda", architecture: str = "full", width: int
     from sdxl_nb.record.joblog import read_records
 
     with tempfile.TemporaryDirectory(prefix="sdxl_nb-gpu-") as tmp:
-        cache, out = Path(tmp) / "hub", Path(tmp) / "out"
-        result = write_hub_cache(cache, device=device, architecture=architecture)
+        out = Path(tmp) / "out"
+        if cache is None:
+            cache = Path(tmp) / "hub"
+            result = write_hub_cache(cache, device=device, architecture=architecture)
+        else:
+            result = {}
         with _hub_cache(cache):
             engine = Engine(device=device)
             loaded = engine.load(find_model(BASE_ID, load_presets()))

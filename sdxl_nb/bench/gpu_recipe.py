@@ -128,8 +128,10 @@ def sdpa_state(pipe) -> dict:
 
 def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int = 1024, height: int = 1024,
                steps: int = 30, cfg: float = 7.0, repeats: int = 3, recipe: tuple[str, ...] = RECIPE,
-               on_line=print) -> dict:
+               on_line=print, into: dict | None = None, checkpoint=None) -> dict:
     """Measure each step of the recipe cumulatively; s/image and it/s are medians of `repeats` runs.
+
+    The figures go into `into` (default: a new dict), with `checkpoint()` after each row.
 
     `architecture="tiny"` runs the same code on the embedded model (tests exercise it on CPU).
     """
@@ -143,9 +145,11 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
 
     build_started = time.perf_counter()
     pipe = build_pipeline(architecture, device, torch.float16)
-    result = {"architecture": architecture, "device": device, "size": f"{width}x{height}", "steps": steps,
-              "cfg": cfg, "batch": 1, "repeats": repeats, "build_s": time.perf_counter() - build_started,
-              "recipe": []}
+    result = into if into is not None else {}
+    result.update({"architecture": architecture, "device": device, "size": f"{width}x{height}", "steps": steps,
+                   "cfg": cfg, "batch": 1, "repeats": repeats, "build_s": time.perf_counter() - build_started,
+                   "recipe": []})
+    save = checkpoint or (lambda: None)
     cuda = device.startswith("cuda")
     if cuda:
         result["gpu"] = torch.cuda.get_device_name()
@@ -184,6 +188,7 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
             if problem:  # not a failure of the recipe: this device has no float8 tensor cores
                 result["recipe"].append({"step": name, "skipped": problem})
                 on_line(f"  {name:24} skipped: {problem}")
+                save()
                 continue
             del pipe
             torch.cuda.empty_cache()
@@ -209,6 +214,7 @@ def run_recipe(*, device: str = "cuda", architecture: str = "full", width: int =
             if "unet_tflop_per_step" in result:
                 row["unet_tflop_s"] = result["unet_tflop_per_step"] / (row["unet_gpu_ms"] / 1000)
         result["recipe"].append(row)
+        save()
         on_line(f"  {name:24} {s_image:8.3f} s/image {row['it_per_s']:7.2f} it/s "
                 f"{row['peak_memory_bytes'] / 2**30:6.2f} GiB" + (f"  compile {compile_s:.1f} s" if compile_s else "")
                 + (f"  UNet call {row['unet_gpu_ms']:.1f} ms GPU / {row['unet_host_ms']:.1f} ms host" if cuda else ""))
