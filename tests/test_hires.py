@@ -381,6 +381,15 @@ def test_comfy_backend_runs_hires_on_the_fake_server(upscalers, tmp_path, upscal
                                  prompt="a fox", seed=4, hires_upscaler=upscaler, **SMALL, **HIRES)
     assert result.status == "ok" and result.images[0].size == (128, 128)
     assert result.record["hires"]["upscaler"]["name"] == upscaler
+    if upscaler == "tiny-compact":  # a server without the upscaler file: one line before any work
+        from sdxl_nb.errors import ModelUnavailableError
+
+        fake = FakeComfy(upscale_models=[])
+        with LocalServer(fake.app()) as server, pytest.raises(ModelUnavailableError, match="upscaler tiny-compact"
+                                                              ".safetensors is not on the ComfyUI server"):
+            generate_remote(url=server.url, checkpoint="sd_xl_base_1.0.safetensors", out_dir=tmp_path / "missing",
+                            prompt="a fox", seed=4, hires_upscaler=upscaler, **SMALL, **HIRES)
+        assert fake.prompts == {} and not (tmp_path / "missing").exists()
 
 
 # ---- upscale jobs ----

@@ -262,6 +262,14 @@ def test_comfy_backend_runs_a_refiner_workflow(tmp_path):
     graph = sent["graph"]
     assert sum(node["class_type"] == "KSamplerAdvanced" for node in graph.values()) == 2
     assert backend.capabilities.refiner
+    from sdxl_nb.errors import ModelUnavailableError
+
+    fake = FakeComfy(checkpoints=("tiny-sdxl.safetensors",))  # the server lacks the refiner's checkpoint
+    with LocalServer(fake.app()) as server, pytest.raises(ModelUnavailableError) as error:
+        generate_remote(url=server.url, prompt="remote", **SMALL, seed=2, refiner=REFINER, refiner_switch=0.5,
+                        out_dir=tmp_path / "missing", model="tiny-sdxl")
+    assert f"refiner checkpoint {REFINER}.safetensors is not on the ComfyUI server" in str(error.value)
+    assert "\n" not in str(error.value) and fake.prompts == {} and not (tmp_path / "missing").exists()
 
 
 def test_capabilities_declare_the_refiner():

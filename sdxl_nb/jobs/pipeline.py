@@ -122,8 +122,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
     plan = kind.run_plan(chunk_size, auto_tune)
     check_plan(backend, plan)
     if (plan.request.loras or plan.request.embeddings or plan.request.ip_adapter or plan.request.controlnets
-            or (plan.request.hires and plan.request.hires.upscaler.kind == "model")):  # unfit files: refused here
-        backend.check_networks(info, plan.request)
+            or plan.request.refiner or (plan.request.hires and plan.request.hires.upscaler.kind == "model")):
+        backend.check_networks(info, plan.request)  # files that do not fit the model, or a server lacks: refused here
     if backend.capabilities.scheduler_config:  # a remote server maps the preset to its own sampler
         check_scheduler_installed(r.scheduler)
     new_folders = open_output_dir(folder)  # last: a folder is created only for a job that passed every other check

@@ -130,16 +130,23 @@ class ComfyBackend:
         return name, []
 
     def check_networks(self, _info, resolved) -> None:
-        """Before any work: the server must hold every LoRA file the workflow's LoraLoader nodes name (embeddings
-        are read by the server's text encoder node; it names a missing one when the workflow runs)."""
-        from sdxl_nb.backends.comfy.workflow import lora_file_name
+        """Before any work: the server must hold every file the workflow's loader nodes name: LoRAs, the refiner's
+        checkpoint, a hires upscaler model, ControlNets (embeddings are read by the server's text encoder node; it
+        names a missing one when the workflow runs)."""
+        from sdxl_nb.backends.comfy.workflow import lora_file_name, upscaler_file_name
 
-        available = self.client.choices("LoraLoader", "lora_name") if resolved.loras else None
-        missing = [lora_file_name(lora) for lora in resolved.loras if available is not None
-                   and lora_file_name(lora) not in available]
-        if missing:
-            raise ModelUnavailableError(f"LoRA {', '.join(missing)} is not on the ComfyUI server {self.client.server} "
-                                        f"(models/loras); available: {', '.join(available) or 'none'}")
+        wanted = [("LoraLoader", "lora_name", lora_file_name(lora), "LoRA", "models/loras") for lora in resolved.loras]
+        if resolved.refiner is not None and resolved.refiner_switch < 1:
+            wanted.append(("CheckpointLoaderSimple", "ckpt_name", default_checkpoint(resolved.refiner.id),
+                           "refiner checkpoint", "models/checkpoints"))
+        if resolved.hires is not None and resolved.hires.upscaler.kind == "model":
+            wanted.append(("UpscaleModelLoader", "model_name", upscaler_file_name(resolved.hires), "upscaler",
+                           "models/upscale_models"))
+        for node, choice, name, what, folder in wanted:
+            available = self.client.choices(node, choice)
+            if available is not None and name not in available:
+                raise ModelUnavailableError(f"{what} {name} is not on the ComfyUI server {self.client.server} "
+                                            f"({folder}); available: {', '.join(available) or 'none'}")
         if resolved.controlnets:
             from sdxl_nb.backends.comfy.control_nodes import missing_controlnets
 
