@@ -230,3 +230,12 @@ def test_installed_torch_version_is_read_as_records_hold_it_with_its_build_label
     from sdxl_nb.audit.drift import installed_environment
 
     assert installed_environment()["torch"] == torch.__version__
+
+
+def test_recorded_calls_group_positions_in_index_order_or_say_none():
+    from sdxl_nb.backends.base import recorded_calls
+
+    entries = [{"index": 3, "call": 1}, {"index": 0, "call": 0}, {"index": 2, "call": 1}, {"index": 1, "call": 0}]
+    assert recorded_calls(entries) == ((0, 1), (2, 3))
+    assert recorded_calls([{"index": 5, "call": 2}, {"index": 4, "call": 7}]) == ((1,), (0,))  # calls in call order
+    assert recorded_calls([{"index": 0, "call": 0}, {"index": 1}]) is None  # a record from before calls were kept

@@ -70,6 +70,18 @@ class ImageSpec:
         return self.prompt_end is not None
 
 
+def recorded_calls(entries: list[dict]) -> tuple[tuple[int, ...], ...] | None:
+    """How a record's images (or an animation's frames) were grouped into pipeline calls, as positions in index
+    order: batching can move a pixel's last bit, so a re-run repeats the same calls. None when an entry does not
+    say its call (a record written before calls were recorded)."""
+    if not all(isinstance(e.get("call"), int) and isinstance(e.get("index"), int) for e in entries):
+        return None
+    calls: dict[int, list[int]] = {}
+    for position, entry in enumerate(sorted(entries, key=lambda e: e["index"])):
+        calls.setdefault(entry["call"], []).append(position)
+    return tuple(tuple(positions) for _call, positions in sorted(calls.items()))
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """What a backend runs: shared settings (the resolved request) and every image to make."""

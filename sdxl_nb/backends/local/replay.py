@@ -9,7 +9,7 @@ import diffusers
 from PIL import Image
 
 from sdxl_nb.audit.replay_request import ReplayError, request_from_record
-from sdxl_nb.backends.base import RunHooks, RunPlan
+from sdxl_nb.backends.base import RunHooks, RunPlan, recorded_calls
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.config.registry import recorded_model as model_of_record
 from sdxl_nb.errors import InputError
@@ -35,20 +35,12 @@ def replay_plan(record: dict, resolved) -> RunPlan:
     """
     failed = record.get("status") == "failed"
     images = [] if failed else [entry for entry in record.get("images") or [] if isinstance(entry, dict)]
-    calls: dict[int, list[int]] = {}
-    for entry in images:
-        if not (isinstance(entry.get("call"), int) and isinstance(entry.get("index"), int)):
-            calls = {}  # a record written before calls were recorded
-            break
-        calls.setdefault(entry["call"], []).append(entry["index"])
-    if not calls:
+    calls = recorded_calls(images) if images else None
+    if calls is None:
         chunk_size = record.get("chunk_size") if isinstance(record.get("chunk_size"), int) else resolved.batch
         return RunPlan.for_request(resolved, chunk_size=chunk_size)
-    indices = sorted(index for members in calls.values() for index in members)
-    position = {index: p for p, index in enumerate(indices)}
-    plan = RunPlan.for_request(resolved, indices=indices)
-    grouped = [tuple(position[i] for i in sorted(members)) for _call, members in sorted(calls.items())]
-    return replace(plan, calls=tuple(grouped))
+    plan = RunPlan.for_request(resolved, indices=sorted(entry["index"] for entry in images))
+    return replace(plan, calls=calls)
 
 
 def _refiner_notes(record: dict, resolved, presets: Presets, engine) -> list[str]:

@@ -6,7 +6,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from sdxl_nb.backends.base import ImageSpec, RunPlan
+from sdxl_nb.backends.base import ImageSpec, RunPlan, recorded_calls
 from sdxl_nb.errors import InputError, ModelUnavailableError
 
 
@@ -26,12 +26,7 @@ def plan_from_record(record: dict, folder: str | os.PathLike | None = None) -> R
         raise InputError(f"job {record['job_id']}: {exc}") from None
     specs = tuple(ImageSpec(index=f["index"], seed=f["seed"], prompt=f["styled_prompt"], seed_end=f.get("seed_end"),
                             prompt_end=f.get("styled_prompt_end"), t=f.get("t")) for f in frames)
-    # Frames batched together are repeated together: batching can move a pixel's last bit.
-    calls: dict[int, list[int]] = {}
-    for position, frame in enumerate(frames):
-        calls.setdefault(frame["call"], []).append(position)
-    return RunPlan(request=replace(resolved, batch=len(specs)), images=specs,
-                   calls=tuple(tuple(positions) for _call, positions in sorted(calls.items())))
+    return RunPlan(request=replace(resolved, batch=len(specs)), images=specs, calls=recorded_calls(frames))
 
 
 def rerun_frames(record: dict, engine=None, folder: str | os.PathLike | None = None) -> list:
