@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sdxl_nb import settings
+from sdxl_nb.config.json_checker import JsonChecker
 from sdxl_nb.config.limits import MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from sdxl_nb.config.options import EngineOptions, options_from_dict
 from sdxl_nb.config.scheduler_params import EXTRA_REQUIREMENTS, check_kwargs, known_classes
@@ -126,67 +126,7 @@ def default_presets_path() -> Path:
     return packaged if packaged.is_file() else package.parent / "presets.json"
 
 
-class _Checker:
-    """Reads typed values out of raw JSON, raising PresetError that names the file and key."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def fail(self, key: str, problem: str) -> PresetError:
-        return PresetError(f"{self.path}: {key}: {problem}")
-
-    def entry(self, raw: Any, key: str, required: dict, optional: dict) -> dict:
-        if not isinstance(raw, dict):
-            raise self.fail(key, f"expected an object, got {type(raw).__name__}")
-        unknown = sorted(set(raw) - set(required) - set(optional))
-        if unknown:
-            raise self.fail(f"{key}.{unknown[0]}", f"unknown key; accepted: {', '.join(sorted({**required, **optional}))}")
-        values = {}
-        for name, kind in required.items():
-            if name not in raw:
-                raise self.fail(f"{key}.{name}", "missing")
-            values[name] = self.typed(raw[name], f"{key}.{name}", kind)
-        for name, kind in optional.items():
-            if raw.get(name) is not None:
-                values[name] = self.typed(raw[name], f"{key}.{name}", kind)
-        return values
-
-    def typed(self, value: Any, key: str, kind: str) -> Any:
-        ok = {
-            "str": isinstance(value, str),
-            "bool": isinstance(value, bool),
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            # Python's JSON reader takes NaN and Infinity; no setting means either.
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-            "dict": isinstance(value, dict),
-            "pair_str": isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value),
-            "pair_int": isinstance(value, list) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
-        }[kind]
-        if not ok:
-            expected = {"pair_str": "a list of two strings", "pair_int": "a list of two integers",
-                        "float": "a finite number"}.get(kind, kind)
-            raise self.fail(key, f"expected {expected}, got {json.dumps(value)}")
-        if kind == "float":
-            return float(value)
-        if kind.startswith("pair"):
-            return tuple(value)
-        return value
-
-    def named(self, items: Any, key: str, build) -> dict:
-        if not isinstance(items, list) or not items:
-            raise self.fail(key, "expected a non-empty list")
-        out: dict = {}
-        for index, raw in enumerate(items):
-            item = build(raw, f"{key}[{index}]")
-            name = getattr(item, "name", None) or item.id
-            if name in out:
-                raise self.fail(f"{key}[{index}]", f"duplicate name {name!r}")
-            out[name] = item
-        return out
-
-
-def _check_range(check: _Checker, key: str, values: dict, name: str, low: float, high: float, *,
+def _check_range(check: JsonChecker, key: str, values: dict, name: str, low: float, high: float, *,
                  above: bool = False) -> None:
     """A setting within what a request accepts (the same limits as sdxl_nb.request.resolve)."""
     value = values.get(name)
@@ -197,7 +137,7 @@ def _check_range(check: _Checker, key: str, values: dict, name: str, low: float,
         raise check.fail(f"{key}.{name}", f"{value:g} is out of range; accepted: {accepted}")
 
 
-def _model(check: _Checker, raw: Any, key: str) -> ModelPreset:
+def _model(check: JsonChecker, raw: Any, key: str) -> ModelPreset:
     v = check.entry(raw, key, {"id": "str", "description": "str", "steps": "int", "cfg": "float", "heavy": "bool"},
                     {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str", "refiner": "bool"})
     if v.get("source", "hf") not in ("hf", "embedded"):
@@ -208,7 +148,7 @@ def _model(check: _Checker, raw: Any, key: str) -> ModelPreset:
     return ModelPreset(turbo=v.pop("turbo", False), **v)
 
 
-def _scheduler(check: _Checker, raw: Any, key: str) -> SchedulerPreset:
+def _scheduler(check: JsonChecker, raw: Any, key: str) -> SchedulerPreset:
     if not isinstance(raw, dict):
         raise check.fail(key, "expected an object")
     cls = raw.get("class")
@@ -238,7 +178,7 @@ def check_scheduler_installed(scheduler: SchedulerPreset) -> None:
                          f"installed; accepted: another scheduler, or `pip install {package}`")
 
 
-def _style(check: _Checker, raw: Any, key: str) -> StylePreset:
+def _style(check: JsonChecker, raw: Any, key: str) -> StylePreset:
     v = check.entry(raw, key, {"name": "str", "prompt": "str"},
                     {"negative": "str", "description": "str", "scheduler": "str", "steps": "int", "cfg": "float"})
     if v.get("steps") is not None and v["steps"] < 1:
@@ -253,13 +193,13 @@ def _style(check: _Checker, raw: Any, key: str) -> StylePreset:
     return StylePreset(**v)
 
 
-def _resolution(check: _Checker, raw: Any, key: str) -> Resolution:
+def _resolution(check: JsonChecker, raw: Any, key: str) -> Resolution:
     v = check.entry(raw, key, {"name": "str", "width": "int", "height": "int"}, {"label": "str"})
     _check_positive_size(check, key, (v["width"], v["height"]))
     return Resolution(**v)
 
 
-def _engine_profile(check: _Checker, raw: Any, key: str) -> EngineProfile:
+def _engine_profile(check: JsonChecker, raw: Any, key: str) -> EngineProfile:
     v = check.entry(raw, key, {"name": "str", "options": "dict"}, {"description": "str"})
     try:
         options = options_from_dict(v["options"], f"{check.path}: {key}.options")
@@ -268,7 +208,7 @@ def _engine_profile(check: _Checker, raw: Any, key: str) -> EngineProfile:
     return EngineProfile(name=v["name"], description=v.get("description", ""), options=options)
 
 
-def _check_positive_size(check: _Checker, key: str, size: tuple[int, int] | None) -> None:
+def _check_positive_size(check: JsonChecker, key: str, size: tuple[int, int] | None) -> None:
     if size and any(n <= 0 or n % 8 for n in size):
         raise check.fail(key, f"size {size[0]}x{size[1]} must be positive multiples of 8")
     if size and any(not MIN_SIZE <= n <= MAX_SIZE for n in size):
@@ -276,7 +216,7 @@ def _check_positive_size(check: _Checker, key: str, size: tuple[int, int] | None
                               f"to {MAX_SIZE}")
 
 
-def _check_schema(check: _Checker, raw: dict) -> None:
+def _check_schema(check: JsonChecker, raw: dict) -> None:
     schema = raw.get("schema", PRESETS_SCHEMAS[-1])
     if isinstance(schema, bool) or schema not in PRESETS_SCHEMAS:
         raise check.fail("schema", f"unknown version {json.dumps(schema)}; accepted: "
@@ -285,7 +225,7 @@ def _check_schema(check: _Checker, raw: dict) -> None:
 
 def parse_presets(raw: Any, path: str) -> Presets:
     """Validate raw presets JSON; every problem raises PresetError naming the file and the key."""
-    check = _Checker(path)
+    check = JsonChecker(path)
     if not isinstance(raw, dict):
         raise check.fail("(top level)", "expected a JSON object")
     accepted = {"schema", "defaults", "models", "schedulers", "styles", "resolutions", "motion_phrases",
@@ -325,7 +265,7 @@ def parse_presets(raw: Any, path: str) -> Presets:
 
 def parse_user_styles(raw: Any, path: str, schedulers: dict[str, SchedulerPreset]) -> dict[str, StylePreset]:
     """Validate a user presets file ({"styles": [...]}) with the same rules as presets.json's styles."""
-    check = _Checker(path)
+    check = JsonChecker(path)
     if not isinstance(raw, dict):
         raise check.fail("(top level)", "expected a JSON object")
     unknown = sorted(set(raw) - {"schema", "styles"})
