@@ -37,6 +37,8 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print, gpu_only
     parts = parse_parts(gpu_parts)  # bad input: one line before any work (or heavy import)
     gpu = gpu or gpu_only or gpu_tiny or gpu_parts is not None
     _check_images(gpu_images, "tiny" if gpu_tiny else "full")
+    if gpu and not gpu_tiny:
+        _check_cuda()  # before anything is printed or measured: a machine without CUDA learns it at once
     from sdxl_nb.backends.local import Engine
     from sdxl_nb.bench import cpu_checks, data_checks, lora_checks, stage_checks
 
@@ -57,8 +59,6 @@ def run_bench(*, quick: bool = False, gpu: bool = False, on_line=print, gpu_only
         ("LoRA switching", lambda: lora_checks.lora_switching(engine, SETTINGS["lora_repeats"][pick])),
         ("second stages", lambda: stage_checks.second_stages(engine, **SETTINGS["stages"][pick])),
     ]
-    if gpu and not gpu_tiny:
-        _check_cuda()  # before the CPU figures: a machine without CUDA learns it at once
     for name, step in [] if gpu_only else steps:
         figures = step()
         result.update(figures)
