@@ -276,3 +276,26 @@ def test_the_bad_refiner_request_from_the_queue_is_refused_before_queueing(webui
     with pytest.raises(InputError, match="unknown refiner 'tiny-sdxl'"):
         queue.submit(GenerationRequest(prompt="x", **SMALL, refiner="tiny-sdxl"))
     assert not (tmp_path / "jobs.log").exists()
+
+
+def test_the_refiner_unet_layout_maps_to_names_diffusers_reads_back():
+    """sd_xl_refiner's 4 levels (attention in the middle two): its original names through the config-driven map,
+    and diffusers' own single-file reader gives every key back."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    from sdxl_nb.backends.local.checkpoint_keys import UNET_PREFIX, unet_key_map
+    from sdxl_nb.config.sdxl_refiner import CONFIGS
+
+    config = {k: v for k, v in CONFIGS["unet/config.json"].items() if not k.startswith("_")}
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**config)
+    state = unet.state_dict()
+    original = {UNET_PREFIX + v: k for k, v in unet_key_map(dict(unet.config), state).items()}
+    for name in ("input_blocks.9.0.op.weight", "input_blocks.11.0.in_layers.0.weight", "output_blocks.2.1.conv.weight",
+                 "output_blocks.5.2.conv.weight", "output_blocks.8.2.conv.weight",
+                 "middle_block.1.transformer_blocks.3.attn2.to_k.weight", "label_emb.0.0.weight"):
+        assert UNET_PREFIX + name in original, name
+    back = convert_ldm_unet_checkpoint({k: k for k in original}, dict(unet.config))
+    assert back == {diffusers_key: original_key for original_key, diffusers_key in original.items()}
