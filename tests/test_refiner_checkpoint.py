@@ -158,6 +158,10 @@ def test_the_file_draws_what_the_folder_draws_and_shares_the_base_modules(webui,
 
     fields = read_png_parameters(from_file.paths[0]).fields
     assert fields["refiner"] == NAME and fields["refiner_switch"] == 0.5
+    from sdxl_nb.record.png_params import _a1111
+
+    renamed = text.replace(f"Refiner: {NAME} [", "Refiner: sd_xl_refiner_1.0_renamed [")
+    assert _a1111(renamed, load_presets()).fields["refiner"] == NAME  # found by its short hash
     jsonschema = pytest.importorskip("jsonschema")
     from tests.conftest import REPO
 
@@ -232,6 +236,22 @@ def test_comfy_export_names_the_refiner_file(webui, tmp_path):
     graph = json.loads(out.read_text(encoding="utf-8"))
     names = [node["inputs"]["ckpt_name"] for node in graph.values() if node["class_type"] == "CheckpointLoaderSimple"]
     assert f"sdxl/{NAME}.safetensors" in names and len(names) == 2
+
+
+def test_the_comfy_backend_sends_the_refiner_file_and_records_it(webui, tmp_path):
+    from sdxl_nb.backends.comfy.backend import generate_remote
+    from tests.fake_comfy import FakeComfy
+    from tests.local_server import LocalServer
+
+    name = f"sdxl/{NAME}.safetensors"
+    fake = FakeComfy(checkpoints=("tiny-sdxl.safetensors", name))
+    with LocalServer(fake.app()) as server:
+        result = generate_remote(url=server.url, prompt="remote", **SMALL, seed=2, refiner=NAME, refiner_switch=0.5,
+                                 out_dir=tmp_path / "out", model="tiny-sdxl")
+    assert result.status == "ok" and result.record["refiner"]["sha256"] == _info(NAME).sha256
+    (sent,) = fake.prompts.values()
+    assert name in [node["inputs"]["ckpt_name"] for node in sent["graph"].values()
+                    if node["class_type"] == "CheckpointLoaderSimple"]
 
 
 # ---- convert both ways ----
