@@ -319,3 +319,24 @@ def test_the_refiner_unet_layout_maps_to_names_diffusers_reads_back():
         assert UNET_PREFIX + name in original, name
     back = convert_ldm_unet_checkpoint({k: k for k in original}, dict(unet.config))
     assert back == {diffusers_key: original_key for original_key, diffusers_key in original.items()}
+
+
+@pytest.mark.slow
+def test_a_full_size_refiner_file_loads_offline_with_the_bundled_configs(tmp_path):
+    """sd_xl_refiner_1.0's layout (a sparse file of zeros: no disk, pages shared) loads as an img2img refiner with
+    SDXL refiner 1.0's sizes, with an empty Hugging Face cache and no network."""
+    import torch
+
+    from sdxl_nb.backends.local.checkpoint_load import expected_shapes, load_refiner_checkpoint
+    from sdxl_nb.config.sdxl_refiner import ensure_sdxl_refiner_config
+    from tests.test_checkpoints import _sparse_checkpoint
+
+    path = tmp_path / "sd_xl_refiner_1.0.safetensors"
+    _sparse_checkpoint(path, expected_shapes(ensure_sdxl_refiner_config()))
+    pipe = load_refiner_checkpoint(path, torch.float16)
+    counts = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) for name in ("unet", "vae", "text_encoder_2")}
+    assert counts == {"unet": 2_259_526_660, "vae": 83_653_863, "text_encoder_2": 694_659_840}
+    assert pipe.text_encoder is None and pipe.config.requires_aesthetics_score
+    assert pipe.tokenizer_2("a fox").input_ids == [49406, 320, 3240, 49407]
+    del pipe
+    path.unlink()
