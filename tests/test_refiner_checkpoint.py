@@ -340,3 +340,21 @@ def test_a_full_size_refiner_file_loads_offline_with_the_bundled_configs(tmp_pat
     assert pipe.tokenizer_2("a fox").input_ids == [49406, 320, 3240, 49407]
     del pipe
     path.unlink()
+
+
+def test_a_single_file_base_takes_either_refiner_and_shares_its_modules(refiner_file, tmp_path, monkeypatch, run):
+    """A checkpoint base (tiny-sdxl as one file) with the refiner folder or the refiner file: the VAE and text
+    encoder are the base's own objects (compared weight by weight), the pixels those of tiny-sdxl + refiner."""
+    from sdxl_nb.api import convert
+
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    shutil.copy(refiner_file, folder / refiner_file.name)
+    convert("tiny-sdxl", folder / "tiny-base-file.safetensors")
+    monkeypatch.setenv("SDXL_NB_CHECKPOINTS", str(folder))
+    reference = run(**FIELDS, refiner=TINY_REFINER_ID, refiner_switch=0.5, out_dir=tmp_path / "reference")
+    for refiner in (TINY_REFINER_ID, NAME):
+        result = run(**FIELDS, model="tiny-base-file", refiner=refiner, refiner_switch=0.5, out_dir=tmp_path / refiner)
+        assert np.array_equal(pixels(result.images[0]), pixels(reference.images[0])), refiner
+        (event,) = [e for e in result.record["events"] if e.startswith(f"refiner {refiner}: ")]
+        assert "shares vae, text_encoder_2 with the base" in event or "shares text_encoder_2, vae" in event, event

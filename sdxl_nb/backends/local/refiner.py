@@ -119,13 +119,16 @@ def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
         modules, shared = {}, []
         for name, cls in (("text_encoder_2", CLIPTextModelWithProjection), ("vae", diffusers.AutoencoderKL)):
             own = weights_hash(folder / name, dtype)
-            # A single-file base has no component folders: its modules are not shared (the pixels are the same).
-            if _shares(loaded, name, lambda name=name, own=own: own is not None and base_folders[name].is_dir()
-                       and own == weights_hash(base_folders[name], dtype)):
+            base_is_folder = base_folders[name].is_dir()  # not so for a single-file base: its file has it all
+            if _shares(loaded, name, lambda name=name, own=own, base_is_folder=base_is_folder: own is not None
+                       and base_is_folder and own == weights_hash(base_folders[name], dtype)):
                 modules[name] = getattr(loaded.pipe, name)
                 shared.append(name)
-            else:
-                modules[name] = cls.from_pretrained(folder / name, variant=_variant(folder / name, dtype), **common)
+                continue
+            modules[name] = cls.from_pretrained(folder / name, variant=_variant(folder / name, dtype), **common)
+            if not base_is_folder and same_tensors(modules[name], getattr(loaded.pipe, name)):
+                modules[name] = getattr(loaded.pipe, name)  # equal weights, compared once loaded
+                shared.append(name)
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", variant=_variant(folder / "unet", dtype), **common)
         tokenizer_2 = CLIPTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True)
         scheduler = getattr(diffusers, index["scheduler"][1]).from_pretrained(folder / "scheduler", local_files_only=True)
