@@ -18,10 +18,14 @@ from sdxl_nb.errors import InputError, ModelUnavailableError
 # Where checkpoints sit under a tool's root: A1111 (models/Stable-diffusion) and ComfyUI (models/checkpoints).
 ROOT_LAYOUTS = ("models/Stable-diffusion", "models/checkpoints")
 SUFFIX = ".safetensors"
-UNET_FIRST_CONV = "model.diffusion_model.input_blocks.0.0.weight"
+UNET_PREFIX = "model.diffusion_model."
+UNET_FIRST_CONV = UNET_PREFIX + "input_blocks.0.0.weight"
 # The tiny model's first UNet convolution (block_out_channels[0] = 32, 4 latent channels): a checkpoint with
 # this shape gets the tiny model's defaults (steps, size) and config.
 TINY_FIRST_CONV = [32, 4, 3, 3]
+# An SDXL refiner file holds one text encoder, OpenCLIP bigG, as the first embedder (a base file's bigG is the second,
+# after CLIP-L under conditioner.embedders.0.transformer.): sgm's sd_xl_refiner.yaml, A1111's and ComfyUI's detection.
+REFINER_TEXT_PREFIX = "conditioner.embedders.0.model."
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,16 @@ def looks_tiny(path: str | Path) -> bool:
     except InputError:
         return False
     return isinstance(entry, dict) and entry.get("shape") == TINY_FIRST_CONV
+
+
+def looks_refiner(path: str | Path) -> bool:
+    """Whether a checkpoint is an SDXL refiner (its only text encoder is bigG, the first embedder). Reads the header
+    only, even of a truncated file (so that it is refused as the refiner it was meant to be); False if unreadable."""
+    try:
+        header = safetensors_header(path, complete=False)
+    except InputError:
+        return False
+    return any(key.startswith(REFINER_TEXT_PREFIX) for key in header)
 
 
 def check_checkpoint_file(path: str | Path) -> dict:

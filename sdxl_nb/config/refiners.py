@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sdxl_nb.config.presets import Presets
-from sdxl_nb.config.registry import ModelInfo, find_model
+from sdxl_nb.config.registry import ModelInfo, checkpoint_record, find_model
 from sdxl_nb.config.tiny_refiner import TINY_REFINER_ID
 from sdxl_nb.errors import ModelUnavailableError
 
@@ -43,7 +43,11 @@ def refiner_record(r, presets: Presets) -> dict | None:
     info = refiner_info(r, presets, local=False)
     if info is None:
         return None
-    return {"id": info.id, "revision": model_revision(info), "switch": r.refiner_switch}
+    entry = {"id": info.id, "revision": model_revision(info), "switch": r.refiner_switch}
+    if info.source == "checkpoint":  # a single file: where it was and its sha256, as the base checkpoint's record;
+        # `hash` is A1111's short hash, what `Refiner: NAME [HASH]` shows
+        entry.update(checkpoint_record(info), hash=info.model_hash)
+    return entry
 
 
 def embedded_refiner_folder(model_id: str):
@@ -62,6 +66,8 @@ def refiner_unet_bytes(model_id: str, source: str, dtype: str) -> int:
 
     from sdxl_nb.config.registry import locate_model
 
+    if source == "checkpoint":
+        return _checkpoint_unet_bytes(model_id, dtype)
     try:
         folder = Path(embedded_refiner_folder(model_id) if source == "embedded" else locate_model(model_id)[0])
         files = [p for p in (folder / "unet").iterdir() if p.name.endswith((".safetensors", ".bin"))]
@@ -73,3 +79,27 @@ def refiner_unet_bytes(model_id: str, source: str, dtype: str) -> int:
     if half and width == 2:
         return sum(half)
     return sum(full) * width // 4 if full else sum(half) * width // 2
+
+
+def _checkpoint_unet_bytes(model_id: str, dtype: str) -> int:
+    """A single-file refiner's UNet bytes in `dtype`, from its header (0 when it cannot be read)."""
+    from sdxl_nb.config.checkpoints import UNET_PREFIX, list_checkpoints
+    from sdxl_nb.config.safetensors_file import safetensors_header
+    from sdxl_nb.errors import InputError
+
+    width = {"float32": 4, "float16": 2, "bfloat16": 2}.get(dtype, 4)
+    for file in list_checkpoints():
+        if file.name == model_id:
+            try:
+                header = safetensors_header(file.path)
+            except InputError:
+                return 0
+            total = 0
+            for key, entry in header.items():
+                if key.startswith(UNET_PREFIX):
+                    count = 1
+                    for size in entry["shape"]:
+                        count *= size
+                    total += count * width
+            return total
+    return 0

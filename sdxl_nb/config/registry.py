@@ -14,6 +14,7 @@ from sdxl_nb.config.checkpoints import (
     check_checkpoint_file,
     checkpoint_from_path,
     list_checkpoints,
+    looks_refiner,
     looks_tiny,
 )
 from sdxl_nb.config.presets import ModelPreset, Presets
@@ -193,12 +194,14 @@ def _generic_preset(repo_id: str, presets: Presets, refiner: bool = False) -> Mo
 
 def _checkpoint_preset(file: CheckpointFile, presets: Presets) -> ModelPreset:
     base = presets.models.get(TINY_MODEL_ID) if looks_tiny(file.path) else None
-    description = f"SDXL checkpoint {file.path}"
+    # A refiner file (sd_xl_refiner_1.0.safetensors) is picked as a refiner, never as a base, as a refiner folder is.
+    refiner = looks_refiner(file.path)
+    description = f"SDXL {'refiner ' if refiner else ''}checkpoint {file.path}"
     if base is not None:  # the tiny architecture: the demo model's defaults (size, steps) fit it
         return ModelPreset(id=file.name, description=description, steps=base.steps, cfg=base.cfg, heavy=False,
-                           turbo=False, source="checkpoint", native_size=base.native_size)
+                           turbo=False, source="checkpoint", native_size=base.native_size, refiner=refiner)
     return ModelPreset(id=file.name, description=description, steps=presets.defaults.steps, cfg=presets.defaults.cfg,
-                       heavy=True, turbo="turbo" in file.name.lower(), source="checkpoint")
+                       heavy=True, turbo="turbo" in file.name.lower(), source="checkpoint", refiner=refiner)
 
 
 def _table(presets: Presets) -> tuple[dict[str, ModelPreset], dict[str, CheckpointFile], dict[str, str]]:

@@ -9,10 +9,11 @@ from pathlib import Path
 from sdxl_nb.errors import InputError
 
 
-def safetensors_header(path: str | Path) -> dict:
+def safetensors_header(path: str | Path, *, complete: bool = True) -> dict:
     """The JSON header of a .safetensors file: {key: {"dtype", "shape", "data_offsets"}, "__metadata__"?}.
 
-    A file that is not one, or whose tensors end past its size (a truncated download), is an InputError.
+    A file that is not one, or whose tensors end past its size (a truncated download), is an InputError;
+    `complete=False` skips the size check (what a truncated file was meant to hold).
     """
     path = Path(path)
     try:
@@ -33,6 +34,6 @@ def safetensors_header(path: str | Path) -> dict:
     if not isinstance(header, dict):
         raise InputError(f"{path} is not a .safetensors file")
     end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
-    if size < 8 + length + end:
+    if complete and size < 8 + length + end:
         raise InputError(f"{path} is truncated ({size} of {8 + length + end} bytes)")
     return header

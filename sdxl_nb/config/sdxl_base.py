@@ -76,13 +76,18 @@ def clip_vocab(merges: list[str]) -> dict[str, int]:
 
 
 def _write(staging: Path) -> None:
-    for name, config in CONFIGS.items():
+    write_config_folder(staging, CONFIGS, PAD_TOKENS)
+
+
+def write_config_folder(staging: Path, configs: dict, pad_tokens: dict) -> None:
+    """A diffusers folder without weights: each config file, and CLIP tokenizers from the bundled merges."""
+    for name, config in configs.items():
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         (staging / name).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     merges_text = gzip.decompress(_MERGES.read_bytes()).decode("utf-8")
     merges = merges_text.strip("\n").split("\n")[1:]
     vocab = json.dumps(clip_vocab(merges), ensure_ascii=False)
-    for name, pad in PAD_TOKENS.items():
+    for name, pad in pad_tokens.items():
         folder = staging / name
         folder.mkdir()
         (folder / "vocab.json").write_text(vocab, encoding="utf-8")

@@ -77,7 +77,9 @@ def convert(model: str, out: str | Path, *, dtype: str = "float32", on_stage=Non
     stage = on_stage or (lambda _name: None)
     torch_dtype = DTYPES[dtype]
     vae = None
-    if info.source == "checkpoint":
+    if info.preset.refiner:  # an SDXL refiner both ways: bigG alone, its first embedder in the single file
+        pipe = _load_refiner(info, torch_dtype, stage)
+    elif info.source == "checkpoint":
         pipe = load_checkpoint_model(info, Path(info.path), "cpu", torch_dtype, stage)[0]
     else:
         folder = ensure_tiny_model() if info.source == "embedded" else locate_model(info.id)[0]
@@ -97,3 +99,22 @@ def convert(model: str, out: str | Path, *, dtype: str = "float32", on_stage=Non
     save_diffusers_folder(pipe, out, metadata)
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     return Conversion(info.id, str(out), kind, dtype, size, None)
+
+
+def _load_refiner(info: ModelInfo, dtype, stage):
+    """An SDXL refiner on the CPU: from its single file, or from its diffusers folder (embedded or cached)."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+
+    from sdxl_nb.backends.local.checkpoint_load import load_refiner_checkpoint
+    from sdxl_nb.config.refiners import embedded_refiner_folder
+    from sdxl_nb.config.registry import locate_model
+
+    if info.source == "checkpoint":
+        return load_refiner_checkpoint(info.path, dtype, stage)
+    folder = embedded_refiner_folder(info.id) if info.source == "embedded" else locate_model(info.id)[0]
+    stage("refiner")
+    try:
+        return StableDiffusionXLImg2ImgPipeline.from_pretrained(folder, torch_dtype=dtype, local_files_only=True,
+                                                                add_watermarker=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailableError(f"refiner {info.id!r} could not be loaded from {folder}: {one_line(exc)}") from None

@@ -148,8 +148,10 @@ def _a1111(text: str, presets: Presets) -> PngParameters:
             _note(unmapped, "Model", model)
     refiner = values.pop("Refiner", None)
     if refiner:
-        name = refiner.split(" [", 1)[0]  # "NAME [HASH]": the hash names the file, the name the model
-        fields["refiner"] = model_id(name, presets) or _note(unmapped, "Refiner", refiner)
+        name, _, short = refiner.partition(" [")  # "NAME [HASH]": the hash names the file, the name the model
+        # a renamed single-file refiner is still found by its short hash, as a renamed base checkpoint is
+        fields["refiner"] = (model_id(name, presets) or checkpoint_by_hash(short.rstrip("]") or None)
+                             or _note(unmapped, "Refiner", refiner))
         try:
             fields["refiner_switch"] = float(values.pop("Refiner switch at", "0.8"))
         except ValueError:

@@ -8,6 +8,8 @@ UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 CLIP_G_PREFIX = "conditioner.embedders.1.model."
+# An SDXL refiner has bigG alone, as its first embedder (sgm's sd_xl_refiner.yaml; config.checkpoints).
+REFINER_CLIP_G_PREFIX = "conditioner.embedders.0.model."
 
 _RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"), ("conv2", "out_layers.3"),
            ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
@@ -127,7 +129,7 @@ def _clip_l(state: dict) -> dict:
             for key, value in state.items() if not key.endswith("position_ids")}
 
 
-def _clip_g(state: dict) -> dict:
+def _clip_g(state: dict, prefix: str = CLIP_G_PREFIX) -> dict:
     """CLIPTextModelWithProjection -> OpenCLIP names: q/k/v fused into in_proj, the projection transposed."""
     out = {}
     layer_names = (("self_attn.out_proj", "attn.out_proj"), ("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"),
@@ -138,12 +140,12 @@ def _clip_g(state: dict) -> dict:
     for key, value in state.items():
         short = key.removeprefix("text_model.")
         if short in fixed:
-            out[CLIP_G_PREFIX + fixed[short]] = value
+            out[prefix + fixed[short]] = value
         elif key == "text_projection.weight":
-            out[CLIP_G_PREFIX + "text_projection"] = value.T.contiguous()
+            out[prefix + "text_projection"] = value.T.contiguous()
         elif short.startswith("encoder.layers."):
             number, rest = short.split(".")[2], ".".join(short.split(".")[3:])
-            base = f"{CLIP_G_PREFIX}transformer.resblocks.{number}."
+            base = f"{prefix}transformer.resblocks.{number}."
             if rest.startswith("self_attn.q_proj."):
                 leaf = rest.rsplit(".", 1)[1]
                 qkv = [state[key.replace(".q_proj.", f".{p}_proj.")] for p in "qkv"]
@@ -164,7 +166,8 @@ def _clip_g(state: dict) -> dict:
 
 def original_state_dict(unet, vae, text_encoder, text_encoder_2) -> dict:
     """Every weight of an SDXL pipeline under its original single-file name (tensors shared, not copied, except
-    the fused q/k/v and the transposed projection). Works on meta tensors too (shapes only)."""
+    the fused q/k/v and the transposed projection). Works on meta tensors too (shapes only). A refiner (no first
+    text encoder: `text_encoder` None) has its bigG as the first embedder, as sd_xl_refiner_1.0.safetensors."""
     out = {}
     unet_state = unet.state_dict()
     for key, original in unet_key_map(dict(unet.config), unet_state).items():
@@ -175,6 +178,9 @@ def original_state_dict(unet, vae, text_encoder, text_encoder_2) -> dict:
         if ".mid.attn_1." in original and value.ndim == 2:  # original attention projections are 1x1 convolutions
             value = value[:, :, None, None]
         out[VAE_PREFIX + original] = value
-    out.update(_clip_l(text_encoder.state_dict()))
-    out.update(_clip_g(text_encoder_2.state_dict()))
+    if text_encoder is None:
+        out.update(_clip_g(text_encoder_2.state_dict(), REFINER_CLIP_G_PREFIX))
+    else:
+        out.update(_clip_l(text_encoder.state_dict()))
+        out.update(_clip_g(text_encoder_2.state_dict()))
     return out

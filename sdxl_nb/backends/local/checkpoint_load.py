@@ -10,19 +10,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 import sdxl_nb.backends.local.loading  # noqa: F401  (quiets transformers/diffusers before they speak)
-from sdxl_nb.backends.local.checkpoint_keys import CLIP_G_PREFIX, CLIP_L_PREFIX, original_state_dict
-from sdxl_nb.config.checkpoints import check_checkpoint_file
+from sdxl_nb.backends.local.checkpoint_keys import (
+    CLIP_G_PREFIX,
+    CLIP_L_PREFIX,
+    REFINER_CLIP_G_PREFIX,
+    original_state_dict,
+)
+from sdxl_nb.config.checkpoints import check_checkpoint_file, looks_refiner
 from sdxl_nb.config.registry import _cached_sdxl_repos, _snapshot
 from sdxl_nb.config.sdxl_base import ensure_sdxl_base_config
+from sdxl_nb.config.sdxl_refiner import ensure_sdxl_refiner_config
 from sdxl_nb.config.tiny import TINY_MODEL_ID, ensure_tiny_model
+from sdxl_nb.config.tiny_refiner import TINY_REFINER_ID, ensure_tiny_refiner
 from sdxl_nb.errors import ModelUnavailableError, one_line
 
 SDXL_BASE_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
+SDXL_REFINER_REPO = "stabilityai/stable-diffusion-xl-refiner-1.0"
 _expected: dict[str, dict[str, list[int]]] = {}  # config folder -> {original key: shape}
 
 
@@ -33,7 +41,9 @@ def expected_shapes(config_folder: Path) -> dict[str, list[int]]:
         with torch.device("meta"):
             unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config_folder / "unet"))
             vae = AutoencoderKL.from_config(AutoencoderKL.load_config(config_folder / "vae"))
-            text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(config_folder / "text_encoder"))
+            # a refiner's folder has no first text encoder (its file: bigG alone, as the first embedder)
+            text_encoder = (CLIPTextModel(CLIPTextConfig.from_pretrained(config_folder / "text_encoder"))
+                            if (config_folder / "text_encoder" / "config.json").is_file() else None)
             text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(config_folder / "text_encoder_2"))
         state = original_state_dict(unet, vae, text_encoder, text_encoder_2)
         _expected[key] = {name: list(value.shape) for name, value in state.items()}
@@ -68,12 +78,30 @@ def _difference(header: dict, expected: dict[str, list[int]]) -> str | None:
     return None
 
 
-def config_for(path: str | Path) -> Path:
-    """The local config folder whose architecture matches a checkpoint's every weight; else ModelUnavailableError
-    naming the file (truncated, not SDXL, or an SDXL layout whose configs are not here)."""
+def _refiner_candidates() -> list[tuple[str, Path]]:
+    """(name, folder) of every local SDXL refiner whose configs can describe a single-file refiner: the tiny
+    refiner, SDXL refiner 1.0 in the Hugging Face cache, the bundled SDXL refiner 1.0 configs, other cached ones."""
+    cached = []
+    for repo_id, refiner in sorted(_cached_sdxl_repos().items(), key=lambda item: item[0] != SDXL_REFINER_REPO):
+        try:
+            snapshot, _commit = _snapshot(repo_id) if refiner else (None, None)
+        except ModelUnavailableError:
+            continue
+        if snapshot and all((snapshot / part / "config.json").is_file() for part in ("unet", "vae", "text_encoder_2")):
+            cached.append((repo_id, snapshot))
+    first = [entry for entry in cached if entry[0] == SDXL_REFINER_REPO]
+    others = [entry for entry in cached if entry[0] != SDXL_REFINER_REPO]
+    return [(TINY_REFINER_ID, ensure_tiny_refiner()), *first, ("bundled SDXL refiner", ensure_sdxl_refiner_config()),
+            *others]
+
+
+def config_for(path: str | Path, *, refiner: bool = False) -> Path:
+    """The local config folder whose architecture matches a checkpoint's every weight (a refiner's among the
+    refiners); else ModelUnavailableError naming the file (truncated, not SDXL, or an SDXL layout whose configs are
+    not here)."""
     header = check_checkpoint_file(path)
     differences = []
-    for name, folder in _config_candidates():
+    for name, folder in _refiner_candidates() if refiner else _config_candidates():
         try:
             difference = _difference(header, expected_shapes(folder))
         except (OSError, ValueError, KeyError) as exc:  # a cached folder with unreadable configs is no candidate
@@ -123,6 +151,39 @@ def load_checkpoint(path: str | Path, dtype: torch.dtype, stage: Callable[[str],
     return pipe
 
 
+def load_refiner_checkpoint(path: str | Path, dtype: torch.dtype, stage: Callable[[str], None] = lambda _s: None
+                            ) -> StableDiffusionXLImg2ImgPipeline:
+    """An SDXL refiner (img2img, bigG alone) from one .safetensors file, offline, its configs from the local refiner
+    folder of the same architecture; a file that is no refiner, or cannot be loaded, is one line naming it."""
+    from safetensors import safe_open
+
+    path = str(Path(path))
+    if not looks_refiner(path):
+        check_checkpoint_file(path)  # a truncated or foreign file is named as such first
+        raise ModelUnavailableError(f"checkpoint {path} is not an SDXL refiner (it has no {REFINER_CLIP_G_PREFIX} "
+                                    "text encoder; a base checkpoint is a model, not a refiner)")
+    stage("matching the refiner's architecture")
+    folder = config_for(path, refiner=True)
+    try:
+        stage("text encoder")
+        with safe_open(path, framework="pt") as handle:
+            text = {key: handle.get_tensor(key) for key in handle.keys() if key.startswith(REFINER_CLIP_G_PREFIX)}
+        text_encoder_2 = create_diffusers_clip_model_from_ldm(
+            CLIPTextModelWithProjection, text, subfolder="text_encoder_2", config=str(folder), torch_dtype=dtype,
+            local_files_only=True)
+        stage("UNet and VAE")
+        pipe = StableDiffusionXLImg2ImgPipeline.from_single_file(
+            path, config=str(folder), local_files_only=True, torch_dtype=dtype, text_encoder=None, tokenizer=None,
+            text_encoder_2=text_encoder_2, add_watermarker=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelUnavailableError(f"refiner checkpoint {path} could not be loaded: {one_line(exc)}") from None
+    for name in ("unet", "vae", "text_encoder_2"):
+        if any(p.is_meta for p in getattr(pipe, name).parameters()):
+            raise ModelUnavailableError(f"refiner checkpoint {path} lacks weights of its {name}")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def save_checkpoint(pipe, out: str | Path, metadata: dict | None = None) -> Path:
     """Write a pipeline's weights as one .safetensors file in the original SDXL key layout (atomically)."""
     from safetensors.torch import save_file
@@ -135,11 +196,30 @@ def save_checkpoint(pipe, out: str | Path, metadata: dict | None = None) -> Path
     os.close(handle)
     try:
         save_file(tensors, staging, metadata={key: str(value) for key, value in (metadata or {}).items()})
+        _sort_metadata(staging)
         os.replace(staging, out)
     finally:
         if os.path.exists(staging):
             os.remove(staging)
     return out
+
+
+def _sort_metadata(path: str) -> None:
+    """Rewrite a fresh .safetensors header with its metadata in key order, in place (same length): safetensors
+    writes metadata in hash-map order, which differs per process, so the same weights made different files."""
+    import struct
+
+    with open(path, "r+b") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+        metadata = header.pop("__metadata__", None)
+        if not metadata:
+            return
+        text = json.dumps({"__metadata__": dict(sorted(metadata.items())), **header}, separators=(",", ":"),
+                          ensure_ascii=False).encode("utf-8")
+        if len(text) <= length:  # padded with spaces, as safetensors pads its header
+            handle.seek(8)
+            handle.write(text + b" " * (length - len(text)))
 
 
 def save_diffusers_folder(pipe, out: str | Path, metadata: dict | None = None) -> Path:

@@ -85,17 +85,33 @@ def _base_folders(loaded) -> dict[str, Path]:
     return {"text_encoder_2": Path(loaded.path) / "text_encoder_2", "vae": Path(loaded.path) / "vae"}
 
 
+def _shares(loaded, name: str, same) -> bool:
+    """Whether the refiner uses the base's own module `name`: a dedicated VAE the base uses (e.g. the fp16 fix)
+    decodes the refiner's latents too, as A1111's VAE setting applies to both (SDXL base and refiner share one
+    latent space); else when `same()` says the weights are the base's, byte for byte."""
+    return (name == "vae" and bool(loaded.vae)) or same()
+
+
+def same_tensors(own, theirs) -> bool:
+    """Whether two modules hold the same weights bit for bit (names, shapes, dtypes, values)."""
+    mine, other = own.state_dict(), theirs.state_dict()
+    return mine.keys() == other.keys() and all(
+        mine[key].dtype == other[key].dtype and mine[key].shape == other[key].shape
+        and torch.equal(mine[key].to(other[key].device), other[key]) for key in mine)
+
+
 def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
     """The refiner beside a loaded base (once; kept with the base). Modules whose weight files hash the same as the
     base's are the base's own objects: no extra bytes, dtype unchanged."""
     if info.id in loaded.refiners:
         return loaded.refiners[info.id]
+    if info.source == "checkpoint":
+        return _load_refiner_file(engine, loaded, info)
     if info.source == "embedded":
         folder = Path(embedded_refiner_folder(info.id))
     else:
         folder = Path(locate_model(info.id)[0])
-    revision = model_revision(info)
-    dtype, device = loaded.pipe.unet.dtype, engine.device
+    dtype = loaded.pipe.unet.dtype
     common = dict(torch_dtype=dtype, local_files_only=True)
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
@@ -103,13 +119,16 @@ def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
         modules, shared = {}, []
         for name, cls in (("text_encoder_2", CLIPTextModelWithProjection), ("vae", diffusers.AutoencoderKL)):
             own = weights_hash(folder / name, dtype)
-            # A dedicated VAE the base uses (e.g. the fp16 fix) decodes the refiner's latents too, as A1111's
-            # VAE setting applies to both: SDXL base and refiner share one latent space.
-            if (name == "vae" and loaded.vae) or (own is not None and own == weights_hash(base_folders[name], dtype)):
+            base_is_folder = base_folders[name].is_dir()  # not so for a single-file base: its file has it all
+            if _shares(loaded, name, lambda name=name, own=own, base_is_folder=base_is_folder: own is not None
+                       and base_is_folder and own == weights_hash(base_folders[name], dtype)):
                 modules[name] = getattr(loaded.pipe, name)
                 shared.append(name)
-            else:
-                modules[name] = cls.from_pretrained(folder / name, variant=_variant(folder / name, dtype), **common)
+                continue
+            modules[name] = cls.from_pretrained(folder / name, variant=_variant(folder / name, dtype), **common)
+            if not base_is_folder and same_tensors(modules[name], getattr(loaded.pipe, name)):
+                modules[name] = getattr(loaded.pipe, name)  # equal weights, compared once loaded
+                shared.append(name)
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", variant=_variant(folder / "unet", dtype), **common)
         tokenizer_2 = CLIPTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True)
         scheduler = getattr(diffusers, index["scheduler"][1]).from_pretrained(folder / "scheduler", local_files_only=True)
@@ -120,13 +139,32 @@ def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
         tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
         requires_aesthetics_score=index.get("requires_aesthetics_score", True),
         force_zeros_for_empty_prompt=index.get("force_zeros_for_empty_prompt", False), add_watermarker=False)
+    return _keep(engine, loaded, info, str(folder), pipe, shared)
+
+
+def _load_refiner_file(engine, loaded, info: ModelInfo) -> LoadedRefiner:
+    """A single-file refiner (sd_xl_refiner_1.0.safetensors): loaded on the CPU, then its VAE and text encoder are
+    the base's own where their weights are the base's bit for bit (the file holds no per-module hash)."""
+    from sdxl_nb.backends.local.checkpoint_load import load_refiner_checkpoint
+
+    pipe = load_refiner_checkpoint(info.path, loaded.pipe.unet.dtype)
+    shared = []
+    for name in SHAREABLE:
+        if _shares(loaded, name, lambda name=name: same_tensors(getattr(pipe, name), getattr(loaded.pipe, name))):
+            pipe.register_modules(**{name: getattr(loaded.pipe, name)})
+            shared.append(name)
+    return _keep(engine, loaded, info, str(info.path), pipe, shared)
+
+
+def _keep(engine, loaded, info: ModelInfo, path: str, pipe, shared: list[str]) -> LoadedRefiner:
+    """The refiner's own modules on the engine's device, its memory cost, kept with the base."""
     for name, module in pipe.components.items():
         if isinstance(module, torch.nn.Module) and name not in shared:
-            module.to(device)
+            module.to(engine.device)
     pipe.set_progress_bar_config(disable=True)
     extra = sum(size for name, size in component_bytes(pipe).items() if name not in shared)
-    refiner = LoadedRefiner(info=info, revision=revision, path=str(folder), pipe=pipe, shared=tuple(shared),
-                            extra_bytes=extra, own_scheduler=scheduler)
+    refiner = LoadedRefiner(info=info, revision=model_revision(info), path=path, pipe=pipe, shared=tuple(shared),
+                            extra_bytes=extra, own_scheduler=pipe.scheduler)
     loaded.refiners[info.id] = refiner
     return refiner
 
