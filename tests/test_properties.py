@@ -101,7 +101,7 @@ def test_the_strategies_draw_runs_and_refusals():
     """A cheap guard on the strategies themselves: valid requests and each kind of bad value are drawn."""
     from hypothesis import find
 
-    quiet = settings(database=None, max_examples=2000)
+    quiet = settings(database=None, max_examples=2000, derandomize=True)  # the same draws every run: never flaky
     find(strategies.request_fields(), lambda f: f.get("steps") in (1, 2, 3) and f["init"] == "64x64"
          and f["mask"] == "64x64" and f.get("strength", 1) < 1, settings=quiet)
     find(strategies.request_fields(), lambda f: isinstance(f.get("cfg"), float) and math.isnan(f["cfg"]),

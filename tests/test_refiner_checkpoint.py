@@ -191,8 +191,7 @@ def test_cli_api_and_queue_take_the_file_and_audit_reruns_bit_exact(webui, engin
     assert "RESULT: intact and bit-exact" in report, report
 
 
-def test_a_refiner_file_that_changed_since_the_job_is_a_replay_error(webui, run, engine, tmp_path):
-    from sdxl_nb.audit.replay_request import ReplayError
+def test_a_refiner_file_that_changed_since_the_job_is_loaded_again_and_noted(webui, run, engine, tmp_path):
     from sdxl_nb.backends.local.replay import replay
     from sdxl_nb.jobs.convert import convert
 
@@ -201,10 +200,13 @@ def test_a_refiner_file_that_changed_since_the_job_is_a_replay_error(webui, run,
     target = webui / "sdxl" / f"{NAME}.safetensors"
     target.unlink()
     convert(TINY_REFINER_ID, target, dtype="bfloat16")  # same name, other bytes
-    with pytest.raises(ReplayError) as caught:
-        replay(result.record, tmp_path / "jobs", engine)
-    message = str(caught.value)
-    assert "changed since the job" in message and str(target) in message and "\n" not in message
+    again = replay(result.record, tmp_path / "jobs", engine)  # as a changed base checkpoint: re-run, and say so
+    (note,) = [n for n in again.notes if "changed since the job" in n]
+    assert str(target) in note and "\n" not in note
+    assert not (pixels(again.images[0]) == pixels(result.images[0])).all()  # the new bytes ran, not the kept ones
+    later = run(**FIELDS, refiner=NAME, refiner_switch=0.5, out_dir=tmp_path / "later")
+    assert later.record["refiner"]["sha256"] != result.record["refiner"]["sha256"]
+    assert (pixels(later.images[0]) == pixels(again.images[0])).all()  # a job records and runs the file it found
 
 
 # ---- files that cannot be this refiner: one line, exit 2, nothing written ----

@@ -83,6 +83,8 @@ def refiner_unet_bytes(model_id: str, source: str, dtype: str) -> int:
 
 def _checkpoint_unet_bytes(model_id: str, dtype: str) -> int:
     """A single-file refiner's UNet bytes in `dtype`, from its header (0 when it cannot be read)."""
+    import math
+
     from sdxl_nb.config.checkpoints import UNET_PREFIX, list_checkpoints
     from sdxl_nb.config.safetensors_file import safetensors_header
     from sdxl_nb.errors import InputError
@@ -94,12 +96,5 @@ def _checkpoint_unet_bytes(model_id: str, dtype: str) -> int:
                 header = safetensors_header(file.path)
             except InputError:
                 return 0
-            total = 0
-            for key, entry in header.items():
-                if key.startswith(UNET_PREFIX):
-                    count = 1
-                    for size in entry["shape"]:
-                        count *= size
-                    total += count * width
-            return total
+            return sum(math.prod(entry["shape"]) for key, entry in header.items() if key.startswith(UNET_PREFIX)) * width
     return 0

@@ -103,8 +103,10 @@ def same_tensors(own, theirs) -> bool:
 def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
     """The refiner beside a loaded base (once; kept with the base). Modules whose weight files hash the same as the
     base's are the base's own objects: no extra bytes, dtype unchanged."""
-    if info.id in loaded.refiners:
-        return loaded.refiners[info.id]
+    kept = loaded.refiners.get(info.id)
+    if kept is not None and kept.revision == model_revision(info):
+        return kept
+    loaded.refiners.pop(info.id, None)  # a refiner file replaced since it loaded: loaded again, as a base would be
     if info.source == "checkpoint":
         return _load_refiner_file(engine, loaded, info)
     if info.source == "embedded":

@@ -56,10 +56,12 @@ def _refiner_notes(record: dict, resolved, presets: Presets, engine) -> list[str
     if info is None or not recorded:
         return []
     revision = model_revision(info)
-    if info.source == "checkpoint" and revision != recorded:  # a single file: its bytes are the refiner
-        raise ReplayError(f"refiner checkpoint {info.path} changed since the job (sha256 {str(revision)[:12]}..., "
-                          f"recorded {recorded[:12]}...)")
-    return [] if revision == recorded else [f"refiner revision {revision} differs from the recorded {recorded}"]
+    if revision == recorded:
+        return []
+    if info.source == "checkpoint":  # a single file: its bytes are the refiner (noted as for a base checkpoint)
+        return [f"refiner checkpoint {info.path} changed since the job (sha256 {str(revision)[:12]}..., recorded "
+                f"{recorded[:12]}...)"]
+    return [f"refiner revision {revision} differs from the recorded {recorded}"]
 
 
 def replay(record: dict, folder: str | Path, engine, presets: Presets | None = None, on_progress=None) -> Replay:
