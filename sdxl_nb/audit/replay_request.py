@@ -194,7 +194,7 @@ def _checked_file(path: Path, recorded: object, what: str) -> str:
 
 def recorded_ip_adapter(record: dict, folder: str | Path):
     """The IpAdapterUse a job ran with (None when it had none); every file must still hold what the job used."""
-    from sdxl_nb.config.ip_adapters import _ENCODER_WEIGHTS, IpAdapterUse, IpImage
+    from sdxl_nb.config.ip_adapters import _ENCODER_WEIGHTS, IpAdapterUse
 
     entry = record.get("ip_adapter")
     if entry is None:
@@ -215,7 +215,7 @@ def recorded_ip_adapter(record: dict, folder: str | Path):
         path = resolve_path(Path(folder), image["path"])
         actual = _checked_file(path, image.get("sha256"), f"IP-Adapter image {number}")
         size = image.get("size") or [0, 0]
-        images.append(IpImage(path=str(path), sha256=actual, size=(int(size[0]), int(size[1]))))
+        images.append(InputImage(path=str(path), sha256=actual, size=(int(size[0]), int(size[1]))))
     if not images:
         raise ReplayError("the record's IP-Adapter has no ip_images")
     scale = entry["scale"]

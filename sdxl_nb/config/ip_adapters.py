@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdxl_nb import settings
+from sdxl_nb.config.input_image import InputImage
 from sdxl_nb.config.loras import _cached_hash, file_sha256
 from sdxl_nb.config.safetensors_file import safetensors_header
 from sdxl_nb.errors import InputError
@@ -44,13 +45,6 @@ class IpAdapterFile:
 
 
 @dataclass(frozen=True)
-class IpImage:
-    path: str
-    sha256: str
-    size: tuple[int, int]
-
-
-@dataclass(frozen=True)
 class IpAdapterUse:
     """The IP-Adapter of a job: which weights and encoder (by content hash), its images and its scale."""
 
@@ -63,7 +57,7 @@ class IpAdapterUse:
     encoder_folder: str
     encoder_sha256: str  # the encoder's weight file
     encoder_revision: str | None  # the HF snapshot commit when the folder came from the cache
-    images: tuple[IpImage, ...]
+    images: tuple[InputImage, ...]
     scale: float
 
     @property
@@ -224,7 +218,7 @@ def a1111_model_hash(path: str | Path) -> str:
     return _cached_hash(path, "a1111-legacy", compute)
 
 
-def ip_adapter_use(name: str, images: tuple[IpImage, ...], scale: float) -> IpAdapterUse:
+def ip_adapter_use(name: str, images: tuple[InputImage, ...], scale: float) -> IpAdapterUse:
     """A named adapter checked (weights, encoder) and hashed, with the job's images and scale."""
     adapter = find_ip_adapter(name)
     problem = weights_problem(adapter) or encoder_problem(adapter)

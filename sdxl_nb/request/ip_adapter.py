@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 
-from sdxl_nb.config.ip_adapters import IpAdapterUse, IpImage, ip_adapter_use
+from sdxl_nb.config.ip_adapters import IpAdapterUse, ip_adapter_use
 from sdxl_nb.errors import InputError
 
 MAX_IP_IMAGES = 8
@@ -50,5 +50,5 @@ def resolve_ip_adapter(name: object, images: object, scale: object, notes: list[
     checked = []
     for number, path in enumerate(paths, 1):
         image = read_image(path, f"IP-Adapter image {number}" if len(paths) > 1 else "IP-Adapter image")
-        checked.append(IpImage(path=image.path, sha256=image.sha256, size=image.size))
+        checked.append(image)
     return ip_adapter_use(name, tuple(checked), value)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sdxl_nb.config.embeddings import EmbeddingUse
 from sdxl_nb.config.hires import HiresFix, resolve_hires
+from sdxl_nb.config.input_image import InputImage
 from sdxl_nb.config.ip_adapters import IpAdapterUse
 from sdxl_nb.config.limits import (
     MAX_BATCH,
@@ -69,13 +70,6 @@ class GenerationRequest:
     # ControlNet units: [{"model": NAME, "image": PATH, "preprocessor": "canny"|"none", "weight": 1.0, "start": 0.0,
     # "end": 1.0, "low_threshold": 100, "high_threshold": 200}] (request/control.py); one dict means one unit.
     controlnets: list | None = None
-
-
-@dataclass(frozen=True)
-class InputImage:
-    path: str
-    sha256: str
-    size: tuple[int, int]
 
 
 @dataclass(frozen=True)
