@@ -35,6 +35,15 @@ def engine(isolated_env):
 
 
 @pytest.fixture
+def kernel_engine(engine, monkeypatch):
+    """The kernel's engine, which the CLI and the API use, is the session's CPU engine (its models loaded once)."""
+    import sdxl_nb.backends.local.core as core
+
+    monkeypatch.setattr(core, "_ENGINE", engine)
+    return engine
+
+
+@pytest.fixture
 def run(engine, tmp_path):
     """generate() into a fresh folder with the shared engine and small defaults."""
     from sdxl_nb.jobs.generate import generate

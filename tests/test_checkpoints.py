@@ -24,12 +24,7 @@ from tests.conftest import REPO, SMALL, pixels, python_env
 CKPT = "tiny-ckpt"
 
 
-@pytest.fixture(autouse=True)
-def shared_engine(engine, monkeypatch):
-    # The CLI uses the kernel's engine; here that is the test session's CPU engine.
-    import sdxl_nb.backends.local.core as core
-
-    monkeypatch.setattr(core, "_ENGINE", engine)
+pytestmark = pytest.mark.usefixtures("kernel_engine")  # the CLI runs on the session's engine
 
 
 @pytest.fixture(scope="module")

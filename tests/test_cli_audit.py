@@ -15,12 +15,7 @@ def jobs_dir(engine, tmp_path_factory):
     return folder
 
 
-@pytest.fixture(autouse=True)
-def shared_engine(engine, monkeypatch):
-    # The CLI uses the kernel's engine; here that is the test session's CPU engine.
-    import sdxl_nb.backends.local.core as core
-
-    monkeypatch.setattr(core, "_ENGINE", engine)
+pytestmark = pytest.mark.usefixtures("kernel_engine")  # the CLI runs on the session's engine
 
 
 def test_intact_log_with_bit_exact_reruns_exits_0(jobs_dir, capsys):

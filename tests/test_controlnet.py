@@ -256,10 +256,7 @@ def test_a_backend_without_the_capability_refuses_in_one_line(control_image):
 
 
 # ---- CLI, ComfyUI, listing ----
-def test_cli_generate_with_a_controlnet_then_audit_and_verify(engine, control_image, tmp_path, capsys, monkeypatch):
-    from sdxl_nb.backends.local import core
-
-    monkeypatch.setattr(core, "_ENGINE", engine)
+def test_cli_generate_with_a_controlnet_then_audit_and_verify(kernel_engine, control_image, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["generate", "--prompt", "a fox", "--width", "64", "--height", "64", "--steps", "2", "--seed", "3",
             "--out", str(out), "--controlnet", TINY_CONTROLNET, "--control-image", str(control_image),

@@ -248,13 +248,10 @@ def test_a_changed_upscaler_model_refuses_the_rerun(run, engine, upscaler_dir, t
     assert file_drift(records)[["kind", "name", "jobs"]].values.tolist() == [["upscaler", "changing", 1]]
 
 
-def test_a_damaged_upscaler_model_is_refused_before_any_work(run, engine, upscalers, tmp_path, capsys, monkeypatch):
-    import sdxl_nb.backends.local.core as core
-
+def test_a_damaged_upscaler_model_is_refused_before_any_work(run, kernel_engine, upscalers, tmp_path, capsys):
     with pytest.raises(InputError, match="upscaler 'garbage' .* is not an upscaler model spandrel") as info:
         run(prompt="a fox", hires_upscaler="garbage", out_dir=tmp_path / "jobs", **HIRES)
     assert "\n" not in str(info.value) and not (tmp_path / "jobs").exists()  # nothing loaded, run or written
-    monkeypatch.setattr(core, "_ENGINE", engine)
     capsys.readouterr()
     assert main(["generate", "--prompt", "a fox", "--width", "64", "--height", "64", "--hires-scale", "2",
                  "--hires-upscaler", "garbage", "--out", str(tmp_path / "cli")]) == 2
@@ -263,10 +260,7 @@ def test_a_damaged_upscaler_model_is_refused_before_any_work(run, engine, upscal
 
 
 # ---- the CLI ----
-def test_cli_generate_with_hires(engine, monkeypatch, tmp_path, capsys):
-    import sdxl_nb.backends.local.core as core
-
-    monkeypatch.setattr(core, "_ENGINE", engine)
+def test_cli_generate_with_hires(kernel_engine, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["generate", "--prompt", "a fox", "--model", "tiny-sdxl", "--width", "64", "--height", "64",
                  "--steps", "2", "--seed", "3", "--hires-scale", "2", "--hires-steps", "2", "--hires-denoise", "0.5",
@@ -393,11 +387,9 @@ def test_comfy_backend_runs_hires_on_the_fake_server(upscalers, tmp_path, upscal
 
 
 # ---- upscale jobs ----
-def test_upscale_cli_records_its_own_job_and_reruns_bit_exact(engine, monkeypatch, run, upscalers, tmp_path, capsys):
-    import sdxl_nb.backends.local.core as core
+def test_upscale_cli_records_its_own_job_and_reruns_bit_exact(kernel_engine, run, upscalers, tmp_path, capsys):
     from sdxl_nb.record.store import sha256_file
 
-    monkeypatch.setattr(core, "_ENGINE", engine)
     folder = tmp_path / "jobs"
     source = run(prompt="a fox", out_dir=folder).paths[0]
     capsys.readouterr()
@@ -527,10 +519,7 @@ def test_a_stop_in_the_hires_pass_discards_that_chunk_and_keeps_the_finished_one
     assert any("stopped at step 3 of chunk 2" in event for event in record["events"]), record["events"]
 
 
-def test_a_sweep_varies_the_hires_denoise(engine, monkeypatch, tmp_path, capsys):
-    import sdxl_nb.backends.local.core as core
-
-    monkeypatch.setattr(core, "_ENGINE", engine)
+def test_a_sweep_varies_the_hires_denoise(kernel_engine, tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["sweep", "--x", "hires_denoise=0.4,0.8", "--prompt", "a fox", "--model", "tiny-sdxl", "--width", "64",
                  "--height", "64", "--steps", "2", "--seed", "4", "--hires-scale", "2", "--hires-steps", "2",

@@ -23,11 +23,7 @@ NAME = "tiny-refiner-file"
 FIELDS = dict(prompt="a fox (at dusk:1.2)", width=64, height=64, steps=4, seed=5)
 
 
-@pytest.fixture(autouse=True)
-def shared_engine(engine, monkeypatch):
-    import sdxl_nb.backends.local.core as core
-
-    monkeypatch.setattr(core, "_ENGINE", engine)
+pytestmark = pytest.mark.usefixtures("kernel_engine")  # the CLI runs on the session's engine
 
 
 @pytest.fixture(scope="module")
