@@ -27,7 +27,7 @@ def generate_overhead(engine, *, width: int, height: int, steps: int, repeats: i
     out = out_dir or tempfile.mkdtemp(prefix="sdxl_nb-bench-")
 
     def bare():
-        _bare_calls(engine, loaded, seeds=[1], width=width, height=height, steps=steps, cfg=cfg)
+        bare_calls(engine, loaded, seeds=[1], width=width, height=height, steps=steps, cfg=cfg)
 
     def ours():
         generate(prompt=BENCH_PROMPT, model=model, width=width, height=height, steps=steps, seed=1, cfg=cfg,
@@ -53,7 +53,7 @@ def sustained_throughput(engine, *, width: int, height: int, steps: int, repeats
     out = out_dir or tempfile.mkdtemp(prefix="sdxl_nb-bench-")
 
     def bare():
-        _bare_calls(engine, loaded, seeds=range(1, images + 1), width=width, height=height, steps=steps, cfg=cfg)
+        bare_calls(engine, loaded, seeds=range(1, images + 1), width=width, height=height, steps=steps, cfg=cfg)
 
     def ours():
         generate(prompt=BENCH_PROMPT, model=model, width=width, height=height, steps=steps, seed=1, cfg=cfg, batch=images,
@@ -66,17 +66,21 @@ def sustained_throughput(engine, *, width: int, height: int, steps: int, repeats
                                   f"cfg {cfg}, {repeats} interleaved repetitions"}
 
 
-def _bare_calls(engine, loaded, *, seeds, width: int, height: int, steps: int, cfg: float) -> None:
-    """The bare diffusers calls the product is measured against: one image per call, the model's scheduler."""
+def bare_calls(engine, loaded, *, seeds, width: int, height: int, steps: int, cfg: float, per_call: int = 1) -> None:
+    """The bare diffusers calls the product is measured against: `per_call` images per call (one seed each), the
+    model's scheduler, through the engine's call (with CUDA graphs, every call of the compiled UNet runs on the
+    engine's one graph thread; otherwise it is the pipeline's own call)."""
     import torch
 
-    pipe = loaded.pipe
+    pipe, seeds = loaded.pipe, list(seeds)
     with engine.lock:
         pipe.scheduler = engine.make_scheduler(loaded, None, {})
-        for seed in seeds:
-            pipe(prompt=BENCH_PROMPT, negative_prompt=None, num_inference_steps=steps, guidance_scale=cfg,
-                 width=width, height=height, num_images_per_prompt=1,
-                 generator=[torch.Generator("cpu").manual_seed(seed)], output_type="pil")
+        for start in range(0, len(seeds), per_call):
+            chunk = seeds[start:start + per_call]
+            engine.call_pipeline(pipe, prompt=BENCH_PROMPT, negative_prompt=None, num_inference_steps=steps,
+                                 guidance_scale=cfg, width=width, height=height, num_images_per_prompt=len(chunk),
+                                 generator=[torch.Generator("cpu").manual_seed(seed) for seed in chunk],
+                                 output_type="pil")
         if engine.device.startswith("cuda"):
             torch.cuda.synchronize()
 

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sdxl_nb.bench.cpu_checks import BENCH_PROMPT
+from sdxl_nb.bench.cpu_checks import BENCH_PROMPT, bare_calls
 from sdxl_nb.bench.gpu_checks import BASE_ID
 from sdxl_nb.bench.timing import interleaved, median
 
@@ -30,22 +30,6 @@ def _timed(call, device: str) -> float:
     call()
     _sync(device)
     return time.perf_counter() - started
-
-
-def bare_calls(engine, loaded, *, calls: int, per_call: int, width: int, height: int, steps: int, cfg: float) -> None:
-    """The bare diffusers calls a job is measured against: `calls` calls of `per_call` images each, through the
-    engine's call (with CUDA graphs every call of the compiled UNet runs on the engine's one graph thread)."""
-    import torch
-
-    pipe = loaded.pipe
-    with engine.lock:
-        pipe.scheduler = engine.make_scheduler(loaded, None, {})
-        for call in range(calls):
-            generators = [torch.Generator("cpu").manual_seed(1 + call * per_call + i) for i in range(per_call)]
-            engine.call_pipeline(pipe, prompt=BENCH_PROMPT, negative_prompt=None, num_inference_steps=steps,
-                                 guidance_scale=cfg, width=width, height=height, num_images_per_prompt=per_call,
-                                 generator=generators, output_type="pil")
-        _sync(engine.device)
 
 
 def fastest_profile(*, device: str = "cuda", width: int = 1024, height: int = 1024, steps: int = 30,
@@ -95,8 +79,8 @@ def fastest_profile(*, device: str = "cuda", width: int = 1024, height: int = 10
                                     cfg=cfg, seed=1, batch=batch, chunk_size=chunk, out_dir=out, engine=engine)
 
         def bare(calls: int = 1, per_call: int = 1):
-            return lambda: bare_calls(engine, loaded, calls=calls, per_call=per_call, width=width, height=height,
-                                      steps=steps, cfg=cfg)
+            return lambda: bare_calls(engine, loaded, seeds=range(1, calls * per_call + 1), per_call=per_call,
+                                      width=width, height=height, steps=steps, cfg=cfg)
 
         first = _timed(job(), device)
         result["first_job_events"] = read_records(out / "jobs.log")[-1].get("events")

@@ -18,7 +18,6 @@ def second_stages(engine, *, width: int, height: int, steps: int, repeats: int, 
     from sdxl_nb.jobs.generate import generate
 
     hires_steps = hires_steps or steps
-
     out = tempfile.mkdtemp(prefix="sdxl_nb-bench-")
     common = dict(prompt=PROMPT, model=model, width=width, height=height, steps=steps, seed=1, out_dir=out,
                   engine=engine)
@@ -30,8 +29,8 @@ def second_stages(engine, *, width: int, height: int, steps: int, repeats: int, 
     }
     # interleaved's warm-up run keeps the one-time loads (the refiner's UNet, the img2img pipeline) out of the times
     times = {name: median(values) for name, values in interleaved(jobs, repeats).items()}
-    return {"stage_plain_s": times["plain"], "stage_refiner_s": times["refiner"], "stage_hires_s": times["hires"], "refiner_handoff_ratio": times["refiner"] / times["plain"],
-            "hires_pass_ratio": times["hires"] / times["plain"],
+    return {"stage_plain_s": times["plain"], "stage_refiner_s": times["refiner"], "stage_hires_s": times["hires"],
+            "refiner_handoff_ratio": times["refiner"] / times["plain"], "hires_pass_ratio": times["hires"] / times["plain"],
             "stage_settings": f"{model}, {width}x{height}, {steps} steps; refiner {refiner} from {switch:g}; hires "
                               f"x{hires_scale:g} Latent, {hires_steps} steps at denoise {hires_denoise:g}; {repeats} "
                               "interleaved repetitions after a warm-up"}
