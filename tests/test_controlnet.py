@@ -277,6 +277,13 @@ def test_cli_generate_with_a_controlnet_then_audit_and_verify(kernel_engine, con
     assert main(argv[:13] + ["--control-weight", "1"]) == 2  # --control-* without --controlnet
     assert "need --controlnet MODEL" in capsys.readouterr().err
     assert len(read_records(out / "jobs.log")) == 1
+    sweep = tmp_path / "sweep"  # the same unit guides every cell of a sweep
+    assert main(["sweep", *argv[1:11], "--out", str(sweep), "--x", "cfg=3,6", "--controlnet", TINY_CONTROLNET,
+                 "--control-image", str(control_image)]) == 0
+    cells = [r for r in read_records(sweep / "jobs.log") if r["mode"] != "sweep"]
+    assert [(r["cfg"], r["controlnets"][0]["model"]["name"]) for r in cells] == [(3, TINY_CONTROLNET),
+                                                                                (6, TINY_CONTROLNET)]
+    assert main(["verify", "--out", str(sweep)]) == 0
 
 
 def test_cli_lists_controlnets_from_the_cache_and_folders(tmp_path, capsys, monkeypatch):

@@ -12,7 +12,7 @@ HELP = "vary one or two request fields (an X/Y grid): one recorded job per cell,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sdxl_nb.cli.backend_options import add_backend_arguments
-    from sdxl_nb.cli.generate import add_hires_arguments, add_request_arguments
+    from sdxl_nb.cli.generate import add_control_arguments, add_hires_arguments, add_request_arguments
     from sdxl_nb.jobs.sweep import SWEEPABLE
 
     parser.add_argument("--x", required=True, metavar="FIELD=V1,V2,...",
@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"fields: {', '.join(SWEEPABLE)}")
     parser.add_argument("--y", metavar="FIELD=V1,V2,...", help="an optional Y axis, like --x")
     add_request_arguments(parser)
+    add_control_arguments(parser)  # every cell guided by the same ControlNet unit
     add_hires_arguments(parser)
     add_backend_arguments(parser)
     for action in parser._actions:
