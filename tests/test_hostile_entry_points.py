@@ -120,3 +120,23 @@ def test_convert_refuses_a_hostile_checkpoint(world, tmp_path, name):
     assert result.returncode == 2, result.stderr
     assert not (tmp_path / "out").exists()
     no_markers(world)
+
+
+def test_the_lab_opens_lists_and_generates_in_the_hostile_world(world, engine, tmp_path, monkeypatch):
+    from tests.ui_helpers import gallery_images, lab_for, small_form, status_kind
+
+    env, _ = world
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    lab = lab_for(engine, tmp_path / "out")
+    form = lab.generate.form
+    for picker in (form.ip_adapter, form.lora_picker, form.controlnets):
+        picker.refresh.click()
+    form.hires.refresh()
+    assert "good-x2" in form.hires.upscaler.options
+    small_form(form, seed=3)
+    lab.generate.generate.click()
+    assert lab.generate.wait(120)
+    assert status_kind(lab.generate.message) == "ok", lab.generate.message.value
+    assert [caption for _, caption in gallery_images(lab.generate)] == ["seed 3"]
+    no_markers(world)
