@@ -96,11 +96,11 @@ def record_fields(record: dict, reader: Reader) -> tuple[dict, dict, dict]:
                       hires_upscaler=r.get(r.part(hires, "upscaler", "hires upscaler"), "name", "text",
                                            "hires upscaler name"))
     adapter = r.part(record, "ip_adapter")
-    if adapter:  # the IP-Adapter, its images and scale
+    if r.get(adapter, "name", "text", "ip_adapter name") is not None:  # the IP-Adapter, its images and scale
         images = [(path, r.get(entry, "sha256", "sha256", f"ip_images[{n}] sha256"))
                   for n, entry in enumerate(r.get(record, "ip_images", "list") or [])
                   if (path := r.get(entry, "path", "text", f"ip_images[{n}] path")) is not None]
-        fields.update(ip_adapter=r.get(adapter, "name", "text", "ip_adapter name"),
+        fields.update(ip_adapter=adapter["name"],
                       ip_scale=r.get(adapter, "scale", "number", "ip_adapter scale"),
                       ip_images=[path for path, _sha in images])
         inputs["ip_images"] = [sha for _path, sha in images]
@@ -124,6 +124,10 @@ def _control_unit(unit, n: int, r: Reader) -> tuple[dict | None, str | None]:
               **{key: r.get(unit, key, "number", f"{name} {key}") for key in ("weight", "start", "end")},
               **{key: r.get(settings, key, "whole", f"{name} {key}") for key in ("low_threshold", "high_threshold")
                  if key in settings}}
+    if fields["model"] is None:  # a unit without its ControlNet is nothing to load
+        if "model" not in unit:
+            r.problems.append(f"not read: {name} (it names no ControlNet model)")
+        return None, None
     return fields, r.get(image, "sha256", "sha256", f"{name} image sha256")
 
 

@@ -24,8 +24,8 @@ def read_png_file(path: str | os.PathLike) -> bytes:
     """The bytes of a PNG file; InputError when it is not a regular file or is past MAX_PNG_BYTES (a device, a
     FIFO or a huge file is never read)."""
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
+    try:  # O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then refuses it
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise InputError(f"{path} is not a regular file; PNG Info reads PNG files")
