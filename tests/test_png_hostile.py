@@ -35,63 +35,49 @@ WRONG_TYPES = {"job_id": "x", "mode": 7, "steps": "x", "seed": [1], "model": 5, 
                "ip_images": "none", "hires": {"scale": "big"}, "style": ["Cinematic"], "refiner": {"switch": "0.5"}}
 
 
-def _record(**fields) -> str:
-    return json.dumps({"job_id": "x", "mode": "txt2img", "prompt": "a heron", **fields})
-
-
-# name -> (chunks, compressed): what a stranger's PNG can carry, each a known way to hang or crash a naive reader
+# name -> (chunks, compressed, source, phrase): what a stranger's PNG can carry (each a known way to hang or crash a
+# naive reader), and what it must give: the source read and a phrase among its "not read" lines, or (source None)
+# one InputError line holding the phrase
 HOSTILE = {
-    "colonless-900kb-parameters": ({"parameters": "word " * 180_000}, True),
-    "deep-json-record": ({"sdxl_nb": deep_json(), "parameters": GOOD_A1111}, True),
-    "deep-json-record-alone": ({"sdxl_nb": deep_json()}, True),
-    "invalid-json-record": ({"sdxl_nb": "{not json", "parameters": GOOD_A1111}, True),
-    "record-not-an-object": ({"sdxl_nb": "[1, 2]"}, True),
-    "wrong-field-types": ({"sdxl_nb": json.dumps(WRONG_TYPES)}, True),
+    "colonless-900kb-parameters": ({"parameters": "word " * 180_000}, True, "A1111", None),
+    "deep-json-record": ({"sdxl_nb": deep_json(), "parameters": GOOD_A1111}, True, "A1111",
+                         "the sdxl_nb record nests 100000 levels deep; at most 64 are read"),
+    "deep-json-record-alone": ({"sdxl_nb": deep_json()}, True, None,
+                               "not read: the sdxl_nb record nests 100000 levels deep"),
+    "invalid-json-record": ({"sdxl_nb": "{not json", "parameters": GOOD_A1111}, True, "A1111",
+                            "the sdxl_nb record is not valid JSON"),
+    "record-not-an-object": ({"sdxl_nb": "[1, 2]"}, True, None, "not read: the sdxl_nb record ([1, 2] is not an object)"),
+    "wrong-field-types": ({"sdxl_nb": json.dumps(WRONG_TYPES)}, True, "sdxl_nb",
+                          "not read: steps ('x' is not a whole number)"),
     "a1111-bad-escapes": ({"parameters": 'p\nSteps: 2, Sampler: "\\x", CFG scale: "unbalanced, Seed: "a\\"b, '
-                                         'Size: 64x64, Model: "\\u12", Hires upscale: "\\"'}, False),
+                                         'Size: 64x64, Model: "\\u12", Hires upscale: "\\"'}, False, "A1111", None),
     "a1111-5000-digit-seed": ({"parameters": "p\nSteps: 2, Seed: " + "9" * 5000 + ", CFG scale: nan, Size: 1x2x3"},
-                              True),
-    "cyclic-comfy-graph": ({"prompt": json.dumps(cyclic_comfy_graph())}, True),
-    "comfy-inputs-a-list": ({"prompt": json.dumps({"3": {"class_type": "KSampler", "inputs": [1, 2]}})}, True),
+                              True, "A1111", "not read: Seed ("),
+    "cyclic-comfy-graph": ({"prompt": json.dumps(cyclic_comfy_graph())}, True, "ComfyUI", None),
+    "comfy-inputs-a-list": ({"prompt": json.dumps({"3": {"class_type": "KSampler", "inputs": [1, 2]}})}, True,
+                            "ComfyUI", "not read: the inputs of node '3' ([1, 2] is not an object)"),
     "comfy-ckpt-a-number": ({"prompt": json.dumps({"3": SAMPLER, "4": {"class_type": "CheckpointLoaderSimple",
-                                                                      "inputs": {"ckpt_name": 5}}})}, True),
+                                                                      "inputs": {"ckpt_name": 5}}})}, True,
+                            "ComfyUI", "not read: the checkpoint name (5 is not text)"),
     "comfy-wrong-types": ({"prompt": json.dumps({"3": {"class_type": "KSampler", "inputs": {
         "seed": "s", "steps": 1e300, "cfg": [1], "positive": [["x"], 0], "latent_image": [{"a": 1}, 0],
-        "model": [10**40, 0]}}, "99" * 3000: {"class_type": "KSampler", "inputs": {}}})}, True),
-    "comfy-deep-json": ({"prompt": deep_json()}, True),
-    "inflating-50mb-parameters": ({"parameters": b"a" * 50_000_000}, True),
-    "inflating-50mb-record": ({"sdxl_nb": b"{" * 50_000_000, "parameters": GOOD_A1111}, True),
-}
-# what each must give: a source and a phrase among its "not read" lines, or one InputError line
-EXPECTED = {
-    "colonless-900kb-parameters": ("A1111", None),
-    "deep-json-record": ("A1111", "the sdxl_nb record nests 100000 levels deep; at most 64 are read"),
-    "deep-json-record-alone": (None, "not read: the sdxl_nb record nests 100000 levels deep"),
-    "invalid-json-record": ("A1111", "the sdxl_nb record is not valid JSON"),
-    "record-not-an-object": (None, "not read: the sdxl_nb record ([1, 2] is not an object)"),
-    "wrong-field-types": ("sdxl_nb", "not read: steps ('x' is not a whole number)"),
-    "a1111-bad-escapes": ("A1111", None),
-    "a1111-5000-digit-seed": ("A1111", "not read: Seed ("),
-    "cyclic-comfy-graph": ("ComfyUI", None),
-    "comfy-inputs-a-list": ("ComfyUI", "not read: the inputs of node '3' ([1, 2] is not an object)"),
-    "comfy-ckpt-a-number": ("ComfyUI", "not read: the checkpoint name (5 is not text)"),
-    "comfy-wrong-types": ("ComfyUI", "not read: the sampler's seed ('s' is not a whole number)"),
-    "comfy-deep-json": (None, "the PNG's ComfyUI 'prompt' chunk nests 100000 levels deep"),
-    "inflating-50mb-parameters": (None, "not read: the 'parameters' chunk (over 1,048,576 bytes when decompressed"),
-    "inflating-50mb-record": ("A1111", "not read: the 'sdxl_nb' chunk (over 1,048,576 bytes when decompressed"),
+        "model": [10**40, 0]}}, "99" * 3000: {"class_type": "KSampler", "inputs": {}}})}, True, "ComfyUI",
+        "not read: the sampler's seed ('s' is not a whole number)"),
+    "comfy-deep-json": ({"prompt": deep_json()}, True, None, "the PNG's ComfyUI 'prompt' chunk nests 100000 levels deep"),
+    "inflating-50mb-parameters": ({"parameters": b"a" * 50_000_000}, True, None,
+                                  "not read: the 'parameters' chunk (over 1,048,576 bytes when decompressed"),
+    "inflating-50mb-record": ({"sdxl_nb": b"{" * 50_000_000, "parameters": GOOD_A1111}, True, "A1111",
+                              "not read: the 'sdxl_nb' chunk (over 1,048,576 bytes when decompressed"),
 }
 # Reads one PNG in a fresh process: a hang is the subprocess timeout, any exception but InputError a traceback.
-WORKER = """
-import json, sys
+WORKER = """import json, sys
 from sdxl_nb.errors import InputError
 from sdxl_nb.record.png_params import read_png_parameters
 try:
     read = read_png_parameters(sys.argv[1])
-except InputError as exc:
-    print(json.dumps({"error": str(exc)}))
-else:
     print(json.dumps({"source": read.source, "fields": read.fields, "problems": read.problems}))
-"""
+except InputError as exc:
+    print(json.dumps({"error": str(exc)}))"""
 
 
 @contextlib.contextmanager
@@ -113,7 +99,7 @@ def within(seconds: int):
 def hostile_pngs(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("hostile")
     return {name: png_with_chunks(folder / f"{name}.png", chunks, compressed=compressed)
-            for name, (chunks, compressed) in HOSTILE.items()}
+            for name, (chunks, compressed, _source, _phrase) in HOSTILE.items()}
 
 
 def text_chunk(kind: bytes, key: str, value: str) -> bytes:
@@ -142,7 +128,7 @@ def test_a_hostile_png_gives_lines_not_exceptions_and_ends(hostile_pngs, name):
                           env=python_env(), timeout=30)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     read = json.loads(done.stdout)
-    source, phrase = EXPECTED[name]
+    source, phrase = HOSTILE[name][2:]
     if source is None:
         assert "source" not in read and phrase in read["error"] and "\n" not in read["error"]
         return
@@ -200,8 +186,7 @@ def test_a_file_past_the_cap_or_not_a_file_is_one_line(tmp_path, monkeypatch):
         handle.truncate(2 * 2**30)  # sparse: 2 GiB that take no disk
     with within(10), pytest.raises(InputError, match="PNG Info reads files up to 1,000"):
         read_png_parameters(big)
-    fifo = tmp_path / "fifo.png"
-    os.mkfifo(fifo)
+    os.mkfifo(fifo := tmp_path / "fifo.png")
     with within(10), pytest.raises(InputError, match="not a regular file"):
         read_png_parameters(fifo)
 
@@ -339,7 +324,7 @@ def test_the_panel_shows_each_hostile_png_as_lines_and_no_traceback(lab, hostile
             panel.upload.value = upload_value(path)
         shown = html.unescape(panel.status.value + panel.table.value)
         assert "Traceback" not in shown and panel.status.value.count("<div") == 1, name
-        source, phrase = EXPECTED[name]
+        source, phrase = HOSTILE[name][2:]
         if source is None:
             assert status_kind(panel.status) == "error" and phrase in shown, name
             assert all(b.disabled for b in panel.load_buttons)
@@ -362,8 +347,7 @@ def test_load_into_generate_never_reads_a_path_the_png_names(lab, tmp_path):
     big = tmp_path / "big.png"
     with open(big, "wb") as handle:
         handle.truncate(2 * 2**30)  # sparse
-    fifo = tmp_path / "fifo.png"
-    os.mkfifo(fifo)  # any open of it blocks: the time bound would say so
+    os.mkfifo(fifo := tmp_path / "fifo.png")  # any open of it blocks: the time bound would say so
     real = {"sha256": hashlib.sha256(token.read_bytes()).hexdigest()}  # even the file's true hash finds nothing
     record = {"job_id": "x", "mode": "inpaint", "prompt": "a planted record", "steps": 3, "strength": 0.5,
               "init_image": {"path": str(token), **real}, "mask_image": {"path": str(fifo), "sha256": "0" * 64},
