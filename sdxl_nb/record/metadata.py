@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 
@@ -24,7 +25,14 @@ _A1111_SAMPLERS = {
 # the image back to A1111 then keeps its own sampler instead of silently running a different one).
 _OWN_NAMES = {"DEISMultistepScheduler": "DEIS", "TCDScheduler": "TCD", "DDPMScheduler": "DDPM"}
 _SCHEDULES = {"karras": "Karras", "exponential": "Exponential"}
-_PARAM_RE = re.compile(r'\s*([\w][\w \-/+]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+# A1111's `re_param` (modules/infotext_utils.py): r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)', its
+# findall read by hand below. The regex retries its key at every character of a long run without a colon (a 900 KB
+# prompt line: quadratic) and rescans an unclosed quote from every later one; the scan below reads each character
+# a bounded number of times and gives the same pairs.
+_KEY_START = re.compile(r"\w")
+_KEY = re.compile(r"\w[\w \-/]*")
+_SPACE = re.compile(r"\s*")
+_QUOTE = re.compile(r'"')
 
 
 def a1111_sampler(class_name: str, config: dict) -> tuple[str, str]:
@@ -88,9 +96,10 @@ def build_parameters(prompt: str, negative: str, fields: dict[str, object]) -> s
 
 
 def parse_parameters(text: str) -> dict[str, str]:
-    """Parse A1111 `parameters` text into {"Prompt", "Negative prompt", key: value...} (values as text)."""
+    """Parse A1111 `parameters` text into {"Prompt", "Negative prompt", key: value...} (values as text), as A1111's
+    `parse_generation_parameters` does; linear in the text."""
     *head, last = text.strip("\n").split("\n")
-    found = _PARAM_RE.findall(last)
+    found = param_pairs(last)
     if len(found) < 3:  # no parameter line: the whole text is the prompt
         head, found = head + [last], []
     prompt_lines: list[str] = []
@@ -104,8 +113,87 @@ def parse_parameters(text: str) -> dict[str, str]:
             prompt_lines.append(line)
     result = {"Prompt": "\n".join(prompt_lines), "Negative prompt": "\n".join(negative_lines)}
     for key, value in found:
-        value = value.strip()
-        if value.startswith('"') and value.endswith('"') and len(value) > 1:
-            value = json.loads(value)
-        result[key.strip()] = value
+        result[key.strip()] = _unquote(value.strip())
     return result
+
+
+def _unquote(value: str) -> str:
+    """A JSON-quoted value's text; A1111's `unquote` keeps the value as written when it is not valid JSON."""
+    if len(value) > 1 and value[0] == value[-1] == '"':
+        try:
+            unquoted = json.loads(value)
+        except ValueError:
+            return value
+        return unquoted if isinstance(unquoted, str) else value
+    return value
+
+
+def param_pairs(line: str) -> list[tuple[str, str]]:
+    """`re_param.findall(line)` for one line (no newline in it), in one left-to-right pass.
+
+    A match starts at a word character; its key is the whole run of key characters from there (a colon is not
+    one, so a shorter key never meets one) and needs two characters and a colon after it. When that fails, no
+    start inside the run can match, so the scan goes on after the run."""
+    pairs: list[tuple[str, str]] = []
+    closing = _Closing(line)
+    size, pos = len(line), 0
+    while True:
+        start = _KEY_START.search(line, pos)
+        if start is None:
+            return pairs
+        key_end = _KEY.match(line, start.start()).end()
+        if key_end >= size or line[key_end] != ":" or key_end - start.start() < 2:
+            pos = max(key_end, start.start() + 1)
+            continue
+        value_start = _SPACE.match(line, key_end + 1).end()
+        if value_start < size and line[value_start] == '"':
+            close = closing.after(value_start + 1)  # the quoted form: a body of at least one character
+            if close is not None and close > value_start + 1 and (close + 1 == size or line[close + 1] == ","):
+                pairs.append((line[start.start():key_end], line[value_start:close + 1]))
+                pos = close + 2
+                continue
+        comma = line.find(",", value_start)
+        value_end = size if comma < 0 else comma
+        pairs.append((line[start.start():key_end], line[value_start:value_end]))
+        if comma < 0:
+            return pairs
+        pos = comma + 1
+
+
+class _Closing:
+    """Where a quoted body `(?:\\.|[^\\"])+` that starts at a position ends: the first quote not escaped by the
+    backslashes between that position and it. Every quote's own escaping is found once, so each question is a
+    lookup (an unclosed quote is not rescanned from every later one)."""
+
+    def __init__(self, line: str):
+        self.line = line
+        self.quotes = [m.start() for m in _QUOTE.finditer(line)]
+        self.next_open: list[int] | None = None  # per quote: the index of the first unescaped quote from it on
+
+    def _escaped(self, quote: int) -> bool:
+        run = quote
+        while run > 0 and self.line[run - 1] == "\\":
+            run -= 1
+        return (quote - run) % 2 == 1
+
+    def after(self, start: int) -> int | None:
+        if self.next_open is None:
+            following = len(self.quotes)
+            self.next_open = [following] * (len(self.quotes) + 1)
+            for index in range(len(self.quotes) - 1, -1, -1):
+                if not self._escaped(self.quotes[index]):
+                    following = index
+                self.next_open[index] = following
+        index = bisect.bisect_left(self.quotes, start)
+        if index == len(self.quotes):
+            return None
+        first = self.quotes[index]
+        run = first
+        while run > start and self.line[run - 1] == "\\":
+            run -= 1
+        if run == start:  # only backslashes between: they escape it or not counted from `start`
+            if (first - start) % 2 == 0:
+                return first
+            index += 1
+        found = self.next_open[index]
+        return self.quotes[found] if found < len(self.quotes) else None

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import io
-import json
+import math
 import os
 from dataclasses import dataclass, field
 
 from sdxl_nb.config.presets import Presets, load_presets
-from sdxl_nb.errors import InputError
+from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.record import bounded_json
 from sdxl_nb.record.metadata import parse_parameters
+from sdxl_nb.record.png_record import Reader, is_number, is_whole, record_fields, shown, upscale_note
+from sdxl_nb.record.png_text import read_png_file, text_chunks
 
 SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
 _TEXT_KEYS = ("text", "text_g", "string", "value", "prompt", "conditioning", "conditioning_to")
 _LATENT_KEYS = ("samples", "latent", "latent_image")
+_CHUNKS = ("sdxl_nb", "parameters", "prompt")  # the text chunks read; any other is never decompressed
+MAX_WALK = 10_000  # nodes one walk up a ComfyUI graph visits at most (each once): a graph's size cannot stall it
 # Single-file checkpoint names of the official SDXL releases (what A1111 and ComfyUI write) -> registry ids.
 CHECKPOINT_NAMES = {"sd_xl_base_1.0": "stabilityai/stable-diffusion-xl-base-1.0",
                     "sd_xl_base_1.0_0.9vae": "stabilityai/stable-diffusion-xl-base-1.0",
@@ -30,105 +34,80 @@ class PngParameters:
     unmapped: dict = field(default_factory=dict)  # what the PNG says that has no request field here, as text
     text: str = ""  # the parameters as stored (A1111 text or ComfyUI JSON), to show
     record: dict | None = None  # our PNG's record chunk
+    problems: list[str] = field(default_factory=list)  # "not read: why", one line each (the rest is read)
+    inputs: dict = field(default_factory=dict)  # the sha256 of each input image our record names (png_record)
 
 
 def read_png_parameters(data: bytes | str | os.PathLike, presets: Presets | None = None) -> PngParameters:
-    """Read a PNG's generation parameters; InputError when it is not a PNG or carries none we know."""
-    from PIL import Image, UnidentifiedImageError
+    """Read a PNG's generation parameters; InputError when it is not a PNG or carries none we can read.
 
+    Bounded for any file: its size and each text chunk are capped (png_text), JSON is size- and depth-checked
+    (bounded_json), the A1111 text is parsed in linear time, and a ComfyUI walk visits each node once. Whatever
+    cannot be read is one "not read" line in `problems` and the rest still reads."""
+    raw = data if isinstance(data, bytes) else read_png_file(data)
+    chunks, problems = text_chunks(raw, _CHUNKS)
     presets = presets or load_presets()
-    raw = data if isinstance(data, bytes) else open(data, "rb").read()  # noqa: SIM115 (read at once)
-    try:
-        with Image.open(io.BytesIO(raw)) as image:
-            image.load()
-            kind, chunks = image.format, dict(getattr(image, "text", {}) or image.info)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InputError("not a readable image; PNG Info reads PNG files") from None
-    if kind != "PNG":
-        raise InputError(f"a {kind} image carries no PNG text chunks; PNG Info reads PNG files")
-    if isinstance(chunks.get("sdxl_nb"), str):
-        record = json.loads(chunks["sdxl_nb"])
-        if isinstance(record, dict) and record.get("mode") == "upscale":
-            return _upscaled(record, chunks.get("parameters"), presets)
-        return _ours(record, chunks.get("parameters", ""))
-    if isinstance(chunks.get("parameters"), str):
-        return _a1111(chunks["parameters"], presets)
-    if isinstance(chunks.get("prompt"), str):
-        return _comfy(chunks["prompt"], presets)
+    if "sdxl_nb" in chunks:
+        try:
+            record = bounded_json.loads(chunks["sdxl_nb"], "the sdxl_nb record")
+            if not isinstance(record, dict):
+                raise InputError(f"the sdxl_nb record ({shown(record)} is not an object)")
+        except InputError as exc:
+            problems.append(f"not read: {one_line(exc)}")
+        else:
+            return _ours(record, chunks.get("parameters"), presets, problems)
+    if "parameters" in chunks:
+        return _a1111(chunks["parameters"], presets, problems)
+    if "prompt" in chunks:
+        try:
+            return _comfy(chunks["prompt"], presets, problems)
+        except InputError as exc:
+            if not problems:
+                raise
+            raise InputError(f"{one_line(exc)}; {'; '.join(problems)}") from None
     raise InputError("this PNG has no generation parameters (no sdxl_nb record, A1111 'parameters' or ComfyUI "
-                     "'prompt' chunk)")
+                     "'prompt' chunk)" + "".join(f"; {line}" for line in problems))
 
 
 # ---- ours ----
-def _ours(record: dict, text: str) -> PngParameters:
-    image = record.get("image") or {}
-    unmapped, mode = {}, record.get("mode")
-    if mode == "animate":  # a frame: its own prompt and seed make the same picture as a still, unless blended
-        mode = "img2img" if record.get("init_image") else "txt2img"
-        unmapped["animation"] = f"frame {image.get('index', 0) + 1} of an animation"
-        if image.get("t") is not None and (image.get("seed_end") is not None or image.get("prompt_end")):
-            unmapped["animation"] += f" blended toward its end at t={image['t']:.3g}: a still cannot blend"
-    fields = {"prompt": image.get("prompt", record.get("prompt")), "negative_prompt": record.get("negative_prompt"),
-              "style": (record.get("style") or {}).get("name"),
-              "scheduler": (record.get("scheduler") or {}).get("name"), "steps": record.get("steps"),
-              "cfg": record.get("cfg"), "seed": image.get("seed", record.get("seed")), "width": record.get("width"),
-              "height": record.get("height"), "model": (record.get("model") or {}).get("id"),
-              "mode": mode, "strength": record.get("strength"),
-              "refiner": (record.get("refiner") or {}).get("id"),
-              "refiner_switch": (record.get("refiner") or {}).get("switch")}
-    for name in ("init_image", "mask_image"):
-        if record.get(name):
-            fields[name] = record[name]["path"]
-    hires = record.get("hires")
-    if isinstance(hires, dict):
-        fields.update(hires_scale=hires.get("scale"), hires_steps=hires.get("steps"), hires_denoise=hires.get("denoise"),
-                      hires_upscaler=(hires.get("upscaler") or {}).get("name"))
-    if isinstance(record.get("ip_adapter"), dict):  # the IP-Adapter, its images and scale
-        fields.update(ip_adapter=record["ip_adapter"].get("name"), ip_scale=record["ip_adapter"].get("scale"),
-                      ip_images=[image["path"] for image in record.get("ip_images") or []])
-    if isinstance(record.get("controlnets"), list):  # each unit as a request gives it (the kept control image)
-        fields["controlnets"] = [_control_unit(unit) for unit in record["controlnets"] if isinstance(unit, dict)]
-    fields = {key: value for key, value in fields.items() if value is not None}
-    return PngParameters("sdxl_nb", fields, unmapped, text, record)
-
-
-def _control_unit(unit: dict) -> dict:
-    settings = unit.get("settings") if isinstance(unit.get("settings"), dict) else {}
-    return {"model": (unit.get("model") or {}).get("name"), "image": (unit.get("image") or {}).get("path"),
-            "preprocessor": unit.get("preprocessor"), "weight": unit.get("weight"), "start": unit.get("start"),
-            "end": unit.get("end"), **{key: value for key, value in settings.items()
-                                       if key in ("low_threshold", "high_threshold")}}
-
-
-def _upscaled(record: dict, text: str | None, presets: Presets) -> PngParameters:
-    """An upscale job's image: what made the source (its A1111 parameters, kept as A1111's Extras keeps them),
-    with the upscale said; the record chunk is the upscale job's."""
-    found = _a1111(text, presets) if text else PngParameters("sdxl_nb", {}, {}, "")
-    upscale = record.get("upscale") or {}
-    note = (f"upscaled x{upscale.get('scale', '?'):g} with {(upscale.get('upscaler') or {}).get('name', '?')} to "
-            f"{record.get('width')}x{record.get('height')} (job {record.get('job_id')})"
-            if isinstance(upscale.get("scale"), (int, float)) else "an upscale job's image")
-    return PngParameters("sdxl_nb", found.fields, {**found.unmapped, "upscale": note}, found.text, record)
+def _ours(record: dict, text: str | None, presets: Presets, problems: list[str]) -> PngParameters:
+    reader = Reader()
+    if record.get("mode") == "upscale":
+        # An upscale job's image: what made the source (its A1111 parameters, kept as A1111's Extras keeps
+        # them), with the upscale said; the record chunk is the upscale job's.
+        found = _a1111(text, presets, []) if text else PngParameters("sdxl_nb", {}, {}, "")
+        note = upscale_note(record, reader)
+        return PngParameters("sdxl_nb", found.fields, {**found.unmapped, "upscale": note}, found.text, record,
+                             problems + found.problems + reader.problems)
+    fields, unmapped, inputs = record_fields(record, reader)
+    return PngParameters("sdxl_nb", fields, unmapped, text or "", record, problems + reader.problems, inputs)
 
 
 # ---- A1111 ----
-def _a1111(text: str, presets: Presets) -> PngParameters:
+def _a1111(text: str, presets: Presets, problems: list[str] | None = None) -> PngParameters:
+    problems = list(problems or [])
     values = parse_parameters(text)
     fields: dict = {"prompt": values.pop("Prompt", ""), "negative_prompt": values.pop("Negative prompt", ""),
                     "style": raw_style(presets)}  # the text is the prompt as sent: no style on top of it
     unmapped: dict = {}
-    for key, name, kind in (("Steps", "steps", int), ("CFG scale", "cfg", float), ("Seed", "seed", int)):
-        if key in values:
-            try:
-                fields[name] = kind(values.pop(key))
-            except ValueError:
-                unmapped[key] = values.get(key, "")
+
+    def number(key: str, kind, default: str | None = None):
+        raw = values.pop(key, default)
+        if raw is None:
+            return None
+        try:
+            return _whole(raw) if kind is int else _real(raw)
+        except ValueError:
+            problems.append(f"not read: {key} ({shown(raw)} is not {'a whole number' if kind is int else 'a number'})")
+            return None
+
+    fields.update(steps=number("Steps", int), cfg=number("CFG scale", float), seed=number("Seed", int))
     size = values.pop("Size", "")
     try:
-        fields["width"], fields["height"] = (int(side) for side in size.lower().split("x"))
+        fields["width"], fields["height"] = (_whole(side) for side in size.lower().split("x"))
     except ValueError:
         if size:
-            unmapped["Size"] = size
+            problems.append(f"not read: Size ({shown(size)} is not WIDTHxHEIGHT)")
     sampler, schedule = values.pop("Sampler", None), values.pop("Schedule type", None)
     if sampler:
         scheduler = scheduler_from_a1111(sampler, schedule, presets)
@@ -152,24 +131,29 @@ def _a1111(text: str, presets: Presets) -> PngParameters:
         # a renamed single-file refiner is still found by its short hash, as a renamed base checkpoint is
         fields["refiner"] = (model_id(name, presets) or checkpoint_by_hash(short.rstrip("]") or None)
                              or _note(unmapped, "Refiner", refiner))
-        try:
-            fields["refiner_switch"] = float(values.pop("Refiner switch at", "0.8"))
-        except ValueError:
-            unmapped["Refiner switch at"] = values.get("Refiner switch at", "")
+        fields["refiner_switch"] = number("Refiner switch at", float, "0.8")
     if "Hires upscale" in values:  # a txt2img hires fix: its Denoising strength is the second pass's
-        try:
-            fields["hires_scale"] = float(values.pop("Hires upscale"))
-            fields["hires_upscaler"] = values.pop("Hires upscaler", None)
-            if "Hires steps" in values:
-                fields["hires_steps"] = int(values.pop("Hires steps"))
-            if "Denoising strength" in values:
-                fields["hires_denoise"] = float(values.pop("Denoising strength"))
-        except ValueError:
-            unmapped["Hires upscale"] = "unreadable hires fix settings"
+        fields.update(hires_scale=number("Hires upscale", float), hires_upscaler=values.pop("Hires upscaler", None),
+                      hires_steps=number("Hires steps", int), hires_denoise=number("Denoising strength", float))
     if "Denoising strength" in values:
         unmapped["Denoising strength"] = values.pop("Denoising strength") + " (img2img: the init image is not in the PNG)"
     unmapped.update({key: value for key, value in values.items() if key not in ("Version", "Style")})
-    return PngParameters("A1111", {k: v for k, v in fields.items() if v is not None}, unmapped, text)
+    return PngParameters("A1111", {k: v for k, v in fields.items() if v is not None}, unmapped, text,
+                         problems=problems)
+
+
+def _whole(text: str) -> int:
+    value = int(text)  # ValueError: not a whole number, or past int's digit limit
+    if not is_whole(value):
+        raise ValueError(text)
+    return value
+
+
+def _real(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # "inf", "nan", "1e999"
+        raise ValueError(text)
+    return value
 
 
 def scheduler_from_a1111(sampler: str, schedule: str | None, presets: Presets) -> str | None:
@@ -184,54 +168,65 @@ def scheduler_from_a1111(sampler: str, schedule: str | None, presets: Presets) -
 
 
 # ---- ComfyUI ----
-def _comfy(text: str, presets: Presets) -> PngParameters:
-    try:
-        graph = json.loads(text)
-    except ValueError:
-        raise InputError("the PNG's ComfyUI 'prompt' chunk is not valid JSON") from None
+def _comfy(text: str, presets: Presets, problems: list[str] | None = None) -> PngParameters:
+    problems = list(problems or [])
+    graph = bounded_json.loads(text, "the PNG's ComfyUI 'prompt' chunk")
     if not isinstance(graph, dict):
         raise InputError("the PNG's ComfyUI 'prompt' chunk is not an API graph")
     samplers = sorted((key for key, node in graph.items() if _class(node) in SAMPLER_NODES), key=_node_order)
     if not samplers:
         raise InputError("the PNG's ComfyUI graph has no KSampler node to read the parameters from")
-    inputs = graph[samplers[0]].get("inputs", {})
-    fields: dict = {"style": raw_style(presets), "prompt": _text(graph, inputs.get("positive")) or "",
-                    "negative_prompt": _text(graph, inputs.get("negative")) or ""}
+    inputs = _inputs(graph[samplers[0]], problems, f"node {shown(samplers[0])}")
+    walks: list[_Walk] = []
+
+    def walk() -> _Walk:
+        walks.append(_Walk(graph))
+        return walks[-1]
+
+    fields: dict = {"style": raw_style(presets), "prompt": walk().text(inputs.get("positive")) or "",
+                    "negative_prompt": walk().text(inputs.get("negative")) or ""}
     unmapped: dict = {}
     for key, name, kind in (("seed", "seed", int), ("noise_seed", "seed", int), ("steps", "steps", int),
                             ("cfg", "cfg", float)):
-        if isinstance(inputs.get(key), int | float) and not isinstance(inputs.get(key), bool):
-            fields[name] = kind(inputs[key])
+        value = _comfy_number(inputs.get(key), kind, key, problems)
+        if value is not None:
+            fields[name] = value
     pair = (inputs.get("sampler_name"), inputs.get("scheduler"))
     if all(isinstance(part, str) for part in pair):
         match = next((s.name for s in presets.schedulers.values() if s.comfy and tuple(s.comfy) == pair), None)
         fields["scheduler"] = match or _note(unmapped, "sampler", f"{pair[0]} / {pair[1]} (no scheduler here matches)")
-    latent = _follow(graph, inputs.get("latent_image"), _LATENT_KEYS, lambda n: "width" in n.get("inputs", {}))
+    latent = walk().follow(inputs.get("latent_image"), _LATENT_KEYS, lambda n: "width" in _inputs(n))
     if latent is not None:
-        size = latent["inputs"]
-        if isinstance(size.get("width"), int) and isinstance(size.get("height"), int):
+        size = _inputs(latent)
+        if is_whole(size.get("width")) and is_whole(size.get("height")):
             fields["width"], fields["height"] = size["width"], size["height"]
-    if _follow(graph, inputs.get("latent_image"), _LATENT_KEYS, lambda n: _class(n) == "VAEEncode") is not None:
-        unmapped["latent"] = f"img2img from an image (denoise {inputs.get('denoise')}); the init image is not in the PNG"
-    loader = _follow(graph, inputs.get("model"), ("model",), lambda n: "ckpt_name" in n.get("inputs", {}))
-    if loader is not None:
-        checkpoint = loader["inputs"]["ckpt_name"]
+    if walk().follow(inputs.get("latent_image"), _LATENT_KEYS, lambda n: _class(n) == "VAEEncode") is not None:
+        unmapped["latent"] = (f"img2img from an image (denoise {shown(inputs.get('denoise'))}); the init image is not "
+                              "in the PNG")
+    loader = walk().follow(inputs.get("model"), ("model",), lambda n: "ckpt_name" in _inputs(n))
+    checkpoint = _checkpoint(loader, problems)
+    if checkpoint is not None:
         fields["model"] = model_id(checkpoint, presets) or _note(unmapped, "checkpoint", checkpoint)
-    _comfy_refiner(graph, [graph[key] for key in samplers], loader, fields, unmapped, presets)
-    return PngParameters("ComfyUI", {k: v for k, v in fields.items() if v is not None}, unmapped, text)
+    _comfy_refiner(walk(), [graph[key] for key in samplers], loader, fields, unmapped, presets, problems)
+    if any(w.cut for w in walks):
+        problems.append(f"not read: part of the ComfyUI graph (a walk up it stops after {MAX_WALK:,} nodes)")
+    return PngParameters("ComfyUI", {k: v for k, v in fields.items() if v is not None}, unmapped, text,
+                         problems=problems)
 
 
-def _comfy_refiner(graph: dict, samplers: list[dict], base_loader, fields: dict, unmapped: dict,
-                   presets: Presets) -> None:
+def _comfy_refiner(walk: _Walk, samplers: list, base_loader, fields: dict, unmapped: dict, presets: Presets,
+                   problems: list[str]) -> None:
     """A second sampler on another checkpoint, starting where the first stopped: the refiner and its switch."""
     if len(samplers) < 2:
         return
-    second = samplers[1].get("inputs", {})
-    loader = _follow(graph, second.get("model"), ("model",), lambda n: "ckpt_name" in n.get("inputs", {}))
+    second = _inputs(samplers[1])
+    loader = walk.follow(second.get("model"), ("model",), lambda n: "ckpt_name" in _inputs(n))
     start, steps = second.get("start_at_step"), second.get("steps")
-    if loader is None or loader is base_loader or not isinstance(start, int) or not isinstance(steps, int) or not steps:
+    if loader is None or loader is base_loader or not is_whole(start) or not is_whole(steps) or start < 0 or steps < 1:
         return
-    checkpoint = loader["inputs"]["ckpt_name"]
+    checkpoint = _checkpoint(loader, problems)
+    if checkpoint is None:
+        return
     refiner = model_id(checkpoint, presets)
     if refiner is None:
         unmapped["refiner"] = f"{checkpoint} (not one of this lab's refiners)"
@@ -239,50 +234,102 @@ def _comfy_refiner(graph: dict, samplers: list[dict], base_loader, fields: dict,
     fields.update(refiner=refiner, refiner_switch=round(min(start, steps) / steps, 4))
 
 
+def _checkpoint(loader: dict | None, problems: list[str]) -> str | None:
+    if loader is None:
+        return None
+    name = _inputs(loader).get("ckpt_name")
+    if isinstance(name, str):
+        return name
+    if not isinstance(name, list):  # a link to a primitive is ComfyUI's own; anything else is not a name
+        problems.append(f"not read: the checkpoint name ({shown(name)} is not text)")
+    return None
+
+
+def _comfy_number(value, kind, key: str, problems: list[str]):
+    """A sampler input as a number of its kind; a link (a list) is passed over, any other type is said."""
+    if value is None or isinstance(value, list):
+        return None
+    if kind is float and is_number(value):
+        return float(value)
+    if kind is int and (is_whole(value) or (is_number(value) and float(value).is_integer())):
+        return int(value)
+    problems.append(f"not read: the sampler's {key} ({shown(value)} is not {'a whole number' if kind is int else 'a number'})")
+    return None
+
+
 def _class(node) -> str:
-    return node.get("class_type", "") if isinstance(node, dict) else ""
+    kind = node.get("class_type") if isinstance(node, dict) else None
+    return kind if isinstance(kind, str) else ""
+
+
+def _inputs(node, problems: list[str] | None = None, name: str = "") -> dict:
+    """A node's inputs, {} when it has none; inputs that are not an object are said (where `problems` is given)."""
+    inputs = node.get("inputs") if isinstance(node, dict) else None
+    if isinstance(inputs, dict):
+        return inputs
+    if inputs is not None and problems is not None:
+        problems.append(f"not read: the inputs of {name} ({shown(inputs)} is not an object)")
+    return {}
 
 
 def _node_order(key: str) -> tuple:
-    return (0, int(key), "") if key.isdigit() else (1, 0, key)
+    # numeric ids in numeric order, without int() on a key of any length (or a non-ASCII digit)
+    return (0, len(key), key) if key.isascii() and key.isdigit() else (1, 0, key)
 
 
-def _link_node(graph: dict, link) -> dict | None:
-    if isinstance(link, list) and link and str(link[0]) in graph:
-        return graph[str(link[0])]
-    return None
+class _Walk:
+    """One walk up a ComfyUI graph: each node entered once (a cycle ends), MAX_DEPTH links deep (no recursion
+    past it), MAX_WALK nodes in all (`cut` then says the walk stopped)."""
 
+    MAX_DEPTH = 64
 
-def _text(graph: dict, link, depth: int = 0) -> str | None:
-    """The text behind a conditioning link (through zero-outs, primitives and text nodes)."""
-    node = _link_node(graph, link)
-    if node is None or depth > 16:
+    def __init__(self, graph: dict):
+        self.graph, self.seen, self.cut = graph, set(), False
+
+    def enter(self, link, depth: int) -> dict | None:
+        if not (isinstance(link, list) and link and (isinstance(link[0], str) or is_whole(link[0]))):
+            return None
+        key = str(link[0])
+        if key not in self.graph or key in self.seen or depth > self.MAX_DEPTH:
+            return None
+        if len(self.seen) >= MAX_WALK:
+            self.cut = True
+            return None
+        self.seen.add(key)
+        node = self.graph[key]
+        return node if isinstance(node, dict) else None
+
+    def text(self, link, depth: int = 0) -> str | None:
+        """The text behind a conditioning link (through zero-outs, primitives and text nodes)."""
+        node = self.enter(link, depth)
+        if node is None:
+            return None
+        if _class(node) == "ConditioningZeroOut":
+            return ""
+        inputs = _inputs(node)
+        for key in _TEXT_KEYS:
+            value = inputs.get(key)
+            if isinstance(value, str):
+                return value
+            if isinstance(value, list):
+                found = self.text(value, depth + 1)
+                if found is not None:
+                    return found
         return None
-    if _class(node) == "ConditioningZeroOut":
-        return ""
-    for key in _TEXT_KEYS:
-        value = node.get("inputs", {}).get(key)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, list):
-            found = _text(graph, value, depth + 1)
-            if found is not None:
-                return found
-    return None
 
-
-def _follow(graph: dict, link, keys: tuple[str, ...], found, depth: int = 0) -> dict | None:
-    """The first node upstream of `link` (through `keys` inputs) for which `found(node)` holds."""
-    node = _link_node(graph, link)
-    if node is None or depth > 32:
+    def follow(self, link, keys: tuple[str, ...], found, depth: int = 0) -> dict | None:
+        """The first node upstream of `link` (through `keys` inputs) for which `found(node)` holds."""
+        node = self.enter(link, depth)
+        if node is None:
+            return None
+        if found(node):
+            return node
+        inputs = _inputs(node)
+        for key in keys:
+            hit = self.follow(inputs.get(key), keys, found, depth + 1)
+            if hit is not None:
+                return hit
         return None
-    if found(node):
-        return node
-    for key in keys:
-        hit = _follow(graph, node.get("inputs", {}).get(key), keys, found, depth + 1)
-        if hit is not None:
-            return hit
-    return None
 
 
 # ---- names ----

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import portalocker
 
+from sdxl_nb.record import bounded_json
 from sdxl_nb.record.files import named_files
 from sdxl_nb.record.joblog import JOBS_LOG, append_record, encode_record, iter_records
 from sdxl_nb.record.naming import timestamp
+from sdxl_nb.record.png_record import is_whole
 from sdxl_nb.record.store import folder_lock, leftover_temp_files, sha256_file
 
 MARKER_PREFIX = ".sdxl_nb-job-"
@@ -269,18 +271,26 @@ def _job_images(folder: Path, base: dict, marker_time: float) -> tuple[list[dict
     stamp = timestamp(datetime.fromisoformat(base["started_at"]))
     images, settings, last_write = [], {}, marker_time
     for path in sorted(folder.glob(f"{stamp}_*.png")):
-        try:
-            with Image.open(path) as image:
-                chunk = json.loads(image.text.get("sdxl_nb", "null"))
-        except (OSError, ValueError, UnidentifiedImageError):
+        if not path.is_file():  # a FIFO or device under a PNG's name is never opened
             continue
-        if not isinstance(chunk, dict) or chunk.get("job_id") != base["job_id"]:
+        try:  # Pillow caps each text chunk (MAX_TEXT_CHUNK: ValueError); the JSON is size- and depth-checked
+            with Image.open(path) as image:
+                chunk = bounded_json.loads(image.text.get("sdxl_nb", "null"), f"{path.name}'s sdxl_nb chunk")
+        except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):  # InputError included
+            continue
+        if not isinstance(chunk, dict) or chunk.get("job_id") != base["job_id"] or not _image_entry(chunk):
             continue
         settings = chunk  # the chunk holds the settings the run ended with (scheduler config, events)
         images.append({"path": path.name, "sha256": sha256_file(path), "seed": chunk["image"]["seed"],
                        "index": chunk["image"]["index"]})
         last_write = max(last_write, path.stat().st_mtime)
     return sorted(images, key=lambda image: image["index"]), settings, last_write
+
+
+def _image_entry(chunk: dict) -> bool:
+    """Whether the chunk's "image" says which image of the job this is (its index and seed, whole numbers)."""
+    image = chunk.get("image")
+    return isinstance(image, dict) and is_whole(image.get("seed")) and is_whole(image.get("index"))
 
 
 @dataclass

@@ -8,9 +8,11 @@ from pathlib import Path
 import ipywidgets as w
 
 from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.record.png_inputs import local_inputs
 from sdxl_nb.record.png_params import PngParameters, read_png_parameters
+from sdxl_nb.record.png_text import read_png_file
 from sdxl_nb.ui.gallery import FIELD_LABELS
-from sdxl_nb.ui.image_view import THUMB_BOX, css, image_box, show_image
+from sdxl_nb.ui.image_view import THUMB_BOX, clear_image, css, image_box, show_image
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 TARGETS = ("Generate", "Animate", "Sweep")
@@ -51,39 +53,56 @@ class PngInfoPanel(Panel):
 
     # ---- reading ----
     def read(self, data: bytes, name: str) -> PngParameters | None:
+        """Show a PNG's parameters; what cannot be read is one line each (the rest still shows), never a
+        traceback: every reader below is bounded and says InputError for what it refuses."""
+        from PIL.Image import DecompressionBombError
+
         try:
             params = read_png_parameters(data)
         except InputError as exc:
             self._show(None)
             set_status(self.status, f"{name}: {one_line(exc)}", "error")
             return None
-        show_image(self.thumb, data, THUMB_BOX)
-        self._show(params)
-        set_status(self.status, f"{name}: parameters written by {params.source}", "ok")
+        problems = list(params.problems)
+        try:
+            show_image(self.thumb, data, THUMB_BOX)
+        except (OSError, ValueError, SyntaxError, DecompressionBombError) as exc:  # the text read; the pixels not
+            clear_image(self.thumb)
+            problems.append(f"not read: the picture itself ({one_line(exc)})")
+        self._show(params, problems)
+        said = f"; {len(problems)} thing(s) not read, listed below" if problems else ""
+        set_status(self.status, f"{name}: parameters written by {params.source}{said}", "warning" if said else "ok")
         return params
 
     def read_path(self) -> PngParameters | None:
         path = Path(self.path.value.strip()).expanduser()
-        if not path.is_file():
+        if not path.exists():
             set_status(self.status, f"no file at {path}", "error")
             return None
-        return self.read(path.read_bytes(), path.name)
+        try:
+            data = read_png_file(path)  # a regular file within the size cap, or one line
+        except InputError as exc:
+            self._show(None)
+            set_status(self.status, one_line(exc), "error")
+            return None
+        return self.read(data, path.name)
 
     def _read_upload(self) -> None:
         if self.upload.value:
             item = self.upload.value[0]
             self.read(bytes(item["content"]), item["name"])
 
-    def _show(self, params: PngParameters | None) -> None:
+    def _show(self, params: PngParameters | None, problems: list[str] | None = None) -> None:
         self.params = params
         for b in self.load_buttons:
             b.disabled = params is None or self.lab is None
         if params is None:
             self.table.value = ""
-            self.thumb.layout.display = "none"
+            clear_image(self.thumb)
             return
         rows = [(FIELD_LABELS.get(key, key), value, "") for key, value in params.fields.items()]
         rows += [(key, value, "not loaded") for key, value in params.unmapped.items()]
+        rows += [("not read", line.removeprefix("not read: "), "") for line in problems or ()]
         body = "".join(f"<tr><th style='text-align:left;padding-right:12px;vertical-align:top'>{html.escape(k)}</th>"
                        f"<td>{html.escape(str(v))}</td><td style='color:#7a3e00'>{note}</td></tr>" for k, v, note in rows)
         self.table.value = (f"<table style='font-size:90%'>{body}</table><details><summary>as stored</summary>"
@@ -91,10 +110,13 @@ class PngInfoPanel(Panel):
 
     # ---- loading ----
     def load_into(self, tab: str) -> list[str]:
-        """Fill a tab's form with the fields that map; the line says what was not loaded."""
+        """Fill a tab's form with the fields that map; the line says what was not loaded. Input images come
+        only from this lab's output folder's inputs/, by the sha256 the record names: a path in a PNG is never
+        read (png_inputs)."""
         if self.params is None or self.lab is None:
             return []
-        skipped = self.lab.load_into(tab, dict(self.params.fields))
+        fields, left_out = local_inputs(self.params.fields, self.params.inputs, self.lab.out_dir)
+        skipped = left_out + self.lab.load_into(tab, fields)
         said = "; ".join(skipped + [f"{key} not loaded" for key in self.params.unmapped])
         set_status(self.status, f"loaded into {tab}" + (f" ({said})" if said else ""), "warning" if skipped else "ok")
         return skipped
