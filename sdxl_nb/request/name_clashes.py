@@ -15,7 +15,7 @@ def clash_warnings(*, loras=(), embeddings=(), hires=None, ip_adapter=None, cont
         from sdxl_nb.config.embeddings import embedding_clash_warnings
 
         warnings += embedding_clash_warnings(embeddings)
-    if hires is not None and hires.upscaler.kind == "model":
+    if hires is not None:  # a built-in's name too: a file named Lanczos.pth is not the one that runs
         from sdxl_nb.config.upscalers import upscaler_clash_warnings
 
         warnings += upscaler_clash_warnings(hires.upscaler.name)
