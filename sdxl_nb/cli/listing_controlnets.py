@@ -21,8 +21,11 @@ def run(args) -> int:
         print(json.dumps({"controlnets": rows, "preprocessors": list(PREPROCESSORS)}, indent=2))
         return 0
     for row in rows:
-        kind = "single file" if row["single_file"] else "diffusers"
+        kind = ("single file" if row["single_file"] else "diffusers") if row["usable"] else "UNUSABLE"
         print(f"{row['name']:40} {row['size_bytes'] / 2**20:8.1f} MiB  {row['short_hash']:8}  {kind:11}  {row['path']}")
+        for line in (row["problem"], row["clash"]):
+            if line:
+                print(f"    {line}")
     print(f"(preprocessors: {', '.join(PREPROCESSORS)}; use: --controlnet NAME --control-image PATH "
           "--control-type canny)")
     return 0

@@ -22,12 +22,14 @@ def run(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        fit = "" if row["fits"] is None else ("fits" if row["fits"] else "DOES NOT FIT")
+        fit = "UNUSABLE" if not row["usable"] else "" if row["fits"] is None else (
+            "fits" if row["fits"] else "DOES NOT FIT")
         print(f"{row['name']:32} {row['size_bytes'] / 2**20:8.1f} MiB  {row['a1111_hash'] or '?':8}  {fit:12}  "
               f"{row['path']}")
         print(f"    image encoder: {row['image_encoder']}")
-        if row["problem"]:
-            print(f"    {row['problem']}")
+        for line in (row["problem"], row["clash"]):
+            if line:
+                print(f"    {line}")
     if rows and rows[0]["model"]:
         print(f"(fit checked against {rows[0]['model']}; use: --ip-adapter NAME --ip-image PATH [--ip-scale W])")
     return 0

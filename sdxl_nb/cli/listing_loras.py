@@ -24,15 +24,19 @@ def run(args) -> int:
         return 0
     model = loras[0]["model"] if loras and loras[0]["model"] else None
     for row in loras:
-        fit = "" if row["fits"] is None else ("fits" if row["fits"] else "DOES NOT FIT")
+        fit = "UNUSABLE" if not row["usable"] else "" if row["fits"] is None else (
+            "fits" if row["fits"] else "DOES NOT FIT")
         print(f"{row['name']:32} {row['size_bytes'] / 2**20:8.1f} MiB  {row['short_hash'] or '?':12}  {fit:12}  "
               f"{row['path']}")
-        if row["problem"]:
-            print(f"    {row['problem']}")
+        for line in (row["problem"], row["clash"]):
+            if line:
+                print(f"    {line}")
     if model:
         print(f"(fit checked against {model}; tag: <lora:NAME:WEIGHT>, or --lora NAME:WEIGHT)")
     for row in embeddings:
-        print(f"embedding {row['name']:22} {row['vectors'] or '?':>3} vectors  {row['path']}")
-        if row["problem"]:
-            print(f"    {row['problem']}")
+        state = "" if row["usable"] else "  UNUSABLE"
+        print(f"embedding {row['name']:22} {row['vectors'] or '?':>3} vectors  {row['path']}{state}")
+        for line in (row["problem"], row["clash"]):
+            if line:
+                print(f"    {line}")
     return 0

@@ -28,7 +28,8 @@ def run(args) -> int:
         return 0
     for info in infos:
         mark = "*" if info.id == default else "r" if info.preset.refiner else " "
-        state = "available" if info.available else "missing"
+        # A checkpoint file that is there but cannot be used (malformed, ambiguous) is unusable, not missing.
+        state = "available" if info.available else "unusable" if info.source == "checkpoint" else "missing"
         size = f"{info.size_bytes / 2**30:.1f} GiB" if info.size_bytes else ""
         # A checkpoint's revision column is its A1111 Model hash (the file's sha256, first 10 hex digits).
         print(f"{mark} {info.id:44} {state:9} {(info.revision or '')[:10]:10} {size:>9}  {info.description}")

@@ -19,21 +19,23 @@ def run(args) -> int:
 
     rows = list_upscalers()
     for row in rows:
-        row["architecture"], row["problem"] = None, None
-        if args.check and row["kind"] == "model":
+        row["architecture"] = None
+        if args.check and row["kind"] == "model" and row["usable"]:
             from sdxl_nb.backends.local.upscale import check_upscaler
             from sdxl_nb.errors import InputError
 
             try:
                 row["architecture"] = check_upscaler(find_upscaler(row["name"]))
             except InputError as exc:
-                row["problem"] = str(exc)
+                row.update(usable=False, problem=str(exc))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
         size = f"{row['size_bytes'] / 2**20:8.1f} MiB" if row["size_bytes"] is not None else " " * 12
-        print(f"{row['name']:28} {row['kind']:7} {size}  {row['architecture'] or '':16} {row['path'] or ''}")
-        if row["problem"]:
-            print(f"    {row['problem']}")
+        state = "UNUSABLE" if not row["usable"] else row["architecture"] or ""
+        print(f"{row['name']:28} {row['kind']:7} {size}  {state:16} {row['path'] or ''}")
+        for line in (row["problem"], row["clash"]):
+            if line:
+                print(f"    {line}")
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sdxl_nb import settings
 from sdxl_nb.config.loras import file_sha256, search_folders
+from sdxl_nb.config.name_clash import clash_warning, clashes, header_problem
 from sdxl_nb.config.registry import hf_cache_dir
 from sdxl_nb.errors import InputError
 
@@ -114,14 +115,37 @@ def list_controlnets(*, embedded: bool = True) -> list[ControlNetFile]:
     return list(found.values())
 
 
+def controlnet_clashes() -> dict[str, list[str]]:
+    """name -> every ControlNet of that name (the first is the one used), for names two of them share."""
+    return clashes([(TINY_CONTROLNET, "the embedded tiny ControlNet"),
+                    *((entry.name, entry.path) for entry in _cached() + _in_folders())])
+
+
+def controlnet_clash_warnings(names) -> list[str]:
+    """A job's warnings for the ControlNet names it uses that several files share."""
+    table = controlnet_clashes()
+    return [line for name in dict.fromkeys(names) for line in clash_warning("ControlNet", name, table)]
+
+
+def controlnet_problem(entry: ControlNetFile) -> str | None:
+    """Why a ControlNet cannot be used: no weights, or a .safetensors file whose header is unusable; else None."""
+    try:
+        return header_problem(str(entry.weights_file()))
+    except (InputError, OSError) as exc:
+        return str(exc)
+
+
 def find_controlnet(name: object) -> ControlNetFile:
-    """The ControlNet of that name; an unknown one is an InputError listing the known names."""
+    """The ControlNet of that name; an unknown or unusable one is an InputError (the known names, or why)."""
     if not isinstance(name, str) or not name:
         raise InputError(f"a ControlNet model must be named by text, got {name!r}")
     if name == TINY_CONTROLNET:
         return tiny_controlnet()
     for entry in _cached() + _in_folders():
         if entry.name == name:
+            problem = controlnet_problem(entry)
+            if problem:
+                raise InputError(f"ControlNet {name!r} is unusable: {problem}")
             return entry
     known = [entry.name for entry in list_controlnets(embedded=False)]
     where = (f" in the HF cache or {', '.join(str(f) for f in controlnet_folders())}" if controlnet_folders()

@@ -15,6 +15,7 @@ from pathlib import Path
 from sdxl_nb import settings
 from sdxl_nb.config.input_image import InputImage
 from sdxl_nb.config.loras import _cached_hash, file_sha256
+from sdxl_nb.config.name_clash import clash_warning, clashes, header_problem
 from sdxl_nb.config.safetensors_file import safetensors_header
 from sdxl_nb.errors import InputError
 
@@ -117,21 +118,35 @@ def demo_ip_adapters() -> list[IpAdapterFile]:
     return _folder_adapters(ensure_demo_ip_adapter(), "embedded")
 
 
-def list_ip_adapters(*, demo: bool = True) -> list[IpAdapterFile]:
-    """Every adapter by name: the tiny one, each SDXL_NB_IP_ADAPTERS folder's, then h94/IP-Adapter's in the cache
-    (a name found twice: the first wins)."""
-    found: dict[str, IpAdapterFile] = {}
-    if demo:
-        found.update((adapter.name, adapter) for adapter in demo_ip_adapters())
+def _all_adapters(demo: bool) -> list[IpAdapterFile]:
+    """Every adapter file in search order: the tiny ones, each SDXL_NB_IP_ADAPTERS folder's, then the cache's."""
+    found = list(demo_ip_adapters()) if demo else []
     for raw in settings.ip_adapter_paths():
         folder = Path(raw).expanduser()
-        for adapter in _folder_adapters(folder, str(folder)):
-            found.setdefault(adapter.name, adapter)
+        found += _folder_adapters(folder, str(folder))
     snapshot = _hf_snapshot()
     if snapshot:
-        for adapter in _folder_adapters(snapshot[0], "hf-cache", snapshot[1]):
-            found.setdefault(adapter.name, adapter)
+        found += _folder_adapters(snapshot[0], "hf-cache", snapshot[1])
+    return found
+
+
+def list_ip_adapters(*, demo: bool = True) -> list[IpAdapterFile]:
+    """Every adapter by name: the tiny one, each SDXL_NB_IP_ADAPTERS folder's, then h94/IP-Adapter's in the cache
+    (a name found twice: the first wins; `ip_adapter_clashes` says it)."""
+    found: dict[str, IpAdapterFile] = {}
+    for adapter in _all_adapters(demo):
+        found.setdefault(adapter.name, adapter)
     return list(found.values())
+
+
+def ip_adapter_clashes() -> dict[str, list[str]]:
+    """name -> every adapter file of that name (the first is the one used), for names two files share."""
+    return clashes((adapter.name, adapter.path) for adapter in _all_adapters(True))
+
+
+def ip_adapter_clash_warnings(name: str) -> list[str]:
+    """A job's warning when its adapter's name is shared ([] otherwise)."""
+    return clash_warning("IP-Adapter", name, ip_adapter_clashes())
 
 
 def find_ip_adapter(name: str) -> IpAdapterFile:
@@ -221,6 +236,9 @@ def a1111_model_hash(path: str | Path) -> str:
 def ip_adapter_use(name: str, images: tuple[InputImage, ...], scale: float) -> IpAdapterUse:
     """A named adapter checked (weights, encoder) and hashed, with the job's images and scale."""
     adapter = find_ip_adapter(name)
+    problem = header_problem(adapter.path)
+    if problem:
+        raise InputError(f"IP-Adapter {name!r} is unusable: {problem}")
     problem = weights_problem(adapter) or encoder_problem(adapter)
     if problem:
         raise InputError(problem)
@@ -272,27 +290,36 @@ def model_unet_config(model_id: str) -> dict:
 
 
 def ip_adapter_listing(model: str | None = None, *, fits: bool = True) -> list[dict]:
-    """Every adapter: {name, path, size_bytes, sha256, a1111_hash, source, image_encoder, model, fits, problem};
-    with `fits`, checked against `model` (default: the default model) from its files alone (no torch)."""
+    """Every adapter: {name, path, size_bytes, sha256, a1111_hash, source, image_encoder, model, fits, usable,
+    problem, clash}; with `fits`, checked against `model` (default: the default model) from its files alone (no
+    torch). A file that cannot be read is listed as unusable with its reason; the others are unaffected."""
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import default_model_id
 
     model_id = (model or default_model_id(load_presets())) if fits else None
     config = model_unet_config(model_id) if model_id else None
+    table = ip_adapter_clashes()
     rows = []
     for adapter in list_ip_adapters():
+        clash = clash_warning("IP-Adapter", adapter.name, table)
         row = {"name": adapter.name, "path": adapter.path, "size_bytes": adapter.size_bytes, "source": adapter.source,
                "sha256": None, "a1111_hash": None, "image_encoder": str(adapter.encoder_path), "model": model_id,
-               "fits": None, "problem": None}
+               "fits": None, "usable": True, "problem": header_problem(adapter.path),
+               "clash": clash[0] if clash else None}
+        if row["problem"]:
+            row.update(fits=False, usable=False)
+            rows.append(row)
+            continue
         try:
             row.update(sha256=file_sha256(adapter.path), a1111_hash=a1111_model_hash(adapter.path))
             problem = weights_problem(adapter) or encoder_problem(adapter)
+            row["usable"] = problem is None  # not an adapter, or its encoder is missing: unusable with any model
             if problem is None and config is not None:
                 use = IpAdapterUse(adapter.name, adapter.path, row["sha256"], row["a1111_hash"], adapter.root,
                                    adapter.subfolder, adapter.encoder_folder, "", None, (), 1.0)
                 problem = fit_problem(use, config, model_id)
             row.update(fits=problem is None if (config is not None or problem) else None, problem=problem)
-        except InputError as exc:
-            row.update(fits=False, problem=str(exc))
+        except (InputError, OSError) as exc:
+            row.update(fits=False, usable=False, problem=str(exc))
         rows.append(row)
     return rows

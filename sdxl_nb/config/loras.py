@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdxl_nb import settings
+from sdxl_nb.config.name_clash import clash_warning, clashes
 from sdxl_nb.config.safetensors_file import safetensors_header
 from sdxl_nb.errors import InputError
 
@@ -81,6 +82,17 @@ def list_loras(*, demo: bool = True) -> list[LoraFile]:
     return list(loras.values())
 
 
+def lora_clashes() -> dict[str, list[str]]:
+    """name -> every file of that name (the first is the one used), for names two files share."""
+    return clashes([(DEMO_LORA, "the embedded demo LoRA"), *((path.stem, str(path)) for _f, path in _files(lora_folders()))])
+
+
+def lora_clash_warnings(names) -> list[str]:
+    """A job's warnings for the LoRA names it uses that several files share."""
+    table = lora_clashes()
+    return [line for name in dict.fromkeys(names) for line in clash_warning("LoRA", name, table)]
+
+
 def demo_lora() -> LoraFile:
     from sdxl_nb.config.tiny_lora import ensure_demo_lora
 
@@ -149,5 +161,8 @@ def a1111_lora_hash(path: str | Path) -> str:
 def lora_use(name: str, weight: float) -> LoraUse:
     """A named LoRA resolved to its file, checked (a truncated file is an InputError) and hashed."""
     lora = find_lora(name)
-    safetensors_header(lora.path)
+    try:
+        safetensors_header(lora.path)
+    except (InputError, OSError) as exc:
+        raise InputError(f"LoRA {name!r} is unusable: {exc}") from None
     return LoraUse(name=lora.name, path=lora.path, sha256=lora.sha256, weight=weight, short_hash=lora.short_hash)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sdxl_nb.config.checkpoints import (
     looks_tiny,
 )
 from sdxl_nb.config.presets import ModelPreset, Presets
+from sdxl_nb.config.safetensors_file import safetensors_header
 from sdxl_nb.config.tiny import TINY_MODEL_ID
 from sdxl_nb.errors import InputError, ModelUnavailableError
 
@@ -82,23 +82,11 @@ def _snapshot(repo_id: str) -> tuple[Path, str]:
 
 
 def _safetensors_problem(path: Path) -> str | None:
-    """Why a .safetensors file is unusable (truncated, bad header), or None; reads only the header."""
+    """Why a .safetensors file is unusable (the header reader's one line), or None; reads only the header."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-            if len(head) < 8:
-                return f"is truncated ({size} bytes, no header)"
-            (header_len,) = struct.unpack("<Q", head)
-            if header_len > size - 8:
-                return f"is truncated ({size} bytes, header alone needs {header_len + 8})"
-            header = json.loads(handle.read(header_len))
-    except (OSError, ValueError) as exc:
-        return f"cannot be read ({exc})"
-    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
-    expected = 8 + header_len + end
-    if size < expected:
-        return f"is truncated ({size} of {expected} bytes)"
+        safetensors_header(path)
+    except (InputError, OSError) as exc:
+        return str(exc)
     return None
 
 
@@ -139,9 +127,14 @@ def check_snapshot(repo_id: str, snapshot: Path, commit: str, *, need_pipeline: 
                 raise ModelUnavailableError(f"{where} is missing {shown}{refetch}")
             problem = _safetensors_problem(weight) if weight.suffix == ".safetensors" else None
             if problem:
-                raise ModelUnavailableError(f"{where}: {shown} {problem}{refetch}")
+                raise ModelUnavailableError(f"{where}: {problem}{refetch}")
         for index_file in folder.glob("*.index.json"):
-            shards = set(json.loads(index_file.read_text(encoding="utf-8")).get("weight_map", {}).values())
+            try:
+                weight_map = json.loads(index_file.read_text(encoding="utf-8")).get("weight_map", {})
+                shards = {str(shard) for shard in weight_map.values()}
+            except (OSError, ValueError, AttributeError, RecursionError):
+                raise ModelUnavailableError(f"{where}: {index_file.relative_to(snapshot).as_posix()} is not a "
+                                            f"readable shard index{refetch}") from None
             for shard in sorted(shards):
                 if not (folder / shard).exists():
                     raise ModelUnavailableError(f"{where} is missing {(Path(name) / shard).as_posix()}{refetch}")

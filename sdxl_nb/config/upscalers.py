@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sdxl_nb import settings
 from sdxl_nb.config.loras import file_sha256, search_folders
+from sdxl_nb.config.name_clash import clash_warning, clashes, header_problem
 from sdxl_nb.errors import InputError
 
 # Where upscaler models sit under a tool's root: A1111 (one folder per architecture) and ComfyUI.
@@ -44,15 +45,34 @@ def upscaler_folders() -> list[Path]:
     return search_folders(settings.upscaler_paths(), ROOT_LAYOUTS)
 
 
-def model_files() -> dict[str, Path]:
-    """name (file name without extension) -> path of every upscaler model file; a name found twice: the first wins."""
-    found: dict[str, Path] = {}
+def _all_files() -> list[Path]:
+    found = []
     for folder in upscaler_folders():
         if folder.is_dir():
-            for path in sorted(folder.rglob("*")):
-                if path.suffix.lower() in EXTENSIONS and path.is_file():
-                    found.setdefault(path.stem, path)
+            found += [path for path in sorted(folder.rglob("*")) if path.suffix.lower() in EXTENSIONS and path.is_file()]
     return found
+
+
+def model_files() -> dict[str, Path]:
+    """name (file name without extension) -> path of every upscaler model file; a name found twice (two folders,
+    or a.pth and a.safetensors): the first wins, and `upscaler_clashes` says it. A built-in name is never a file's."""
+    found: dict[str, Path] = {}
+    for path in _all_files():
+        if path.stem not in LATENT and path.stem not in PIXEL:
+            found.setdefault(path.stem, path)
+    return found
+
+
+def upscaler_clashes() -> dict[str, list[str]]:
+    """name -> every upscaler of that name (the first is the one used), for names two files (or a file and a
+    built-in upscaler) share."""
+    return clashes([*((name, f"the built-in {name!r}") for name in builtin_names()),
+                    *((path.stem, str(path)) for path in _all_files())])
+
+
+def upscaler_clash_warnings(name: str) -> list[str]:
+    """A job's warning when its upscaler's name is shared ([] otherwise)."""
+    return clash_warning("upscaler", name, upscaler_clashes())
 
 
 def builtin_names() -> list[str]:
@@ -60,11 +80,17 @@ def builtin_names() -> list[str]:
 
 
 def list_upscalers() -> list[dict]:
-    """Every upscaler by name: the built-in ones, then each model file (name, kind, path, size)."""
+    """Every upscaler by name: the built-in ones, then each model file: {name, kind, path, size_bytes, usable,
+    problem (why a .safetensors file's header is unusable; a .pth is checked by loading it: --check), clash}."""
+    table = upscaler_clashes()
     rows = [{"name": name, "kind": "latent", "path": None, "size_bytes": None} for name in LATENT]
     rows += [{"name": name, "kind": "pixel", "path": None, "size_bytes": None} for name in PIXEL]
     rows += [{"name": name, "kind": "model", "path": str(path), "size_bytes": path.stat().st_size}
              for name, path in model_files().items()]
+    for row in rows:
+        problem = header_problem(row["path"]) if row["path"] else None
+        clash = clash_warning("upscaler", row["name"], table)
+        row.update(usable=problem is None, problem=problem, clash=clash[0] if clash else None)
     return rows
 
 
@@ -78,6 +104,9 @@ def find_upscaler(name: object) -> Upscaler:
         return Upscaler(name=name, kind="pixel", method=PIXEL[name])
     files = model_files()
     if name in files:
+        problem = header_problem(str(files[name]))
+        if problem:
+            raise InputError(f"upscaler {name!r} is unusable: {problem}")
         return Upscaler(name=name, kind="model", path=str(files[name]), sha256=file_sha256(files[name]))
     where = (f" in {', '.join(str(f) for f in upscaler_folders())}" if upscaler_folders()
              else f" ({settings.UPSCALERS} is not set)")

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from sdxl_nb.config.controlnets import list_controlnets
+from sdxl_nb.config.controlnets import controlnet_clashes, controlnet_problem, list_controlnets
+from sdxl_nb.config.name_clash import clash_warning
 from sdxl_nb.errors import InputError
 
 
 def controlnet_listing() -> list[dict]:
-    """[{name, path, source, revision, single_file, size_bytes, sha256, short_hash}] of every known ControlNet."""
+    """[{name, path, source, revision, single_file, size_bytes, sha256, short_hash, usable, problem, clash}] of every
+    known ControlNet; an unusable one (no weights, a malformed file) is listed with its reason."""
+    table = controlnet_clashes()
     rows = []
     for entry in list_controlnets():
+        problem = controlnet_problem(entry)
         try:
-            sha = entry.content_hash()
-        except (InputError, OSError):  # an unreadable or weightless folder is listed with no hash
-            sha = ""
+            sha = "" if problem else entry.content_hash()
+        except (InputError, OSError) as exc:  # an unreadable file is listed with its reason
+            sha, problem = "", str(exc)
+        clash = clash_warning("ControlNet", entry.name, table)
         rows.append({"name": entry.name, "path": entry.path, "source": entry.source, "revision": entry.revision,
                      "single_file": entry.single_file, "size_bytes": entry.size_bytes, "sha256": sha,
-                     "short_hash": sha[:8]})
+                     "short_hash": sha[:8], "usable": problem is None, "problem": problem,
+                     "clash": clash[0] if clash else None})
     return rows

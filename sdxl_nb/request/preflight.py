@@ -24,7 +24,7 @@ class Preflight:
 
 
 def input_warnings(r: ResolvedRequest) -> list[str]:
-    return [note for note in r.notes if note.startswith("init image resized")]
+    return [note for note in r.notes if note.startswith("init image resized")] + list(r.warnings)
 
 
 def _folder(info: ModelInfo) -> Path:

@@ -102,6 +102,7 @@ class ResolvedRequest:
     hires: HiresFix | None = None  # the second, upscaled pass (width and height stay the first pass's size)
     ip_adapter: IpAdapterUse | None = None  # the IP-Adapter, its images and scale
     controlnets: tuple = ()  # ControlUnit of each ControlNet, in order (request/control.py)
+    warnings: tuple[str, ...] = ()  # for the job's record: model file names it uses that several files share
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -298,20 +299,24 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     styled, effective_negative = style.apply(prompt, negative)
     from sdxl_nb.request.control import resolve_controlnets
     from sdxl_nb.request.ip_adapter import resolve_ip_adapter
+    from sdxl_nb.request.name_clashes import clash_warnings
     from sdxl_nb.request.networks import resolve_embeddings, resolve_loras
 
     ip_adapter = resolve_ip_adapter(request.ip_adapter, request.ip_images, request.ip_scale, notes,
                                     read_input_image)
+    loras = resolve_loras(styled, effective_negative, request.loras)
+    embeddings = resolve_embeddings(styled, effective_negative)
+    controlnets = resolve_controlnets(request.controlnets, read_input_image)
 
     return ResolvedRequest(
         mode=mode, model=model, scheduler=scheduler, style=style, prompt=prompt, negative_prompt=negative,
         styled_prompt=styled, effective_negative_prompt=effective_negative, steps=steps, cfg=cfg,
         width=width, height=height, batch=batch, seed=seed, seeds=tuple(seed + i for i in range(batch)),
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
-        loras=resolve_loras(styled, effective_negative, request.loras),
-        embeddings=resolve_embeddings(styled, effective_negative), hires=hires,
-        refiner=refiner, refiner_switch=switch, ip_adapter=ip_adapter,
-        controlnets=resolve_controlnets(request.controlnets, read_input_image),
+        loras=loras, embeddings=embeddings, hires=hires, refiner=refiner, refiner_switch=switch,
+        ip_adapter=ip_adapter, controlnets=controlnets,
+        warnings=clash_warnings(loras=loras, embeddings=embeddings, hires=hires, ip_adapter=ip_adapter,
+                                controlnets=controlnets),
     )
 
 

@@ -120,12 +120,16 @@ class ControlNetPicker:
         except Exception as exc:  # a broken folder must not break the form
             set_status(self.status, f"ControlNets could not be listed: {one_line(exc)}", "error")
             return
-        self.names = [row["name"] for row in rows]
+        # An unusable one (a malformed file) is not offered: the line below names it and why.
+        self.names = [row["name"] for row in rows if row.get("usable", True)]
         for unit in self.units:
             chosen = unit.model.value
             unit.model.options = self.names
             unit.model.value = chosen if chosen in self.names else (self.names[0] if self.names else None)
-        set_status(self.status, f"{len(self.names)} ControlNet(s)", "idle")
+        unusable = [f"✗ {row['name']} (unusable: {row.get('problem')})" for row in rows if not row.get("usable", True)]
+        clashes = [row["clash"] for row in rows if row.get("clash")]
+        set_status(self.status, "; ".join([f"{len(self.names)} ControlNet(s)", *unusable, *clashes]),
+                   "warning" if unusable or clashes else "idle")
 
     def add_unit(self) -> ControlUnitRow:
         if not self.names:

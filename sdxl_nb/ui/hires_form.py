@@ -6,6 +6,7 @@ import ipywidgets as w
 
 from sdxl_nb.config.hires import DEFAULT_DENOISE
 from sdxl_nb.config.upscalers import DEFAULT_UPSCALER, list_upscalers
+from sdxl_nb.ui.widgets import lines_html
 
 NUMBER = dict(width="160px")
 
@@ -21,8 +22,9 @@ class HiresFields:
                                tooltip="0: the first pass's steps")
         self.denoise = w.FloatText(value=DEFAULT_DENOISE, description="Denoise", layout=w.Layout(**NUMBER))
         self.upscaler = w.Dropdown(description="Upscaler", layout=w.Layout(width="300px"))
+        self.notes = w.HTML()  # upscaler files that cannot be used, and names two files share
         self.refresh()
-        self.settings = w.HBox([self.scale, self.steps, self.denoise, self.upscaler])
+        self.settings = w.VBox([w.HBox([self.scale, self.steps, self.denoise, self.upscaler]), self.notes])
         self.widget = w.VBox([self.enabled, self.settings])
         self.enabled.add_class("sdxl-hires")
         self.enabled.observe(lambda _c: self._on_enabled(), "value")
@@ -31,9 +33,12 @@ class HiresFields:
     def refresh(self) -> None:
         """List the upscalers again (a model file may have been added to SDXL_NB_UPSCALERS); keep the choice."""
         chosen = self.upscaler.value
-        names = [row["name"] for row in list_upscalers()]
+        rows = list_upscalers()
+        names = [row["name"] for row in rows if row["usable"]]  # an unusable file is named below, not offered
         self.upscaler.options = names
         self.upscaler.value = chosen if chosen in names else DEFAULT_UPSCALER
+        lines = [f"✗ {row['name']} (unusable: {row['problem']})" for row in rows if not row["usable"]]
+        self.notes.value = lines_html(lines + [row["clash"] for row in rows if row["clash"]])
 
     def _on_enabled(self) -> None:
         if self.enabled.value:

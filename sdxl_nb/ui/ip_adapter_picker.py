@@ -15,6 +15,8 @@ NONE = "(none)"
 
 
 def adapter_label(row: dict) -> str:
+    if row.get("usable") is False:
+        return f"✗ {row['name']} (unusable)"
     fit = "" if row.get("fits") is None else (", fits" if row["fits"] else ", does not fit")
     return f"{row['name']} ({row['size_bytes'] / 2**20:.1f} MiB{fit})"
 
@@ -64,6 +66,8 @@ class IpAdapterPicker:
         row = self.rows.get(self.choice.value)
         if row and row.get("problem"):
             set_status(self.status, row["problem"], "error")
+        elif row and row.get("clash"):
+            set_status(self.status, row["clash"], "warning")
 
     def use(self, fields: dict) -> list[str]:
         """Fill the picker from request fields (a reused image): adapter, images still on disk, scale; returns what
@@ -90,6 +94,9 @@ class IpAdapterPicker:
         name = self.choice.value
         if name == NONE:
             return {}
+        row = self.rows.get(name)
+        if row and row.get("usable") is False:
+            raise InputError(f"IP-Adapter {name} is unusable: {row['problem']}")
         uploads = [bytes(item["content"]) for item in self.images.value]
         if not uploads:
             raise InputError(f"IP-Adapter {name} needs at least one reference image: upload one (or choose {NONE})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable
 
@@ -12,7 +13,9 @@ from sdxl_nb.ui.widgets import set_status
 
 
 def lora_label(row: dict) -> str:
-    """One dropdown line: name, size, A1111 short hash and whether it fits the model."""
+    """One dropdown line: name, size, A1111 short hash and whether it fits the model; an unusable file is marked."""
+    if row.get("usable") is False:
+        return f"✗ {row['name']} (unusable)"
     fit = "" if row.get("fits") is None else (", fits" if row["fits"] else ", does not fit")
     return f"{row['name']} ({row['size_bytes'] / 2**20:.1f} MiB, {row.get('short_hash') or '?'}{fit})"
 
@@ -64,8 +67,8 @@ class LoraPicker:
         if row is None:
             self.info.value = ""
             return
-        problem = f" — {row['problem']}" if row.get("problem") else ""
-        self.info.value = f"<small>{row['path']}{problem}</small>"
+        notes = [row["path"], *(row[key] for key in ("problem", "clash") if row.get(key))]
+        self.info.value = f"<small>{html.escape(' — '.join(notes))}</small>"
 
     def insert_tag(self) -> str | None:
         """Write the chosen LoRA's tag into the target; returns the new prompt (None when refused, with a red line)."""
@@ -76,6 +79,9 @@ class LoraPicker:
             return None
         if not math.isfinite(weight):
             set_status(self.status, f"weight {weight} is not a finite number", "error")
+            return None
+        if row.get("usable") is False:
+            set_status(self.status, f"{row['name']} is unusable: {row['problem']}", "error")
             return None
         if row.get("fits") is False:
             set_status(self.status, f"{row['name']} does not fit this model: {row['problem']}", "error")
