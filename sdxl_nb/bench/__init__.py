@@ -7,6 +7,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from sdxl_nb.record.secrets import mask_data
+
 # (quick, full) settings; --quick keeps the whole CPU run under a minute for CI smoke use.
 SETTINGS = {
     "overhead": ({"width": 128, "height": 128, "steps": 4, "repeats": 5}, {"width": 256, "height": 256, "steps": 8, "repeats": 9}),
@@ -110,5 +112,5 @@ def write_json(result: dict, path: str | Path) -> None:
     """Write the figures as JSON, atomically (a reader or a kill mid-write never sees half a file)."""
     path = Path(path)
     staging = path.with_name(f".{path.name}.writing")
-    staging.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    staging.write_text(json.dumps(mask_data(result), indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(staging, path)

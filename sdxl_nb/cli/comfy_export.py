@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -43,6 +42,7 @@ def run(args) -> int:
     from sdxl_nb.cli import EXIT_OK
     from sdxl_nb.cli.generate import request_from
     from sdxl_nb.errors import InputError
+    from sdxl_nb.record.secrets import mask
     from sdxl_nb.request.prepare import prepare
 
     if args.out or args.json:
@@ -54,17 +54,16 @@ def run(args) -> int:
     resolved = prepare(request_from(args))
     workflow = build_workflow(resolved, checkpoint=args.comfy_checkpoint, vae=args.comfy_vae,
                               refiner_checkpoint=args.comfy_refiner_checkpoint)
-    text = json.dumps(workflow.graph, indent=2, ensure_ascii=False) + "\n"
-    for note in (*resolved.notes, *workflow.notes):
-        print(f"note: {note}", file=sys.stderr)
-    for path, name in workflow.uploads.items():
-        print(f"note: the workflow loads {name}: put {path} in ComfyUI's input folder", file=sys.stderr)
+    text = workflow.export_text()
+    notes = [*resolved.notes, *workflow.notes]
+    notes += [f"the workflow loads {name}: put {path} in ComfyUI's input folder" for path, name in workflow.uploads.items()]
     if resolved.controlnets:
         from sdxl_nb.backends.comfy.control_nodes import controlnet_file_name
 
-        for unit in resolved.controlnets:
-            print(f"note: the workflow loads ControlNet {controlnet_file_name(unit)}: put {unit.model_path} in "
-                  "ComfyUI's models/controlnet folder", file=sys.stderr)
+        notes += [f"the workflow loads ControlNet {controlnet_file_name(unit)}: put {unit.model_path} in ComfyUI's "
+                  "models/controlnet folder" for unit in resolved.controlnets]
+    for note in notes:
+        print(f"note: {mask(note)}", file=sys.stderr)
     if args.output:
         _write_whole(args.output, text)
         print(args.output)

@@ -4,9 +4,61 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 from sdxl_nb.errors import PresetError
+
+MAX_JSON_BYTES = 5 * 1024 * 1024  # a presets file is a few KB; a bigger one is refused before it is read
+MAX_INT_DIGITS = 100  # no setting needs more; Python's int() refuses over 4300 digits with a ValueError anyway
+SHOWN_CHARS = 60  # how much of a value from the file a message quotes, so one line stays one readable line
+
+
+def shown(value: Any, *, as_json: bool = False) -> str:
+    """`value` quoted on one line (a string as repr unless `as_json`, anything else as JSON), cut to SHOWN_CHARS: a
+    message names what the file held without echoing a huge value."""
+    if isinstance(value, str) and not as_json:
+        text = repr(value[:SHOWN_CHARS])
+    else:
+        try:
+            text = json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError, RecursionError):  # a value nested deeper than the encoder goes
+            text = type(value).__name__
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"a number with {len(text.lstrip('-'))} digits; accepted: at most {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def read_json_file(path: str | Path, what: str) -> Any:
+    """The JSON value of a presets file; any problem (missing, unreadable, too big, invalid JSON, nested too deep,
+    a number too long) is one PresetError line naming the file, never another exception."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise PresetError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise PresetError(f"{path}: {what} is over {MAX_JSON_BYTES // (1024 * 1024)} MB; accepted: a smaller file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{path}: cannot read {what} (not UTF-8 text at byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_int=_int)
+    except json.JSONDecodeError as exc:
+        raise PresetError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # json's reader recurses per level; the interpreter's guard stops it cleanly
+        raise PresetError(f"{path}: {what} is nested too deeply to read; accepted: the presets layout "
+                          "(a few levels)") from None
+    except ValueError as exc:  # a number over MAX_INT_DIGITS digits (_int)
+        raise PresetError(f"{path}: {what} holds {exc}") from None
 
 
 class JsonChecker:
@@ -16,6 +68,8 @@ class JsonChecker:
         self.path = path
 
     def fail(self, key: str, problem: str) -> PresetError:
+        # Keys may come from the file (an unknown key): quoted short and on one line like any value.
+        key = key if len(key) <= SHOWN_CHARS and key.isprintable() else shown(key)
         return PresetError(f"{self.path}: {key}: {problem}")
 
     def entry(self, raw: Any, key: str, required: dict, optional: dict) -> dict:
@@ -49,7 +103,7 @@ class JsonChecker:
         if not ok:
             expected = {"pair_str": "a list of two strings", "pair_int": "a list of two integers",
                         "float": "a finite number"}.get(kind, kind)
-            raise self.fail(key, f"expected {expected}, got {json.dumps(value)}")
+            raise self.fail(key, f"expected {expected}, got {shown(value, as_json=True)}")
         if kind == "float":
             return float(value)
         if kind.startswith("pair"):
@@ -64,6 +118,6 @@ class JsonChecker:
             item = build(raw, f"{key}[{index}]")
             name = getattr(item, "name", None) or item.id
             if name in out:
-                raise self.fail(f"{key}[{index}]", f"duplicate name {name!r}")
+                raise self.fail(f"{key}[{index}]", f"duplicate name {shown(name)}")
             out[name] = item
         return out

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sdxl_nb import settings
-from sdxl_nb.config.json_checker import JsonChecker
+from sdxl_nb.config.json_checker import JsonChecker, read_json_file, shown
 from sdxl_nb.config.limits import MAX_CFG, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from sdxl_nb.config.options import EngineOptions, options_from_dict
 from sdxl_nb.config.scheduler_params import EXTRA_REQUIREMENTS, check_kwargs, known_classes
@@ -141,7 +141,7 @@ def _model(check: JsonChecker, raw: Any, key: str) -> ModelPreset:
     v = check.entry(raw, key, {"id": "str", "description": "str", "steps": "int", "cfg": "float", "heavy": "bool"},
                     {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str", "refiner": "bool"})
     if v.get("source", "hf") not in ("hf", "embedded"):
-        raise check.fail(f"{key}.source", f"unknown source {v['source']!r}; accepted: hf, embedded")
+        raise check.fail(f"{key}.source", f"unknown source {shown(v['source'])}; accepted: hf, embedded")
     _check_range(check, key, v, "steps", 1, MAX_STEPS)
     _check_range(check, key, v, "cfg", 0, MAX_CFG)
     _check_positive_size(check, key, v.get("native_size"))
@@ -153,7 +153,7 @@ def _scheduler(check: JsonChecker, raw: Any, key: str) -> SchedulerPreset:
         raise check.fail(key, "expected an object")
     cls = raw.get("class")
     if cls is not None and cls not in KNOWN_SCHEDULER_CLASSES:
-        raise check.fail(f"{key}.class", f"unknown scheduler class {cls!r}; accepted: {', '.join(sorted(KNOWN_SCHEDULER_CLASSES))}")
+        raise check.fail(f"{key}.class", f"unknown scheduler class {shown(cls)}; accepted: {', '.join(sorted(KNOWN_SCHEDULER_CLASSES))}")
     rest = {k: val for k, val in raw.items() if k != "class"}
     v = check.entry(rest, key, {"name": "str"}, {"kwargs": "dict", "description": "str", "a1111": "pair_str", "comfy": "pair_str"})
     if cls is None and v["name"] != DEFAULT_SCHEDULER:
@@ -219,7 +219,7 @@ def _check_positive_size(check: JsonChecker, key: str, size: tuple[int, int] | N
 def _check_schema(check: JsonChecker, raw: dict) -> None:
     schema = raw.get("schema", PRESETS_SCHEMAS[-1])
     if isinstance(schema, bool) or schema not in PRESETS_SCHEMAS:
-        raise check.fail("schema", f"unknown version {json.dumps(schema)}; accepted: "
+        raise check.fail("schema", f"unknown version {shown(schema, as_json=True)}; accepted: "
                                    f"{', '.join(map(str, PRESETS_SCHEMAS))} (a newer sdxl_nb may read it)")
 
 
@@ -246,7 +246,7 @@ def parse_presets(raw: Any, path: str) -> Presets:
         raise check.fail("motion_phrases", "expected a list of non-empty strings")
     for index, style in enumerate(styles.values()):
         if style.scheduler is not None and style.scheduler not in schedulers:
-            raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {style.scheduler!r}; accepted: {', '.join(schedulers)}")
+            raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {shown(style.scheduler)}; accepted: {', '.join(schedulers)}")
     d = check.entry(raw.get("defaults"), "defaults",
                     {"model": "str", "scheduler": "str", "style": "str", "resolution": "str", "steps": "int",
                      "cfg": "float", "strength": "float"}, {"engine_profile": "str"})
@@ -255,7 +255,7 @@ def parse_presets(raw: Any, path: str) -> Presets:
         if name not in d:
             continue
         if d[name] not in table:
-            raise check.fail(f"defaults.{name}", f"unknown {name} {d[name]!r}; accepted: {', '.join(table)}")
+            raise check.fail(f"defaults.{name}", f"unknown {name} {shown(d[name])}; accepted: {', '.join(table)}")
     _check_range(check, "defaults", d, "steps", 1, MAX_STEPS)
     _check_range(check, "defaults", d, "cfg", 0, MAX_CFG)
     _check_range(check, "defaults", d, "strength", 0, 1, above=True)
@@ -278,7 +278,7 @@ def parse_user_styles(raw: Any, path: str, schedulers: dict[str, SchedulerPreset
     styles = check.named(items, "styles", lambda r, k: _style(check, r, k)) if items else {}
     for index, style in enumerate(styles.values()):
         if style.scheduler is not None and style.scheduler not in schedulers:
-            raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {style.scheduler!r}; accepted: {', '.join(schedulers)}")
+            raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {shown(style.scheduler)}; accepted: {', '.join(schedulers)}")
     return styles
 
 
@@ -328,26 +328,13 @@ def _layer_cached(path: str, mtime: float, user_path: str, key: tuple) -> Preset
     if not key:
         return replace(base, user_path=user_path)
     try:
-        user_styles = parse_user_styles(_read_json(user_path, "user presets file"), user_path, base.schedulers)
+        user_styles = parse_user_styles(read_json_file(user_path, "user presets file"), user_path, base.schedulers)
     except PresetError as exc:
         return replace(base, user_path=user_path, user_error=f"{exc} (user styles not loaded; the built-in presets "
                                                             "are in use)")
     return replace(base, styles={**base.styles, **user_styles}, user_path=user_path, user_styles=tuple(user_styles))
 
 
-def _read_json(path: str, what: str) -> Any:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PresetError(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{path}: cannot read {what} ({exc})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PresetError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-
-
 @lru_cache(maxsize=8)
 def _load_cached(path: str, _mtime_key: float) -> Presets:
-    return parse_presets(_read_json(path, "presets file"), path)
+    return parse_presets(read_json_file(path, "presets file"), path)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from sdxl_nb.config.json_checker import read_json_file
 from sdxl_nb.config.presets import StylePreset, default_user_presets_path, load_presets, parse_user_styles
 from sdxl_nb.errors import PresetError, one_line
 
@@ -48,10 +49,7 @@ def style_to_dict(style: StylePreset) -> dict:
 def _read_raw(path: Path) -> dict:
     if not path.exists():
         return {"schema": USER_SCHEMA, "styles": []}
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PresetError(f"{path}: cannot read user presets file ({exc})") from None
+    raw = read_json_file(path, "user presets file")  # a broken file is refused, never overwritten
     if not isinstance(raw, dict) or not isinstance(raw.get("styles", []), list):
         raise PresetError(f"{path}: expected an object with a \"styles\" list")
     raw.setdefault("styles", [])

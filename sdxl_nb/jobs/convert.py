@@ -72,6 +72,7 @@ def convert(model: str, out: str | Path, *, dtype: str = "float32", on_stage=Non
     from sdxl_nb.backends.local.loading import DTYPES, load_pipeline
     from sdxl_nb.config.registry import locate_model
     from sdxl_nb.config.tiny import ensure_tiny_model
+    from sdxl_nb.record.secrets import mask_data
 
     info, out, kind = check_convert(model, out, dtype)
     stage = on_stage or (lambda _name: None)
@@ -90,8 +91,8 @@ def convert(model: str, out: str | Path, *, dtype: str = "float32", on_stage=Non
         except (OSError, ValueError, KeyError) as exc:
             raise ModelUnavailableError(f"model {info.id!r} could not be loaded from {folder}: {one_line(exc)}") from None
     # The file says what it was made from (the dedicated VAE too, when the model's preset names one).
-    metadata = {"sdxl_nb_source": info.id, "sdxl_nb_source_revision": info.revision or "", "dtype": dtype,
-                "sdxl_nb_vae": (vae or {}).get("id") or ""}
+    metadata = mask_data({"sdxl_nb_source": info.id, "sdxl_nb_source_revision": info.revision or "", "dtype": dtype,
+                          "sdxl_nb_vae": (vae or {}).get("id") or ""})  # a written file: secrets masked, as every one
     stage("writing")
     if kind == "checkpoint":
         save_checkpoint(pipe, out, metadata)

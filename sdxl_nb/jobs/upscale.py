@@ -139,14 +139,15 @@ class UpscaleJob:
         from sdxl_nb.record.job_record import image_chunk
         from sdxl_nb.record.joblog import encode_record
         from sdxl_nb.record.naming import image_name
+        from sdxl_nb.record.secrets import mask
         from sdxl_nb.record.store import encode_png
 
         name = image_name(moment, f"upscale {Path(record['init_image']['path']).stem[:12]}", seed, index)
         info = PngInfo()
-        if self.source_parameters:  # as A1111's Extras: what made the image stays with it
-            info.add_text("parameters", self.source_parameters)
-        info.add_text("postprocessing", f"Postprocess upscale by: {self.settings.scale:g}, "
-                                        f"Postprocess upscaler: {self.settings.upscaler.name}")
+        if self.source_parameters:  # as A1111's Extras: what made the image stays with it, secrets masked as ours are
+            info.add_text("parameters", mask(self.source_parameters))
+        info.add_text("postprocessing", mask(f"Postprocess upscale by: {self.settings.scale:g}, "
+                                             f"Postprocess upscaler: {self.settings.upscaler.name}"))
         chunk = encode_record(image_chunk(record, index, seed, name)).decode("utf-8").rstrip("\n")
         info.add_itxt("sdxl_nb", chunk)
         entry = {"seed": seed, "index": index, "call": call}

@@ -3,11 +3,12 @@
 The rules are A1111's (modules/prompt_parser.py): `(x)` multiplies by 1.1, `[x]` divides by 1.1, `(x:w)`
 multiplies by w, nesting multiplies, an unclosed bracket applies to the end of the prompt, `\\(` `\\)` `\\[`
 `\\]` `\\\\` are literal, and the word BREAK ends the current 75-token chunk. Extra-network tags are taken
-out of the text first, as A1111 does before parsing.
+out of the text first, as A1111 does before parsing. One difference: a weight A1111 would crash on is refused.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -15,8 +16,14 @@ from sdxl_nb.errors import InputError
 
 BREAK = "BREAK"
 ROUND, SQUARE = 1.1, 1 / 1.1
-# One token of the syntax: escapes, brackets, a `:weight)` closing, plain text, or a lone colon.
+# One token of the syntax: escapes, brackets, a `:weight)` closing, plain text, or a lone colon. This is A1111's
+# re_attention (modules/prompt_parser.py), token for token, so the same text splits the same way: a weight is
+# only ever digits and dots with an optional sign, so `(x:abc)`, `(x:1e5)`, `(x:nan)` or `(x:inf)` never match
+# as a weight and stay literal text (`x:abc` at 1.1), as in A1111. What does match but is no number (`(x:.)`,
+# `(x:1.2.3)`) makes A1111's float() fail; here it is refused as bad input, like a weight too large to be
+# finite (400 digits, or nested weights whose product overflows).
 _ATTENTION = re.compile(r"\\\(|\\\)|\\\[|\\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|\]|[^\\()\[\]:]+|:")
+WEIGHT_ACCEPTED = "a finite number after the colon, as in (text:1.2)"
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 # A1111's extra networks: <kind:args>; args are split on ':'.
 _TAG = re.compile(r"<(\w+):([^>]+)>")
@@ -29,10 +36,11 @@ class LoraTag:
     text: str  # the tag as written
 
 
-def parse_attention(text: str) -> list[tuple[str, float]]:
-    """(text, weight) fragments in order; BREAK comes as ("BREAK", -1.0); equal neighbours are merged."""
+def parse_attention(text: str, label: str = "prompt") -> list[tuple[str, float]]:
+    """(text, weight) fragments in order; BREAK comes as ("BREAK", -1.0); equal neighbours are merged. A weight that
+    is no finite number raises InputError naming it (`label`: which text, for the message)."""
     result: list[list] = []
-    round_open: list[int] = []
+    round_open: list[tuple[int, int]] = []  # (fragment index, text position) of each open "("
     square_open: list[int] = []
 
     def multiply(start: int, factor: float) -> None:
@@ -44,13 +52,14 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
         if token.startswith("\\"):
             result.append([token[1:], 1.0])
         elif token == "(":
-            round_open.append(len(result))
+            round_open.append((len(result), match.start()))
         elif token == "[":
             square_open.append(len(result))
         elif weight is not None and round_open:
-            multiply(round_open.pop(), float(weight))
+            start, position = round_open.pop()
+            multiply(start, _weight(weight, text[position:match.end()], label))
         elif token == ")" and round_open:
-            multiply(round_open.pop(), ROUND)
+            multiply(round_open.pop()[0], ROUND)
         elif token == "]" and square_open:
             multiply(square_open.pop(), SQUARE)
         else:
@@ -58,10 +67,14 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
                 if i > 0:
                     result.append([BREAK, -1.0])
                 result.append([part, 1.0])
-    for start in round_open:
+    for start, _position in round_open:
         multiply(start, ROUND)
     for start in square_open:
         multiply(start, SQUARE)
+    overflow = next((part for part, weight in result if not math.isfinite(weight)), None)
+    if overflow is not None:  # finite weights whose nesting multiplies past the float range
+        raise InputError(f"{label} weights around {_shown(overflow)} multiply to an infinite weight; accepted: "
+                         f"{WEIGHT_ACCEPTED}, nested to a finite product")
     if not result:
         return [("", 1.0)]
     merged: list[list] = [result[0]]
@@ -71,6 +84,24 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
         else:
             merged.append(fragment)
     return [(fragment_text, float(fragment_weight)) for fragment_text, fragment_weight in merged]
+
+
+def _shown(group: str) -> str:
+    return repr(group if len(group) <= 60 else group[:28] + "..." + group[-28:])
+
+
+def _weight(written: str, group: str, label: str) -> float:
+    """The factor of a `(text:weight)` group; InputError before any work when it is no finite number (A1111's
+    float() would fail, or hand CLIP an infinite weight)."""
+    try:
+        factor = float(written)
+    except ValueError:
+        raise InputError(f"{label} weight {_shown(written)} in {_shown(group)} is not a number; accepted: "
+                         f"{WEIGHT_ACCEPTED}") from None
+    if not math.isfinite(factor):
+        raise InputError(f"{label} weight {_shown(written)} in {_shown(group)} is too large to be a finite number; "
+                         f"accepted: {WEIGHT_ACCEPTED}")
+    return factor
 
 
 def lora_tags(text: str) -> list[LoraTag]:
@@ -100,9 +131,15 @@ def without_tags(text: str) -> str:
     return _TAG.sub("", text) if _TAG.search(text) else text
 
 
-def fragments(text: str) -> list[tuple[str, float]]:
+def fragments(text: str, label: str = "prompt") -> list[tuple[str, float]]:
     """What CLIP reads of a prompt: its tags removed, then the weighting syntax parsed."""
-    return parse_attention(without_tags(text))
+    return parse_attention(without_tags(text), label)
+
+
+def check_weights(text: str, label: str) -> None:
+    """InputError when a `(text:weight)` in `text` is no finite number: request validation calls this so a bad weight
+    is refused before any model loads, not when the prompt is encoded."""
+    fragments(text, label)
 
 
 def is_plain(text: str) -> bool:

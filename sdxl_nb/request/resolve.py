@@ -29,6 +29,7 @@ from sdxl_nb.config.limits import (
 from sdxl_nb.config.loras import LoraUse
 from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset
 from sdxl_nb.errors import InputError
+from sdxl_nb.request.prompt_syntax import check_weights
 
 __all__ = ["MAX_BATCH", "MAX_CFG", "MAX_SEED", "MAX_SIZE", "MAX_STEPS", "MIN_SIZE", "GenerationRequest", "InputImage",
            "ResolvedRequest", "check_int", "check_number", "check_text", "read_input_image", "resolve"]
@@ -297,6 +298,8 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     else:
         seed = check_int(request.seed, "seed", 0, MAX_SEED - batch + 1)
     styled, effective_negative = style.apply(prompt, negative)
+    check_weights(styled, "prompt")  # the text CLIP reads (the style's words included), parsed as the encoder will
+    check_weights(effective_negative, "negative prompt")
     from sdxl_nb.request.control import resolve_controlnets
     from sdxl_nb.request.ip_adapter import resolve_ip_adapter
     from sdxl_nb.request.name_clashes import clash_warnings

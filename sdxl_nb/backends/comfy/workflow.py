@@ -21,6 +21,15 @@ class Workflow:
     uploads: dict[str, str] = field(default_factory=dict)  # local path -> name the graph loads it by
     notes: list[str] = field(default_factory=list)  # what differs from a local run, said once
 
+    def export_text(self) -> str:
+        """The graph as the JSON a file or stdout gets, secrets masked (a token typed into a prompt reaches no
+        exported file; the graph a backend sends to its own server keeps the prompt as typed)."""
+        import json
+
+        from sdxl_nb.record.secrets import mask_data
+
+        return json.dumps(mask_data(self.graph), indent=2, ensure_ascii=False) + "\n"
+
 
 def default_checkpoint(model_id: str) -> str:
     """The checkpoint file name assumed on the server: a local checkpoint's own file name (with its sub-folder

@@ -242,7 +242,8 @@ class Engine:
 
     def check_networks(self, info: ModelInfo, r: ResolvedRequest) -> None:
         """Refuse, before any work, LoRAs that do not fit the model, embeddings of another width, IP-Adapters and
-        ControlNets of another model family, and an upscaler file that is no upscaler (one line each)."""
+        ControlNets of another model family, an upscaler file that is no upscaler, and a refiner switch that leaves
+        either model no step (one line each)."""
         clash = [name for name in ("fuse_qkv", "fp8") if getattr(self.options, name)] if r.loras else []
         if clash:
             raise InputError(f"LoRAs cannot run with the {' and '.join(clash)} engine option (it replaces the "
@@ -258,6 +259,26 @@ class Engine:
             from sdxl_nb.backends.local.upscale import check_upscaler
 
             check_upscaler(r.hires.upscaler)  # loaded once here (by content); the hires pass reuses it
+        if r.refiner is not None and r.refiner_switch < 1:
+            self._check_refiner_split(info, r)
+
+    def _check_refiner_split(self, info: ModelInfo, r: ResolvedRequest) -> None:
+        """A refiner switch that leaves the base or the refiner no step of this run's schedule: one line before any
+        work, naming the switches that work (the split is the run's own: refiner_split.split_steps)."""
+        from types import SimpleNamespace
+
+        from sdxl_nb.backends.local.loading import model_scheduler
+        from sdxl_nb.backends.local.refiner_split import split_problem
+
+        loaded = self.loaded.get(info.id)
+        if loaded is None:  # the model's own scheduler from its config file, as loading the model builds it
+            try:
+                loaded = SimpleNamespace(own_scheduler=model_scheduler(self._model_for_checks(info)["folder"]))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                return  # an unreadable model folder is the load's to report, with its own line
+        problem = split_problem(self.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs), r)
+        if problem:
+            raise InputError(problem)
 
     def lora_problem(self, info: ModelInfo, lora) -> str | None:
         """Why a LoRA does not fit a model (one line), or None; the model need not be loaded."""

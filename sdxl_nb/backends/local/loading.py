@@ -55,6 +55,11 @@ def _scheduler_class_name(folder: Path) -> str:
     return index["scheduler"][1]
 
 
+def model_scheduler(folder: Path):
+    """The scheduler saved with a model folder, from its config file (no weights: near-free)."""
+    return getattr(diffusers, _scheduler_class_name(folder)).from_pretrained(folder / "scheduler", local_files_only=True)
+
+
 def load_pipeline(info: ModelInfo, folder: Path, device: str, dtype: torch.dtype,
                   stage: Callable[[str], None]) -> tuple[StableDiffusionXLPipeline, dict | None, list[str]]:
     """Build the pipeline from a local folder; return it, the dedicated VAE used, and warnings."""
@@ -83,8 +88,7 @@ def load_pipeline(info: ModelInfo, folder: Path, device: str, dtype: torch.dtype
                                 "VAE, which can overflow in float16")
     if vae is None:
         vae = weights(AutoencoderKL, "vae")
-    scheduler = getattr(diffusers, _scheduler_class_name(folder)).from_pretrained(folder / "scheduler",
-                                                                                 local_files_only=True)
+    scheduler = model_scheduler(folder)
     pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
                                      tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
                                      add_watermarker=False)

@@ -16,6 +16,7 @@ from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 from sdxl_nb.backends.local.conditioning import PromptEncoder, run_shape
 from sdxl_nb.backends.local.loading import _variant
 from sdxl_nb.backends.local.oom import component_bytes
+from sdxl_nb.backends.local.refiner_split import split_problem, split_steps
 from sdxl_nb.config.refiners import AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE, embedded_refiner_folder, model_revision
 from sdxl_nb.config.registry import ModelInfo, locate_model
 from sdxl_nb.errors import GenerationError, ModelUnavailableError, one_line
@@ -171,18 +172,6 @@ def _keep(engine, loaded, info: ModelInfo, path: str, pipe, shared: list[str]) -
     return refiner
 
 
-def split_steps(scheduler, steps: int, switch: float, strength: float | None) -> tuple[int, int]:
-    """(base steps, refiner steps) of a run, as diffusers' denoising_end / denoising_start cut the schedule."""
-    scheduler.set_timesteps(steps)
-    timesteps = scheduler.timesteps
-    if strength is not None:  # img2img and inpaint start strength x the schedule from its end
-        start = min(int(steps * strength), steps)
-        timesteps = timesteps[(steps - start) * scheduler.order:]
-    cutoff = int(round(scheduler.config.num_train_timesteps * (1 - switch)))
-    base = int((timesteps >= cutoff).sum())
-    return base, len(timesteps) - base
-
-
 class RefinerStage:
     """One job's hand-off: the base's call stops at the switch (latents out), the refiner's continues from it."""
 
@@ -197,7 +186,8 @@ class RefinerStage:
         base = refiner.own_scheduler
         cls = type(base) if r.scheduler.cls is None else getattr(diffusers, r.scheduler.cls)
         self.pipe.scheduler = cls.from_config(base.config, **r.scheduler.kwargs)
-        base_steps, refiner_steps = split_steps(make_scheduler(), r.steps, r.refiner_switch, r.strength)
+        scheduler = make_scheduler()
+        base_steps, refiner_steps = split_steps(scheduler, r.steps, r.refiner_switch, r.strength)
         self.steps = (base_steps, refiner_steps)
         self.warnings, self.events = [], []
         self.active = r.refiner_switch < 1 and refiner_steps > 0
@@ -209,13 +199,9 @@ class RefinerStage:
         self.texts = texts or [r.styled_prompt, r.effective_negative_prompt]
         self.chunks, self.weighted = run_shape(self.encoder, self.texts)
         self.encoded: dict[str, object] = {}
-        if r.refiner_switch < 1 and base_steps == 0:
-            raise GenerationError(f"refiner switch {r.refiner_switch:g} leaves the base model no step of its "
-                                  f"{r.steps}-step schedule; give a lower switch or more steps")
-        if r.refiner_switch < 1 and refiner_steps == 0:
-            self.warnings.append(f"refiner switch {r.refiner_switch:g} leaves the refiner no step of the {r.steps}-step "
-                                 f"schedule ({r.scheduler.name}); the refiner did not run (give a lower switch or more "
-                                 "steps)")
+        problem = split_problem(scheduler, r)
+        if problem:  # refused before any work (LocalEngine.check_networks); here only if a caller skipped that
+            raise GenerationError(problem)
         if self.active:
             self.events.append(f"refiner {refiner.info.id}: base {base_steps} step(s), refiner {refiner_steps}; shares "
                                f"{', '.join(refiner.shared) or 'nothing'} with the base; its own modules hold "

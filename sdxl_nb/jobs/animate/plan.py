@@ -221,8 +221,9 @@ def _with_end_networks(base: ResolvedRequest, styled_end: str) -> ResolvedReques
     from dataclasses import replace
 
     from sdxl_nb.request.networks import resolve_embeddings
-    from sdxl_nb.request.prompt_syntax import lora_tags
+    from sdxl_nb.request.prompt_syntax import check_weights, lora_tags
 
+    check_weights(styled_end, "prompt end")
     job = {lora.name: lora.weight for lora in base.loras}
     for tag in lora_tags(styled_end):
         if job.get(tag.name) != tag.weight:
