@@ -26,8 +26,13 @@ def load_upscaler(upscaler: Upscaler, device: str = "cpu"):
     with _LOCK:
         model = _CACHE.get(upscaler.sha256 or "")
         if model is None:
+            from sdxl_nb.backends.local.weights import load_state_dict
+
+            # spandrel gets a state dict from the one weights loader: its own load_from_file would run a
+            # TorchScript archive's code.
+            state = load_state_dict(upscaler.path, what=f"upscaler {upscaler.name!r}")
             try:
-                model = spandrel.ModelLoader(device="cpu").load_from_file(upscaler.path)
+                model = spandrel.ModelLoader(device="cpu").load_from_state_dict(state)
             except Exception as exc:  # spandrel raises many types for unknown or damaged weights
                 raise InputError(f"upscaler {upscaler.name!r} ({upscaler.path}) is not an upscaler model spandrel "
                                  f"recognises ({one_line(exc)[:200]}); accepted: ESRGAN, Real-ESRGAN, SwinIR, "
