@@ -31,6 +31,14 @@ _LEGACY = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
 _MAX_DEPTH = 8  # nesting of containers in a state dict (real checkpoints use 3 or 4)
 
 
+class WeightsRefused(InputError):
+    """A weight file the loader refuses: "<what> <path> <reason>"; `reason` alone for callers that word it."""
+
+    def __init__(self, what: str, path, reason: str):
+        super().__init__(f"{what} {path} {reason}")
+        self.reason = reason
+
+
 def _torch_kind(path: Path, what: str) -> str:
     """"zip" or "legacy" for a plain PyTorch weights file; InputError for anything else, TorchScript included.
     Nothing is unpickled here."""
@@ -41,17 +49,17 @@ def _torch_kind(path: Path, what: str) -> str:
     if head.startswith(_LEGACY):
         return "legacy"
     if not head.startswith(_ZIP):
-        raise InputError(f"{what} {path} is not a PyTorch weights file (neither a torch.save zip archive nor its "
+        raise WeightsRefused(what, path, "is not a PyTorch weights file (neither a torch.save zip archive nor its "
                          "legacy format); accepted: .safetensors, or .pt/.pth/.ckpt/.bin saved by torch.save")
     try:  # torch's own archive reader: the records torch.load would read
         records = torch._C.PyTorchFileReader(str(path)).get_all_records()
     except RuntimeError as exc:
-        raise InputError(f"{what} {path} is a damaged archive ({one_line(exc)[:120]})") from None
+        raise WeightsRefused(what, path, f"is a damaged archive ({one_line(exc)[:120]})") from None
     if "constants.pkl" in records or any(name.startswith("code/") for name in records):
-        raise InputError(f"{what} {path} is a TorchScript program, not weights (loading it runs its code); "
+        raise WeightsRefused(what, path, "is a TorchScript program, not weights (loading it runs its code); "
                          "accepted: .safetensors, or a state dict saved by torch.save")
     if "data.pkl" not in records:
-        raise InputError(f"{what} {path} is a zip archive but not one torch.save wrote (no data.pkl)")
+        raise WeightsRefused(what, path, "is a zip archive but not one torch.save wrote (no data.pkl)")
     return "zip"
 
 
@@ -66,13 +74,14 @@ def check_weights_file(path: str | Path, *, what: str) -> None:
         elif suffix in TORCH_SUFFIXES:
             _torch_kind(path, what)
         else:
-            raise InputError(f"{what} {path} has an unknown weights format {suffix or '(no suffix)'!r}; accepted: "
+            raise WeightsRefused(what, path, f"has an unknown weights format {suffix or '(no suffix)'!r}; accepted: "
                              f"{', '.join(SUFFIXES)}")
     except OSError as exc:
-        raise InputError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
-    except InputError as exc:
-        text = str(exc)
-        raise InputError(text if text.startswith(what) else f"{what} {text}") from None
+        raise WeightsRefused(what, path, f"cannot be read ({exc.strerror or exc})") from None
+    except WeightsRefused:
+        raise
+    except InputError as exc:  # the header reader's line: "<path> <reason>"
+        raise WeightsRefused(what, path, str(exc).removeprefix(f"{path} ")) from None
 
 
 def check_weights_folder(folder: str | Path, *, what: str) -> None:
@@ -120,23 +129,23 @@ def load_state_dict(path: str | Path, *, what: str, device: str = "cpu") -> dict
         try:
             return load_file(str(path), device=device)
         except Exception as exc:  # safetensors' own checks (overlapping offsets...): still its refusal
-            raise InputError(f"{what} {path} could not be read by safetensors ({one_line(exc)[:200]})") from None
+            raise WeightsRefused(what, path, f"could not be read by safetensors ({one_line(exc)[:200]})") from None
     kind = _torch_kind(path, what)
     try:
         state = torch.load(path, map_location=device, weights_only=True, mmap=kind == "zip" and device == "cpu")
     except pickle.UnpicklingError:
         # torch's own message advises turning the weights-only check off: never ours to give
-        raise InputError(f"{what} {path} holds Python objects besides tensors (loading them could run code); "
+        raise WeightsRefused(what, path, "holds Python objects besides tensors (loading them could run code); "
                          "accepted: a state dict of tensors (.safetensors preferred)") from None
     except Exception as exc:  # a damaged archive: torch raises RuntimeError, EOFError, ValueError...
         reason = one_line(exc)
         reason = reason if "weights_only" not in reason else type(exc).__name__
-        raise InputError(f"{what} {path} could not be read as PyTorch weights ({reason[:200]})") from None
+        raise WeightsRefused(what, path, f"could not be read as PyTorch weights ({reason[:200]})") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise InputError(f"{what} {path} is not a plain state dict: it holds a {type(state).__name__}"
+        raise WeightsRefused(what, path, f"is not a plain state dict: it holds a {type(state).__name__}"
                          f"{'' if not isinstance(state, dict) else ' with non-text keys'}; accepted: a dict of "
                          "named tensors")
     if not _plain(state) or not _has_tensor(state):
-        raise InputError(f"{what} {path} is not a plain state dict: it holds no tensors or other kinds of values "
+        raise WeightsRefused(what, path, "is not a plain state dict: it holds no tensors or other kinds of values "
                          "than tensors, numbers and text in dicts; accepted: a dict of named tensors")
     return state
