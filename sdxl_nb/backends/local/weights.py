@@ -56,7 +56,7 @@ def _torch_kind(path: Path, what: str) -> str:
     except RuntimeError as exc:
         raise WeightsRefused(what, path, f"is a damaged archive ({one_line(exc)[:120]})") from None
     if "constants.pkl" in records or any(name.startswith("code/") for name in records):
-        raise WeightsRefused(what, path, "is a TorchScript program, not weights (loading it runs its code); "
+        raise WeightsRefused(what, path, "is a TorchScript program, not weights: loading it would run its code; "
                          "accepted: .safetensors, or a state dict saved by torch.save")
     if "data.pkl" not in records:
         raise WeightsRefused(what, path, "is a zip archive but not one torch.save wrote (no data.pkl)")
@@ -135,7 +135,7 @@ def load_state_dict(path: str | Path, *, what: str, device: str = "cpu") -> dict
         state = torch.load(path, map_location=device, weights_only=True, mmap=kind == "zip" and device == "cpu")
     except pickle.UnpicklingError:
         # torch's own message advises turning the weights-only check off: never ours to give
-        raise WeightsRefused(what, path, "holds Python objects besides tensors (loading them could run code); "
+        raise WeightsRefused(what, path, "holds Python objects besides tensors: loading them could run code; "
                          "accepted: a state dict of tensors (.safetensors preferred)") from None
     except Exception as exc:  # a damaged archive: torch raises RuntimeError, EOFError, ValueError...
         reason = one_line(exc)
