@@ -54,7 +54,8 @@ def annotator_folder() -> Path | None:
 
 
 def check_annotator(name: str, label: str) -> dict[str, str]:
-    """Before any work: controlnet-aux importable and every weight file present; {file: sha256} of those files."""
+    """Before any work: controlnet-aux importable and every weight file present and accepted by the weights loader
+    (a refused file is one line, before the job); {file: sha256} of those files."""
     import importlib.util
 
     from sdxl_nb.config.loras import file_sha256
