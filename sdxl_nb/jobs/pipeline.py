@@ -206,6 +206,8 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
                 outputs = kind.finish_files(record, saver.images, files, saver.moment)
             except OSError as exc:
                 files.error = _save_error(folder, exc)
+            except Exception as exc:  # a file that cannot be made (a control map's annotator failed): a failed job
+                failure = failure or exc
 
         # 8. Append the record (then the marker goes). A job that could not save all its files keeps none.
         status, error = _outcome(output, failure, files.error)

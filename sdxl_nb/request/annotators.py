@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import types
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +54,8 @@ def annotator_folder() -> Path | None:
 
 
 def check_annotator(name: str, label: str) -> dict[str, str]:
-    """Before any work: controlnet-aux importable and every weight file present; {file: sha256} of those files."""
+    """Before any work: controlnet-aux importable and every weight file present and accepted by the weights loader
+    (a refused file is one line, before the job); {file: sha256} of those files."""
     import importlib.util
 
     from sdxl_nb.config.loras import file_sha256
@@ -66,7 +70,48 @@ def check_annotator(name: str, label: str) -> dict[str, str]:
                      else f"{settings.ANNOTATORS} (not set; nor is {ANNOTATORS_REPO} in the HF cache)")
             raise InputError(f"{label}: preprocessor {name!r} needs {file} in {where}; fetch it where a network "
                              f"exists with: hf download {ANNOTATORS_REPO} {file}")
+    from sdxl_nb.backends.local.weights import load_state_dict
+
+    for file in annotator.files:  # a file the weights loader refuses is refused here, before the job
+        load_state_dict(folder / file, what=f"{label}: preprocessor {name!r} weight file")
     return {file: file_sha256(folder / file) for file in annotator.files}
+
+
+class _CheckedTorch(types.ModuleType):
+    """torch as controlnet-aux's modules see it while a detector loads: everything is torch's own except `load`,
+    which is the project's weights loader (controlnet-aux calls torch.load on its files itself)."""
+
+    def __init__(self, torch):
+        super().__init__("torch")
+        self._torch = torch
+
+    def __getattr__(self, name):
+        return getattr(self._torch, name)
+
+    def load(self, f, map_location=None, **_ignored):
+        from sdxl_nb.backends.local.weights import load_state_dict
+
+        return load_state_dict(f, what="annotator weight file")
+
+
+@contextmanager
+def _checked_torch_load():
+    """For the duration of a detector's from_pretrained, controlnet-aux's modules call the weights loader as their
+    torch.load. Scoped to those modules' own `torch` name (not torch.load itself): no other caller in the
+    process is affected, and the detectors' code (key renames, wrappers) stays controlnet-aux's."""
+    import torch
+
+    proxy = _CheckedTorch(torch)
+    swapped = [module for name, module in list(sys.modules.items())
+               if (name == "controlnet_aux" or name.startswith("controlnet_aux.")) and module is not None
+               and getattr(module, "torch", None) is torch]
+    for module in swapped:
+        module.torch = proxy
+    try:
+        yield
+    finally:
+        for module in swapped:
+            module.torch = torch
 
 
 _DETECTORS: dict[tuple, object] = {}
@@ -89,7 +134,11 @@ def _detector(name: str):
                 import controlnet_aux
 
             cls = getattr(controlnet_aux, annotator.detector)
-            _DETECTORS[key] = cls.from_pretrained(str(folder)) if annotator.files else cls()
+            if annotator.files:
+                with _checked_torch_load():
+                    _DETECTORS[key] = cls.from_pretrained(str(folder))
+            else:
+                _DETECTORS[key] = cls()
         return _DETECTORS[key]
 
 

@@ -99,6 +99,11 @@ def config_for(path: str | Path, *, refiner: bool = False) -> Path:
     """The local config folder whose architecture matches a checkpoint's every weight (a refiner's among the
     refiners); else ModelUnavailableError naming the file (truncated, not SDXL, or an SDXL layout whose configs are
     not here)."""
+    if Path(path).suffix.lower() != ".safetensors":
+        raise ModelUnavailableError(f"checkpoint {path} is not a .safetensors file; accepted: a .safetensors "
+                                    "checkpoint (other formats are pickles: convert them where they are trusted)")
+    # The weights checker's header check (config/safetensors_file.py): every loader below (safe_open, diffusers'
+    # from_single_file) opens the file only after it accepted it, and only as .safetensors.
     header = check_checkpoint_file(path)
     differences = []
     for name, folder in _refiner_candidates() if refiner else _config_candidates():

@@ -35,6 +35,11 @@ def load_controlnet(loaded, unit):
 
             model = load_controlnet_file(path, unet, unit.model).to(unet.dtype)
         else:
+            from sdxl_nb.backends.local.weights import check_weights_folder
+
+            # diffusers opens the folder's weights itself, after the weights checker accepted every one of them
+            # (a .bin goes through torch.load with weights_only=True in diffusers 0.42).
+            check_weights_folder(path, what=f"ControlNet {unit.model!r}")
             model = ControlNetModel.from_pretrained(str(path), torch_dtype=unet.dtype, local_files_only=True)
     except ModelUnavailableError:  # already one line naming the file
         raise

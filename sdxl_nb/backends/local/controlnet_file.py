@@ -71,18 +71,24 @@ def load_controlnet_file(path: Path, unet, name: str):
     diffusers' own single-file loader looks the config up on the Hub (it fails offline); here the config is the
     one diffusers derives from the loaded UNet, which is what an SDXL ControlNet of the full layout has.
     """
-    from safetensors.torch import load_file
+    from sdxl_nb.backends.local.weights import check_weights_file, load_state_dict
 
+    check_weights_file(path, what=f"ControlNet {name!r}")  # also its format: .safetensors only reach the converter
+    if Path(path).suffix.lower() != ".safetensors":
+        raise ModelUnavailableError(f"ControlNet {name!r} ({path}) is not a .safetensors file; accepted: an SDXL "
+                                    "ControlNet .safetensors, or a diffusers folder")
     problem = layout_problem(path, unet, name)
     if problem:
         raise ModelUnavailableError(problem)
     header = safetensors_header(str(path))
     skeleton = _skeleton(unet, header)
     if DIFFUSERS_KEY in header:
-        skeleton.load_state_dict(load_file(str(path)), strict=True, assign=True)
+        skeleton.load_state_dict(load_state_dict(path, what=f"ControlNet {name!r}"), strict=True, assign=True)
         return skeleton
     from diffusers import ControlNetModel
 
+    # diffusers opens the file itself here, only after the weights checker accepted it above (a checked
+    # .safetensors: diffusers reads it with safetensors, never with pickle).
     with tempfile.TemporaryDirectory(prefix="sdxl_nb-controlnet-config-") as folder:
         skeleton.save_config(folder)  # config.json only: the converter needs no download
         try:

@@ -34,6 +34,9 @@ def check_ip_adapter(ip: IpAdapterUse, model_id: str, options, *, loaded=None, f
     problem = fit_problem(ip, unet_config_of(loaded, folder), model_id)
     if problem:
         raise InputError(problem)
+    from sdxl_nb.backends.local.weights import check_weights_folder
+
+    check_weights_folder(ip.encoder_path, what=f"IP-Adapter {ip.name!r} image encoder")
 
 
 class IpAdapterSwitch:
@@ -84,6 +87,12 @@ class IpAdapterSwitch:
             self.cached = None
         pipe = self.loaded.pipe
         pipe.register_modules(image_encoder=None, feature_extractor=None)
+        from sdxl_nb.backends.local.weights import check_weights_file, check_weights_folder
+
+        # diffusers and transformers open these files themselves, only after the weights checker accepted them
+        # (the adapter's .safetensors header; the encoder folder's every weight file, a .bin read weights-only).
+        check_weights_file(ip.path, what=f"IP-Adapter {ip.name!r}")
+        check_weights_folder(ip.encoder_path, what=f"IP-Adapter {ip.name!r} image encoder")
         try:
             pipe.load_ip_adapter(ip.root, subfolder=ip.subfolder, weight_name=Path(ip.path).name,
                                  image_encoder_folder=ip.encoder_folder, local_files_only=True)

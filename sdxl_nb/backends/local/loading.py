@@ -66,6 +66,11 @@ def load_pipeline(info: ModelInfo, folder: Path, device: str, dtype: torch.dtype
     common = dict(torch_dtype=dtype, local_files_only=True)
 
     def weights(cls, name):
+        from sdxl_nb.backends.local.weights import check_weights_folder
+
+        # diffusers/transformers open the folder's weights only after the weights checker accepted each one
+        # (a .bin they would read goes through torch.load with weights_only=True there).
+        check_weights_folder(folder / name, what=f"model {info.id!r} {name}")
         return cls.from_pretrained(folder / name, variant=_variant(folder / name, dtype), **common)
 
     stage("text encoders")
@@ -80,6 +85,9 @@ def load_pipeline(info: ModelInfo, folder: Path, device: str, dtype: torch.dtype
     if info.preset.vae:
         try:
             vae_folder, vae_revision = locate_model(info.preset.vae, need_pipeline=False)
+            from sdxl_nb.backends.local.weights import check_weights_folder
+
+            check_weights_folder(vae_folder, what=f"VAE {info.preset.vae!r}")
             vae = AutoencoderKL.from_pretrained(vae_folder, **common)
             vae_record = {"id": info.preset.vae, "revision": vae_revision}
         except ModelUnavailableError:

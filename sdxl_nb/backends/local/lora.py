@@ -174,7 +174,12 @@ class LoraSwitch:
     def _load(self, lora: LoraUse, name: str) -> str:
         from safetensors.torch import load as load_safetensors
 
+        from sdxl_nb.backends.local.weights import check_weights_file
+
         started = time.perf_counter()
+        # Checked by the weights checker, then read once: the hash ties the bytes loaded to the file checked (and to
+        # the request); safetensors parses those bytes itself.
+        check_weights_file(lora.path, what=f"LoRA {lora.name!r}")
         data = Path(lora.path).read_bytes()
         if hashlib.sha256(data).hexdigest() != lora.sha256:
             raise InputError(f"LoRA {lora.name!r} ({lora.path}) changed since the request was checked; run it again")

@@ -48,7 +48,11 @@ def check_networks(r, model_id: str, *, loaded=None, folder: Path | None = None)
         widths = _widths(loaded, folder)
         for embedding in r.embeddings:
             header = safetensors_header(embedding.path)
-            found = (header["clip_l"]["shape"][1], header["clip_g"]["shape"][1])
+            shapes = [(header.get(key) or {}).get("shape") or [] for key in ("clip_l", "clip_g")]
+            if any(len(shape) != 2 for shape in shapes):
+                raise InputError(f"embedding {embedding.name!r} ({embedding.path}) is not an SDXL embedding (it needs "
+                                 "clip_l and clip_g tensors of [vectors, width])")
+            found = (shapes[0][1], shapes[1][1])
             if found != widths:
                 raise InputError(f"embedding {embedding.name!r} has widths clip_l {found[0]} / clip_g {found[1]}; "
                                  f"{model_id}'s text encoders take {widths[0]} / {widths[1]}: it was made for "
@@ -57,12 +61,12 @@ def check_networks(r, model_id: str, *, loaded=None, folder: Path | None = None)
 
 def embedding_vectors(loaded, embeddings) -> dict:
     """name -> (clip_l, clip_g) float tensors, cached on the loaded model by file content."""
-    from safetensors.torch import load_file
+    from sdxl_nb.backends.local.weights import load_state_dict
 
     vectors = {}
     for embedding in embeddings:
         if embedding.sha256 not in loaded.vectors:
-            tensors = load_file(embedding.path)
+            tensors = load_state_dict(embedding.path, what=f"embedding {embedding.name!r}")
             loaded.vectors[embedding.sha256] = (tensors["clip_l"], tensors["clip_g"])
         vectors[embedding.name] = loaded.vectors[embedding.sha256]
     return vectors

@@ -116,6 +116,10 @@ def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
         folder = Path(locate_model(info.id)[0])
     dtype = loaded.pipe.unet.dtype
     common = dict(torch_dtype=dtype, local_files_only=True)
+    from sdxl_nb.backends.local.weights import check_weights_folder
+
+    for name in ("text_encoder_2", "vae", "unet"):  # diffusers opens them after the weights checker accepted them
+        check_weights_folder(folder / name, what=f"refiner {info.id!r} {name}")
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
         base_folders = _base_folders(loaded)

@@ -18,6 +18,11 @@ _CACHE: dict[str, object] = {}  # sha256 -> spandrel ImageModelDescriptor (the l
 _LOCK = threading.Lock()
 
 
+def _not_an_upscaler(upscaler: Upscaler, reason: str) -> InputError:
+    return InputError(f"upscaler {upscaler.name!r} ({upscaler.path}) is not an upscaler model spandrel recognises "
+                      f"({reason.split('; accepted')[0]}); accepted: ESRGAN, Real-ESRGAN, SwinIR, DAT... as .pth or .safetensors")
+
+
 def load_upscaler(upscaler: Upscaler, device: str = "cpu"):
     """The spandrel model of an upscaler file (cached by content); a file spandrel does not recognise as an
     image-to-image model is one InputError line naming it."""
@@ -26,12 +31,17 @@ def load_upscaler(upscaler: Upscaler, device: str = "cpu"):
     with _LOCK:
         model = _CACHE.get(upscaler.sha256 or "")
         if model is None:
+            from sdxl_nb.backends.local.weights import WeightsRefused, load_state_dict
+
+            # spandrel gets a state dict from the one weights loader: its own load_from_file would run a
+            # TorchScript archive's code.
             try:
-                model = spandrel.ModelLoader(device="cpu").load_from_file(upscaler.path)
+                state = load_state_dict(upscaler.path, what=f"upscaler {upscaler.name!r}")
+                model = spandrel.ModelLoader(device="cpu").load_from_state_dict(state)
+            except WeightsRefused as exc:
+                raise _not_an_upscaler(upscaler, exc.reason) from None
             except Exception as exc:  # spandrel raises many types for unknown or damaged weights
-                raise InputError(f"upscaler {upscaler.name!r} ({upscaler.path}) is not an upscaler model spandrel "
-                                 f"recognises ({one_line(exc)[:200]}); accepted: ESRGAN, Real-ESRGAN, SwinIR, "
-                                 "DAT... as .pth or .safetensors") from None
+                raise _not_an_upscaler(upscaler, one_line(exc)[:200]) from None
             if not isinstance(model, spandrel.ImageModelDescriptor):
                 raise InputError(f"upscaler {upscaler.name!r} ({upscaler.path}) is a {type(model).__name__} "
                                  f"({model.architecture.name}), not an upscaler")
