@@ -313,11 +313,13 @@ def verify_folder(folder: str | os.PathLike) -> FolderCheck:
             if record is None:
                 check.bad_lines.append(f"line {number}: {problem}")
                 continue
-            for _role, entry in named_files(record):
+            for role, entry in named_files(record):
                 if Path(entry["path"]).is_absolute():
                     continue  # an input kept elsewhere: not this folder's to check
                 logged.add(entry["path"])
                 path = within(folder, entry["path"])
+                if path is None and role == "input":
+                    continue  # an input named by `..` or `~`: kept elsewhere too, and never opened
                 if path is None:  # `..` or a symlink leading out of the folder: never opened
                     check.missing_images.append(f"{entry['path']} (outside the folder; not read)")
                 elif not path.is_file():
