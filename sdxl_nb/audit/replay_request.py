@@ -147,6 +147,15 @@ def recorded_refiner(record: dict, presets: Presets) -> dict:
 
 
 
+def trusted_upscaler(entry: object) -> object:
+    """The record's upscaler entry, after NotTrusted for a model file outside the user's upscaler folders (loading one
+    runs its format's code); recorded_upscaler then checks that it still holds what the job used."""
+    if isinstance(entry, dict) and entry.get("kind") == "model":
+        name = entry.get("name")
+        check_model_file(entry.get("path"), "upscaler", f"upscaler {name!r}" if isinstance(name, str) else "upscaler")
+    return entry
+
+
 def recorded_hires(record: dict):
     """The hires pass a job ran (None without one); an upscaler model must still hold what the job used."""
     from sdxl_nb.config.hires import HiresFix
@@ -158,7 +167,7 @@ def recorded_hires(record: dict):
     try:
         if not isinstance(entry, dict):
             raise ValueError(f"the record's hires {entry!r} is not a mapping")
-        upscaler = recorded_upscaler(entry.get("upscaler"))  # NotTrusted when its file is outside the user's folders
+        upscaler = recorded_upscaler(trusted_upscaler(entry.get("upscaler")))
         return HiresFix(scale=float(_field(entry, "scale", (int, float))), steps=_field(entry, "steps", int),
                         denoise=float(_field(entry, "denoise", (int, float))), upscaler=upscaler,
                         width=_field(entry, "width", int), height=_field(entry, "height", int))

@@ -207,7 +207,7 @@ def _parameters(data: bytes) -> str | None:
 
 def rerun_upscale(record: dict, folder: str | os.PathLike, engine) -> dict:
     """The image an upscale record made, made again from its source (sha256 checked) and its upscaler."""
-    from sdxl_nb.audit.replay_request import ReplayError, _input
+    from sdxl_nb.audit.replay_request import ReplayError, _input, trusted_upscaler
     from sdxl_nb.config.trusted_folders import NotTrusted
 
     entry = record.get("upscale")
@@ -217,7 +217,7 @@ def rerun_upscale(record: dict, folder: str | os.PathLike, engine) -> dict:
     if source is None:
         raise ReplayError("the upscale record has no source image")
     try:
-        upscaler = recorded_upscaler(entry.get("upscaler"))
+        upscaler = recorded_upscaler(trusted_upscaler(entry.get("upscaler")))
     except NotTrusted:  # its file lies outside the user's upscaler folders: never loaded
         raise
     except (ValueError, InputError) as exc:
