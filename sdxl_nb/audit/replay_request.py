@@ -147,6 +147,14 @@ def recorded_refiner(record: dict, presets: Presets) -> dict:
 
 
 
+def check_recorded_checkpoint(model: object) -> None:
+    """A checkpoint the record names by path is loaded from there only inside the user's checkpoint folders (or the
+    caches): else NotTrusted. One gone from that path is found by id in the registry, which lists only those folders."""
+    path = model.get("path") if isinstance(model, dict) else None
+    if isinstance(path, str) and path and model.get("source") == "checkpoint" and Path(path).exists():
+        check_model_file(path, "checkpoint", f"checkpoint {str(model.get('id'))!r}")
+
+
 def trusted_upscaler(entry: object) -> object:
     """The record's upscaler entry, after NotTrusted for a model file outside the user's upscaler folders (loading one
     runs its format's code); recorded_upscaler then checks that it still holds what the job used."""

@@ -115,6 +115,9 @@ def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[
 
         return rerun_upscale(logged.record, logged.folder, engine), []
     if mode == "animate":
+        from sdxl_nb.audit.replay_request import check_recorded_checkpoint
+
+        check_recorded_checkpoint(logged.record.get("model"))
         try:
             from sdxl_nb.jobs.animate import rerun_frames
         except ImportError:  # the animate module (or its re-run) is not part of this installation

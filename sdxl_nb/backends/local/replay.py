@@ -8,7 +8,7 @@ from pathlib import Path
 import diffusers
 from PIL import Image
 
-from sdxl_nb.audit.replay_request import ReplayError, request_from_record
+from sdxl_nb.audit.replay_request import ReplayError, check_recorded_checkpoint, request_from_record
 from sdxl_nb.backends.base import RunHooks, RunPlan, recorded_calls
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.config.registry import recorded_model as model_of_record
@@ -64,16 +64,6 @@ def _refiner_notes(record: dict, resolved, presets: Presets, engine) -> list[str
     return [f"refiner revision {revision} differs from the recorded {recorded}"]
 
 
-def _check_recorded_checkpoint(model: dict) -> None:
-    """A checkpoint the record names by path is loaded from there only inside the user's checkpoint folders (or the
-    caches): else NotTrusted. One gone from that path is found by id in the registry, which lists only those folders."""
-    from sdxl_nb.config.trusted_folders import check_model_file
-
-    path = model.get("path")
-    if model.get("source") == "checkpoint" and isinstance(path, str) and path and Path(path).exists():
-        check_model_file(path, "checkpoint", f"checkpoint {str(model.get('id'))!r}")
-
-
 def replay(record: dict, folder: str | Path, engine, presets: Presets | None = None, on_progress=None) -> Replay:
     """Regenerate a record's images with its own scheduler config, prompts, seeds and pipeline calls.
 
@@ -86,7 +76,7 @@ def replay(record: dict, folder: str | Path, engine, presets: Presets | None = N
         raise ReplayError(f"scheduler class {resolved.scheduler.cls!r} is not in this diffusers "
                           f"({diffusers.__version__})")
     recorded = record.get("model") if isinstance(record.get("model"), dict) else {"id": resolved.model.id}
-    _check_recorded_checkpoint(recorded)
+    check_recorded_checkpoint(recorded)
     try:
         info, notes = model_of_record({**recorded, "id": resolved.model.id}, presets)
     except InputError as exc:
