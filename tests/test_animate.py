@@ -134,14 +134,15 @@ def test_every_frame_reruns_bit_exactly_from_the_logged_record(make, engine, tmp
 
 
 def test_img2img_animation_reruns_bit_exactly(make, engine, tmp_path):
-    init = tmp_path / "init.png"
+    init = tmp_path / "out" / "inputs" / "init.png"  # a re-run reads images only inside the audited folder
+    init.parent.mkdir(parents=True)
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(init)
     make(mode="slerp", frames=3, seed_end=2, init_image=str(init), strength=0.7, steps=3)
     record = logged(tmp_path / "out")
     assert all(item["identical"] for item in check_rerun(record, tmp_path / "out", engine=engine))
     init.write_bytes(b"changed")
     with pytest.raises(InputError, match="changed since the job"):
-        rerun_frames(record, engine=engine)
+        rerun_frames(record, engine=engine, folder=tmp_path / "out")
 
 
 def test_stop_keeps_finished_frames_and_records_interrupted(make, engine, tmp_path):

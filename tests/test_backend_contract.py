@@ -417,7 +417,8 @@ def test_a_controlnet_job_runs_is_recorded_and_reruns_bit_exact_on_every_backend
     from sdxl_nb.jobs.queue import JobQueue
     from sdxl_nb.request.resolve import GenerationRequest
 
-    control = tmp_path / "control.png"
+    control = tmp_path / "out" / "inputs" / "control.png"  # a re-run reads images only inside the audited folder
+    control.parent.mkdir(parents=True)
     image = Image.new("RGB", (64, 64), "white")
     ImageDraw.Draw(image).ellipse((12, 12, 52, 52), fill="black")
     image.save(control)

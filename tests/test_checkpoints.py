@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -221,10 +222,14 @@ def test_audit_and_verify_clean_and_rerun_bit_exact(a1111_root, run, tmp_path, c
 
 def test_rerun_reloads_the_recorded_file_and_says_when_it_changed(a1111_root, run, engine, tmp_path, monkeypatch):
     from sdxl_nb.backends.local.replay import replay
+    from sdxl_nb.config.trusted_folders import OUTSIDE_MODEL_FOLDERS, NotTrusted
     from sdxl_nb.jobs.convert import convert
 
     result = run(prompt="a heron", model=CKPT, out_dir=tmp_path / "jobs")
-    monkeypatch.setenv("SDXL_NB_CHECKPOINTS", str(tmp_path / "elsewhere"))  # no longer listed: the path is used
+    monkeypatch.setenv("SDXL_NB_CHECKPOINTS", str(tmp_path / "elsewhere"))  # no longer listed: the path is not loaded
+    with pytest.raises(NotTrusted, match=re.escape(OUTSIDE_MODEL_FOLDERS)):
+        replay(result.record, tmp_path / "jobs", engine)
+    monkeypatch.setenv("SDXL_NB_CHECKPOINTS", str(a1111_root))
     again = replay(result.record, tmp_path / "jobs", engine)
     assert again.notes == [] and (pixels(again.images[0]) == pixels(Image.open(result.paths[0]))).all()
     target = a1111_root / f"{CKPT}.safetensors"

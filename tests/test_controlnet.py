@@ -2,6 +2,7 @@
 several units, start/end, every mode, one-line refusals, A1111 parameters, ComfyUI nodes, audits and re-runs."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -19,6 +20,13 @@ from sdxl_nb.record.metadata import parse_parameters
 from sdxl_nb.record.recovery import verify_folder
 from sdxl_nb.record.store import sha256_file
 from tests.conftest import SMALL, pixels
+
+
+def keep_inputs(folder, *images) -> None:
+    """Copies of the images in the folder's inputs/, where a re-run reads them (never from a recorded path outside)."""
+    (folder / "inputs").mkdir(exist_ok=True)
+    for image in images:
+        shutil.copyfile(image, folder / "inputs" / image.name)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +130,7 @@ def test_every_mode_takes_a_controlnet_and_reruns_bit_exact(run, engine, control
     assert guided.record["mode"] == mode and guided.record["controlnets"][0]["preprocessor"] == "canny"
     assert not np.array_equal(pixels(plain.images[0]), pixels(guided.images[0]))
     records, _ = read_logged_records(tmp_path / "guided")
+    keep_inputs(tmp_path / "guided", init, mask, control_image)
     assert rerun_jobs(select_for_rerun(records, "all"), engine)["verdict"].tolist() == [BIT_EXACT]
     assert verify_folder(tmp_path / "guided").ok
 
@@ -267,6 +276,7 @@ def test_cli_generate_with_a_controlnet_then_audit_and_verify(kernel_engine, con
     (record,) = read_records(out / "jobs.log")
     assert (record["controlnets"][0]["weight"], record["controlnets"][0]["end"]) == (0.7, 0.5)
     assert main(["verify", "--out", str(out)]) == 0
+    keep_inputs(out, control_image)
     assert main(["audit", str(out), "--rerun", "all"]) == 0
     assert "bit-exact" in capsys.readouterr().out
     capsys.readouterr()
@@ -473,6 +483,7 @@ def test_lineart_standard_needs_no_weights_and_reruns_bit_exact(run, engine, con
     assert lines.shape == (64, 64, 3) and lines[32, 14:18].max() > 100 and lines[2:10, 2:10].max() < 50
     with Image.open(result.paths[0]) as png:
         assert "Module: lineart_standard" in png.text["parameters"] and "Processor Res: 512" in png.text["parameters"]
+    keep_inputs(tmp_path, control_image)
     records, _ = read_logged_records(tmp_path)
     assert rerun_jobs(select_for_rerun(records, "all"), engine)["verdict"].tolist() == [BIT_EXACT]
 

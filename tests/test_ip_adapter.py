@@ -237,10 +237,12 @@ def test_record_png_parameters_audit_and_exact_reruns(make, refs, tmp_path, ip_e
     assert report.integrity.damaged.empty and report.integrity.untracked == []
     assert verify_folder(folder).ok
     records, _ = read_logged_records(folder)
+    shutil.copytree(refs, folder / "inputs", dirs_exist_ok=True)  # a re-run reads images only inside the folder
     assert rerun_jobs(select_for_rerun(records, "all"), ip_engine)["verdict"].tolist() == [BIT_EXACT] * 4  # per image
     Image.new("RGB", (40, 40), "blue").save(refs / "changed.png")
     changing = make(out_dir=tmp_path / "changing", **with_ip(refs, "changed.png"))
     Image.new("RGB", (40, 40), "green").save(refs / "changed.png")
+    shutil.copytree(refs, tmp_path / "changing" / "inputs", dirs_exist_ok=True)
     records, _ = read_logged_records(tmp_path / "changing")
     table = rerun_jobs(select_for_rerun(records, "all"), ip_engine)
     assert table["verdict"].tolist() == [SKIPPED] and "IP-Adapter image 1" in table["note"][0]

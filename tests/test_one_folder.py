@@ -55,8 +55,8 @@ def make_every_kind_of_job(folder, inputs, capsys) -> None:
 
 
 def test_every_kind_of_job_in_one_folder_passes_audit_verify_and_bit_exact_reruns(tmp_path, capsys):
-    folder, inputs = tmp_path / "out", tmp_path / "inputs"
-    inputs.mkdir()
+    folder, inputs = tmp_path / "out", tmp_path / "out" / "inputs"  # a re-run reads images only inside the folder
+    inputs.mkdir(parents=True)
     make_every_kind_of_job(folder, inputs, capsys)
 
     records = read_records(folder / "jobs.log")

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from sdxl_nb.errors import InputError
-from sdxl_nb.record.joblog import JOBS_LOG
+from sdxl_nb.record.joblog import JOBS_LOG, MAX_LINE_BYTES, TOO_LONG
 
 # Read this much at a time: memory stays flat however long the log is, and one block's parsed records
 # still sit in the CPU cache while their columns are read out (larger blocks measured slower).
@@ -106,16 +106,25 @@ def iter_chunks(path: Path, problems: list[LineProblem],
     file = str(path)
     number = 1
     tail = b""
+    skipping = False  # inside a line longer than MAX_LINE_BYTES, already reported
     with open(path, "rb") as handle:
         while True:
             block = handle.read(chunk_bytes)
             if not block:
                 break
+            if skipping:
+                end = block.find(b"\n")
+                if end < 0:
+                    continue
+                block, skipping, number = block[end + 1:], False, number + 1
             lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
             tail = lines.pop()  # the line still being read (b"" when the block ended on a newline)
             if lines:
                 yield parse_lines(lines, number, file, problems)
                 number += len(lines)
+            if len(tail) > MAX_LINE_BYTES:  # never held whole: a received log may hold a line of any length
+                problems.append(LineProblem(file, number, TOO_LONG))
+                tail, skipping = b"", True
     if tail:
         yield parse_lines([tail], number, file, problems, last_is_unterminated=True)
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from sdxl_nb.analysis.sources import LoggedRecord
 from sdxl_nb.config.presets import Presets, load_presets
+from sdxl_nb.config.trusted_folders import in_model_folders
 
 # What can change pixels: library versions, the GPU and its CUDA, precision, the attention kernel,
 # deterministic algorithms, the device type itself, and on the CPU the number of threads.
@@ -137,6 +138,7 @@ def preset_drift(records: list[LoggedRecord], presets: Presets | None = None) ->
 
 
 FILE_COLUMNS = ["kind", "name", "path", "recorded", "current", "jobs", "example_job_id", "message"]
+OUTSIDE_CURRENT = "(outside your model folders)"
 
 
 def _upscaler_files(record: dict) -> list[dict]:
@@ -155,16 +157,20 @@ def _controlnet_drift(record: dict) -> list[tuple[str, str, str, str]]:
     from sdxl_nb.errors import InputError
 
     drifted = []
-    for unit in record.get("controlnets") or []:
+    units = record.get("controlnets")
+    for unit in units if isinstance(units, list) else []:
         model = unit.get("model") if isinstance(unit, dict) else None
         if not (isinstance(model, dict) and isinstance(model.get("path"), str)):
             continue
         weights = ControlNetFile(str(model.get("name")), model["path"], str(model.get("source") or ""))
         if not Path(model["path"]).exists():
             current = None if weights.source == "embedded" else "(missing)"
+        elif not in_model_folders(model["path"], "controlnet"):
+            current = OUTSIDE_CURRENT  # never opened: not a file of the user's ControlNet folders
         else:
             try:
-                current = weights.content_hash()
+                current = (weights.content_hash() if in_model_folders(weights.weights_file(), "controlnet")
+                           else OUTSIDE_CURRENT)
             except (InputError, OSError):
                 current = "(missing)"
         if current is not None and current != model.get("sha256"):
@@ -188,7 +194,10 @@ def file_drift(records: list[LoggedRecord]) -> pd.DataFrame:
                 if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)):
                     continue
                 path = Path(entry["path"])
-                current = file_sha256(path) if path.is_file() else "(missing)"
+                if not in_model_folders(path, kind.lower()):
+                    current = OUTSIDE_CURRENT  # never opened: a received record may name any file
+                else:
+                    current = file_sha256(path) if path.is_file() else "(missing)"
                 if current != entry.get("sha256"):
                     found.setdefault((kind, str(entry.get("name")), str(path), str(entry.get("sha256")), current),
                                      []).append(logged)
@@ -196,6 +205,11 @@ def file_drift(records: list[LoggedRecord]) -> pd.DataFrame:
             found.setdefault(("ControlNet", name, path, recorded, current), []).append(logged)
     rows = []
     for (kind, name, path, recorded, current), jobs in found.items():
+        if current == OUTSIDE_CURRENT:
+            rows.append((kind, name, path, recorded[:12], current, len(jobs), jobs[0].record.get("job_id"),
+                         f"{kind} {name!r} ({path}) lies outside your model folders (not read); its {len(jobs)} "
+                         "job(s) are not re-run here"))
+            continue
         what = "is missing" if current == "(missing)" else "changed"
         rows.append((kind, name, path, recorded[:12], current[:12], len(jobs), jobs[0].record.get("job_id"),
                      f"{kind} {name!r} ({path}) {what} since {len(jobs)} job(s) used it; their re-runs cannot be "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sdxl_nb.audit.integrity import resolve_path
+from sdxl_nb.audit.integrity import input_file
+from sdxl_nb.config.limits import MAX_BATCH, MAX_INPUT_BYTES, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset, load_presets
+from sdxl_nb.config.trusted_folders import NotTrusted, check_model_file
 from sdxl_nb.record.config_codec import decode_config
 from sdxl_nb.record.store import sha256_file
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
@@ -17,15 +19,40 @@ class ReplayError(Exception):
     """A record that cannot be re-run as it stands; the message is one line saying why."""
 
 
+# A record naming a model file outside the user's model folders, or an image outside the audited folder, raises
+# NotTrusted (config.trusted_folders): that job is "not re-run", nothing of it is opened, the audit goes on.
+__all__ = ["NotTrusted", "ReplayError", "request_from_record"]
+
+
+def _size(value: object) -> tuple[int, int] | None:
+    """A recorded [width, height] (None when the record has no usable one)."""
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 20 for v in value)):
+        return value[0], value[1]
+    return None
+
+
 def scheduler_kwargs(config: dict | None) -> dict:
     """The recorded scheduler config as from_config keywords (infinities were stored as text)."""
+    if config is not None and not isinstance(config, dict):
+        raise ReplayError(f"the record's scheduler config is not a mapping (got {type(config).__name__})")
     return decode_config(dict(config or {}))
 
 
 def _field(record: dict, key: str, kind: type | tuple[type, ...]):
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise ReplayError(f"the record has no usable {key!r} (got {value!r})")
+        raise ReplayError(f"the record has no usable {key!r} (got {_short(value)})")
+    if isinstance(value, float) and value != value:
+        raise ReplayError(f"the record's {key!r} is not a number")
+    return value
+
+
+def _within(record: dict, key: str, low: int, high: int) -> int:
+    """A recorded whole number inside the range a request accepts (a hostile record asks for no huge run)."""
+    value = _field(record, key, int)
+    if not low <= value <= high:
+        raise ReplayError(f"the record's {key} {_short(value)} is out of range; accepted: {low} to {high}")
     return value
 
 
@@ -35,20 +62,18 @@ def _input(record: dict, key: str, folder: Path) -> InputImage | None:
         return None
     if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
         raise ReplayError(f"the record's {key} has no path")
-    path = resolve_path(folder, entry["path"])
-    if not path.is_file():
-        raise ReplayError(f"{key} {path} is missing; the job cannot be re-run from its record")
-    actual = sha256_file(path)
-    if entry.get("sha256") and actual != entry["sha256"]:
-        raise ReplayError(f"{key} {path} changed since the job (sha256 {actual[:12]}..., recorded "
-                          f"{str(entry['sha256'])[:12]}...)")
-    size = entry.get("size")
-    if not (isinstance(size, list) and len(size) == 2):
+    path = input_file(folder, key, entry["path"])
+    actual = _checked_file(path, entry.get("sha256"), key, MAX_INPUT_BYTES)
+    size = _size(entry.get("size"))
+    if size is None:
         from PIL import Image
 
-        with Image.open(path) as image:
-            size = image.size
-    return InputImage(path=str(path), sha256=actual, size=(int(size[0]), int(size[1])))
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's ways of saying "not a readable image"
+            raise ReplayError(f"{key} {path} is not a readable image ({exc})") from None
+    return InputImage(path=str(path), sha256=actual, size=size)
 
 
 def request_from_record(record: dict, folder: str | Path, presets: Presets | None = None) -> ResolvedRequest:
@@ -67,8 +92,9 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
     scheduler = record.get("scheduler")
     if not isinstance(scheduler, dict) or not isinstance(scheduler.get("class"), str):
         raise ReplayError("the record has no scheduler class")
-    steps, cfg = _field(record, "steps", int), float(_field(record, "cfg", (int, float)))
-    width, height, batch = _field(record, "width", int), _field(record, "height", int), _field(record, "batch", int)
+    steps, cfg = _within(record, "steps", 1, MAX_STEPS), float(_field(record, "cfg", (int, float)))
+    width, height = _within(record, "width", MIN_SIZE, MAX_SIZE), _within(record, "height", MIN_SIZE, MAX_SIZE)
+    batch = _within(record, "batch", 1, MAX_BATCH)
     seeds = record.get("seeds")
     if not (isinstance(seeds, list) and len(seeds) == batch and all(isinstance(s, int) for s in seeds)):
         seed = _field(record, "seed", int)
@@ -121,6 +147,23 @@ def recorded_refiner(record: dict, presets: Presets) -> dict:
 
 
 
+def check_recorded_checkpoint(model: object) -> None:
+    """A checkpoint the record names by path is loaded from there only inside the user's checkpoint folders (or the
+    caches): else NotTrusted. One gone from that path is found by id in the registry, which lists only those folders."""
+    path = model.get("path") if isinstance(model, dict) else None
+    if isinstance(path, str) and path and model.get("source") == "checkpoint" and Path(path).exists():
+        check_model_file(path, "checkpoint", f"checkpoint {str(model.get('id'))!r}")
+
+
+def trusted_upscaler(entry: object) -> object:
+    """The record's upscaler entry, after NotTrusted for a model file outside the user's upscaler folders (loading one
+    runs its format's code); recorded_upscaler then checks that it still holds what the job used."""
+    if isinstance(entry, dict) and entry.get("kind") == "model":
+        name = entry.get("name")
+        check_model_file(entry.get("path"), "upscaler", f"upscaler {name!r}" if isinstance(name, str) else "upscaler")
+    return entry
+
+
 def recorded_hires(record: dict):
     """The hires pass a job ran (None without one); an upscaler model must still hold what the job used."""
     from sdxl_nb.config.hires import HiresFix
@@ -132,10 +175,12 @@ def recorded_hires(record: dict):
     try:
         if not isinstance(entry, dict):
             raise ValueError(f"the record's hires {entry!r} is not a mapping")
-        upscaler = recorded_upscaler(entry.get("upscaler"))
+        upscaler = recorded_upscaler(trusted_upscaler(entry.get("upscaler")))
         return HiresFix(scale=float(_field(entry, "scale", (int, float))), steps=_field(entry, "steps", int),
                         denoise=float(_field(entry, "denoise", (int, float))), upscaler=upscaler,
                         width=_field(entry, "width", int), height=_field(entry, "height", int))
+    except NotTrusted:
+        raise
     except ValueError as exc:
         raise ReplayError(str(exc)) from None
     except Exception as exc:  # an unknown built-in name (InputError)
@@ -143,11 +188,12 @@ def recorded_hires(record: dict):
 
 
 def _recorded_file(kind: str, entry: object) -> tuple[str, Path, str]:
-    """(name, path, sha256) of a recorded LoRA or embedding whose file still holds what the job used."""
+    """(name, path, sha256) of a recorded LoRA or embedding whose file lies in the user's folders for it and still
+    holds what the job used."""
     if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("path"), str)
             and isinstance(entry.get("sha256"), str)):
-        raise ReplayError(f"the record's {kind} entry {entry!r} has no name, path and sha256")
-    path = Path(entry["path"])
+        raise ReplayError(f"the record's {kind} entry {_short(entry)} has no name, path and sha256")
+    path = check_model_file(entry["path"], kind.lower(), f"{kind} {entry['name']!r}")
     if not path.is_file():
         raise ReplayError(f"{kind} {entry['name']!r} ({path}) is missing; the job cannot be re-run from its record")
     actual = sha256_file(path)
@@ -162,7 +208,7 @@ def recorded_loras(record: dict) -> tuple:
     from sdxl_nb.config.loras import LoraUse
 
     loras = []
-    for entry in record.get("loras") or []:
+    for entry in _entries(record, "loras"):
         name, path, sha = _recorded_file("LoRA", entry)
         weight = entry.get("weight")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
@@ -177,15 +223,34 @@ def recorded_embeddings(record: dict) -> tuple:
     from sdxl_nb.config.embeddings import EmbeddingUse
 
     embeddings = []
-    for entry in record.get("embeddings") or []:
+    for entry in _entries(record, "embeddings"):
         name, path, sha = _recorded_file("embedding", entry)
-        embeddings.append(EmbeddingUse(name=name, path=str(path), sha256=sha, vectors=int(entry.get("vectors") or 0)))
+        vectors = entry.get("vectors")
+        vectors = vectors if isinstance(vectors, int) and not isinstance(vectors, bool) and vectors >= 0 else 0
+        embeddings.append(EmbeddingUse(name=name, path=str(path), sha256=sha, vectors=vectors))
     return tuple(embeddings)
 
 
-def _checked_file(path: Path, recorded: object, what: str) -> str:
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _entries(record: dict, key: str) -> list:
+    """A record's list of used files (LoRAs, embeddings, ControlNets, IP-Adapter images); [] when it has none."""
+    value = record.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ReplayError(f"the record's {key} is not a list (got {type(value).__name__})")
+    return value
+
+
+def _checked_file(path: Path, recorded: object, what: str, max_bytes: int | None = None) -> str:
     if not path.is_file():
         raise ReplayError(f"{what} ({path}) is missing; the job cannot be re-run from its record")
+    if max_bytes is not None and path.stat().st_size > max_bytes:
+        raise ReplayError(f"{what} ({path}) is larger than {max_bytes >> 20} MiB; an input image is not read")
     actual = sha256_file(path)
     if isinstance(recorded, str) and actual != recorded:
         raise ReplayError(f"{what} ({path}) changed since the job (sha256 {actual[:12]}..., recorded {recorded[:12]}...)")
@@ -193,38 +258,74 @@ def _checked_file(path: Path, recorded: object, what: str) -> str:
 
 
 def recorded_ip_adapter(record: dict, folder: str | Path):
-    """The IpAdapterUse a job ran with (None when it had none); every file must still hold what the job used."""
-    from sdxl_nb.config.ip_adapters import _ENCODER_WEIGHTS, IpAdapterUse
+    """The IpAdapterUse a job ran with (None when it had none); its weights and encoder must lie in the user's
+    IP-Adapter folders, its images in the audited folder, and every file must still hold what the job used."""
+    from sdxl_nb.config.ip_adapters import _ENCODER_WEIGHTS, IpAdapterFile, IpAdapterUse
 
     entry = record.get("ip_adapter")
     if entry is None:
         return None
     keys = ("name", "path", "sha256", "root", "subfolder", "image_encoder", "scale")
     if not isinstance(entry, dict) or any(key not in entry for key in keys):
-        raise ReplayError(f"the record's ip_adapter has no {', '.join(k for k in keys if k not in (entry or {}))}")
-    name = entry["name"]
-    sha = _checked_file(Path(entry["path"]), entry["sha256"], f"IP-Adapter {name!r}")
+        missing = [k for k in keys if not isinstance(entry, dict) or k not in entry]
+        raise ReplayError(f"the record's ip_adapter has no {', '.join(missing)}")
     encoder = entry["image_encoder"]
-    weights = [Path(encoder["path"]) / w for w in _ENCODER_WEIGHTS if (Path(encoder["path"]) / w).is_file()]
-    encoder_sha = _checked_file(weights[0] if weights else Path(encoder["path"]) / _ENCODER_WEIGHTS[0],
-                           encoder.get("sha256"), f"IP-Adapter {name!r}'s image encoder")
+    texts = (entry["name"], entry["path"], entry["root"], entry["subfolder"])
+    if not (all(isinstance(v, str) for v in texts) and isinstance(encoder, dict)
+            and isinstance(encoder.get("folder"), str) and isinstance(encoder.get("path"), str)):
+        raise ReplayError("the record's ip_adapter names its files by something other than text")
+    name = entry["name"]
+    what = f"IP-Adapter {name!r}"
+    # What diffusers' load_ip_adapter opens: root/subfolder/<weight name> and the encoder folder under root.
+    loaded = Path(entry["root"]) / entry["subfolder"] / Path(entry["path"]).name
+    encoder_path = IpAdapterFile(name, entry["path"], entry["root"], entry["subfolder"], encoder["folder"], "").encoder_path
+    for path in (entry["path"], loaded, encoder["path"], encoder_path):
+        check_model_file(path, "ip_adapter", what)
+    sha = _checked_file(Path(entry["path"]), entry["sha256"], what)
+    weights = [encoder_path / w for w in _ENCODER_WEIGHTS if (encoder_path / w).is_file()]
+    for weight in weights:
+        check_model_file(weight, "ip_adapter", f"{what}'s image encoder")
+    encoder_sha = _checked_file(weights[0] if weights else encoder_path / _ENCODER_WEIGHTS[0],
+                                encoder.get("sha256"), f"{what}'s image encoder")
     images = []
-    for number, image in enumerate(record.get("ip_images") or [], 1):
+    for number, image in enumerate(_entries(record, "ip_images"), 1):
         if not (isinstance(image, dict) and isinstance(image.get("path"), str)):
             raise ReplayError(f"the record's IP-Adapter image {number} has no path")
-        path = resolve_path(Path(folder), image["path"])
-        actual = _checked_file(path, image.get("sha256"), f"IP-Adapter image {number}")
-        size = image.get("size") or [0, 0]
-        images.append(InputImage(path=str(path), sha256=actual, size=(int(size[0]), int(size[1]))))
+        path = input_file(Path(folder), f"IP-Adapter image {number}", image["path"])
+        actual = _checked_file(path, image.get("sha256"), f"IP-Adapter image {number}", MAX_INPUT_BYTES)
+        images.append(InputImage(path=str(path), sha256=actual, size=_size(image.get("size")) or (0, 0)))
     if not images:
         raise ReplayError("the record's IP-Adapter has no ip_images")
     scale = entry["scale"]
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise ReplayError(f"the record's IP-Adapter scale {scale!r} is not a number")
+        raise ReplayError(f"the record's IP-Adapter scale {_short(scale)} is not a number")
     return IpAdapterUse(name=name, path=entry["path"], sha256=sha, a1111_hash=str(entry.get("a1111_hash") or ""),
                         root=entry["root"], subfolder=entry["subfolder"], encoder_folder=encoder["folder"],
                         encoder_sha256=encoder_sha, encoder_revision=encoder.get("revision"), images=tuple(images),
                         scale=float(scale))
+
+
+def _trusted_controlnet(entry: object, position: int, folder: Path) -> object:
+    """The unit's entry with its control image resolved inside the audited folder; NotTrusted when its weights lie
+    outside the user's ControlNet folders (weights gone from there are found by name, as recorded_unit does)."""
+    from sdxl_nb.config.controlnets import ControlNetFile
+    from sdxl_nb.errors import InputError
+
+    model, image = (entry.get(key) if isinstance(entry, dict) else None for key in ("model", "image"))
+    if not (isinstance(model, dict) and isinstance(image, dict) and isinstance(image.get("path"), str)):
+        return entry  # recorded_unit says what is missing
+    what = f"ControlNet {position} {str(model.get('name'))!r}"
+    path = model.get("path")
+    if not isinstance(path, str) or not path:
+        raise ReplayError(f"the record's {what} has no path")
+    if Path(path).exists():
+        check_model_file(path, "controlnet", what)
+        try:
+            check_model_file(ControlNetFile(str(model.get("name")), path, "").weights_file(), "controlnet", what)
+        except InputError as exc:
+            raise ReplayError(str(exc)) from None
+    checked = input_file(folder, f"ControlNet {position} control image", image["path"])
+    return {**entry, "image": {**image, "path": str(checked)}}
 
 
 def recorded_controlnets(record: dict, folder: Path) -> tuple:
@@ -232,9 +333,12 @@ def recorded_controlnets(record: dict, folder: Path) -> tuple:
     from sdxl_nb.request.control import recorded_unit
 
     units = []
-    for position, entry in enumerate(record.get("controlnets") or []):
+    for position, entry in enumerate(_entries(record, "controlnets")):
+        entry = _trusted_controlnet(entry, position, Path(folder))
         try:
             units.append(recorded_unit(entry, position, folder))
-        except ValueError as exc:
+        except NotTrusted:
+            raise
+        except (ValueError, TypeError) as exc:  # TypeError: a recorded setting of the wrong type
             raise ReplayError(str(exc)) from None
     return tuple(units)

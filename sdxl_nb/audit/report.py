@@ -14,10 +14,13 @@ from sdxl_nb.audit.backends import NOT_RERUN_REMOTE
 from sdxl_nb.audit.compare import BIT_EXACT, CLOSE_MAX_ABS_DIFF, CLOSE_MIN_PSNR_DB
 from sdxl_nb.audit.drift import FILE_COLUMNS, engine_environment, environment_drift, file_drift, preset_drift
 from sdxl_nb.audit.integrity import IntegrityReport, check_integrity
-from sdxl_nb.audit.rerun import rerun_jobs, saved_entries, select_for_rerun
+from sdxl_nb.audit.rerun import NOT_RERUN_UNTRUSTED, rerun_jobs, saved_entries, select_for_rerun
 from sdxl_nb.config.presets import Presets
 
 LISTED = 25  # text reports list this many items per section, then a count (JSON has everything)
+# A record nested deeper than this is no job record (real ones are a few levels deep); deeper values would also
+# overflow the recursion of printing them.
+MAX_RECORD_DEPTH = 32
 
 
 @dataclass
@@ -39,7 +42,10 @@ class AuditReport:
         lines = [f"unreadable line {problem}" for problem in self.line_problems]
         lines += self.integrity.problems()
         if self.reruns is not None:
-            failing = ~self.reruns["verdict"].isin([BIT_EXACT, NOT_RERUN_REMOTE])
+            # One line per job not re-run for a file outside where it may be read from: the note names the file.
+            untrusted = self.reruns[self.reruns["verdict"].isin(NOT_RERUN_UNTRUSTED)]
+            lines += list(dict.fromkeys(f"job {row.job_id}: {row.note}" for row in untrusted.itertuples()))
+            failing = ~self.reruns["verdict"].isin([BIT_EXACT, NOT_RERUN_REMOTE, *NOT_RERUN_UNTRUSTED])
             for row in self.reruns[failing].itertuples():
                 detail = ""
                 if row.max_abs_diff is not None and not pd.isna(row.max_abs_diff):
@@ -139,13 +145,50 @@ def _plain(value):
     return value
 
 
+def _depth(value: object, limit: int) -> bool:
+    """Whether a parsed JSON value nests deeper than `limit` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            stack += [(child, depth + 1) for child in item]
+    return False
+
+
+def _record_problem(record: dict) -> str | None:
+    for key in ("job_id", "mode"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            return f"its {key} is a JSON {type(record[key]).__name__}, not text; skipped"
+    if _depth(record, MAX_RECORD_DEPTH):
+        return f"nested deeper than {MAX_RECORD_DEPTH} levels (no job record is); skipped"
+    return None
+
+
+def usable_records(records: list[LoggedRecord],
+                   problems: list[LineProblem]) -> tuple[list[LoggedRecord], list[LineProblem]]:
+    """The records an audit can read (a job id and mode that are text, no absurd nesting); each other one is a line
+    problem, as a line that does not parse is: a received jobs.log may hold anything."""
+    kept, problems = [], list(problems)
+    for logged in records:
+        problem = _record_problem(logged.record)
+        if problem:
+            problems.append(LineProblem(str(logged.log), logged.line, problem))
+        else:
+            kept.append(logged)
+    return kept, problems
+
+
 def run_audit(*sources: str | os.PathLike, rerun: int | str | None = None, job_ids: tuple[str, ...] = (),
               engine=None, presets: Presets | None = None,
               on_job: Callable[[LoggedRecord, str], None] | None = None, remotes=()) -> AuditReport:
     """Audit logs/output folders: integrity and drift always; re-runs of the last `rerun` jobs with
     images ("all" for every one) or of `job_ids`. Re-runs load the engine (torch); nothing else does."""
     logs = log_paths(sources)
-    records, line_problems = read_logged_records(*logs)
+    records, line_problems = usable_records(*read_logged_records(*logs))
     chosen = select_for_rerun(records, rerun, job_ids)
     integrity = check_integrity(records, [log.parent for log in logs])
     reruns = None

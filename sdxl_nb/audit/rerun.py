@@ -10,15 +10,18 @@ from sdxl_nb.analysis.sources import LoggedRecord
 from sdxl_nb.audit.backends import NOT_RERUN_REMOTE, RemoteUnavailable, backend_for
 from sdxl_nb.audit.compare import CLOSE_MAX_ABS_DIFF, CLOSE_MIN_PSNR_DB, SKIPPED, compare_images
 from sdxl_nb.audit.drift import MAY_DIFFER, describe, differences, engine_environment
-from sdxl_nb.audit.integrity import resolve_path
+from sdxl_nb.audit.integrity import folder_file, resolve_path
 from sdxl_nb.audit.replay_request import REPLAYABLE_MODES, ReplayError
 from sdxl_nb.config.presets import Presets
+from sdxl_nb.config.trusted_folders import OUTSIDE_INPUTS, OUTSIDE_MODEL_FOLDERS, NotTrusted
 from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.record.store import sha256_file
 
 RERUN_COLUMNS = ["job_id", "log", "line", "mode", "image_index", "seed", "image_path", "verdict", "max_abs_diff",
                  "psnr_db", "drift", "note"]
 ANIMATE_UNAVAILABLE = "animate re-run not available"
+# Jobs never re-run because a file they name lies outside where it may be read from (the note names the file).
+NOT_RERUN_UNTRUSTED = (OUTSIDE_MODEL_FOLDERS, OUTSIDE_INPUTS)
 
 
 def saved_entries(record: dict) -> list[dict]:
@@ -27,7 +30,13 @@ def saved_entries(record: dict) -> list[dict]:
     if not isinstance(entries, list):
         return []
     entries = [{"path": e} if isinstance(e, str) else e for e in entries]
-    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)]
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)
+            and _plain_index(e.get("index", 0))]
+
+
+def _plain_index(value: object) -> bool:
+    # An image's index and seed key the comparison: a hostile record's list or mapping there is no image.
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def rerunnable(logged: LoggedRecord) -> bool:
@@ -106,6 +115,9 @@ def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[
 
         return rerun_upscale(logged.record, logged.folder, engine), []
     if mode == "animate":
+        from sdxl_nb.audit.replay_request import check_recorded_checkpoint
+
+        check_recorded_checkpoint(logged.record.get("model"))
         try:
             from sdxl_nb.jobs.animate import rerun_frames
         except ImportError:  # the animate module (or its re-run) is not part of this installation
@@ -148,6 +160,10 @@ def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | N
             continue
         try:
             images, notes = _regenerate(logged, backend, presets)
+        except NotTrusted as exc:  # nothing of that file was opened; the other jobs still re-run
+            rows += [(*base, e.get("index"), e.get("seed"), e.get("path"), exc.verdict, None, None, drift, str(exc))
+                     for e in entries]
+            continue
         except ReplayError as exc:
             rows += [(*base, e.get("index"), e.get("seed"), e.get("path"), SKIPPED, None, None, drift, str(exc))
                      for e in entries]
@@ -158,8 +174,13 @@ def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | N
             continue
         for position, entry in enumerate(entries):
             index = entry.get("index", position)
-            path = resolve_path(logged.folder, entry["path"])
+            shown = resolve_path(logged.folder, entry["path"])
+            path = folder_file(logged.folder, entry["path"])
             row_notes = list(notes)
+            if path is None:  # never opened: a saved image is the folder's own file
+                rows.append((*base, index, entry.get("seed"), str(shown), SKIPPED, None, None, drift,
+                             "; ".join([f"saved image outside the audited folder (not read): {shown}", *row_notes])))
+                continue
             if not path.is_file():
                 rows.append((*base, index, entry.get("seed"), str(path), SKIPPED, None, None, drift,
                              "; ".join([f"saved image missing: {path}", *row_notes])))

@@ -208,7 +208,8 @@ def _parameters(data: bytes) -> str | None:
 
 def rerun_upscale(record: dict, folder: str | os.PathLike, engine) -> dict:
     """The image an upscale record made, made again from its source (sha256 checked) and its upscaler."""
-    from sdxl_nb.audit.replay_request import ReplayError, _input
+    from sdxl_nb.audit.replay_request import ReplayError, _input, trusted_upscaler
+    from sdxl_nb.config.trusted_folders import NotTrusted
 
     entry = record.get("upscale")
     if not isinstance(entry, dict):
@@ -217,9 +218,17 @@ def rerun_upscale(record: dict, folder: str | os.PathLike, engine) -> dict:
     if source is None:
         raise ReplayError("the upscale record has no source image")
     try:
-        upscaler = recorded_upscaler(entry.get("upscaler"))
+        upscaler = recorded_upscaler(trusted_upscaler(entry.get("upscaler")))
+    except NotTrusted:  # its file lies outside the user's upscaler folders: never loaded
+        raise
     except (ValueError, InputError) as exc:
         raise ReplayError(str(exc)) from None
+    scale, width, height = (entry.get(key) for key in ("scale", "width", "height"))
+    # The ranges an upscale request accepts: a hostile record asks for no huge image.
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 1 < scale <= MAX_SCALE
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (width, height))
+            and width * height <= MAX_INPUT_PIXELS):
+        raise ReplayError("the upscale record has no usable scale, width and height")
     settings = UpscaleSettings(scale=float(entry["scale"]), upscaler=upscaler, width=int(entry["width"]),
                                height=int(entry["height"]))
     return {0: upscale_file(source.path, settings, getattr(engine, "device", "cpu"))}

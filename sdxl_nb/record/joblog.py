@@ -14,6 +14,10 @@ from sdxl_nb.record.secrets import mask_data
 
 JOBS_LOG = "jobs.log"
 SCHEMA_VERSION = 1
+# Readers skip a longer line as one problem: no job record is near this size, and a received jobs.log may hold a
+# line of any length.
+MAX_LINE_BYTES = 16 << 20
+TOO_LONG = f"line longer than {MAX_LINE_BYTES >> 20} MiB (no job record is); skipped"
 
 
 def _jsonable(value):
@@ -69,16 +73,36 @@ def _last_byte(path: Path, size: int) -> bytes:
         return handle.read(1)
 
 
+def _lines(handle) -> Iterator[bytes | None]:
+    """The lines of a file, each at most MAX_LINE_BYTES (None in place of a longer one, which is never held whole)."""
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while True:  # the rest of the long line, a block at a time
+                rest = handle.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield None
+        else:
+            yield raw
+
+
 def iter_records(log_path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str | None]]:
     """Yield (line number, record or None, problem or None) for every non-empty line."""
     with open(log_path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_lines(handle), start=1):
+            if raw is None:
+                yield number, None, TOO_LONG
+                continue
             if not raw.strip():
                 continue
             try:
                 record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                problem = "truncated line (no newline at end of file)" if not raw.endswith(b"\n") else f"invalid JSON: {exc}"
+            except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a 5000-digit number, deep nesting
+                problem = ("truncated line (no newline at end of file)" if not raw.endswith(b"\n")
+                           else f"invalid JSON: {type(exc).__name__}: {str(exc)[:200]}")
                 yield number, None, problem
                 continue
             if not isinstance(record, dict):
@@ -102,8 +126,8 @@ def tail_records(log_path: str | os.PathLike, max_bytes: int = 4 << 20) -> list[
     records = []
     for line in lines:
         try:
-            record = json.loads(line) if line.strip() else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            record = json.loads(line) if line.strip() and len(line) <= MAX_LINE_BYTES else None
+        except (ValueError, RecursionError):
             continue
         if isinstance(record, dict):
             records.append(record)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import portalocker
 
+from sdxl_nb.config.trusted_folders import within
 from sdxl_nb.record import bounded_json
 from sdxl_nb.record.files import named_files
 from sdxl_nb.record.joblog import JOBS_LOG, append_record, encode_record, iter_records
@@ -322,12 +323,16 @@ def verify_folder(folder: str | os.PathLike) -> FolderCheck:
             if record is None:
                 check.bad_lines.append(f"line {number}: {problem}")
                 continue
-            for _role, entry in named_files(record):
+            for role, entry in named_files(record):
                 if Path(entry["path"]).is_absolute():
                     continue  # an input kept elsewhere: not this folder's to check
                 logged.add(entry["path"])
-                path = folder / entry["path"]
-                if not path.is_file():
+                path = within(folder, entry["path"])
+                if path is None and role == "input":
+                    continue  # an input named by `..` or `~`: kept elsewhere too, and never opened
+                if path is None:  # `..` or a symlink leading out of the folder: never opened
+                    check.missing_images.append(f"{entry['path']} (outside the folder; not read)")
+                elif not path.is_file():
                     check.missing_images.append(entry["path"])
                 elif entry.get("sha256") and sha256_file(path) != entry["sha256"]:
                     check.changed_images.append(entry["path"])

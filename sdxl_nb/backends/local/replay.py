@@ -8,7 +8,7 @@ from pathlib import Path
 import diffusers
 from PIL import Image
 
-from sdxl_nb.audit.replay_request import ReplayError, request_from_record
+from sdxl_nb.audit.replay_request import ReplayError, check_recorded_checkpoint, request_from_record
 from sdxl_nb.backends.base import RunHooks, RunPlan, recorded_calls
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.config.registry import recorded_model as model_of_record
@@ -76,6 +76,7 @@ def replay(record: dict, folder: str | Path, engine, presets: Presets | None = N
         raise ReplayError(f"scheduler class {resolved.scheduler.cls!r} is not in this diffusers "
                           f"({diffusers.__version__})")
     recorded = record.get("model") if isinstance(record.get("model"), dict) else {"id": resolved.model.id}
+    check_recorded_checkpoint(recorded)
     try:
         info, notes = model_of_record({**recorded, "id": resolved.model.id}, presets)
     except InputError as exc:
