@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from sdxl_nb.config import bounded_json
 from sdxl_nb.errors import InputError
-from sdxl_nb.record import bounded_json
 from sdxl_nb.record.png_inputs import find_input, local_inputs
 from sdxl_nb.record.png_params import read_png_parameters
 from sdxl_nb.record.png_text import MAX_TEXT_CHUNK, text_chunks
@@ -41,11 +41,11 @@ WRONG_TYPES = {"job_id": "x", "mode": 7, "steps": "x", "seed": [1], "model": 5, 
 HOSTILE = {
     "colonless-900kb-parameters": ({"parameters": "word " * 180_000}, True, "A1111", None),
     "deep-json-record": ({"sdxl_nb": deep_json(), "parameters": GOOD_A1111}, True, "A1111",
-                         "the sdxl_nb record nests 100000 levels deep; at most 64 are read"),
+                         "the sdxl_nb record: nested 100000 levels deep; at most 64 are read"),
     "deep-json-record-alone": ({"sdxl_nb": deep_json()}, True, None,
-                               "not read: the sdxl_nb record nests 100000 levels deep"),
+                               "not read: the sdxl_nb record: nested 100000 levels deep"),
     "invalid-json-record": ({"sdxl_nb": "{not json", "parameters": GOOD_A1111}, True, "A1111",
-                            "the sdxl_nb record is not valid JSON"),
+                            "the sdxl_nb record: invalid JSON at line 1"),
     "record-not-an-object": ({"sdxl_nb": "[1, 2]"}, True, None, "not read: the sdxl_nb record ([1, 2] is not an object)"),
     "wrong-field-types": ({"sdxl_nb": json.dumps(WRONG_TYPES)}, True, "sdxl_nb",
                           "not read: steps ('x' is not a whole number)"),
@@ -63,7 +63,7 @@ HOSTILE = {
         "seed": "s", "steps": 1e300, "cfg": [1], "positive": [["x"], 0], "latent_image": [{"a": 1}, 0],
         "model": [10**40, 0]}}, "99" * 3000: {"class_type": "KSampler", "inputs": {}}})}, True, "ComfyUI",
         "not read: the sampler's seed ('s' is not a whole number)"),
-    "comfy-deep-json": ({"prompt": deep_json()}, True, None, "the PNG's ComfyUI 'prompt' chunk nests 100000 levels deep"),
+    "comfy-deep-json": ({"prompt": deep_json()}, True, None, "the PNG's ComfyUI 'prompt' chunk: nested 100000 levels deep"),
     "inflating-50mb-parameters": ({"parameters": b"a" * 50_000_000}, True, None,
                                   "not read: the 'parameters' chunk (over 1,048,576 bytes when decompressed"),
     "inflating-50mb-record": ({"sdxl_nb": b"{" * 50_000_000, "parameters": GOOD_A1111}, True, "A1111",
@@ -193,10 +193,11 @@ def test_a_file_past_the_cap_or_not_a_file_is_one_line(tmp_path, monkeypatch):
 
 def test_bounded_json_says_each_problem_in_one_line():
     assert bounded_json.loads('{"a": ["]", {"b": 1}]}', "x") == {"a": ["]", {"b": 1}]}
-    for text, message in ((deep_json(), "x nests 100000 levels deep; at most 64 are read"),
-                          ("[" * 65 + "]" * 65, "x nests 65 levels deep"), ("9" * 5000, "x is not valid JSON"),
-                          ('"' + '\\"' * 1000, "x is not valid JSON"), (b"\xff", "x is not UTF-8 text"),
-                          ("1" * (2**20 + 1), "x is 1,048,577 characters long")):
+    for text, message in ((deep_json(), "x: nested 100000 levels deep; at most 64 are read"),
+                          ("[" * 65 + "]" * 65, "x: nested 65 levels deep"),
+                          ("9" * 5000, "x: a number with 5000 digits; accepted: at most 100 digits"),
+                          ('"' + '\\"' * 1000, "x: invalid JSON at line 1"), (b"\xff", "x: not UTF-8 text"),
+                          ("1" * (2**20 + 1), "x: 1,048,577 characters long")):
         with within(10), pytest.raises(InputError, match=message):
             bounded_json.loads(text, "x")
 

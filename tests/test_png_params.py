@@ -103,7 +103,7 @@ def test_a_hand_made_comfyui_graph_with_sdxl_text_nodes_links_and_loras():
 
 @pytest.mark.parametrize("data, message", [
     (png_with(), "has no generation parameters"),
-    (png_with(prompt="{not json"), "not valid JSON"),
+    (png_with(prompt="{not json"), "invalid JSON at line 1"),
     (png_with(prompt=json.dumps({"1": {"class_type": "SaveImage", "inputs": {}}})), "no KSampler node"),
     (b"not an image at all", "not a readable image"),
 ])

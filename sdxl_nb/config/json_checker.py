@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sdxl_nb.errors import PresetError
+from sdxl_nb.config import bounded_json
+from sdxl_nb.errors import InputError, PresetError
 
 MAX_JSON_BYTES = 5 * 1024 * 1024  # a presets file is a few KB; a bigger one is refused before it is read
-MAX_INT_DIGITS = 100  # no setting needs more; Python's int() refuses over 4300 digits with a ValueError anyway
 SHOWN_CHARS = 60  # how much of a value from the file a message quotes, so one line stays one readable line
 
 
@@ -27,15 +27,9 @@ def shown(value: Any, *, as_json: bool = False) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
 
 
-def _int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"a number with {len(text.lstrip('-'))} digits; accepted: at most {MAX_INT_DIGITS} digits")
-    return int(text)
-
-
 def read_json_file(path: str | Path, what: str) -> Any:
-    """The JSON value of a presets file; any problem (missing, unreadable, too big, invalid JSON, nested too deep,
-    a number too long) is one PresetError line naming the file, never another exception."""
+    """The JSON value of a presets file; any problem (missing, unreadable, too big, not UTF-8, invalid JSON, nested
+    too deep, a number too long) is one PresetError line naming the file, never another exception."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -47,18 +41,10 @@ def read_json_file(path: str | Path, what: str) -> Any:
     if len(data) > MAX_JSON_BYTES:
         raise PresetError(f"{path}: {what} is over {MAX_JSON_BYTES // (1024 * 1024)} MB; accepted: a smaller file")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PresetError(f"{path}: cannot read {what} (not UTF-8 text at byte {exc.start})") from None
-    try:
-        return json.loads(text, parse_int=_int)
-    except json.JSONDecodeError as exc:
-        raise PresetError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:  # json's reader recurses per level; the interpreter's guard stops it cleanly
-        raise PresetError(f"{path}: {what} is nested too deeply to read; accepted: the presets layout "
-                          "(a few levels)") from None
-    except ValueError as exc:  # a number over MAX_INT_DIGITS digits (_int)
-        raise PresetError(f"{path}: {what} holds {exc}") from None
+        # json's own recursion guard bounds the depth: the checker below reads known keys, never walks the value
+        return bounded_json.loads(data, str(path), max_chars=MAX_JSON_BYTES, max_depth=None)
+    except InputError as exc:
+        raise PresetError(str(exc)) from None
 
 
 class JsonChecker:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 
+from sdxl_nb.config import bounded_json
 from sdxl_nb.errors import InputError
 
 # The largest header a real file has is a few MB (an SDXL checkpoint's: ~250 KB); a larger claim is refused
@@ -38,13 +38,10 @@ def _read(path: Path, complete: bool) -> tuple[dict, int, int]:
             raise _Problem(f"is truncated or not a .safetensors file ({size} bytes, its header alone would need "
                            f"{length + 8})")
         text = handle.read(length)
-    try:
-        header = json.loads(text)
-    except RecursionError:
-        raise _Problem("is not a .safetensors file (its header nests too deep)") from None
-    except ValueError as exc:  # not UTF-8, not JSON, or a number past Python's digit limit
-        raise _Problem(f"is not a .safetensors file (its header is not JSON: {str(exc).splitlines()[0][:120]})") \
-            from None
+    try:  # the entries are checked flat below: json's own recursion guard bounds the depth
+        header = bounded_json.loads(text, "its header", max_chars=MAX_HEADER_BYTES, max_depth=None)
+    except InputError as exc:
+        raise _Problem(f"is not a .safetensors file ({exc})") from None
     if not isinstance(header, dict):
         raise _Problem(f"is not a .safetensors file (its header is a JSON {type(header).__name__}, not an object)")
     return header, length, size

@@ -6,9 +6,9 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from sdxl_nb.config import bounded_json
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.errors import InputError, one_line
-from sdxl_nb.record import bounded_json
 from sdxl_nb.record.metadata import parse_parameters
 from sdxl_nb.record.png_record import Reader, is_number, is_whole, record_fields, shown, upscale_note
 from sdxl_nb.record.png_text import read_png_file, text_chunks

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import portalocker
 
+from sdxl_nb.config import bounded_json
 from sdxl_nb.config.trusted_folders import within
-from sdxl_nb.record import bounded_json
 from sdxl_nb.record.files import named_files
 from sdxl_nb.record.joblog import JOBS_LOG, append_record, encode_record, iter_records
 from sdxl_nb.record.naming import timestamp
