@@ -15,8 +15,8 @@ from pathlib import Path
 from sdxl_nb import settings
 from sdxl_nb.config.input_image import InputImage
 from sdxl_nb.config.loras import _cached_hash, file_sha256
-from sdxl_nb.config.name_clash import clash_warning, clashes, header_problem
-from sdxl_nb.config.safetensors_file import safetensors_header
+from sdxl_nb.config.name_clash import clash_warning, clashes
+from sdxl_nb.config.safetensors_file import header_problem, safetensors_header
 from sdxl_nb.errors import InputError
 
 H94_REPO = "h94/IP-Adapter"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sdxl_nb.errors import InputError
-
 
 def clashes(entries: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """name -> every place of that name in the order found (the first is the one used), for names found twice."""
@@ -24,16 +22,3 @@ def clash_message(kind: str, name: str, places: list[str]) -> str:
 def clash_warning(kind: str, name: str, table: dict[str, list[str]]) -> list[str]:
     """The warning a job gets for using a shared name ([] when the name is not shared)."""
     return [clash_message(kind, name, table[name])] if name in table else []
-
-
-def header_problem(path: str) -> str | None:
-    """Why a .safetensors file cannot be read (its header's one line), or None; other files are not read here."""
-    from sdxl_nb.config.safetensors_file import safetensors_header
-
-    if not str(path).endswith(".safetensors"):
-        return None
-    try:
-        safetensors_header(path)
-    except (InputError, OSError) as exc:
-        return str(exc)
-    return None

@@ -17,7 +17,7 @@ from sdxl_nb.config.checkpoints import (
     looks_tiny,
 )
 from sdxl_nb.config.presets import ModelPreset, Presets
-from sdxl_nb.config.safetensors_file import safetensors_header
+from sdxl_nb.config.safetensors_file import header_problem
 from sdxl_nb.config.tiny import TINY_MODEL_ID
 from sdxl_nb.errors import InputError, ModelUnavailableError
 
@@ -81,15 +81,6 @@ def _snapshot(repo_id: str) -> tuple[Path, str]:
     return newest, newest.name
 
 
-def _safetensors_problem(path: Path) -> str | None:
-    """Why a .safetensors file is unusable (the header reader's one line), or None; reads only the header."""
-    try:
-        safetensors_header(path)
-    except (InputError, OSError) as exc:
-        return str(exc)
-    return None
-
-
 def check_snapshot(repo_id: str, snapshot: Path, commit: str, *, need_pipeline: bool = True) -> None:
     """Raise ModelUnavailableError naming the first missing or truncated file of a snapshot."""
     where = f"model {repo_id!r} (snapshot {commit[:10]})"
@@ -125,7 +116,7 @@ def check_snapshot(repo_id: str, snapshot: Path, commit: str, *, need_pipeline: 
             shown = weight.relative_to(snapshot).as_posix()
             if not weight.exists():  # a snapshot symlink whose blob is gone
                 raise ModelUnavailableError(f"{where} is missing {shown}{refetch}")
-            problem = _safetensors_problem(weight) if weight.suffix == ".safetensors" else None
+            problem = header_problem(weight)
             if problem:
                 raise ModelUnavailableError(f"{where}: {problem}{refetch}")
         for index_file in folder.glob("*.index.json"):

@@ -90,14 +90,15 @@ def _check(header: dict, length: int, size: int, complete: bool) -> None:
         raise _Problem(f"is truncated ({size} of {8 + length + end} bytes)")
 
 
-def safetensors_problem(path: str | Path, *, complete: bool = True) -> str | None:
-    """Why a file is no usable .safetensors file (one line without the path: "is truncated (...)"), or None."""
+def header_problem(path: str | Path) -> str | None:
+    """Why a .safetensors file is unusable (the header reader's one line, naming the file), or None; a file of
+    another kind is not read here (None)."""
+    if not str(path).endswith(".safetensors"):
+        return None
     try:
-        _check(*_read(Path(path), complete), complete)
-    except _Problem as problem:
-        return str(problem)
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
+        safetensors_header(path)
+    except (InputError, OSError) as exc:
+        return str(exc)
     return None
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from sdxl_nb import settings
 from sdxl_nb.config.loras import file_sha256, search_folders
-from sdxl_nb.config.name_clash import clash_warning, clashes, header_problem
+from sdxl_nb.config.name_clash import clash_warning, clashes
+from sdxl_nb.config.safetensors_file import header_problem
 from sdxl_nb.errors import InputError
 
 # Where upscaler models sit under a tool's root: A1111 (one folder per architecture) and ComfyUI.

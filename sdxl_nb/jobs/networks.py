@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sdxl_nb.config.embeddings import check_embedding, embedding_clashes, list_embeddings, name_problem
 from sdxl_nb.config.loras import LoraUse, list_loras, lora_clashes
-from sdxl_nb.config.name_clash import clash_warning, header_problem
+from sdxl_nb.config.name_clash import clash_warning
+from sdxl_nb.config.safetensors_file import header_problem
 from sdxl_nb.errors import InputError
 
 
