@@ -1,0 +1,209 @@
+"""Inpaint as A1111 does it (processing.py StableDiffusionProcessingImg2Img.init / apply_overlay, masking.py): the
+original kept outside the blurred mask, masked content, only masked, recorded, in its infotext, exported, re-run."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from sdxl_nb.errors import InputError
+from sdxl_nb.request.inpaint import MASKED_CONTENT, InpaintSettings
+from sdxl_nb.request.inpaint_image import blurred_mask, crop_region, expand_crop_region, prepare
+from tests.conftest import PYTHON, REPO, python_env
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inpaint_inputs")
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "init.png")
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[20:36, 24:44] = 255  # about 8% of the image
+    Image.fromarray(mask).save(folder / "mask.png")
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(folder / "blank.png")
+    return folder
+
+
+def _inpaint(run, inputs, **fields):
+    return run(prompt="a fox inpainted", init_image=str(inputs / "init.png"), mask_image=str(inputs / "mask.png"),
+               **fields)
+
+
+def _pixels(path):
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def _blurred(inputs, blur):
+    return np.asarray(blurred_mask(Image.open(inputs / "mask.png").convert("L"), blur))
+
+
+def test_default_inpaint_keeps_every_pixel_outside_the_blurred_mask(run, inputs):
+    result = _inpaint(run, inputs)
+    out, init = _pixels(result.paths[0]), _pixels(inputs / "init.png")
+    outside = _blurred(inputs, 4) == 0
+    assert outside.mean() > 0.6
+    assert np.array_equal(out[outside], init[outside])  # exactly the init image where the blurred mask is 0
+    inside = _blurred(inputs, 4) == 255
+    assert np.abs(out[inside] - init[inside]).mean() > 5  # and repainted where it is fully white
+    assert result.record["inpaint"] == {"mask_blur": 4, "masked_content": "original", "inpaint_area": "Whole picture",
+                                        "only_masked_padding": 32, "overlay": True}
+
+
+def test_mask_blur_zero_keeps_everything_outside_the_painted_mask(run, inputs):
+    out = _pixels(_inpaint(run, inputs, mask_blur=0).paths[0])
+    outside = _blurred(inputs, 0) == 0
+    assert np.array_equal(out[outside], _pixels(inputs / "init.png")[outside])
+
+
+def test_the_blur_is_a1111s_separable_gaussian():
+    mask = Image.fromarray(np.pad(np.full((8, 8), 255, np.uint8), 12))
+    blurred = np.asarray(blurred_mask(mask, 4))
+    import cv2
+
+    kernel = 2 * int(2.5 * 4 + 0.5) + 1  # 21: A1111's kernel for sigma 4
+    expected = cv2.GaussianBlur(cv2.GaussianBlur(np.asarray(mask), (kernel, 1), 4), (1, kernel), 4)
+    assert np.array_equal(blurred, expected) and blurred[16, 16] > 0 and blurred[0, 0] == 0
+
+
+def test_each_masked_content_changes_what_it_should(inputs):
+    init = Image.open(inputs / "init.png").convert("RGB")
+    mask = Image.open(inputs / "mask.png").convert("L")
+    original = prepare(init, mask, InpaintSettings(masked_content="original"), 64, 64)
+    filled = prepare(init, mask, InpaintSettings(masked_content="fill"), 64, 64)
+    assert original.image.tobytes() == init.tobytes()  # original: the init image as it is
+    changed = np.any(np.asarray(filled.image) != np.asarray(init), axis=2)
+    job_mask = np.asarray(filled.mask)
+    assert changed[job_mask == 255].all() and not changed[job_mask == 0].any()  # fill: only under the mask
+    for mode in ("latent noise", "latent nothing"):  # the pixels are filled too (A1111: inpainting_fill != 1)
+        assert prepare(init, mask, InpaintSettings(masked_content=mode), 64, 64).image.tobytes() == \
+            filled.image.tobytes()
+
+
+@pytest.mark.parametrize("content", ["fill", "latent noise", "latent nothing"])
+def test_masked_content_modes_run_keep_the_outside_and_differ_from_original(run, inputs, content):
+    original = _pixels(_inpaint(run, inputs, seed=7).paths[0])
+    result = _inpaint(run, inputs, seed=7, masked_content=content)
+    out = _pixels(result.paths[0])
+    outside = _blurred(inputs, 4) == 0
+    assert np.array_equal(out[outside], _pixels(inputs / "init.png")[outside])
+    assert not np.array_equal(out, original)
+    assert result.record["inpaint"]["masked_content"] == content
+
+
+def test_latent_nothing_zeroes_and_latent_noise_seeds_the_masked_latents(engine, inputs):
+    import torch
+
+    from sdxl_nb.backends.base import ImageSpec
+    from sdxl_nb.backends.local.inpaint_area import InpaintInputs
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
+    from sdxl_nb.request.resolve import GenerationRequest, resolve
+
+    presets = load_presets()
+    r = resolve(GenerationRequest(prompt="x", init_image=str(inputs / "init.png"), mask_image=str(inputs / "mask.png"),
+                                  masked_content="latent nothing", steps=2), presets)
+    pipe = engine.pipeline(engine.load(find_model(r.model.id, presets)), "inpaint")
+    spec = ImageSpec(index=0, seed=11, prompt="x")
+    nothing = InpaintInputs(pipe, r).per_call([spec])["image"]
+    grid = torch.from_numpy(np.asarray(Image.fromarray(np.asarray(
+        InpaintInputs(pipe, r).prepared.mask)).convert("RGB").resize(
+        (nothing.shape[3], nothing.shape[2]), Image.Resampling.BICUBIC))[..., 0] / 255).round().bool()
+    assert grid.any() and (nothing[0][:, grid] == 0).all() and (nothing[0][:, ~grid] != 0).any()
+    noise_r = resolve(GenerationRequest(prompt="x", init_image=str(inputs / "init.png"),
+                                        mask_image=str(inputs / "mask.png"), masked_content="latent noise", steps=2),
+                      presets)
+    noise = InpaintInputs(pipe, noise_r).per_call([spec])["image"]
+    expected = torch.randn(nothing.shape, generator=torch.Generator("cpu").manual_seed(11))
+    assert torch.equal(noise[0][:, grid], expected[0][:, grid].to(noise.dtype))  # the image's own seed noise
+    assert torch.equal(noise[0][:, ~grid], nothing[0][:, ~grid])  # the init latents outside
+
+
+def test_only_masked_crops_pastes_back_and_leaves_the_rest(run, inputs):
+    result = _inpaint(run, inputs, inpaint_area="Only masked", only_masked_padding=4, mask_blur=2)
+    out, init = _pixels(result.paths[0]), _pixels(inputs / "init.png")
+    assert out.shape == init.shape
+    blurred = Image.fromarray(_blurred(inputs, 2))
+    x1, y1, x2, y2 = expand_crop_region(crop_region(blurred, 4), 64, 64, 64, 64)
+    outside = np.ones((64, 64), dtype=bool)
+    outside[y1:y2, x1:x2] = False
+    assert outside.any() and np.array_equal(out[outside], init[outside])  # outside the crop: untouched
+    inside = np.asarray(blurred) == 255
+    assert np.abs(out[inside] - init[inside]).mean() > 5
+    assert result.record["inpaint"]["inpaint_area"] == "Only masked"
+
+
+def test_crop_region_matches_a1111_masking():
+    mask = Image.fromarray(np.pad(np.full((10, 30), 255, np.uint8), ((40, 78), (20, 78))))  # 128 x 128
+    region = crop_region(mask, 8)
+    assert region == (12, 32, 58, 58)
+    # wider than the 1:1 job: the height grows by the difference, split around it (masking.expand_crop_region)
+    assert expand_crop_region(region, 64, 64, 128, 128) == (12, 22, 58, 68)
+    assert crop_region(Image.new("L", (16, 16)), 4) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=st.integers(0, 60), y=st.integers(0, 60), w=st.integers(1, 40), h=st.integers(1, 40),
+       pad=st.integers(0, 256), size=st.sampled_from([(64, 64), (64, 32), (32, 64)]))
+def test_expanded_region_stays_in_the_image_and_holds_the_mask(x, y, w, h, pad, size):
+    mask = np.zeros((96, 80), dtype=np.uint8)
+    mask[y:y + h, x:x + w] = 255
+    region = crop_region(Image.fromarray(mask), pad)
+    x1, y1, x2, y2 = expand_crop_region(region, *size, 80, 96)
+    assert 0 <= x1 < x2 <= 80 and 0 <= y1 < y2 <= 96
+    assert x1 <= x and y1 <= y and x2 >= min(x + w, 80) and y2 >= min(y + h, 96)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"mask_blur": 65}, "mask blur 65 is out of range; accepted: 0 to 64"),
+    ({"mask_blur": 2.5}, "mask blur must be a whole number"),
+    ({"mask_blur": -1}, "mask blur -1 is out of range"),
+    ({"only_masked_padding": 257}, "only masked padding 257 is out of range; accepted: 0 to 256"),
+    ({"masked_content": "nothing"}, "unknown masked content 'nothing'; accepted: fill, original, latent noise"),
+    ({"inpaint_area": "Masked only"}, "unknown inpaint area 'Masked only'; accepted: Whole picture, Only masked"),
+])
+def test_bad_settings_are_one_line_before_work(inputs, fields, message):
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.request.resolve import GenerationRequest, resolve
+
+    with pytest.raises(InputError) as caught:
+        resolve(GenerationRequest(prompt="x", init_image=str(inputs / "init.png"),
+                                  mask_image=str(inputs / "mask.png"), **fields), load_presets())
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_settings_without_a_mask_and_only_masked_on_a_blank_mask_are_refused(inputs):
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.request.resolve import GenerationRequest, resolve
+
+    with pytest.raises(InputError, match="mask blur applies only to inpaint"):
+        resolve(GenerationRequest(prompt="x", init_image=str(inputs / "init.png"), mask_blur=4), load_presets())
+    with pytest.raises(InputError, match="the mask is blank"):
+        resolve(GenerationRequest(prompt="x", init_image=str(inputs / "init.png"), mask_image=str(inputs / "blank.png"),
+                                  inpaint_area="Only masked"), load_presets())
+
+
+def test_masked_content_names_are_a1111s_inpainting_fill_order():
+    assert MASKED_CONTENT == ("fill", "original", "latent noise", "latent nothing")
+    assert InpaintSettings(masked_content="latent noise").fill_index == 2
+
+
+def test_cli_bad_values_exit_2_with_one_line(inputs, tmp_path):
+    for option, value in (("--mask-blur", "99"), ("--masked-content", "blur"), ("--inpaint-area", "Some"),
+                          ("--only-masked-padding", "-3")):
+        done = subprocess.run([PYTHON, "-m", "sdxl_nb.cli", "generate", "x", "--init-image", str(inputs / "init.png"),
+                               "--mask", str(inputs / "mask.png"), option, value, "--out", str(tmp_path / "o")],
+                              capture_output=True, text=True, env=python_env(), cwd=REPO, timeout=300)
+        assert done.returncode == 2, (option, done.stderr)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.png"))
+
+
+def test_record_round_trips_through_json(run, inputs):
+    result = _inpaint(run, inputs, mask_blur=6, masked_content="fill", inpaint_area="Only masked",
+                      only_masked_padding=12)
+    assert json.loads(json.dumps(result.record))["inpaint"]["only_masked_padding"] == 12
