@@ -194,7 +194,7 @@ def test_masked_content_names_are_a1111s_inpainting_fill_order():
 def test_cli_bad_values_exit_2_with_one_line(inputs, tmp_path):
     for option, value in (("--mask-blur", "99"), ("--masked-content", "blur"), ("--inpaint-area", "Some"),
                           ("--only-masked-padding", "-3")):
-        done = subprocess.run([PYTHON, "-m", "sdxl_nb.cli", "generate", "x", "--init-image", str(inputs / "init.png"),
+        done = subprocess.run([PYTHON, "-m", "sdxl_nb", "generate", "--prompt", "x", "--init-image", str(inputs / "init.png"),
                                "--mask", str(inputs / "mask.png"), option, value, "--out", str(tmp_path / "o")],
                               capture_output=True, text=True, env=python_env(), cwd=REPO, timeout=300)
         assert done.returncode == 2, (option, done.stderr)
@@ -207,3 +207,115 @@ def test_record_round_trips_through_json(run, inputs):
     result = _inpaint(run, inputs, mask_blur=6, masked_content="fill", inpaint_area="Only masked",
                       only_masked_padding=12)
     assert json.loads(json.dumps(result.record))["inpaint"]["only_masked_padding"] == 12
+
+
+# ---- ComfyUI export ----
+def _flow(inputs, **fields):
+    from sdxl_nb.backends.comfy.workflow import build_workflow
+    from sdxl_nb.request.prepare import prepare
+    from sdxl_nb.request.resolve import GenerationRequest
+
+    return build_workflow(prepare(GenerationRequest(
+        prompt="x", model="stabilityai/stable-diffusion-xl-base-1.0", init_image=str(inputs / "init.png"),
+        mask_image=str(inputs / "mask.png"), seed=1, **fields)))
+
+
+def test_comfy_export_blurs_masks_and_pastes_the_original_back(inputs):
+    from tests.fake_comfy import FakeComfy
+    from tests.test_comfy_workflow import check_links, only
+
+    flow = _flow(inputs)
+    graph = flow.graph
+    check_links(graph)
+    blur = only(graph, "ImageBlur")[1]["inputs"]
+    assert (blur["blur_radius"], blur["sigma"]) == (10, 4.0)  # A1111's kernel 21 for sigma 4
+    noise_id, _ = only(graph, "SetLatentNoiseMask")
+    assert only(graph, "KSamplerAdvanced")[1]["inputs"]["latent_image"] == [noise_id, 0]
+    paste_id, paste = only(graph, "ImageCompositeMasked")
+    decode_id, _ = only(graph, "VAEDecode")
+    overlay_id, overlay = only(graph, "MaskComposite")
+    assert paste["inputs"]["source"] == [decode_id, 0] and paste["inputs"]["mask"] == [overlay_id, 0]
+    assert overlay["inputs"]["operation"] == "add"  # A1111's Whole picture overlay: the blurred mask doubled
+    assert only(graph, "SaveImage")[1]["inputs"]["images"] == [paste_id, 0]
+    fake = FakeComfy(checkpoints=["stable-diffusion-xl-base-1.0.safetensors"])
+    fake.uploads.update({"init.png": b"x", "mask.png": b"x"})
+    assert fake._validate(graph) is None
+
+
+@pytest.mark.parametrize("content", ["fill", "latent noise", "latent nothing"])
+def test_comfy_export_fill_like_content_uses_vae_encode_for_inpaint(inputs, content):
+    from tests.test_comfy_workflow import only
+
+    flow = _flow(inputs, masked_content=content, mask_blur=0)
+    assert only(flow.graph, "VAEEncodeForInpaint")[1]["inputs"]["grow_mask_by"] == 0
+    assert not [n for n in flow.graph.values() if n["class_type"] in ("ImageBlur", "SetLatentNoiseMask")]
+    assert any(content in note and "VAEEncodeForInpaint" in note for note in flow.notes)
+
+
+def test_comfy_export_refuses_only_masked_and_large_blur_in_one_line(inputs):
+    with pytest.raises(InputError, match="'Only masked' cannot be exported to ComfyUI") as caught:
+        _flow(inputs, inpaint_area="Only masked")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(InputError, match="mask blur 20 cannot be exported to ComfyUI"):
+        _flow(inputs, mask_blur=20)
+
+
+# ---- record, A1111 text, PNG Info, re-run ----
+def test_a1111_fields_as_a1111_writes_them_and_png_info_reads_them_back(run, inputs):
+    from sdxl_nb.record.metadata import parse_parameters
+    from sdxl_nb.record.png_params import read_png_parameters
+
+    plain = _inpaint(run, inputs)
+    values = parse_parameters(Image.open(plain.paths[0]).info["parameters"])
+    assert values["Mask blur"] == "4"
+    assert not {"Masked content", "Inpaint area", "Masked area padding"} & set(values)  # A1111 writes no defaults
+    cropped = _inpaint(run, inputs, mask_blur=0, masked_content="latent noise", inpaint_area="Only masked",
+                       only_masked_padding=12)
+    text = Image.open(cropped.paths[0]).info["parameters"]
+    values = parse_parameters(text)
+    assert "Mask blur" not in values  # A1111 1.8+ writes it only above 0
+    assert (values["Masked content"], values["Inpaint area"], values["Masked area padding"]) == \
+        ("latent noise", "Only masked", "12")
+    ours = read_png_parameters(cropped.paths[0]).fields
+    assert {k: ours[k] for k in ("mask_blur", "masked_content", "inpaint_area", "only_masked_padding")} == \
+        {"mask_blur": 0, "masked_content": "latent noise", "inpaint_area": "Only masked", "only_masked_padding": 12}
+    a1111 = read_png_parameters(_png_with_parameters(text, cropped.paths[0].parent / "a1111.png")).fields
+    assert {k: a1111[k] for k in ("mask_blur", "masked_content", "inpaint_area", "only_masked_padding")} == \
+        {"mask_blur": 0, "masked_content": "latent noise", "inpaint_area": "Only masked", "only_masked_padding": 12}
+    default = read_png_parameters(_png_with_parameters(
+        "a fox\nSteps: 20, Sampler: Euler, Seed: 1, Size: 64x64, Denoising strength: 0.75, Mask blur: 4",
+        cropped.paths[0].parent / "a1111_default.png")).fields
+    assert (default["mask_blur"], default["masked_content"]) == (4, "original") and "inpaint_area" not in default
+
+
+def _png_with_parameters(text, path):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", text)
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    return path
+
+
+def test_rerun_of_each_inpaint_setting_is_bit_exact(engine, inputs, tmp_path):
+    from sdxl_nb.analysis import read_logged_records
+    from sdxl_nb.audit import BIT_EXACT, rerun_jobs, select_for_rerun
+    from sdxl_nb.jobs.generate import generate
+
+    folder = tmp_path / "out"
+    (folder / "inputs").mkdir(parents=True)
+    for name in ("init.png", "mask.png"):
+        (folder / "inputs" / name).write_bytes((inputs / name).read_bytes())
+    common = dict(prompt="a fox", init_image=str(folder / "inputs" / "init.png"),
+                  mask_image=str(folder / "inputs" / "mask.png"), out_dir=folder, engine=engine, width=64, height=64,
+                  steps=3, seed=4)
+    generate(**common)
+    generate(**common, masked_content="latent noise", inpaint_area="Only masked", only_masked_padding=8, mask_blur=2)
+    records, _ = read_logged_records(folder)
+    table = rerun_jobs(select_for_rerun(records, "all"), engine)
+    assert table["verdict"].tolist() == [BIT_EXACT] * 2, table["note"].tolist()
+    from sdxl_nb.audit.replay_request import request_from_record
+
+    record = records[0].record
+    assert request_from_record(dict(record, inpaint={**record["inpaint"], "mask_blur": 0}), folder).inpaint.mask_blur == 0
+    assert request_from_record({k: v for k, v in record.items() if k != "inpaint"}, folder).inpaint is None  # as it ran
