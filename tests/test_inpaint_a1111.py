@@ -319,3 +319,41 @@ def test_rerun_of_each_inpaint_setting_is_bit_exact(engine, inputs, tmp_path):
     record = records[0].record
     assert request_from_record(dict(record, inpaint={**record["inpaint"], "mask_blur": 0}), folder).inpaint.mask_blur == 0
     assert request_from_record({k: v for k, v in record.items() if k != "inpaint"}, folder).inpaint is None  # as it ran
+
+
+# ---- the lab's form ----
+def test_the_lab_form_shows_the_settings_in_inpaint_mode_and_sends_them(engine, inputs, tmp_path):
+    from sdxl_nb.ui.uploads import upload_value
+    from tests.ui_helpers import lab_for, small_form
+
+    lab = lab_for(engine, tmp_path / "out")
+    form = lab.generate.form
+    small_form(form, seed=3)
+    assert form.inpaint.widget.layout.display == "none"  # txt2img: hidden
+    form.mode.value = "img2img"
+    assert form.inpaint.widget.layout.display == "none"
+    form.mode.value = "inpaint"
+    assert form.inpaint.widget.layout.display is None
+    assert form.inpaint.padding.layout.display == "none"  # shown only for Only masked
+    form.init_upload.value = upload_value(inputs / "init.png")
+    form.mask_upload.value = upload_value(inputs / "mask.png")
+    form.inpaint.mask_blur.value = 7
+    form.inpaint.masked_content.value = "latent nothing"
+    form.inpaint.inpaint_area.value = "Only masked"
+    assert form.inpaint.padding.layout.display is None
+    form.inpaint.padding.value = 16
+    request, _ = form.request(tmp_path / "out")
+    assert (request.mask_blur, request.masked_content, request.inpaint_area, request.only_masked_padding) == \
+        (7, "latent nothing", "Only masked", 16)
+    form.inpaint.mask_blur.value = 99  # a box never clamps: the request is refused in one line
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.request.resolve import resolve
+
+    with pytest.raises(InputError, match="mask blur 99 is out of range"):
+        resolve(form.request(tmp_path / "out")[0], load_presets())
+    form.mode.value = "img2img"
+    assert form.request(tmp_path / "out")[0].mask_blur is None  # other modes send none of them
+    assert form.load({"mask_blur": 2, "masked_content": "fill", "inpaint_area": "Whole picture",
+                      "only_masked_padding": 40}) == []
+    assert (form.inpaint.mask_blur.value, form.inpaint.masked_content.value, form.inpaint.padding.value) == \
+        (2, "fill", 40)

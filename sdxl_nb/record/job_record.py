@@ -9,10 +9,10 @@ from PIL.PngImagePlugin import PngInfo
 
 import sdxl_nb
 from sdxl_nb.record.control_params import control_fields
-from sdxl_nb.request.inpaint import a1111_fields as inpaint_a1111_fields
 from sdxl_nb.record.ip_adapter import ip_adapter_fields, ip_adapter_record
 from sdxl_nb.record.joblog import SCHEMA_VERSION, encode_record
 from sdxl_nb.record.metadata import a1111_sampler, build_parameters
+from sdxl_nb.request.inpaint import a1111_fields as inpaint_a1111_fields
 from sdxl_nb.request.prompt_syntax import lora_tag, lora_tags
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
 
