@@ -207,6 +207,9 @@ def test_record_round_trips_through_json(run, inputs):
     result = _inpaint(run, inputs, mask_blur=6, masked_content="fill", inpaint_area="Only masked",
                       only_masked_padding=12)
     assert json.loads(json.dumps(result.record))["inpaint"]["only_masked_padding"] == 12
+    import jsonschema
+
+    jsonschema.validate(result.record, json.loads((REPO / "docs" / "jobs.schema.json").read_text(encoding="utf-8")))
 
 
 # ---- ComfyUI export ----
