@@ -47,7 +47,7 @@ def test_default_inpaint_keeps_every_pixel_outside_the_blurred_mask(run, inputs)
     outside = _blurred(inputs, 4) == 0
     assert outside.mean() > 0.6
     assert np.array_equal(out[outside], init[outside])  # exactly the init image where the blurred mask is 0
-    inside = _blurred(inputs, 4) == 255
+    inside = _blurred(inputs, 4) > 200  # the core (a 16 px band blurred at sigma 4 never reaches 255)
     assert np.abs(out[inside] - init[inside]).mean() > 5  # and repainted where it is fully white
     assert result.record["inpaint"] == {"mask_blur": 4, "masked_content": "original", "inpaint_area": "Whole picture",
                                         "only_masked_padding": 32, "overlay": True}
@@ -131,7 +131,7 @@ def test_only_masked_crops_pastes_back_and_leaves_the_rest(run, inputs):
     outside = np.ones((64, 64), dtype=bool)
     outside[y1:y2, x1:x2] = False
     assert outside.any() and np.array_equal(out[outside], init[outside])  # outside the crop: untouched
-    inside = np.asarray(blurred) == 255
+    inside = np.asarray(blurred) > 200
     assert np.abs(out[inside] - init[inside]).mean() > 5
     assert result.record["inpaint"]["inpaint_area"] == "Only masked"
 
