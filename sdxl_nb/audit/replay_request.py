@@ -8,6 +8,7 @@ from sdxl_nb.audit.integrity import input_file
 from sdxl_nb.config.limits import MAX_BATCH, MAX_INPUT_BYTES, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset, load_presets
 from sdxl_nb.config.trusted_folders import NotTrusted, check_model_file
+from sdxl_nb.errors import InputError
 from sdxl_nb.record.config_codec import decode_config
 from sdxl_nb.record.store import sha256_file
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
@@ -126,7 +127,19 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
         loras=recorded_loras(record), embeddings=recorded_embeddings(record), hires=recorded_hires(record),
         ip_adapter=recorded_ip_adapter(record, folder), controlnets=recorded_controlnets(record, folder),
-        **recorded_refiner(record, presets))
+        inpaint=_recorded_inpaint(record, mode), **recorded_refiner(record, presets))
+
+
+def _recorded_inpaint(record: dict, mode: str):
+    """A1111's inpaint settings the job ran with; an older inpaint record (none) re-runs as it ran, without them."""
+    from sdxl_nb.request.inpaint import recorded_inpaint
+
+    if mode != "inpaint":
+        return None
+    try:
+        return recorded_inpaint(record)
+    except InputError as exc:
+        raise ReplayError(f"the record's inpaint settings cannot run: {exc}") from None
 
 
 def recorded_refiner(record: dict, presets: Presets) -> dict:

@@ -35,6 +35,7 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-image", help="init image path: img2img (with --mask: inpaint)")
     parser.add_argument("--mask", help="inpaint mask path (white = repaint)")
     parser.add_argument("--strength", type=float, help="img2img/inpaint denoising strength, 0 < x <= 1")
+    add_inpaint_arguments(parser)
     parser.add_argument("--refiner", metavar="MODEL",
                         help="a refiner model (see `sdxl-nb models`) that finishes the last steps, as in A1111")
     parser.add_argument("--refiner-switch", type=float, metavar="X",
@@ -47,6 +48,18 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ip-scale", type=float, metavar="W", help="IP-Adapter weight, 0 to 2 (default 1)")
     parser.add_argument("--out", help="output folder (default: $SDXL_NB_OUTPUT or output_images)")
     parser.add_argument("--json", action="store_true", help="print the job record as JSON instead of paths")
+
+
+def add_inpaint_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inpaint (with --mask; A1111's settings and defaults)")
+    group.add_argument("--mask-blur", type=int, metavar="PX", help="Gaussian blur of the mask, 0 to 64 (default 4)")
+    group.add_argument("--masked-content", metavar="KIND",
+                       help="what the masked area starts from: original (default), fill, latent noise, latent nothing")
+    group.add_argument("--inpaint-area", metavar="AREA",
+                       help="'Whole picture' (default) or 'Only masked' (a padded crop around the mask, inpainted "
+                            "at the job's size and pasted back; local backend only)")
+    group.add_argument("--only-masked-padding", type=int, metavar="PX",
+                       help="pixels around the mask for 'Only masked', 0 to 256 (default 32)")
 
 
 def add_hires_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +135,8 @@ def request_from(args):
         ip_adapter=getattr(args, "ip_adapter", None), ip_images=getattr(args, "ip_image", None),
         ip_scale=getattr(args, "ip_scale", None),
         controlnets=control_units(args) if hasattr(args, "controlnet") else None,
+        **{name: getattr(args, name, None) for name in ("mask_blur", "masked_content", "inpaint_area",
+                                                        "only_masked_padding")},
     )
 
 

@@ -12,6 +12,7 @@ from sdxl_nb.record.control_params import control_fields
 from sdxl_nb.record.ip_adapter import ip_adapter_fields, ip_adapter_record
 from sdxl_nb.record.joblog import SCHEMA_VERSION, encode_record
 from sdxl_nb.record.metadata import a1111_sampler, build_parameters
+from sdxl_nb.request.inpaint import a1111_fields as inpaint_a1111_fields
 from sdxl_nb.request.prompt_syntax import lora_tag, lora_tags
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
 
@@ -27,7 +28,7 @@ RESERVED_KEYS = frozenset({
     "batch", "chunk_size", "seed", "seeds", "strength", "init_image", "mask_image", "images", "timings",
     "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations",
     "loras", "embeddings", "conditioning", "refiner", "hires", "ip_adapter", "ip_images", "controlnets",
-    "control_maps"})
+    "control_maps", "inpaint"})
 
 
 def check_extra(extra: dict | None) -> dict:
@@ -108,6 +109,8 @@ def _base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dic
         "env": env,
         # The hires fix's second pass; width and height above stay the first pass's size (A1111's `Size`).
         **({"hires": r.hires.record((r.width, r.height))} if r.hires else {}),
+        # A1111's inpaint settings (request/inpaint.py); records without it ran without the paste-back
+        **({"inpaint": r.inpaint.record()} if r.inpaint is not None else {}),
     }
 
 
@@ -144,6 +147,7 @@ def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | No
         **network_fields(record),
         **ip_adapter_fields(record),
         **control_fields(record),
+        **inpaint_a1111_fields(record),
         **(extra_fields or {}),
         "Version": f"sdxl_nb {sdxl_nb.__version__}",
     }

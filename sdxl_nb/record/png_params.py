@@ -135,6 +135,9 @@ def _a1111(text: str, presets: Presets, problems: list[str] | None = None) -> Pn
     if "Hires upscale" in values:  # a txt2img hires fix: its Denoising strength is the second pass's
         fields.update(hires_scale=number("Hires upscale", float), hires_upscaler=values.pop("Hires upscaler", None),
                       hires_steps=number("Hires steps", int), hires_denoise=number("Denoising strength", float))
+    from sdxl_nb.request.inpaint import read_a1111 as inpaint_fields
+
+    fields.update(inpaint_fields(values, number))  # Mask blur, Masked content, Inpaint area, Masked area padding
     if "Denoising strength" in values:
         unmapped["Denoising strength"] = values.pop("Denoising strength") + " (img2img: the init image is not in the PNG)"
     unmapped.update({key: value for key, value in values.items() if key not in ("Version", "Style")})

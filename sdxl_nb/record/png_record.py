@@ -88,6 +88,12 @@ def record_fields(record: dict, reader: Reader) -> tuple[dict, dict, dict]:
         if path is not None:
             fields[name] = path
             inputs[name] = sha256
+    inpaint = r.part(record, "inpaint")
+    if inpaint:  # A1111's inpaint settings (request/inpaint.py)
+        fields.update(mask_blur=r.get(inpaint, "mask_blur", "whole", "inpaint mask_blur"),
+                      masked_content=r.get(inpaint, "masked_content", "text", "inpaint masked_content"),
+                      inpaint_area=r.get(inpaint, "inpaint_area", "text", "inpaint inpaint_area"),
+                      only_masked_padding=r.get(inpaint, "only_masked_padding", "whole", "inpaint only_masked_padding"))
     hires = r.part(record, "hires")
     if hires:
         fields.update(hires_scale=r.get(hires, "scale", "number", "hires scale"),

@@ -71,6 +71,11 @@ class GenerationRequest:
     # ControlNet units: [{"model": NAME, "image": PATH, "preprocessor": "canny"|"none", "weight": 1.0, "start": 0.0,
     # "end": 1.0, "low_threshold": 100, "high_threshold": 200}] (request/control.py); one dict means one unit.
     controlnets: list | None = None
+    # Inpaint as A1111 does it (request/inpaint.py); None: A1111's default. Only with a mask image.
+    mask_blur: int | None = None  # px, 0 to 64 (default 4): the mask's Gaussian blur before use and paste-back
+    masked_content: str | None = None  # "original" (default), "fill", "latent noise" or "latent nothing"
+    inpaint_area: str | None = None  # "Whole picture" (default) or "Only masked" (a padded crop, scaled to the size)
+    only_masked_padding: int | None = None  # px, 0 to 256 (default 32) around the mask for "Only masked"
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,7 @@ class ResolvedRequest:
     ip_adapter: IpAdapterUse | None = None  # the IP-Adapter, its images and scale
     controlnets: tuple = ()  # ControlUnit of each ControlNet, in order (request/control.py)
     warnings: tuple[str, ...] = ()  # for the job's record: model file names it uses that several files share
+    inpaint: object = None  # inpaint.InpaintSettings of an inpaint job (None: other modes, and older records)
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -310,6 +316,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     loras = resolve_loras(styled, effective_negative, request.loras)
     embeddings = resolve_embeddings(styled, effective_negative)
     controlnets = resolve_controlnets(request.controlnets, read_input_image)
+    inpaint = _resolve_inpaint(request, mode, mask, controlnets)
 
     return ResolvedRequest(
         mode=mode, model=model, scheduler=scheduler, style=style, prompt=prompt, negative_prompt=negative,
@@ -317,10 +324,22 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         width=width, height=height, batch=batch, seed=seed, seeds=tuple(seed + i for i in range(batch)),
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
         loras=loras, embeddings=embeddings, hires=hires, refiner=refiner, refiner_switch=switch,
-        ip_adapter=ip_adapter, controlnets=controlnets,
+        ip_adapter=ip_adapter, controlnets=controlnets, inpaint=inpaint,
         warnings=clash_warnings(loras=loras, embeddings=embeddings, hires=hires, ip_adapter=ip_adapter,
                                 controlnets=controlnets),
     )
+
+
+def _resolve_inpaint(request: GenerationRequest, mode: str, mask: InputImage | None, controlnets: tuple):
+    from sdxl_nb.request.inpaint import check_mask_area, resolve_inpaint
+
+    inpaint = resolve_inpaint(mode, request.mask_blur, request.masked_content, request.inpaint_area,
+                              request.only_masked_padding)
+    if inpaint is not None and controlnets and inpaint.masked_content in ("latent noise", "latent nothing"):
+        raise _fail(f"masked content {inpaint.masked_content!r} cannot run with ControlNet units (the ControlNet "
+                    "inpaint pipeline takes pixels only); accepted with ControlNet: original, fill")
+    check_mask_area(inpaint, mask.path if mask else None)
+    return inpaint
 
 
 DEFAULT_REFINER_SWITCH = 0.8  # A1111's default "Refiner switch at"

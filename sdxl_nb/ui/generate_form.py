@@ -13,6 +13,7 @@ from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
 from sdxl_nb.ui.controlnet_picker import ControlNetPicker
 from sdxl_nb.ui.hires_form import HiresFields
+from sdxl_nb.ui.inpaint_form import InpaintFields
 from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.mask_painter import MaskPainter
 from sdxl_nb.ui.request_form import CUSTOM_SIZE, MODEL_SIZE, SHARE, WIDE, RequestForm
@@ -42,6 +43,7 @@ class GenerateForm(RequestForm):
         self.inputs_note = w.HTML()
         self.hires = HiresFields()  # txt2img only, as in A1111
         self.painter = MaskPainter()  # the inpaint mask, painted on the init image (an uploaded mask is its base)
+        self.inpaint = InpaintFields()  # A1111's mask blur, masked content, inpaint area (inpaint only)
         # ControlNet units (any mode); each shows its preprocessed map at the job's size before the run.
         self.controlnets = ControlNetPicker(size=self.job_size)
         self.init_upload.observe(lambda _c: self.painter.set_image(_content(self.init_upload)), "value")
@@ -55,7 +57,7 @@ class GenerateForm(RequestForm):
         self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
         self.ip_adapter = IpAdapterPicker(model=lambda: self.model_id)
         self.build([self.mode, w.HBox([self.init_upload, self.mask_upload, self.strength]), self.painter.widget,
-                    self.hires.widget, self.inputs_note, self.ip_adapter.widget,
+                    self.inpaint.widget, self.hires.widget, self.inputs_note, self.ip_adapter.widget,
                     self.controlnets.widget])
 
     def rows(self) -> list[w.Widget]:
@@ -96,6 +98,7 @@ class GenerateForm(RequestForm):
         show(self.init_upload, mode != "txt2img")
         show(self.mask_upload, mode == "inpaint")
         show(self.painter.widget, mode == "inpaint")
+        show(self.inpaint.widget, mode == "inpaint")
         show(self.strength, mode != "txt2img")
         show(self.match_aspect, mode != "txt2img")
         show(self.hires.widget, mode == "txt2img")
@@ -109,7 +112,7 @@ class GenerateForm(RequestForm):
         self.mask_upload.value = upload_value(path)
 
     def load(self, fields: dict) -> list[str]:
-        return super().load(fields) + self.hires.load(fields)
+        return super().load(fields) + self.hires.load(fields) + self.inpaint.load(fields)
 
     # ---- the request ----
     def chunk_size(self) -> int | None:
@@ -133,6 +136,7 @@ class GenerateForm(RequestForm):
             fields.update(init_image=str(form.save_upload(init[1], out_dir, "init image")), strength=self.strength.value)
             if mode == "inpaint":
                 fields["mask_image"] = str(self.mask_path(out_dir))
+                fields.update(self.inpaint.fields())
         else:
             fields.update(self.hires.fields())
         fields.update(self.ip_adapter.fields(out_dir))

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdxl_nb.backends.comfy.inpaint_nodes import check_inpaint, inpaint_latent, paste_back
 from sdxl_nb.config.limits import strength_steps
 from sdxl_nb.request.prompt_syntax import is_plain, without_tags
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
@@ -85,6 +86,7 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
         from sdxl_nb.errors import InputError
 
         raise InputError(IP_ADAPTER_REFUSAL)
+    check_inpaint(r)  # before any node: settings stock nodes cannot carry are one line
     seed = r.seed if seed is None else seed
     batch = r.batch if batch is None else batch
     notes: list[str] = []
@@ -120,11 +122,12 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     else:
         pixels = _load_image(g, _name(r.init_image, content_names, uploads), r.init_image.size,
                              (r.width, r.height))
-        latent = g.add("VAEEncode", pixels=pixels, vae=vae_link)
-        if r.mode == "inpaint":
+        if r.mode == "inpaint":  # A1111's mask blur, masked content and paste-back (inpaint_nodes.py)
             mask = _load_mask(g, _name(r.mask_image, content_names, uploads), r.mask_image.size,
                               (r.width, r.height))
-            latent = g.add("SetLatentNoiseMask", samples=latent, mask=mask)
+            latent, overlay = inpaint_latent(g, r, pixels, vae_link, mask, notes)
+        else:
+            latent = g.add("VAEEncode", pixels=pixels, vae=vae_link)
         if batch > 1:
             latent = g.add("RepeatLatentBatch", samples=latent, amount=batch)
     sampler_name, scheduler, note = comfy_sampler(r)
@@ -153,6 +156,8 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
             notes.append(f"the workflow loads upscaler {upscaler_file_name(r.hires)}: it must be in the server's "
                          "models/upscale_models folder")
     decoded = g.add("VAEDecode", samples=sampled, vae=vae_link)
+    if r.mode == "inpaint":
+        decoded = paste_back(g, decoded, pixels, overlay, batch)
     save = g.add("SaveImage", images=decoded, filename_prefix=filename_prefix)
     return Workflow(graph=g.nodes, save_node=save[0], uploads=uploads, notes=notes)
 

@@ -19,7 +19,7 @@ def shared_arguments(r: ResolvedRequest) -> dict:
     args = dict(num_inference_steps=r.steps, guidance_scale=r.cfg, output_type="latent")
     if r.mode != "txt2img":
         args.update(image=load_rgb(r.init_image.path, (r.width, r.height)), strength=r.strength)
-    if r.mode == "inpaint":
+    if r.mode == "inpaint" and r.inpaint is None:  # a record from before A1111's inpaint settings: as it ran then
         args.update(mask_image=load_mask(r.mask_image.path, (r.width, r.height)))
     if r.mode != "img2img":  # img2img takes its size from the init image
         args.update(width=r.width, height=r.height)
@@ -41,6 +41,12 @@ class CallArguments:
                  vectors: dict | None = None):
         self.pipe, self.r, self.plain = pipe, r, plain
         self.shared = shared_arguments(r)
+        self.inpaint = None  # A1111's inpaint: blur, crop, fill, then the original pasted back (inpaint_area.py)
+        if r.mode == "inpaint" and r.inpaint is not None:
+            from sdxl_nb.backends.local.inpaint_area import InpaintInputs
+
+            self.inpaint = InpaintInputs(pipe, r)
+            self.shared.update(self.inpaint.shared())
         self.embeddings: dict[str, tuple] = {}
         self.encoder = PromptEncoder(pipe, vectors)
         texts = texts or [r.styled_prompt, r.effective_negative_prompt]
@@ -49,6 +55,10 @@ class CallArguments:
         self.chunks, self.weighted = run_shape(self.encoder, texts)
 
     def __call__(self, specs: list[ImageSpec]) -> dict:
+        args = self._arguments(specs)
+        return args if self.inpaint is None else {**args, **self.inpaint.per_call(specs)}
+
+    def _arguments(self, specs: list[ImageSpec]) -> dict:
         # One CPU generator per image: image i depends on its own seed alone, on any device.
         generators = [torch.Generator("cpu").manual_seed(spec.seed) for spec in specs]
         if self.plain and not self.weighted:

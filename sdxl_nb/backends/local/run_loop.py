@@ -182,6 +182,8 @@ class RunLoop:
                 out.dropped.append({"index": spec.index, "seed": spec.seed, "problem": problem})
                 out.warnings.append(f"{label} not saved: {problem} even with the VAE in float32")
             else:
+                if self.arguments.inpaint is not None:  # the original pasted back outside the mask (A1111's overlay)
+                    image = self.arguments.inpaint.finish(image)
                 done.append((spec.index, spec.seed, image))
         if decoded.redecoded and not any(decoded.problems):
             out.warnings.append("the VAE overflowed (NaN/black) and was decoded again in float32 (slower); an "
