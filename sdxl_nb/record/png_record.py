@@ -82,7 +82,8 @@ def record_fields(record: dict, reader: Reader) -> tuple[dict, dict, dict]:
               "strength": r.get(record, "strength", "number"),
               "refiner": r.get(refiner, "id", "text", "refiner id"),
               "refiner_switch": r.get(refiner, "switch", "number", "refiner switch")}
-    if record.get("schedule_type") is not None:  # records before schedule types: the scheduler config says it all
+    # Automatic (and records before schedule types) is the request's default: nothing to carry.
+    if record.get("schedule_type") not in (None, "Automatic"):
         fields["schedule_type"] = r.get(record, "schedule_type", "text")
     for name in ("init_image", "mask_image"):
         entry = r.part(record, name)
