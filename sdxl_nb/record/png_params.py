@@ -12,6 +12,7 @@ from sdxl_nb.record import bounded_json
 from sdxl_nb.record.metadata import parse_parameters
 from sdxl_nb.record.png_record import Reader, is_number, is_whole, record_fields, shown, upscale_note
 from sdxl_nb.record.png_text import read_png_file, text_chunks
+from sdxl_nb.record.sampler_pairs import sampler_pair_from_a1111, sampler_pair_from_comfy
 
 SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
 _TEXT_KEYS = ("text", "text_g", "string", "value", "prompt", "conditioning", "conditioning_to")
@@ -163,68 +164,6 @@ def scheduler_from_a1111(sampler: str, schedule: str | None, presets: Presets) -
     return pair[0] if pair else None
 
 
-def sampler_pair_from_a1111(sampler: str, schedule: str | None, presets: Presets):
-    """((scheduler preset, schedule type or None), None) for A1111's Sampler and Schedule type, else (None, why).
-
-    A1111 1.9+ writes them apart ("DPM++ 2M" + "Karras"); older releases put the schedule in the sampler's name
-    ("DPM++ 2M Karras", "DPM++ 2M SDE Exponential"), split here as A1111's sd_samplers.get_sampler_and_scheduler
-    does (a label, name or alias suffix). A preset named for the pair is used as it is (schedule type None);
-    otherwise the sampler's preset with the schedule type, when diffusers can make that pair.
-    """
-    from sdxl_nb.config.schedule_types import AUTOMATIC, find_label, name_suffixes
-
-    label = None
-    if schedule:
-        label = find_label(schedule)
-        if label is None:
-            return None, f"schedule type {schedule!r} is not one this lab knows"
-    else:
-        for suffix, suffix_label in name_suffixes():
-            if sampler.endswith(" " + suffix) and _a1111_base(sampler.removesuffix(" " + suffix), presets):
-                sampler, label = sampler.removesuffix(" " + suffix), suffix_label
-                break
-    return _pair(presets, label or AUTOMATIC, lambda s: s.a1111, sampler)
-
-
-def _a1111_base(sampler: str, presets: Presets) -> bool:
-    return any(s.a1111 and s.a1111[0] == sampler for s in presets.schedulers.values())
-
-
-def _pair(presets: Presets, label: str, names, sampler: str):
-    """The preset whose pair (names(preset)) is (sampler, label) exactly, else the sampler's plain preset combined
-    with the schedule type; (None, why) when there is none or diffusers cannot make the pair."""
-    from sdxl_nb.config.schedule_types import AUTOMATIC, BY_LABEL, combine, find_label, own_schedule
-    from sdxl_nb.errors import InputError
-
-    def schedule_of(s) -> str | None:
-        pair = names(s)
-        return find_label(pair[1]) if names is not _comfy_names else _comfy_label(pair[1])
-
-    for s in presets.schedulers.values():
-        if names(s) and names(s)[0] == sampler and schedule_of(s) == label:
-            return (s.name, None), None
-    base = next((s for s in presets.schedulers.values() if names(s) and names(s)[0] == sampler
-                 and own_schedule(s.kwargs, s.a1111) == AUTOMATIC), None)
-    if base is None or label not in BY_LABEL:
-        return None, "no scheduler here matches"
-    try:
-        combine(base, label)
-    except InputError as exc:
-        return None, str(exc)
-    return (base.name, label), None
-
-
-def _comfy_names(s):
-    return s.comfy
-
-
-def _comfy_label(name: str) -> str | None:
-    """A ComfyUI scheduler name's schedule type ("normal" is A1111's Normal: the same linspace timesteps)."""
-    from sdxl_nb.config.schedule_types import SCHEDULE_TYPES
-
-    return next((s.label for s in SCHEDULE_TYPES if s.comfy == name and s.label != "Uniform"), None)
-
-
 # ---- ComfyUI ----
 def _comfy(text: str, presets: Presets, problems: list[str] | None = None) -> PngParameters:
     problems = list(problems or [])
@@ -251,8 +190,7 @@ def _comfy(text: str, presets: Presets, problems: list[str] | None = None) -> Pn
             fields[name] = value
     pair = (inputs.get("sampler_name"), inputs.get("scheduler"))
     if all(isinstance(part, str) for part in pair):
-        label = _comfy_label(pair[1])
-        found, why = _pair(presets, label, _comfy_names, pair[0]) if label else (None, "no scheduler here matches")
+        found, why = sampler_pair_from_comfy(pair[0], pair[1], presets)
         if found:
             fields["scheduler"] = found[0]
             fields.update({"schedule_type": found[1]} if found[1] else {})

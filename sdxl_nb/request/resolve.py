@@ -239,7 +239,9 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
                     f"{request.model!r}); accepted models: {', '.join(bases)}")
     model = _pick(bases, request.model or d.model, "model")
     style = _pick(presets.styles, request.style or d.style, "style", presets.user_error)
-    scheduler, schedule_type = _resolve_scheduler(request, presets, model, style, notes)
+    from sdxl_nb.request.sampler_choice import resolve_scheduler
+
+    scheduler, schedule_type = resolve_scheduler(request, presets, model, style, notes)
 
     if request.steps is not None:
         steps = check_int(request.steps, "steps", 1, MAX_STEPS)
@@ -321,37 +323,6 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         warnings=clash_warnings(loras=loras, embeddings=embeddings, hires=hires, ip_adapter=ip_adapter,
                                 controlnets=controlnets),
     )
-
-
-def _resolve_scheduler(request: GenerationRequest, presets: Presets, model: ModelPreset, style: StylePreset,
-                       notes: list[str]) -> tuple[SchedulerPreset, str]:
-    """The sampler and schedule type: the request's, else the style's, else the model's, else the lab default (a
-    turbo model's own pair wins over a style's, as its steps and cfg do), combined into one diffusers scheduler."""
-    from sdxl_nb.config.schedule_types import AUTOMATIC, combine, own_schedule, schedule_label
-
-    if request.scheduler is not None:
-        name, source = request.scheduler, None
-    elif model.scheduler and (model.turbo or not style.scheduler):
-        name, source = model.scheduler, f"model {model.id}"
-    elif style.scheduler:
-        name, source = style.scheduler, f"style {style.name}"
-    else:
-        name, source = presets.defaults.scheduler, None
-    if source:
-        notes.append(f"scheduler {name} from {source}")
-    scheduler = _pick(presets.schedulers, name, "scheduler")
-    if request.schedule_type is not None:
-        label = schedule_label(request.schedule_type)
-    elif request.scheduler is None and source and (source.startswith("model") and model.schedule_type):
-        label = model.schedule_type
-        notes.append(f"schedule type {label} from {source}")
-    elif request.scheduler is None and source and source.startswith("style") and style.schedule_type:
-        label = style.schedule_type
-        notes.append(f"schedule type {label} from {source}")
-    else:
-        label = AUTOMATIC
-    # Automatic on a preset that names its schedule ("DPM++ 2M Karras") is that schedule: the record says so.
-    return combine(scheduler, label), own_schedule(scheduler.kwargs, scheduler.a1111) if label == AUTOMATIC else label
 
 
 DEFAULT_REFINER_SWITCH = 0.8  # A1111's default "Refiner switch at"
