@@ -15,10 +15,11 @@ ORIGINAL_MODELS = [
 STYLES = [
     "Photoreal", "Cinematic", "Anime / Vibrant", "Soft Illustration", "R-Rated", "Pencil Sketch", "Black & White",
     "35mm Film", "Rotoscoping", "None / Raw", "Tim Burton Style", "Frank Frazetta Fantasy", "Ralph Bakshi Animation",
-    "H.R. Giger Biomechanical", "Dark Fantasy / Grimdark",
+    "H.R. Giger Biomechanical", "Dark Fantasy / Grimdark", "Few-step (Lightning / Hyper)",
 ]
 SCHEDULERS = ["Default", "Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE Karras", "UniPC", "DDIM",
-              "Heun", "LMS"]
+              "Heun", "LMS", "DPM++ SDE", "DPM++ SDE Karras", "DPM++ 2M SDE", "DPM++ 3M SDE", "DPM2", "DPM2 a", "LCM",
+              "TCD", "DDPM", "DEIS"]
 
 
 def raw_presets():

@@ -127,7 +127,8 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
         loras=recorded_loras(record), embeddings=recorded_embeddings(record), hires=recorded_hires(record),
         ip_adapter=recorded_ip_adapter(record, folder), controlnets=recorded_controlnets(record, folder),
-        inpaint=_recorded_inpaint(record, mode), **recorded_refiner(record, presets))
+        inpaint=_recorded_inpaint(record, mode), schedule_type=recorded_schedule_type(record),
+        **recorded_refiner(record, presets))
 
 
 def _recorded_inpaint(record: dict, mode: str):
@@ -140,6 +141,17 @@ def _recorded_inpaint(record: dict, mode: str):
         return recorded_inpaint(record)
     except InputError as exc:
         raise ReplayError(f"the record's inpaint settings cannot run: {exc}") from None
+
+
+def recorded_schedule_type(record: dict) -> str:
+    """The schedule type's A1111 label, for the re-run's record and text only: the recorded scheduler config
+    already holds its diffusers options (records before schedule types: Automatic)."""
+    from sdxl_nb.config.schedule_types import AUTOMATIC, BY_LABEL
+
+    label = record.get("schedule_type", AUTOMATIC)
+    if not isinstance(label, str) or label not in BY_LABEL:
+        raise ReplayError(f"the record's schedule_type {label!r} is not one of {', '.join(BY_LABEL)}")
+    return label
 
 
 def recorded_refiner(record: dict, presets: Presets) -> dict:

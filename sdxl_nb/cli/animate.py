@@ -43,7 +43,7 @@ def request_from(args):
         prompt=args.prompt, prompt_end=args.prompt_end, mode=args.mode, frames=args.frames, seed=args.seed,
         seed_end=args.seed_end, variation=args.variation, schedule=args.schedule, fps=args.fps,
         ping_pong=args.ping_pong, batch_size=args.batch_size, negative_prompt=args.negative, model=args.model,
-        scheduler=args.scheduler, style=args.style, steps=args.steps, cfg=args.cfg, width=args.width,
+        scheduler=args.scheduler, schedule_type=args.schedule_type, style=args.style, steps=args.steps, cfg=args.cfg, width=args.width,
         height=args.height, resolution=args.resolution, init_image=args.init_image, strength=args.strength,
         loras=args.lora)
 

@@ -11,10 +11,13 @@ HELP = "generate images and record the job in jobs.log"
 
 
 def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
-    """Negative, model, scheduler, style, steps, cfg and size: shared by generate, animate and sweep."""
+    """Negative, model, scheduler, schedule type, style, steps, cfg and size: shared by generate, animate, sweep."""
     parser.add_argument("--negative", default="", help="what to avoid (the style's negative is appended)")
     parser.add_argument("--model", help="model id (see `sdxl-nb models`); default: a cached SDXL model, else tiny-sdxl")
     parser.add_argument("--scheduler", help="scheduler name (see `sdxl-nb presets`)")
+    parser.add_argument("--schedule-type", metavar="TYPE",
+                        help="A1111's schedule type for the sampler: Automatic (default), Uniform, Karras, Exponential, "
+                             "SGM Uniform, Simple, Normal, DDIM, Beta (or ComfyUI's name: karras, sgm_uniform...)")
     parser.add_argument("--style", help="style preset name (see `sdxl-nb presets`)")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--cfg", type=float, help="guidance scale")
@@ -126,7 +129,7 @@ def request_from(args):
 
     return GenerationRequest(
         prompt=args.prompt, negative_prompt=args.negative, model=args.model, scheduler=args.scheduler,
-        style=args.style, steps=args.steps, cfg=args.cfg, width=args.width, height=args.height,
+        schedule_type=args.schedule_type, style=args.style, steps=args.steps, cfg=args.cfg, width=args.width, height=args.height,
         resolution=args.resolution, batch=args.batch, seed=args.seed, init_image=args.init_image,
         mask_image=args.mask, strength=args.strength, loras=args.lora,
         refiner=args.refiner, refiner_switch=args.refiner_switch,
@@ -173,7 +176,8 @@ def print_preflight(check, as_json: bool) -> int:
         print(json.dumps({"request": asdict(r), "warnings": check.warnings}, ensure_ascii=False, default=str))
         return EXIT_OK
     print_warnings(check.warnings)
-    print(f"would run {r.mode} with {r.model.id}, {r.scheduler.name}, {r.steps} steps, cfg {r.cfg:g}, "
+    schedule = "" if r.schedule_type == "Automatic" else f" ({r.schedule_type})"
+    print(f"would run {r.mode} with {r.model.id}, {r.scheduler.name}{schedule}, {r.steps} steps, cfg {r.cfg:g}, "
           f"{r.width}x{r.height}, seeds {', '.join(map(str, r.seeds))}"
           + (f", refiner {r.refiner.id} from switch {r.refiner_switch:g}" if r.refiner else ""))
     if r.hires:

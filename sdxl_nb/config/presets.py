@@ -35,6 +35,10 @@ class ModelPreset:
     native_size: tuple[int, int] | None = None  # default (width, height) instead of the global resolution
     vae: str | None = None  # dedicated VAE repo used when it is in the cache
     refiner: bool = False  # an SDXL refiner (img2img, second text encoder only): picked as a refiner, never as a base
+    # The sampler and schedule type the model is made for (few-step models: trailing timesteps), used when the
+    # request sets none; for a turbo model they win over a style's, as its steps and cfg do.
+    scheduler: str | None = None
+    schedule_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,15 @@ class StylePreset:
     scheduler: str | None = None
     steps: int | None = None
     cfg: float | None = None
+    schedule_type: str | None = None  # an A1111 schedule type label (config/schedule_types.py)
 
     @property
     def content_hash(self) -> str:
         """Hash of what the style does (not its description): records name the exact style used."""
         content = {"prompt": self.prompt, "negative": self.negative, "scheduler": self.scheduler,
                    "steps": self.steps, "cfg": self.cfg}
+        if self.schedule_type is not None:  # only when set: styles without one keep the hash they always had
+            content["schedule_type"] = self.schedule_type
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
     def apply(self, prompt: str, negative: str) -> tuple[str, str]:
@@ -139,7 +146,8 @@ def _check_range(check: JsonChecker, key: str, values: dict, name: str, low: flo
 
 def _model(check: JsonChecker, raw: Any, key: str) -> ModelPreset:
     v = check.entry(raw, key, {"id": "str", "description": "str", "steps": "int", "cfg": "float", "heavy": "bool"},
-                    {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str", "refiner": "bool"})
+                    {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str", "refiner": "bool",
+                     "scheduler": "str", "schedule_type": "str"})
     if v.get("source", "hf") not in ("hf", "embedded"):
         raise check.fail(f"{key}.source", f"unknown source {shown(v['source'])}; accepted: hf, embedded")
     _check_range(check, key, v, "steps", 1, MAX_STEPS)
@@ -180,7 +188,8 @@ def check_scheduler_installed(scheduler: SchedulerPreset) -> None:
 
 def _style(check: JsonChecker, raw: Any, key: str) -> StylePreset:
     v = check.entry(raw, key, {"name": "str", "prompt": "str"},
-                    {"negative": "str", "description": "str", "scheduler": "str", "steps": "int", "cfg": "float"})
+                    {"negative": "str", "description": "str", "scheduler": "str", "steps": "int", "cfg": "float",
+                     "schedule_type": "str"})
     if v.get("steps") is not None and v["steps"] < 1:
         raise check.fail(f"{key}.steps", f"must be >= 1, got {v['steps']}")
     if v.get("cfg") is not None and v["cfg"] < 0:
@@ -244,9 +253,8 @@ def parse_presets(raw: Any, path: str) -> Presets:
     phrases = raw.get("motion_phrases", [])
     if not isinstance(phrases, list) or not all(isinstance(p, str) and p.strip() for p in phrases):
         raise check.fail("motion_phrases", "expected a list of non-empty strings")
-    for index, style in enumerate(styles.values()):
-        if style.scheduler is not None and style.scheduler not in schedulers:
-            raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {shown(style.scheduler)}; accepted: {', '.join(schedulers)}")
+    _check_pairs(check, "styles", styles.values(), schedulers)
+    _check_pairs(check, "models", models.values(), schedulers)
     d = check.entry(raw.get("defaults"), "defaults",
                     {"model": "str", "scheduler": "str", "style": "str", "resolution": "str", "steps": "int",
                      "cfg": "float", "strength": "float"}, {"engine_profile": "str"})
@@ -276,10 +284,27 @@ def parse_user_styles(raw: Any, path: str, schedulers: dict[str, SchedulerPreset
     if not isinstance(items, list):
         raise check.fail("styles", "expected a list")
     styles = check.named(items, "styles", lambda r, k: _style(check, r, k)) if items else {}
-    for index, style in enumerate(styles.values()):
-        if style.scheduler is not None and style.scheduler not in schedulers:
-            raise check.fail(f"styles[{index}].scheduler", f"unknown scheduler {shown(style.scheduler)}; accepted: {', '.join(schedulers)}")
+    _check_pairs(check, "styles", styles.values(), schedulers)
     return styles
+
+
+def _check_pairs(check: JsonChecker, key: str, entries, schedulers: dict[str, SchedulerPreset]) -> None:
+    """Each style's or model's scheduler is known, and its schedule type can be made with that scheduler."""
+    from sdxl_nb.config.schedule_types import combine, schedule_label
+
+    for index, entry in enumerate(entries):
+        if entry.scheduler is not None and entry.scheduler not in schedulers:
+            raise check.fail(f"{key}[{index}].scheduler", f"unknown scheduler {shown(entry.scheduler)}; accepted: "
+                                                          f"{', '.join(schedulers)}")
+        if entry.schedule_type is None:
+            continue
+        try:
+            if schedule_label(entry.schedule_type) != entry.schedule_type:
+                raise InputError(f"write the schedule type as A1111 labels it: {schedule_label(entry.schedule_type)!r}")
+            if entry.scheduler is not None:
+                combine(schedulers[entry.scheduler], entry.schedule_type)
+        except InputError as exc:
+            raise check.fail(f"{key}[{index}].schedule_type", str(exc)) from None
 
 
 def default_user_presets_path() -> Path:

@@ -15,6 +15,7 @@ from sdxl_nb.request.resolve import MAX_SEED, GenerationRequest
 
 # Fields a sweep may vary, and how a value typed as text becomes that field's value.
 SWEEPABLE: dict[str, type] = {"prompt": str, "negative_prompt": str, "model": str, "scheduler": str, "style": str,
+                              "schedule_type": str,
                               "steps": int, "cfg": float, "width": int, "height": int, "resolution": str,
                               "seed": int, "strength": float, "init_image": str, "refiner": str,
                               "refiner_switch": float, "ip_scale": float,

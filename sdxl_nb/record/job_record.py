@@ -28,7 +28,7 @@ RESERVED_KEYS = frozenset({
     "batch", "chunk_size", "seed", "seeds", "strength", "init_image", "mask_image", "images", "timings",
     "peak_memory_bytes", "events", "warnings", "notes", "env", "animation", "frames", "grid", "animations",
     "loras", "embeddings", "conditioning", "refiner", "hires", "ip_adapter", "ip_images", "controlnets",
-    "control_maps", "inpaint"})
+    "control_maps", "inpaint", "schedule_type"})
 
 
 def check_extra(extra: dict | None) -> dict:
@@ -81,6 +81,7 @@ def _base_record(r: ResolvedRequest, *, job_id: str, started_at: str, model: dic
         "model": model,
         "device": device,
         "scheduler": scheduler or {"name": r.scheduler.name, "class": r.scheduler.cls, "config": None},
+        "schedule_type": r.schedule_type,  # A1111's label; the scheduler config above already applies it
         "style": {"name": r.style.name, "hash": r.style.content_hash},
         "prompt": r.prompt,
         "negative_prompt": r.negative_prompt,
@@ -129,7 +130,8 @@ def png_info(record: dict, index: int, seed: int, path: str, *, prompt: str | No
     prompt, `extra_fields` more A1111 `Key: value` pairs, `image` more keys for the chunk's "image".
     """
     scheduler = record["scheduler"]
-    sampler, schedule = a1111_sampler(scheduler["class"] or "", scheduler.get("config") or {})
+    sampler, schedule = a1111_sampler(scheduler["class"] or "", scheduler.get("config") or {},
+                                      record.get("schedule_type"))
     fields = {
         "Steps": record["steps"],
         "Sampler": sampler,

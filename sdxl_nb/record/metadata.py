@@ -35,8 +35,11 @@ _SPACE = re.compile(r"\s*")
 _QUOTE = re.compile(r'"')
 
 
-def a1111_sampler(class_name: str, config: dict) -> tuple[str, str]:
+def a1111_sampler(class_name: str, config: dict, schedule_type: str | None = None) -> tuple[str, str]:
     """(Sampler, Schedule type) for a diffusers scheduler class and config, as A1111 writes them.
+
+    `schedule_type` is the job's recorded A1111 label: several labels make the same config (SGM Uniform and
+    Simple: trailing timesteps; Uniform and Normal: linspace), so the one picked is written back as it was.
 
     Exact equivalents get A1111's name (table above; DPMSolverMultistep and EDMDPMSolverMultistep: "DPM++ 2M",
     "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE"). A sampler A1111 lacks keeps a name of its own that is
@@ -61,6 +64,8 @@ def a1111_sampler(class_name: str, config: dict) -> tuple[str, str]:
         schedule = "SGM Uniform"
     else:
         schedule = "Automatic"
+    if schedule_type and schedule_type != "Automatic":
+        schedule = schedule_type
     return sampler, schedule
 
 

@@ -12,6 +12,7 @@ from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.record.metadata import parse_parameters
 from sdxl_nb.record.png_record import Reader, is_number, is_whole, record_fields, shown, upscale_note
 from sdxl_nb.record.png_text import read_png_file, text_chunks
+from sdxl_nb.record.sampler_pairs import sampler_pair_from_a1111, sampler_pair_from_comfy
 
 SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
 _TEXT_KEYS = ("text", "text_g", "string", "value", "prompt", "conditioning", "conditioning_to")
@@ -110,11 +111,12 @@ def _a1111(text: str, presets: Presets, problems: list[str] | None = None) -> Pn
             problems.append(f"not read: Size ({shown(size)} is not WIDTHxHEIGHT)")
     sampler, schedule = values.pop("Sampler", None), values.pop("Schedule type", None)
     if sampler:
-        scheduler = scheduler_from_a1111(sampler, schedule, presets)
-        if scheduler:
-            fields["scheduler"] = scheduler
+        pair, why = sampler_pair_from_a1111(sampler, schedule, presets)
+        if pair:
+            fields["scheduler"] = pair[0]
+            fields.update({"schedule_type": pair[1]} if pair[1] else {})
         else:
-            unmapped["Sampler"] = f"{sampler}" + (f", {schedule}" if schedule else "") + " (no scheduler here matches)"
+            unmapped["Sampler"] = f"{sampler}" + (f", {schedule}" if schedule else "") + f" ({why})"
     model = values.pop("Model", None)
     if model:
         fields["model"] = model_id(model, presets)
@@ -160,14 +162,9 @@ def _real(text: str) -> float:
 
 
 def scheduler_from_a1111(sampler: str, schedule: str | None, presets: Presets) -> str | None:
-    """The scheduler preset A1111's (Sampler, Schedule type) names; older A1111 wrote "DPM++ 2M Karras" as one."""
-    pairs = {tuple(s.a1111): s.name for s in presets.schedulers.values() if s.a1111}
-    if schedule:
-        return pairs.get((sampler, schedule))
-    for suffix in ("Karras", "Exponential"):
-        if sampler.endswith(" " + suffix):
-            return pairs.get((sampler.removesuffix(" " + suffix), suffix))
-    return pairs.get((sampler, "Automatic"))
+    """The scheduler preset A1111's (Sampler, Schedule type) names (its schedule type aside)."""
+    pair, _why = sampler_pair_from_a1111(sampler, schedule, presets)
+    return pair[0] if pair else None
 
 
 # ---- ComfyUI ----
@@ -196,8 +193,12 @@ def _comfy(text: str, presets: Presets, problems: list[str] | None = None) -> Pn
             fields[name] = value
     pair = (inputs.get("sampler_name"), inputs.get("scheduler"))
     if all(isinstance(part, str) for part in pair):
-        match = next((s.name for s in presets.schedulers.values() if s.comfy and tuple(s.comfy) == pair), None)
-        fields["scheduler"] = match or _note(unmapped, "sampler", f"{pair[0]} / {pair[1]} (no scheduler here matches)")
+        found, why = sampler_pair_from_comfy(pair[0], pair[1], presets)
+        if found:
+            fields["scheduler"] = found[0]
+            fields.update({"schedule_type": found[1]} if found[1] else {})
+        else:
+            fields["scheduler"] = _note(unmapped, "sampler", f"{pair[0]} / {pair[1]} ({why})")
     latent = walk().follow(inputs.get("latent_image"), _LATENT_KEYS, lambda n: "width" in _inputs(n))
     if latent is not None:
         size = _inputs(latent)

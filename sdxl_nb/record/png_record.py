@@ -82,6 +82,9 @@ def record_fields(record: dict, reader: Reader) -> tuple[dict, dict, dict]:
               "strength": r.get(record, "strength", "number"),
               "refiner": r.get(refiner, "id", "text", "refiner id"),
               "refiner_switch": r.get(refiner, "switch", "number", "refiner switch")}
+    # Automatic (and records before schedule types) is the request's default: nothing to carry.
+    if record.get("schedule_type") not in (None, "Automatic"):
+        fields["schedule_type"] = r.get(record, "schedule_type", "text")
     for name in ("init_image", "mask_image"):
         entry = r.part(record, name)
         path, sha256 = r.get(entry, "path", "text", f"{name} path"), r.get(entry, "sha256", "sha256", f"{name} sha256")

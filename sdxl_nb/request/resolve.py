@@ -44,6 +44,8 @@ class GenerationRequest:
     negative_prompt: str = ""
     model: str | None = None
     scheduler: str | None = None
+    # A1111's "Schedule type" (or ComfyUI's scheduler name) for the sampler: Karras, Exponential, SGM Uniform...
+    schedule_type: str | None = None
     style: str | None = None
     steps: int | None = None
     cfg: float | None = None
@@ -110,6 +112,7 @@ class ResolvedRequest:
     controlnets: tuple = ()  # ControlUnit of each ControlNet, in order (request/control.py)
     warnings: tuple[str, ...] = ()  # for the job's record: model file names it uses that several files share
     inpaint: object = None  # inpaint.InpaintSettings of an inpaint job (None: other modes, and older records)
+    schedule_type: str = "Automatic"  # A1111's label; `scheduler` already carries its diffusers options
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -242,10 +245,9 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
                     f"{request.model!r}); accepted models: {', '.join(bases)}")
     model = _pick(bases, request.model or d.model, "model")
     style = _pick(presets.styles, request.style or d.style, "style", presets.user_error)
-    scheduler_name = request.scheduler or style.scheduler or d.scheduler
-    if request.scheduler is None and style.scheduler:
-        notes.append(f"scheduler {style.scheduler} from style {style.name}")
-    scheduler = _pick(presets.schedulers, scheduler_name, "scheduler")
+    from sdxl_nb.request.sampler_choice import resolve_scheduler
+
+    scheduler, schedule_type = resolve_scheduler(request, presets, model, style, notes)
 
     if request.steps is not None:
         steps = check_int(request.steps, "steps", 1, MAX_STEPS)
@@ -325,6 +327,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
         loras=loras, embeddings=embeddings, hires=hires, refiner=refiner, refiner_switch=switch,
         ip_adapter=ip_adapter, controlnets=controlnets, inpaint=inpaint,
+        schedule_type=schedule_type,
         warnings=clash_warnings(loras=loras, embeddings=embeddings, hires=hires, ip_adapter=ip_adapter,
                                 controlnets=controlnets),
     )

@@ -8,7 +8,9 @@ import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import default_model_id, find_model, model_presets, refiner_ids
+from sdxl_nb.config.schedule_types import AUTOMATIC, SCHEDULE_TYPES, find_label
 from sdxl_nb.config.user_presets import on_change
+from sdxl_nb.errors import InputError
 from sdxl_nb.jobs.networks import lora_listing
 from sdxl_nb.request import form
 from sdxl_nb.request.lint import empty_prompt_warning
@@ -36,6 +38,11 @@ class RequestForm:
         self.style = w.Dropdown(description="Style", layout=w.Layout(**SHARE))
         # Names only (a "name — description" label would be cut off at this width); the description is shown below.
         self.scheduler = w.Dropdown(options=list(p.schedulers), description="Scheduler", layout=w.Layout(**SHARE))
+        # A1111's "Schedule type" beside the sampler: labels only (config/schedule_types.py says what each makes).
+        self.schedule_type = w.Dropdown(options=[s.label for s in SCHEDULE_TYPES if not s.missing],
+                                        value=AUTOMATIC, description="Schedule", layout=w.Layout(**SHARE))
+        self.schedule_type.add_class("sdxl-schedule-type")
+        self._default_schedule = AUTOMATIC  # the schedule type the current model + style resolve to
         self.style_info = w.HTML(layout=w.Layout(**SHARE))
         self.scheduler_info = w.HTML(layout=w.Layout(**SHARE))
         self.prompt = w.Textarea(placeholder="a lighthouse on a cliff at dusk", description="Prompt",
@@ -89,6 +96,7 @@ class RequestForm:
     def rows(self) -> list[w.Widget]:
         """The form's rows, top to bottom (a panel adds its own after them)."""
         return [self.model_line, w.HBox([self.style, self.scheduler], layout=WIDE),
+                w.HBox([w.HTML(layout=w.Layout(**SHARE)), self.schedule_type], layout=WIDE),
                 w.HBox([self.style_info, self.scheduler_info], layout=WIDE), self.prompt, self.lora_picker.widget,
                 self.styled_preview, self.negative, self.size_row, self.size_note, self.numbers_row, self.seed_row,
                 *([self.refiner_row] if self.offers_refiner else [])]
@@ -181,6 +189,21 @@ class RequestForm:
             if untouched or set_by_style is not None or model_changed:
                 widget.value = getattr(new, field)
         self._defaults = new
+        schedule = self._resolved_schedule(style.name)
+        if self.schedule_type.value == self._default_schedule or style.schedule_type is not None or model_changed:
+            self.schedule_type.value = schedule
+        self._default_schedule = schedule
+
+    def _resolved_schedule(self, style_name: str) -> str:
+        """The schedule type a request with this model and style resolves to (resolve()'s own rules)."""
+        from sdxl_nb.request.resolve import GenerationRequest, resolve
+
+        try:
+            resolved = resolve(GenerationRequest(prompt="", model=self.model_id, style=style_name, seed=0, width=64,
+                                                 height=64), self.presets, self._models())
+        except InputError:
+            return AUTOMATIC
+        return resolved.schedule_type if resolved.schedule_type in self.schedule_type.options else AUTOMATIC
 
     def _show_scheduler(self) -> None:
         scheduler = self.presets.schedulers.get(self.scheduler.value)
@@ -250,6 +273,9 @@ class RequestForm:
                       scheduler=None if self.scheduler.value == d.scheduler else self.scheduler.value,
                       steps=None if self.steps.value == d.steps else self.steps.value,
                       cfg=None if self.cfg.value == d.cfg else self.cfg.value,
+                      # Unset while both sampler and schedule are the defaults shown: the style/model pair then runs.
+                      schedule_type=None if self.scheduler.value == d.scheduler
+                      and self.schedule_type.value == self._default_schedule else self.schedule_type.value,
                       seed=None if self.random_seed.value else self.seed.value)
         if self.resolution.value == CUSTOM_SIZE:
             fields.update(width=self.width.value, height=self.height.value)
@@ -280,6 +306,15 @@ class RequestForm:
                 self.scheduler.value = scheduler
             else:
                 skipped.append(f"scheduler {scheduler!r} is not one of this lab's schedulers")
+        schedule = fields.get("schedule_type")
+        if schedule is not None:
+            label = find_label(schedule)
+            if label in self.schedule_type.options:
+                self.schedule_type.value = label
+            else:
+                skipped.append(f"schedule type {schedule!r} is not one this lab can make")
+        elif scheduler is not None:
+            self.schedule_type.value = AUTOMATIC  # a picked sampler without a schedule type: the sampler as it is
         for widget, name in ((self.steps, "steps"), (self.cfg, "cfg")):
             if fields.get(name) is not None:
                 widget.value = fields[name]

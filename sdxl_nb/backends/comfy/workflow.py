@@ -44,7 +44,8 @@ def comfy_sampler(r: ResolvedRequest) -> tuple[str, str, str | None]:
     """(sampler_name, scheduler, note) for a request's scheduler preset (presets.json's `comfy` pair)."""
     if r.scheduler.comfy:
         return r.scheduler.comfy[0], r.scheduler.comfy[1], None
-    note = (f"scheduler {r.scheduler.name} has no ComfyUI equivalent; ComfyUI runs "
+    schedule = "" if r.schedule_type == "Automatic" else f" + {r.schedule_type}"
+    note = (f"scheduler {r.scheduler.name}{schedule} has no ComfyUI equivalent; ComfyUI runs "
             f"{DEFAULT_SAMPLER[0]}/{DEFAULT_SAMPLER[1]} (the SDXL default)")
     return DEFAULT_SAMPLER[0], DEFAULT_SAMPLER[1], note
 

@@ -44,6 +44,7 @@ class AnimationRequest:
     negative_prompt: str = ""
     model: str | None = None
     scheduler: str | None = None
+    schedule_type: str | None = None  # A1111's Schedule type for the sampler (config/schedule_types.py)
     style: str | None = None
     steps: int | None = None
     cfg: float | None = None
@@ -181,7 +182,7 @@ def plan_animation(request: AnimationRequest, presets: Presets, models: dict[str
         check_int(seed, "seed", 0, MAX_SEED - request.frames + 1)
     base = resolve(GenerationRequest(
         prompt=request.prompt, negative_prompt=request.negative_prompt, model=request.model,
-        scheduler=request.scheduler, style=request.style, steps=request.steps, cfg=request.cfg, width=request.width,
+        scheduler=request.scheduler, schedule_type=request.schedule_type, style=request.style, steps=request.steps, cfg=request.cfg, width=request.width,
         height=request.height, resolution=request.resolution, batch=1, seed=seed, init_image=request.init_image,
         strength=request.strength, loras=request.loras), presets, models)
     notes += base.notes
