@@ -35,6 +35,7 @@ class ModelPreset:
     native_size: tuple[int, int] | None = None  # default (width, height) instead of the global resolution
     vae: str | None = None  # dedicated VAE repo used when it is in the cache
     refiner: bool = False  # an SDXL refiner (img2img, second text encoder only): picked as a refiner, never as a base
+    inpainting: bool = False  # a 9-channel inpainting UNet (latents + mask + masked-image latents)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,8 @@ def _check_range(check: JsonChecker, key: str, values: dict, name: str, low: flo
 
 def _model(check: JsonChecker, raw: Any, key: str) -> ModelPreset:
     v = check.entry(raw, key, {"id": "str", "description": "str", "steps": "int", "cfg": "float", "heavy": "bool"},
-                    {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str", "refiner": "bool"})
+                    {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str", "refiner": "bool",
+                     "inpainting": "bool"})
     if v.get("source", "hf") not in ("hf", "embedded"):
         raise check.fail(f"{key}.source", f"unknown source {shown(v['source'])}; accepted: hf, embedded")
     _check_range(check, key, v, "steps", 1, MAX_STEPS)
