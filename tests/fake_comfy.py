@@ -27,6 +27,7 @@ NODES = {
     "LoadImage": ["image"], "LoadImageMask": ["image", "channel"],
     "ImageScale": ["image", "upscale_method", "width", "height", "crop"], "MaskToImage": ["mask"],
     "ImageToMask": ["image", "channel"], "VAEEncode": ["pixels", "vae"], "SetLatentNoiseMask": ["samples", "mask"],
+    "InpaintModelConditioning": ["positive", "negative", "vae", "pixels", "mask", "noise_mask"],
     "RepeatLatentBatch": ["samples", "amount"],
     "LoraLoader": ["model", "clip", "lora_name", "strength_model", "strength_clip"],
     "KSampler": ["seed", "steps", "cfg", "sampler_name", "scheduler", "denoise", "model", "positive", "negative",

@@ -120,11 +120,15 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     else:
         pixels = _load_image(g, _name(r.init_image, content_names, uploads), r.init_image.size,
                              (r.width, r.height))
-        latent = g.add("VAEEncode", pixels=pixels, vae=vae_link)
+        model_conditioning = r.mode == "inpaint" and getattr(r.model, "inpainting", False)
+        latent = None if model_conditioning else g.add("VAEEncode", pixels=pixels, vae=vae_link)
         if r.mode == "inpaint":
             mask = _load_mask(g, _name(r.mask_image, content_names, uploads), r.mask_image.size,
                               (r.width, r.height))
-            latent = g.add("SetLatentNoiseMask", samples=latent, mask=mask)
+            if model_conditioning:
+                positive, negative, latent = _inpaint_model_conditioning(g, positive, negative, vae_link, pixels, mask)
+            else:
+                latent = g.add("SetLatentNoiseMask", samples=latent, mask=mask)
         if batch > 1:
             latent = g.add("RepeatLatentBatch", samples=latent, amount=batch)
     sampler_name, scheduler, note = comfy_sampler(r)
@@ -155,6 +159,16 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     decoded = g.add("VAEDecode", samples=sampled, vae=vae_link)
     save = g.add("SaveImage", images=decoded, filename_prefix=filename_prefix)
     return Workflow(graph=g.nodes, save_node=save[0], uploads=uploads, notes=notes)
+
+
+def _inpaint_model_conditioning(g: _Graph, positive: list, negative: list, vae: list, pixels: list, mask: list):
+    """(positive, negative, latent) for a 9-channel inpainting checkpoint: ComfyUI's InpaintModelConditioning (nodes.py)
+    puts the mask and the masked image's latents on both conditionings and encodes the image. Its noise mask stays off:
+    diffusers' inpaint pipeline blends the known latents back only for 4-channel UNets. txt2img and img2img need no
+    node: with no mask ComfyUI's BaseModel.concat_cond gives a full mask and a blank image, as the local run does."""
+    node = g.add("InpaintModelConditioning", "Inpainting model conditioning", positive=positive, negative=negative,
+                 vae=vae, pixels=pixels, mask=mask, noise_mask=False)
+    return _output(node, 0), _output(node, 1), _output(node, 2)
 
 
 def switch_step(steps: int, switch: float) -> int:
