@@ -70,8 +70,8 @@ def convert(model: str, out: str | Path, *, dtype: str = "float32", on_stage=Non
         save_diffusers_folder,
     )
     from sdxl_nb.backends.local.loading import DTYPES, load_pipeline
-    from sdxl_nb.config.registry import locate_model
     from sdxl_nb.config.embedded_models import embedded_folder
+    from sdxl_nb.config.registry import locate_model
     from sdxl_nb.record.secrets import mask_data
 
     info, out, kind = check_convert(model, out, dtype)

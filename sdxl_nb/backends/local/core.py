@@ -30,9 +30,9 @@ from sdxl_nb.backends.local.networks import check_networks, embedding_vectors, l
 from sdxl_nb.backends.local.oom import component_bytes, free_memory_bytes, in_use_bytes
 from sdxl_nb.backends.local.run_loop import RunLoop
 from sdxl_nb.backends.local.speed import apply_options, fp8_problem, set_vae_savers, warm_up
+from sdxl_nb.config.embedded_models import embedded_folder
 from sdxl_nb.config.options import EngineOptions
 from sdxl_nb.config.registry import ModelInfo, locate_model
-from sdxl_nb.config.embedded_models import embedded_folder
 from sdxl_nb.config.tiny import content_revision
 from sdxl_nb.errors import InputError, ModelUnavailableError, one_line
 from sdxl_nb.request.resolve import ResolvedRequest
