@@ -27,6 +27,7 @@ NODES = {
     "LoadImage": ["image"], "LoadImageMask": ["image", "channel"],
     "ImageScale": ["image", "upscale_method", "width", "height", "crop"], "MaskToImage": ["mask"],
     "ImageToMask": ["image", "channel"], "VAEEncode": ["pixels", "vae"], "SetLatentNoiseMask": ["samples", "mask"],
+    "InpaintModelConditioning": ["positive", "negative", "vae", "pixels", "mask", "noise_mask"],
     "RepeatLatentBatch": ["samples", "amount"],
     "ImageBlur": ["image", "blur_radius", "sigma"], "ThresholdMask": ["mask", "value"],
     "MaskComposite": ["destination", "source", "x", "y", "operation"],

@@ -29,8 +29,10 @@ def raw_presets():
 def test_shipped_presets_hold_the_lab_configuration():
     p = load_presets(REPO / "presets.json")
     refiners = {"tiny-sdxl-refiner", "stabilityai/stable-diffusion-xl-refiner-1.0"}
-    assert set(ORIGINAL_MODELS) | {"tiny-sdxl"} | refiners == set(p.models)
+    inpainting = {"tiny-sdxl-inpaint", "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"}
+    assert set(ORIGINAL_MODELS) | {"tiny-sdxl"} | refiners | inpainting == set(p.models)
     assert {m for m in p.models if p.models[m].refiner} == refiners
+    assert {m for m in p.models if p.models[m].inpainting} == inpainting
     assert all(p.models[m].description for m in p.models)
     assert p.models["stabilityai/sdxl-turbo"].turbo and p.models["stabilityai/sdxl-turbo"].cfg == 0
     assert p.models["stabilityai/sdxl-turbo"].native_size == (512, 512)

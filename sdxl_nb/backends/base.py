@@ -218,6 +218,11 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
     if plan.request.controlnets and not plan.plain:
         raise InputError("ControlNets guide plain batches (one prompt, each image its own seed); per-image prompts "
                          "and noise mixes (animations, prompt travel) cannot take them")
+    from sdxl_nb.config.inpainting import inpainting_model_problem
+
+    problem = inpainting_model_problem(plan)
+    if problem:
+        raise InputError(problem)
     missing = [name for name in plan.needs() if backend.capabilities.lacks(name)]
     if missing:
         what = {"noise_mix": "slerp between seeds' noise (animation mode slerp)",

@@ -23,11 +23,12 @@ def run(args) -> int:
         print(json.dumps([{"id": i.id, "description": i.description, "source": i.source, "available": i.available,
                            "reason": i.reason, "revision": i.revision, "size_bytes": i.size_bytes,
                            "path": i.path, "sha256": i.sha256, "model_hash": i.model_hash,
-                           "default": i.id == default, "role": "refiner" if i.preset.refiner else "base"}
+                           "default": i.id == default, "role": "refiner" if i.preset.refiner else "base",
+                           "inpainting": i.preset.inpainting}
                           for i in infos], indent=2))
         return 0
     for info in infos:
-        mark = "*" if info.id == default else "r" if info.preset.refiner else " "
+        mark = "*" if info.id == default else "r" if info.preset.refiner else "i" if info.preset.inpainting else " "
         # A checkpoint file that is there but cannot be used (malformed, ambiguous) is unusable, not missing.
         state = "available" if info.available else "unusable" if info.source == "checkpoint" else "missing"
         size = f"{info.size_bytes / 2**30:.1f} GiB" if info.size_bytes else ""
@@ -35,6 +36,6 @@ def run(args) -> int:
         print(f"{mark} {info.id:44} {state:9} {(info.revision or '')[:10]:10} {size:>9}  {info.description}")
         if not info.available:
             print(f"    {info.reason}")
-    print("* default model; r: a refiner (--refiner MODEL), never a base model; "
-          "a checkpoint's revision is its A1111 Model hash")
+    print("* default model; r: a refiner (--refiner MODEL), never a base model; i: an inpainting model (9-channel "
+          "UNet: txt2img and img2img run with a full mask); a checkpoint's revision is its A1111 Model hash")
     return 0

@@ -21,8 +21,11 @@ SUFFIX = ".safetensors"
 UNET_PREFIX = "model.diffusion_model."
 UNET_FIRST_CONV = UNET_PREFIX + "input_blocks.0.0.weight"
 # The tiny model's first UNet convolution (block_out_channels[0] = 32, 4 latent channels): a checkpoint with
-# this shape gets the tiny model's defaults (steps, size) and config.
+# this shape gets the tiny model's defaults (steps, size) and config; with 9 input channels, the tiny inpainting model's.
 TINY_FIRST_CONV = [32, 4, 3, 3]
+# An inpainting UNet's first convolution reads 9 channels (latents, mask, masked-image latents): SDXL inpainting 0.1,
+# and what A1111 (its `hybrid` conditioning) and ComfyUI (model_base inpaint_model) detect from this weight.
+INPAINT_IN_CHANNELS = 9
 # An SDXL refiner file holds one text encoder, OpenCLIP bigG, as the first embedder (a base file's bigG is the second,
 # after CLIP-L under conditioner.embedders.0.transformer.): sgm's sd_xl_refiner.yaml, A1111's and ComfyUI's detection.
 REFINER_TEXT_PREFIX = "conditioner.embedders.0.model."
@@ -80,13 +83,26 @@ def checkpoint_from_path(path: str | Path) -> CheckpointFile:
     return CheckpointFile(path.stem, str(path), path.stat().st_size, str(path.parent))
 
 
-def looks_tiny(path: str | Path) -> bool:
-    """Whether a checkpoint has the embedded tiny model's UNet width (reads the header only; False if unreadable)."""
+def _first_conv_shape(path: str | Path) -> list | None:
     try:
         entry = safetensors_header(path).get(UNET_FIRST_CONV)
     except InputError:
-        return False
-    return isinstance(entry, dict) and entry.get("shape") == TINY_FIRST_CONV
+        return None
+    return entry.get("shape") if isinstance(entry, dict) and isinstance(entry.get("shape"), list) else None
+
+
+def looks_tiny(path: str | Path) -> bool:
+    """Whether a checkpoint has the embedded tiny model's UNet width, with 4 or 9 input channels (reads the header
+    only; False if unreadable)."""
+    shape = _first_conv_shape(path)
+    return shape is not None and len(shape) == 4 and shape[1] in (4, INPAINT_IN_CHANNELS) and \
+        [shape[0], 4, *shape[2:]] == TINY_FIRST_CONV
+
+
+def looks_inpainting(path: str | Path) -> bool:
+    """Whether a checkpoint's UNet is an inpainting one (its first convolution reads 9 channels); header only."""
+    shape = _first_conv_shape(path)
+    return shape is not None and len(shape) == 4 and shape[1] == INPAINT_IN_CHANNELS
 
 
 def looks_refiner(path: str | Path) -> bool:

@@ -39,6 +39,7 @@ class ModelPreset:
     # request sets none; for a turbo model they win over a style's, as its steps and cfg do.
     scheduler: str | None = None
     schedule_type: str | None = None
+    inpainting: bool = False  # a 9-channel inpainting UNet (latents + mask + masked-image latents)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def _check_range(check: JsonChecker, key: str, values: dict, name: str, low: flo
 def _model(check: JsonChecker, raw: Any, key: str) -> ModelPreset:
     v = check.entry(raw, key, {"id": "str", "description": "str", "steps": "int", "cfg": "float", "heavy": "bool"},
                     {"turbo": "bool", "source": "str", "native_size": "pair_int", "vae": "str", "refiner": "bool",
-                     "scheduler": "str", "schedule_type": "str"})
+                     "scheduler": "str", "schedule_type": "str", "inpainting": "bool"})
     if v.get("source", "hf") not in ("hf", "embedded"):
         raise check.fail(f"{key}.source", f"unknown source {shown(v['source'])}; accepted: hf, embedded")
     _check_range(check, key, v, "steps", 1, MAX_STEPS)

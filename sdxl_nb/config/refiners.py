@@ -27,15 +27,9 @@ def model_revision(info: ModelInfo) -> str | None:
     """A model's revision as records hold it: the cache commit, or the embedded folder's content hash."""
     if info.source != "embedded":
         return info.revision
-    from sdxl_nb.config.tiny import content_revision
+    from sdxl_nb.config.embedded_models import embedded_revision
 
-    if info.id == TINY_REFINER_ID:
-        from sdxl_nb.config.tiny_refiner import ensure_tiny_refiner
-
-        return content_revision(ensure_tiny_refiner())
-    from sdxl_nb.config.tiny import ensure_tiny_model
-
-    return content_revision(ensure_tiny_model())
+    return embedded_revision(info.id)
 
 
 def refiner_record(r, presets: Presets) -> dict | None:

@@ -9,19 +9,23 @@ from pathlib import Path
 
 from sdxl_nb import settings
 from sdxl_nb.config.checkpoints import (
+    INPAINT_IN_CHANNELS,
     CheckpointFile,
     check_checkpoint_file,
     checkpoint_from_path,
     list_checkpoints,
+    looks_inpainting,
     looks_refiner,
     looks_tiny,
 )
 from sdxl_nb.config.presets import ModelPreset, Presets
 from sdxl_nb.config.safetensors_file import header_problem
 from sdxl_nb.config.tiny import TINY_MODEL_ID
+from sdxl_nb.config.tiny_inpaint import TINY_INPAINT_ID
 from sdxl_nb.errors import InputError, ModelUnavailableError
 
-SDXL_PIPELINE_CLASSES = ("StableDiffusionXLPipeline",)
+# An inpainting folder (diffusers/stable-diffusion-xl-1.0-inpainting-0.1) declares the inpaint pipeline.
+SDXL_PIPELINE_CLASSES = ("StableDiffusionXLPipeline", "StableDiffusionXLInpaintPipeline")
 SDXL_REFINER_CLASS = "StableDiffusionXLImg2ImgPipeline"  # with no first text encoder: the refiner layout
 # Components that carry weights (tokenizers and schedulers are config only).
 _NON_WEIGHT_COMPONENTS = {"scheduler", "tokenizer", "tokenizer_2", "feature_extractor", "image_encoder"}
@@ -169,23 +173,38 @@ def _folder_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
 
 
+def cached_unet_in_channels(repo_id: str) -> int | None:
+    """The input channels of a cached pipeline's UNet (9: an inpainting UNet), from its config; None if unreadable."""
+    try:
+        snapshot, _commit = _snapshot(repo_id)
+        value = json.loads((snapshot / "unet" / "config.json").read_text(encoding="utf-8")).get("in_channels")
+    except (ModelUnavailableError, OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
 def _generic_preset(repo_id: str, presets: Presets, refiner: bool = False) -> ModelPreset:
-    what = "SDXL refiner" if refiner else "SDXL pipeline"
+    inpainting = not refiner and cached_unet_in_channels(repo_id) == INPAINT_IN_CHANNELS
+    what = "SDXL refiner" if refiner else "SDXL inpainting pipeline" if inpainting else "SDXL pipeline"
     return ModelPreset(id=repo_id, description=f"{what} found in the local Hugging Face cache",
                        steps=presets.defaults.steps, cfg=presets.defaults.cfg, heavy=True,
-                       turbo="turbo" in repo_id.lower(), refiner=refiner)
+                       turbo="turbo" in repo_id.lower(), refiner=refiner, inpainting=inpainting)
 
 
 def _checkpoint_preset(file: CheckpointFile, presets: Presets) -> ModelPreset:
-    base = presets.models.get(TINY_MODEL_ID) if looks_tiny(file.path) else None
     # A refiner file (sd_xl_refiner_1.0.safetensors) is picked as a refiner, never as a base, as a refiner folder is.
     refiner = looks_refiner(file.path)
-    description = f"SDXL {'refiner ' if refiner else ''}checkpoint {file.path}"
+    inpainting = not refiner and looks_inpainting(file.path)
+    base = presets.models.get(TINY_INPAINT_ID if inpainting else TINY_MODEL_ID) if looks_tiny(file.path) else None
+    kind = "refiner " if refiner else "inpainting " if inpainting else ""
+    description = f"SDXL {kind}checkpoint {file.path}"
     if base is not None:  # the tiny architecture: the demo model's defaults (size, steps) fit it
         return ModelPreset(id=file.name, description=description, steps=base.steps, cfg=base.cfg, heavy=False,
-                           turbo=False, source="checkpoint", native_size=base.native_size, refiner=refiner)
+                           turbo=False, source="checkpoint", native_size=base.native_size, refiner=refiner,
+                           inpainting=inpainting)
     return ModelPreset(id=file.name, description=description, steps=presets.defaults.steps, cfg=presets.defaults.cfg,
-                       heavy=True, turbo="turbo" in file.name.lower(), source="checkpoint", refiner=refiner)
+                       heavy=True, turbo="turbo" in file.name.lower(), source="checkpoint", refiner=refiner,
+                       inpainting=inpainting)
 
 
 def _table(presets: Presets) -> tuple[dict[str, ModelPreset], dict[str, CheckpointFile], dict[str, str]]:
@@ -276,8 +295,11 @@ def find_model(model_id: str, presets: Presets) -> ModelInfo:
 
 
 def checkpoint_record(info: ModelInfo) -> dict:
-    """The record's model fields that let a re-run load the same file: the checkpoint's path and sha256."""
-    return {"path": info.path, "sha256": info.sha256} if info.source == "checkpoint" else {}
+    """The record's model fields beyond id and revision: a checkpoint's path and sha256 (what lets a re-run load the
+    same file), and `inpainting: true` for a 9-channel inpainting UNet (absent otherwise: other records keep their
+    shape)."""
+    fields = {"path": info.path, "sha256": info.sha256} if info.source == "checkpoint" else {}
+    return {**fields, "inpainting": True} if info.preset.inpainting else fields
 
 
 def recorded_model(model: dict, presets: Presets) -> tuple[ModelInfo, list[str]]:

@@ -70,8 +70,8 @@ def convert(model: str, out: str | Path, *, dtype: str = "float32", on_stage=Non
         save_diffusers_folder,
     )
     from sdxl_nb.backends.local.loading import DTYPES, load_pipeline
+    from sdxl_nb.config.embedded_models import embedded_folder
     from sdxl_nb.config.registry import locate_model
-    from sdxl_nb.config.tiny import ensure_tiny_model
     from sdxl_nb.record.secrets import mask_data
 
     info, out, kind = check_convert(model, out, dtype)
@@ -83,7 +83,7 @@ def convert(model: str, out: str | Path, *, dtype: str = "float32", on_stage=Non
     elif info.source == "checkpoint":
         pipe = load_checkpoint_model(info, Path(info.path), "cpu", torch_dtype, stage)[0]
     else:
-        folder = ensure_tiny_model() if info.source == "embedded" else locate_model(info.id)[0]
+        folder = embedded_folder(info.id) if info.source == "embedded" else locate_model(info.id)[0]
         try:
             pipe, vae, _warnings = load_pipeline(info, Path(folder), "cpu", torch_dtype, stage)
         except ModelUnavailableError:

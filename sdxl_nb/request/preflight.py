@@ -29,9 +29,9 @@ def input_warnings(r: ResolvedRequest) -> list[str]:
 
 def _folder(info: ModelInfo) -> Path:
     if info.source == "embedded":
-        from sdxl_nb.config.tiny import ensure_tiny_model
+        from sdxl_nb.config.embedded_models import embedded_folder
 
-        return ensure_tiny_model()
+        return embedded_folder(info.id)
     return Path(info.path)
 
 

@@ -33,11 +33,7 @@ def inpaint_latent(g, r, pixels: list, vae_link: list, mask: list, notes: list[s
     if settings is None:  # a record from before the settings: the graph it was exported with
         return g.add("SetLatentNoiseMask", samples=g.add("VAEEncode", pixels=pixels, vae=vae_link), mask=mask), None
     check_inpaint(r)
-    if settings.mask_blur:
-        image = g.add("MaskToImage", mask=mask)
-        image = g.add("ImageBlur", "Mask blur", image=image, blur_radius=int(2.5 * settings.mask_blur + 0.5),
-                      sigma=float(settings.mask_blur))
-        mask = g.add("ImageToMask", image=image, channel="red")
+    mask = _blurred(g, settings, mask)
     sampler_mask = g.add("ThresholdMask", mask=mask, value=0.5)
     if settings.masked_content == "original":
         latent = g.add("SetLatentNoiseMask", samples=g.add("VAEEncode", pixels=pixels, vae=vae_link),
@@ -48,8 +44,30 @@ def inpaint_latent(g, r, pixels: list, vae_link: list, mask: list, notes: list[s
                      "pixels out before encoding (A1111 fills them with blurred surroundings"
                      + {"fill": ")", "latent noise": ", then puts seed noise in the latents)",
                         "latent nothing": ", then zeroes the latents)"}[settings.masked_content])
-    overlay = g.add("MaskComposite", "Overlay mask", destination=mask, source=mask, x=0, y=0, operation="add")
-    return latent, overlay
+    return latent, _overlay(g, mask)
+
+
+def inpainting_model_overlay(g, r, mask: list) -> list | None:
+    """The paste-back mask of a 9-channel inpainting model's job (its latents come from InpaintModelConditioning):
+    the same blurred, doubled mask as for other models; None for records without settings."""
+    settings = getattr(r, "inpaint", None)
+    if settings is None:
+        return None
+    check_inpaint(r)
+    return _overlay(g, _blurred(g, settings, mask))
+
+
+def _blurred(g, settings, mask: list) -> list:
+    if not settings.mask_blur:
+        return mask
+    image = g.add("MaskToImage", mask=mask)
+    image = g.add("ImageBlur", "Mask blur", image=image, blur_radius=int(2.5 * settings.mask_blur + 0.5),
+                  sigma=float(settings.mask_blur))
+    return g.add("ImageToMask", image=image, channel="red")
+
+
+def _overlay(g, mask: list) -> list:
+    return g.add("MaskComposite", "Overlay mask", destination=mask, source=mask, x=0, y=0, operation="add")
 
 
 def paste_back(g, decoded: list, pixels: list, overlay: list | None, batch: int) -> list:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdxl_nb.backends.comfy.inpaint_nodes import check_inpaint, inpaint_latent, paste_back
+from sdxl_nb.backends.comfy.inpaint_nodes import check_inpaint, inpaint_latent, inpainting_model_overlay, paste_back
 from sdxl_nb.config.limits import strength_steps
 from sdxl_nb.request.prompt_syntax import is_plain, without_tags
 from sdxl_nb.request.resolve import InputImage, ResolvedRequest
@@ -123,12 +123,17 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     else:
         pixels = _load_image(g, _name(r.init_image, content_names, uploads), r.init_image.size,
                              (r.width, r.height))
-        if r.mode == "inpaint":  # A1111's mask blur, masked content and paste-back (inpaint_nodes.py)
+        if r.mode != "inpaint":
+            latent = g.add("VAEEncode", pixels=pixels, vae=vae_link)
+        else:
             mask = _load_mask(g, _name(r.mask_image, content_names, uploads), r.mask_image.size,
                               (r.width, r.height))
-            latent, overlay = inpaint_latent(g, r, pixels, vae_link, mask, notes)
-        else:
-            latent = g.add("VAEEncode", pixels=pixels, vae=vae_link)
+            if getattr(r.model, "inpainting", False):  # a 9-channel UNet: InpaintModelConditioning
+                positive, negative, latent = _inpaint_model_conditioning(g, positive, negative, vae_link, pixels,
+                                                                         mask)
+                overlay = inpainting_model_overlay(g, r, mask)
+            else:  # A1111's mask blur, masked content and paste-back (inpaint_nodes.py)
+                latent, overlay = inpaint_latent(g, r, pixels, vae_link, mask, notes)
         if batch > 1:
             latent = g.add("RepeatLatentBatch", samples=latent, amount=batch)
     sampler_name, scheduler, note = comfy_sampler(r)
@@ -161,6 +166,16 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
         decoded = paste_back(g, decoded, pixels, overlay, batch)
     save = g.add("SaveImage", images=decoded, filename_prefix=filename_prefix)
     return Workflow(graph=g.nodes, save_node=save[0], uploads=uploads, notes=notes)
+
+
+def _inpaint_model_conditioning(g: _Graph, positive: list, negative: list, vae: list, pixels: list, mask: list):
+    """(positive, negative, latent) for a 9-channel inpainting checkpoint: ComfyUI's InpaintModelConditioning (nodes.py)
+    puts the mask and the masked image's latents on both conditionings and encodes the image. Its noise mask stays off:
+    diffusers' inpaint pipeline blends the known latents back only for 4-channel UNets. txt2img and img2img need no
+    node: with no mask ComfyUI's BaseModel.concat_cond gives a full mask and a blank image, as the local run does."""
+    node = g.add("InpaintModelConditioning", "Inpainting model conditioning", positive=positive, negative=negative,
+                 vae=vae, pixels=pixels, mask=mask, noise_mask=False)
+    return _output(node, 0), _output(node, 1), _output(node, 2)
 
 
 def switch_step(steps: int, switch: float) -> int:

@@ -7,6 +7,7 @@ from PIL import Image
 
 from sdxl_nb.backends.base import ImageSpec
 from sdxl_nb.backends.local.conditioning import PromptEncoder, run_shape
+from sdxl_nb.backends.local.inpaint_model import model_arguments
 from sdxl_nb.backends.local.ip_adapter import ip_adapter_arguments
 from sdxl_nb.backends.local.mixing import lerp
 from sdxl_nb.request.prompt_syntax import without_tags
@@ -40,7 +41,7 @@ class CallArguments:
     def __init__(self, pipe, r: ResolvedRequest, plain: bool, texts: list[str] | None = None,
                  vectors: dict | None = None):
         self.pipe, self.r, self.plain = pipe, r, plain
-        self.shared = shared_arguments(r)
+        self.shared = model_arguments(pipe, r, shared_arguments(r))
         self.inpaint = None  # A1111's inpaint: blur, crop, fill, then the original pasted back (inpaint_area.py)
         if r.mode == "inpaint" and r.inpaint is not None:
             from sdxl_nb.backends.local.inpaint_area import InpaintInputs

@@ -21,11 +21,13 @@ from sdxl_nb.backends.local.checkpoint_keys import (
     REFINER_CLIP_G_PREFIX,
     original_state_dict,
 )
-from sdxl_nb.config.checkpoints import check_checkpoint_file, looks_refiner
-from sdxl_nb.config.registry import _cached_sdxl_repos, _snapshot
+from sdxl_nb.config.checkpoints import INPAINT_IN_CHANNELS, check_checkpoint_file, looks_inpainting, looks_refiner
+from sdxl_nb.config.registry import _cached_sdxl_repos, _snapshot, cached_unet_in_channels
 from sdxl_nb.config.sdxl_base import ensure_sdxl_base_config
+from sdxl_nb.config.sdxl_inpaint import SDXL_INPAINT_REPO, ensure_sdxl_inpaint_config
 from sdxl_nb.config.sdxl_refiner import ensure_sdxl_refiner_config
 from sdxl_nb.config.tiny import TINY_MODEL_ID, ensure_tiny_model
+from sdxl_nb.config.tiny_inpaint import TINY_INPAINT_ID, ensure_tiny_inpaint
 from sdxl_nb.config.tiny_refiner import TINY_REFINER_ID, ensure_tiny_refiner
 from sdxl_nb.errors import ModelUnavailableError, one_line
 
@@ -50,11 +52,9 @@ def expected_shapes(config_folder: Path) -> dict[str, list[int]]:
     return _expected[key]
 
 
-def _config_candidates() -> list[tuple[str, Path]]:
-    """(name, folder) of every local SDXL pipeline whose configs can describe a checkpoint, first match wins: the
-    tiny model, SDXL base in the Hugging Face cache, the bundled SDXL base configs, then other cached SDXL
-    pipelines (configs and tokenizers suffice; no weight is read). A cached fine-tune of the same shapes comes
-    after SDXL base so that its scheduler (a turbo model's, say) is not given to every checkpoint."""
+def _cached_candidates() -> list[tuple[str, Path]]:
+    """(repo id, snapshot) of every cached SDXL pipeline (not a refiner) with every config a checkpoint needs,
+    SDXL base first."""
     cached = []
     for repo_id in sorted(_cached_sdxl_repos(), key=lambda repo: repo != SDXL_BASE_REPO):
         try:
@@ -63,6 +63,15 @@ def _config_candidates() -> list[tuple[str, Path]]:
             continue
         if all((snapshot / part / "config.json").is_file() for part in ("unet", "vae", "text_encoder", "text_encoder_2")):
             cached.append((repo_id, snapshot))
+    return cached
+
+
+def _config_candidates() -> list[tuple[str, Path]]:
+    """(name, folder) of every local SDXL pipeline whose configs can describe a checkpoint, first match wins: the
+    tiny model, SDXL base in the Hugging Face cache, the bundled SDXL base configs, then other cached SDXL
+    pipelines (configs and tokenizers suffice; no weight is read). A cached fine-tune of the same shapes comes
+    after SDXL base so that its scheduler (a turbo model's, say) is not given to every checkpoint."""
+    cached = _cached_candidates()
     base = [entry for entry in cached if entry[0] == SDXL_BASE_REPO]
     others = [entry for entry in cached if entry[0] != SDXL_BASE_REPO]
     return [(TINY_MODEL_ID, ensure_tiny_model()), *base, ("bundled SDXL base", ensure_sdxl_base_config()), *others]
@@ -95,6 +104,18 @@ def _refiner_candidates() -> list[tuple[str, Path]]:
             *others]
 
 
+def _inpaint_candidates() -> list[tuple[str, Path]]:
+    """(name, folder) of every local SDXL inpainting layout (9-channel UNet) that can describe a single-file inpainting
+    checkpoint: the tiny inpainting model, SDXL inpainting 0.1 in the Hugging Face cache, its bundled configs, then
+    other cached inpainting pipelines."""
+    cached = [(repo_id, snapshot) for repo_id, snapshot in _cached_candidates()
+              if cached_unet_in_channels(repo_id) == INPAINT_IN_CHANNELS]
+    first = [entry for entry in cached if entry[0] == SDXL_INPAINT_REPO]
+    others = [entry for entry in cached if entry[0] != SDXL_INPAINT_REPO]
+    return [(TINY_INPAINT_ID, ensure_tiny_inpaint()), *first,
+            ("bundled SDXL inpainting", ensure_sdxl_inpaint_config()), *others]
+
+
 def config_for(path: str | Path, *, refiner: bool = False) -> Path:
     """The local config folder whose architecture matches a checkpoint's every weight (a refiner's among the
     refiners); else ModelUnavailableError naming the file (truncated, not SDXL, or an SDXL layout whose configs are
@@ -106,7 +127,11 @@ def config_for(path: str | Path, *, refiner: bool = False) -> Path:
     # from_single_file) opens the file only after it accepted it, and only as .safetensors.
     header = check_checkpoint_file(path)
     differences = []
-    for name, folder in _refiner_candidates() if refiner else _config_candidates():
+    # A 9-channel first convolution is an inpainting UNet: only inpainting layouts can describe it (the others are
+    # not built for a file they cannot match).
+    candidates = (_refiner_candidates() if refiner else
+                  _inpaint_candidates() if looks_inpainting(path) else _config_candidates())
+    for name, folder in candidates:
         try:
             difference = _difference(header, expected_shapes(folder))
         except (OSError, ValueError, KeyError) as exc:  # a cached folder with unreadable configs is no candidate

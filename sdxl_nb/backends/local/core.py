@@ -21,6 +21,7 @@ from sdxl_nb.backends.load_events import model_loaded
 from sdxl_nb.backends.local.checkpoint_load import config_for as checkpoint_config
 from sdxl_nb.backends.local.checkpoint_load import load_checkpoint_model
 from sdxl_nb.backends.local.conditioning import PromptEncoder, conditioning_record
+from sdxl_nb.backends.local.inpaint_model import is_inpainting, pipeline_mode
 from sdxl_nb.backends.local.ip_adapter import apply_ip_adapter, check_ip_adapter
 from sdxl_nb.backends.local.loading import DTYPES, default_device, default_dtype, dtype_name, load_pipeline
 from sdxl_nb.backends.local.lora import LoraSwitch
@@ -29,9 +30,10 @@ from sdxl_nb.backends.local.networks import check_networks, embedding_vectors, l
 from sdxl_nb.backends.local.oom import component_bytes, free_memory_bytes, in_use_bytes
 from sdxl_nb.backends.local.run_loop import RunLoop
 from sdxl_nb.backends.local.speed import apply_options, fp8_problem, set_vae_savers, warm_up
+from sdxl_nb.config.embedded_models import embedded_folder
 from sdxl_nb.config.options import EngineOptions
 from sdxl_nb.config.registry import ModelInfo, locate_model
-from sdxl_nb.config.tiny import content_revision, ensure_tiny_model
+from sdxl_nb.config.tiny import content_revision
 from sdxl_nb.errors import InputError, ModelUnavailableError, one_line
 from sdxl_nb.request.resolve import ResolvedRequest
 
@@ -152,7 +154,7 @@ class Engine:
             started = time.perf_counter()
             if info.source == "embedded":
                 stage("building the embedded model")
-                folder = ensure_tiny_model()
+                folder = embedded_folder(info.id)
                 revision = content_revision(folder)
             elif info.source == "checkpoint":
                 folder, revision = Path(info.path), info.revision
@@ -172,14 +174,15 @@ class Engine:
                                             f"{one_line(exc)}") from exc
             events = apply_options(pipe, self.options, self.device)
             load_s = time.perf_counter() - started
-            if self.options.warmup:
+            warmup = self.options.warmup and not is_inpainting(pipe)  # its call needs an image and a mask
+            if warmup:
                 stage("warming up")
                 width, height = info.preset.native_size or (1024, 1024)
                 took = warm_up(pipe, width, height, call=self.call_pipeline)
                 events.append(f"warm-up run at {width}x{height} took {took:.2f} s")
             loaded = LoadedModel(info=info, revision=revision, path=str(folder), pipe=pipe, load_s=load_s,
                                  vae=vae, warnings=warnings, events=events, own_scheduler=pipe.scheduler)
-            if self.options.warmup:
+            if warmup:
                 loaded.graph_shapes.add((width, height, 2))  # the warm-up ran with guidance at this size
             self.loaded[info.id] = loaded
         model_loaded(info.id)  # outside the lock: a listener may ask what is loaded
@@ -192,6 +195,7 @@ class Engine:
             from sdxl_nb.backends.local.controlnet import controlnet_pipeline
 
             return controlnet_pipeline(loaded, mode, controls)
+        mode = pipeline_mode(loaded.pipe, mode)  # an inpainting UNet runs every mode as an inpaint
         if mode == "txt2img" and not mixing:
             return loaded.pipe
         key = f"mixing-{mode}" if mixing else mode
@@ -290,7 +294,7 @@ class Engine:
             return {"loaded": loaded}
         if info.source == "checkpoint":  # its architecture's config folder describes its layers
             return {"folder": checkpoint_config(info.path)}
-        return {"folder": ensure_tiny_model() if info.source == "embedded" else Path(locate_model(info.id)[0])}
+        return {"folder": embedded_folder(info.id) if info.source == "embedded" else Path(locate_model(info.id)[0])}
 
     def fault(self, stage: str, **context):
         # The test hook: tests raise out-of-memory errors or return NaN latents at chosen stages.
