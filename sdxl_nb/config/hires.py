@@ -104,9 +104,9 @@ def parse_resize(value) -> tuple[int, int]:
 def _resized(resize, width: int, height: int) -> tuple[float, tuple[int, int], tuple[int, int]]:
     resize = parse_resize(resize)
     upscaled, final = resize_sizes(width, height, resize)
-    for label, (w, h) in (("upscaled", upscaled), ("final", final)):
+    for label, (w, h) in (("an upscaled", upscaled), ("a final", final)):
         if w % 8 or h % 8 or not MIN_SIZE <= min(w, h) or max(w, h) > MAX_SIZE:
-            raise InputError(f"hires resize {resize[0]}x{resize[1]} of {width}x{height} gives a {label} size {w}x{h}; "
+            raise InputError(f"hires resize {resize[0]}x{resize[1]} of {width}x{height} gives {label} size {w}x{h}; "
                              f"accepted: sizes in multiples of 8, {MIN_SIZE} to {MAX_SIZE} (e.g. a width or height "
                              "alone, which keeps the aspect ratio)")
     if upscaled[0] < width or upscaled[1] < height:
