@@ -148,8 +148,8 @@ def test_model_hash_match_and_mismatch(files):
     def read(h, m):
         return read_png_parameters(png_with(base.format(h=h, m=m)))
 
-    for given in (sha256(mine)[:10], short_hash(mine)):  # AutoV2 (1.6+) and the old 8-hex short hash
-        found = read(given, "mymodel")
+    for png_hash in (sha256(mine)[:10], short_hash(mine)):  # AutoV2 (1.6+) and the old 8-hex short hash
+        found = read(png_hash, "mymodel")
         assert found.fields["model"] == "mymodel" and checks(found)["Model"][0] == "found"
         assert "Model hash" not in found.unmapped
     # The name's file has another hash and no file has the PNG's: a warning naming both hashes, the name runs.
