@@ -42,6 +42,8 @@ NODES = {
     "CLIPTextEncodeSDXLRefiner": ["ascore", "width", "height", "text", "clip"],
     "LatentUpscaleBy": ["samples", "upscale_method", "scale_by"], "UpscaleModelLoader": ["model_name"],
     "ImageUpscaleWithModel": ["upscale_model", "image"],
+    "LatentUpscale": ["samples", "upscale_method", "width", "height", "crop"],
+    "LatentCrop": ["samples", "width", "height", "x", "y"], "ImageCrop": ["image", "width", "height", "x", "y"],
     "ControlNetLoader": ["control_net_name"], "Canny": ["image", "low_threshold", "high_threshold"],
     "ControlNetApplyAdvanced": ["positive", "negative", "control_net", "image", "strength", "start_percent",
                                 "end_percent"],
@@ -345,7 +347,7 @@ class FakeComfy:
             elif node["class_type"] == "LoadImage":
                 with Image.open(io.BytesIO(self.uploads[node["inputs"]["image"]])) as init:
                     width, height = init.size
-            elif node["class_type"] == "ImageScale":
+            elif node["class_type"] in ("ImageScale", "LatentUpscale", "LatentCrop", "ImageCrop"):
                 width, height = node["inputs"]["width"], node["inputs"]["height"]
             elif node["class_type"] == "LatentUpscaleBy":  # as ComfyUI: round(latent side x scale_by), in latents
                 scale = node["inputs"]["scale_by"]

@@ -90,7 +90,7 @@ def test_a_job_records_its_controlnet_saves_the_map_and_writes_a1111_parameters(
     with Image.open(result.paths[0]) as png:
         params = parse_parameters(png.text["parameters"])
     assert params["ControlNet 0"] == (
-        f"Module: canny, Model: {TINY_CONTROLNET} [{entry['model']['sha256'][:8]}], Weight: 0.8, "
+        f"Module: canny, Model: {TINY_CONTROLNET} [{extension_short_hash(entry['model'])}], Weight: 0.8, "
         "Resize Mode: Just Resize, Low Vram: False, Processor Res: 64, Threshold A: 50.0, Threshold B: 150.0, "
         "Guidance Start: 0.1, Guidance End: 0.9, Pixel Perfect: False, Control Mode: Balanced")
     assert verify_folder(out).ok
@@ -578,3 +578,14 @@ def test_controlnets_guide_the_hires_pass_too_with_maps_at_its_size(run, engine,
     monkeypatch.undo()
     records, _ = read_logged_records(tmp_path / "out")
     assert rerun_jobs(select_for_rerun(records, "all"), engine)["verdict"].tolist() == [BIT_EXACT]
+
+
+def extension_short_hash(model: dict) -> str:
+    """sd-webui-controlnet's hash (A1111's sd_models.model_hash), computed here on its own: sha256 of the 64 KiB at
+    1 MiB of the weights file, 8 hex digits."""
+    import hashlib
+    from pathlib import Path
+
+    path = Path(model["path"])
+    path = path if path.is_file() else sorted(path.glob("*.safetensors"))[0]
+    return hashlib.sha256(path.read_bytes()[0x100000:0x110000]).hexdigest()[:8]

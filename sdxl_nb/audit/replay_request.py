@@ -191,7 +191,7 @@ def trusted_upscaler(entry: object) -> object:
 
 def recorded_hires(record: dict):
     """The hires pass a job ran (None without one); an upscaler model must still hold what the job used."""
-    from sdxl_nb.config.hires import HiresFix
+    from sdxl_nb.config.hires import HiresFix, recorded_resize
     from sdxl_nb.config.upscalers import recorded_upscaler
 
     entry = record.get("hires")
@@ -203,7 +203,8 @@ def recorded_hires(record: dict):
         upscaler = recorded_upscaler(trusted_upscaler(entry.get("upscaler")))
         return HiresFix(scale=float(_field(entry, "scale", (int, float))), steps=_field(entry, "steps", int),
                         denoise=float(_field(entry, "denoise", (int, float))), upscaler=upscaler,
-                        width=_field(entry, "width", int), height=_field(entry, "height", int))
+                        width=_field(entry, "width", int), height=_field(entry, "height", int),
+                        **recorded_resize(entry))
     except NotTrusted:
         raise
     except ValueError as exc:

@@ -69,6 +69,9 @@ def add_hires_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("hires fix (txt2img: a second, upscaled pass, as A1111's)")
     group.add_argument("--hires-scale", type=float, help="upscale the first pass by this factor (1 to 4), then denoise "
                                                          "again at the new size")
+    group.add_argument("--hires-resize", metavar="WxH",
+                       help="instead of --hires-scale: upscale to this size (A1111's Resize width/height to; a 0 "
+                            "keeps the aspect ratio, e.g. 1536x0; another ratio is covered, then centre-cropped)")
     group.add_argument("--hires-steps", type=int, help="steps of the second pass (default: the first pass's steps)")
     group.add_argument("--hires-denoise", type=float, help="denoising strength of the second pass (default 0.7)")
     group.add_argument("--hires-upscaler", metavar="NAME",
@@ -135,6 +138,7 @@ def request_from(args):
         refiner=args.refiner, refiner_switch=args.refiner_switch,
         hires_scale=getattr(args, "hires_scale", None), hires_steps=getattr(args, "hires_steps", None),
         hires_denoise=getattr(args, "hires_denoise", None), hires_upscaler=getattr(args, "hires_upscaler", None),
+        hires_resize=getattr(args, "hires_resize", None),
         ip_adapter=getattr(args, "ip_adapter", None), ip_images=getattr(args, "ip_image", None),
         ip_scale=getattr(args, "ip_scale", None),
         controlnets=control_units(args) if hasattr(args, "controlnet") else None,

@@ -178,3 +178,45 @@ def checkpoint_sha256(path: str | Path) -> str:
     with _lock:
         _memory[key] = value
     return value
+
+
+# ---- A1111's hashes, for matching a PNG's hash to a file ----
+SHORT_HASH_OFFSET, SHORT_HASH_BYTES = 0x100000, 0x10000
+
+
+def a1111_short_hash(path: str | Path) -> str:
+    """A1111's old short model hash (modules/sd_models.py model_hash; the hash sd-webui-controlnet's
+    global_state.update_cn_models writes as `Model: NAME [HASH]`): sha256 of the 0x10000 bytes at offset 0x100000,
+    first 8 hex digits (a file shorter than 1 MiB hashes what is there: nothing at all, for most)."""
+    import hashlib
+
+    with open(path, "rb") as handle:
+        handle.seek(SHORT_HASH_OFFSET)
+        return hashlib.sha256(handle.read(SHORT_HASH_BYTES)).hexdigest()[:8]
+
+
+def hash_matches(given: str | None, sha256: str, path: str | Path | None = None) -> bool:
+    """Whether a PNG's hash names this file: a prefix of its sha256 (A1111's 10-hex AutoV2 `Model hash`, 12-hex
+    `TI hashes`, our older 8-hex ControlNet hash), or with a path, the 8-hex short hash."""
+    given = (given or "").strip().lower()
+    if len(given) < 8 or any(c not in "0123456789abcdef" for c in given):
+        return False
+    if sha256.lower().startswith(given):
+        return True
+    if path is None or len(given) != 8:
+        return False
+    try:
+        return a1111_short_hash(path) == given
+    except OSError:
+        return False
+
+
+def checkpoint_with_hash(given: str | None) -> CheckpointFile | None:
+    """The first checkpoint file whose A1111 Model hash (AutoV2 or short) is `given`, or None."""
+    for checkpoint in list_checkpoints() if given else ():
+        try:
+            if hash_matches(given, checkpoint.sha256, checkpoint.path):
+                return checkpoint
+        except OSError:
+            continue
+    return None

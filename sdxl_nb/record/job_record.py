@@ -166,7 +166,10 @@ def hires_fields(record: dict) -> dict:
     hires = record.get("hires")
     if not isinstance(hires, dict):
         return {}
-    return {"Denoising strength": f"{hires['denoise']:g}", "Hires upscale": f"{hires['scale']:g}",
+    # A1111's calculate_target_resolution: "Hires resize: WxH" (as given, 0 keeps the ratio) replaces "Hires upscale".
+    resize = hires.get("resize")
+    size = {"Hires resize": f"{resize[0]}x{resize[1]}"} if resize else {"Hires upscale": f"{hires['scale']:g}"}
+    return {"Denoising strength": f"{hires['denoise']:g}", **size,
             "Hires steps": hires["steps"], "Hires upscaler": hires["upscaler"]["name"]}
 
 

@@ -10,6 +10,7 @@ from sdxl_nb.config import bounded_json
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.record.metadata import parse_parameters
+from sdxl_nb.record.png_checks import UNCHECKED, control_checks, model_check, network_checks
 from sdxl_nb.record.png_record import Reader, is_number, is_whole, record_fields, shown, upscale_note
 from sdxl_nb.record.png_text import read_png_file, text_chunks
 from sdxl_nb.record.sampler_pairs import sampler_pair_from_a1111, sampler_pair_from_comfy
@@ -37,6 +38,7 @@ class PngParameters:
     record: dict | None = None  # our PNG's record chunk
     problems: list[str] = field(default_factory=list)  # "not read: why", one line each (the rest is read)
     inputs: dict = field(default_factory=dict)  # the sha256 of each input image our record names (png_record)
+    checks: list = field(default_factory=list)  # png_checks.Check per file an A1111 PNG names: found/other/missing
 
 
 def read_png_parameters(data: bytes | str | os.PathLike, presets: Presets | None = None) -> PngParameters:
@@ -118,15 +120,15 @@ def _a1111(text: str, presets: Presets, problems: list[str] | None = None) -> Pn
         else:
             unmapped["Sampler"] = f"{sampler}" + (f", {schedule}" if schedule else "") + f" ({why})"
     model = values.pop("Model", None)
-    if model:
-        fields["model"] = model_id(model, presets)
-    if not fields.get("model"):
-        # A renamed checkpoint is still found by its A1111 Model hash (the file's sha256, first 10 hex digits).
-        fields["model"] = checkpoint_by_hash(values.get("Model hash"))
-        if fields["model"]:
+    # The name picks the model; the Model hash is checked against its file, and a file with that hash wins.
+    checked, check = model_check(model, values.get("Model hash"), model_id(model, presets) if model else None)
+    checks = [check] if check else []
+    if checked:
+        fields["model"] = checked
+        if check is not None and check.status != UNCHECKED:
             values.pop("Model hash")
-        elif model:
-            _note(unmapped, "Model", model)
+    elif model:
+        _note(unmapped, "Model", model)
     refiner = values.pop("Refiner", None)
     if refiner:
         name, _, short = refiner.partition(" [")  # "NAME [HASH]": the hash names the file, the name the model
@@ -134,17 +136,32 @@ def _a1111(text: str, presets: Presets, problems: list[str] | None = None) -> Pn
         fields["refiner"] = (model_id(name, presets) or checkpoint_by_hash(short.rstrip("]") or None)
                              or _note(unmapped, "Refiner", refiner))
         fields["refiner_switch"] = number("Refiner switch at", float, "0.8")
-    if "Hires upscale" in values:  # a txt2img hires fix: its Denoising strength is the second pass's
+    if "Hires upscale" in values or "Hires resize" in values:  # txt2img hires: Denoising strength is its pass's
         fields.update(hires_scale=number("Hires upscale", float), hires_upscaler=values.pop("Hires upscaler", None),
-                      hires_steps=number("Hires steps", int), hires_denoise=number("Denoising strength", float))
+                      hires_steps=number("Hires steps", int), hires_denoise=number("Denoising strength", float),
+                      hires_resize=_resize(values.pop("Hires resize", None), problems))
     from sdxl_nb.request.inpaint import read_a1111 as inpaint_fields
 
     fields.update(inpaint_fields(values, number))  # Mask blur, Masked content, Inpaint area, Masked area padding
     if "Denoising strength" in values:
         unmapped["Denoising strength"] = values.pop("Denoising strength") + " (img2img: the init image is not in the PNG)"
+    checks += network_checks(fields["prompt"], values) + control_checks(values)
     unmapped.update({key: value for key, value in values.items() if key not in ("Version", "Style")})
     return PngParameters("A1111", {k: v for k, v in fields.items() if v is not None}, unmapped, text,
-                         problems=problems)
+                         problems=problems, checks=checks)
+
+
+def _resize(text: str | None, problems: list[str]) -> tuple[int, int] | None:
+    """A1111's `Hires resize: WxH` (infotext_utils reads it as Hires resize-1 / -2), or None with a line."""
+    from sdxl_nb.config.hires import parse_resize
+
+    if text is None:
+        return None
+    try:
+        return parse_resize(text)
+    except InputError:
+        problems.append(f"not read: Hires resize ({shown(text)} is not WIDTHxHEIGHT)")
+        return None
 
 
 def _whole(text: str) -> int:
@@ -361,18 +378,11 @@ def model_id(name: str, presets: Presets) -> str | None:
 
 
 def checkpoint_by_hash(model_hash: str | None) -> str | None:
-    """The id of the single-file checkpoint whose A1111 Model hash this is, or None."""
-    if not model_hash:
-        return None
-    from sdxl_nb.config.checkpoints import checkpoint_sha256, list_checkpoints
+    """The id of the single-file checkpoint whose A1111 Model hash (AutoV2 or short) this is, or None."""
+    from sdxl_nb.config.checkpoints import checkpoint_with_hash
 
-    for checkpoint in list_checkpoints():
-        try:
-            if checkpoint_sha256(checkpoint.path)[:10] == model_hash.strip().lower():
-                return checkpoint.name
-        except OSError:
-            continue
-    return None
+    found = checkpoint_with_hash(model_hash)
+    return found.name if found else None
 
 
 def _note(unmapped: dict, key: str, value: str) -> None:

@@ -104,6 +104,12 @@ def record_fields(record: dict, reader: Reader) -> tuple[dict, dict, dict]:
                       hires_denoise=r.get(hires, "denoise", "number", "hires denoise"),
                       hires_upscaler=r.get(r.part(hires, "upscaler", "hires upscaler"), "name", "text",
                                            "hires upscaler name"))
+        resize = r.get(hires, "resize", "list", "hires resize")
+        if resize is not None:  # A1111's "Hires resize": the target size replaces the scale
+            if len(resize) == 2 and all(is_whole(side) for side in resize):
+                fields.update(hires_resize=tuple(resize), hires_scale=None)
+            else:
+                r.problems.append(f"not read: hires resize ({shown(resize)} is not a width and a height)")
     adapter = r.part(record, "ip_adapter")
     if r.get(adapter, "name", "text", "ip_adapter name") is not None:  # the IP-Adapter, its images and scale
         images = [(path, r.get(entry, "sha256", "sha256", f"ip_images[{n}] sha256"))

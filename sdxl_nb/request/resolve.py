@@ -67,6 +67,8 @@ class GenerationRequest:
     hires_steps: int | None = None
     hires_denoise: float | None = None
     hires_upscaler: str | None = None
+    # A1111's "Resize width/height to" instead of hires_scale: (width, height) or "WxH"; a 0 keeps the aspect ratio.
+    hires_resize: tuple | str | None = None
     ip_adapter: str | None = None  # an IP-Adapter name (see `sdxl-nb ip-adapters`): images as part of the prompt
     ip_images: list | None = None  # its image paths (one or several)
     ip_scale: float | None = None  # its weight, 0 (no effect) to 2; default 1
@@ -295,7 +297,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     width, height = _resolve_size(request, presets, model, init, notes)
     refiner, switch = _resolve_refiner(request, models, mode, strength, notes)
     hires = resolve_hires(request.hires_scale, request.hires_steps, request.hires_denoise, request.hires_upscaler,
-                          mode=mode, width=width, height=height, base_steps=steps)
+                          mode=mode, width=width, height=height, base_steps=steps, resize=request.hires_resize)
     if hires is not None and refiner is not None and switch < 1:
         raise _fail("a refiner and the hires fix cannot run in the same job yet; accepted: one of them "
                     "(refine first, then upscale the image with `sdxl-nb upscale` or a hires job)")

@@ -18,13 +18,17 @@ class HiresFields:
         self.enabled = w.Checkbox(value=False, description="Hires fix", indent=False, layout=w.Layout(width="auto"))
         # Plain number boxes: a bounded box would clamp silently; resolve() names the accepted range instead.
         self.scale = w.FloatText(value=2.0, description="Upscale by", layout=w.Layout(**NUMBER))
+        # A1111's "Resize width/height to": 0 and 0 use the scale; one 0 keeps the first pass's aspect ratio.
+        self.resize_width = w.IntText(value=0, description="Resize to W", layout=w.Layout(**NUMBER))
+        self.resize_height = w.IntText(value=0, description="H", layout=w.Layout(**NUMBER))
         self.steps = w.IntText(value=0, description="Hires steps", layout=w.Layout(**NUMBER),
                                tooltip="0: the first pass's steps")
         self.denoise = w.FloatText(value=DEFAULT_DENOISE, description="Denoise", layout=w.Layout(**NUMBER))
         self.upscaler = w.Dropdown(description="Upscaler", layout=w.Layout(width="300px"))
         self.notes = w.HTML()  # upscaler files that cannot be used, and names two files share
         self.refresh()
-        self.settings = w.VBox([w.HBox([self.scale, self.steps, self.denoise, self.upscaler]), self.notes])
+        self.settings = w.VBox([w.HBox([self.scale, self.steps, self.denoise, self.upscaler]),
+                                w.HBox([self.resize_width, self.resize_height]), self.notes])
         self.widget = w.VBox([self.enabled, self.settings])
         self.enabled.add_class("sdxl-hires")
         self.enabled.observe(lambda _c: self._on_enabled(), "value")
@@ -52,16 +56,21 @@ class HiresFields:
         """The request's hires_* fields (empty when off)."""
         if not self.enabled.value:
             return {}
-        return dict(hires_scale=self.scale.value, hires_steps=self.steps.value or None,
-                    hires_denoise=self.denoise.value, hires_upscaler=self.upscaler.value)
+        resize = (self.resize_width.value, self.resize_height.value)
+        size = dict(hires_resize=resize) if any(resize) else dict(hires_scale=self.scale.value)
+        return dict(**size, hires_steps=self.steps.value or None, hires_denoise=self.denoise.value,
+                    hires_upscaler=self.upscaler.value)
 
     def load(self, fields: dict) -> list[str]:
         """Fill from request fields (a reused record or PNG); returns what could not be loaded."""
-        if fields.get("hires_scale") is None:
+        resize = fields.get("hires_resize")
+        if fields.get("hires_scale") is None and resize is None:
             self.enabled.value = False
             return []
         self.enabled.value = True
-        self.scale.value = float(fields["hires_scale"])
+        if fields.get("hires_scale") is not None:
+            self.scale.value = float(fields["hires_scale"])
+        self.resize_width.value, self.resize_height.value = (int(side) for side in resize) if resize else (0, 0)
         self.steps.value = int(fields.get("hires_steps") or 0)
         if fields.get("hires_denoise") is not None:
             self.denoise.value = float(fields["hires_denoise"])

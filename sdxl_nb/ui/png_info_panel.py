@@ -16,6 +16,7 @@ from sdxl_nb.ui.image_view import THUMB_BOX, clear_image, css, image_box, show_i
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 TARGETS = ("Generate", "Animate", "Sweep")
+CHECK_NOTES = {"found": "✓ found", "other hash": "⚠ other hash", "missing": "✗ missing", "not checked": "not checked"}
 
 
 class PngInfoPanel(Panel):
@@ -102,6 +103,8 @@ class PngInfoPanel(Panel):
             return
         rows = [(FIELD_LABELS.get(key, key), value, "") for key, value in params.fields.items()]
         rows += [(key, value, "not loaded") for key, value in params.unmapped.items()]
+        # The files the PNG names, each found (same hash), here with another hash, or missing: said apart.
+        rows += [(check.label, check.line, CHECK_NOTES.get(check.status, check.status)) for check in params.checks]
         rows += [("not read", line.removeprefix("not read: "), "") for line in problems or ()]
         body = "".join(f"<tr><th style='text-align:left;padding-right:12px;vertical-align:top'>{html.escape(k)}</th>"
                        f"<td>{html.escape(str(v))}</td><td style='color:#7a3e00'>{note}</td></tr>" for k, v, note in rows)

@@ -210,16 +210,28 @@ def _refined(g: _Graph, r: ResolvedRequest, seed: int, start: int, shared: dict,
 def _hires_pass(g: _Graph, fix, sampled: list, vae_link: list, seed: int, shared: dict) -> list:
     """The hires fix: LatentUpscaleBy, or decode + (UpscaleModelLoader + ImageUpscaleWithModel) + ImageScale to
     the exact size + VAEEncode; then a KSampler of `steps` steps at `denoise` (ComfyUI runs `steps` steps, as A1111)."""
+    width, height = fix.upscaled_size
+    crop = fix.crop  # a "Hires resize" to another aspect ratio: upscale to cover, keep the centre (as locally)
     if fix.upscaler.kind == "latent":
-        latent = g.add("LatentUpscaleBy", f"Hires upscale ({fix.upscaler.name})", samples=sampled,
-                       upscale_method=fix.upscaler.method, scale_by=fix.scale)
+        if fix.resize:  # a target size, not a factor: LatentUpscale to it (ComfyUI's nodes_upscale)
+            latent = g.add("LatentUpscale", f"Hires resize ({fix.upscaler.name})", samples=sampled,
+                           upscale_method=fix.upscaler.method, width=width, height=height, crop="disabled")
+        else:
+            latent = g.add("LatentUpscaleBy", f"Hires upscale ({fix.upscaler.name})", samples=sampled,
+                           upscale_method=fix.upscaler.method, scale_by=fix.scale)
+        if crop:
+            latent = g.add("LatentCrop", "Hires crop", samples=latent, width=fix.width, height=fix.height,
+                           x=crop[0], y=crop[1])
     else:
         pixels = g.add("VAEDecode", "First pass", samples=sampled, vae=vae_link)
         if fix.upscaler.kind == "model":
             loader = g.add("UpscaleModelLoader", f"Upscaler {fix.upscaler.name}", model_name=upscaler_file_name(fix))
             pixels = g.add("ImageUpscaleWithModel", upscale_model=loader, image=pixels)
-        pixels = g.add("ImageScale", "Hires size", image=pixels, upscale_method="lanczos", width=fix.width,
-                       height=fix.height, crop="disabled")
+        pixels = g.add("ImageScale", "Hires size", image=pixels, upscale_method="lanczos", width=width,
+                       height=height, crop="disabled")
+        if crop:
+            pixels = g.add("ImageCrop", "Hires crop", image=pixels, width=fix.width, height=fix.height,
+                           x=crop[0], y=crop[1])
         latent = g.add("VAEEncode", pixels=pixels, vae=vae_link)
     return g.add("KSampler", "Hires pass", **dict(shared, latent_image=latent), seed=seed, steps=fix.steps,
                  denoise=fix.denoise)

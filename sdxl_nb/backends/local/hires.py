@@ -34,17 +34,27 @@ class HiresPass:
         return 0, self.fix.steps
 
     def upscaled(self, latents: torch.Tensor, labels: list[str]):
-        """What the second pass starts from: latents at the new size, or the upscaled images."""
+        """What the second pass starts from: latents at the new size, or the upscaled images. A "Hires resize" to
+        another aspect ratio upscales to cover it, then keeps the centre window (config.hires HiresFix.crop)."""
         fix = self.fix
+        width, height = fix.upscaled_size
+        crop = fix.crop
         if fix.upscaler.kind == "latent":
-            size = (fix.height // 8, fix.width // 8)
-            return torch.nn.functional.interpolate(latents, size=size, mode=fix.upscaler.method, antialias=False)
+            size = (height // 8, width // 8)
+            latents = torch.nn.functional.interpolate(latents, size=size, mode=fix.upscaler.method, antialias=False)
+            if crop:
+                x, y = crop[0] // 8, crop[1] // 8
+                latents = latents[:, :, y:y + fix.height // 8, x:x + fix.width // 8]
+            return latents
         decoded = decode_guarded(self.first_pipe, latents, labels)
         bad = [f"{label}: {problem}" for label, problem in zip(labels, decoded.problems, strict=True) if problem]
         if bad:
             raise GenerationError(f"the first pass decoded to a bad image before the hires upscale ({'; '.join(bad)})")
-        return [upscale_to(image, fix.upscaler, (fix.width, fix.height), self.engine.device)
-                for image in decoded.images]
+        images = [upscale_to(image, fix.upscaler, (width, height), self.engine.device) for image in decoded.images]
+        if crop:
+            box = (crop[0], crop[1], crop[0] + fix.width, crop[1] + fix.height)
+            images = [image.crop(box) for image in images]
+        return images
 
     def __call__(self, latents: torch.Tensor, arguments: dict, labels: list[str], **call) -> torch.Tensor:
         """The second pass's latents; `arguments` are the first pass's for this chunk (prompts, fresh generators)."""
