@@ -60,8 +60,14 @@ def image_for_seed(seed: int, width: int, height: int) -> Image.Image:
 
 class FakeComfy:
     def __init__(self, *, checkpoints=("sd_xl_base_1.0.safetensors",), vaes=("sdxl-vae-fp16-fix.safetensors",),
-                 loras=(), upscale_models=(), controlnets=("tiny-sdxl-controlnet.safetensors",)):
+                 loras=(), upscale_models=(), controlnets=("tiny-sdxl-controlnet.safetensors",), embeddings=None,
+                 version="0.3.40"):
         self.checkpoints, self.vaes, self.loras = list(checkpoints), list(vaes), list(loras)
+        # GET /embeddings: these names (without extension, as server.py get_embeddings lists them); None: 404
+        self.embeddings = None if embeddings is None else list(embeddings)
+        # "0.3.64" answers /object_info's combo inputs in the newer ["COMBO", {"options": [...]}] form (comfy_api's
+        # add_to_dict_v1), older versions in the [[...], {...}] form; /system_stats reports it as comfyui_version.
+        self.version = version
         self.upscale_models = list(upscale_models)
         self.controlnets = list(controlnets)
         self.step_delay_s = 0.005
@@ -101,6 +107,7 @@ class FakeComfy:
         app.router.add_post("/queue", self.post_queue)
         app.router.add_get("/object_info/{node}", self.get_object_info)
         app.router.add_get("/system_stats", self.get_system_stats)
+        app.router.add_get("/embeddings", self.get_embeddings)
         app.router.add_get("/ws", self.websocket_handler)
         app.on_startup.append(self._start_worker)
         app.on_cleanup.append(self._stop_worker)
@@ -224,13 +231,26 @@ class FakeComfy:
             self._pending = [(n, p) for n, p in self._pending if p != prompt_id]
         return web.Response(status=200)
 
+    def combo(self, names: list[str]) -> list:
+        """A combo input as this version's /object_info lists it."""
+        if tuple(int(part) for part in self.version.split(".")) >= (0, 3, 64):
+            return ["COMBO", {"multiselect": False, "options": list(names)}]
+        return [list(names), {}]
+
+    async def get_embeddings(self, request):
+        if self.embeddings is None:
+            return web.Response(status=404)
+        return web.json_response(self.embeddings)
+
     async def get_object_info(self, request):
         node = request.match_info["node"]
-        lists = {"CheckpointLoaderSimple": {"ckpt_name": [self.checkpoints]}, "VAELoader": {"vae_name": [self.vaes]},
-                 "ControlNetLoader": {"control_net_name": [self.controlnets]},
-                 "LoraLoader": {"lora_name": [self.loras], **{name: ["*"] for name in NODES["LoraLoader"][:2]},
+        combo = self.combo
+        lists = {"CheckpointLoaderSimple": {"ckpt_name": combo(self.checkpoints)},
+                 "VAELoader": {"vae_name": combo(self.vaes)},
+                 "ControlNetLoader": {"control_net_name": combo(self.controlnets)},
+                 "LoraLoader": {"lora_name": combo(self.loras), **{name: ["*"] for name in NODES["LoraLoader"][:2]},
                                 "strength_model": ["FLOAT"], "strength_clip": ["FLOAT"]},
-                 "UpscaleModelLoader": {"model_name": [self.upscale_models]}}
+                 "UpscaleModelLoader": {"model_name": combo(self.upscale_models)}}
         if node not in NODES:
             return web.json_response({})
         required = lists.get(node) or {name: ["*"] for name in NODES[node]}
@@ -239,7 +259,7 @@ class FakeComfy:
     async def get_system_stats(self, request):
         return web.json_response({
             "system": {"os": "posix", "python_version": "3.12.3", "embedded_python": False,
-                       "comfyui_version": "0.3.40", "pytorch_version": "2.7.1+cu128", "ram_total": 1 << 36},
+                       "comfyui_version": self.version, "pytorch_version": "2.7.1+cu128", "ram_total": 1 << 36},
             "devices": [{"name": "cuda:0 NVIDIA A10 : cudaMallocAsync", "type": "cuda", "index": 0,
                          "vram_total": 24 << 30, "vram_free": 23 << 30}]})
 

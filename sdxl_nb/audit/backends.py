@@ -43,7 +43,8 @@ def backend_for(record: dict, local, remotes: Sequence = ()):
             except Exception as exc:  # any failure to answer: the server is not there for us now
                 raise RemoteUnavailable(f"the {name} server {server} does not answer ({one_line(exc)})") from None
             vae = (record.get("model") or {}).get("vae") or {}
-            return remote.with_files(record["backend"].get("checkpoint"), vae.get("id") or "")
+            return remote.with_files(record["backend"].get("checkpoint"), vae.get("id") or "",
+                                     record["backend"].get("refiner_checkpoint"))
     raise RemoteUnavailable(f"it ran on the {name} server {server}; point {settings.COMFY_URL} at that server "
                             "to re-run it there")
 

@@ -16,6 +16,9 @@ from sdxl_nb.config.trusted_folders import in_model_folders
 # deterministic algorithms, the device type itself, and on the CPU the number of threads.
 DRIFT_KEYS = ("torch", "diffusers", "transformers", "cuda", "gpu", "dtype", "attention", "deterministic", "device",
               "cpu_threads")
+# A ComfyUI job ran on its server: what can change its pixels there is the server's ComfyUI, torch, Python and GPU,
+# as its record holds them (the server's /system_stats at the time), never this machine's diffusers.
+COMFY_DRIFT_KEYS = ("comfyui", "torch", "python", "gpu")
 LATER_KEYS = frozenset({"cpu_threads"})  # added to records later: an older record without it is not drift
 MAY_DIFFER = "re-run may not be bit-exact"
 ENV_COLUMNS = ["job_id", "log", "line", "changed", "differences", "message"]
@@ -66,12 +69,23 @@ def recorded_environment(record: dict) -> dict | None:
     return {**env, "device": device_type}
 
 
+def comfy_server(record: dict) -> str | None:
+    """The ComfyUI server a job ran on (its record's backend), or None for a job of this machine's engine."""
+    backend = record.get("backend")
+    if isinstance(backend, dict) and backend.get("name") == "comfy":
+        return str(backend.get("server"))
+    return None
+
+
 def differences(record: dict, current: dict) -> list[tuple[str, object, object]]:
-    """(key, recorded, current) for each drift key the current environment knows and the record differs in."""
+    """(key, recorded, current) for each drift key the current environment knows and the record differs in. A
+    ComfyUI job is compared on its server's keys (COMFY_DRIFT_KEYS): `current` must then be that server's
+    environment (ComfyBackend.environment()), never this machine's."""
     recorded = recorded_environment(record)
     if recorded is None:
         return [("env", None, "(not recorded)")]
-    return [(key, recorded.get(key), current[key]) for key in DRIFT_KEYS
+    keys = COMFY_DRIFT_KEYS if comfy_server(record) else DRIFT_KEYS
+    return [(key, recorded.get(key), current[key]) for key in keys
             if key in current and recorded.get(key) != current[key] and (key in recorded or key not in LATER_KEYS)]
 
 
@@ -82,12 +96,18 @@ def describe(changes: list[tuple[str, object, object]]) -> str:
                      f"{now if now is not None else '(none)'}" for key, recorded, now in changes)
 
 
-def environment_drift(records: list[LoggedRecord], current: dict | None = None) -> pd.DataFrame:
-    """Records whose environment differs from `current` (default: the installed versions only)."""
+def environment_drift(records: list[LoggedRecord], current: dict | None = None,
+                      servers: dict[str, dict] | None = None) -> pd.DataFrame:
+    """Records whose environment differs from `current` (default: the installed versions only). A ComfyUI job is
+    compared with its server's environment in `servers` (server URL -> ComfyBackend.environment()) and left out
+    when that is not known: this machine's libraries did not make it."""
     current = installed_environment() if current is None else current
     rows = []
     for logged in records:
-        changes = differences(logged.record, current)
+        server = comfy_server(logged.record)
+        if server is not None and server not in (servers or {}):
+            continue
+        changes = differences(logged.record, servers[server] if server is not None else current)
         if changes:
             rows.append((logged.record.get("job_id"), str(logged.log), logged.line,
                          ", ".join(key for key, _r, _c in changes), describe(changes), MAY_DIFFER))

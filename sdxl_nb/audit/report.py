@@ -35,6 +35,7 @@ class AuditReport:
     preset_drift: pd.DataFrame
     reruns: pd.DataFrame | None  # None when no re-run was asked for
     file_drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FILE_COLUMNS))  # LoRAs, embeddings
+    servers: dict = field(default_factory=dict)  # job id -> the ComfyUI server it was made on (ComfyUI jobs only)
 
     def problems(self) -> list[str]:
         """Everything that makes the audit fail: unreadable lines, damaged or stray files, re-runs
@@ -64,6 +65,13 @@ class AuditReport:
             remote = self.reruns[self.reruns["verdict"] == NOT_RERUN_REMOTE]
             lines += sorted({f"job {row.job_id}: {NOT_RERUN_REMOTE}: {row.note}" for row in remote.itertuples()})
         return lines
+
+    def _not_rerun_remote(self) -> dict[str, str]:
+        """job id -> the ComfyUI server it was made on, for each job not re-run because that server is not here."""
+        if self.reruns is None:
+            return {}
+        rows = self.reruns[self.reruns["verdict"] == NOT_RERUN_REMOTE]
+        return {row.job_id: _made_on(self.servers.get(row.job_id)) for row in rows.itertuples()}
 
     @property
     def ok(self) -> bool:
@@ -109,12 +117,21 @@ class AuditReport:
             out.append(f"re-run of {self.reruns['job_id'].nunique()} job(s) (close = PSNR >= {CLOSE_MIN_PSNR_DB:g} dB "
                        f"and max abs diff <= {CLOSE_MAX_ABS_DIFF}): {summary}")
         problems = self.problems()
-        if not problems:
+        remote = self._not_rerun_remote()
+        if not problems and remote:  # never "bit-exact" for jobs that were not re-run
+            rerun = self.reruns[self.reruns["verdict"] != NOT_RERUN_REMOTE]
+            out.append("RESULT: intact" + (", re-runs bit-exact" if len(rerun) else "") + f"; {len(remote)} job(s) "
+                       f"not re-run (made on ComfyUI server {', '.join(sorted(set(remote.values())))})")
+        elif not problems:
             out.append("RESULT: intact" + (" and bit-exact" if self.reruns is not None else ""))
         else:
             out.append(f"RESULT: {len(problems)} problem(s)")
             _section(out, "", problems)
         return "\n".join(out)
+
+
+def _made_on(record_server: object) -> str:
+    return str(record_server) if record_server else "(unknown)"
 
 
 def _section(out: list[str], title: str, items: list[str]) -> None:
@@ -184,9 +201,14 @@ def usable_records(records: list[LoggedRecord],
 
 def run_audit(*sources: str | os.PathLike, rerun: int | str | None = None, job_ids: tuple[str, ...] = (),
               engine=None, presets: Presets | None = None,
-              on_job: Callable[[LoggedRecord, str], None] | None = None, remotes=()) -> AuditReport:
+              on_job: Callable[[LoggedRecord, str], None] | None = None, remotes=(),
+              on_skip: Callable[[LoggedRecord, str], None] | None = None) -> AuditReport:
     """Audit logs/output folders: integrity and drift always; re-runs of the last `rerun` jobs with
-    images ("all" for every one) or of `job_ids`. Re-runs load the engine (torch); nothing else does."""
+    images ("all" for every one) or of `job_ids`. Re-runs load the engine (torch); nothing else does.
+    ComfyUI jobs are compared with their server, never with this machine's libraries; `on_skip(record, why)`
+    hears of each one not re-run because its server is not reachable."""
+    from sdxl_nb.audit.drift import comfy_server
+
     logs = log_paths(sources)
     records, line_problems = usable_records(*read_logged_records(*logs))
     chosen = select_for_rerun(records, rerun, job_ids)
@@ -202,9 +224,11 @@ def run_audit(*sources: str | os.PathLike, rerun: int | str | None = None, job_i
     else:
         drift, compared = environment_drift(records), "installed library versions only; GPU/dtype need --rerun"
     if chosen or rerun is not None or job_ids:
-        reruns = rerun_jobs(chosen, engine, presets=presets, on_job=on_job, remotes=remotes)
+        reruns = rerun_jobs(chosen, engine, presets=presets, on_job=on_job, remotes=remotes, on_skip=on_skip)
     return AuditReport(
         sources=[str(log) for log in logs], jobs=len(records),
         images=sum(len(saved_entries(logged.record)) for logged in records), line_problems=line_problems,
         integrity=integrity, environment_drift=drift, environment_compared=compared,
-        preset_drift=preset_drift(records, presets), reruns=reruns, file_drift=file_drift(records))
+        preset_drift=preset_drift(records, presets), reruns=reruns, file_drift=file_drift(records),
+        servers={logged.record.get("job_id"): comfy_server(logged.record) for logged in records
+                 if comfy_server(logged.record)})

@@ -126,17 +126,30 @@ def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[
     raise ReplayError(f"mode {mode!r} cannot be re-run; accepted: {', '.join(REPLAYABLE_MODES)}, animate, upscale")
 
 
+def _environment_of(backend, engine, current: dict) -> dict:
+    """The environment a job re-runs in: this engine's, or the remote server's own (what it answers now)."""
+    if backend is engine:
+        return current
+    try:
+        return engine_environment(backend)
+    except Exception:  # noqa: BLE001 - a server that stops answering here fails its re-run below, with the reason
+        return {}
+
+
 def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | None = None,
                on_job: Callable[[LoggedRecord, str], None] | None = None, min_psnr_db: float = CLOSE_MIN_PSNR_DB,
-               max_abs_diff: int = CLOSE_MAX_ABS_DIFF, remotes=()) -> pd.DataFrame:
+               max_abs_diff: int = CLOSE_MAX_ABS_DIFF, remotes=(),
+               on_skip: Callable[[LoggedRecord, str], None] | None = None) -> pd.DataFrame:
     """Regenerate each job and compare image by image; the table has one row per saved image.
 
     Verdicts: bit-exact, close (PSNR >= min_psnr_db and no pixel off by more than max_abs_diff;
     max_abs_diff and psnr_db are given), diverged, or skipped (the note says why). A job that ran on a
     remote backend (ComfyUI) re-runs there when that server is reachable (one of `remotes`, or
     SDXL_NB_COMFY_URL's), else it is "not re-run (remote backend)" with the reason: never re-run here. `drift` lists
-    environment differences found before running ("re-run may not be bit-exact").
-    `on_job(record, drift)` is called before each job starts.
+    environment differences found before running ("re-run may not be bit-exact"): for a ComfyUI job, between what
+    its record holds of the server (ComfyUI, torch, Python, GPU) and what that server answers now.
+    `on_job(record, drift)` is called before each job starts; `on_skip(record, why)` for each job not re-run
+    because the server it was made on cannot be reached.
     """
     if engine is None:
         from sdxl_nb.backends.local import get_engine
@@ -146,18 +159,20 @@ def rerun_jobs(records: list[LoggedRecord], engine=None, *, presets: Presets | N
     rows = []
     for logged in records:
         record = logged.record
-        changes = differences(record, current)
-        drift = f"{describe(changes)}: {MAY_DIFFER}" if changes else ""
-        if on_job:
-            on_job(logged, drift)
         entries = saved_entries(record)
         base = (record.get("job_id"), str(logged.log), logged.line, record.get("mode"))
         try:
             backend = backend_for(record, engine, remotes)
-        except RemoteUnavailable as exc:
-            rows += [(*base, e.get("index"), e.get("seed"), e.get("path"), NOT_RERUN_REMOTE, None, None, drift,
+        except RemoteUnavailable as exc:  # never re-run here: nothing to compare, no drift to measure
+            if on_skip:
+                on_skip(logged, str(exc))
+            rows += [(*base, e.get("index"), e.get("seed"), e.get("path"), NOT_RERUN_REMOTE, None, None, "",
                       str(exc)) for e in entries]
             continue
+        changes = differences(record, _environment_of(backend, engine, current))
+        drift = f"{describe(changes)}: {MAY_DIFFER}" if changes else ""
+        if on_job:
+            on_job(logged, drift)
         try:
             images, notes = _regenerate(logged, backend, presets)
         except NotTrusted as exc:  # nothing of that file was opened; the other jobs still re-run

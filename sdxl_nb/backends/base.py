@@ -45,9 +45,33 @@ class Capabilities:
     refiner: bool = False  # hands the last steps to a refiner model at a switch point (the request's `refiner`)
     hires: bool = False  # runs the hires fix's second pass (the request's `hires`: latent, Lanczos or model upscale)
     controlnet: bool = False  # guides plain batches with ControlNets (the request's `controlnets`)
+    img2img: bool = True  # starts from an init image at a strength (mode img2img)
+    inpaint: bool = True  # repaints a masked part of an init image (mode inpaint)
 
     def lacks(self, name: str) -> bool:
         return not getattr(self, name)
+
+    def runs(self) -> list[str]:
+        """What it runs, as users name it, in FEATURES order (plain txt2img batches and seed walks always)."""
+        return ["txt2img", *(text for name, text in FEATURES.items() if not self.lacks(name)), "seed-walk animations"]
+
+    def lacking(self) -> list[str]:
+        """What it does not run, as users name it, in FEATURES order."""
+        return [text for name, text in FEATURES.items() if self.lacks(name)]
+
+
+# Every capability a plan can need, as a refusal names it: the one source of what a backend says it runs and
+# what it does not (check_plan's refusal is derived from it and the backend's declared Capabilities).
+FEATURES = {
+    "img2img": "img2img", "inpaint": "inpaint",
+    "lora": "LoRAs", "embeddings": "textual-inversion embeddings",
+    "refiner": "a refiner model (base + refiner hand-off)", "hires": "hires fix (a second, upscaled pass)",
+    "controlnet": "ControlNets",
+    "prompt_weighting": "A1111 prompt weighting ((word:1.3), (word), [word], BREAK, \\( escapes)",
+    "ip_adapter": "IP-Adapter (an image as part of the prompt; stock ComfyUI nodes have none)",
+    "noise_mix": "slerp between seeds' noise (animation mode slerp)",
+    "prompt_blend": "prompt travel (blending two prompts' conditioning)",
+}
 
 
 @dataclass(frozen=True)
@@ -112,6 +136,8 @@ class RunPlan:
         from sdxl_nb.request.prompt_syntax import is_plain
 
         wanted = []
+        if getattr(self.request, "mode", "txt2img") in ("img2img", "inpaint"):
+            wanted.append(self.request.mode)
         if any(spec.mixes_noise for spec in self.images):
             wanted.append("noise_mix")
         if any(spec.blends_prompt for spec in self.images):
@@ -223,18 +249,41 @@ def check_plan(backend: Backend, plan: RunPlan) -> None:
     problem = inpainting_model_problem(plan)
     if problem:
         raise InputError(problem)
-    missing = [name for name in plan.needs() if backend.capabilities.lacks(name)]
+    refuse_lacking(backend, plan.needs())
+
+
+def request_needs(request) -> list[str]:
+    """The capabilities an unresolved request (GenerationRequest) asks for by name, known before anything is resolved,
+    built or loaded (resolving an IP-Adapter builds the embedded tiny one; a LoRA name reads its file)."""
+    wanted = []
+    if getattr(request, "init_image", None) is not None:
+        wanted.append("inpaint" if getattr(request, "mask_image", None) is not None else "img2img")
+    # Only fields whose presence always means the feature (a refiner at switch 1 or a hires scale of 1 may resolve
+    # to none: check_plan judges those once resolved, before any work).
+    for name, field_name in (("lora", "loras"), ("ip_adapter", "ip_adapter"), ("controlnet", "controlnets")):
+        if getattr(request, field_name, None):
+            wanted.append(name)
+    return wanted
+
+
+def check_request(backend, request) -> None:
+    """Refuse, before the request is resolved (nothing built, read or loaded), what it names that the backend
+    cannot run; the same one line as check_plan. None as backend: this machine's engine, which runs everything."""
+    if backend is not None:
+        refuse_lacking(backend, request_needs(request))
+
+
+def refuse_lacking(backend, needs: list[str]) -> None:
+    """One InputError line naming what of `needs` the backend lacks, what it runs and what it does not."""
+    from sdxl_nb.errors import InputError
+
+    capabilities = backend.capabilities
+    missing = [name for name in dict.fromkeys(needs) if capabilities.lacks(name)]
     if missing:
-        what = {"noise_mix": "slerp between seeds' noise (animation mode slerp)",
-                "prompt_blend": "prompt travel (blending two prompts' conditioning)",
-                "prompt_weighting": "A1111 prompt weighting ((word:1.3), (word), [word], BREAK, \\( escapes)",
-                "lora": "LoRAs", "embeddings": "textual-inversion embeddings",
-                "refiner": "a refiner model (base + refiner hand-off)",
-                "hires": "hires fix (a second, upscaled pass)",
-                "ip_adapter": "IP-Adapter (an image as part of the prompt; stock ComfyUI nodes have none)",
-                "controlnet": "ControlNets"}
-        raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(what[m] for m in missing)}; "
-                         "accepted there: plain images and seed-walk animations; use the local engine for the rest")
+        lacking = capabilities.lacking()
+        raise InputError(f"the {backend_name(backend)} backend cannot run {' or '.join(FEATURES[m] for m in missing)}"
+                         f"; it runs {', '.join(capabilities.runs())}; not there: {', '.join(lacking)}; use the local "
+                         "engine for those")
 
 
 def backend_name(backend) -> str:

@@ -33,10 +33,21 @@ def run(args) -> int:
 
     def progress(logged, drift: str) -> None:
         if not args.json:
-            print(f"re-running job {logged.record.get('job_id')} ({logged.record.get('mode')})"
-                  + (f" [{drift}]" if drift else ""), file=sys.stderr)
+            from sdxl_nb.audit.drift import comfy_server
 
-    report = run_audit(*args.sources, rerun=args.rerun, job_ids=tuple(args.job), on_job=progress)
+            server = comfy_server(logged.record)
+            print(f"re-running job {logged.record.get('job_id')} ({logged.record.get('mode')})"
+                  + (f" on ComfyUI server {server}" if server else "") + (f" [{drift}]" if drift else ""),
+                  file=sys.stderr)
+
+    def skipped(logged, why: str) -> None:
+        if not args.json:
+            from sdxl_nb.audit.drift import comfy_server
+
+            print(f"job {logged.record.get('job_id')} ({logged.record.get('mode')}): not re-run (made on ComfyUI "
+                  f"server {comfy_server(logged.record)}): {why}", file=sys.stderr)
+
+    report = run_audit(*args.sources, rerun=args.rerun, job_ids=tuple(args.job), on_job=progress, on_skip=skipped)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
     else:

@@ -10,6 +10,8 @@ def add_comfy_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--comfy-checkpoint", help="checkpoint file on the server (default: <model repo name>.safetensors)")
     group.add_argument("--comfy-vae", help="VAE file on the server (default: the model's dedicated VAE if the server "
                                            "has it; \"\" for the checkpoint's own)")
+    group.add_argument("--comfy-refiner-checkpoint", metavar="FILE",
+                       help="the refiner's checkpoint file on the server (default: <refiner repo name>.safetensors)")
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, *, backends=("local", "comfy")) -> None:
@@ -35,8 +37,9 @@ def check_backend_arguments(args) -> None:
         raise InputError("--replicas applies to the local backend only")
     if args.backend != "local" and args.engine_profile:
         raise InputError("--engine-profile applies to the local backend only")
-    if args.backend == "local" and (args.comfy_checkpoint or args.comfy_vae is not None):
-        raise InputError("--comfy-checkpoint/--comfy-vae need --backend comfy")
+    if args.backend == "local" and (args.comfy_checkpoint or args.comfy_vae is not None
+                                    or getattr(args, "comfy_refiner_checkpoint", None)):
+        raise InputError("--comfy-checkpoint/--comfy-vae/--comfy-refiner-checkpoint need --backend comfy")
     if args.backend != "local" and getattr(args, "chunk_size", None) not in (None, 1):
         raise InputError(f"--chunk-size {args.chunk_size}: a ComfyUI backend runs one image per prompt (so that "
                          "image i keeps seed + i); accepted there: 1")
@@ -45,7 +48,8 @@ def check_backend_arguments(args) -> None:
 def comfy_backend(args):
     from sdxl_nb.backends.comfy.backend import ComfyBackend
 
-    return ComfyBackend(args.comfy_url, checkpoint=args.comfy_checkpoint, vae=args.comfy_vae)
+    return ComfyBackend(args.comfy_url, checkpoint=args.comfy_checkpoint, vae=args.comfy_vae,
+                        refiner_checkpoint=args.comfy_refiner_checkpoint)
 
 
 def backend_choice(args):

@@ -125,5 +125,6 @@ def _run_on_lambda(args, scenarios, batch_id) -> int:
         raise InputError("--backend lambda finds its ComfyUI itself: drop --replicas/--comfy-url")
     with comfy_on_lambda(args.lambda_instance_type, args.lambda_region, args.lambda_ssh_key,
                          comfy_url=args.lambda_comfy_url, checkpoint=args.comfy_checkpoint, vae=args.comfy_vae,
+                         refiner_checkpoint=args.comfy_refiner_checkpoint,
                          on_stage=lambda text: _say(text, "lambda: ")) as backend:
         return _run(args, scenarios, batch_id, engine=backend)

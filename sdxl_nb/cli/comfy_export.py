@@ -19,8 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_hires_arguments(parser)
     add_control_arguments(parser)
     add_comfy_arguments(parser)
-    parser.add_argument("--comfy-refiner-checkpoint", metavar="FILE",
-                        help="the refiner's checkpoint file on the server (default: <refiner repo name>.safetensors)")
     parser.add_argument("-o", "--output", help="workflow file to write (default: stdout)")
 
 
@@ -58,10 +56,9 @@ def run(args) -> int:
     notes = [*resolved.notes, *workflow.notes]
     notes += [f"the workflow loads {name}: put {path} in ComfyUI's input folder" for path, name in workflow.uploads.items()]
     if resolved.controlnets:
-        from sdxl_nb.backends.comfy.control_nodes import controlnet_file_name
+        from sdxl_nb.backends.comfy.control_nodes import placement_note
 
-        notes += [f"the workflow loads ControlNet {controlnet_file_name(unit)}: put {unit.model_path} in ComfyUI's "
-                  "models/controlnet folder" for unit in resolved.controlnets]
+        notes += [placement_note(unit) for unit in resolved.controlnets]
     for note in notes:
         print(f"note: {mask(note)}", file=sys.stderr)
     if args.output:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from sdxl_nb.backends.base import check_request
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.errors import InputError
 from sdxl_nb.jobs.kinds import ImagesJob
@@ -33,6 +34,7 @@ def generate(request: GenerationRequest | None = None, *, out_dir: str | os.Path
     progress)` receives throttled step previews where the backend makes them.
     """
     request = request or GenerationRequest(**fields)
+    check_request(engine, request)  # what the backend cannot run is refused before anything is resolved or built
     presets = presets or load_presets()
     resolved = prepare(request, presets)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)

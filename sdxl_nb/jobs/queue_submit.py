@@ -24,6 +24,9 @@ class QueueSubmissions:
     def submit(self, request: GenerationRequest, *, out_dir: str | Path | None = None, chunk_size: int | None = None,
                check_memory: bool = False, owner: object = None, notes: tuple[str, ...] = ()) -> Job:
         """Validate a request and queue it; InputError (nothing queued) when it would not run."""
+        from sdxl_nb.backends.base import check_request
+
+        check_request(self._chosen_backend(), request)  # refused before anything is resolved or built
         presets = load_presets()
         resolved = prepare(request, presets)
         if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)

@@ -31,7 +31,8 @@ class EngineSettings(Panel):
         self.backend = w.ToggleButtons(options=["local", "ComfyUI"], value="local", description="Backend")
         self.comfy_url = w.Text(placeholder=COMFY_EXAMPLE, description="Server", value=settings.comfy_url() or "")
         self.comfy_checkpoint = w.Text(placeholder="sd_xl_base_1.0.safetensors", description="Checkpoint")
-        self.comfy_fields = w.HBox([self.comfy_url, self.comfy_checkpoint])
+        self.comfy_refiner_checkpoint = w.Text(placeholder="(refiner repo name).safetensors", description="Refiner")
+        self.comfy_fields = w.HBox([self.comfy_url, self.comfy_checkpoint, self.comfy_refiner_checkpoint])
         self.apply = button("Apply", self.apply_settings, "")
         self.status = w.HTML()
         for widget, name in ((self.profile, "engine-profile"), (self.comfy_fields, "comfy-fields"),
@@ -65,7 +66,8 @@ class EngineSettings(Panel):
                 if not url:
                     raise InputError(f"ComfyUI needs its server's address: type it in the Server box "
                                      f"(e.g. {COMFY_EXAMPLE})")
-                backend = ComfyBackend(url, checkpoint=self.comfy_checkpoint.value.strip() or None)
+                backend = ComfyBackend(url, checkpoint=self.comfy_checkpoint.value.strip() or None,
+                                       refiner_checkpoint=self.comfy_refiner_checkpoint.value.strip() or None)
             self.queue.configure(options=options, auto_tune=self.auto_tune.value, backend=backend,
                                  local=backend is None)
         except InputError as exc:  # the earlier settings stay for the next jobs

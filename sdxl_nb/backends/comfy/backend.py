@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 
 from sdxl_nb import settings
 from sdxl_nb.backends.base import Capabilities, RunHooks, RunOutput, RunPlan
-from sdxl_nb.backends.comfy.client import ComfyClient, ComfyError
+from sdxl_nb.backends.comfy.client import ComfyClient, ComfyError, server_folder
+from sdxl_nb.backends.comfy.progress import SamplerProgress
 from sdxl_nb.backends.comfy.workflow import build_workflow, comfy_sampler, default_checkpoint
 from sdxl_nb.config.limits import strength_steps
 from sdxl_nb.errors import InputError, ModelUnavailableError
@@ -52,7 +53,7 @@ class ComfyBackend:
                                 rerun=True, refiner=True, hires=True, ip_adapter=False, controlnet=True)
 
     def __init__(self, url: str | None = None, *, checkpoint: str | None = None, vae: str | None = None,
-                 timeout_s: float = 30.0, job_timeout_s: float = 900.0, retries: int = 3,
+                 refiner_checkpoint: str | None = None, timeout_s: float = 30.0, job_timeout_s: float = 900.0, retries: int = 3,
                  poll_interval_s: float = 1.0, use_websocket: bool = True):
         url = url or settings.comfy_url()
         if not url:
@@ -64,15 +65,17 @@ class ComfyBackend:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         self.checkpoint, self.vae_choice, self.job_timeout_s = checkpoint, vae, job_timeout_s
+        self.refiner_checkpoint = refiner_checkpoint or None  # the refiner's file on the server; None: by its repo
         self.device = f"comfy {self.client.server}"
         self.loaded: dict[str, RemoteModel] = {}
         self.lock = threading.RLock()
         self._stats: dict | None = None
 
-    def with_files(self, checkpoint: str | None, vae: str | None) -> ComfyBackend:
+    def with_files(self, checkpoint: str | None, vae: str | None, refiner_checkpoint: str | None = None
+                   ) -> ComfyBackend:
         """The same server (and connection settings) loading other files: a re-run uses the recorded ones."""
         twin = copy.copy(self)
-        twin.checkpoint, twin.vae_choice = checkpoint, vae
+        twin.checkpoint, twin.vae_choice, twin.refiner_checkpoint = checkpoint, vae, refiner_checkpoint
         twin.loaded, twin.lock = {}, threading.RLock()
         return twin
 
@@ -84,7 +87,13 @@ class ComfyBackend:
         record = {"name": "comfy", "server": self.client.server}
         if model_id:
             record["checkpoint"] = self.checkpoint or default_checkpoint(model_id)
+        if self.refiner_checkpoint:
+            record["refiner_checkpoint"] = self.refiner_checkpoint
         return record
+
+    def refiner_file(self, resolved) -> str:
+        """The refiner checkpoint file the workflow loads: the one chosen, else <refiner repo name>.safetensors."""
+        return self.refiner_checkpoint or default_checkpoint(resolved.refiner.id)
 
     def generate(self, request=None, **kwargs):
         return generate_remote(request, backend=self, **kwargs)
@@ -103,7 +112,7 @@ class ComfyBackend:
             available = self.client.choices("CheckpointLoaderSimple", "ckpt_name")
             if available is not None and checkpoint not in available:
                 raise ModelUnavailableError(f"checkpoint {checkpoint!r} is not on the ComfyUI server "
-                                            f"{self.client.server}; available: {', '.join(available) or 'none'} "
+                                            f"{self.client.server} ({server_folder('checkpoints')}); available: {', '.join(available) or 'none'} "
                                             "(choose one of them as the checkpoint)")
             vae_name, warnings = self._vae(info)
             loaded = RemoteModel(info=info, checkpoint=checkpoint, vae_name=vae_name,
@@ -118,7 +127,8 @@ class ComfyBackend:
         vaes = self.client.choices("VAELoader", "vae_name")
         if wanted:
             if vaes is not None and wanted not in vaes:
-                raise ModelUnavailableError(f"VAE {wanted!r} is not on the ComfyUI server {self.client.server}; "
+                raise ModelUnavailableError(f"VAE {wanted!r} is not on the ComfyUI server {self.client.server} "
+                                            f"({server_folder('vae')}); "
                                             f"available: {', '.join(vaes) or 'none'}")
             return wanted, []
         if not info.preset.vae:
@@ -130,27 +140,40 @@ class ComfyBackend:
         return name, []
 
     def check_networks(self, _info, resolved) -> None:
-        """Before any work: the server must hold every file the workflow's loader nodes name: LoRAs, the refiner's
-        checkpoint, a hires upscaler model, ControlNets (embeddings are read by the server's text encoder node; it
-        names a missing one when the workflow runs)."""
+        """Before any work: the server must hold every file the workflow names: LoRAs, embeddings, the refiner's
+        checkpoint, a hires upscaler model, ControlNets. A missing one is refused in one line (exit 2) naming the
+        server folder it belongs in, as ComfyUI's folder_paths names it."""
+        from sdxl_nb.backends.comfy.control_nodes import missing_controlnets
         from sdxl_nb.backends.comfy.workflow import lora_file_name, upscaler_file_name
 
-        wanted = [("LoraLoader", "lora_name", lora_file_name(lora), "LoRA", "models/loras") for lora in resolved.loras]
+        if resolved.controlnets:
+            missing_controlnets(self.client, resolved)  # a preprocessor the server lacks is refused first
+        wanted = [("LoraLoader", "lora_name", lora_file_name(lora), "LoRA", "loras") for lora in resolved.loras]
         if resolved.refiner is not None and resolved.refiner_switch < 1:
-            wanted.append(("CheckpointLoaderSimple", "ckpt_name", default_checkpoint(resolved.refiner.id),
-                           "refiner checkpoint", "models/checkpoints"))
+            wanted.append(("CheckpointLoaderSimple", "ckpt_name", self.refiner_file(resolved), "refiner checkpoint",
+                           "checkpoints"))
         if resolved.hires is not None and resolved.hires.upscaler.kind == "model":
             wanted.append(("UpscaleModelLoader", "model_name", upscaler_file_name(resolved.hires), "upscaler",
-                           "models/upscale_models"))
+                           "upscale_models"))
         for node, choice, name, what, folder in wanted:
             available = self.client.choices(node, choice)
             if available is not None and name not in available:
                 raise ModelUnavailableError(f"{what} {name} is not on the ComfyUI server {self.client.server} "
-                                            f"({folder}); available: {', '.join(available) or 'none'}")
-        if resolved.controlnets:
-            from sdxl_nb.backends.comfy.control_nodes import missing_controlnets
+                                            f"({server_folder(folder)}); available: {', '.join(available) or 'none'}")
+        if resolved.embeddings:
+            self._check_embeddings(resolved)
 
-            missing_controlnets(self.client, resolved)
+    def _check_embeddings(self, resolved) -> None:
+        """The server's GET /embeddings lists its embedding names without extension (server.py get_embeddings); a
+        server without that route is not asked (its text encoder names a missing one when the workflow runs)."""
+        available = self.client.embeddings()
+        if available is None:
+            return
+        missing = [e.name for e in resolved.embeddings if e.name not in available]
+        if missing:
+            raise ModelUnavailableError(f"embedding {', '.join(missing)} is not on the ComfyUI server "
+                                        f"{self.client.server} ({server_folder('embeddings')}); available: "
+                                        f"{', '.join(available) or 'none'}")
 
     def _system_stats(self) -> dict:
         """The server's /system_stats, asked once (at load, or here when an audit asks before any load)."""
@@ -185,7 +208,7 @@ class ComfyBackend:
             events: list[str] = [f"ComfyUI {self.client.server}: checkpoint {loaded.checkpoint}, "
                                  f"VAE {loaded.vae_name or '(checkpoint)'}"]
             first = build_workflow(resolved, checkpoint=loaded.checkpoint, vae=loaded.vae_name, batch=1,
-                                   content_names=True)
+                                   content_names=True, refiner_checkpoint=self.refiner_checkpoint)
             warnings = list(first.notes)
             for path, name in first.uploads.items():
                 with open(path, "rb") as handle:
@@ -222,7 +245,7 @@ class ComfyBackend:
     def _one_image(self, resolved, loaded, spec, position, count, done, hooks, started, events):
         index = spec.index
         workflow = build_workflow(resolved, checkpoint=loaded.checkpoint, vae=loaded.vae_name, seed=spec.seed,
-                                  batch=1, content_names=True)
+                                  batch=1, content_names=True, refiner_checkpoint=self.refiner_checkpoint)
         ws = self.client.connect()
         if ws is None and self.client.use_websocket:
             events.append(f"image {index}: websocket unavailable; following by polling /history")
@@ -230,17 +253,22 @@ class ComfyBackend:
             prompt_id = self.client.queue_prompt(workflow.graph)
             events.append(f"image {index}: ComfyUI prompt {prompt_id}")
 
+            # Steps count on across the graph's samplers (base, refiner, hires pass) as the local engine counts them.
+            counter = SamplerProgress(workflow.graph)
             reported = [0]
 
-            def progress(value: int, maximum: int) -> None:
-                reported[0] = value
-                hooks.progress({"step": value, "total": maximum, "chunk": position + 1, "chunks": count,
+            def report(step: int, total: int) -> None:
+                reported[0] = step
+                hooks.progress({"step": step, "total": total, "chunk": position + 1, "chunks": count,
                                 "images_done": done, "images_in_chunk": 1, "batch": count,
                                 "elapsed": time.perf_counter() - started})
 
-            total = sampler_steps(resolved)
+            def progress(value: int, maximum: int, node: str | None = None) -> None:
+                report(*counter.update(value, maximum, node))
+
+            total = counter.total or sampler_steps(resolved)
             if ws is None:
-                progress(0, total)  # polling sees no steps: the image's start and end are its progress
+                report(0, total)  # polling sees no steps: the image's start and end are its progress
             try:
                 status, entry = self.client.follow(prompt_id, ws, on_progress=progress, should_stop=hooks.stop_requested,
                                                    timeout_s=self.job_timeout_s, events=events)
@@ -254,7 +282,7 @@ class ComfyBackend:
             return None
         image = self._result(entry, workflow.save_node, prompt_id, resolved.output_size)
         if reported[0] < total:
-            progress(total, total)
+            report(total, total)
         return image
 
     def _result(self, entry: dict, save_node: str, prompt_id: str, size: tuple[int, int]):

@@ -39,6 +39,35 @@ class ComfyTimeout(ComfyError):
     """The prompt did not finish within the job timeout."""
 
 
+# ComfyUI's folder_paths.folder_names_and_paths: the key a loader lists its files from -> the folders under
+# ComfyUI/ those files live in (a file in a sub-folder is listed as "sub/name.safetensors").
+SERVER_FOLDERS = {"checkpoints": ("models/checkpoints",), "loras": ("models/loras",), "vae": ("models/vae",),
+                  "upscale_models": ("models/upscale_models",), "embeddings": ("models/embeddings",),
+                  "controlnet": ("models/controlnet", "models/t2i_adapter")}
+
+
+def server_folder(key: str) -> str:
+    """Where a ComfyUI server keeps files of that folder_paths key, as a user finds it: "models/controlnet"."""
+    return " or ".join(SERVER_FOLDERS[key])
+
+
+def combo_options(spec: object) -> list[str] | None:
+    """The names a combo input of /object_info lists, in either form ComfyUI answers: the older
+    `[[name, ...], {...}]` (a V1 node's INPUT_TYPES tuple) or the newer `["COMBO", {"options": [name, ...]}]`
+    (comfy_api's `add_to_dict_v1(i, d)`: `(i.get_io_type(), i.as_dict())`, where `Combo.Input.as_dict()` holds
+    "options"; server.py's node_info serves INPUT_TYPES as it is). None when the spec lists no names (a remote
+    combo, another input type): the server is then not asked about that file."""
+    if not isinstance(spec, (list, tuple)) or not spec:
+        return None
+    head = spec[0]
+    if isinstance(head, (list, tuple)):
+        return [str(name) for name in head]
+    if head == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict) and isinstance(spec[1].get("options"),
+                                                                                     (list, tuple)):
+        return [str(name) for name in spec[1]["options"]]
+    return None
+
+
 def node_errors_message(body: dict) -> str:
     """One line from ComfyUI's {"error": {...}, "node_errors": {node: {"class_type", "errors": [...]}}}."""
     error = body.get("error") or {}
@@ -131,12 +160,24 @@ class ComfyClient:
         return info.get(node_class, {}) if isinstance(info, dict) else {}
 
     def choices(self, node_class: str, input_name: str) -> list[str] | None:
-        """The values a node's list input accepts on this server (e.g. checkpoint files), or None."""
-        required = self.object_info(node_class).get("input", {}).get("required", {})
-        spec = required.get(input_name)
-        if isinstance(spec, list) and spec and isinstance(spec[0], list):
-            return list(spec[0])
+        """The values a node's list input accepts on this server (e.g. checkpoint files), or None when the server
+        does not list them."""
+        inputs = self.object_info(node_class).get("input")
+        inputs = inputs if isinstance(inputs, dict) else {}
+        for group in ("required", "optional"):
+            specs = inputs.get(group)
+            if isinstance(specs, dict) and input_name in specs:
+                return combo_options(specs[input_name])
         return None
+
+    def embeddings(self) -> list[str] | None:
+        """The server's embedding names (GET /embeddings: file names without extension), or None when it does not
+        list them (an older or trimmed server answering 404)."""
+        response = self._request("GET", "/embeddings")
+        if response.status_code == 404:
+            return None
+        names = self._json(response, "GET /embeddings")
+        return [str(name) for name in names] if isinstance(names, list) else None
 
     def upload_image(self, data: bytes, name: str) -> str:
         response = self._request("POST", "/upload/image", files={"image": (name, data, "application/octet-stream")},
@@ -198,7 +239,7 @@ class ComfyClient:
         except (OSError, websocket.WebSocketException):
             return None
 
-    def follow(self, prompt_id: str, ws, *, on_progress: Callable[[int, int], None], should_stop: Callable[[], bool],
+    def follow(self, prompt_id: str, ws, *, on_progress: Callable[[int, int, str | None], None], should_stop: Callable[[], bool],
                timeout_s: float, events: list[str]) -> tuple[str, dict]:
         """Wait for a prompt: ("ok" | "interrupted", its history entry). Raises ComfyError on failure."""
         deadline = time.monotonic() + timeout_s
@@ -281,7 +322,8 @@ class ComfyClient:
         if kind == "progress" and data.get("prompt_id", prompt_id) == prompt_id:
             value, maximum = data.get("value", 0), data.get("max", 0)
             if all(isinstance(n, int) and not isinstance(n, bool) for n in (value, maximum)):
-                on_progress(value, maximum)
+                node = data.get("node")  # which sampler of the graph: each counts from 1 to its own steps
+                on_progress(value, maximum, node if isinstance(node, str) else None)
         elif kind == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
             return "finished"
         elif kind in ("execution_success", "execution_error", "execution_interrupted") and \

@@ -14,6 +14,27 @@ def controlnet_file_name(unit) -> str:
     return path.name if path.suffix == ".safetensors" else unit.model.rsplit("/", 1)[-1] + ".safetensors"
 
 
+def placement_note(unit) -> str:
+    """Where to put a unit's weights on the server so that ControlNetLoader lists them under the name the workflow
+    loads. ComfyUI lists the files of folder_paths' "controlnet" key (models/controlnet and models/t2i_adapter), a
+    file in a sub-folder as "sub/file": a diffusers folder copied there would be listed as
+    "<folder>/diffusion_pytorch_model.safetensors", not by the workflow's name, so the note names its weights file
+    and the name to copy it to."""
+    from sdxl_nb.backends.comfy.client import server_folder
+
+    name, path = controlnet_file_name(unit), Path(unit.model_path)
+    folder = server_folder("controlnet").split(" or ")[0]
+    if path.suffix == ".safetensors":
+        return f"the workflow loads ControlNet {name}: put {path} in ComfyUI's {folder} folder"
+    try:
+        from sdxl_nb.config.controlnets import ControlNetFile
+
+        weights = ControlNetFile(unit.model, unit.model_path, unit.model_source).weights_file()
+    except Exception:  # noqa: BLE001 - the note still says where the file goes when the folder cannot be read now
+        weights = path / "diffusion_pytorch_model.safetensors"
+    return f"the workflow loads ControlNet {name}: copy {weights} to ComfyUI's {folder}/{name}"
+
+
 def apply_controlnets(g, r, positive: list, negative: list, vae: list, name_of, notes: list[str]) -> tuple[list, list]:
     """Chain one ControlNetApplyAdvanced per unit onto the conditioning; (positive, negative) links after them.
 
@@ -60,5 +81,7 @@ def missing_controlnets(client, r) -> None:
     missing = [controlnet_file_name(unit) for unit in r.controlnets
                if available is not None and controlnet_file_name(unit) not in available]
     if missing:
+        from sdxl_nb.backends.comfy.client import server_folder
+
         raise ModelUnavailableError(f"ControlNet {', '.join(missing)} is not on the ComfyUI server {client.server} "
-                                    f"(models/controlnet); available: {', '.join(available) or 'none'}")
+                                    f"({server_folder('controlnet')}); available: {', '.join(available) or 'none'}")
