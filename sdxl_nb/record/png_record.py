@@ -81,7 +81,8 @@ def record_fields(record: dict, reader: Reader) -> tuple[dict, dict, dict]:
               "model": r.get(r.part(record, "model"), "id", "text", "model id"), "mode": mode,
               "strength": r.get(record, "strength", "number"),
               "refiner": r.get(refiner, "id", "text", "refiner id"),
-              "refiner_switch": r.get(refiner, "switch", "number", "refiner switch")}
+              "refiner_switch": r.get(refiner, "switch", "number", "refiner switch"),
+              "refiner_switch_by": r.get(refiner, "switch_by", "text", "refiner switch by")}
     for name in ("init_image", "mask_image"):
         entry = r.part(record, name)
         path, sha256 = r.get(entry, "path", "text", f"{name} path"), r.get(entry, "sha256", "sha256", f"{name} sha256")

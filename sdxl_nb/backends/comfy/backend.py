@@ -133,10 +133,11 @@ class ComfyBackend:
         """Before any work: the server must hold every file the workflow's loader nodes name: LoRAs, the refiner's
         checkpoint, a hires upscaler model, ControlNets (embeddings are read by the server's text encoder node; it
         names a missing one when the workflow runs)."""
-        from sdxl_nb.backends.comfy.workflow import lora_file_name, upscaler_file_name
+        from sdxl_nb.backends.comfy.workflow import lora_file_name, refiner_split, upscaler_file_name
 
         wanted = [("LoraLoader", "lora_name", lora_file_name(lora), "LoRA", "models/loras") for lora in resolved.loras]
         if resolved.refiner is not None and resolved.refiner_switch < 1:
+            refiner_split(resolved)  # a switch that leaves either model no step: the local run's line, before work
             wanted.append(("CheckpointLoaderSimple", "ckpt_name", default_checkpoint(resolved.refiner.id),
                            "refiner checkpoint", "models/checkpoints"))
         if resolved.hires is not None and resolved.hires.upscaler.kind == "model":
