@@ -128,7 +128,8 @@ def split_problem(scheduler, r) -> str | None:
                 "base model alone)")
     lowest, highest = edges
     return (f"{head}; accepted: a switch from {lowest:g} (the lowest that gives the base a step) to {highest:g} (the "
-            f"highest that gives the refiner a step) for these steps, or 1 (the base model alone)")
+            f"highest that gives the refiner a step) for {r.hires.steps if hires else r.steps} {'hires ' if hires else ''}"
+            "steps, or 1 (the base model alone)")
 
 
 def refiner_plan(scheduler, r) -> dict | None:
