@@ -144,8 +144,10 @@ def test_the_file_draws_what_the_folder_draws_and_shares_the_base_modules(webui,
     record = from_file.record
     path = webui / "sdxl" / f"{NAME}.safetensors"
     sha256 = _info(NAME).sha256
-    assert record["refiner"] == {"id": NAME, "revision": sha256, "switch": 0.5, "path": str(path), "sha256": sha256,
-                                 "hash": sha256[:10]}
+    split = {"by": "timestep", "pass": "first", "schedule_steps": 4, "start_step": 0, "base_steps": 2,
+             "refiner_steps": 2, "switch_step": 2}
+    assert record["refiner"] == {"id": NAME, "revision": sha256, "switch": 0.5, "switch_by": "timestep",
+                                 "split": split, "path": str(path), "sha256": sha256, "hash": sha256[:10]}
     assert any(e.startswith(f"refiner {NAME}: base 2 step(s), refiner 2; shares") for e in record["events"])
     with Image.open(from_file.paths[0]) as image:
         text = image.text["parameters"]

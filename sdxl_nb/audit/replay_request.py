@@ -168,7 +168,12 @@ def recorded_refiner(record: dict, presets: Presets) -> dict:
     preset = model_presets(presets).get(entry["id"])
     if preset is None or not preset.refiner:
         raise ReplayError(f"refiner {entry['id']!r} is not installed here; the job cannot be re-run from its record")
-    return {"refiner": preset, "refiner_switch": float(switch)}
+    from sdxl_nb.request.resolve import REFINER_SWITCH_BY
+
+    by = entry.get("switch_by", REFINER_SWITCH_BY[0])  # older records: the switch on timesteps, all they ran
+    if by not in REFINER_SWITCH_BY:
+        raise ReplayError(f"the record's refiner switch_by {by!r} is not one of {', '.join(REFINER_SWITCH_BY)}")
+    return {"refiner": preset, "refiner_switch": float(switch), "refiner_switch_by": by}
 
 
 

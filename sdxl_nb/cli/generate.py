@@ -43,7 +43,10 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a refiner model (see `sdxl-nb models`) that finishes the last steps, as in A1111")
     parser.add_argument("--refiner-switch", type=float, metavar="X",
                         help="fraction of the schedule the base runs before the refiner takes over, 0 < X <= 1 "
-                             "(default 0.8; 1: the refiner does not run)")
+                             "(default 0.8; 1: the refiner does not run); with --hires-scale it applies in the hires pass")
+    parser.add_argument("--refiner-switch-by", choices=("timestep", "steps"),
+                        help="read the switch on the model's timesteps (default, as A1111) or as a fraction of the "
+                             "sampling steps (A1111's 'Refiner switch by sampling steps')")
     parser.add_argument("--ip-adapter", metavar="NAME",
                         help="an IP-Adapter (see `sdxl-nb ip-adapters`): --ip-image pictures guide the look")
     parser.add_argument("--ip-image", action="append", metavar="PATH",
@@ -136,6 +139,7 @@ def request_from(args):
         resolution=args.resolution, batch=args.batch, seed=args.seed, init_image=args.init_image,
         mask_image=args.mask, strength=args.strength, loras=args.lora,
         refiner=args.refiner, refiner_switch=args.refiner_switch,
+        refiner_switch_by=getattr(args, "refiner_switch_by", None),
         hires_scale=getattr(args, "hires_scale", None), hires_steps=getattr(args, "hires_steps", None),
         hires_denoise=getattr(args, "hires_denoise", None), hires_upscaler=getattr(args, "hires_upscaler", None),
         hires_resize=getattr(args, "hires_resize", None),
@@ -183,7 +187,9 @@ def print_preflight(check, as_json: bool) -> int:
     schedule = "" if r.schedule_type == "Automatic" else f" ({r.schedule_type})"
     print(f"would run {r.mode} with {r.model.id}, {r.scheduler.name}{schedule}, {r.steps} steps, cfg {r.cfg:g}, "
           f"{r.width}x{r.height}, seeds {', '.join(map(str, r.seeds))}"
-          + (f", refiner {r.refiner.id} from switch {r.refiner_switch:g}" if r.refiner else ""))
+          + (f", refiner {r.refiner.id} from switch {r.refiner_switch:g}"
+             + (" (by sampling steps)" if r.refiner_switch_by == "steps" else "")
+             + (" of the hires pass" if r.hires else "") if r.refiner else ""))
     if r.hires:
         h = r.hires
         print(f"then hires fix: {h.upscaler.name} x{h.scale:g} to {h.width}x{h.height}, {h.steps} steps at "

@@ -33,11 +33,15 @@ def model_revision(info: ModelInfo) -> str | None:
 
 
 def refiner_record(r, presets: Presets) -> dict | None:
-    """The record's `refiner`: {id, revision, switch}, or None for a job without one."""
+    """The record's `refiner`: {id, revision, switch, switch_by, split}, or None for a job without one; `split` (where
+    the refiner runs: refiner_split.refiner_plan) is what every backend runs, the audit compares it."""
     info = refiner_info(r, presets, local=False)
     if info is None:
         return None
-    entry = {"id": info.id, "revision": model_revision(info), "switch": r.refiner_switch}
+    from sdxl_nb.backends.local.refiner_split import split_record
+
+    entry = {"id": info.id, "revision": model_revision(info), "switch": r.refiner_switch,
+             "switch_by": getattr(r, "refiner_switch_by", None) or "timestep", "split": split_record(r)}
     if info.source == "checkpoint":  # a single file: where it was and its sha256, as the base checkpoint's record;
         # `hash` is A1111's short hash, what `Refiner: NAME [HASH]` shows
         entry.update(checkpoint_record(info), hash=info.model_hash)

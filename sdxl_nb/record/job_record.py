@@ -189,7 +189,11 @@ def refiner_fields(record: dict) -> dict:
         return {}
     name = refiner["id"].rsplit("/", 1)[-1]
     short = refiner.get("hash")  # a single-file checkpoint's first 10 hex digits of sha256, where known
-    return {"Refiner": f"{name} [{short[:10]}]" if short else name, "Refiner switch at": str(float(refiner["switch"]))}
+    # A1111 (apply_refiner) adds `Refiner switch by sampling steps: True` when it counts steps; a hires job's refiner
+    # runs in the second pass, its default hires_fix_refiner_pass, which it leaves out of the text (no `Hires refiner`).
+    by_steps = {"Refiner switch by sampling steps": "True"} if refiner.get("switch_by") == "steps" else {}
+    return {"Refiner": f"{name} [{short[:10]}]" if short else name, "Refiner switch at": str(float(refiner["switch"])),
+            **by_steps}
 
 
 def network_fields(record: dict) -> dict:

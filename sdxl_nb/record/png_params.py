@@ -136,6 +136,13 @@ def _a1111(text: str, presets: Presets, problems: list[str] | None = None) -> Pn
         fields["refiner"] = (model_id(name, presets) or checkpoint_by_hash(short.rstrip("]") or None)
                              or _note(unmapped, "Refiner", refiner))
         fields["refiner_switch"] = number("Refiner switch at", float, "0.8")
+        by_steps = values.pop("Refiner switch by sampling steps", None)  # A1111's apply_refiner writes True
+        if by_steps is not None:
+            fields["refiner_switch_by"] = "steps" if by_steps.strip().lower() == "true" else "timestep"
+    hires_refiner = values.pop("Hires refiner", None)  # A1111 writes it when not its default "second pass"
+    if hires_refiner:
+        unmapped["Hires refiner"] = (f"{hires_refiner} (here a hires job's refiner runs in the second pass, A1111's "
+                                     "default)")
     if "Hires upscale" in values or "Hires resize" in values:  # txt2img hires: Denoising strength is its pass's
         fields.update(hires_scale=number("Hires upscale", float), hires_upscaler=values.pop("Hires upscaler", None),
                       hires_steps=number("Hires steps", int), hires_denoise=number("Denoising strength", float),

@@ -81,7 +81,8 @@ def record_fields(record: dict, reader: Reader) -> tuple[dict, dict, dict]:
               "model": r.get(r.part(record, "model"), "id", "text", "model id"), "mode": mode,
               "strength": r.get(record, "strength", "number"),
               "refiner": r.get(refiner, "id", "text", "refiner id"),
-              "refiner_switch": r.get(refiner, "switch", "number", "refiner switch")}
+              "refiner_switch": r.get(refiner, "switch", "number", "refiner switch"),
+              "refiner_switch_by": r.get(refiner, "switch_by", "text", "refiner switch by")}
     # Automatic (and records before schedule types) is the request's default: nothing to carry.
     if record.get("schedule_type") not in (None, "Automatic"):
         fields["schedule_type"] = r.get(record, "schedule_type", "text")

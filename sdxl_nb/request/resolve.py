@@ -61,6 +61,9 @@ class GenerationRequest:
     loras: list | None = None
     refiner: str | None = None  # a refiner model id: it finishes the job's last steps from `refiner_switch` on
     refiner_switch: float | None = None  # fraction of the schedule the base runs, 0 < switch <= 1 (default 0.8)
+    # How the switch is read (A1111): "timestep" (default: a point on the model's timesteps) or "steps" (a fraction of
+    # the sampling steps: A1111's `Refiner switch by sampling steps`). With a hires fix the refiner runs in its pass.
+    refiner_switch_by: str | None = None
     # Hires fix (txt2img): upscale the first pass by hires_scale, then an img2img pass of hires_steps steps at
     # hires_denoise; hires_upscaler: "Latent" (default), "Latent (nearest-exact)", "Lanczos" or a model's name.
     hires_scale: float | None = None
@@ -109,6 +112,7 @@ class ResolvedRequest:
     embeddings: tuple[EmbeddingUse, ...] = ()  # textual-inversion embeddings named in the prompts
     refiner: ModelPreset | None = None  # the refiner that takes over at refiner_switch (None: the base alone)
     refiner_switch: float | None = None  # set exactly when refiner is
+    refiner_switch_by: str | None = None  # "timestep" or "steps" (REFINER_SWITCH_BY), set exactly when refiner is
     hires: HiresFix | None = None  # the second, upscaled pass (width and height stay the first pass's size)
     ip_adapter: IpAdapterUse | None = None  # the IP-Adapter, its images and scale
     controlnets: tuple = ()  # ControlUnit of each ControlNet, in order (request/control.py)
@@ -295,12 +299,9 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
                         f"of at least 1, e.g. {_enough_denoising(steps, strength)}")
 
     width, height = _resolve_size(request, presets, model, init, notes)
-    refiner, switch = _resolve_refiner(request, models, mode, strength, notes)
     hires = resolve_hires(request.hires_scale, request.hires_steps, request.hires_denoise, request.hires_upscaler,
                           mode=mode, width=width, height=height, base_steps=steps, resize=request.hires_resize)
-    if hires is not None and refiner is not None and switch < 1:
-        raise _fail("a refiner and the hires fix cannot run in the same job yet; accepted: one of them "
-                    "(refine first, then upscale the image with `sdxl-nb upscale` or a hires job)")
+    refiner, switch, switch_by = _resolve_refiner(request, models, mode, strength, hires, notes)
 
     if request.seed is None:
         seed = secrets.randbelow(MAX_SEED - batch + 2)
@@ -329,7 +330,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
         strength=strength, init_image=init, mask_image=mask, notes=tuple(notes),
         loras=loras, embeddings=embeddings, hires=hires, refiner=refiner, refiner_switch=switch,
         ip_adapter=ip_adapter, controlnets=controlnets, inpaint=inpaint,
-        schedule_type=schedule_type,
+        schedule_type=schedule_type, refiner_switch_by=switch_by,
         warnings=clash_warnings(loras=loras, embeddings=embeddings, hires=hires, ip_adapter=ip_adapter,
                                 controlnets=controlnets),
     )
@@ -348,17 +349,26 @@ def _resolve_inpaint(request: GenerationRequest, mode: str, mask: InputImage | N
 
 
 DEFAULT_REFINER_SWITCH = 0.8  # A1111's default "Refiner switch at"
+# How a switch is read, as A1111's sd_samplers_common.apply_refiner: on the model's timesteps (its default), or by
+# sampling steps (option refiner_switch_by_sample_steps). The split itself: backends/local/refiner_split.py.
+REFINER_SWITCH_BY = ("timestep", "steps")
 
 
 def _resolve_refiner(request: GenerationRequest, models: dict[str, ModelPreset], mode: str, strength: float | None,
-                     notes: list[str]) -> tuple[ModelPreset | None, float | None]:
+                     hires, notes: list[str]) -> tuple[ModelPreset | None, float | None, str | None]:
+    by = request.refiner_switch_by
     if request.refiner is None:
-        if request.refiner_switch is not None:
-            raise _fail("refiner switch needs a refiner (give refiner= / --refiner MODEL)")
-        return None, None
+        if request.refiner_switch is not None or by is not None:
+            what = "refiner switch" if request.refiner_switch is not None else "refiner switch by"
+            raise _fail(f"{what} needs a refiner (give refiner= / --refiner MODEL)")
+        return None, None, None
     refiners = {name: preset for name, preset in models.items() if preset.refiner}
     if not isinstance(request.refiner, str) or request.refiner not in refiners:
         raise _fail(f"unknown refiner {request.refiner!r}; accepted: {', '.join(refiners) or 'none installed'}")
+    if by is not None and by not in REFINER_SWITCH_BY:
+        raise _fail(f"refiner switch by {by!r} is not known; accepted: {', '.join(REFINER_SWITCH_BY)} (timestep: a "
+                    "point on the model's timesteps, A1111's default; steps: a fraction of the sampling steps)")
+    by = by or REFINER_SWITCH_BY[0]
     if request.refiner_switch is None:
         switch = DEFAULT_REFINER_SWITCH
         notes.append(f"refiner switch {switch:g} (lab default)")
@@ -367,11 +377,14 @@ def _resolve_refiner(request: GenerationRequest, models: dict[str, ModelPreset],
         if not 0 < switch <= 1:
             raise _fail(f"refiner switch {request.refiner_switch} is out of range; accepted: greater than 0, at most 1 "
                         "(the fraction of the schedule the base model runs; 1: the refiner does not run)")
-    if mode != "txt2img" and switch < 1 and strength <= 1 - switch:
-        # img2img starts strength x the schedule from its end; the refiner takes the last (1 - switch) of it.
-        raise _fail(f"strength {strength:g} starts after the refiner switch {switch:g}, so the base model would run no "
-                    f"step; accepted: strength greater than {1 - switch:.3g}, or a switch greater than {1 - strength:.3g}")
-    return refiners[request.refiner], switch
+    # img2img (and the hires pass) start strength x the schedule from its end; on timesteps the refiner takes the
+    # last (1 - switch) of it (a switch by steps is a fraction of the steps the pass runs: the base always has some).
+    denoise, what = (hires.denoise, "hires denoise") if hires is not None else (strength, "strength")
+    if denoise is not None and by == "timestep" and switch < 1 and denoise <= 1 - switch:
+        raise _fail(f"{what} {denoise:g} starts after the refiner switch {switch:g}, so the base model would run no "
+                    f"step; accepted: {what} greater than {1 - switch:.3g}, a switch greater than {1 - denoise:.3g}, "
+                    "or the switch by steps")
+    return refiners[request.refiner], switch, by
 
 
 def _enough_denoising(steps: int, strength: float) -> str:

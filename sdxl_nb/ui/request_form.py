@@ -88,10 +88,13 @@ class RequestForm:
         self.refiner = w.Dropdown(options=self._refiner_options(), description="Refiner", layout=w.Layout(**SHARE))
         self.refiner_switch = w.FloatSlider(value=0.8, min=0.01, max=1.0, step=0.01, description="Switch at",
                                             readout_format=".2f", continuous_update=False, layout=w.Layout(**SHARE))
+        # A1111's option "Refiner switch by sampling steps": the switch as a fraction of the steps, not of the timesteps.
+        self.refiner_by_steps = w.Checkbox(value=False, description="Switch by steps", indent=False,
+                                           layout=w.Layout(width="auto"))
         self.refiner.observe(lambda _c: self._on_refiner(), "value")
         self.refiner.add_class("sdxl-refiner")
         self._on_refiner()
-        self.refiner_row = w.HBox([self.refiner, self.refiner_switch], layout=WIDE)
+        self.refiner_row = w.HBox([self.refiner, self.refiner_switch, self.refiner_by_steps], layout=WIDE)
 
     def rows(self) -> list[w.Widget]:
         """The form's rows, top to bottom (a panel adds its own after them)."""
@@ -111,7 +114,7 @@ class RequestForm:
         return options
 
     def _on_refiner(self) -> None:
-        self.refiner_switch.disabled = not self.refiner.value
+        self.refiner_switch.disabled = self.refiner_by_steps.disabled = not self.refiner.value
 
     def build(self, extra: list[w.Widget] = ()) -> w.VBox:
         self.widget = column(self.rows() + list(extra))
@@ -283,6 +286,8 @@ class RequestForm:
             fields["resolution"] = self.resolution.value
         if self.offers_refiner and self.refiner.value:
             fields.update(refiner=self.refiner.value, refiner_switch=round(self.refiner_switch.value, 2))
+            if self.refiner_by_steps.value:
+                fields["refiner_switch_by"] = "steps"
         return fields, adjustments
 
     def load(self, fields: dict) -> list[str]:
@@ -338,4 +343,5 @@ class RequestForm:
         switch = fields.get("refiner_switch")
         if isinstance(switch, (int, float)) and 0 < switch <= 1:
             self.refiner_switch.value = float(switch)
+        self.refiner_by_steps.value = fields.get("refiner_switch_by") == "steps"
         return []

@@ -144,12 +144,13 @@ class ComfyBackend:
         checkpoint, a hires upscaler model, ControlNets. A missing one is refused in one line (exit 2) naming the
         server folder it belongs in, as ComfyUI's folder_paths names it."""
         from sdxl_nb.backends.comfy.control_nodes import missing_controlnets
-        from sdxl_nb.backends.comfy.workflow import lora_file_name, upscaler_file_name
+        from sdxl_nb.backends.comfy.workflow import lora_file_name, refiner_split, upscaler_file_name
 
         if resolved.controlnets:
             missing_controlnets(self.client, resolved)  # a preprocessor the server lacks is refused first
         wanted = [("LoraLoader", "lora_name", lora_file_name(lora), "LoRA", "loras") for lora in resolved.loras]
         if resolved.refiner is not None and resolved.refiner_switch < 1:
+            refiner_split(resolved)  # a switch that leaves either model no step: the local run's line, before work
             wanted.append(("CheckpointLoaderSimple", "ckpt_name", self.refiner_file(resolved), "refiner checkpoint",
                            "checkpoints"))
         if resolved.hires is not None and resolved.hires.upscaler.kind == "model":

@@ -81,7 +81,8 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
     loaded by their file name, or with `content_names` by a name made from their hash (what the
     remote backend uploads: the same file is never uploaded twice nor mixed up with another). With a refiner
     (switch < 1) the base's KSamplerAdvanced stops at the switch step with its leftover noise and the refiner's
-    (its own checkpoint, `refiner_checkpoint`, and CLIPTextEncodeSDXLRefiner prompts) runs the rest.
+    (its own checkpoint, `refiner_checkpoint`, and CLIPTextEncodeSDXLRefiner prompts) runs the rest; the switch step
+    is the local run's (refiner_split), in the hires pass when there is one.
     """
     if getattr(r, "ip_adapter", None) is not None:
         from sdxl_nb.errors import InputError
@@ -144,9 +145,10 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
                      f"image of seed {seed}+i (the remote backend runs one prompt per image to keep seed + i)")
     shared = dict(cfg=r.cfg, sampler_name=sampler_name, scheduler=scheduler, model=model, positive=positive,
                   negative=negative, latent_image=latent)
-    if r.refiner is not None and r.refiner_switch < 1:
-        start = 0 if r.mode == "txt2img" else r.steps - strength_steps(r.steps, r.strength)
-        sampled = _refined(g, r, seed, start, shared, refiner_checkpoint, notes)
+    split = refiner_split(r, notes) if r.refiner is not None and r.refiner_switch < 1 else None
+    refine = (lambda given, size: _refined(g, r, seed, split, given, refiner_checkpoint, size)) if split else None
+    if split and split["pass"] == "first":
+        sampled = refine(shared, (r.width, r.height))
     elif r.mode == "txt2img":
         sampled = g.add("KSampler", seed=seed, steps=r.steps, denoise=1.0, **shared)
     else:
@@ -157,7 +159,7 @@ def build_workflow(r: ResolvedRequest, *, checkpoint: str | None = None, vae: st
         sampled = g.add("KSamplerAdvanced", add_noise="enable", noise_seed=seed, steps=r.steps, start_at_step=start,
                         end_at_step=r.steps, return_with_leftover_noise="disable", **shared)
     if r.hires:
-        sampled = _hires_pass(g, r.hires, sampled, vae_link, seed, shared)
+        sampled = _hires_pass(g, r.hires, sampled, vae_link, seed, shared, refine)
         if r.hires.upscaler.kind == "model":
             notes.append(f"the workflow loads upscaler {upscaler_file_name(r.hires)}: it must be in the server's "
                          "models/upscale_models folder")
@@ -178,38 +180,48 @@ def _inpaint_model_conditioning(g: _Graph, positive: list, negative: list, vae: 
     return _output(node, 0), _output(node, 1), _output(node, 2)
 
 
-def switch_step(steps: int, switch: float) -> int:
-    """The step where the refiner takes over, as ComfyUI users set end_at_step: round(steps x switch)."""
-    return int(round(steps * switch))
+
+def refiner_split(r: ResolvedRequest, notes: list[str] | None = None) -> dict:
+    """Where the refiner takes over, from the very function the local run cuts its schedule by
+    (refiner_split.refiner_plan on the model's scheduler config); a switch that leaves either model no step is
+    refused in the same line as locally."""
+    from sdxl_nb.backends.local.refiner_split import refiner_plan, request_scheduler, split_problem
+    from sdxl_nb.errors import InputError
+
+    scheduler = request_scheduler(r, notes)
+    problem = split_problem(scheduler, r)
+    if problem:
+        raise InputError(problem)
+    return refiner_plan(scheduler, r)
 
 
-def _refined(g: _Graph, r: ResolvedRequest, seed: int, start: int, shared: dict, refiner_checkpoint: str | None,
-             notes: list[str]) -> list:
-    """Base KSamplerAdvanced to the switch step (leftover noise on), then the refiner's from there (no new noise)."""
+def _refined(g: _Graph, r: ResolvedRequest, seed: int, split: dict, shared: dict, refiner_checkpoint: str | None,
+             size: tuple[int, int]) -> list:
+    """Base KSamplerAdvanced to the switch step (leftover noise on), then the refiner's from there (no new noise), on
+    the schedule of the pass the refiner runs in (the job's, or the hires pass's)."""
     from sdxl_nb.config.refiners import AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE
 
-    switch = min(max(switch_step(r.steps, r.refiner_switch), start + 1), r.steps)
-    if switch != switch_step(r.steps, r.refiner_switch):
-        notes.append(f"refiner switch {r.refiner_switch:g} of {r.steps} steps falls outside the steps the base runs; "
-                     f"ComfyUI switches at step {switch}")
-    base = g.add("KSamplerAdvanced", "Base sampler", add_noise="enable", noise_seed=seed, steps=r.steps,
-                 start_at_step=start, end_at_step=switch, return_with_leftover_noise="enable", **shared)
+    steps, switch = split["schedule_steps"], split["switch_step"]
+    base = g.add("KSamplerAdvanced", "Base sampler", add_noise="enable", noise_seed=seed, steps=steps,
+                 start_at_step=split["start_step"], end_at_step=switch, return_with_leftover_noise="enable", **shared)
     ckpt = g.add("CheckpointLoaderSimple", "Refiner checkpoint",
                  ckpt_name=refiner_checkpoint or default_checkpoint(r.refiner.id))
     clip = _output(ckpt, 1)
-    size = dict(width=r.width, height=r.height)
+    size = dict(width=size[0], height=size[1])
     positive = g.add("CLIPTextEncodeSDXLRefiner", "Refiner positive prompt", ascore=AESTHETIC_SCORE, **size,
                      text=without_tags(r.styled_prompt), clip=clip)
     negative = g.add("CLIPTextEncodeSDXLRefiner", "Refiner negative prompt", ascore=NEGATIVE_AESTHETIC_SCORE,
                      **size, text=without_tags(r.effective_negative_prompt), clip=clip)
     refined = dict(shared, model=_output(ckpt, 0), positive=positive, negative=negative, latent_image=base)
-    return g.add("KSamplerAdvanced", "Refiner sampler", add_noise="disable", noise_seed=seed, steps=r.steps,
+    return g.add("KSamplerAdvanced", "Refiner sampler", add_noise="disable", noise_seed=seed, steps=steps,
                  start_at_step=switch, end_at_step=10000, return_with_leftover_noise="disable", **refined)
 
 
-def _hires_pass(g: _Graph, fix, sampled: list, vae_link: list, seed: int, shared: dict) -> list:
+def _hires_pass(g: _Graph, fix, sampled: list, vae_link: list, seed: int, shared: dict, refine=None) -> list:
     """The hires fix: LatentUpscaleBy, or decode + (UpscaleModelLoader + ImageUpscaleWithModel) + ImageScale to
-    the exact size + VAEEncode; then a KSampler of `steps` steps at `denoise` (ComfyUI runs `steps` steps, as A1111)."""
+    the exact size + VAEEncode; then a KSampler of `steps` steps at `denoise` (ComfyUI runs `steps` steps, as A1111).
+    With a refiner (`refine`) the pass is the base's to the switch and the refiner's after it, as A1111 runs it
+    (apply_refiner with its default hires_fix_refiner_pass "second pass")."""
     width, height = fix.upscaled_size
     crop = fix.crop  # a "Hires resize" to another aspect ratio: upscale to cover, keep the centre (as locally)
     if fix.upscaler.kind == "latent":
@@ -233,6 +245,8 @@ def _hires_pass(g: _Graph, fix, sampled: list, vae_link: list, seed: int, shared
             pixels = g.add("ImageCrop", "Hires crop", image=pixels, width=fix.width, height=fix.height,
                            x=crop[0], y=crop[1])
         latent = g.add("VAEEncode", pixels=pixels, vae=vae_link)
+    if refine is not None:
+        return refine(dict(shared, latent_image=latent), (fix.width, fix.height))
     return g.add("KSampler", "Hires pass", **dict(shared, latent_image=latent), seed=seed, steps=fix.steps,
                  denoise=fix.denoise)
 

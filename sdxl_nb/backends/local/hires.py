@@ -24,6 +24,14 @@ class HiresPass:
         self.pipe = engine.pipeline(loaded, "img2img", controls=self.controls)
         self.pipe.scheduler = engine.make_scheduler(loaded, request.scheduler.cls, request.scheduler.kwargs)
         self.first_steps = request.steps  # the first pass's steps as it ran (set by progress_span)
+        # A refiner takes over within this pass (A1111's default hires_fix_refiner_pass "second pass"): the base's
+        # img2img stops at the switch, cut where refiner_split says (refiner.RefinerStage runs the rest).
+        self.denoising_end = None
+        if request.refiner is not None and request.refiner_switch < 1:
+            from sdxl_nb.backends.local.refiner_split import denoising_point, switch_by
+
+            self.denoising_end = denoising_point(self.pipe.scheduler, self.fix.schedule_steps, request.refiner_switch,
+                                                 self.fix.denoise, switch_by(request))
 
     def progress_span(self, pipe, total: int) -> tuple[int, int]:
         """(steps before, steps after) a pass's own steps in the job's progress: the first pass is followed by
@@ -61,6 +69,8 @@ class HiresPass:
         args = {key: value for key, value in arguments.items() if key not in ("width", "height")}
         args.update(image=self.upscaled(latents, labels), strength=self.fix.denoise,
                     num_inference_steps=self.fix.schedule_steps, output_type="latent")
+        if self.denoising_end is not None:
+            args["denoising_end"] = self.denoising_end
         if self.controls:  # the first pass (txt2img) gave its maps as `image`: here they are the control image
             from sdxl_nb.request.control_maps import unit_map
 

@@ -16,7 +16,7 @@ from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 from sdxl_nb.backends.local.conditioning import PromptEncoder, run_shape
 from sdxl_nb.backends.local.loading import _variant
 from sdxl_nb.backends.local.oom import component_bytes
-from sdxl_nb.backends.local.refiner_split import split_problem, split_steps
+from sdxl_nb.backends.local.refiner_split import denoising_point, refined_pass, split_problem, split_steps, switch_by
 from sdxl_nb.config.refiners import AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE, embedded_refiner_folder, model_revision
 from sdxl_nb.config.registry import ModelInfo, locate_model
 from sdxl_nb.errors import GenerationError, ModelUnavailableError, one_line
@@ -191,8 +191,17 @@ class RefinerStage:
         cls = type(base) if r.scheduler.cls is None else getattr(diffusers, r.scheduler.cls)
         self.pipe.scheduler = cls.from_config(base.config, **r.scheduler.kwargs)
         scheduler = make_scheduler()
-        base_steps, refiner_steps = split_steps(scheduler, r.steps, r.refiner_switch, r.strength)
+        # With a hires fix the refiner takes over in the second pass (A1111's default hires_fix_refiner_pass
+        # "second pass": apply_refiner skips the first); its steps follow the first pass's in the progress.
+        self.hires = r.hires is not None
+        self.first = sum(split_steps(scheduler, r.steps, 1.0, r.strength)) if self.hires else 0
+        self.schedule, strength = refined_pass(r)
+        base_steps, refiner_steps = split_steps(scheduler, self.schedule, r.refiner_switch, strength, switch_by(r))
         self.steps = (base_steps, refiner_steps)
+        # Where diffusers cuts the schedule (denoising_end / denoising_start): the switch itself, or for a switch by
+        # sampling steps the point between the base's last timestep and the refiner's first.
+        self.point = denoising_point(scheduler, self.schedule, r.refiner_switch, strength, switch_by(r))
+        self.first_pipe = None
         self.warnings, self.events = [], []
         self.active = r.refiner_switch < 1 and refiner_steps > 0
         # A1111's weighting, chunking and embeddings on CLIP-G alone; plain prompts go as text, as a bare call.
@@ -212,12 +221,19 @@ class RefinerStage:
                                f"{refiner.extra_bytes / 2**20:.1f} MiB")
 
     def base_arguments(self, args: dict) -> dict:
-        return dict(args, denoising_end=self.r.refiner_switch) if self.active else args
+        """The first pass's call: it stops at the switch, unless the refiner waits for the hires pass."""
+        return dict(args, denoising_end=self.point) if self.active and not self.hires else args
 
     def progress(self, pipe, i: int) -> tuple[int, int]:
-        """(step, total) over both models' steps."""
-        total = sum(self.steps) if self.active else pipe.num_timesteps
-        return (i + 1 + self.steps[0] if pipe is self.pipe else i + 1), total
+        """(step, total) over every pass's steps: the first pass, the hires pass's base steps, the refiner's."""
+        if not self.active:
+            return i + 1, pipe.num_timesteps
+        total = self.first + sum(self.steps)
+        if pipe is self.pipe:
+            return i + 1 + self.first + self.steps[0], total
+        if self.first_pipe is None:
+            self.first_pipe = pipe
+        return (i + 1 if pipe is self.first_pipe else i + 1 + self.first), total
 
     def _encode(self, text: str):
         if text not in self.encoded:
@@ -239,8 +255,8 @@ class RefinerStage:
 
     def arguments(self, latents, specs, base_args: dict) -> dict:
         r = self.r
-        args = dict(**self._conditioning(specs), image=latents, num_inference_steps=r.steps, guidance_scale=r.cfg,
-                    denoising_start=r.refiner_switch, output_type="latent",
+        args = dict(**self._conditioning(specs), image=latents, num_inference_steps=self.schedule, guidance_scale=r.cfg,
+                    denoising_start=self.point, output_type="latent",
                     aesthetic_score=AESTHETIC_SCORE, negative_aesthetic_score=NEGATIVE_AESTHETIC_SCORE,
                     # Fresh per-image generators: an ancestral sampler's noise depends on the image's seed alone.
                     generator=[torch.Generator("cpu").manual_seed(spec.seed) for spec in specs])
