@@ -30,6 +30,7 @@ from sdxl_nb.config.loras import LoraUse
 from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset
 from sdxl_nb.errors import InputError
 from sdxl_nb.request.prompt_syntax import check_weights
+from sdxl_nb.request.refiner_choice import resolve_refiner
 
 __all__ = ["MAX_BATCH", "MAX_CFG", "MAX_SEED", "MAX_SIZE", "MAX_STEPS", "MIN_SIZE", "GenerationRequest", "InputImage",
            "ResolvedRequest", "check_int", "check_number", "check_text", "read_input_image", "resolve"]
@@ -301,7 +302,7 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
     width, height = _resolve_size(request, presets, model, init, notes)
     hires = resolve_hires(request.hires_scale, request.hires_steps, request.hires_denoise, request.hires_upscaler,
                           mode=mode, width=width, height=height, base_steps=steps, resize=request.hires_resize)
-    refiner, switch, switch_by = _resolve_refiner(request, models, mode, strength, hires, notes)
+    refiner, switch, switch_by = resolve_refiner(request, models, mode, strength, hires, notes)
 
     if request.seed is None:
         seed = secrets.randbelow(MAX_SEED - batch + 2)
@@ -346,45 +347,6 @@ def _resolve_inpaint(request: GenerationRequest, mode: str, mask: InputImage | N
                     "inpaint pipeline takes pixels only); accepted with ControlNet: original, fill")
     check_mask_area(inpaint, mask.path if mask else None)
     return inpaint
-
-
-DEFAULT_REFINER_SWITCH = 0.8  # A1111's default "Refiner switch at"
-# How a switch is read, as A1111's sd_samplers_common.apply_refiner: on the model's timesteps (its default), or by
-# sampling steps (option refiner_switch_by_sample_steps). The split itself: backends/local/refiner_split.py.
-REFINER_SWITCH_BY = ("timestep", "steps")
-
-
-def _resolve_refiner(request: GenerationRequest, models: dict[str, ModelPreset], mode: str, strength: float | None,
-                     hires, notes: list[str]) -> tuple[ModelPreset | None, float | None, str | None]:
-    by = request.refiner_switch_by
-    if request.refiner is None:
-        if request.refiner_switch is not None or by is not None:
-            what = "refiner switch" if request.refiner_switch is not None else "refiner switch by"
-            raise _fail(f"{what} needs a refiner (give refiner= / --refiner MODEL)")
-        return None, None, None
-    refiners = {name: preset for name, preset in models.items() if preset.refiner}
-    if not isinstance(request.refiner, str) or request.refiner not in refiners:
-        raise _fail(f"unknown refiner {request.refiner!r}; accepted: {', '.join(refiners) or 'none installed'}")
-    if by is not None and by not in REFINER_SWITCH_BY:
-        raise _fail(f"refiner switch by {by!r} is not known; accepted: {', '.join(REFINER_SWITCH_BY)} (timestep: a "
-                    "point on the model's timesteps, A1111's default; steps: a fraction of the sampling steps)")
-    by = by or REFINER_SWITCH_BY[0]
-    if request.refiner_switch is None:
-        switch = DEFAULT_REFINER_SWITCH
-        notes.append(f"refiner switch {switch:g} (lab default)")
-    else:
-        switch = check_number(request.refiner_switch, "refiner switch")
-        if not 0 < switch <= 1:
-            raise _fail(f"refiner switch {request.refiner_switch} is out of range; accepted: greater than 0, at most 1 "
-                        "(the fraction of the schedule the base model runs; 1: the refiner does not run)")
-    # img2img (and the hires pass) start strength x the schedule from its end; on timesteps the refiner takes the
-    # last (1 - switch) of it (a switch by steps is a fraction of the steps the pass runs: the base always has some).
-    denoise, what = (hires.denoise, "hires denoise") if hires is not None else (strength, "strength")
-    if denoise is not None and by == "timestep" and switch < 1 and denoise <= 1 - switch:
-        raise _fail(f"{what} {denoise:g} starts after the refiner switch {switch:g}, so the base model would run no "
-                    f"step; accepted: {what} greater than {1 - switch:.3g}, a switch greater than {1 - denoise:.3g}, "
-                    "or the switch by steps")
-    return refiners[request.refiner], switch, by
 
 
 def _enough_denoising(steps: int, strength: float) -> str:
