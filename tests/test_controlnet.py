@@ -380,7 +380,7 @@ def test_the_lab_form_shows_the_map_and_queues_a_controlnet_job(engine, control_
     assert panel.wait(120)
     (record,) = read_records(tmp_path / "out" / "jobs.log")
     kept = tmp_path / "out" / "inputs" / f"{sha256_file(control_image)}.png"
-    assert record["controlnets"][0]["image"]["path"] == str(kept)
+    assert record["controlnets"][0]["image"]["path"] == f"inputs/{kept.name}"  # relative to the output folder
     with Image.open(tmp_path / "out" / record["control_maps"][0]["path"]) as saved:
         assert np.array_equal(pixels(saved), pixels(shown))  # the map shown is the map the job read
     assert verify_folder(tmp_path / "out").ok
@@ -436,7 +436,7 @@ def test_the_sweep_tab_guides_every_cell_with_its_controlnet(engine, control_ima
     cells = [r for r in read_records(tmp_path / "out" / "jobs.log") if r["mode"] != "sweep"]
     assert [(r["cfg"], r["controlnets"][0]["weight"]) for r in cells] == [(3, 0.9), (6, 0.9)]
     kept = tmp_path / "out" / "inputs" / f"{sha256_file(control_image)}.png"
-    assert {r["controlnets"][0]["image"]["path"] for r in cells} == {str(kept)}
+    assert {r["controlnets"][0]["image"]["path"] for r in cells} == {f"inputs/{kept.name}"}
     assert verify_folder(tmp_path / "out").ok
     assert run_audit(tmp_path / "out", rerun="all", engine=engine).problems() == []  # each cell re-runs bit-exact
 
