@@ -2,6 +2,7 @@
 by sha256 (record.png_inputs.local_inputs), never from a path the image's record names."""
 
 import hashlib
+import html
 import json
 from pathlib import Path
 
@@ -52,4 +53,4 @@ def test_reuse_never_reads_a_path_the_record_names(lab, run, tmp_path):
     gallery = reuse(lab, planted)
     form = lab.generate.form
     assert form.mode.value == "txt2img" and not form.init_upload.value
-    assert "init image not loaded: not in this output folder's inputs/" in gallery.note.value
+    assert "init image not loaded: not in this output folder's inputs/" in html.unescape(gallery.note.value)
