@@ -53,7 +53,7 @@ def test_cli_job_with_an_outside_init_image_reruns_in_the_audit(kernel_engine, t
 
     init = noise(tmp_path / "desktop" / "photo.png", 3)
     folder = tmp_path / "out"
-    assert main(["generate", "a cli fox", "--model", "tiny-sdxl", "--init-image", str(init), "--strength", "0.6",
+    assert main(["generate", "--prompt", "a cli fox", "--model", "tiny-sdxl", "--init-image", str(init), "--strength", "0.6",
                  "--width", "64", "--height", "64", "--steps", "2", "--seed", "5", "--out", str(folder)]) == 0
     (record,) = [json.loads(line) for line in (folder / "jobs.log").read_text().splitlines()]
     kept_entry(folder, record["init_image"], init)
