@@ -54,7 +54,7 @@ def test_one_row_per_image_with_job_fields_flattened(jobs_dir):
     assert failed["n_images"].tolist() == [0] and failed["error"].tolist() == ["out of memory"]
     img2img = df[df["mode"] == "img2img"].iloc[0]
     assert img2img["strength"] == 0.6 and img2img["effective_steps"] == 2  # int(4 * 0.6) steps actually run
-    assert img2img["init_image_path"].endswith("inputs/init.png") and len(img2img["init_image_sha256"]) == 64
+    assert img2img["init_image_path"] == f"inputs/{img2img['init_image_sha256']}.png" and len(img2img["init_image_sha256"]) == 64
     assert df.attrs["problems"] == [] and df.attrs["sources"] == [str((jobs_dir / "jobs.log").resolve())]
 
 

@@ -140,7 +140,7 @@ def test_img2img_animation_reruns_bit_exactly(make, engine, tmp_path):
     make(mode="slerp", frames=3, seed_end=2, init_image=str(init), strength=0.7, steps=3)
     record = logged(tmp_path / "out")
     assert all(item["identical"] for item in check_rerun(record, tmp_path / "out", engine=engine))
-    init.write_bytes(b"changed")
+    (tmp_path / "out" / record["init_image"]["path"]).write_bytes(b"changed")  # the copy the job kept
     with pytest.raises(InputError, match="changed since the job"):
         rerun_frames(record, engine=engine, folder=tmp_path / "out")
 

@@ -79,7 +79,8 @@ def test_a_job_records_its_controlnet_saves_the_map_and_writes_a1111_parameters(
     (record,) = read_records(out / "jobs.log")
     (entry,) = record["controlnets"]
     assert entry["model"]["name"] == TINY_CONTROLNET and len(entry["model"]["sha256"]) == 64
-    assert entry["image"] == {"path": str(control_image), "sha256": sha256_file(control_image), "size": [64, 64]}
+    assert entry["image"] == {"path": f"inputs/{sha256_file(control_image)}.png", "sha256": sha256_file(control_image),
+                              "size": [64, 64]}  # the job's own copy, relative to its folder
     assert (entry["preprocessor"], entry["settings"]) == ("canny", {"low_threshold": 50, "high_threshold": 150})
     assert (entry["weight"], entry["start"], entry["end"]) == (0.8, 0.1, 0.9)
     (saved,) = record["control_maps"]
@@ -167,7 +168,7 @@ def test_a_stale_or_changed_record_input_is_a_replay_error(run, control_image, t
     run(prompt="a fox", out_dir=tmp_path / "out", controlnets=[unit(moved)])
     (record,) = read_records(tmp_path / "out" / "jobs.log")
     assert request_from_record(record, tmp_path / "out").controlnets[0].image_sha256 == sha256_file(moved)
-    Image.new("RGB", (64, 64), "red").save(moved)
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "out" / record["controlnets"][0]["image"]["path"])  # its copy
     with pytest.raises(ReplayError, match="ControlNet 0 control image .* changed since the job"):
         request_from_record(record, tmp_path / "out")
 
@@ -380,7 +381,7 @@ def test_the_lab_form_shows_the_map_and_queues_a_controlnet_job(engine, control_
     assert panel.wait(120)
     (record,) = read_records(tmp_path / "out" / "jobs.log")
     kept = tmp_path / "out" / "inputs" / f"{sha256_file(control_image)}.png"
-    assert record["controlnets"][0]["image"]["path"] == str(kept)
+    assert record["controlnets"][0]["image"]["path"] == f"inputs/{kept.name}"  # relative to the output folder
     with Image.open(tmp_path / "out" / record["control_maps"][0]["path"]) as saved:
         assert np.array_equal(pixels(saved), pixels(shown))  # the map shown is the map the job read
     assert verify_folder(tmp_path / "out").ok
@@ -396,9 +397,12 @@ def test_reusing_an_image_fills_the_units_and_reruns_the_same_job(engine, contro
     made = generate(out_dir=tmp_path / "first", engine=engine, prompt="a fox", seed=6, **SMALL, controlnets=[
         unit(control_image, weight=0.7, start=0.1, low_threshold=60, high_threshold=180),
         unit(control_image, preprocessor="none", end=0.5)])
-    fields = read_png_parameters(made.paths[0]).fields
+    from sdxl_nb.record.png_inputs import local_inputs
+
+    params = read_png_parameters(made.paths[0])  # Reuse's rule: inputs by sha256 from the image's folder's inputs/
+    fields, left_out = local_inputs(params.fields, params.inputs, made.paths[0].parent)
     panel = lab_for(engine, tmp_path / "out").generate
-    assert panel.reuse(fields) == []
+    assert left_out == [] and panel.reuse(fields) == []
     rows = panel.form.controlnets.units
     assert [(r.preprocessor.value, r.weight.value, r.start.value, r.end.value) for r in rows] == [
         ("canny", 0.7, 0.1, 1.0), ("none", 1.0, 0.0, 0.5)]
@@ -436,7 +440,7 @@ def test_the_sweep_tab_guides_every_cell_with_its_controlnet(engine, control_ima
     cells = [r for r in read_records(tmp_path / "out" / "jobs.log") if r["mode"] != "sweep"]
     assert [(r["cfg"], r["controlnets"][0]["weight"]) for r in cells] == [(3, 0.9), (6, 0.9)]
     kept = tmp_path / "out" / "inputs" / f"{sha256_file(control_image)}.png"
-    assert {r["controlnets"][0]["image"]["path"] for r in cells} == {str(kept)}
+    assert {r["controlnets"][0]["image"]["path"] for r in cells} == {f"inputs/{kept.name}"}
     assert verify_folder(tmp_path / "out").ok
     assert run_audit(tmp_path / "out", rerun="all", engine=engine).problems() == []  # each cell re-runs bit-exact
 

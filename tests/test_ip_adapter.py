@@ -241,8 +241,8 @@ def test_record_png_parameters_audit_and_exact_reruns(make, refs, tmp_path, ip_e
     assert rerun_jobs(select_for_rerun(records, "all"), ip_engine)["verdict"].tolist() == [BIT_EXACT] * 4  # per image
     Image.new("RGB", (40, 40), "blue").save(refs / "changed.png")
     changing = make(out_dir=tmp_path / "changing", **with_ip(refs, "changed.png"))
-    Image.new("RGB", (40, 40), "green").save(refs / "changed.png")
-    shutil.copytree(refs, tmp_path / "changing" / "inputs", dirs_exist_ok=True)
+    kept = tmp_path / "changing" / changing.record["ip_images"][0]["path"]
+    Image.new("RGB", (40, 40), "green").save(kept, format="PNG")  # the job's own copy changed since
     records, _ = read_logged_records(tmp_path / "changing")
     table = rerun_jobs(select_for_rerun(records, "all"), ip_engine)
     assert table["verdict"].tolist() == [SKIPPED] and "IP-Adapter image 1" in table["note"][0]
@@ -324,7 +324,7 @@ def test_lab_form_keeps_the_uploads_under_inputs_and_submits(ip_engine, refs, tm
     assert panel.wait(300)
     (record,) = read_records(tmp_path / "out" / "jobs.log")
     kept = [tmp_path / "out" / "inputs" / f"{image['sha256']}.png" for image in record["ip_images"]]
-    assert [image["path"] for image in record["ip_images"]] == [str(path) for path in kept]
+    assert [image["path"] for image in record["ip_images"]] == [f"inputs/{path.name}" for path in kept]
     assert kept[0].read_bytes() == (refs / "noise.png").read_bytes() and record["ip_adapter"]["scale"] == 0.7
 
 
@@ -353,10 +353,13 @@ def test_reusing_an_image_fills_the_picker_and_reruns_the_same_job(ip_engine, re
 
     made = generate(out_dir=tmp_path / "first", engine=ip_engine, prompt="a fox", seed=6, **SMALL,
                     **with_ip(refs, "noise.png", "red.png", scale=0.4))
-    fields = read_png_parameters(made.paths[0]).fields
+    from sdxl_nb.record.png_inputs import local_inputs
+
+    params = read_png_parameters(made.paths[0])  # Reuse's rule: inputs by sha256 from the image's folder's inputs/
+    fields, left_out = local_inputs(params.fields, params.inputs, made.paths[0].parent)
     assert (fields["ip_adapter"], fields["ip_scale"], len(fields["ip_images"])) == (DEMO_IP_ADAPTER, 0.4, 2)
     panel = lab_for(ip_engine, tmp_path / "out").generate
-    assert panel.reuse(fields) == []
+    assert left_out == [] and panel.reuse(fields) == []
     picker = panel.form.ip_adapter
     assert (picker.choice.value, picker.scale.value, len(picker.images.value)) == (DEMO_IP_ADAPTER, 0.4, 2)
     panel.generate.click()  # the same request again: the same pixels

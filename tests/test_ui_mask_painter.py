@@ -56,7 +56,7 @@ def test_a_painted_mask_is_saved_by_hash_and_recorded(lab, tmp_path):
     record = read_records(tmp_path / "out" / "jobs.log")[-1]
     assert record["mode"] == "inpaint" and record["status"] == "ok"
     kept = tmp_path / "out" / "inputs" / f"{record['mask_image']['sha256']}.png"
-    assert record["mask_image"]["path"] == str(kept) and hashlib.sha256(kept.read_bytes()).hexdigest() == kept.stem
+    assert record["mask_image"]["path"] == f"inputs/{kept.name}" and hashlib.sha256(kept.read_bytes()).hexdigest() == kept.stem
     assert Image.open(kept).tobytes() == mask.tobytes()
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 
 from sdxl_nb.audit.integrity import input_file
 from sdxl_nb.config.limits import MAX_BATCH, MAX_INPUT_BYTES, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from sdxl_nb.config.presets import ModelPreset, Presets, SchedulerPreset, StylePreset, load_presets
-from sdxl_nb.config.trusted_folders import NotTrusted, check_model_file
+from sdxl_nb.config.trusted_folders import (
+    OUTSIDE_MODEL_FOLDERS,
+    NotTrusted,
+    check_model_file,
+    in_model_folders,
+    trusted_model_file,
+)
 from sdxl_nb.errors import InputError
 from sdxl_nb.record.config_codec import decode_config
 from sdxl_nb.record.store import sha256_file
@@ -23,6 +30,18 @@ class ReplayError(Exception):
 # A record naming a model file outside the user's model folders, or an image outside the audited folder, raises
 # NotTrusted (config.trusted_folders): that job is "not re-run", nothing of it is opened, the audit goes on.
 __all__ = ["NotTrusted", "ReplayError", "request_from_record"]
+# A model file recorded outside the user's folders, found in them by name and sha256: said in the re-run's notes.
+_FOUND: ContextVar[list[str] | None] = ContextVar("sdxl_nb_found_in_your_folders", default=None)
+
+
+def _trusted(path: object, kind: str, sha256: object, what: str, digest=None) -> Path:
+    """The file to load for a recorded model file (config.trusted_folders.trusted_model_file): the recorded one in the
+    user's folders, else the user's own file of the same name and sha256 (noted), else NotTrusted."""
+    found, note = trusted_model_file(path, kind, sha256, what, digest)
+    notes = _FOUND.get()
+    if note and notes is not None:
+        notes.append(note)
+    return found
 
 
 def _size(value: object) -> tuple[int, int] | None:
@@ -116,6 +135,14 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
     style_preset = presets.styles.get(style_name) or StylePreset(name=style_name, prompt="{prompt}")
     model_preset = presets.models.get(model_id) or ModelPreset(
         id=model_id, description="as recorded", steps=steps, cfg=cfg, heavy=True, turbo=False)
+    found: list[str] = []
+    token = _FOUND.set(found)
+    try:
+        networks = dict(loras=recorded_loras(record), embeddings=recorded_embeddings(record),
+                        hires=recorded_hires(record), ip_adapter=recorded_ip_adapter(record, folder),
+                        controlnets=recorded_controlnets(record, folder))
+    finally:
+        _FOUND.reset(token)
     return ResolvedRequest(
         mode=mode, model=model_preset,
         scheduler=SchedulerPreset(name=str(scheduler.get("name")), cls=scheduler["class"], kwargs=kwargs,
@@ -124,11 +151,9 @@ def request_from_record(record: dict, folder: str | Path, presets: Presets | Non
         styled_prompt=_field(record, "styled_prompt", str),
         effective_negative_prompt=_field(record, "effective_negative_prompt", str),
         steps=steps, cfg=cfg, width=width, height=height, batch=batch, seed=seeds[0], seeds=tuple(seeds),
-        strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record",),
-        loras=recorded_loras(record), embeddings=recorded_embeddings(record), hires=recorded_hires(record),
-        ip_adapter=recorded_ip_adapter(record, folder), controlnets=recorded_controlnets(record, folder),
+        strength=strength, init_image=init, mask_image=mask, notes=("re-run from the record", *found),
         inpaint=_recorded_inpaint(record, mode), schedule_type=recorded_schedule_type(record),
-        **recorded_refiner(record, presets))
+        **networks, **recorded_refiner(record, presets))
 
 
 def _recorded_inpaint(record: dict, mode: str):
@@ -168,7 +193,7 @@ def recorded_refiner(record: dict, presets: Presets) -> dict:
     preset = model_presets(presets).get(entry["id"])
     if preset is None or not preset.refiner:
         raise ReplayError(f"refiner {entry['id']!r} is not installed here; the job cannot be re-run from its record")
-    from sdxl_nb.request.resolve import REFINER_SWITCH_BY
+    from sdxl_nb.request.refiner_choice import REFINER_SWITCH_BY
 
     by = entry.get("switch_by", REFINER_SWITCH_BY[0])  # older records: the switch on timesteps, all they ran
     if by not in REFINER_SWITCH_BY:
@@ -187,10 +212,13 @@ def check_recorded_checkpoint(model: object) -> None:
 
 def trusted_upscaler(entry: object) -> object:
     """The record's upscaler entry, after NotTrusted for a model file outside the user's upscaler folders (loading one
-    runs its format's code); recorded_upscaler then checks that it still holds what the job used."""
+    runs its format's code) of which they hold no copy; recorded_upscaler then checks that it holds what the job used."""
     if isinstance(entry, dict) and entry.get("kind") == "model":
         name = entry.get("name")
-        check_model_file(entry.get("path"), "upscaler", f"upscaler {name!r}" if isinstance(name, str) else "upscaler")
+        what = f"upscaler {name!r}" if isinstance(name, str) else "upscaler"
+        path = _trusted(entry.get("path"), "upscaler", entry.get("sha256"), what)
+        if not in_model_folders(entry.get("path"), "upscaler"):
+            return {**entry, "path": str(path)}
     return entry
 
 
@@ -224,7 +252,7 @@ def _recorded_file(kind: str, entry: object) -> tuple[str, Path, str]:
     if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("path"), str)
             and isinstance(entry.get("sha256"), str)):
         raise ReplayError(f"the record's {kind} entry {_short(entry)} has no name, path and sha256")
-    path = check_model_file(entry["path"], kind.lower(), f"{kind} {entry['name']!r}")
+    path = _trusted(entry["path"], kind.lower(), entry["sha256"], f"{kind} {entry['name']!r}")
     if not path.is_file():
         raise ReplayError(f"{kind} {entry['name']!r} ({path}) is missing; the job cannot be re-run from its record")
     actual = sha256_file(path)
@@ -307,6 +335,14 @@ def recorded_ip_adapter(record: dict, folder: str | Path):
         raise ReplayError("the record's ip_adapter names its files by something other than text")
     name = entry["name"]
     what = f"IP-Adapter {name!r}"
+    if not in_model_folders(entry["path"], "ip_adapter"):  # the user's own copy, laid out as recorded (root/subfolder)
+        found = _trusted(entry["path"], "ip_adapter", entry["sha256"], what)
+        depth = len(Path(entry["subfolder"]).parts)
+        root = found.parents[depth] if depth < len(found.parents) else found.parent
+        if root.joinpath(entry["subfolder"], found.name) != found:
+            raise NotTrusted(OUTSIDE_MODEL_FOLDERS, entry["path"], what)
+        moved = IpAdapterFile(name, str(found), str(root), entry["subfolder"], encoder["folder"], "")
+        entry, encoder = {**entry, "path": str(found), "root": str(root)}, {**encoder, "path": str(moved.encoder_path)}
     # What diffusers' load_ip_adapter opens: root/subfolder/<weight name> and the encoder folder under root.
     loaded = Path(entry["root"]) / entry["subfolder"] / Path(entry["path"]).name
     encoder_path = IpAdapterFile(name, entry["path"], entry["root"], entry["subfolder"], encoder["folder"], "").encoder_path
@@ -338,7 +374,8 @@ def recorded_ip_adapter(record: dict, folder: str | Path):
 
 def _trusted_controlnet(entry: object, position: int, folder: Path) -> object:
     """The unit's entry with its control image resolved inside the audited folder; NotTrusted when its weights lie
-    outside the user's ControlNet folders (weights gone from there are found by name, as recorded_unit does)."""
+    outside the user's ControlNet folders and they hold no copy (weights gone from there are found by name, as
+    recorded_unit does)."""
     from sdxl_nb.config.controlnets import ControlNetFile
     from sdxl_nb.errors import InputError
 
@@ -349,14 +386,17 @@ def _trusted_controlnet(entry: object, position: int, folder: Path) -> object:
     path = model.get("path")
     if not isinstance(path, str) or not path:
         raise ReplayError(f"the record's {what} has no path")
-    if Path(path).exists():
-        check_model_file(path, "controlnet", what)
+    if Path(path).exists():  # the user's own copy of weights that lie outside their folders is used instead
+        name = str(model.get("name"))
+        found = _trusted(path, "controlnet", model.get("sha256"), what,
+                         lambda candidate: ControlNetFile(name, str(candidate), "").content_hash())
+        path = path if in_model_folders(path, "controlnet") else str(found)
         try:
-            check_model_file(ControlNetFile(str(model.get("name")), path, "").weights_file(), "controlnet", what)
+            check_model_file(ControlNetFile(name, path, "").weights_file(), "controlnet", what)
         except InputError as exc:
             raise ReplayError(str(exc)) from None
     checked = input_file(folder, f"ControlNet {position} control image", image["path"])
-    return {**entry, "image": {**image, "path": str(checked)}}
+    return {**entry, "model": {**model, "path": path}, "image": {**image, "path": str(checked)}}
 
 
 def recorded_controlnets(record: dict, folder: Path) -> tuple:

@@ -102,3 +102,51 @@ def check_model_file(path: object, kind: str, what: str = "") -> Path:
     if not in_model_folders(path, kind):
         raise NotTrusted(OUTSIDE_MODEL_FOLDERS, path, what)
     return resolved(path)
+
+
+FOUND_IN_YOUR_FOLDERS = "found in your folders"
+_MAX_WALKED = 100_000  # entries looked at per search: a folder that large is walked no further
+
+
+def own_copy(path: object, kind: str, sha256: object, digest=None) -> Path | None:
+    """A file (or folder) of the same name as `path`, in the user's own folders for `kind`, whose sha256 is `sha256`
+    (`digest(path)` computes it; default: the file's bytes); None when there is none. What a received record names
+    outside those folders is found here, never opened there. Links leading out of the folders are passed over."""
+    from sdxl_nb.config.loras import file_sha256
+
+    if not (isinstance(path, str) and path and isinstance(sha256, str) and sha256):
+        return None
+    name = Path(path.replace("\\", "/")).name
+    if name in ("", ".", ".."):
+        return None
+    digest = digest or file_sha256
+    walked = 0
+    for folder in _kind_folders(kind):
+        for root, folders, files in os.walk(folder):  # links to folders are not followed
+            walked += len(folders) + len(files)
+            if walked > _MAX_WALKED:
+                return None
+            if name not in folders and name not in files:
+                continue
+            candidate = Path(root) / name
+            if not in_model_folders(candidate, kind):
+                continue
+            try:
+                if digest(candidate) == sha256:
+                    return resolved(candidate)
+            except (OSError, ValueError):  # unreadable, or not this kind's file (InputError is a ValueError)
+                continue
+    return None
+
+
+def trusted_model_file(path: object, kind: str, sha256: object, what: str = "",
+                       digest=None) -> tuple[Path, str | None]:
+    """(the file to load, a note or None): `path` itself when it lies in the user's folders for `kind`; else the
+    user's own file of the same name and sha256 (own_copy), with the note "found in your folders: PATH"; else
+    NotTrusted naming `path` (nothing is opened)."""
+    if in_model_folders(path, kind):
+        return resolved(path), None
+    found = own_copy(path, kind, sha256, digest)
+    if found is None:
+        raise NotTrusted(OUTSIDE_MODEL_FOLDERS, path, what)
+    return found, f"{what} recorded at {path}: {FOUND_IN_YOUR_FOLDERS}: {found}".lstrip()

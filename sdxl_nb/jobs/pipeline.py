@@ -33,7 +33,7 @@ from sdxl_nb.record.recovery import JobMarker, recover
 from sdxl_nb.record.secrets import mask, mask_data
 from sdxl_nb.record.store import check_output_dir, open_output_dir, remove_new_folders
 from sdxl_nb.request.preflight import Preflight, memory_check, memory_summary, preflight
-from sdxl_nb.request.prepare import prepare
+from sdxl_nb.request.prepare import keep_inputs, prepare
 
 __all__ = ["JobResult", "Preflight", "configure_engine", "default_output_dir", "engine_options", "preflight",
            "prepare", "run_job"]
@@ -138,9 +138,11 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
                               "earlier process left there); nothing was run") from None
 
     # 3. Load the model (once per kernel; a later job finds it loaded). A remote server answers here whether it
-    #    has the checkpoint: bad input too, so the folder made for this job goes again.
+    #    has the checkpoint: bad input too, so the folder made for this job goes again. Then, the job accepted, its
+    #    input images are kept in the folder's inputs/ and the record names those copies.
     try:
         loaded, was_loaded = load_for_job(info, backend, folder, on_stage)
+        kept = keep_inputs(r, folder)
     except InputError:
         remove_new_folders(new_folders)
         raise
@@ -148,7 +150,7 @@ def run_job(kind: JobKind, *, out_dir: str | os.PathLike | None = None, backend=
     # 4. Start the record. Secrets are masked from here on: no file name, PNG chunk or log line carries one.
     model = {"id": info.id, "revision": loaded.revision, "source": getattr(loaded, "source", info.source),
              "dtype": loaded.dtype_name, "vae": loaded.vae, **checkpoint_record(info)}
-    record = base_record(r, job_id=job_id, started_at=started_at, model=model, device=backend.device_record(),
+    record = base_record(kept, job_id=job_id, started_at=started_at, model=model, device=backend.device_record(),
                          env=backend.environment())
     record["refiner"] = refiner_record(r, presets)
     record.update(extra)

@@ -3,24 +3,16 @@ uploaded inputs); pure, so panels stay views and the same rules can be tested wi
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
 import math
 import os
-from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdxl_nb.config.input_image import INPUTS_DIR, KEPT_FORMATS, keep_input, uploads_for_one_request  # noqa: F401
 from sdxl_nb.config.presets import Presets, StylePreset
 from sdxl_nb.errors import InputError
 from sdxl_nb.request.resolve import MAX_SIZE, MIN_SIZE, GenerationRequest, decode_image, resolve
-
-INPUTS_DIR = "inputs"
-# What save_upload made inside `uploads_for_one_request` (files, then the folders it had to create).
-_MADE: ContextVar[list[Path] | None] = ContextVar("sdxl_nb_uploads_made", default=None)
-_UPLOAD_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
 
 
 @dataclass(frozen=True)
@@ -88,51 +80,9 @@ def aspect_note(reference: tuple[int, int], size: tuple[int, int]) -> str:
 
 
 def save_upload(data: bytes, out_dir: str | os.PathLike, label: str = "upload") -> Path:
-    """Keep an uploaded image under <out_dir>/inputs/<sha256><ext> so records point at a lasting file.
-
-    The bytes are stored unchanged (the record's sha256 is the upload's); the same upload twice is one
-    file. A file that is not a readable image raises InputError and nothing is written.
-    """
-    from sdxl_nb.record.store import check_output_dir, write_new_file
-
-    kind = upload_format(data, label)
-    folder = check_output_dir(out_dir) / INPUTS_DIR
-    name = hashlib.sha256(data).hexdigest() + _UPLOAD_FORMATS[kind]
-    if (folder / name).is_file():
-        return folder / name
-    new_folders = [path for path in (folder, *folder.parents) if not path.exists()]
-    try:
-        path = write_new_file(folder, name, data)
-    except OSError as exc:
-        raise InputError(f"{label} cannot be kept in {folder}: {exc.strerror or exc}") from None
-    made = _MADE.get()
-    if made is not None:
-        made[:0] = [path, *new_folders]  # newest first: removed before the folders holding them
-    return path
-
-
-@contextlib.contextmanager
-def uploads_for_one_request() -> Iterator[None]:
-    """Uploads kept inside this block are removed again when it ends with an error, with the folders made for
-    them: a request refused after its images were kept (a field only resolve() checks) leaves nothing written.
-    An upload that was already kept (by an earlier request) is never removed."""
-    from sdxl_nb.record.store import FOLDER_LOCK
-
-    made: list[Path] = []
-    token = _MADE.set(made)
-    try:
-        yield
-    except BaseException:
-        for path in made:
-            with contextlib.suppress(OSError):
-                if path.is_dir():
-                    (path / FOLDER_LOCK).unlink(missing_ok=True)
-                    path.rmdir()  # only while empty
-                else:
-                    path.unlink()
-        raise
-    finally:
-        _MADE.reset(token)
+    """Keep an uploaded image under <out_dir>/inputs/<sha256><ext> (config.input_image.keep_input) so records point
+    at a lasting file. A file that is not a readable image raises InputError and nothing is written."""
+    return keep_input(data, out_dir, KEPT_FORMATS[upload_format(data, label)], label)
 
 
 def upload_format(data: bytes, label: str = "upload") -> str:
@@ -143,6 +93,6 @@ def upload_format(data: bytes, label: str = "upload") -> str:
     decode_image(data, label)
     with Image.open(io.BytesIO(data)) as image:
         kind = image.format
-    if kind not in _UPLOAD_FORMATS:
-        raise InputError(f"{label} is a {kind} image; accepted: {', '.join(_UPLOAD_FORMATS)}")
+    if kind not in KEPT_FORMATS:
+        raise InputError(f"{label} is a {kind} image; accepted: {', '.join(KEPT_FORMATS)}")
     return kind

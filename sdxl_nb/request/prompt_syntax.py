@@ -27,6 +27,9 @@ WEIGHT_ACCEPTED = "a finite number after the colon, as in (text:1.2)"
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 # A1111's extra networks: <kind:args>; args are split on ':'.
 _TAG = re.compile(r"<(\w+):([^>]+)>")
+# Brackets open at once (unclosed ones included). A1111 has no limit, and its parser's work grows with the square
+# of the nesting ("(a" repeated 20000 times); no real prompt has more than a handful open.
+MAX_NESTING = 64
 
 
 @dataclass(frozen=True)
@@ -38,23 +41,49 @@ class LoraTag:
 
 def parse_attention(text: str, label: str = "prompt") -> list[tuple[str, float]]:
     """(text, weight) fragments in order; BREAK comes as ("BREAK", -1.0); equal neighbours are merged. A weight that
-    is no finite number raises InputError naming it (`label`: which text, for the message)."""
-    result: list[list] = []
-    round_open: list[tuple[int, int]] = []  # (fragment index, text position) of each open "("
+    is no finite number raises InputError naming it (`label`: which text, for the message), and so does nesting past
+    MAX_NESTING open brackets.
+
+    Fragments between two brackets are one run sharing one weight, so a closing bracket multiplies each run inside
+    it once: the work is at most MAX_NESTING multiplications per bracket. Each weight is still 1.0 times each
+    enclosing factor, innermost first, in A1111's order (re-runs compare pixels); a BREAK's is the same product
+    negated, which is exact in floating point.
+    """
+    runs: list[list] = []  # [weight, [fragment text or None for BREAK, ...]] of each run, in order
+    fresh = True  # the next fragment starts a new run (a bracket came since the last one)
+    round_open: list[tuple[int, int]] = []  # (run index, text position) of each open "("
     square_open: list[int] = []
 
+    def add(part: str | None) -> None:
+        nonlocal fresh
+        if fresh:
+            runs.append([1.0, []])
+            fresh = False
+        runs[-1][1].append(part)
+
+    def opened(position: int) -> int:
+        nonlocal fresh
+        if len(round_open) + len(square_open) >= MAX_NESTING:
+            raise InputError(f"{label} has more than {MAX_NESTING} brackets open at once (at character {position}); "
+                             f"accepted: at most {MAX_NESTING} ( or [ open at a time; write \\( or \\[ for a "
+                             "literal bracket")
+        fresh = True
+        return len(runs)
+
     def multiply(start: int, factor: float) -> None:
-        for fragment in result[start:]:
-            fragment[1] *= factor
+        nonlocal fresh
+        fresh = True
+        for run in runs[start:]:
+            run[0] *= factor
 
     for match in _ATTENTION.finditer(text):
         token, weight = match.group(0), match.group(1)
         if token.startswith("\\"):
-            result.append([token[1:], 1.0])
+            add(token[1:])
         elif token == "(":
-            round_open.append((len(result), match.start()))
+            round_open.append((opened(match.start()), match.start()))
         elif token == "[":
-            square_open.append(len(result))
+            square_open.append(opened(match.start()))
         elif weight is not None and round_open:
             start, position = round_open.pop()
             multiply(start, _weight(weight, text[position:match.end()], label))
@@ -65,16 +94,18 @@ def parse_attention(text: str, label: str = "prompt") -> list[tuple[str, float]]
         else:
             for i, part in enumerate(_BREAK.split(token)):
                 if i > 0:
-                    result.append([BREAK, -1.0])
-                result.append([part, 1.0])
+                    add(None)
+                add(part)
     for start, _position in round_open:
         multiply(start, ROUND)
     for start in square_open:
         multiply(start, SQUARE)
-    overflow = next((part for part, weight in result if not math.isfinite(weight)), None)
+    overflow = next((run[1] for run in runs if not math.isfinite(run[0])), None)
     if overflow is not None:  # finite weights whose nesting multiplies past the float range
-        raise InputError(f"{label} weights around {_shown(overflow)} multiply to an infinite weight; accepted: "
+        first = BREAK if overflow[0] is None else overflow[0]
+        raise InputError(f"{label} weights around {_shown(first)} multiply to an infinite weight; accepted: "
                          f"{WEIGHT_ACCEPTED}, nested to a finite product")
+    result = [[BREAK, -weight] if part is None else [part, weight] for weight, parts in runs for part in parts]
     if not result:
         return [("", 1.0)]
     merged: list[list] = [result[0]]

@@ -113,7 +113,7 @@ class ResolvedRequest:
     embeddings: tuple[EmbeddingUse, ...] = ()  # textual-inversion embeddings named in the prompts
     refiner: ModelPreset | None = None  # the refiner that takes over at refiner_switch (None: the base alone)
     refiner_switch: float | None = None  # set exactly when refiner is
-    refiner_switch_by: str | None = None  # "timestep" or "steps" (REFINER_SWITCH_BY), set exactly when refiner is
+    refiner_switch_by: str | None = None  # "timestep" or "steps" (refiner_choice.py), set exactly when refiner is
     hires: HiresFix | None = None  # the second, upscaled pass (width and height stay the first pass's size)
     ip_adapter: IpAdapterUse | None = None  # the IP-Adapter, its images and scale
     controlnets: tuple = ()  # ControlUnit of each ControlNet, in order (request/control.py)

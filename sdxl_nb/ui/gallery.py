@@ -10,6 +10,7 @@ from pathlib import Path
 import ipywidgets as w
 
 from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.record.png_inputs import local_inputs
 from sdxl_nb.record.png_params import read_png_parameters
 from sdxl_nb.ui.image_view import THUMB_BOX, css, image_box, show_image
 from sdxl_nb.ui.widgets import button, set_status
@@ -150,8 +151,11 @@ class Gallery:
         set_status(self.note, f"seed {seed} is in the form (random seed off)", "ok")
 
     def reuse(self, item: GalleryItem) -> None:
+        """Its settings into the Generate form. Input images follow PNG Info's Load into Generate rule (png_inputs):
+        found by sha256 in the inputs/ of the output folder holding the image, never read from a recorded path."""
         params = read_png_parameters(item.path)
-        skipped = self.on_reuse(dict(params.fields)) or []
+        fields, left_out = local_inputs(params.fields, params.inputs, item.path.parent)
+        skipped = left_out + (self.on_reuse(fields) or [])
         said = "; ".join(skipped + list(params.unmapped.values()))
         set_status(self.note, f"{item.caption}: its settings are in the Generate form" + (f" ({said})" if said else ""),
                    "warning" if skipped else "ok")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 GRID = 1000  # switches are advised to three decimals, the precision of the cutoff on a 1000-step training schedule
-# A switch is read as A1111 (sd_samplers_common.apply_refiner) reads it (request.resolve.REFINER_SWITCH_BY):
+# A switch is read as A1111 (sd_samplers_common.apply_refiner) reads it (request.refiner_choice.REFINER_SWITCH_BY):
 # "timestep" (its default) switches once the model timestep of the current sigma passes the switch; "steps" (option
 # refiner_switch_by_sample_steps, infotext `Refiner switch by sampling steps: True`) at the first step whose
 # step / total_steps reaches it.

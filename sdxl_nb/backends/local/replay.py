@@ -12,6 +12,7 @@ from sdxl_nb.audit.replay_request import ReplayError, check_recorded_checkpoint,
 from sdxl_nb.backends.base import RunHooks, RunPlan, recorded_calls
 from sdxl_nb.config.presets import Presets, load_presets
 from sdxl_nb.config.registry import recorded_model as model_of_record
+from sdxl_nb.config.trusted_folders import FOUND_IN_YOUR_FOLDERS
 from sdxl_nb.errors import InputError
 
 
@@ -90,6 +91,7 @@ def replay(record: dict, folder: str | Path, engine, presets: Presets | None = N
     if recorded_model.get("vae") != loaded.vae and "vae" in recorded_model:
         notes.append(f"VAE {loaded.vae} differs from the recorded {recorded_model.get('vae')}")
     notes += _refiner_notes(record, resolved, presets, engine)
+    notes += [note for note in resolved.notes if FOUND_IN_YOUR_FOLDERS in note]  # a file used from the user's folders
     output = engine.run(replay_plan(record, resolved), loaded, RunHooks(on_progress=on_progress))
     recorded_config = (record.get("scheduler") or {}).get("config")
     if isinstance(recorded_config, dict):

@@ -31,6 +31,7 @@ from sdxl_nb.record.naming import frame_name
 from sdxl_nb.record.secrets import mask_data
 from sdxl_nb.record.store import encode_png
 from sdxl_nb.request.lint import empty_prompt_warning
+from sdxl_nb.request.preflight import input_warnings
 
 FramesFn = Callable[[list[tuple[dict, Image.Image]]], None]
 
@@ -113,8 +114,8 @@ class AnimationJob:
                        auto_tune=auto_tune)
 
     def warnings(self, backend, loaded, info) -> list[str]:
-        warnings = [w for w in (empty_prompt_warning(self.resolved.prompt),) if w]
-        return warnings + [note for note in self.resolved.notes if note.startswith("init image resized")]
+        # input_warnings: the resized init image and the model files whose names several files share, as for images
+        return [w for w in (empty_prompt_warning(self.resolved.prompt),) if w] + input_warnings(self.resolved)
 
     def start_record(self, record: dict) -> None:
         plan = self.plan
