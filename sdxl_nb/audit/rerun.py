@@ -122,7 +122,7 @@ def _regenerate(logged: LoggedRecord, engine, presets: Presets | None) -> tuple[
             from sdxl_nb.jobs.animate import rerun_frames
         except ImportError:  # the animate module (or its re-run) is not part of this installation
             raise ReplayError(ANIMATE_UNAVAILABLE) from None
-        return _as_images(rerun_frames(logged.record, engine=engine), saved_entries(logged.record)), []
+        return _as_images(rerun_frames(logged.record, engine=engine, folder=logged.folder), saved_entries(logged.record)), []
     raise ReplayError(f"mode {mode!r} cannot be re-run; accepted: {', '.join(REPLAYABLE_MODES)}, animate, upscale")
 
 
