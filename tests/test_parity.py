@@ -1,6 +1,7 @@
 """Parity: each row of request settings runs locally and builds the ComfyUI export; both run the same steps with
 the same model and switch at the same step (refiner_split.refiner_plan is the one rule; A1111's apply_refiner and
-sample_hr_pass are what it follows). More rows (sampler x schedule type, inpaint) join the table."""
+sample_hr_pass are what it follows). Sampler x schedule type rows also send the pair the record names; img2img and
+inpaint rows run the tail of the schedule (diffusers' get_timesteps) on both."""
 
 import pytest
 
@@ -24,6 +25,25 @@ ROWS = [
     ("refiner-hires", dict(steps=2, refiner=REFINER, refiner_switch=0.7, **HIRES)),
     ("refiner-hires-by-steps", dict(steps=2, refiner=REFINER, refiner_switch=0.5, refiner_switch_by="steps",
                                     **HIRES)),
+    # sampler x schedule type (A1111's Sampler + Schedule type; ComfyUI's sampler_name + scheduler)
+    ("euler-sgm-uniform", dict(steps=3, scheduler="Euler", schedule_type="SGM Uniform")),
+    ("dpm2m-exponential", dict(steps=3, scheduler="DPM++ 2M", schedule_type="Exponential")),
+    ("unipc-simple", dict(steps=3, scheduler="UniPC", schedule_type="Simple")),
+    ("ddim-uniform", dict(steps=3, scheduler="DDIM", schedule_type="Uniform")),
+    ("dpm2m-sde-normal", dict(steps=3, scheduler="DPM++ 2M SDE", schedule_type="Normal")),
+    ("refiner-0.6-euler-sgm-uniform", dict(steps=4, scheduler="Euler", schedule_type="SGM Uniform", refiner=REFINER,
+                                           refiner_switch=0.6)),
+    ("refiner-hires-dpm2m-karras", dict(steps=2, scheduler="DPM++ 2M", schedule_type="Karras", refiner=REFINER,
+                                        refiner_switch=0.7, **HIRES)),
+]
+# (row id, request settings) of img2img and inpaint: init and mask images are made by the test.
+IMAGE_ROWS = [
+    ("img2img-0.5", dict(steps=4, strength=0.5)),
+    ("img2img-0.75-karras", dict(steps=4, strength=0.75, scheduler="DPM++ 2M", schedule_type="Karras")),
+    ("inpaint-original", dict(steps=4, strength=0.75, masked_content="original", mask_blur=4)),
+    ("inpaint-fill", dict(steps=4, strength=1.0, masked_content="fill", mask_blur=0)),
+    ("inpaint-latent-noise", dict(steps=3, strength=1.0, masked_content="latent noise")),
+    ("inpaint-refiner", dict(steps=4, strength=0.9, masked_content="original", refiner=REFINER, refiner_switch=0.6)),
 ]
 
 
@@ -84,6 +104,48 @@ def test_local_run_and_comfy_export_split_alike(engine, monkeypatch, run, fields
     if "hires_scale" in fields:
         assert local[0] == ("base", fields["steps"])  # the first pass is the base's alone (A1111's default)
         assert sum(steps for _model, steps in local[1:]) == fields["hires_steps"]
+    assert_same_sampler(build_workflow(resolved).graph, resolved, record)
+
+
+def assert_same_sampler(graph: dict, resolved, record: dict) -> None:
+    """Every sampler node of the export sends the pair the request resolved to, and the record names its label."""
+    from sdxl_nb.backends.comfy.workflow import comfy_sampler
+
+    pairs = {(node["inputs"]["sampler_name"], node["inputs"]["scheduler"]) for node in graph.values()
+             if node["class_type"] in ("KSampler", "KSamplerAdvanced")}
+    assert pairs == {comfy_sampler(resolved)[:2]}
+    assert record.get("schedule_type", "Automatic") == resolved.schedule_type
+
+
+@pytest.fixture
+def images(tmp_path):
+    """(init image, mask) paths: a gradient and a centred square to repaint."""
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.linspace(0, 255, 64, dtype=np.uint8)
+    init = tmp_path / "init.png"
+    Image.fromarray(np.stack([np.tile(ramp, (64, 1)), np.tile(ramp[:, None], (1, 64)),
+                              np.full((64, 64), 90, np.uint8)], axis=-1)).save(init)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    return str(init), str(tmp_path / "mask.png")
+
+
+@pytest.mark.parametrize("fields", [fields for _row, fields in IMAGE_ROWS], ids=[row for row, _fields in IMAGE_ROWS])
+def test_img2img_and_inpaint_run_the_same_tail_of_the_schedule(engine, monkeypatch, run, images, fields):
+    init, mask = images
+    fields = dict(fields, init_image=init, **({"mask_image": mask} if "masked_content" in fields else {}))
+    local, record = local_passes(engine, monkeypatch, run, fields)
+    resolved = prepare(GenerationRequest(prompt="a fox", width=64, height=64, seed=1, **fields))
+    graph, switches = graph_passes(build_workflow(resolved).graph)
+    assert local == graph
+    # diffusers' get_timesteps and A1111 run int(steps x strength) steps of the schedule's tail
+    assert sum(steps for _model, steps in local) == int(fields["steps"] * fields["strength"])
+    split = (record.get("refiner") or {}).get("split")
+    assert switches == ([split["switch_step"]] if split else [])
+    assert_same_sampler(build_workflow(resolved).graph, resolved, record)
 
 
 def test_the_issue_example_switches_at_the_local_step():
