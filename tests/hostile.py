@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import struct
 import warnings
 import zlib
@@ -140,3 +142,18 @@ def png_with_chunks(path: str | Path, chunks: dict[str, str | bytes], *, compres
         extra += struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
     path.write_bytes(body[:end] + extra + body[end:])
     return path
+
+
+@contextlib.contextmanager
+def time_bound(seconds: int = 20):
+    """Fail instead of hanging when the block runs past `seconds` (generous: a hang, never a timing assertion)."""
+    def expired(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -156,8 +156,8 @@ def test_animate_jobs_dispatch_to_rerun_frames(tmp_path, monkeypatch, engine):
     assert rerun_jobs(records, engine)["note"].tolist() == ["animate re-run not available"] * 2
     calls = []
 
-    def rerun_frames(record, engine):
-        calls.append((record["job_id"], engine))
+    def rerun_frames(record, engine, folder):
+        calls.append((record["job_id"], engine, folder))
         first = Image.open(tmp_path / "f0.png").convert("RGB")
         second = np.asarray(Image.open(tmp_path / "f1.png").convert("RGB")).copy()
         second[0, 0] = (second[0, 0].astype(int) + 100) % 256
@@ -167,7 +167,7 @@ def test_animate_jobs_dispatch_to_rerun_frames(tmp_path, monkeypatch, engine):
     module.rerun_frames = rerun_frames
     monkeypatch.setitem(sys.modules, "sdxl_nb.jobs.animate", module)
     table = rerun_jobs(records, engine)
-    assert calls == [("b" * 32, engine)]
+    assert calls == [("b" * 32, engine, tmp_path)]  # the folder its kept inputs are read from
     assert table["verdict"].tolist() == [BIT_EXACT, DIVERGED] and table["image_index"].tolist() == [0, 1]
 
 

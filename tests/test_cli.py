@@ -77,7 +77,7 @@ def test_models_and_presets_listings():
     text = cli("models").stdout
     assert "hf download stabilityai/stable-diffusion-xl-base-1.0" in text
     presets = json.loads(cli("presets", "--json").stdout)
-    assert "DPM++ 2M SDE Karras" in presets["schedulers"] and len(presets["styles"]) == 15
+    assert "DPM++ 2M SDE Karras" in presets["schedulers"] and len(presets["styles"]) == 16
     assert presets["engine_profiles"]["Fastest (CUDA graphs)"]["options"]["cuda_graphs"] is True
     assert "Fast (CUDA)" in cli("presets").stdout.split("Engine profiles (--engine-profile):")[1]
 

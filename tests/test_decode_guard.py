@@ -8,7 +8,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from sdxl_nb.backends.local.calls import shared_arguments
+from sdxl_nb.backends.local.calls import CallArguments
 from sdxl_nb.backends.local.decode import _bad_rows
 from sdxl_nb.config.presets import load_presets
 from sdxl_nb.config.registry import find_model
@@ -36,10 +36,13 @@ def own_decode(engine, loaded, fields):
     resolved = prepare(GenerationRequest(**{**SMALL, **fields}))
     pipe = engine.pipeline(loaded, resolved.mode)
     pipe.scheduler = engine.make_scheduler(loaded, resolved.scheduler.cls, resolved.scheduler.kwargs)
-    args = {**shared_arguments(resolved), "prompt": resolved.styled_prompt,
+    calls = CallArguments(pipe, resolved, plain=True)  # the engine's inputs (an inpaint's blurred mask, fill...)
+    args = {**calls.shared, "prompt": resolved.styled_prompt,
             "negative_prompt": resolved.effective_negative_prompt or None, "output_type": "pil"}
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in resolved.seeds]
-    return pipe(**args, num_images_per_prompt=resolved.batch, generator=generators).images
+    images = pipe(**args, num_images_per_prompt=resolved.batch, generator=generators).images
+    # an inpaint's original is pasted back after either decode (A1111's overlay), as the engine does
+    return images if calls.inpaint is None else [calls.inpaint.finish(image) for image in images]
 
 
 @pytest.mark.parametrize("mode", ["txt2img", "img2img", "inpaint"])

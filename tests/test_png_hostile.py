@@ -3,13 +3,11 @@ local file read; an honest PNG of ours still loads everything, its init image fr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import html
 import io
 import json
 import os
-import signal
 import struct
 import subprocess
 import zlib
@@ -25,7 +23,7 @@ from sdxl_nb.record.png_inputs import find_input, local_inputs
 from sdxl_nb.record.png_params import read_png_parameters
 from sdxl_nb.record.png_text import MAX_TEXT_CHUNK, text_chunks
 from tests.conftest import PYTHON, python_env
-from tests.hostile import cyclic_comfy_graph, deep_json, png_with_chunks
+from tests.hostile import cyclic_comfy_graph, deep_json, png_with_chunks, time_bound
 
 GOOD_A1111 = "a fox\nNegative prompt: blur\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64"
 SAMPLER = {"class_type": "KSampler", "inputs": {"seed": 3, "steps": 4, "cfg": 5.0, "model": ["4", 0]}}
@@ -80,21 +78,6 @@ except InputError as exc:
     print(json.dumps({"error": str(exc)}))"""
 
 
-@contextlib.contextmanager
-def within(seconds: int):
-    """Fail (instead of hanging) when the block runs past `seconds`; generous, not a timing assertion."""
-    def stop(_signum, _frame):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 @pytest.fixture(scope="module")
 def hostile_pngs(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("hostile")
@@ -139,7 +122,7 @@ def test_a_hostile_png_gives_lines_not_exceptions_and_ends(hostile_pngs, name):
 
 
 def test_what_a_hostile_png_leaves_readable_still_reads(hostile_pngs):
-    with within(20):
+    with time_bound(20):
         long = read_png_parameters(hostile_pngs["colonless-900kb-parameters"])
         assert long.fields["prompt"] == ("word " * 180_000).strip("\n") and long.problems == []
         deep = read_png_parameters(hostile_pngs["deep-json-record"])
@@ -184,10 +167,10 @@ def test_a_file_past_the_cap_or_not_a_file_is_one_line(tmp_path, monkeypatch):
     big = tmp_path / "big.png"
     with open(big, "wb") as handle:
         handle.truncate(2 * 2**30)  # sparse: 2 GiB that take no disk
-    with within(10), pytest.raises(InputError, match="PNG Info reads files up to 1,000"):
+    with time_bound(10), pytest.raises(InputError, match="PNG Info reads files up to 1,000"):
         read_png_parameters(big)
     os.mkfifo(fifo := tmp_path / "fifo.png")
-    with within(10), pytest.raises(InputError, match="not a regular file"):
+    with time_bound(10), pytest.raises(InputError, match="not a regular file"):
         read_png_parameters(fifo)
 
 
@@ -198,7 +181,7 @@ def test_bounded_json_says_each_problem_in_one_line():
                           ("9" * 5000, "x: a number with 5000 digits; accepted: at most 100 digits"),
                           ('"' + '\\"' * 1000, "x: invalid JSON at line 1"), (b"\xff", "x: not UTF-8 text"),
                           ("1" * (2**20 + 1), "x: 1,048,577 characters long")):
-        with within(10), pytest.raises(InputError, match=message):
+        with time_bound(10), pytest.raises(InputError, match=message):
             bounded_json.loads(text, "x")
 
 
@@ -218,7 +201,7 @@ NODE_KEYS = st.sampled_from(["positive", "negative", "model", "latent_image", "s
 
 
 def _reads_or_says_why(data: bytes) -> None:
-    with within(10):
+    with time_bound(10):
         try:
             read = read_png_parameters(data)
         except InputError as exc:
@@ -302,7 +285,7 @@ def test_recovery_passes_over_a_hostile_record_chunk(tmp_path):
                         ("seed", json.dumps({"job_id": "j1", "image": {"seed": "s", "index": 0}}))):
         png_with_chunks(tmp_path / f"{stamp}_{name}.png", {"sdxl_nb": chunk})
     os.mkfifo(tmp_path / f"{stamp}_fifo.png")  # never opened: it would block
-    with within(20):
+    with time_bound(20):
         assert _job_images(tmp_path, base, 0.0)[0] == []
 
 
@@ -321,7 +304,7 @@ def test_the_panel_shows_each_hostile_png_as_lines_and_no_traceback(lab, hostile
 
     panel = lab.panels["PNG Info"]
     for name, path in hostile_pngs.items():
-        with within(30):
+        with time_bound(30):
             panel.upload.value = upload_value(path)
         shown = html.unescape(panel.status.value + panel.table.value)
         assert "Traceback" not in shown and panel.status.value.count("<div") == 1, name
@@ -335,7 +318,7 @@ def test_the_panel_shows_each_hostile_png_as_lines_and_no_traceback(lab, hostile
             assert status_kind(panel.status) == "warning" and "not read, listed below" in shown, name
             assert phrase.removeprefix("not read: ") in html.unescape(panel.table.value), name
             assert "<th style='text-align:left;padding-right:12px;vertical-align:top'>not read</th>" in panel.table.value
-        with within(30):
+        with time_bound(30):
             panel.load_buttons[0].click()  # whatever was read loads; nothing raises
         assert "Traceback" not in panel.status.value and lab.tabs.selected_index == 0, name
 
@@ -359,7 +342,7 @@ def test_load_into_generate_never_reads_a_path_the_png_names(lab, tmp_path):
     planted = png_with_chunks(tmp_path / "planted.png", {"sdxl_nb": json.dumps(record)})
     panel = lab.panels["PNG Info"]
     panel.upload.value = upload_value(planted)
-    with within(30):
+    with time_bound(30):
         panel.load_buttons[0].click()
     form = lab.generate.form
     assert form.prompt.value == "a planted record" and form.steps.value == 3

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -62,7 +62,8 @@ def a1111_target(width, height, x, y):
     return up, up
 
 
-@settings(max_examples=80, deadline=None)
+# Most random pairs upscale to a side that is no whole latent (refused before work): those are filtered out.
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(st.integers(8, 256).map(lambda v: v * 8), st.integers(8, 256).map(lambda v: v * 8),
        st.integers(0, 512).map(lambda v: v * 8), st.integers(0, 512).map(lambda v: v * 8))
 def test_resize_sizes_follow_a1111(width, height, x, y):

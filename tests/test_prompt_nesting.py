@@ -2,7 +2,6 @@
 prompt within the bound parses exactly as before (the same fragments and bit-identical weights)."""
 
 import math
-import signal
 
 import pytest
 from hypothesis import given, settings
@@ -21,31 +20,15 @@ from sdxl_nb.request.prompt_syntax import (  # noqa: I001 (the reference parser)
     _weight,
     parse_attention,
 )
+from tests.hostile import time_bound
 
 TOKENS = ["(", ")", "[", "]", "a", "b c", ", ", ":", ":1.5)", ":0.3)", ":-2)", ": 1.21 )", "\\(", "\\", "BREAK",
           " BREAK ", "x BREAK y", "((", "))", ":.)", ":1e400"]
 
 
-def within(seconds: int):
-    """Fails the test when the block runs past `seconds` (a generous bound: a hang, not a slow machine)."""
-
-    def expired(*_):
-        raise TimeoutError(f"still parsing after {seconds} s")
-
-    class Bound:
-        def __enter__(self):
-            signal.signal(signal.SIGALRM, expired)
-            signal.alarm(seconds)
-
-        def __exit__(self, *_):
-            signal.alarm(0)
-
-    return Bound()
-
-
 @pytest.mark.parametrize("text", ["(a" * 20000, "[" * 100_000, "(" * 65 + "x", "([" * 40 + "x"])
 def test_deep_nesting_is_one_line_and_fast(text):
-    with within(10), pytest.raises(InputError) as error:
+    with time_bound(10), pytest.raises(InputError) as error:
         parse_attention(text)
     message = str(error.value)
     assert "\n" not in message and f"more than {MAX_NESTING} brackets open at once" in message
@@ -54,7 +37,7 @@ def test_deep_nesting_is_one_line_and_fast(text):
 def test_nesting_up_to_the_bound_parses_and_many_brackets_stay_linear():
     deepest = parse_attention("(" * MAX_NESTING + "x")
     assert deepest == reference_parse("(" * MAX_NESTING + "x")
-    with within(20):
+    with time_bound(20):
         parse_attention("((a)) [b] (c:1.2) " * 20000)
         parse_attention("(" * (MAX_NESTING - 1) + "a:" * 20000)
 

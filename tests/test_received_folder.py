@@ -6,9 +6,7 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from sdxl_nb.audit import BIT_EXACT, ReplayError, request_from_record, rerun_job
 from sdxl_nb.cli import main
 from sdxl_nb.config.trusted_folders import OUTSIDE_INPUTS, OUTSIDE_MODEL_FOLDERS, NotTrusted, in_model_folders, within
 from tests.conftest import PYTHON, REPO, SMALL, python_env
-from tests.hostile import deep_json, pickle_payload, torchscript_payload
+from tests.hostile import deep_json, pickle_payload, time_bound, torchscript_payload
 from tests.tiny_upscaler import write_tiny_upscaler
 
 NOT_RERUN = {OUTSIDE_MODEL_FOLDERS, OUTSIDE_INPUTS}
@@ -30,21 +28,6 @@ NOT_RERUN = {OUTSIDE_MODEL_FOLDERS, OUTSIDE_INPUTS}
 
 def sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-@contextmanager
-def time_bound(seconds: int):
-    """Fail instead of hanging (a FIFO or /dev/zero read would never end)."""
-    def expire(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")

@@ -299,7 +299,8 @@ def test_audit_is_clean_and_rerun_is_bit_exact(run, tmp_path, inputs, engine):
         run(prompt=f"(audit:1.2) {mode} BREAK more", steps=4, refiner=REFINER, refiner_switch=0.5, out_dir=out, **inputs[mode])
     records, problems = read_logged_records(out)
     assert problems == [] and check_integrity(records).ok
-    shutil.copytree(Path(inputs["inpaint"]["init_image"]).parent, out / "inputs")  # where a re-run reads images
+    for source in (inputs["inpaint"]["init_image"], inputs["inpaint"]["mask_image"]):
+        Path(source).unlink()  # each job kept its own copy of its inputs: the re-run reads those
     table = rerun_jobs(select_for_rerun(records, "all"), engine)
     assert table["verdict"].tolist() == [BIT_EXACT] * 3, table["note"].tolist()
     assert (table["note"] == "").all()

@@ -210,7 +210,7 @@ def test_messages_the_lab_shows_use_its_own_words():
         name, capabilities = "ComfyUI", Capabilities()
 
     class Slerp:  # what check_plan asks of a plan
-        request, plain = SimpleNamespace(controlnets=()), False
+        request, plain = SimpleNamespace(controlnets=(), model=None), False
 
         def needs(self):
             return ["noise_mix"]

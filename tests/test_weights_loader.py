@@ -2,9 +2,7 @@
 load_state_dict, the upscaler CLI commands, annotator folders, ControlNet files, LoRAs and embeddings."""
 
 import json
-import signal
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,25 +14,17 @@ from sdxl_nb.backends.local.weights import load_state_dict
 from sdxl_nb.config.safetensors_file import header_problem, safetensors_header
 from sdxl_nb.errors import InputError
 from tests.conftest import PYTHON, python_env
-from tests.hostile import ABUSED_HEADERS, abused_safetensors, pickle_payload, safetensors_bytes, torchscript_payload
+from tests.hostile import (
+    ABUSED_HEADERS,
+    abused_safetensors,
+    pickle_payload,
+    safetensors_bytes,
+    time_bound,
+    torchscript_payload,
+)
 from tests.tiny_upscaler import tiny_compact_state, write_tiny_upscaler
 
 EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin")
-
-
-@contextmanager
-def time_bound(seconds: int = 20):
-    """A hang fails the test instead of stalling the suite."""
-    def expired(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def one_line_error(exc: BaseException) -> str:
