@@ -94,11 +94,18 @@ def _shares(loaded, name: str, same) -> bool:
 
 
 def same_tensors(own, theirs) -> bool:
-    """Whether two modules hold the same weights bit for bit (names, shapes, dtypes, values)."""
-    mine, other = own.state_dict(), theirs.state_dict()
+    """Whether two modules hold the same weights bit for bit (names, shapes, dtypes, values). LoRA adapters peft
+    injected into a module (kept loaded between jobs, set per job) are not its weights: the base layers are."""
+    mine, other = _base_weights(own), _base_weights(theirs)
     return mine.keys() == other.keys() and all(
         mine[key].dtype == other[key].dtype and mine[key].shape == other[key].shape
         and torch.equal(mine[key].to(other[key].device), other[key]) for key in mine)
+
+
+def _base_weights(module) -> dict:
+    """A module's state dict without peft's adapter tensors, its wrapped layers under their own names."""
+    return {key.replace(".base_layer.", "."): value for key, value in module.state_dict().items()
+            if ".lora_" not in key}
 
 
 def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
