@@ -74,7 +74,8 @@ def test_a_different_file_or_a_link_leading_out_is_not_used(received, engine, tm
 
 
 def test_embedding_upscaler_and_controlnet_are_found_by_name_and_sha256(tmp_path, monkeypatch):
-    from sdxl_nb.audit.replay_request import _trusted_controlnet, recorded_embeddings, trusted_upscaler
+    from sdxl_nb.audit.replay_guides import _trusted_controlnet
+    from sdxl_nb.audit.replay_request import recorded_embeddings, trusted_upscaler
 
     elsewhere, mine = tmp_path / "elsewhere", tmp_path / "mine"
     files = {"mystyle.safetensors": tiny_embedding_tensors(2, seed=1),
@@ -104,7 +105,7 @@ def test_embedding_upscaler_and_controlnet_are_found_by_name_and_sha256(tmp_path
 
 
 def test_an_ip_adapter_is_found_with_its_encoder_in_the_recorded_layout(tmp_path, monkeypatch):
-    from sdxl_nb.audit.replay_request import recorded_ip_adapter
+    from sdxl_nb.audit.replay_guides import recorded_ip_adapter
     from sdxl_nb.config.ip_adapters import demo_ip_adapters, find_ip_adapter, ip_adapter_use
     from sdxl_nb.request.resolve import InputImage
 

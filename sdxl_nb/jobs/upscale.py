@@ -208,13 +208,14 @@ def _parameters(data: bytes) -> str | None:
 
 def rerun_upscale(record: dict, folder: str | os.PathLike, engine) -> dict:
     """The image an upscale record made, made again from its source (sha256 checked) and its upscaler."""
-    from sdxl_nb.audit.replay_request import ReplayError, _input, trusted_upscaler
+    from sdxl_nb.audit.replay_files import ReplayError, recorded_input
+    from sdxl_nb.audit.replay_request import trusted_upscaler
     from sdxl_nb.config.trusted_folders import NotTrusted
 
     entry = record.get("upscale")
     if not isinstance(entry, dict):
         raise ReplayError("the upscale record has no 'upscale' settings")
-    source = _input(record, "init_image", Path(folder))
+    source = recorded_input(record, "init_image", Path(folder))
     if source is None:
         raise ReplayError("the upscale record has no source image")
     try:
