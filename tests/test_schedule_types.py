@@ -293,3 +293,26 @@ def test_the_lab_form_dropdown_reaches_the_request():
     assert r.scheduler.kwargs == {"use_karras_sigmas": True}
     assert form.load({"scheduler": "DPM++ 2M", "schedule_type": "sgm_uniform"}) == []
     assert form.schedule_type.value == "SGM Uniform"
+
+
+def test_dpm_sde_noise_is_seeded_by_each_image_so_jobs_come_back(engine, tmp_path):
+    """DPM++ SDE's Brownian tree is seeded by each image's seed (A1111's create_noise_sampler, ComfyUI's
+    sample_dpmpp_sde), not by the global RNG: a job comes back whatever that RNG holds, and a batch re-runs
+    bit-exact."""
+    import numpy as np
+    import torch
+
+    from sdxl_nb.analysis import read_logged_records
+    from sdxl_nb.audit import BIT_EXACT, rerun_jobs, select_for_rerun
+    from sdxl_nb.jobs.generate import generate
+
+    fields = dict(prompt="a lighthouse", scheduler="DPM++ SDE", schedule_type="Karras", width=64, height=64, steps=3)
+    generate(out_dir=tmp_path / "batch", engine=engine, seed=4, batch=2, **fields)
+    runs = []
+    for global_seed in (1, 12345):  # the global RNG must not matter
+        torch.manual_seed(global_seed)
+        runs.append(np.asarray(generate(out_dir=tmp_path / "alone", engine=engine, seed=5, **fields).images[0]))
+    assert np.array_equal(*runs)
+    records, _ = read_logged_records(tmp_path / "batch")
+    table = rerun_jobs(select_for_rerun(records, "all"), engine)
+    assert table["verdict"].tolist() == [BIT_EXACT] * 2, table["note"].tolist()

@@ -73,6 +73,17 @@ class LoadedModel:
         return dtype_name(self.pipe.unet.dtype)
 
 
+def seed_brownian_noise(scheduler, generators) -> None:
+    """DPM++ SDE draws its noise from a Brownian tree; diffusers seeds that tree from the global RNG unless told, so
+    a job would never come back. A1111 (KDiffusionSampler.create_noise_sampler) and ComfyUI (sample_dpmpp_sde's
+    BrownianTreeNoiseSampler) seed it with each image's seed: so does every call here, from its per-image
+    generators (initial_seed is the image's seed, whatever the generator has drawn since)."""
+    if not hasattr(scheduler, "noise_sampler_seed") or not isinstance(generators, list) or not generators:
+        return
+    scheduler.noise_sampler_seed = [generator.initial_seed() for generator in generators]
+    scheduler.noise_sampler = None  # a tree made for another call's images is never reused
+
+
 class Engine:
     """This machine's backend: loaded pipelines (a bounded cache) and the lock that keeps one job at a time on the
     device. It implements the whole contract (sdxl_nb.backends.base)."""
@@ -105,6 +116,7 @@ class Engine:
         asserted when called from another (pytorch issue 123177). The lab runs jobs in its queue's thread
         and the notebook in the main one, so every call of a graph-compiled model goes through one thread.
         """
+        seed_brownian_noise(pipe.scheduler, kwargs.get("generator"))
         if not self.options.cuda_graphs:
             return pipe(**kwargs)
         if self._graph_thread is None:
