@@ -18,7 +18,7 @@ class InpaintFields:
         self.masked_content = w.Dropdown(options=list(MASKED_CONTENT), value="original", description="Masked content",
                                          style={"description_width": "initial"}, layout=w.Layout(width="260px"))
         self.inpaint_area = w.ToggleButtons(options=list(INPAINT_AREAS), value="Whole picture",
-                                            description="Inpaint area", style={"button_width": "110px"})
+                                            description="Inpaint area", style={"button_width": "130px"})
         self.padding = w.IntText(value=DEFAULT_PADDING, description="Only masked padding, pixels",
                                  style={"description_width": "initial"}, layout=w.Layout(width="260px"))
         self.widget = w.VBox([w.HBox([self.mask_blur, self.masked_content]), w.HBox([self.inpaint_area, self.padding])])
