@@ -307,6 +307,8 @@ def test_cli_lists_controlnets_from_the_cache_and_folders(tmp_path, capsys, monk
     rows = {row["name"]: row for row in listing["controlnets"]}
     assert rows[TINY_CONTROLNET]["source"] == "embedded" and not rows[TINY_CONTROLNET]["single_file"]
     assert rows["canny-sdxl"]["single_file"] and len(rows["canny-sdxl"]["short_hash"]) == 8
+    # the listing shows the hash the extension shows (not the sha256 prefix it used to)
+    assert rows["canny-sdxl"]["short_hash"] == extension_short_hash(rows["canny-sdxl"])
     assert listing["preprocessors"][:3] == ["canny", "none", "lineart_standard"]
     assert {"depth_midas", "openpose", "lineart_realistic", "softedge_hed"} <= set(listing["preprocessors"])
 

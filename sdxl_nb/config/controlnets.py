@@ -53,8 +53,11 @@ class ControlNetFile:
         return found[0]
 
     def short_hash(self) -> str:
-        """The hash A1111's ControlNet extension shows beside the model name (first 8 hex of the sha256)."""
-        return self.content_hash()[:8]
+        """The hash A1111's ControlNet extension shows beside the model name: A1111's short model hash of the
+        weights file (its scripts/global_state.py get_all_models calls modules/sd_models.py model_hash)."""
+        from sdxl_nb.config.checkpoints import a1111_short_hash
+
+        return a1111_short_hash(self.weights_file())
 
 
 def controlnet_folders() -> list[Path]:

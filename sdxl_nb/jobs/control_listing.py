@@ -15,12 +15,12 @@ def controlnet_listing() -> list[dict]:
     for entry in list_controlnets():
         problem = controlnet_problem(entry)
         try:
-            sha = "" if problem else entry.content_hash()
+            sha, short = ("", "") if problem else (entry.content_hash(), entry.short_hash())
         except (InputError, OSError) as exc:  # an unreadable file is listed with its reason
-            sha, problem = "", str(exc)
+            sha, short, problem = "", "", str(exc)
         clash = clash_warning("ControlNet", entry.name, table)
         rows.append({"name": entry.name, "path": entry.path, "source": entry.source, "revision": entry.revision,
                      "single_file": entry.single_file, "size_bytes": entry.size_bytes, "sha256": sha,
-                     "short_hash": sha[:8], "usable": problem is None, "problem": problem,
+                     "short_hash": short, "usable": problem is None, "problem": problem,
                      "clash": clash[0] if clash else None})
     return rows

@@ -24,11 +24,10 @@ def extension_hash(model: dict) -> str:
     """The hash sd-webui-controlnet writes beside the model name: A1111's short model hash of the weights file
     (scripts/global_state.py update_cn_models -> modules/sd_models.py model_hash; config.checkpoints); the sha256
     prefix where the file is gone (an old record written again)."""
-    from sdxl_nb.config.checkpoints import a1111_short_hash
     from sdxl_nb.config.controlnets import ControlNetFile
 
     try:
-        return a1111_short_hash(ControlNetFile(str(model.get("name")), str(model.get("path")), "").weights_file())
+        return ControlNetFile(str(model.get("name")), str(model.get("path")), "").short_hash()
     except (OSError, ValueError):
         return str(model.get("sha256") or "")[:8]
 

@@ -43,7 +43,10 @@ class ControlUnit:
 
     @property
     def short_hash(self) -> str:
-        return self.model_sha256[:8]
+        """What sd-webui-controlnet shows beside the model name (config.controlnets.ControlNetFile.short_hash)."""
+        from sdxl_nb.config.controlnets import ControlNetFile
+
+        return ControlNetFile(self.model, self.model_path, self.model_source).short_hash()
 
     def record(self) -> dict:
         return {"model": {"name": self.model, "path": self.model_path, "source": self.model_source,
