@@ -11,6 +11,8 @@ from sdxl_nb.config.limits import MAX_INPUT_BYTES
 from sdxl_nb.config.trusted_folders import trusted_model_file
 from sdxl_nb.record.store import sha256_file
 
+RECORD_SHOWN = 200  # characters of a recorded value a re-run's note quotes (png_record.shown cuts the rest)
+
 
 class ReplayError(Exception):
     """A record that cannot be re-run as it stands; the message is one line saying why."""
@@ -56,11 +58,6 @@ def recorded_input(record: dict, key: str, folder: Path) -> InputImage | None:
         except (OSError, ValueError, SyntaxError) as exc:  # PIL's ways of saying "not a readable image"
             raise ReplayError(f"{key} {path} is not a readable image ({exc})") from None
     return InputImage(path=str(path), sha256=actual, size=size)
-
-
-def shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def entries(record: dict, key: str) -> list:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from sdxl_nb.audit.integrity import input_file
-from sdxl_nb.audit.replay_files import ReplayError, checked_file, entries, recorded_size, shown, trusted
+from sdxl_nb.audit.replay_files import RECORD_SHOWN, ReplayError, checked_file, entries, recorded_size, trusted
 from sdxl_nb.config.input_image import InputImage
 from sdxl_nb.config.limits import MAX_INPUT_BYTES
 from sdxl_nb.config.trusted_folders import OUTSIDE_MODEL_FOLDERS, NotTrusted, check_model_file, in_model_folders
+from sdxl_nb.record.png_record import shown
 
 
 def recorded_ip_adapter(record: dict, folder: str | Path):
@@ -60,7 +61,7 @@ def recorded_ip_adapter(record: dict, folder: str | Path):
         raise ReplayError("the record's IP-Adapter has no ip_images")
     scale = entry["scale"]
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise ReplayError(f"the record's IP-Adapter scale {shown(scale)} is not a number")
+        raise ReplayError(f"the record's IP-Adapter scale {shown(scale, RECORD_SHOWN)} is not a number")
     return IpAdapterUse(name=name, path=entry["path"], sha256=sha, a1111_hash=str(entry.get("a1111_hash") or ""),
                         root=entry["root"], subfolder=entry["subfolder"], encoder_folder=encoder["folder"],
                         encoder_sha256=encoder_sha, encoder_revision=encoder.get("revision"), images=tuple(images),

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from sdxl_nb.audit.replay_files import (
     FOUND,
+    RECORD_SHOWN,
     ReplayError,
     entries,
     recorded_input,
-    shown,
     trusted,
 )
 from sdxl_nb.audit.replay_guides import recorded_controlnets, recorded_ip_adapter
@@ -22,6 +22,7 @@ from sdxl_nb.config.trusted_folders import (
 )
 from sdxl_nb.errors import InputError
 from sdxl_nb.record.config_codec import decode_config
+from sdxl_nb.record.png_record import shown
 from sdxl_nb.record.store import sha256_file
 from sdxl_nb.request.resolve import ResolvedRequest
 
@@ -41,7 +42,7 @@ def scheduler_kwargs(config: dict | None) -> dict:
 def _field(record: dict, key: str, kind: type | tuple[type, ...]):
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise ReplayError(f"the record has no usable {key!r} (got {shown(value)})")
+        raise ReplayError(f"the record has no usable {key!r} (got {shown(value, RECORD_SHOWN)})")
     if isinstance(value, float) and value != value:
         raise ReplayError(f"the record's {key!r} is not a number")
     return value
@@ -51,7 +52,7 @@ def _within(record: dict, key: str, low: int, high: int) -> int:
     """A recorded whole number inside the range a request accepts (a hostile record asks for no huge run)."""
     value = _field(record, key, int)
     if not low <= value <= high:
-        raise ReplayError(f"the record's {key} {shown(value)} is out of range; accepted: {low} to {high}")
+        raise ReplayError(f"the record's {key} {shown(value, RECORD_SHOWN)} is out of range; accepted: {low} to {high}")
     return value
 
 
@@ -210,7 +211,7 @@ def _recorded_file(kind: str, entry: object) -> tuple[str, Path, str]:
     holds what the job used."""
     if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("path"), str)
             and isinstance(entry.get("sha256"), str)):
-        raise ReplayError(f"the record's {kind} entry {shown(entry)} has no name, path and sha256")
+        raise ReplayError(f"the record's {kind} entry {shown(entry, RECORD_SHOWN)} has no name, path and sha256")
     path = trusted(entry["path"], kind.lower(), entry["sha256"], f"{kind} {entry['name']!r}")
     if not path.is_file():
         raise ReplayError(f"{kind} {entry['name']!r} ({path}) is missing; the job cannot be re-run from its record")
