@@ -447,23 +447,6 @@ def test_the_sweep_tab_guides_every_cell_with_its_controlnet(engine, control_ima
     assert run_audit(tmp_path / "out", rerun="all", engine=engine).problems() == []  # each cell re-runs bit-exact
 
 
-def test_the_queue_label_names_every_stage_a_job_adds(control_image):
-    from sdxl_nb.config.loras import demo_lora
-    from sdxl_nb.jobs.queue_submit import stage_labels
-    from sdxl_nb.request.prepare import prepare
-    from sdxl_nb.request.resolve import GenerationRequest
-
-    base = dict(prompt="x", width=64, height=64, steps=2)
-    assert stage_labels(prepare(GenerationRequest(**base))) == []
-    lora = demo_lora().name
-    resolved = prepare(GenerationRequest(**base, loras=[(lora, 0.5)], hires_scale=2,
-                                         hires_upscaler="Latent", controlnets=[unit(control_image)]))
-    assert stage_labels(resolved) == [f"LoRA {lora}:0.5", "hires x2 Latent -> 128x128",
-                                      f"ControlNet {TINY_CONTROLNET}"]
-    resolved = prepare(GenerationRequest(**base, refiner="tiny-sdxl-refiner", refiner_switch=0.7))
-    assert stage_labels(resolved) == ["refiner tiny-sdxl-refiner from 0.7"]
-
-
 def test_the_memory_check_counts_each_controlnets_weights(control_image):
     from sdxl_nb.config.controlnets import tiny_controlnet
     from sdxl_nb.request.control import controlnet_weight_bytes

@@ -41,7 +41,7 @@ def test_every_image_has_its_actions_and_view_info_seed_and_compare_work(lab):
     assert gallery.viewer.children == ()
     actions(second)["Info"].click()
     info = html.unescape(gallery.viewer.children[1].value)
-    assert "a gallery heron" in info and "Steps: 2" in info and "Seed: 12" in info and "job " in info
+    assert "a gallery heron" in info and "Steps: 2" in info and "Seed: 12" in info and "Job" in info
     assert "negative_prompt" not in info  # the form's words, not the field names
     panel.form.random_seed.value = True
     actions(second)["Seed"].click()
@@ -54,7 +54,7 @@ def test_every_image_has_its_actions_and_view_info_seed_and_compare_work(lab):
     sizes = [(side.children[0].layout.width, side.children[0].layout.height) for side in compare.children]
     assert sizes == [("384px", "384px")] * 2  # both at one size, small ones scaled up
     differences = html.unescape(gallery.viewer.children[-1].value)
-    assert "seed: 11 → 12" in differences and "prompt" not in differences
+    assert "Seed: 11 → 12" in differences and "Prompt" not in differences
 
 
 def test_compare_reaches_across_jobs(lab):
@@ -63,7 +63,7 @@ def test_compare_reaches_across_jobs(lab):
     (later,) = generated(lab, prompt="two", batch=1, seed=5)
     actions(later)["Compare"].click()
     differences = html.unescape(lab.generate.results.images.viewer.children[-1].value)
-    assert "prompt: one → two" in differences and "seed" not in differences
+    assert "Prompt: one → two" in differences and "Seed" not in differences
 
 
 def test_reuse_sends_every_setting_back_and_the_rerun_matches(lab, tmp_path):

@@ -13,6 +13,7 @@ from sdxl_nb.errors import InputError, ModelUnavailableError
 from sdxl_nb.jobs.generate import generate
 from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queued import Job
+from sdxl_nb.record.description import planned_record, summary
 from sdxl_nb.record.store import check_output_dir
 from sdxl_nb.request.prepare import prepare
 from sdxl_nb.request.resolve import GenerationRequest
@@ -39,13 +40,11 @@ class QueueSubmissions:
         from sdxl_nb.config.refiners import refiner_info
 
         refiner_info(resolved, presets, local=not self._remote_chosen())  # a missing refiner: refused before queueing
-        label = (f"{resolved.mode} · {info.id} · {resolved.width}x{resolved.height} · batch {resolved.batch} · "
-                 f"{resolved.steps} steps · " + "".join(f"{part} · " for part in stage_labels(resolved))
-                 + (repr(request.prompt[:40]) if request.prompt else "(empty prompt)"))
+        label = summary(planned_record(resolved, info.id))
         request = replace(request, model=info.id)
         job = Job(id=next(self._ids), kind="generate", model=info.id, out_dir=folder, label=label, request=request,
                   work=partial(generate, request, out_dir=folder, chunk_size=chunk_size), chunk_size=chunk_size,
-                  check_memory=check_memory, owner=owner, notes=tuple(notes))
+                  check_memory=check_memory, owner=owner, notes=tuple(notes), prompt=request.prompt)
         return self._enqueue(job)
 
     def submit_animation(self, request, *, out_dir: str | Path | None = None, owner: object = None,
@@ -62,11 +61,13 @@ class QueueSubmissions:
         base = plan.base
         folder = self._folder(out_dir)
         self._check_model(base.model.id)
-        label = (f"animate {plan.mode} · {base.model.id} · {base.width}x{base.height} · {len(plan.frames)} frames · "
-                 f"{base.steps} steps · " + (repr(request.prompt[:40]) if request.prompt else "(empty prompt)"))
+        from sdxl_nb.jobs.animate.job import animation_settings
+
+        planned = planned_record(base, base.model.id)
+        planned.update(mode="animate", batch=len(plan.frames), animation=animation_settings(plan))
         work = partial(animate, replace(request, model=base.model.id), out_dir=folder, on_frames=on_frames)
         return self._enqueue(Job(id=next(self._ids), kind="animate", model=base.model.id, out_dir=folder,
-                                 label=label, work=work, owner=owner))
+                                 label=summary(planned), work=work, owner=owner, prompt=request.prompt))
 
     def submit_sweep(self, base: GenerationRequest, x, y=None, *, out_dir: str | Path | None = None,
                      owner: object = None, on_cell: Callable | None = None) -> Job:
@@ -79,11 +80,15 @@ class QueueSubmissions:
         models = sorted({prepare(cell.request).model.id for cell in plan.cells})
         for model in models:
             self._check_model(model)
-        axes = x.field + (f" x {y.field}" if y is not None else "")
-        label = f"sweep {axes} · {len(plan.cells)} cells · " + (repr(base.prompt[:40]) if base.prompt else "(empty prompt)")
+        first = plan.cells[0]
+        planned = planned_record(prepare(first.request), models[0] if len(models) == 1 else ", ".join(models))
+        planned.update(mode="sweep", batch=len(plan.cells), sweep={**plan.tag(first), "cells": []})
+        for name in ("x", "y"):  # the sweep's axes, not the first cell's place on them
+            if planned["sweep"][name] is not None:
+                planned["sweep"][name] = {"field": planned["sweep"][name]["field"]}
         work = partial(run_planned_sweep, plan, out_dir=folder, on_cell=on_cell)
         return self._enqueue(Job(id=next(self._ids), kind="sweep", model=", ".join(models), out_dir=folder,
-                                 label=label, work=work, owner=owner))
+                                 label=summary(planned), work=work, owner=owner, prompt=base.prompt))
 
     def submit_upscale(self, image: str | Path, *, scale: float = 2.0, upscaler: str | None = None,
                        out_dir: str | Path | None = None, owner: object = None) -> Job:
@@ -94,8 +99,8 @@ class QueueSubmissions:
         source = read_input_image(str(image), "image")
         settings = check_upscale(scale, upscaler, source.size)
         folder = self._folder(out_dir)
-        label = (f"upscale · {settings.upscaler.name} x{settings.scale:g} · {source.size[0]}x{source.size[1]} -> "
-                 f"{settings.width}x{settings.height} · {Path(image).name}")
+        planned = {"mode": "upscale", "upscale": settings.record(source), "init_image": {"size": list(source.size)}}
+        label = f"{summary(planned)} · {Path(image).name}"
         work = partial(upscale, str(image), scale=scale, upscaler=settings.upscaler.name, out_dir=folder)
         return self._enqueue(Job(id=next(self._ids), kind="upscale", model=settings.upscaler.name, out_dir=folder,
                                  label=label, work=work, owner=owner))
@@ -122,21 +127,3 @@ class QueueSubmissions:
 
     def _folder(self, out_dir) -> Path:
         return check_output_dir(out_dir or self.out_dir or default_output_dir())
-
-
-def stage_labels(resolved) -> list[str]:
-    """What a job adds to the base model, for its line in the Queue tab: LoRAs, refiner, hires, ControlNets,
-    IP-Adapter (two jobs that differ only there must not look the same)."""
-    parts = []
-    if resolved.loras:
-        parts.append("LoRA " + ", ".join(f"{lora.name}:{lora.weight:g}" for lora in resolved.loras))
-    if resolved.refiner is not None:
-        parts.append(f"refiner {resolved.refiner.id} from {resolved.refiner_switch:g}")
-    if resolved.hires is not None:
-        parts.append(f"hires x{resolved.hires.scale:g} {resolved.hires.upscaler.name} -> "
-                     f"{resolved.hires.width}x{resolved.hires.height}")
-    if resolved.controlnets:
-        parts.append("ControlNet " + ", ".join(unit.model for unit in resolved.controlnets))
-    if resolved.ip_adapter is not None:
-        parts.append(f"IP-Adapter {resolved.ip_adapter.name}")
-    return parts

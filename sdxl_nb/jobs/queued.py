@@ -22,13 +22,14 @@ class Job:
     kind: str  # "generate", "animate", "sweep", "upscale" or "load"
     model: str
     out_dir: Path
-    label: str  # one line for the queue view
+    label: str  # one line for the queue view: what the job is (record.description.summary), its prompt aside
     request: GenerationRequest | None = None  # generate: the request (the panel resubmits it after a memory hold)
     work: Callable[..., Any] | None = None  # every kind but load: runs it, given the backend and the hooks
     chunk_size: int | None = None
     check_memory: bool = False
     owner: object = None  # who submitted it (a panel shows only its own jobs' progress and results)
     notes: tuple[str, ...] = ()  # adjustments the submitter made and told the user about
+    prompt: str = ""  # the job's prompt as typed: the queue view shows it cut at a word, whole in its tooltip
     announced: bool = False  # its "queued" event went out: only then may the worker start it (views see it in order)
     status: str = QUEUED
     phase: str | None = None  # while running: "loading" or "generating"

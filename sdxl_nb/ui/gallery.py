@@ -10,24 +10,14 @@ from pathlib import Path
 import ipywidgets as w
 
 from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.record.description import describe, image_settings, row_differences
 from sdxl_nb.record.png_inputs import local_inputs
 from sdxl_nb.record.png_params import read_png_parameters
 from sdxl_nb.ui.image_view import THUMB_BOX, css, image_box, show_image
+from sdxl_nb.ui.info_table import rows_table, text_block
 from sdxl_nb.ui.widgets import button, set_status
 
 COMPARE_BOX = 384  # each side of a comparison; both are shown at the same size
-# Request fields by the words the form uses for them.
-FIELD_LABELS = {"prompt": "prompt", "negative_prompt": "negative", "style": "style", "scheduler": "scheduler",
-                "steps": "steps", "cfg": "cfg", "seed": "seed", "width": "width", "height": "height", "model": "model",
-                "mode": "mode", "strength": "strength", "init_image": "init image", "mask_image": "mask",
-                "refiner": "refiner", "refiner_switch": "refiner switch"}
-# Record fields a comparison lists when they differ, with their labels.
-COMPARED = (("prompt", "prompt"), ("negative_prompt", "negative"), ("style", "style"), ("scheduler", "scheduler"),
-            ("steps", "steps"), ("cfg", "cfg"), ("seed", "seed"), ("width", "width"), ("height", "height"),
-            ("model", "model"), ("mode", "mode"), ("strength", "strength"), ("refiner", "refiner"),
-            ("refiner_switch", "refiner switch"))
-
-
 @dataclass(frozen=True)
 class GalleryItem:
     path: Path  # the saved PNG: its record chunk is what every action reads
@@ -71,19 +61,25 @@ class Gallery:
     def _cell(self, item: GalleryItem) -> w.VBox:
         image = image_box()
         show_image(image, item.path.read_bytes(), THUMB_BOX)
-        first = [("View", "full size", self.view), ("Info", "its record and A1111 parameters", self.info),
-                 ("Compare", "compare with another image, side by side", self.compare)]
-        second = [("Seed", "use its seed in the form", self.reuse_seed, self.on_seed),
-                  ("Reuse", "send all its settings to the Generate form", self.reuse, self.on_reuse),
-                  ("img2img", "use it as the init image for img2img", lambda i: self.init(i, "img2img"), self.on_init),
-                  ("Inpaint", "use it as the init image for inpaint (then paint the mask)",
-                   lambda i: self.init(i, "inpaint"), self.on_init),
-                  ("Upscale", "enlarge it 2x as its own recorded job (the Hires upscaler when it is Lanczos or a "
-                   "model, else Lanczos)", self.upscale, self.on_upscale)]
-        # Rows wrap rather than squeeze: a thumbnail's width holds four buttons, never five whole labels.
-        wrap = {"layout": w.Layout(flex_flow="row wrap")}
-        rows = [w.HBox([self._action(label, tip, act, item) for label, tip, act in first], **wrap),
-                w.HBox([self._action(label, tip, act, item) for label, tip, act, wired in second if wired], **wrap)]
+        # Actions in rows by what they do (look at it, reuse it in the form, make something from it), each row a
+        # thumbnail wide: no row wraps to leave one button alone on a line.
+        groups = [[("View", "full size", self.view, True), ("Info", "its record and A1111 parameters", self.info, True),
+                   ("Compare", "compare with another image, side by side", self.compare, True)],
+                  [("Seed", "use its seed in the form", self.reuse_seed, self.on_seed),
+                   ("Reuse", "send all its settings to the Generate form", self.reuse, self.on_reuse)],
+                  [("img2img", "use it as the init image for img2img", lambda i: self.init(i, "img2img"),
+                    self.on_init),
+                   ("Inpaint", "use it as the init image for inpaint (then paint the mask)",
+                    lambda i: self.init(i, "inpaint"), self.on_init),
+                   ("Upscale", "enlarge it 2x as its own recorded job (the Hires upscaler when it is Lanczos or a "
+                    "model, else Lanczos)", self.upscale, self.on_upscale)]]
+        rows = []
+        for group in groups:
+            buttons = [self._action(label, tip, act, item) for label, tip, act, wired in group if wired]
+            if buttons:
+                row = w.HBox(buttons, layout=w.Layout(flex_flow="row wrap"))
+                row.add_class("sdxl-gallery-actions")
+                rows.append(row)
         cell = w.VBox([image, w.Label(item.caption), *rows], layout=w.Layout(margin="0 10px 10px 0",
                                                                               max_width=f"{THUMB_BOX + 20}px"))
         cell.add_class("sdxl-gallery-item")
@@ -108,17 +104,14 @@ class Gallery:
         self._open(f"{item.caption} · {width}x{height} px, full size · {item.path.name}", [image])
 
     def info(self, item: GalleryItem) -> None:
-        """Its record (what made it) and the A1111 parameters other tools read."""
+        """Everything that made it (the record's description, or what a foreign PNG says) and the A1111 parameters
+        other tools read."""
         params = read_png_parameters(item.path)
-        shown = {FIELD_LABELS.get(k, k): v for k, v in {**params.fields, **params.unmapped}.items()}
-        rows = "".join(f"<tr><th style='text-align:left;padding-right:12px;vertical-align:top'>{html.escape(k)}</th>"
-                       f"<td>{html.escape(str(v))}</td></tr>" for k, v in shown.items())
-        body = (f"<table style='font-size:90%'>{rows}</table><div><b>A1111 parameters</b></div>"
-                f"<pre style='white-space:pre-wrap;font-size:85%'>{html.escape(params.text)}</pre>")
-        if params.record is not None:
-            body += (f"<small>job {html.escape(params.record.get('job_id', ''))} · "
-                     f"{html.escape(str(item.path))}</small>")
-        text = w.HTML(body)
+        rows = (describe(params.record) if params.record is not None
+                else image_settings(None, params.fields, params.unmapped))
+        body = rows_table(rows) + text_block("A1111 parameters", params.text)
+        body += f"<small style='overflow-wrap:anywhere'>{html.escape(str(item.path))}</small>"
+        text = w.HTML(body, layout=w.Layout(max_width="100%"))
         text.add_class("sdxl-info")
         self._open(f"{item.caption}: record", [text])
 
@@ -135,11 +128,12 @@ class Gallery:
             image = image_box()
             show_image(image, shown.path.read_bytes(), COMPARE_BOX, smallest=COMPARE_BOX)
             sides.append(w.VBox([image, w.Label(shown.caption)], layout=w.Layout(margin="0 12px 0 0")))
-        a, b = (read_png_parameters(shown.path).fields for shown in (first, item))
-        changed = [(label, a.get(key), b.get(key)) for key, label in COMPARED if a.get(key) != b.get(key)]
+        a, b = (read_png_parameters(shown.path) for shown in (first, item))
+        changed = row_differences(*(image_settings(p.record, p.fields, p.unmapped) for p in (a, b)))
         lines = "".join(f"<li>{html.escape(label)}: {html.escape(str(x))} → {html.escape(str(y))}</li>"
                         for label, x, y in changed) or "<li>same settings</li>"
-        differences = w.HTML(f"<b>differences</b><ul style='margin:2px 0'>{lines}</ul>")
+        differences = w.HTML(f"<b>differences</b><ul style='margin:2px 0;overflow-wrap:anywhere'>{lines}</ul>",
+                             layout=w.Layout(max_width="100%"))
         differences.add_class("sdxl-differences")
         row = w.HBox(sides, layout=w.Layout(align_items="flex-start"))
         row.add_class("sdxl-compare")

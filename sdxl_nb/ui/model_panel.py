@@ -28,7 +28,8 @@ class ModelPanel(Panel):
         presets = load_presets()
         # Refiners only finish another model's job: they are picked in the request form, not here.
         self.models = {info.id: info for info in list_models(presets) if not info.preset.refiner}
-        options = [(f"{m.id}{' [inpainting]' if m.preset.inpainting else ''} — {m.description}" if m.available else
+        # The description is the line under the dropdown (with the model hash); the option names the model only.
+        options = [(f"{m.id}{' [inpainting]' if m.preset.inpainting else ''}" if m.available else
                     f"✗ {m.id} ({'unusable' if m.source == 'checkpoint' else 'not available'})", m.id)
                    for m in self.models.values()]
         loaded = self.queue.loaded_models()

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import ipywidgets as w
 
 from sdxl_nb.errors import InputError, one_line
+from sdxl_nb.record.description import describe, field_rows, field_value
+from sdxl_nb.record.field_labels import label
 from sdxl_nb.record.png_inputs import local_inputs
 from sdxl_nb.record.png_params import PngParameters, read_png_parameters
 from sdxl_nb.record.png_text import read_png_file
-from sdxl_nb.ui.gallery import FIELD_LABELS
 from sdxl_nb.ui.image_view import THUMB_BOX, clear_image, css, image_box, show_image
+from sdxl_nb.ui.info_table import rows_table, text_block
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 TARGETS = ("Generate", "Animate", "Sweep")
@@ -32,7 +33,8 @@ class PngInfoPanel(Panel):
         self.status = w.HTML()
         self.status.add_class("sdxl-png-info-status")
         self.thumb = image_box("sdxl-png-info-image")
-        self.table = w.HTML()
+        # Beside the thumbnail it takes the rest of the row and no more: long values wrap inside it.
+        self.table = w.HTML(layout=w.Layout(flex="1 1 0%", min_width="0", max_width="100%"))
         self.table.add_class("sdxl-png-info")
         self.load_buttons = [button(f"Load into {tab}", lambda tab=tab: self.load_into(tab), "info" if tab ==
                                     "Generate" else "", f"fill the {tab} form with the fields that map")
@@ -101,15 +103,19 @@ class PngInfoPanel(Panel):
             self.table.value = ""
             clear_image(self.thumb)
             return
-        rows = [(FIELD_LABELS.get(key, key), value, "") for key, value in params.fields.items()]
-        rows += [(key, value, "not loaded") for key, value in params.unmapped.items()]
-        # The files the PNG names, each found (same hash), here with another hash, or missing: said apart.
+        # Label | value | status: what loads into a form ("read"), what the PNG says that has no field here ("not
+        # loaded", the value saying why), the files it names (found, other hash, missing) and what could not be read.
+        rows = [(name, value, "read") for name, value in field_rows(params.fields)]
+        rows += [(label(key), shown, "not loaded") for key, value in params.unmapped.items()
+                 if (shown := field_value(key, value))]
         rows += [(check.label, check.line, CHECK_NOTES.get(check.status, check.status)) for check in params.checks]
-        rows += [("not read", line.removeprefix("not read: "), "") for line in problems or ()]
-        body = "".join(f"<tr><th style='text-align:left;padding-right:12px;vertical-align:top'>{html.escape(k)}</th>"
-                       f"<td>{html.escape(str(v))}</td><td style='color:#7a3e00'>{note}</td></tr>" for k, v, note in rows)
-        self.table.value = (f"<table style='font-size:90%'>{body}</table><details><summary>as stored</summary>"
-                            f"<pre style='white-space:pre-wrap;font-size:85%'>{html.escape(params.text)}</pre></details>")
+        rows += [("Not read", line.removeprefix("not read: "), "not read") for line in problems or ()]
+        body = rows_table([(name, value) for name, value, _status in rows],
+                          statuses=[status for _name, _value, status in rows], extra_class="sdxl-png-info-table")
+        if params.record is not None:  # our own image: the whole job it came from, every setting named
+            body += (f"<details><summary>the job's record</summary>{rows_table(describe(params.record))}"
+                     "</details>")
+        self.table.value = body + text_block("as stored", params.text, open_=False)
 
     # ---- loading ----
     def load_into(self, tab: str) -> list[str]:
@@ -120,6 +126,6 @@ class PngInfoPanel(Panel):
             return []
         fields, left_out = local_inputs(self.params.fields, self.params.inputs, self.lab.out_dir)
         skipped = left_out + self.lab.load_into(tab, fields)
-        said = "; ".join(skipped + [f"{key} not loaded" for key in self.params.unmapped])
+        said = "; ".join(skipped + [f"{label(key)} not loaded" for key in self.params.unmapped])
         set_status(self.status, f"loaded into {tab}" + (f" ({said})" if said else ""), "warning" if skipped else "ok")
         return skipped

@@ -7,11 +7,22 @@ import html
 import ipywidgets as w
 
 from sdxl_nb.jobs.queue import JobQueue, get_queue
+from sdxl_nb.record.description_values import clip_words
 from sdxl_nb.ui.widgets import Panel, button, column
 
 SHOWN_FINISHED = 10
 _BADGES = {"queued": "#6c757d", "running": "#b8860b", "ok": "#2e7d32", "interrupted": "#ef6c00",
            "failed": "#c62828", "cancelled": "#6c757d", "held": "#ef6c00"}
+
+
+PROMPT_CHARS = 60  # a row's prompt is cut at a word boundary past this
+BUTTON_WIDTH = "90px"  # Stop and Cancel alike, at the right end of every row: one column of buttons
+
+
+def _line(children: list) -> w.HBox:
+    row = w.HBox(children, layout=w.Layout(width="100%", align_items="center", justify_content="space-between"))
+    row.add_class("sdxl-queue-row")
+    return row
 
 
 class QueuePanel(Panel):
@@ -45,14 +56,22 @@ class QueuePanel(Panel):
 
     def _row(self, job) -> w.HBox:
         colour = _BADGES.get(job.status, "#6c757d")
+        prompt = f" · “{html.escape(clip_words(job.prompt, PROMPT_CHARS))}”" if job.prompt.strip() else ""
         text = (f"<span style='color:{colour};font-weight:bold'>{job.status}</span> #{job.id} [{job.kind}] "
-                f"{html.escape(job.label)}" + (f" — {html.escape(job.error)}" if job.error else ""))
-        label = w.HTML(text)
+                f"{html.escape(job.label)}{prompt}" + (f" — {html.escape(job.error)}" if job.error else ""))
+        # The whole prompt in the row's tooltip; the line wraps rather than run under the button.
+        label = w.HTML(f"<div title='{html.escape(job.prompt, quote=True)}' style='overflow-wrap:anywhere'>{text}"
+                       "</div>", layout=w.Layout(flex="1 1 0%", min_width="0"))
+        label.add_class("sdxl-queue-label")
         if job.status == "queued":
-            return w.HBox([label, button("Cancel", lambda job_id=job.id: self.cancel(job_id), "warning")])
-        if job.status == "running" and job.kind != "load":  # a load cannot stop half-way
-            return w.HBox([label, button("Stop", lambda job_id=job.id: self.queue.stop(job_id), "danger")])
-        return w.HBox([label])
+            action = button("Cancel", lambda job_id=job.id: self.cancel(job_id), "warning")
+        elif job.status == "running" and job.kind != "load":  # a load cannot stop half-way
+            action = button("Stop", lambda job_id=job.id: self.queue.stop(job_id), "danger")
+        else:
+            return _line([label])
+        action.layout = w.Layout(width=BUTTON_WIDTH, flex="0 0 auto")
+        action.add_class("sdxl-queue-action")
+        return _line([label, action])
 
     def _on_event(self, event: dict) -> None:
         if event["type"] in ("queued", "started", "finished", "cancelled"):

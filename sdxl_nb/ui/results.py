@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as w
 
+from sdxl_nb.record.description import describe
 from sdxl_nb.ui.gallery import Gallery, GalleryItem
+from sdxl_nb.ui.info_table import rows_table
 from sdxl_nb.ui.widgets import column, lines_html
 
 
@@ -43,24 +43,9 @@ class ResultsView:
 
 
 def job_info_html(record: dict, paths: list[str]) -> str:
-    """The job info block: model, scheduler, style, prompts, seeds, timings and saved files."""
-    t = record.get("timings") or {}
-    model = record["model"]
-    rows = [
-        ("status", f"{record['status']} · job {record['job_id'][:12]}"),
-        ("model", f"{model['id']} @ {str(model.get('revision') or '')[:10]} · {model.get('dtype')} "
-                  f"on {record['device']['type']}"),
-        ("scheduler", f"{record['scheduler']['name']} ({record['scheduler']['class']})"),
-        ("style", f"{record['style']['name']} (hash {record['style']['hash']})"),
-        ("mode", f"{record['mode']} · {record['width']}x{record['height']} · {record['steps']} steps · "
-                 f"cfg {record['cfg']:g}" + (f" · strength {record['strength']:g}" if record["strength"] else "")),
-        ("prompt sent", record["styled_prompt"]),
-        ("negative sent", record["effective_negative_prompt"] or "(none)"),
-        ("seeds", ", ".join(str(s) for s in record["seeds"])),
-        ("timings", " · ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in t.items() if v is not None)),
-        ("saved", "<br>".join(html.escape(p) for p in paths) or "(nothing)"),
-        ("notes", "; ".join(record.get("notes", []))),
-    ]
-    body = "".join(f"<tr><th style='text-align:left;padding-right:12px;vertical-align:top'>{name}</th>"
-                   f"<td>{value if name == 'saved' else html.escape(str(value))}</td></tr>" for name, value in rows)
-    return f"<table style='font-size:90%'>{body}</table>"
+    """The job info block: the record's description (every setting, how it went) with the files it saved."""
+    rows = [(name, "\n".join(paths) or "(nothing)") if name == "Saved" else (name, value)
+            for name, value in describe(record)]
+    if paths and "Saved" not in dict(rows):
+        rows.append(("Saved", "\n".join(paths)))
+    return rows_table(rows)

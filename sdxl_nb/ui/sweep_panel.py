@@ -11,6 +11,7 @@ from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.jobs.sweep import SWEEPABLE, parse_axis
+from sdxl_nb.record.field_labels import field_options
 from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
 from sdxl_nb.ui.controlnet_picker import ControlNetPicker
@@ -37,9 +38,10 @@ class SweepPanel(Panel):
         self.form = RequestForm(model_panel.model_id if model_panel else None)
         if model_panel is not None:
             self.form.follow(model_panel)
-        self.x_field = widgets.Dropdown(options=list(SWEEPABLE), value="cfg", description="X field")
+        self.x_field = widgets.Dropdown(options=field_options(SWEEPABLE), value="cfg", description="X field")
         self.x_values = widgets.Text(value="3, 5, 7", description="X values", placeholder="V1, V2, ... or JSON list")
-        self.y_field = widgets.Dropdown(options=[NO_AXIS, *SWEEPABLE], value=NO_AXIS, description="Y field")
+        self.y_field = widgets.Dropdown(options=[(NO_AXIS, NO_AXIS), *field_options(SWEEPABLE)], value=NO_AXIS,
+                                        description="Y field")
         self.y_values = widgets.Text(value="", description="Y values")
         self.hires = HiresFields()  # every cell gets the same second pass; its steps/denoise/upscaler may be axes
         # Every cell is guided alike (the IP-Adapter's scale may be an axis); maps are made at each cell's size.
