@@ -14,7 +14,7 @@ from sdxl_nb.config.controlnets import TINY_CONTROLNET
 from sdxl_nb.config.loras import demo_lora
 from sdxl_nb.config.tiny_ip_adapter import DEMO_IP_ADAPTER
 from sdxl_nb.config.tiny_lora import tiny_embedding_tensors, write_lora
-from sdxl_nb.record.description import describe, differences, planned_record, settings_rows, summary
+from sdxl_nb.record.description import describe, differences, planned_record, summary
 from sdxl_nb.record.description_values import ELLIPSIS, clip_words
 from sdxl_nb.record.field_labels import FIELD_LABELS, field_options
 from sdxl_nb.record.joblog import read_records
@@ -171,20 +171,28 @@ def test_differences_come_from_the_description(jobs):
         changed = {row[0]: row[1:] for row in differences(plain, jobs[name][0])}
         assert changed[label][0] == "(none)" and changed[label][1] != "(none)"
         assert "Job" not in changed and "Status" not in changed
+    assert "LoRAs" in {row[0] for row in differences(plain, jobs["hires"][0])}
     assert differences(plain, plain) == []
 
 
 # ---- any record: optional fields missing, malformed or of another type ----
 _TEXT = st.text(alphabet="abc xyz-.", max_size=12)
 _LEAF = st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True) | _TEXT
-_ANY = st.recursive(_LEAF, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
-                    max_leaves=8)
+# the keys the record's nested objects use, so malformed values land where the description reads
+_KEYS = st.sampled_from(["scale", "steps", "denoise", "upscaler", "name", "width", "height", "resize", "switch",
+                         "switch_by", "split", "base_steps", "refiner_steps", "id", "hash", "model", "image", "path",
+                         "size", "settings", "low_threshold", "weight", "start", "end", "preprocessor", "sha256",
+                         "a1111_hash", "image_encoder", "folder", "x", "y", "field", "value", "x_values", "cells",
+                         "status", "frames", "fps", "t", "seed", "seed_end", "index", "prompt", "tokens", "chunks",
+                         "weights", "sent_as", "class", "config", "source_size", "kind", "vectors"]) | _TEXT
+_ANY = st.recursive(_LEAF, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+                    max_leaves=10)
 _OPTIONAL = ("hires", "refiner", "controlnets", "ip_adapter", "ip_images", "loras", "embeddings", "inpaint",
              "conditioning", "scheduler", "model", "style", "seeds", "upscale", "animation", "sweep", "image",
              "init_image", "width", "height", "steps", "cfg", "seed", "strength", "mode", "backend", "timings")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(["hires", "controlnet", "ip_adapter", "refiner", "upscale", "animate", "sweep"]),
        changes=st.dictionaries(st.sampled_from(_OPTIONAL), _ANY, max_size=6),
        dropped=st.lists(st.sampled_from(_OPTIONAL), max_size=6))
@@ -247,20 +255,19 @@ def test_the_queue_label_names_every_stage_and_cuts_the_prompt_at_a_word(engine,
     assert f"title='{prompt}'" in row  # the whole prompt in the tooltip
 
 
-def test_queue_buttons_share_one_column(engine, tmp_path):
+def test_queue_buttons_share_one_column(tmp_path):
     pytest.importorskip("ipywidgets")
     from sdxl_nb.jobs.queue import JobQueue
+    from sdxl_nb.jobs.queued import Job
     from sdxl_nb.ui.queue_panel import BUTTON_WIDTH, QueuePanel
 
-    queue = JobQueue(engine=engine, out_dir=tmp_path / "out")
-    view = QueuePanel(queue)
-    job = queue.submit_load("tiny-sdxl")
-    queued = [view._row(type(job)(id=n, kind="generate", model="m", out_dir=tmp_path, label="l" * n,
-                                  prompt="p", status=status)) for n, status in ((1, "queued"), (40, "running"))]
-    assert [row.children[1].description for row in queued] == ["Cancel", "Stop"]
+    view = QueuePanel(JobQueue(out_dir=tmp_path / "out"))
+    rows = [view._row(Job(id=n, kind="generate", model="m", out_dir=tmp_path, label="l" * n, prompt="p",
+                          status=status)) for n, status in ((1, "queued"), (40, "running"))]
+    assert [row.children[1].description for row in rows] == ["Cancel", "Stop"]
+    # the label takes the room left, the button a fixed width at the end: Stop and Cancel line up whatever the text
     assert all(row.children[1].layout.width == BUTTON_WIDTH and row.children[0].layout.flex == "1 1 0%"
-               for row in queued)
-    queue.wait_idle(60)
+               and row.layout.width == "100%" for row in rows)
 
 
 def test_compare_shows_a_hires_controlnet_and_ip_adapter_difference(jobs):
@@ -332,3 +339,14 @@ def test_png_info_is_a_table_of_labels_with_what_was_read_and_what_was_not(jobs,
     assert "sdxl-row-not-loaded" in table and "sdxl-row-not-read" in table and "Lora hashes" in table
     statuses = re.findall(r"class='sdxl-row-status'>([^<]*)<", table)
     assert {"read", "not loaded", "not read"} <= set(statuses)
+
+
+def test_the_model_description_is_shown_once(tmp_path):
+    pytest.importorskip("ipywidgets")
+    from sdxl_nb.jobs.queue import JobQueue
+    from sdxl_nb.ui.model_panel import ModelPanel
+
+    panel = ModelPanel(queue=JobQueue(out_dir=tmp_path / "out"), out_dir=tmp_path / "out")
+    info = panel.models[panel.model_id]
+    label = dict((value, text) for text, value in panel.dropdown.options)[panel.model_id]
+    assert info.description and info.description not in label and info.description in html.unescape(panel.info.value)

@@ -172,7 +172,7 @@ def _hires_rows(record: dict, add) -> None:
         add(FIELD_LABELS["hires_scale"], v.number(hires.get("scale")))
     upscaler = v.part(hires, "upscaler")
     add(FIELD_LABELS["hires_upscaler"], v.joined([v.named(upscaler.get("name"), upscaler.get("sha256")),
-                                                  v.text(upscaler.get("kind"))], " · "))
+                                                  "model" if upscaler.get("kind") == "model" else None]))
     add(FIELD_LABELS["hires_steps"], v.number(hires.get("steps")))
     add(FIELD_LABELS["hires_denoise"], v.number(hires.get("denoise")))
 
@@ -220,7 +220,7 @@ _DESCRIBED = frozenset({
 def _extra_rows(record: dict) -> list[Row]:
     """Fields a caller merged into the record (api.generate(extra=...)): named as given, values in words."""
     return [(key.replace("_", " ").capitalize(), shown) for key, value in record.items()
-            if isinstance(key, str) and key not in _DESCRIBED and (shown := v.generic(value))]
+            if isinstance(key, str) and key.strip() and key not in _DESCRIBED and (shown := v.generic(value))]
 
 
 def differences(first: dict, second: dict) -> list[tuple[str, str, str]]:
@@ -286,9 +286,9 @@ def summary(record: dict) -> str:
         steps and f"{steps} steps",
         loras and "LoRA " + ", ".join(loras),
         v.text(refiner.get("id")) and f"refiner {refiner['id']} from {v.number(refiner.get('switch'))}",
-        hires and "hires " + v.joined([rows.get(FIELD_LABELS["hires_resize"]) or
-                                       (rows.get(FIELD_LABELS["hires_scale"]) and f"x{rows[FIELD_LABELS['hires_scale']]}"),
-                                       v.text(v.part(hires, "upscaler").get("name"))], " "),
+        (second := v.joined([rows.get(FIELD_LABELS["hires_resize"]) or (rows.get(FIELD_LABELS["hires_scale"]) and
+                                                                        f"x{rows[FIELD_LABELS['hires_scale']]}"),
+                             v.text(v.part(hires, "upscaler").get("name"))], " ")) and f"hires {second}",
         any(units) and "ControlNet " + ", ".join(unit for unit in units if unit),
         v.text(adapter.get("name")) and f"IP-Adapter {adapter['name']}"]) or mode
 

@@ -26,7 +26,7 @@ def upscale_rows(record: dict) -> list[Row]:
     source = v.part(record, "init_image")
     source_size = v.size(upscale.get("source_size")) or v.size(source.get("size"))
     return [("Upscaler", v.joined([v.named(upscaler.get("name"), upscaler.get("sha256")),
-                                   v.text(upscaler.get("kind")) and f"{upscaler['kind']} upscaler"])),
+                                   "model" if upscaler.get("kind") == "model" else None])),
             ("Scale", v.number(upscale.get("scale"))),
             ("Source image", v.joined([v.text(source.get("path")), source_size], " · ")),
             ("Size", v.joined([output_size(record), source_size and f"from {source_size}"], " ")),
