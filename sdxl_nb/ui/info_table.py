@@ -10,10 +10,13 @@ _TABLE = "width:100%;max-width:100%;table-layout:auto;border-collapse:collapse;f
 _LABEL = "text-align:left;vertical-align:top;padding:1px 12px 1px 0;white-space:nowrap;font-weight:600"
 # Long paths, hashes and prompts break anywhere rather than push the table sideways; newlines stay lines.
 _VALUE = "vertical-align:top;padding:1px 8px 1px 0;white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-word"
-_STATUS = "vertical-align:top;padding:1px 0;white-space:nowrap;color:#7a3e00"
-# A row's status -> its CSS class suffix (sdxl-row-...), so a front end or a test tells them apart.
-STATUS_CLASSES = {"read": "read", "not loaded": "not-loaded", "not read": "not-read", "✓ found": "found",
-                  "⚠ other hash": "other-hash", "✗ missing": "missing", "not checked": "not-checked"}
+_STATUS = "vertical-align:top;padding:1px 0;white-space:nowrap"
+# A row's status -> its CSS class suffix (sdxl-row-...), so a front end or a test tells them apart, and its colour
+# (the status lines' green, orange and red: ui.widgets.COLOURS).
+STATUS_CLASSES = {"read": ("read", "#155724"), "not loaded": ("not-loaded", "#7a3e00"),
+                  "not read": ("not-read", "#721c24"), "✓ found": ("found", "#155724"),
+                  "⚠ other hash": ("other-hash", "#7a3e00"), "✗ missing": ("missing", "#721c24"),
+                  "not checked": ("not-checked", "#37474f")}
 
 
 def rows_table(rows, *, statuses: list[str] | None = None, extra_class: str = "") -> str:
@@ -22,11 +25,13 @@ def rows_table(rows, *, statuses: list[str] | None = None, extra_class: str = ""
     body = []
     for index, (name, value) in enumerate(rows):
         status = statuses[index] if statuses else None
-        row_class = f" class='sdxl-row-{STATUS_CLASSES.get(status, 'other')}'" if status else ""
+        kind, colour = STATUS_CLASSES.get(status, ("other", "#37474f"))
+        row_class = f" class='sdxl-row-{kind}'" if status else ""
         cells = (f"<th style='{_LABEL}'>{html.escape(str(name))}</th>"
                  f"<td style='{_VALUE}'>{html.escape(str(value))}</td>")
         if statuses is not None:
-            cells += f"<td style='{_STATUS}' class='sdxl-row-status'>{html.escape(status or '')}</td>"
+            cells += (f"<td style='{_STATUS};color:{colour}' class='sdxl-row-status'>"
+                      f"{html.escape(status or '')}</td>")
         body.append(f"<tr{row_class}>{cells}</tr>")
     classes = f"{TABLE_CLASS} {extra_class}".strip()
     return f"<table class='{classes}' style='{_TABLE}'>{''.join(body)}</table>"
