@@ -350,3 +350,20 @@ def test_the_model_description_is_shown_once(tmp_path):
     info = panel.models[panel.model_id]
     label = dict((value, text) for text, value in panel.dropdown.options)[panel.model_id]
     assert info.description and info.description not in label and info.description in html.unescape(panel.info.value)
+
+
+def test_every_kind_of_job_has_its_queue_label(engine, jobs, tmp_path):
+    from sdxl_nb.jobs.animate.plan import AnimationRequest
+    from sdxl_nb.jobs.queue import JobQueue
+    from sdxl_nb.jobs.sweep import parse_axis
+    from sdxl_nb.request.resolve import GenerationRequest
+
+    queue = JobQueue(engine=engine, out_dir=tmp_path / "out")
+    sweep = queue.submit_sweep(GenerationRequest(prompt="a fox", model="tiny-sdxl", seed=1, **SMALL),
+                               parse_axis("cfg=3,6"), parse_axis("steps=2,3"))
+    animation = queue.submit_animation(AnimationRequest(prompt="a fox", model="tiny-sdxl", frames=2, seed=1, **SMALL))
+    upscale = queue.submit_upscale(jobs["plain"][1][0])
+    assert queue.wait_idle(180)
+    assert sweep.label == "sweep CFG scale: 3, 6 × Steps: 2, 3 · tiny-sdxl · 64x64" and sweep.prompt == "a fox"
+    assert animation.label.startswith("animate seed-walk from txt2img · 2 frames · 8 fps · tiny-sdxl · 64x64")
+    assert upscale.label == f"upscale · Lanczos · x2 · 128x128 from 64x64 · {jobs['plain'][1][0].name}"

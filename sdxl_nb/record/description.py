@@ -277,11 +277,14 @@ def summary(record: dict) -> str:
     loras = [f"{entry['name']}:{v.number(entry.get('weight'))}" for entry in v.items(record, "loras")
              if isinstance(entry, dict) and v.text(entry.get("name")) and v.number(entry.get("weight"))]
     units = [v.text(v.part(unit, "model").get("name")) for unit in v.items(record, "controlnets")]
-    steps = rows.get(FIELD_LABELS["steps"])
+    # A sweep's line names what every cell shares: a field an axis varies is said by the axis alone.
+    varied = {v.text(v.part(v.part(record, "sweep"), axis).get("field")) for axis in ("x", "y")}
+    steps = None if "steps" in varied else rows.get(FIELD_LABELS["steps"])
+    size = None if varied & {"width", "height", "resolution", "hires_upscaler"} else rows.get(SIZE)
     axes = " × ".join(rows[name] for name in ("Sweep X", "Sweep Y") if name in rows)
     return v.joined([
         f"animate {rows['Animation']}" if "Animation" in rows else f"sweep {axes}" if mode == "sweep" else mode,
-        v.text(model.get("id")), rows.get(SIZE),
+        None if "model" in varied else v.text(model.get("id")), size,
         f"batch {rows[FIELD_LABELS['batch']]}" if mode != "animate" and FIELD_LABELS["batch"] in rows else None,
         steps and f"{steps} steps",
         loras and "LoRA " + ", ".join(loras),
