@@ -61,7 +61,8 @@ def animate_rows(record: dict) -> list[Row]:
 def frame_rows(record: dict) -> list[Row]:
     """An animation frame's own record chunk: which frame, its blend and its own prompt."""
     image = v.part(record, "image")
-    if record.get("mode") != "animate" or not v.number(image.get("index")) or not isinstance(image.get("index"), int):
+    index = image.get("index")
+    if record.get("mode") != "animate" or not v.number(index) or not isinstance(index, int) or index < 0:
         return []
     frames = v.number(v.part(record, "animation").get("frames")) or v.number(record.get("batch"))
     t = image.get("t")
