@@ -92,6 +92,7 @@ def test_feature_groups_sit_in_closed_sections_whose_titles_follow_the_settings(
     assert all(widget in top for widget in (form.prompt, form.negative, form.size_row, form.numbers_row, form.seed_row))
     assert all(section.widget in top for section in sections.values())
     assert [s.name for s in lab.panels["Animate"].form.sections.values()] == ["LoRAs"]  # Animate runs no refiner
+    assert "&nbsp;·&nbsp;<span class='sdxl-style-hash' style='white-space:nowrap'>hash " in form.style_info.value
 
     form.prompt.value = "a fox <lora:tiny-sdxl-lora:0.7>"
     assert sections["LoRAs"].title == "LoRAs · tiny-sdxl-lora 0.7" and ACTIVE in sections["LoRAs"].widget._dom_classes

@@ -74,6 +74,11 @@ class GenerateForm(RequestForm):
         self._on_mode()
         self.build([self.combination, self.inputs_note])
 
+    def set_model(self, model_id: str) -> None:
+        super().set_model(model_id)
+        if hasattr(self, "ip_adapter"):  # (the base form's first call comes before the picker exists)
+            self.ip_adapter.reload()  # whether each adapter fits is about the model now chosen
+
     def _add_feature_sections(self) -> None:
         self.add_section(Section("Hires fix", self.hires.widget, self.hires.summary)).watch(*self.hires.watched())
         controlnet = self.add_section(Section("ControlNet", self.controlnets.widget, self.controlnets.summary))

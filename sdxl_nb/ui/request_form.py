@@ -183,10 +183,11 @@ class RequestForm:
         self._shown_style = style
         overrides = [f"{name} {value}" for name, value in
                      (("scheduler", style.scheduler), ("steps", style.steps), ("cfg", style.cfg)) if value is not None]
-        # The hash never breaks inside or wraps alone: it stays with the words before it.
-        parts = [html.escape(style.description or ""), f"sets {html.escape(', '.join(overrides))}" if overrides else "",
-                 f"<span style='white-space:nowrap'>hash {style.content_hash}</span>"]
-        self.style_info.value = f"<small>{' · '.join(part for part in parts if part)}</small>"
+        words = " · ".join(part for part in (html.escape(style.description or ""),
+                                             f"sets {html.escape(', '.join(overrides))}" if overrides else "") if part)
+        # The hash never wraps alone onto a line of its own: it is glued to the word before it.
+        glued = f"<span class='sdxl-style-hash' style='white-space:nowrap'>hash {style.content_hash}</span>"
+        self.style_info.value = f"<small>{words}&nbsp;·&nbsp;{glued}</small>" if words else f"<small>{glued}</small>"
         self._apply_defaults(style, model_changed=False)
         self._show_styled()
 
