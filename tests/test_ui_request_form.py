@@ -177,3 +177,20 @@ def test_refiner_and_hires_go_together_and_a_combination_the_pipeline_refuses_is
     (record,) = read_records(tmp_path / "out" / "jobs.log")
     assert record["status"] == "ok" and record["refiner"]["id"] == TINY_REFINER_ID
     assert record["hires"]["width"] == 128 and record["refiner"]["split"]["pass"] == "hires"
+
+
+def test_a_controlnet_with_a_latent_masked_content_is_refused_as_soon_as_both_are_set(lab):
+    from tests.ui_helpers import status_text
+
+    form = lab.generate.form
+    form.controlnets.listing = lambda: [{"name": "tiny-controlnet", "usable": True}]
+    form.mode.value = "inpaint"
+    form.inpaint.masked_content.value = "latent noise"
+    assert form.combination.value == ""
+    unit = form.controlnets.add_unit()
+    assert "'latent noise' cannot run with ControlNet units" in status_text(form.combination)
+    form.inpaint.masked_content.value = "fill"
+    assert form.combination.value == ""
+    form.inpaint.masked_content.value = "latent nothing"
+    unit.remove.click()
+    assert form.combination.value == ""

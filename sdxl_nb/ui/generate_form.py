@@ -63,12 +63,13 @@ class GenerateForm(RequestForm):
         self.init_row = w.HBox([self.init_upload, self.init_thumb.widget, self.strength],
                                layout=w.Layout(align_items="center"))
         self._add_feature_sections()
-        # What the pipeline's own checks refuse in the hires and refiner settings, said as soon as they are set.
+        # What the pipeline's own checks refuse in the feature groups together, said as soon as they are set.
         self.combination = w.HTML()
         self.combination.add_class("sdxl-combination")
-        for widget in (*self.hires.watched(), *self.refiner_fields.watched(), self.mode, self.strength, self.steps,
-                       self.resolution, self.width, self.height):
+        for widget in (*self.hires.watched(), *self.refiner_fields.watched(), *self.inpaint.watched(), self.mode,
+                       self.strength, self.steps, self.resolution, self.width, self.height):
             widget.observe(lambda _c: self.check_combination(), "value")
+        self.controlnets.on_change(self.check_combination)
         self.mode.observe(lambda _c: self._on_mode(), "value")
         self._on_size()
         self._on_mode()
@@ -104,22 +105,26 @@ class GenerateForm(RequestForm):
         return rows[:at] + [self.match_aspect] + rows[at:] + [self.mode, self.init_row]
 
     def check_combination(self) -> str | None:
-        """Run the pipeline's own hires and refiner checks on the settings as they stand; the one line they
-        refuse with is shown under the sections (and returned), else the line is empty."""
+        """Run the pipeline's own checks of the feature groups together (hires with the refiner, ControlNet with
+        the masked content) on the settings as they stand; the one line they refuse with is shown under the
+        sections (and returned), else the line is empty."""
         problem = self.combination_problem()
         set_status(self.combination, problem or "", "error")
         return problem
 
     def combination_problem(self) -> str | None:
         from sdxl_nb.config.hires import resolve_hires
+        from sdxl_nb.request.inpaint import check_with_controlnets, resolve_inpaint
         from sdxl_nb.request.refiner_choice import resolve_refiner
 
         mode = self.mode.value
         hires = self.hires.fields() if mode == "txt2img" else {}
         refiner = self.refiner_fields.fields()
-        if not hires and not refiner:
-            return None
         try:
+            if mode == "inpaint":
+                check_with_controlnets(resolve_inpaint(mode, **self.inpaint.fields()), bool(self.controlnets.units))
+            if not hires and not refiner:
+                return None
             width, height = self.base_size()
             fix = resolve_hires(hires.get("hires_scale"), hires.get("hires_steps"), hires.get("hires_denoise"),
                                 hires.get("hires_upscaler"), mode=mode, width=width, height=height,
