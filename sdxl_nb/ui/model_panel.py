@@ -109,15 +109,15 @@ class ModelPanel(Panel):
         start (torch and diffusers imported) while no engine is made yet; None when nothing was recorded."""
         device = settings.device()
         load = load_eta(self.out_dir, model, device)
-        if load is None:
+        started = self.queue.engine_started()
+        start = None if started else engine_start_eta(self.out_dir, device)
+        if load is None and start is None:
             return None
-        earlier = f"earlier loads took ~{load:.1f} s"
-        if self.queue.engine_started():
-            return load, earlier
-        start = engine_start_eta(self.out_dir, device)
-        if start is None:
-            return load, f"{earlier}, plus the engine's start: torch import, not timed yet"
-        return load + start, f"{earlier}, plus ~{start:.1f} s to start the engine"
+        parts = [f"earlier loads took ~{load:.1f} s" if load is not None else "no earlier load of it recorded"]
+        if not started:
+            parts.append(f"plus ~{start:.1f} s to start the engine" if start is not None
+                         else "plus the engine's start: torch import, not timed yet")
+        return (load or 0.0) + (start or 0.0), ", ".join(parts)
 
     def _on_model_loaded(self, _model_id: str) -> None:
         if self.queue.loading() is None:  # a queue load reports itself through the queue's events
