@@ -306,7 +306,7 @@ def test_lab_form_queues_a_hires_job_and_reuse_fills_it_back(engine, tmp_path, u
     lab = lab_for(engine, tmp_path / "out")
     form = lab.generate.form
     small_form(form, seed=5)
-    assert form.hires.widget.layout.display != "none"
+    assert form.sections["Hires fix"].widget.layout.display != "none"
     form.hires.enabled.value = True  # ticking it lists the upscalers again
     assert "tiny-compact" in form.hires.upscaler.options
     form.hires.scale.value, form.hires.steps.value, form.hires.denoise.value = 2.0, 2, 0.5
@@ -321,7 +321,7 @@ def test_lab_form_queues_a_hires_job_and_reuse_fills_it_back(engine, tmp_path, u
     skipped = form.load(read_png_parameters(tmp_path / "out" / record["images"][0]["path"]).fields)
     assert skipped == [] and form.hires.enabled.value and form.hires.upscaler.value == "tiny-compact"
     form.mode.value = "img2img"
-    assert form.hires.widget.layout.display == "none"
+    assert form.sections["Hires fix"].widget.layout.display == "none"  # txt2img only, as in A1111
 
 
 def test_queue_runs_hires_requests(engine, tmp_path):

@@ -332,11 +332,13 @@ def test_the_lab_form_shows_the_settings_in_inpaint_mode_and_sends_them(engine, 
     lab = lab_for(engine, tmp_path / "out")
     form = lab.generate.form
     small_form(form, seed=3)
-    assert form.inpaint.widget.layout.display == "none"  # txt2img: hidden
+    section = form.sections["Inpaint"].widget  # the mask and these settings, in their own section
+    assert form.inpaint.widget in section.children[0].children
+    assert section.layout.display == "none"  # txt2img: hidden
     form.mode.value = "img2img"
-    assert form.inpaint.widget.layout.display == "none"
+    assert section.layout.display == "none"
     form.mode.value = "inpaint"
-    assert form.inpaint.widget.layout.display is None
+    assert section.layout.display is None and section.selected_index == 0  # shown, and open
     assert form.inpaint.padding.layout.display == "none"  # shown only for Only masked
     form.init_upload.value = upload_value(inputs / "init.png")
     form.mask_upload.value = upload_value(inputs / "mask.png")

@@ -313,7 +313,7 @@ def test_lab_form_keeps_the_uploads_under_inputs_and_submits(ip_engine, refs, tm
     panel = lab.generate
     small_form(panel.form, seed=2)
     picker = panel.form.ip_adapter
-    assert picker.widget in panel.form.widget.children and picker.choice.value == "(none)"
+    assert picker.widget in panel.form.sections["IP-Adapter"].widget.children and picker.choice.value == "(none)"
     picker.refresh.click()
     picker.choice.value = DEMO_IP_ADAPTER
     panel.generate.click()  # no image yet: one red line, nothing queued

@@ -324,11 +324,11 @@ def test_the_lab_form_picks_a_refiner_and_the_queue_runs_it(engine, tmp_path):
     lab = lab_for(engine, tmp_path / "out")
     assert REFINER not in lab.model.models  # never offered as a base
     form = lab.generate.form
-    assert form.refiner_row in form.rows() and form.refiner_switch.disabled
+    assert form.refiner_row in form.sections["Refiner"].widget.children and form.refiner_switch.disabled
     assert form.refiner.options[0] == ("none", "") and (REFINER, REFINER) in form.refiner.options
     gone = "stabilityai/stable-diffusion-xl-refiner-1.0"  # listed, marked: it is not in the test's empty cache
     assert (f"✗ {gone} (not available)", gone) in form.refiner.options
-    assert lab.panels["Animate"].form.refiner_row not in lab.panels["Animate"].form.rows()
+    assert "Refiner" not in lab.panels["Animate"].form.sections
     small_form(form, seed=4, steps=4)
     assert "refiner" not in form.fields()[0]
     form.refiner.value = REFINER

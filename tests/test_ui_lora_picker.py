@@ -71,9 +71,42 @@ def test_every_tab_form_has_the_picker_and_it_writes_into_that_forms_prompt(monk
     rows = [{"name": "tiny-sdxl-lora", "path": "x", "size_bytes": 1, "sha256": "0" * 64, "short_hash": "0" * 12,
              "source": "embedded", "fits": True, "problem": None}]
     form.lora_picker.listing = lambda: rows
-    assert form.lora_picker.widget in form.rows() and not form.lora_picker.rows  # nothing listed until asked
+    assert form.lora_picker.widget in form.sections["LoRAs"].widget.children
     form.lora_picker.refresh.click()
+    assert form.lora_picker.fit_checked
     form.prompt.value = "a fox"
     form.lora_picker.weight.value = 0.5
     form.lora_picker.insert.click()
     assert "<lora:tiny-sdxl-lora:0.5>" in form.prompt.value
+
+
+def test_the_picker_is_filled_as_the_form_opens_without_the_fit_check():
+    from sdxl_nb.config.tiny_lora import ensure_demo_lora
+    from sdxl_nb.ui.request_form import RequestForm
+
+    ensure_demo_lora()
+    picker = RequestForm().lora_picker
+    assert picker.choice.value == "tiny-sdxl-lora" and not picker.fit_checked  # no Refresh pressed
+    row = picker.rows["tiny-sdxl-lora"]
+    assert row["fits"] is None and row["short_hash"] is None  # the quick listing: no torch, no file read whole
+    assert picker.choice.label == f"tiny-sdxl-lora ({row['size_bytes'] / 2**20:.1f} MiB)"
+    assert "Refresh checks which fit" in picker.status.value and "press Refresh" not in picker.status.value
+
+
+def test_the_status_line_follows_the_prompt_not_the_last_click():
+    prompt = w.Textarea(value="a fox")
+    picker = LoraPicker(prompt, listing=lambda: ROWS)
+    picker.weight.value = 0.7
+    picker.insert.click()
+    assert status_kind(picker.status) == "ok" and "tiny-sdxl-lora 0.7" in picker.status.value
+    prompt.value = "a fox"  # the tag deleted by hand: no line says it is there
+    assert "tiny-sdxl-lora" not in picker.status.value and status_kind(picker.status) != "ok"
+    prompt.value = "a fox <lora:tiny-sdxl-lora:0.3> <lora:other:1>"  # typed by hand: named too
+    assert "tiny-sdxl-lora 0.3, other 1" in picker.status.value
+    picker.choice.value = "sd15"
+    picker.insert.click()  # refused: red until the prompt or the choice changes
+    assert status_kind(picker.status) == "error"
+    prompt.value = "a fox"
+    assert status_kind(picker.status) != "error"
+    prompt.value = "a fox <lora:broken:abc>"
+    assert status_kind(picker.status) == "warning" and "not understood" in picker.status.value

@@ -41,7 +41,7 @@ def init_from_gallery(lab):
 def test_a_painted_mask_is_saved_by_hash_and_recorded(lab, tmp_path):
     panel = init_from_gallery(lab)
     form, painter = panel.form, panel.form.painter
-    assert form.mode.value == "inpaint" and painter.widget.layout.display is None
+    assert form.mode.value == "inpaint" and form.sections["Inpaint"].is_open and painter.widget.layout.display is None
     assert (painter.canvas.width, painter.canvas.height) == (256, 256) and painter.scale == 4  # 64 px, scaled up
     assert (painter.canvas.layout.width, painter.canvas.layout.height) == ("256px", "256px")  # never stretched
     painter.brush.value = 32  # 8 image px across

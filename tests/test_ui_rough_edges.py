@@ -1,7 +1,9 @@
 """The lab's rough edges, each driven headless: hidden prompts, silent empty prompts, a stale model line, odd image
-sizes, a literal {prompt}, a stale progress line and gallery, cut-off labels, CLI words, a lost lab after reload."""
+sizes, a literal {prompt}, a stale progress line and gallery, cut-off labels, CLI words, a lost lab after reload,
+input images without a preview, a stale ControlNet line, and a first load that said nothing while torch imported."""
 
 import html
+import io
 import json
 from types import SimpleNamespace
 
@@ -226,3 +228,110 @@ def test_the_notebooks_say_how_to_get_a_lost_lab_back():
         at = next(i for i, c in enumerate(cells) if cell_with_widgets in "".join(c["source"]))
         before = "".join(cells[at - 1]["source"])
         assert "model not found" in before and "run" in before and "again" in before, name
+
+
+def _png(path, size, colour="red"):
+    from PIL import Image
+
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def _thumb_sizes(thumbs):
+    from PIL import Image
+
+    return [Image.open(io.BytesIO(child.value)).size for child in thumbs.widget.children]
+
+
+def test_every_input_image_is_previewed_beside_its_picker_and_cleared_with_it(tmp_path):
+    from sdxl_nb.ui.generate_form import GenerateForm
+    from sdxl_nb.ui.thumbnails import THUMB
+    from sdxl_nb.ui.uploads import upload_value
+
+    form = GenerateForm()
+    wide, small = _png(tmp_path / "wide.png", (400, 200)), _png(tmp_path / "small.png", (64, 64), "blue")
+    for thumbs in (form.init_thumb, form.mask_thumb, form.ip_adapter.thumbs):
+        assert thumbs.count == 0 and thumbs.widget.layout.display == "none"  # nothing (no broken icon) before a pick
+    form.mode.value = "inpaint"
+    form.use_init_image(wide, "inpaint")
+    assert form.init_thumb.widget in form.init_row.children and _thumb_sizes(form.init_thumb) == [(THUMB, THUMB // 2)]
+    assert "sdxl-thumb" in form.init_thumb.widget.children[0]._dom_classes
+    form.init_upload.value = ()
+    assert form.init_thumb.count == 0 and form.init_thumb.widget.layout.display == "none"
+    form.use_mask_file(small)
+    assert _thumb_sizes(form.mask_thumb) == [(64, 64)]  # a small one as it is
+    form.mask_upload.value = ({**upload_value(small)[0], "content": memoryview(b"not an image")},)
+    assert form.mask_thumb.count == 0 and "not a readable image" in form.mask_thumb.widget.children[0].value
+
+    picker = form.ip_adapter
+    picker.use({"ip_adapter": "some-adapter", "ip_images": [str(wide), str(small)]})
+    assert picker.thumbs.count == 2 and picker.thumbs.widget.layout.display is None
+    picker.use({})
+    assert picker.thumbs.count == 0 and picker.thumbs.widget.layout.display == "none"
+
+    form.controlnets.listing = lambda: [{"name": "tiny-controlnet", "usable": True}]
+    first, second = form.controlnets.add_unit(), form.controlnets.add_unit()
+    first.upload.value = upload_value(wide)
+    second.upload.value = upload_value(small)
+    assert (first.thumb.count, second.thumb.count) == (1, 1) and first.thumb.widget in first.widget.children[1].children
+    first.upload.value = ()
+    assert first.thumb.count == 0 and second.thumb.count == 1
+
+
+def test_upload_buttons_are_wide_enough_for_their_labels():
+    from sdxl_nb.ui.generate_form import GenerateForm
+    from sdxl_nb.ui.uploads import upload_width
+
+    form = GenerateForm()
+    form.controlnets.listing = lambda: [{"name": "tiny-controlnet", "usable": True}]
+    unit = form.controlnets.add_unit()
+    for upload in (form.init_upload, form.mask_upload, unit.upload, form.ip_adapter.images):
+        assert upload.layout.width == upload_width(upload.description) and int(upload.layout.width[:-2]) >= 148
+    for upload in (unit.upload, form.ip_adapter.images):  # the front end's default 148 px cut these two off
+        assert int(upload.layout.width[:-2]) > 148
+
+
+def test_the_controlnet_line_counts_the_units_there_are_now():
+    from sdxl_nb.ui.controlnet_picker import ControlNetPicker
+
+    picker = ControlNetPicker(size=lambda: (64, 64), listing=lambda: [{"name": "tiny-controlnet", "usable": True}])
+    assert "no unit" in picker.status.value
+    unit = picker.add_unit()
+    assert "1 unit added" in picker.status.value and "1 ControlNet model to choose from" in picker.status.value
+    unit.remove.click()
+    assert "1 unit" not in picker.status.value and "no unit" in picker.status.value
+
+
+def test_load_says_so_at_once_and_counts_the_engine_start_in_its_time_and_eta(tmp_path, monkeypatch):
+    import sdxl_nb.backends.local.core as core
+    from sdxl_nb.ui.model_panel import ModelPanel
+    from tests.ui_helpers import status_text
+
+    monkeypatch.setattr(core, "_ENGINE", None)  # a kernel whose engine is not made yet: the load makes it
+    out = tmp_path / "out"
+    queue = JobQueue(out_dir=out)
+    panel = ModelPanel(queue, out)
+    assert not queue.engine_started()
+    statuses, loaded = [], []
+    panel.status.observe(lambda change: statuses.append(change.new), "value")
+    queue.subscribe(lambda event: event["type"] == "loaded" and loaded.append(event))
+    panel.load_button.click()
+    assert "sdxl-status-busy" in statuses[0] and "loading tiny-sdxl" in statuses[0]  # before the worker said a word
+    assert queue.wait_idle(120)
+    assert any("starting the engine (importing torch and diffusers)" in s for s in statuses)
+    (event,) = loaded
+    assert event["engine_start_s"] > 0
+    line = status_text(panel.status)
+    assert f"loaded tiny-sdxl in {event['load_s'] + event['engine_start_s']:.1f} s" in line
+    assert f"({event['engine_start_s']:.1f} s of it starting the engine" in line
+    from sdxl_nb.record.events import events_log_path
+    from sdxl_nb.record.history import engine_start_eta, load_eta
+
+    events_log = events_log_path(out).read_text(encoding="utf-8")
+    assert "ENGINE STARTED in" in events_log
+    monkeypatch.setattr(core, "_ENGINE", None)  # the next kernel: its ETA adds the recorded start to the load
+    panel = ModelPanel(JobQueue(out_dir=out), out)
+    eta = panel._expected_load("tiny-sdxl")
+    assert eta is not None and "to start the engine" in eta[1]
+    assert eta[0] == pytest.approx(load_eta(out, "tiny-sdxl") + engine_start_eta(out))
+    assert engine_start_eta(out) == pytest.approx(event["engine_start_s"], abs=0.01)

@@ -1,6 +1,8 @@
 """Helpers for driving the panels headless (no browser, no kernel): a queue per test, form filling, reading."""
 
+import html
 import io
+import re
 
 from PIL import Image
 
@@ -38,3 +40,8 @@ def status_kind(html_widget):
         if f"sdxl-status-{kind}" in html_widget.value:
             return kind
     return None
+
+
+def status_text(html_widget):
+    """The words a status line (or any HTML widget) shows, without its markup."""
+    return html.unescape(re.sub(r"<[^>]+>", "", html_widget.value))

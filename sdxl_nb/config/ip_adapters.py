@@ -139,9 +139,9 @@ def list_ip_adapters(*, demo: bool = True) -> list[IpAdapterFile]:
     return list(found.values())
 
 
-def ip_adapter_clashes() -> dict[str, list[str]]:
+def ip_adapter_clashes(demo: bool = True) -> dict[str, list[str]]:
     """name -> every adapter file of that name (the first is the one used), for names two files share."""
-    return clashes((adapter.name, adapter.path) for adapter in _all_adapters(True))
+    return clashes((adapter.name, adapter.path) for adapter in _all_adapters(demo))
 
 
 def ip_adapter_clash_warnings(name: str) -> list[str]:
@@ -289,18 +289,21 @@ def model_unet_config(model_id: str) -> dict:
     return json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
 
 
-def ip_adapter_listing(model: str | None = None, *, fits: bool = True) -> list[dict]:
+def ip_adapter_listing(model: str | None = None, *, fits: bool = True, hashes: bool = True,
+                       demo: bool = True) -> list[dict]:
     """Every adapter: {name, path, size_bytes, sha256, a1111_hash, source, image_encoder, model, fits, usable,
     problem, clash}; with `fits`, checked against `model` (default: the default model) from its files alone (no
-    torch). A file that cannot be read is listed as unusable with its reason; the others are unaffected."""
+    torch). A file that cannot be read is listed as unusable with its reason; the others are unaffected. Without
+    `hashes` the files are not read whole (the hashes stay None: a quick listing); without `demo` the embedded tiny
+    adapters are left out (they are built on first use)."""
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import default_model_id
 
     model_id = (model or default_model_id(load_presets())) if fits else None
     config = model_unet_config(model_id) if model_id else None
-    table = ip_adapter_clashes()
+    table = ip_adapter_clashes(demo)
     rows = []
-    for adapter in list_ip_adapters():
+    for adapter in list_ip_adapters(demo=demo):
         clash = clash_warning("IP-Adapter", adapter.name, table)
         row = {"name": adapter.name, "path": adapter.path, "size_bytes": adapter.size_bytes, "source": adapter.source,
                "sha256": None, "a1111_hash": None, "image_encoder": str(adapter.encoder_path), "model": model_id,
@@ -311,7 +314,8 @@ def ip_adapter_listing(model: str | None = None, *, fits: bool = True) -> list[d
             rows.append(row)
             continue
         try:
-            row.update(sha256=file_sha256(adapter.path), a1111_hash=a1111_model_hash(adapter.path))
+            if hashes:
+                row.update(sha256=file_sha256(adapter.path), a1111_hash=a1111_model_hash(adapter.path))
             problem = weights_problem(adapter) or encoder_problem(adapter)
             row["usable"] = problem is None  # not an adapter, or its encoder is missing: unusable with any model
             if problem is None and config is not None:

@@ -9,12 +9,15 @@ from sdxl_nb.config.safetensors_file import header_problem
 from sdxl_nb.errors import InputError
 
 
-def lora_listing(model: str | None = None, *, fits: bool = True, backend=None) -> list[dict]:
+def lora_listing(model: str | None = None, *, fits: bool = True, backend=None, hashes: bool = True,
+                 demo: bool = True) -> list[dict]:
     """Every LoRA: {name, path, size_bytes, sha256, short_hash (A1111's), source, fits, usable, problem, clash}.
 
     With `fits`, each file is checked layer by layer against `model` (default: the default model) on the
     backend (default: the kernel's; the model need not be loaded). Imports torch only for that check. A file
     that cannot be read (a malformed header) is listed as unusable with its reason; the others are unaffected.
+    Without `hashes` the files are not read whole (sha256 and short_hash stay None: a quick listing); without
+    `demo` the embedded demo LoRA is left out (it is built on first use).
     """
     from sdxl_nb.config.presets import load_presets
     from sdxl_nb.config.registry import default_model_id, find_model
@@ -29,7 +32,7 @@ def lora_listing(model: str | None = None, *, fits: bool = True, backend=None) -
             backend = kernel_backend()
     table = lora_clashes()
     rows = []
-    for lora in list_loras():
+    for lora in list_loras(demo=demo):
         clash = clash_warning("LoRA", lora.name, table)
         row = {"name": lora.name, "path": lora.path, "size_bytes": lora.size_bytes, "source": lora.source,
                "sha256": None, "short_hash": None, "model": info.id if info else None, "fits": None, "usable": True,
@@ -38,14 +41,15 @@ def lora_listing(model: str | None = None, *, fits: bool = True, backend=None) -
             problem = header_problem(lora.path)
             if problem:
                 raise InputError(problem)
-            row.update(sha256=lora.sha256, short_hash=lora.short_hash)
+            if hashes:
+                row.update(sha256=lora.sha256, short_hash=lora.short_hash)
         except (InputError, OSError) as exc:  # a truncated, malformed or unreadable file is listed with its reason
             row.update(fits=False, usable=False, problem=str(exc))
             rows.append(row)
             continue
         try:
             if info is not None and backend.capabilities.lora and backend.capabilities.local_models:
-                problem = backend.lora_problem(info, LoraUse(lora.name, lora.path, row["sha256"], 1.0))
+                problem = backend.lora_problem(info, LoraUse(lora.name, lora.path, row["sha256"] or lora.sha256, 1.0))
                 row.update(fits=problem is None, problem=problem)
         except InputError as exc:
             row.update(fits=False, problem=str(exc))

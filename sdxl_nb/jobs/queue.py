@@ -20,7 +20,7 @@ from sdxl_nb.errors import one_line
 from sdxl_nb.jobs.queue_submit import QueueSubmissions
 from sdxl_nb.jobs.queued import FINAL, QUEUED, RUNNING, Job, describe_progress, memory_line
 from sdxl_nb.record import events
-from sdxl_nb.record.history import load_event_line
+from sdxl_nb.record.history import engine_start_line, load_event_line
 from sdxl_nb.request.memory import MemoryAdvice
 from sdxl_nb.request.prepare import prepare
 
@@ -55,6 +55,10 @@ class JobQueue(QueueSubmissions):
 
             self._engine = self._local_engine = get_engine()
         return self._engine
+
+    def engine_started(self) -> bool:
+        """Whether jobs will find an engine made (False: the next one pays for importing torch and diffusers)."""
+        return self._engine is not None or _kernel_engine() is not None
 
     def _local(self):
         """The local engine settings apply to (the kernel's, made now if it was not yet)."""
@@ -95,6 +99,8 @@ class JobQueue(QueueSubmissions):
         elif backend is not None:
             self._local_engine = self._local_engine or self._engine
             self._engine = backend
+        if self._engine is None:
+            self._start_engine(job)
         engine = self.engine
         if settings.get("options") is not None and engine.capabilities.configure:
             for line in engine.configure(settings["options"]):
@@ -252,7 +258,8 @@ class JobQueue(QueueSubmissions):
 
     def _loaded(self, job: Job, load_s: float, already: bool) -> None:
         job.phase, job.stage = None, None
-        self._emit(job, "loaded", load_s=load_s, already_loaded=already)
+        # What the user waited for includes the engine's start when this job made it (load_s is the load alone).
+        self._emit(job, "loaded", load_s=load_s, already_loaded=already, engine_start_s=job.engine_start_s)
 
     def _end_load(self, job: Job) -> None:
         loaded = self._engine.loaded.get(job.model) if self._engine is not None else None
@@ -263,9 +270,20 @@ class JobQueue(QueueSubmissions):
             self._emit(job, "load_failed", error=job.error or "the model did not load")
 
     def _engine_for(self, job: Job):
-        if self._engine is None:  # the first job pays for importing torch/diffusers: say so
-            self._stage(job, "starting the engine (importing torch and diffusers)")
+        if self._engine is None:
+            self._start_engine(job)
         return self.engine
+
+    def _start_engine(self, job: Job) -> None:
+        """Make the kernel's engine for this job: the first job pays for importing torch and diffusers (seconds), so
+        it is said as a load stage before it starts, timed on the job, and written to the events log (the load ETA
+        adds it while no engine is made)."""
+        if job.kind != "upscale":  # an upscale loads no model: it has no load stages to show
+            self._stage(job, "starting the engine (importing torch and diffusers)")
+        started = time.monotonic()
+        engine = self.engine
+        job.engine_start_s = time.monotonic() - started
+        events.try_write_event(job.out_dir, engine_start_line(job.engine_start_s, str(engine.device)))
 
     def _run_load(self, job: Job) -> None:
         info = find_model(job.model, load_presets())

@@ -38,6 +38,7 @@ class Job:
     result: Any = None  # JobResult, AnimationResult or SweepResult; load: {"model", "load_s", "already_loaded"}
     error: str | None = None  # one line
     memory: MemoryAdvice | None = None  # the pre-check's verdict, when asked for
+    engine_start_s: float = 0.0  # seconds this job spent making the kernel's engine (importing torch), if it did
     submitted_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
     finished_at: float | None = None

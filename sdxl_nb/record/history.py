@@ -24,6 +24,29 @@ def load_event_line(model_id: str, revision: str, load_s: float, device: str, dt
     return f"MODEL LOADED {model_id} (revision {revision}) in {load_s:.2f} s on {device} as {dtype}, {LOAD_WITHOUT_JOB}"
 
 
+_ENGINE_LINE = re.compile(r"^\[[^]]+\] ENGINE STARTED in (?P<s>[0-9.]+) s on (?P<device>\S+) ")
+
+
+def engine_start_line(start_s: float, device: str) -> str:
+    """The events-log line of the kernel's engine being made (torch and diffusers imported): a first load waits for it."""
+    return f"ENGINE STARTED in {start_s:.2f} s on {device} (torch and diffusers imported)"
+
+
+def engine_start_eta(out_dir: str | os.PathLike, device: str | None = None, last: int = 5) -> float | None:
+    """Expected time to make the engine: the median of its last `last` recorded starts, None when never recorded."""
+    wanted = _device_type(device)
+    events = events_log_path(out_dir)
+    if not events.is_file():
+        return None
+    times = []
+    with open(events, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            match = _ENGINE_LINE.search(line.rstrip("\n"))
+            if match and wanted in (None, _device_type(match["device"])):
+                times.append(float(match["s"]))
+    return statistics.median(times[-last:]) if times else None
+
+
 def _device_type(device: str | None) -> str | None:
     return None if device is None else device.split(":", 1)[0]
 

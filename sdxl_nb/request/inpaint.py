@@ -69,6 +69,13 @@ def resolve_inpaint(mode: str, mask_blur=None, masked_content=None, inpaint_area
     return InpaintSettings(blur, content, area, padding)
 
 
+def check_with_controlnets(settings: InpaintSettings | None, controlnets: bool) -> None:
+    """The latent masked contents need the plain inpaint pipeline: with ControlNet units it is refused (one line)."""
+    if settings is not None and controlnets and settings.masked_content in ("latent noise", "latent nothing"):
+        raise InputError(f"masked content {settings.masked_content!r} cannot run with ControlNet units (the "
+                         "ControlNet inpaint pipeline takes pixels only); accepted with ControlNet: original, fill")
+
+
 def check_mask_area(settings: InpaintSettings | None, mask_path: str) -> None:
     """"Only masked" needs painted pixels: A1111 falls back to img2img on a blank mask; here it is refused."""
     if settings is None or not settings.only_masked:

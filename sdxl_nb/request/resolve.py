@@ -338,13 +338,11 @@ def resolve(request: GenerationRequest, presets: Presets, models: dict[str, Mode
 
 
 def _resolve_inpaint(request: GenerationRequest, mode: str, mask: InputImage | None, controlnets: tuple):
-    from sdxl_nb.request.inpaint import check_mask_area, resolve_inpaint
+    from sdxl_nb.request.inpaint import check_mask_area, check_with_controlnets, resolve_inpaint
 
     inpaint = resolve_inpaint(mode, request.mask_blur, request.masked_content, request.inpaint_area,
                               request.only_masked_padding)
-    if inpaint is not None and controlnets and inpaint.masked_content in ("latent noise", "latent nothing"):
-        raise _fail(f"masked content {inpaint.masked_content!r} cannot run with ControlNet units (the ControlNet "
-                    "inpaint pipeline takes pixels only); accepted with ControlNet: original, fill")
+    check_with_controlnets(inpaint, bool(controlnets))
     check_mask_area(inpaint, mask.path if mask else None)
     return inpaint
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import ipywidgets as w
 
 from sdxl_nb.request.control_maps import CANNY_DEFAULTS, PREPROCESSORS
+from sdxl_nb.ui.thumbnails import Thumbnails
+from sdxl_nb.ui.uploads import image_upload
 from sdxl_nb.ui.widgets import set_status, show
 
 NUMBER = w.Layout(width="150px")
@@ -18,7 +20,8 @@ class ControlUnitRow:
 
     def __init__(self, models: list[str], on_remove: Callable[[ControlUnitRow], None]):
         self.model = w.Dropdown(description="ControlNet", options=models, layout=w.Layout(width="360px"))
-        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Control image")
+        self.upload = image_upload("Control image")
+        self.thumb = Thumbnails("control image", "sdxl-thumbs-control").follow(self.upload)
         self.preprocessor = w.Dropdown(description="Type", options=list(PREPROCESSORS), value="canny",
                                        layout=w.Layout(width="200px"))
         # Plain number boxes: resolve() names the accepted range instead of clamping silently.
@@ -29,14 +32,26 @@ class ControlUnitRow:
         self.high = w.IntText(value=CANNY_DEFAULTS["high_threshold"], description="High", layout=NUMBER)
         self.preview_button = w.Button(description="Show map", icon="eye", tooltip="preprocess the control image now")
         self.remove = w.Button(description="Remove", icon="trash")
-        self.preview = w.Image(format="png", layout=w.Layout(max_width="256px"))
+        self.preview = w.Image(format="png", layout=w.Layout(max_width="256px", display="none"))
         self.status = w.HTML()
         self.preprocessor.observe(lambda _c: show(self.thresholds, self.preprocessor.value == "canny"), "value")
         self.remove.on_click(lambda _b: on_remove(self))
         self.thresholds = w.HBox([self.low, self.high])
-        self.widget = w.VBox([w.HBox([self.model, self.upload, self.preprocessor, self.remove]),
+        self.widget = w.VBox([w.HBox([self.model, self.preprocessor, self.remove]),
+                              w.HBox([self.upload, self.thumb.widget], layout=w.Layout(align_items="center")),
                               w.HBox([self.weight, self.start, self.end]), self.thresholds,
                               w.HBox([self.preview_button, self.status]), self.preview])
+        self.widget.add_class("sdxl-control-unit")
+        # A map shown for an earlier image (or other settings) would be stale: it is cleared when they change.
+        for widget in (self.upload, self.preprocessor, self.low, self.high):
+            widget.observe(lambda _c: self._forget_map(), "value")
+
+    def _forget_map(self) -> None:
+        from sdxl_nb.ui.image_view import clear_image
+
+        if self.preview.value:
+            clear_image(self.preview)
+        self.status.value = ""
 
     def image_bytes(self) -> bytes | None:
         return bytes(self.upload.value[0]["content"]) if self.upload.value else None
@@ -64,6 +79,7 @@ class ControlUnitRow:
             set_status(self.status, one_line(exc), "error")
             return None
         self.preview.value = map_png(image)
+        self.preview.layout.display = None
         set_status(self.status, f"{self.preprocessor.value} map at {size[0]}x{size[1]}", "ok")
         return image
 
@@ -103,13 +119,43 @@ class ControlNetPicker:
         self.size, self.listing = size, listing or controlnet_listing
         self.names: list[str] = []
         self.units: list[ControlUnitRow] = []
+        self._listing_line: tuple[str, str] | None = None  # what the last listing found (None: not listed yet)
+        self._listeners: list[Callable[[], None]] = []
         self.add = w.Button(description="Add ControlNet", icon="plus")
         self.refresh = w.Button(description="Refresh", icon="refresh", tooltip="look for ControlNets again")
         self.status = w.HTML()
+        self.status.add_class("sdxl-controlnet-status")
         self.box = w.VBox()
         self.add.on_click(lambda _b: self.add_unit())
         self.refresh.on_click(lambda _b: self.load())
-        self.widget = w.VBox([w.HBox([self.add, self.refresh, self.status]), self.box])
+        self.widget = w.VBox([w.HBox([self.add, self.refresh]), self.status, self.box])
+        self.show_status()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` whenever a unit is added or removed or one of its settings changes."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        self.show_status()
+        for listener in self._listeners:
+            listener()
+
+    def show_status(self) -> None:
+        """The line above the units, from the current state only: how many units, then what the listing found."""
+        count = len(self.units)
+        parts = [f"{count} unit{'' if count == 1 else 's'} added" if count else "no unit: Add ControlNet to use one"]
+        kind = "idle"
+        if self._listing_line is not None:
+            parts.append(self._listing_line[0])
+            kind = self._listing_line[1]
+        set_status(self.status, " · ".join(parts), kind)
+
+    def summary(self) -> str | None:
+        """The section title's account of the units ("canny with tiny-controlnet"), None without any."""
+        if not self.units:
+            return None
+        described = [f"{unit.preprocessor.value} ({unit.model.value})" for unit in self.units]
+        return ", ".join(described) if len(described) < 3 else f"{len(described)} units"
 
     def load(self) -> None:
         """(Re)list the ControlNets (builds the embedded tiny one on first use); a failure is one red line."""
@@ -118,7 +164,8 @@ class ControlNetPicker:
         try:
             rows = self.listing()
         except Exception as exc:  # a broken folder must not break the form
-            set_status(self.status, f"ControlNets could not be listed: {one_line(exc)}", "error")
+            self._listing_line = (f"ControlNets could not be listed: {one_line(exc)}", "error")
+            self.show_status()
             return
         # An unusable one (a malformed file) is not offered: the line below names it and why.
         self.names = [row["name"] for row in rows if row.get("usable", True)]
@@ -128,21 +175,26 @@ class ControlNetPicker:
             unit.model.value = chosen if chosen in self.names else (self.names[0] if self.names else None)
         unusable = [f"✗ {row['name']} (unusable: {row.get('problem')})" for row in rows if not row.get("usable", True)]
         clashes = [row["clash"] for row in rows if row.get("clash")]
-        set_status(self.status, "; ".join([f"{len(self.names)} ControlNet(s)", *unusable, *clashes]),
-                   "warning" if unusable or clashes else "idle")
+        found = f"{len(self.names)} ControlNet model{'' if len(self.names) == 1 else 's'} to choose from"
+        self._listing_line = ("; ".join([found, *unusable, *clashes]), "warning" if unusable or clashes else "idle")
+        self._changed()
 
     def add_unit(self) -> ControlUnitRow:
         if not self.names:
             self.load()
         unit = ControlUnitRow(self.names, self.remove_unit)
         unit.preview_button.on_click(lambda _b: unit.show_map(self.size()))
+        for widget in (unit.model, unit.preprocessor, unit.upload):
+            widget.observe(lambda _c: self._changed(), "value")
         self.units.append(unit)
         self.box.children = [u.widget for u in self.units]
+        self._changed()
         return unit
 
     def remove_unit(self, unit: ControlUnitRow) -> None:
         self.units.remove(unit)
         self.box.children = [u.widget for u in self.units]
+        self._changed()
 
     def use(self, fields: dict) -> list[str]:
         """Replace the units with a request's `controlnets` (a reused image); returns what could not be used, one

@@ -1,4 +1,5 @@
-"""The generate form: the shared request form plus batch, images at once, mode and input images -> a request."""
+"""The generate form: the shared request form plus batch, images at once, mode, input images and the feature
+groups (hires fix, ControlNet, IP-Adapter, inpaint) in their sections -> a request."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from sdxl_nb.errors import InputError
+from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.request import form
 from sdxl_nb.request.resolve import GenerationRequest
 from sdxl_nb.ui.controlnet_picker import ControlNetPicker
@@ -16,9 +17,12 @@ from sdxl_nb.ui.hires_form import HiresFields
 from sdxl_nb.ui.inpaint_form import InpaintFields
 from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.mask_painter import MaskPainter
+from sdxl_nb.ui.quick_listings import quick_ip_adapter_listing
 from sdxl_nb.ui.request_form import CUSTOM_SIZE, MODEL_SIZE, SHARE, WIDE, RequestForm
-from sdxl_nb.ui.uploads import upload_value
-from sdxl_nb.ui.widgets import show
+from sdxl_nb.ui.sections import Section
+from sdxl_nb.ui.thumbnails import Thumbnails
+from sdxl_nb.ui.uploads import image_upload, upload_value
+from sdxl_nb.ui.widgets import set_status, show
 
 __all__ = ["CUSTOM_SIZE", "MODEL_SIZE", "SHARE", "WIDE", "GenerateForm"]
 
@@ -37,8 +41,10 @@ class GenerateForm(RequestForm):
                                   description="At once", layout=w.Layout(width="200px"))
         self.mode = w.ToggleButtons(options=["txt2img", "img2img", "inpaint"], description="Mode",
                                     style={"button_width": "90px"})
-        self.init_upload = w.FileUpload(accept="image/*", multiple=False, description="Init image")
-        self.mask_upload = w.FileUpload(accept="image/*", multiple=False, description="Mask")
+        self.init_upload = image_upload("Init image")
+        self.mask_upload = image_upload("Mask")
+        self.init_thumb = Thumbnails("init image", "sdxl-thumbs-init").follow(self.init_upload)
+        self.mask_thumb = Thumbnails("mask image", "sdxl-thumbs-mask").follow(self.mask_upload)
         self.strength = w.FloatText(value=p.defaults.strength, description="Strength", layout=w.Layout(width="160px"))
         self.inputs_note = w.HTML()
         self.hires = HiresFields()  # txt2img only, as in A1111
@@ -51,19 +57,83 @@ class GenerateForm(RequestForm):
         self.mode.add_class("sdxl-mode")
         for widget in (self.match_aspect, self.init_upload):
             widget.observe(lambda _c: self._on_size(), "value")
+        self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
+        self.ip_adapter = IpAdapterPicker(model=lambda: self.model_id,
+                                          start_listing=lambda: quick_ip_adapter_listing(self.model_id))
+        self.init_row = w.HBox([self.init_upload, self.init_thumb.widget, self.strength],
+                               layout=w.Layout(align_items="center"))
+        self._add_feature_sections()
+        # What the pipeline's own checks refuse in the feature groups together, said as soon as they are set.
+        self.combination = w.HTML()
+        self.combination.add_class("sdxl-combination")
+        for widget in (*self.hires.watched(), *self.refiner_fields.watched(), *self.inpaint.watched(), self.mode,
+                       self.strength, self.steps, self.resolution, self.width, self.height):
+            widget.observe(lambda _c: self.check_combination(), "value")
+        self.controlnets.on_change(self.check_combination)
         self.mode.observe(lambda _c: self._on_mode(), "value")
         self._on_size()
         self._on_mode()
-        self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
-        self.ip_adapter = IpAdapterPicker(model=lambda: self.model_id)
-        self.build([self.mode, w.HBox([self.init_upload, self.mask_upload, self.strength]), self.painter.widget,
-                    self.inpaint.widget, self.hires.widget, self.inputs_note, self.ip_adapter.widget,
-                    self.controlnets.widget])
+        self.build([self.combination, self.inputs_note])
 
-    def rows(self) -> list[w.Widget]:
-        rows = super().rows()
+    def set_model(self, model_id: str) -> None:
+        super().set_model(model_id)
+        if hasattr(self, "ip_adapter"):  # (the base form's first call comes before the picker exists)
+            self.ip_adapter.reload()  # whether each adapter fits is about the model now chosen
+
+    def _add_feature_sections(self) -> None:
+        self.add_section(Section("Hires fix", self.hires.widget, self.hires.summary)).watch(*self.hires.watched())
+        controlnet = self.add_section(Section("ControlNet", self.controlnets.widget, self.controlnets.summary))
+        self.controlnets.on_change(controlnet.refresh)
+        self.add_section(Section("IP-Adapter", self.ip_adapter.widget, self.ip_adapter.summary)).watch(
+            self.ip_adapter.choice, self.ip_adapter.images, self.ip_adapter.scale)
+        body = w.VBox([w.HBox([self.mask_upload, self.mask_thumb.widget], layout=w.Layout(align_items="center")),
+                       self.painter.widget, self.inpaint.widget])
+        self.add_section(Section("Inpaint", body, self._inpaint_summary)).watch(
+            self.mode, self.mask_upload, self.painter.note, *self.inpaint.watched())
+
+    def _inpaint_summary(self) -> str | None:
+        if self.mode.value != "inpaint":
+            return None
+        from sdxl_nb.request.mask import coverage
+
+        mask = self.painter.mask()
+        return f"{'no mask yet' if mask is None else f'{coverage(mask):.0%} masked'}, {self.inpaint.summary()}"
+
+    def top_rows(self) -> list[w.Widget]:
+        rows = super().top_rows()
         at = rows.index(self.size_note)
-        return rows[:at] + [self.match_aspect] + rows[at:]
+        return rows[:at] + [self.match_aspect] + rows[at:] + [self.mode, self.init_row]
+
+    def check_combination(self) -> str | None:
+        """Run the pipeline's own checks of the feature groups together (hires with the refiner, ControlNet with
+        the masked content) on the settings as they stand; the one line they refuse with is shown under the
+        sections (and returned), else the line is empty."""
+        problem = self.combination_problem()
+        set_status(self.combination, problem or "", "error")
+        return problem
+
+    def combination_problem(self) -> str | None:
+        from sdxl_nb.config.hires import resolve_hires
+        from sdxl_nb.request.inpaint import check_with_controlnets, resolve_inpaint
+        from sdxl_nb.request.refiner_choice import resolve_refiner
+
+        mode = self.mode.value
+        hires = self.hires.fields() if mode == "txt2img" else {}
+        refiner = self.refiner_fields.fields()
+        try:
+            if mode == "inpaint":
+                check_with_controlnets(resolve_inpaint(mode, **self.inpaint.fields()), bool(self.controlnets.units))
+            if not hires and not refiner:
+                return None
+            width, height = self.base_size()
+            fix = resolve_hires(hires.get("hires_scale"), hires.get("hires_steps"), hires.get("hires_denoise"),
+                                hires.get("hires_upscaler"), mode=mode, width=width, height=height,
+                                base_steps=self.steps.value, resize=hires.get("hires_resize")) if hires else None
+            strength = None if mode == "txt2img" else self.strength.value
+            resolve_refiner(GenerationRequest(prompt="", **refiner), self._models(), mode, strength, fix, [])
+        except InputError as exc:
+            return one_line(exc)
+        return None
 
     # ---- size and mode ----
     def _on_size(self) -> None:
@@ -95,13 +165,13 @@ class GenerateForm(RequestForm):
 
     def _on_mode(self) -> None:
         mode = self.mode.value
-        show(self.init_upload, mode != "txt2img")
-        show(self.mask_upload, mode == "inpaint")
-        show(self.painter.widget, mode == "inpaint")
-        show(self.inpaint.widget, mode == "inpaint")
-        show(self.strength, mode != "txt2img")
+        show(self.init_row, mode != "txt2img")
         show(self.match_aspect, mode != "txt2img")
-        show(self.hires.widget, mode == "txt2img")
+        show(self.sections["Hires fix"].widget, mode == "txt2img")  # txt2img only, as in A1111
+        inpaint = self.sections["Inpaint"]
+        show(inpaint.widget, mode == "inpaint")
+        if mode == "inpaint":
+            inpaint.open()  # the mask is what inpaint needs next
 
     def use_init_image(self, path: str | Path, mode: str = "img2img") -> None:
         """Make a saved image the init image (a gallery's img2img / inpaint action)."""

@@ -52,6 +52,20 @@ class HiresFields:
     def _show(self) -> None:
         self.settings.layout.display = None if self.enabled.value else "none"
 
+    def summary(self) -> str | None:
+        """The section title's account of the pass ("2x, 4 steps"), None when off."""
+        if not self.enabled.value:
+            return None
+        resize = (self.resize_width.value, self.resize_height.value)
+        size = f"to {resize[0]}x{resize[1]}" if any(resize) else f"{self.scale.value:g}x"
+        steps = f"{self.steps.value} steps" if self.steps.value else "the first pass's steps"
+        return f"{size}, {steps}, denoise {self.denoise.value:g}"
+
+    def watched(self) -> tuple[w.Widget, ...]:
+        """The widgets whose change changes the summary or the fields."""
+        return (self.enabled, self.scale, self.resize_width, self.resize_height, self.steps, self.denoise,
+                self.upscaler)
+
     def fields(self) -> dict:
         """The request's hires_* fields (empty when off)."""
         if not self.enabled.value:

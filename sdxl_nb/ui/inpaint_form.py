@@ -29,6 +29,16 @@ class InpaintFields:
     def _show(self) -> None:
         self.padding.layout.display = None if self.inpaint_area.value == "Only masked" else "none"
 
+    def summary(self) -> str:
+        """The inpaint settings in a few words for the section title ("blur 4, original, Whole picture")."""
+        area = self.inpaint_area.value
+        if area == "Only masked":
+            area = f"only masked + {self.padding.value} px"
+        return f"blur {self.mask_blur.value}, {self.masked_content.value}, {area}"
+
+    def watched(self) -> tuple[w.Widget, ...]:
+        return (self.mask_blur, self.masked_content, self.inpaint_area, self.padding)
+
     def fields(self) -> dict:
         return dict(zip(FIELDS, (self.mask_blur.value, self.masked_content.value, self.inpaint_area.value,
                                  self.padding.value), strict=True))

@@ -8,7 +8,8 @@ from pathlib import Path
 import ipywidgets as w
 
 from sdxl_nb.errors import InputError
-from sdxl_nb.ui.uploads import upload_value
+from sdxl_nb.ui.thumbnails import Thumbnails
+from sdxl_nb.ui.uploads import image_upload, upload_value
 from sdxl_nb.ui.widgets import set_status
 
 NONE = "(none)"
@@ -23,51 +24,91 @@ def adapter_label(row: dict) -> str:
 
 class IpAdapterPicker:
     """A thin view over `sdxl_nb.config.ip_adapters.ip_adapter_listing`; `fields(out_dir)` gives the request's
-    ip_adapter / ip_images / ip_scale, the uploads kept under <out_dir>/inputs/ like an init image."""
+    ip_adapter / ip_images / ip_scale, the uploads kept under <out_dir>/inputs/ like an init image.
+
+    It opens filled by `start_listing` (quick: no fit check) when given; Refresh runs `listing`."""
 
     def __init__(self, *, model: Callable[[], str | None] = lambda: None,
-                 listing: Callable[[], list[dict]] | None = None):
+                 listing: Callable[[], list[dict]] | None = None,
+                 start_listing: Callable[[], list[dict]] | None = None):
         from sdxl_nb.config.ip_adapters import ip_adapter_listing
 
         self.listing = listing or (lambda: ip_adapter_listing(model()))
+        self.start_listing = start_listing
+        self.fit_checked = False
         self.rows: dict[str, dict] = {}
         self.choice = w.Dropdown(description="IP-Adapter", options=[(NONE, NONE)], value=NONE,
                                  layout=w.Layout(width="360px"))
-        self.images = w.FileUpload(accept="image/*", multiple=True, description="Reference images")
+        self.images = image_upload("Reference images", multiple=True)
+        self.thumbs = Thumbnails("reference image", "sdxl-thumbs-reference").follow(self.images)
         # A plain number box: resolve() names the accepted range instead of a slider clamping silently.
         self.scale = w.FloatText(value=1.0, step=0.05, description="Scale", layout=w.Layout(width="160px"))
-        self.refresh = w.Button(description="Refresh", icon="refresh", tooltip="look for IP-Adapters")
+        self.refresh = w.Button(description="Refresh", icon="refresh",
+                                tooltip="look for IP-Adapters again and check which fit the model")
         self.status = w.HTML()
+        self.status.add_class("sdxl-ip-status")
+        self._listing_line: tuple[str, str] = ("", "idle")
         self.refresh.on_click(lambda _b: self.load())
         self.choice.observe(lambda _c: self._show(), "value")
-        self.widget = w.VBox([w.HBox([self.choice, self.refresh]), w.HBox([self.images, self.scale]), self.status])
-        set_status(self.status, "press Refresh to list IP-Adapters (an image as part of the prompt)", "idle")
-        self._show()
+        self.widget = w.VBox([w.HBox([self.choice, self.refresh]), w.HBox([self.images, self.scale]), self.thumbs.widget,
+                              self.status])
+        if start_listing is not None:
+            self.load(quick=True)
+        else:
+            self._listing_line = ("press Refresh to list IP-Adapters (an image as part of the prompt)", "idle")
+            self._show()
 
-    def load(self) -> None:
+    def load(self, quick: bool = False) -> None:
+        quick = quick and self.start_listing is not None
         try:
-            rows = self.listing()
+            rows = (self.start_listing if quick else self.listing)()
         except Exception as exc:  # a broken folder must not break the form
             from sdxl_nb.errors import one_line
 
-            set_status(self.status, f"IP-Adapters could not be listed: {one_line(exc)}", "error")
+            self._listing_line = (f"IP-Adapters could not be listed: {one_line(exc)}", "error")
+            self._show()
             return
+        self.fit_checked = not quick
         chosen = self.choice.value
         self.rows = {row["name"]: row for row in rows}
         self.choice.options = [(NONE, NONE)] + [(adapter_label(row), row["name"]) for row in rows]
         self.choice.value = chosen if chosen in self.rows else NONE
-        set_status(self.status, "" if rows else "no IP-Adapter found (set SDXL_NB_IP_ADAPTERS)", "idle")
+        if not rows:
+            # The quick listing leaves out a demo that is not built yet: Refresh builds it.
+            demo = "; Refresh also lists the demo IP-Adapters" if quick else ""
+            self._listing_line = (f"no IP-Adapter found (set SDXL_NB_IP_ADAPTERS){demo}", "idle")
+        elif quick:
+            self._listing_line = (f"{len(rows)} IP-Adapter(s) listed; Refresh checks which fit the model", "idle")
+        else:
+            self._listing_line = ("", "idle")
         self._show()
 
+    def reload(self) -> None:
+        """List again the way it was listed (the model changed: a fit check is about the model now chosen)."""
+        if self.rows or self.fit_checked:
+            self.load(quick=not self.fit_checked)
+
     def _show(self) -> None:
+        """The line under the picker, from the current state only: the chosen adapter's problem, else the listing."""
         on = self.choice.value != NONE
-        for widget in (self.images, self.scale):
+        for widget in (self.images, self.scale, self.thumbs.widget):
             widget.layout.display = None if on else "none"
+        if on and not self.thumbs.count:
+            self.thumbs.widget.layout.display = "none"
         row = self.rows.get(self.choice.value)
         if row and row.get("problem"):
             set_status(self.status, row["problem"], "error")
         elif row and row.get("clash"):
             set_status(self.status, row["clash"], "warning")
+        else:
+            set_status(self.status, *self._listing_line)
+
+    def summary(self) -> str | None:
+        """The section title's account of it ("name, 2 images, scale 0.7"), None when off."""
+        if self.choice.value == NONE:
+            return None
+        count = len(self.images.value)
+        return f"{self.choice.value}, {count} image{'' if count == 1 else 's'}, scale {self.scale.value:g}"
 
     def use(self, fields: dict) -> list[str]:
         """Fill the picker from request fields (a reused image): adapter, images still on disk, scale; returns what

@@ -15,7 +15,7 @@ from sdxl_nb.config.registry import default_model_id, list_models
 from sdxl_nb.errors import InputError, one_line
 from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
-from sdxl_nb.record.history import load_eta
+from sdxl_nb.record.history import engine_start_eta, load_eta
 from sdxl_nb.ui.widgets import Panel, button, column, set_status
 
 
@@ -56,10 +56,15 @@ class ModelPanel(Panel):
 
     # ---- actions ----
     def load(self) -> None:
+        # Said at once: the worker's first word may be seconds away (the engine is made first).
+        self._load_started = None
+        self._show_loading(self.model_id, "starting", 0.0)
         try:
             self.queue.submit_load(self.model_id, out_dir=self.out_dir)
         except InputError as exc:
+            self._load_started = None
             set_status(self.status, one_line(exc), "error")
+            self.load_button.disabled = not self.models[self.model_id].available
 
     # ---- views ----
     def _show_choice(self) -> None:
@@ -91,14 +96,29 @@ class ModelPanel(Panel):
     def _show_loading(self, model: str, stage: str, elapsed: float) -> None:
         if self._load_started is None:
             self._load_started = time.monotonic() - elapsed
-            self._eta = load_eta(self.out_dir, model, settings.device())
+            self._eta = self._expected_load(model)
         elapsed = time.monotonic() - self._load_started
         if self._eta is None:
             eta = "no earlier load of it recorded"
         else:
-            eta = f"ETA {max(0.0, self._eta - elapsed):.1f} s (earlier loads took ~{self._eta:.1f} s)"
+            eta = f"ETA {max(0.0, self._eta[0] - elapsed):.1f} s ({self._eta[1]})"
         set_status(self.status, f"loading {model}: {stage} · {elapsed:.1f} s · {eta}", "busy")
         self.load_button.disabled = True
+
+    def _expected_load(self, model: str) -> tuple[float, str] | None:
+        """(seconds, how they add up) a load of `model` should take from now: its earlier loads, plus the engine's
+        start (torch and diffusers imported) while no engine is made yet; None when nothing was recorded."""
+        device = settings.device()
+        load = load_eta(self.out_dir, model, device)
+        started = self.queue.engine_started()
+        start = None if started else engine_start_eta(self.out_dir, device)
+        if load is None and start is None:
+            return None
+        parts = [f"earlier loads took ~{load:.1f} s" if load is not None else "no earlier load of it recorded"]
+        if not started:
+            parts.append(f"plus ~{start:.1f} s to start the engine" if start is not None
+                         else "plus the engine's start: torch import, not timed yet")
+        return (load or 0.0) + (start or 0.0), ", ".join(parts)
 
     def _on_model_loaded(self, _model_id: str) -> None:
         if self.queue.loading() is None:  # a queue load reports itself through the queue's events
@@ -114,7 +134,10 @@ class ModelPanel(Panel):
             if event.get("already_loaded"):
                 set_status(self.status, f"{event['model']} is already loaded", "ok")
             else:
-                set_status(self.status, f"loaded {event['model']} in {event['load_s']:.1f} s", "ok")
+                start = event.get("engine_start_s") or 0.0
+                total = event["load_s"] + start
+                started = f" ({start:.1f} s of it starting the engine: torch and diffusers imported)" if start else ""
+                set_status(self.status, f"loaded {event['model']} in {total:.1f} s{started}", "ok")
             self.load_button.disabled = not self.models[self.model_id].available
         elif kind == "load_failed":
             self._load_started = None

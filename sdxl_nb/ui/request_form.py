@@ -7,14 +7,18 @@ import html
 import ipywidgets as w
 
 from sdxl_nb.config.presets import load_presets
-from sdxl_nb.config.registry import default_model_id, find_model, model_presets, refiner_ids
+from sdxl_nb.config.registry import default_model_id, model_presets
 from sdxl_nb.config.schedule_types import AUTOMATIC, SCHEDULE_TYPES, find_label
 from sdxl_nb.config.user_presets import on_change
 from sdxl_nb.errors import InputError
 from sdxl_nb.jobs.networks import lora_listing
 from sdxl_nb.request import form
 from sdxl_nb.request.lint import empty_prompt_warning
-from sdxl_nb.ui.lora_picker import LoraPicker
+from sdxl_nb.request.prompt_syntax import without_tags
+from sdxl_nb.ui.lora_picker import LoraPicker, prompt_loras
+from sdxl_nb.ui.quick_listings import quick_lora_listing
+from sdxl_nb.ui.refiner_form import RefinerFields
+from sdxl_nb.ui.sections import Section
 from sdxl_nb.ui.styles import fill_styles
 from sdxl_nb.ui.widgets import column
 
@@ -27,7 +31,8 @@ NUMBER = dict(width="160px")
 class RequestForm:
     """Widgets that hold the fields every kind of job shares; the rules come from `sdxl_nb.request.form`/`resolve`.
 
-    `model_id` is shown, not chosen here: the lab's model panel chooses it (`follow(model_panel)`).
+    `model_id` is shown, not chosen here: the lab's model panel chooses it (`follow(model_panel)`). The feature
+    groups (LoRAs, Refiner; a panel adds its own) sit in collapsible `sections` below the fields every job has.
     """
 
     def __init__(self, model_id: str | None = None, *, refiner: bool = True):
@@ -78,46 +83,50 @@ class RequestForm:
         self._show_scheduler()
         self._show_model()
         on_change(self._refresh_styles)
-        # Lists only on Refresh: checking each LoRA against the model imports torch, and the lab opens light.
-        self.lora_picker = LoraPicker(self.prompt, listing=lambda: lora_listing(self.model_id), autoload=False)
+        # Filled at once by a quick listing (no torch, no hashing: the lab opens light); Refresh checks the fit.
+        self.lora_picker = LoraPicker(self.prompt, listing=lambda: lora_listing(self.model_id),
+                                      start_listing=lambda: quick_lora_listing(self.model_id))
         self.size_row = w.HBox([self.resolution, self.width, self.height])
         self.numbers_row = w.HBox([self.steps, self.cfg])
         self.seed_row = w.HBox([self.seed, self.random_seed])
+        self.sections: dict[str, Section] = {}
+        self.add_section(Section("LoRAs", self.lora_picker.widget, self._lora_summary)).watch(
+            self.prompt, self.negative, self.style)
         # The refiner finishes the base's last steps (A1111's "Refiner" and "Switch at"); Animate has none.
         self.offers_refiner = refiner
-        self.refiner = w.Dropdown(options=self._refiner_options(), description="Refiner", layout=w.Layout(**SHARE))
-        self.refiner_switch = w.FloatSlider(value=0.8, min=0.01, max=1.0, step=0.01, description="Switch at",
-                                            readout_format=".2f", continuous_update=False, layout=w.Layout(**SHARE))
-        # A1111's option "Refiner switch by sampling steps": the switch as a fraction of the steps, not of the timesteps.
-        self.refiner_by_steps = w.Checkbox(value=False, description="Switch by steps", indent=False,
-                                           layout=w.Layout(width="auto"))
-        self.refiner.observe(lambda _c: self._on_refiner(), "value")
-        self.refiner.add_class("sdxl-refiner")
-        self._on_refiner()
-        self.refiner_row = w.HBox([self.refiner, self.refiner_switch, self.refiner_by_steps], layout=WIDE)
+        self.refiner_fields = RefinerFields(lambda: self.presets, self._models)
+        self.refiner, self.refiner_switch = self.refiner_fields.refiner, self.refiner_fields.switch
+        self.refiner_by_steps, self.refiner_row = self.refiner_fields.by_steps, self.refiner_fields.row
+        if refiner:
+            self.add_section(Section("Refiner", self.refiner_row, self.refiner_fields.summary)).watch(
+                self.refiner, self.refiner_switch, self.refiner_by_steps)
 
-    def rows(self) -> list[w.Widget]:
-        """The form's rows, top to bottom (a panel adds its own after them)."""
+    def add_section(self, section: Section) -> Section:
+        self.sections[section.name] = section
+        return section
+
+    def top_rows(self) -> list[w.Widget]:
+        """The fields every job has, always shown: model, style, sampler, prompts, size, steps, cfg, seed."""
         return [self.model_line, w.HBox([self.style, self.scheduler], layout=WIDE),
                 w.HBox([w.HTML(layout=w.Layout(**SHARE)), self.schedule_type], layout=WIDE),
-                w.HBox([self.style_info, self.scheduler_info], layout=WIDE), self.prompt, self.lora_picker.widget,
-                self.styled_preview, self.negative, self.size_row, self.size_note, self.numbers_row, self.seed_row,
-                *([self.refiner_row] if self.offers_refiner else [])]
+                w.HBox([self.style_info, self.scheduler_info], layout=WIDE), self.prompt,
+                self.styled_preview, self.negative, self.size_row, self.size_note, self.numbers_row, self.seed_row]
 
-    def _refiner_options(self) -> list[tuple[str, str]]:
-        """"none", then every refiner; one that is not in the cache is marked (picking it is refused in one line)."""
-        options = [("none", "")]
-        for name in refiner_ids(self._models()):
-            preset = self._models()[name]
-            cached = preset.source == "embedded" or find_model(name, self.presets).available
-            options.append((name if cached else f"✗ {name} (not available)", name))
-        return options
+    def rows(self) -> list[w.Widget]:
+        """The form's rows, top to bottom: the top rows, then the feature groups' sections (a panel adds its own
+        rows after them)."""
+        return self.top_rows() + [section.widget for section in self.sections.values()]
 
-    def _on_refiner(self) -> None:
-        self.refiner_switch.disabled = self.refiner_by_steps.disabled = not self.refiner.value
+    def _lora_summary(self) -> str | None:
+        """The LoRAs section's title: the LoRAs the prompt's (and the style's and the negative's) tags apply."""
+        style = self.presets.styles.get(self.style.value)
+        text = form.styled_prompt(self.prompt.value, style) if style else self.prompt.value
+        applied = prompt_loras(f"{text} {self.negative.value}")
+        return "a tag is not understood" if applied is None else applied or None
 
     def build(self, extra: list[w.Widget] = ()) -> w.VBox:
         self.widget = column(self.rows() + list(extra))
+        self.widget.add_class("sdxl-request-form")
         return self.widget
 
     # ---- model and styles ----
@@ -132,8 +141,7 @@ class RequestForm:
         self._apply_defaults(self.presets.styles[self.style.value], model_changed=True)
         self._on_size()
         self._show_model()
-        if self.lora_picker.rows:  # listed already: whether each LoRA fits is about the model now chosen
-            self.lora_picker.load()
+        self.lora_picker.reload()  # whether each LoRA fits is about the model now chosen
 
     def _show_model(self) -> None:
         self.model_line.value = (f"<small>Model: <b>{html.escape(self.model_id)}</b> (chosen in the model panel "
@@ -175,9 +183,11 @@ class RequestForm:
         self._shown_style = style
         overrides = [f"{name} {value}" for name, value in
                      (("scheduler", style.scheduler), ("steps", style.steps), ("cfg", style.cfg)) if value is not None]
-        parts = [html.escape(style.description or ""), f"sets {html.escape(', '.join(overrides))}" if overrides else "",
-                 f"hash {style.content_hash}"]
-        self.style_info.value = f"<small>{' · '.join(part for part in parts if part)}</small>"
+        words = " · ".join(part for part in (html.escape(style.description or ""),
+                                             f"sets {html.escape(', '.join(overrides))}" if overrides else "") if part)
+        # The hash never wraps alone onto a line of its own: it is glued to the word before it.
+        glued = f"<span class='sdxl-style-hash' style='white-space:nowrap'>hash {style.content_hash}</span>"
+        self.style_info.value = f"<small>{words}&nbsp;·&nbsp;{glued}</small>" if words else f"<small>{glued}</small>"
         self._apply_defaults(style, model_changed=False)
         self._show_styled()
 
@@ -214,8 +224,9 @@ class RequestForm:
         self.scheduler_info.value = f"<small>scheduler: {about}</small>" if about else ""
 
     def _show_styled(self) -> None:
+        """The text CLIP receives: the styled prompt with its <lora:...> tags taken out, as the pipeline does."""
         styled = form.styled_prompt(self.prompt.value, self.presets.styles[self.style.value])
-        self.styled_preview.value = f"<small><b>sent as:</b> {html.escape(styled)}</small>"
+        self.styled_preview.value = f"<small><b>sent as:</b> {html.escape(without_tags(styled))}</small>"
 
     # ---- size and seed ----
     def _on_size(self) -> None:
@@ -284,10 +295,8 @@ class RequestForm:
             fields.update(width=self.width.value, height=self.height.value)
         elif self.resolution.value != MODEL_SIZE:
             fields["resolution"] = self.resolution.value
-        if self.offers_refiner and self.refiner.value:
-            fields.update(refiner=self.refiner.value, refiner_switch=round(self.refiner_switch.value, 2))
-            if self.refiner_by_steps.value:
-                fields["refiner_switch_by"] = "steps"
+        if self.offers_refiner:
+            fields.update(self.refiner_fields.fields())
         return fields, adjustments
 
     def load(self, fields: dict) -> list[str]:
@@ -334,14 +343,4 @@ class RequestForm:
         wanted = fields.get("refiner")
         if not self.offers_refiner:
             return [f"refiner {wanted!r} is not used here (only Generate and Sweep run a refiner)"] if wanted else []
-        if not wanted:
-            self.refiner.value = ""
-            return []
-        if wanted not in dict(self.refiner.options).values():
-            return [f"refiner {wanted!r} is not one of this lab's refiners (kept {self.refiner.value or 'none'})"]
-        self.refiner.value = wanted
-        switch = fields.get("refiner_switch")
-        if isinstance(switch, (int, float)) and 0 < switch <= 1:
-            self.refiner_switch.value = float(switch)
-        self.refiner_by_steps.value = fields.get("refiner_switch_by") == "steps"
-        return []
+        return self.refiner_fields.load(fields)
