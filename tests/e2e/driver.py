@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -155,9 +154,13 @@ class LabDriver:
         hires = self.find(".sdxl-hires input[type=checkbox]", panel)
         if hires.is_selected():
             hires.click()
-        while self.all("button", panel) and any(_text(b) == "Remove" for b in self.all("button", panel)):
+
+        def units() -> int:  # ControlNet units, one Remove button each
+            return sum(_text(b) == "Remove" for b in self.all("button", panel))
+
+        while (left := units()) > 0:
             self.click(panel, "Remove")
-            time.sleep(SETTLE_S)
+            self.until(lambda: units() < left, 30, "the ControlNet unit stayed")  # noqa: B023
         self.choose(self.field(panel, "IP-Adapter"), "(none)")
         self.type(self.field(panel, "Batch"), "1")
         self.choose(self.field(panel, "At once"), "whole batch")
@@ -169,8 +172,10 @@ class LabDriver:
         message = self.status(".sdxl-message", panel)
         before = message.text
         self.click(panel, button)
-        self.until(lambda: message.text != before and re.search(r"image\(s\) saved|failed|refused", message.text),
-                   timeout, f"{button} did not finish")
+        # Done when the line says the images are saved, or turns red (bad input, a failed job): no waiting then.
+        self.until(lambda: message.text != before and (
+            "image(s) saved" in message.text or "sdxl-status-error" in message.get_attribute("innerHTML")),
+            timeout, f"{button} did not finish")
         assert "image(s) saved" in message.text, message.text
         self.until(lambda: self.all(".sdxl-gallery-item img", panel), 30, "no gallery image")
         self.until(lambda: all(self.image_loaded(image) for image in self.all(".sdxl-gallery-item img", panel)), 30,
