@@ -32,7 +32,8 @@ def test_gallery_view_info_compare_and_reuse(lab):
     lab.click(cells[1], "Compare")
     compare = lab.find(".sdxl-viewer .sdxl-compare", panel)
     assert "seed:" in lab.find(".sdxl-differences", panel).text  # a batch's images differ by their seed only
-    assert [img.size["width"] for img in lab.all("img", compare)] == [384, 384]
+    widths = [img.size["width"] for img in lab.all("img", compare)]
+    assert len(widths) == 2 and widths[0] == widths[1] >= 256  # side by side at one size (384 px today)
     lab.shot("gallery-compare", viewer)
     lab.click(viewer, "Close")
 
@@ -55,7 +56,7 @@ def test_inpaint_with_a_painted_mask(lab):
     lab.run_job(panel)
     lab.click(lab.all(".sdxl-gallery-item", panel)[0], "Inpaint")
     canvas = lab.find(".sdxl-mask-canvas", panel)
-    assert canvas.size == {"width": 256, "height": 256}  # 64 px painted at 4x, not stretched to the page
+    assert canvas.size["width"] == canvas.size["height"] >= 256  # 64 px painted scaled up, square, not stretched
     ActionChains(lab.browser).move_to_element_with_offset(canvas, -60, -20).click_and_hold() \
         .move_by_offset(60, 0).move_by_offset(60, 30).release().perform()
     note = lab.find(".sdxl-mask-note", panel)

@@ -39,7 +39,8 @@ def test_generate_a_styled_batch(lab):
     assert "2 image(s) saved" in lab.run_job(panel)
     cells = lab.all(".sdxl-gallery-item", panel)
     assert len(cells) == 2 and all("seed " in cell.text for cell in cells)
-    assert cells[0].find_element("css selector", "img").size["width"] == 256  # 64 px shown at 256 px, not 64
+    # 64 px images are shown scaled up (256 px thumbnails today; issue 24's layout shows the newest larger).
+    assert all(cell.find_element("css selector", "img").size["width"] >= 128 for cell in cells)
     assert lab.errors(panel) == []
     lab.shot("generate-style", panel)
 
