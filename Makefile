@@ -22,14 +22,17 @@ lint: setup
 test: lint
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest
 
-# The benchmark must never rot: CI runs it quickly and keeps its JSON (no timing is asserted).
+# The benchmark must never rot: CI runs it quickly and keeps its JSON (no timing is asserted). Like the tests, it
+# builds its tiny models in a temporary home and cache, never in ~/.cache.
 bench-smoke: setup
 	mkdir -p test-artifacts
-	$(VENV)/bin/sdxl-nb bench --quick --json test-artifacts/bench-quick.json
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && HOME=$$tmp XDG_CACHE_HOME=$$tmp/.cache \
+	  SDXL_NB_CACHE=$$tmp/sdxl_nb HF_HUB_CACHE=$$tmp/hub HF_HUB_OFFLINE=1 SDXL_NB_OUTPUT=$$tmp/out \
+	  $(VENV)/bin/sdxl-nb bench --quick --json test-artifacts/bench-quick.json
 	$(PY) -c "import json; r = json.load(open('test-artifacts/bench-quick.json')); assert r['sustained_ratio'] > 0 and r['overhead_ratio'] > 0"
 
-# The real-browser test: JupyterLab + headless Chromium run notebook 01 and click Generate
-# (screenshot in test-artifacts/). Its set-up installs chromium, chromium-driver and selenium.
+# The real-browser suite: JupyterLab + headless Chromium open notebook 01 once, then one test per tab uses the lab
+# (screenshots in test-artifacts/, the README's in docs/images/). Its set-up installs chromium, chromedriver, selenium.
 e2e: setup
 	@scripts/setup-e2e.sh
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest tests/e2e

@@ -14,12 +14,20 @@ SMALL = dict(width=64, height=64, steps=2)
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_env(tmp_path_factory):
-    """Tests never touch the user's caches: own sdxl_nb cache, empty HF hub, offline."""
+    """Tests never touch the user's home: own sdxl_nb cache, empty HF hub, offline, and a temporary HOME.
+
+    Subprocesses (the CLI, nbclient's kernels, the e2e JupyterLab and Chromium) inherit this environment; the
+    temporary HOME and XDG folders catch what other libraries keep there (matplotlib's font cache, IPython's
+    history, Chromium's dconf)."""
     root = tmp_path_factory.mktemp("env")
     saved = dict(os.environ)
+    home = root / "home"
+    home.mkdir()
     os.environ.update(SDXL_NB_CACHE=str(root / "sdxl_nb_cache"), HF_HUB_CACHE=str(root / "hf_hub"),
                       HF_HUB_OFFLINE="1", SDXL_NB_OUTPUT=str(root / "default_output"), SDXL_NB_DEVICE="cpu",
-                      SDXL_NB_USER_PRESETS=str(root / "user_presets.json"))
+                      SDXL_NB_USER_PRESETS=str(root / "user_presets.json"), HOME=str(home),
+                      XDG_CACHE_HOME=str(home / ".cache"), XDG_CONFIG_HOME=str(home / ".config"),
+                      XDG_DATA_HOME=str(home / ".local" / "share"))
     for key in ("SDXL_NB_MODEL", "SDXL_NB_PRESETS", "HF_HOME", "SDXL_NB_DTYPE"):
         os.environ.pop(key, None)
     yield root

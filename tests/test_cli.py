@@ -12,9 +12,9 @@ from tests.conftest import PYTHON, python_env
 pytestmark = pytest.mark.slow
 
 
-def cli(*args, timeout=180):
+def cli(*args, timeout=180, env=None):
     return subprocess.run([PYTHON, "-m", "sdxl_nb", *args], capture_output=True, text=True, timeout=timeout,
-                          env=python_env())
+                          env=python_env(env))
 
 
 def test_help_answers_fast_without_torch():
@@ -29,12 +29,18 @@ def test_help_answers_fast_without_torch():
 
 
 def test_generate_prints_paths_and_records_the_job(tmp_path):
+    # A HOME of its own, which must stay empty: the environment every test runs in (tests/conftest.py) points each
+    # cache (sdxl_nb's built models, the HF hub, matplotlib's fonts) away from the user's home.
+    home = tmp_path / "home"
+    home.mkdir()
     result = cli("generate", "--prompt", "cli fox", "--width", "64", "--height", "64", "--steps", "2",
-                 "--batch", "2", "--seed", "5", "--style", "Photoreal", "--out", str(tmp_path))
+                 "--batch", "2", "--seed", "5", "--style", "Photoreal", "--out", str(tmp_path / "out"),
+                 env={"HOME": str(home)})
     assert result.returncode == 0, result.stderr
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
     paths = result.stdout.split()
     assert len(paths) == 2 and all(p.endswith(".png") for p in paths)
-    (record,) = read_records(tmp_path / "jobs.log")
+    (record,) = read_records(tmp_path / "out" / "jobs.log")
     assert [i["path"] for i in record["images"]] == [p.rsplit("/", 1)[-1] for p in paths]
     assert record["seeds"] == [5, 6] and record["style"]["name"] == "Photoreal"
 

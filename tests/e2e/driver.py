@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 WAIT_S = 60
+IMAGE_S = 300  # a job on a busy machine (the first one also loads the model)
 # ipywidgets sends a box's later keystrokes only after the kernel answered the first, while a button's click goes at
 # once: a click right after typing can reach the kernel before the text. A person is never that quick.
 SETTLE_S = 0.5
@@ -15,6 +16,15 @@ class LabDriver:
     def __init__(self, browser, artifacts: Path):
         self.browser, self.artifacts = browser, artifacts
         self.shots: list[Path] = []
+        self.output: Path | None = None  # the lab's output folder (its jobs.log)
+        self.first_seen: dict[str, list[str]] = {}  # dropdown options as the lab opened, by label
+
+    def records(self) -> list[dict]:
+        """The lab's jobs.log, one dict per job."""
+        import json
+
+        text = (self.output / "jobs.log").read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.splitlines()]
 
     # ---- finding ----
     def find(self, css: str, scope=None, timeout: float = WAIT_S, visible: bool = True):
@@ -69,6 +79,8 @@ class LabDriver:
 
         if element.tag_name not in ("input", "textarea"):
             element = self.find("input, textarea", element)
+        if element.get_property("value") == text:  # already so: a person types nothing (and waits for nothing)
+            return
         self.until(lambda: element.is_enabled(), message="the box stays disabled")
         element.send_keys(Keys.CONTROL, "a")
         element.send_keys(Keys.DELETE)
@@ -76,21 +88,31 @@ class LabDriver:
         element.send_keys(Keys.ENTER if enter else Keys.TAB)
         time.sleep(SETTLE_S)
 
-    def field(self, scope, label: str):
-        """The input of the widget whose description is `label` (e.g. "Steps") inside `scope`."""
+    def field(self, scope, label: str, timeout: float = 30):
+        """The input of the widget whose description is `label` (e.g. "Steps") inside `scope`; one the kernel is
+        still adding (a ControlNet unit after Add) is waited for."""
+        from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.common.by import By
 
-        for box in scope.find_elements(By.CSS_SELECTOR, ".widget-inline-hbox"):
-            labels = box.find_elements(By.CSS_SELECTOR, "label.widget-label")
-            if labels and labels[0].text.strip() == label and box.is_displayed():
-                return box.find_element(By.CSS_SELECTOR, "input, textarea, select")
-        raise AssertionError(f"no field {label!r}")
+        def found():
+            for box in scope.find_elements(By.CSS_SELECTOR, ".widget-inline-hbox"):
+                labels = box.find_elements(By.CSS_SELECTOR, "label.widget-label")
+                if labels and labels[0].text.strip() == label and box.is_displayed():
+                    return box.find_element(By.CSS_SELECTOR, "input, textarea, select")
+            return False
+
+        try:
+            return self.until(found, timeout)
+        except TimeoutException:
+            raise AssertionError(f"no field {label!r}") from None
 
     def choose(self, select, starts_with: str) -> None:
         """Choose the dropdown option whose text starts with `starts_with` (ipywidgets keeps the index)."""
         from selenium.webdriver.support.ui import Select
 
         menu = Select(select)
+        if menu.first_selected_option.text.startswith(starts_with):  # already chosen
+            return
         menu.select_by_index(next(i for i, o in enumerate(menu.options) if o.text.startswith(starts_with)))
         time.sleep(SETTLE_S)
 
@@ -121,6 +143,45 @@ class LabDriver:
             self.type(self.field(panel, label), "64")
         self.type(self.field(panel, "Steps"), str(steps))
 
+    def generate_tab(self, prompt: str, style: str = "None / Raw", steps: int = 2):
+        """The Generate tab as a fresh user finds it: txt2img, no refiner, hires fix, ControlNet or IP-Adapter, one
+        image of 64 px (whatever an earlier test left in the form); returns the panel."""
+        panel = self.tab("Generate")
+        for close in self.all(".sdxl-viewer-close", panel):
+            close.click()
+        self.click(panel, "txt2img")
+        self.choose(self.find(".sdxl-refiner select", panel), "none")
+        hires = self.find(".sdxl-hires input[type=checkbox]", panel)
+        if hires.is_selected():
+            hires.click()
+
+        def units() -> int:  # ControlNet units, one Remove button each
+            return sum(_text(b) == "Remove" for b in self.all("button", panel))
+
+        while (left := units()) > 0:
+            self.click(panel, "Remove")
+            self.until(lambda: units() < left, 30, "the ControlNet unit stayed")  # noqa: B023
+        self.choose(self.field(panel, "IP-Adapter"), "(none)")
+        self.type(self.field(panel, "Batch"), "1")
+        self.choose(self.field(panel, "At once"), "whole batch")
+        self.small_request(panel, prompt, style=style, steps=steps)
+        return panel
+
+    def run_job(self, panel, button: str = "Generate", timeout: float = IMAGE_S) -> str:
+        """Press Generate and wait for "job #N done: K image(s) saved" (a new N) and the gallery's images."""
+        message = self.status(".sdxl-message", panel)
+        before = message.text
+        self.click(panel, button)
+        # Done when the line says the images are saved, or turns red (bad input, a failed job): no waiting then.
+        self.until(lambda: message.text != before and (
+            "image(s) saved" in message.text or "sdxl-status-error" in message.get_attribute("innerHTML")),
+            timeout, f"{button} did not finish")
+        assert "image(s) saved" in message.text, message.text
+        self.until(lambda: self.all(".sdxl-gallery-item img", panel), 30, "no gallery image")
+        self.until(lambda: all(self.image_loaded(image) for image in self.all(".sdxl-gallery-item img", panel)), 30,
+                   "gallery images did not load")
+        return message.text
+
     def status(self, css: str, scope=None):
         """A status line (an empty one takes no room, so it is found whether shown or not)."""
         return self.find(css, scope, visible=False)
@@ -128,15 +189,72 @@ class LabDriver:
     def image_loaded(self, image) -> bool:
         return self.browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
 
-    def shot(self, name: str, element=None) -> Path:
-        """Scroll `element` (else the lab) to the top of its pane and save the window."""
+    def shot(self, name: str, element=None, above: int = 48) -> Path:
+        """Scroll `element` (else the lab) to the top of the notebook, `above` px lower (a panel keeps its tab bar
+        in view), and save what the window shows of the lab as e2e-NAME.png (JupyterLab's side bar and the
+        notebook's other cells cut away)."""
+        import io
+
+        from PIL import Image
+
         target = element or self.find(".sdxl-lab")
-        self.browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", target)
+        # The part of the lab inside the notebook's scrolling pane, in screenshot pixels.
+        box = self.browser.execute_script("""
+            const target = arguments[0], lab = arguments[2];
+            target.scrollIntoView({block: 'start'});
+            let pane = target.parentElement;
+            while (pane && !(pane.scrollHeight > pane.clientHeight && getComputedStyle(pane).overflowY !== 'visible'))
+              pane = pane.parentElement;
+            if (pane) pane.scrollTop -= arguments[1];
+            const r = lab.getBoundingClientRect(), p = pane ? pane.getBoundingClientRect() : r;
+            const k = window.devicePixelRatio || 1;
+            return [r.left - 8, Math.max(r.top, p.top), r.right + 8, Math.min(r.bottom + 8, p.bottom)].map(v => v * k);""",
+            target, above, self.find(".sdxl-lab"))
         time.sleep(0.5)  # let images and canvases paint
-        path = self.artifacts / f"e2e-{len(self.shots) + 1:02d}-{name}.png"
-        self.browser.save_screenshot(str(path))
+        window = Image.open(io.BytesIO(self.browser.get_screenshot_as_png()))
+        left, top, right, bottom = (round(v) for v in box)
+        crop = (max(0, left), max(0, top), min(window.width, right), min(window.height, bottom))
+        path = self.artifacts / f"e2e-{name}.png"
+        window.crop(crop).save(path)
         self.shots.append(path)
         return path
+
+    # ---- what a person reads ----
+    def errors(self, scope=None) -> list[str]:
+        """The red one-line messages shown in `scope` (a status line of kind "error")."""
+        return [text for text in (_text(e) for e in self.all(".sdxl-status-error", scope)) if text]
+
+    def row_of(self, element):
+        """The widget row (HBox) an element sits in: a picker's Refresh beside its dropdown."""
+        return element.find_element("xpath", "./ancestor::div[contains(@class, 'widget-hbox')][1]")
+
+    def options(self, select) -> list[str]:
+        from selenium.webdriver.support.ui import Select
+
+        return [option.text for option in Select(select).options]
+
+    # ---- files ----
+    def upload(self, scope, label: str, *paths: Path) -> None:
+        """Pick files with the FileUpload button labelled `label`, as the file dialog would.
+
+        ipywidgets keeps the button's <input type=file> out of the page and clicks it from the button: the click is
+        caught here to put the input in the page, where Chromium's driver can give it files without a dialog."""
+        upload = next(b for b in self.all("button.widget-upload", scope) if (_text(b) or "").startswith(label))
+        self.browser.execute_script("""
+            const original = HTMLInputElement.prototype.click;
+            HTMLInputElement.prototype.click = function () {
+              if (this.type !== 'file') return original.call(this);
+              this.setAttribute('data-e2e-upload', '1');
+              this.style.display = 'none';
+              document.body.appendChild(this);
+            };
+            try { arguments[0].click(); } finally { HTMLInputElement.prototype.click = original; }""", upload)
+        chooser = self.find("input[data-e2e-upload]", visible=False)
+        chooser.send_keys("\n".join(str(path) for path in paths))
+        self.browser.execute_script("arguments[0].remove()", chooser)
+        # The button counts the files the kernel received: "Control image (1)" (issue 24's form changes may add a
+        # thumbnail beside it; the count is what holds today).
+        self.until(lambda: f"({len(paths)})" in (_text(upload) or ""), 30, f"{label}: the upload did not arrive")
 
 
 def _text(element) -> str | None:

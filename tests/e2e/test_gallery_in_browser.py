@@ -1,0 +1,69 @@
+"""The Generate gallery's actions in a real browser (View full size, Info, Compare, Reuse) and inpaint with a mask
+painted on the canvas; each test makes its own images."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+PROMPT = "a lighthouse in the gallery"
+
+
+def test_gallery_view_info_compare_and_reuse(lab):
+    panel = lab.generate_tab(PROMPT)
+    lab.type(lab.field(panel, "Batch"), "2")
+    lab.run_job(panel)
+    cells = lab.all(".sdxl-gallery-item", panel)
+    viewer = lab.find(".sdxl-viewer", panel, visible=False)
+
+    lab.click(cells[0], "View")
+    full = lab.find(".sdxl-viewer img", panel)
+    lab.until(lambda: lab.image_loaded(full), 30, "the full-size image did not load")
+    assert "64x64 px, full size" in viewer.text
+    lab.shot("gallery-view", viewer)
+
+    lab.click(cells[0], "Info")
+    info = lab.find(".sdxl-viewer .sdxl-info", panel)
+    assert "Steps: 2" in info.text and PROMPT in info.text
+    lab.shot("gallery-info", viewer)
+
+    lab.click(cells[0], "Compare")
+    lab.until(lambda: "picked" in lab.status(".sdxl-gallery-note", panel).text, 30, "the first pick was not said")
+    lab.click(cells[1], "Compare")
+    compare = lab.find(".sdxl-viewer .sdxl-compare", panel)
+    assert "seed:" in lab.find(".sdxl-differences", panel).text  # a batch's images differ by their seed only
+    widths = [img.size["width"] for img in lab.all("img", compare)]
+    assert len(widths) == 2 and widths[0] == widths[1] >= 256  # side by side at one size (384 px today)
+    lab.shot("gallery-compare", viewer)
+    lab.click(viewer, "Close")
+
+    # Reuse fills the form from the image: change the form first, so the reuse is seen.
+    lab.type(lab.find(".sdxl-prompt textarea", panel), "something else")
+    lab.type(lab.field(panel, "Steps"), "3")
+    lab.click(cells[1], "Reuse")
+    note = lab.status(".sdxl-gallery-note", panel)
+    lab.until(lambda: "its settings are in the Generate form" in note.text, 30, "Reuse said nothing")
+    assert lab.find(".sdxl-prompt textarea", panel).get_property("value") == PROMPT
+    assert lab.field(panel, "Steps").get_property("value") == "2"
+    assert lab.field(panel, "Seed").get_property("value") in cells[1].text  # "seed N" under the image
+    assert lab.errors(panel) == []
+
+
+def test_inpaint_with_a_painted_mask(lab):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    panel = lab.generate_tab("a lighthouse to repaint")
+    lab.run_job(panel)
+    lab.click(lab.all(".sdxl-gallery-item", panel)[0], "Inpaint")
+    canvas = lab.find(".sdxl-mask-canvas", panel)
+    assert canvas.size["width"] == canvas.size["height"] >= 256  # 64 px painted scaled up, square, not stretched
+    ActionChains(lab.browser).move_to_element_with_offset(canvas, -60, -20).click_and_hold() \
+        .move_by_offset(60, 0).move_by_offset(60, 30).release().perform()
+    note = lab.find(".sdxl-mask-note", panel)
+    lab.until(lambda: "of the image will be repainted" in note.text and not note.text.startswith("0%"), 30,
+              "the brush painted nothing")
+    lab.run_job(panel)
+    lab.shot("inpaint-painted-mask", lab.find(".sdxl-mask-painter", panel))
+    records = lab.records()
+    assert any(r["mode"] == "inpaint" and r["mask_image"]["path"].split("/")[-2] == "inputs" for r in records)
+    assert lab.errors(panel) == []
