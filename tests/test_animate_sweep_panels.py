@@ -199,5 +199,5 @@ def test_panel_functions_return_displayable_widgets(queue):
 
     for make in (animate_panel, sweep_panel):
         widget = make(queue=queue)
-        assert isinstance(widget, ipywidgets.VBox) and widget.panel.widget is widget
+        assert isinstance(widget, ipywidgets.Box) and widget.panel.widget is widget
         assert widget.panel.queue is queue

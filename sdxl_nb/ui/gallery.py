@@ -39,14 +39,16 @@ class Gallery:
     """Cells of images with their actions, over a viewer (full size, record, comparison) and one note line.
 
     `on_seed(seed)`, `on_reuse(fields)` and `on_init(path, mode)` are what the owner does with an image (fill its
-    form, switch tabs); an action without its callback is not shown.
+    form, switch tabs); an action without its callback is not shown. `on_pick(item)`, when given, makes each
+    thumbnail clickable (e.g. to show that image large).
     """
 
     def __init__(self, *, on_seed: Callable[[int], None] | None = None,
                  on_reuse: Callable[[dict], list[str]] | None = None,
                  on_init: Callable[[Path, str], None] | None = None,
-                 on_upscale: Callable[[Path], None] | None = None):
-        self.on_seed, self.on_reuse, self.on_init = on_seed, on_reuse, on_init
+                 on_upscale: Callable[[Path], None] | None = None,
+                 on_pick: Callable[[GalleryItem], None] | None = None):
+        self.on_seed, self.on_reuse, self.on_init, self.on_pick = on_seed, on_reuse, on_init, on_pick
         self.on_upscale = on_upscale  # queue an upscale of the image as its own job
         self.items: list[GalleryItem] = []
         self.cells = w.Box(layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
@@ -66,7 +68,7 @@ class Gallery:
     def clear(self) -> None:
         self.items = []
         self.cells.children = ()
-        set_status(self.note, "")  # it spoke of images no longer shown
+        self._say_picked()  # the note spoke of images no longer shown; a picked image stays picked across jobs
 
     def _cell(self, item: GalleryItem) -> w.VBox:
         image = image_box()
@@ -84,10 +86,20 @@ class Gallery:
         wrap = {"layout": w.Layout(flex_flow="row wrap")}
         rows = [w.HBox([self._action(label, tip, act, item) for label, tip, act in first], **wrap),
                 w.HBox([self._action(label, tip, act, item) for label, tip, act, wired in second if wired], **wrap)]
-        cell = w.VBox([image, w.Label(item.caption), *rows], layout=w.Layout(margin="0 10px 10px 0",
+        cell = w.VBox([self._thumb(image, item), w.Label(item.caption), *rows], layout=w.Layout(margin="0 10px 10px 0",
                                                                               max_width=f"{THUMB_BOX + 20}px"))
         cell.add_class("sdxl-gallery-item")
         return cell
+
+    def _thumb(self, image: w.Image, item: GalleryItem) -> w.Widget:
+        """The cell's image; with on_pick, under a transparent button that picks it (images take no clicks)."""
+        if self.on_pick is None:
+            return image
+        pick = button("", lambda: self.on_pick(item), "", "show it large", layout=w.Layout(width="auto"))
+        pick.add_class("sdxl-thumb-pick")
+        thumb = w.Box([image, pick])
+        thumb.add_class("sdxl-thumb")
+        return thumb
 
     def _action(self, label: str, tooltip: str, act: Callable[[GalleryItem], None], item: GalleryItem) -> w.Button:
         b = button(label, lambda: self._do(act, item), "", tooltip, layout=small())
@@ -127,7 +139,7 @@ class Gallery:
         first = self.picked
         if first is None or first.path == item.path:
             self.picked = item
-            set_status(self.note, f"{item.caption} picked: press Compare on another image (any job's)", "idle")
+            self._say_picked()
             return
         self.picked = None
         sides = []
@@ -175,7 +187,12 @@ class Gallery:
         self.viewer.children = (w.HBox([heading, close], layout=w.Layout(align_items="center")), *parts)
         self.viewer.layout.border = "1px solid #ccc"
         self.viewer.layout.padding = "6px"
-        set_status(self.note, "")
+        self._say_picked()
+
+    def _say_picked(self) -> None:
+        """The note from the current state: the Compare hint while an image is picked, else nothing."""
+        picked = self.picked
+        set_status(self.note, f"{picked.caption} picked: press Compare on another image (any job's)" if picked else "")
 
     def close(self) -> None:
         self.viewer.children = ()

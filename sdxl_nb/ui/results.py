@@ -1,4 +1,5 @@
-"""Results of a job: a gallery of every image of the batch (each with its seed and actions), the job info, warnings."""
+"""Results of a job: one image large (the newest first), every image of the batch as a thumbnail with its seed and
+actions (a click shows it large), the job info, warnings."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import html
 import ipywidgets as w
 
 from sdxl_nb.ui.gallery import Gallery, GalleryItem
-from sdxl_nb.ui.widgets import column, lines_html
+from sdxl_nb.ui.image_view import VIEW_BOX, clear_image, image_box, show_image
+from sdxl_nb.ui.widgets import column, lines_html, show
 
 
 class ResultsView:
@@ -16,15 +18,38 @@ class ResultsView:
     def __init__(self, **actions):
         self.warnings = w.HTML()
         self.warnings.add_class("sdxl-warnings")
-        self.images = Gallery(**actions)
-        self.gallery = self.images.cells  # the cells, one per image
+        self.images = Gallery(on_pick=self.show_large, **actions)
+        self.gallery = self.images.cells  # the cells, one per image: the thumbnails
+        self.gallery.add_class("sdxl-thumbs")
+        self.large = image_box("sdxl-newest-image")
+        self.large_caption = w.HTML()
+        self.newest = column([self.large, self.large_caption])
+        self.newest.add_class("sdxl-newest")
+        self.shown: GalleryItem | None = None  # the image shown large
         self.info = w.HTML()
         self.info.add_class("sdxl-job-info")
-        self.widget = column([self.warnings, self.images.widget, self.info])
+        self.widget = column([self.warnings, self.newest, self.images.widget, self.info])
+        self.clear()
 
     def clear(self) -> None:
         self.warnings.value = self.info.value = ""
         self.images.clear()
+        self.shown = None
+        clear_image(self.large)
+        self.large_caption.value = ""
+        show(self.newest, False)
+
+    def show_large(self, item: GalleryItem) -> None:
+        """Show one of the batch large (fitted to the column) and outline its thumbnail."""
+        show_image(self.large, item.path.read_bytes(), VIEW_BOX, fit=True)
+        self.shown = item
+        self.large_caption.value = f"<small>{html.escape(item.caption)} · {item.path.name}</small>"
+        show(self.newest, True)
+        for cell, each in zip(self.gallery.children, self.images.items, strict=True):
+            if each is item:
+                cell.add_class("sdxl-thumb-shown")
+            else:
+                cell.remove_class("sdxl-thumb-shown")
 
     def show_warnings(self, lines: list[str]) -> None:
         self.warnings.value = lines_html(lines, "warning")
@@ -33,8 +58,13 @@ class ResultsView:
         """A finished (or stopped) job: all its images, what ran, where it was saved."""
         record = result.record
         seeds = [image["seed"] for image in record["images"]]
-        self.images.show([GalleryItem(path, f"seed {seed}", seed) for path, seed in zip(result.paths, seeds,
-                                                                                          strict=True)])
+        items = [GalleryItem(path, f"seed {seed}", seed) for path, seed in zip(result.paths, seeds, strict=True)]
+        self.images.show(items)
+        if items:
+            self.show_large(items[0])
+        # One image is already shown large: its cell keeps only its caption and actions.
+        for cell in self.gallery.children:
+            show(cell.children[0], len(items) > 1)
         lines = list(adjustments) + list(record.get("warnings", []))
         if record["status"] == "interrupted":
             lines.insert(0, f"stopped: {len(seeds)} of {record['batch']} image(s) finished and kept")

@@ -1,0 +1,30 @@
+"""A tab's workspace: the form in the left column, what it made in the right one; one column on narrow screens."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+
+from sdxl_nb.ui.widgets import column
+
+# Each column's flex basis: side by side while both fit (a tab about 1000 px wide or more), else the results wrap
+# below the form. Both grow to share any width beyond that.
+FORM_BASIS = 500
+RESULTS_BASIS = 480
+GUTTER = 16  # between the columns when side by side
+
+
+def workspace(form: list[w.Widget], results: list[w.Widget]) -> w.Box:
+    """A wrapping row of two columns: `form` (class sdxl-form-column) and `results` (class sdxl-results)."""
+    left = column(form, flex=f"1 1 {FORM_BASIS}px", min_width="0", margin=f"0 {GUTTER}px 0 0")
+    left.add_class("sdxl-form-column")
+    right = column(results, flex=f"1 1 {RESULTS_BASIS}px", min_width="0")
+    right.add_class("sdxl-results")
+    box = w.Box([left, right], layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"))
+    box.add_class("sdxl-workspace")
+    return box
+
+
+def columns(box: w.Box) -> tuple[w.VBox, w.VBox]:
+    """(form column, results column) of a workspace."""
+    left, right = box.children
+    return left, right
