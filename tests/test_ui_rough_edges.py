@@ -129,7 +129,7 @@ def test_outputs_are_hidden_until_made_then_shown_at_their_own_aspect_ratio(queu
     lab.generate.generate.click()
     assert lab.generate.wait(120)
     shown = lab.generate.results.large  # one image: shown large, its cell keeps the caption and actions
-    assert (shown.layout.width, shown.layout.max_width) == ("256px", "100%") and PIXELATED in shown._dom_classes
+    assert (shown.layout.width, shown.layout.max_width) == ("512px", "100%") and PIXELATED in shown._dom_classes
 
 
 def test_a_new_style_starts_empty_and_a_double_prompt_is_refused(tmp_path, monkeypatch):

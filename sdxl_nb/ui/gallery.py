@@ -68,6 +68,7 @@ class Gallery:
     def clear(self) -> None:
         self.items = []
         self.cells.children = ()
+        self.close()  # the viewer showed an image of the batch no longer shown
         self._say_picked()  # the note spoke of images no longer shown; a picked image stays picked across jobs
 
     def _cell(self, item: GalleryItem) -> w.VBox:
@@ -222,7 +223,6 @@ class FoldedGallery(Gallery):
 
     def clear(self) -> None:
         super().clear()
-        self.close()
         self.widget.layout.display = "none"
 
 

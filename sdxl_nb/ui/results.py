@@ -41,7 +41,8 @@ class ResultsView:
 
     def show_large(self, item: GalleryItem) -> None:
         """Show one of the batch large (fitted to the column) and outline its thumbnail."""
-        show_image(self.large, item.path.read_bytes(), VIEW_BOX, fit=True)
+        # Large whatever its size: small images scaled up by a whole factor to about VIEW_BOX, large ones fitted.
+        show_image(self.large, item.path.read_bytes(), VIEW_BOX, smallest=VIEW_BOX, fit=True)
         self.shown = item
         self.large_caption.value = f"<small>{html.escape(item.caption)} · {item.path.name}</small>"
         show(self.newest, True)

@@ -6,11 +6,16 @@ import ipywidgets as w
 
 from sdxl_nb.ui.widgets import column
 
-# Each column's flex basis: side by side while both fit (a tab about 1000 px wide or more), else the results wrap
-# below the form. Both grow to share any width beyond that.
-FORM_BASIS = 500
-RESULTS_BASIS = 480
+# Each column's flex basis: side by side while both fit, else the results wrap below the form; both grow to share
+# any width beyond that. Side by side from about 870 px: a notebook's output area in JupyterLab at 1400 px with
+# the file browser open is about 915 px wide.
+FORM_BASIS = 440
+RESULTS_BASIS = 400
 GUTTER = 16  # between the columns when side by side
+# Rows wrap, and widgets narrow to their column, rather than being cut off at a column's edge (a form row, the
+# progress line, a comparison's two sides).
+CSS = ("<style>.sdxl-workspace .widget-hbox { flex-wrap: wrap; } "
+       ".sdxl-workspace .jupyter-widgets { max-width: 100%; }</style>")
 
 
 def workspace(form: list[w.Widget], results: list[w.Widget]) -> w.Box:
@@ -19,12 +24,14 @@ def workspace(form: list[w.Widget], results: list[w.Widget]) -> w.Box:
     left.add_class("sdxl-form-column")
     right = column(results, flex=f"1 1 {RESULTS_BASIS}px", min_width="0")
     right.add_class("sdxl-results")
-    box = w.Box([left, right], layout=w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%"))
+    style = w.HTML(CSS, layout=w.Layout(display="none"))
+    box = w.Box([style, left, right], layout=w.Layout(flex_flow="row wrap", align_items="flex-start",
+                                                      width="100%"))
     box.add_class("sdxl-workspace")
     return box
 
 
 def columns(box: w.Box) -> tuple[w.VBox, w.VBox]:
     """(form column, results column) of a workspace."""
-    left, right = box.children
+    _style, left, right = box.children
     return left, right
