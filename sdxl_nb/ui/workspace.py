@@ -12,10 +12,11 @@ from sdxl_nb.ui.widgets import column
 FORM_BASIS = 440
 RESULTS_BASIS = 400
 GUTTER = 16  # between the columns when side by side
-# Rows wrap, and widgets narrow to their column, rather than being cut off at a column's edge (a form row, the
-# progress line, a comparison's two sides).
+# Rows wrap, and widgets and tables narrow to their column, rather than being cut off at a column's edge (a form
+# row, the progress line, a comparison's two sides, a job info's long paths).
 CSS = ("<style>.sdxl-workspace .widget-hbox { flex-wrap: wrap; } "
-       ".sdxl-workspace .jupyter-widgets { max-width: 100%; }</style>")
+       ".sdxl-workspace .jupyter-widgets, .sdxl-workspace table { max-width: 100%; } "
+       ".sdxl-workspace td { overflow-wrap: anywhere; }</style>")
 
 
 def workspace(form: list[w.Widget], results: list[w.Widget]) -> w.Box:
