@@ -163,6 +163,10 @@ def test_animate_uploads_its_init_image_with_a_thumbnail_and_keeps_it_under_inpu
     upload.remove.click()
     assert upload.content() is None and upload.thumb.layout.display == "none"
     assert panel.request()[0].init_image is None
+    # A reused image's init image (PNG Info's Load into Animate) arrives as an upload, thumbnail and all.
+    assert panel.load({"prompt": "again", "init_image": str(kept), "strength": 0.45}) == []
+    assert upload.content()[1] == source.read_bytes() and upload.thumb.layout.display is None
+    assert panel.strength.value == "0.45"
 
 
 def test_an_unreadable_upload_shows_no_thumbnail_and_is_refused_in_one_line(lab, tmp_path):
