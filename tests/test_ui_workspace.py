@@ -5,6 +5,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 pytest.importorskip("ipywidgets")
@@ -204,3 +206,22 @@ def test_each_animation_end_is_shown_and_sent_only_in_its_own_mode(lab, tmp_path
     panel.mode.value = "seed-walk"
     request, _ = panel.request()
     assert (request.seed_end, request.prompt_end) == (None, None)
+
+
+@settings(max_examples=25, deadline=None)
+@given(width=st.integers(1, 900), height=st.integers(1, 900), fit=st.booleans())
+def test_full_size_never_scales_and_fitted_views_keep_the_aspect_ratio(width, height, fit):
+    import io
+
+    from sdxl_nb.ui.image_view import VIEW_BOX, display_size, image_box, show_image
+
+    data = io.BytesIO()
+    Image.new("L", (width, height)).save(data, "PNG")
+    full, view = image_box(), image_box()
+    assert show_image(full, data.getvalue(), full_size=True) == (width, height)
+    assert (full.layout.width, full.layout.height, full.layout.max_width) == (f"{width}px", "auto", "100%")
+    assert PIXELATED not in full._dom_classes
+    shown = show_image(view, data.getvalue(), VIEW_BOX, smallest=VIEW_BOX, fit=fit)
+    assert shown == display_size(width, height, VIEW_BOX, VIEW_BOX) and view.layout.width == f"{shown[0]}px"
+    # Fitted: the height follows the width (so narrowing keeps the aspect); else both are set.
+    assert (view.layout.height, view.layout.max_width) == (("auto", "100%") if fit else (f"{shown[1]}px", None))
