@@ -143,11 +143,13 @@ def test_animate_uploads_its_init_image_with_a_thumbnail_and_keeps_it_under_inpu
     panel = lab.panels["Animate"]
     upload = panel.init_image
     assert upload.thumb.layout.display == "none" and upload.remove.layout.display == "none"
+    assert panel.strength.layout.display == "none"  # img2img's strength: shown (and sent) with an image only
     assert contains(columns(panel.widget)[0], upload.upload)
     source = png(tmp_path / "start.png", (64, 64))
     upload.upload.value = upload_value(source)
     assert upload.thumb.layout.display is None and bytes(upload.thumb.value) == source.read_bytes()
     assert upload.thumb.layout.width == "128px" and "start.png" in upload.note.value
+    assert panel.strength.layout.display is None
     tiny(panel.form, seed=4)
     panel.frames.value, panel.strength.value = 2, "0.6"
     panel.frames.value = 1  # refused: nothing queued, nothing kept
@@ -164,7 +166,8 @@ def test_animate_uploads_its_init_image_with_a_thumbnail_and_keeps_it_under_inpu
     assert record["init_image"]["sha256"] == sha256 and record["strength"] == 0.6  # every frame img2img from it
     upload.remove.click()
     assert upload.content() is None and upload.thumb.layout.display == "none"
-    assert panel.request()[0].init_image is None
+    assert panel.strength.layout.display == "none" and panel.strength.value == "0.6"  # kept, hidden, not sent
+    assert (panel.request()[0].init_image, panel.request()[0].strength) == (None, None)
     # A reused image's init image (PNG Info's Load into Animate) arrives as an upload, thumbnail and all.
     assert panel.load({"prompt": "again", "init_image": str(kept), "strength": 0.45}) == []
     assert upload.content()[1] == source.read_bytes() and upload.thumb.layout.display is None

@@ -58,7 +58,11 @@ class AnimatePanel(Panel):
         self.ping_pong = widgets.Checkbox(value=False, description="ping-pong loop", indent=False,
                                           layout=widgets.Layout(width="auto"))
         self.init_image = ImageUpload("Init image", "optional: every frame is img2img from this image")
+        # Shown and sent only with an init image (it is img2img's denoising strength).
         self.strength = widgets.Text(value="", description="Strength", placeholder="img2img, default 0.75")
+        self.init_image.upload.observe(lambda _change: show(self.strength, self.init_image.content() is not None),
+                                       "value")
+        show(self.strength, False)
         self.run_button = button("Animate", self.submit, "primary", "queue this animation", icon="play")
         self.run_button.add_class("sdxl-animate")
         self.status = widgets.HTML()  # one red line for bad input or a failed job; otherwise what was just done
@@ -124,7 +128,8 @@ class AnimatePanel(Panel):
             variation=self.variation.value if walk else None, schedule="linear" if walk else self.schedule.value,
             fps=self.fps.value, ping_pong=self.ping_pong.value,
             init_image=None if upload is None else str(form.save_upload(upload[1], folder, "init image")),
-            strength=optional_number(self.strength.value, "strength", float, "the default"),
+            strength=None if upload is None else optional_number(self.strength.value, "strength", float,
+                                                                 "the default"),
             batch_size=self.frames_per_call.value or None)
         return request, adjustments
 
