@@ -78,24 +78,24 @@ def test_the_newest_image_is_large_and_a_thumbnail_click_makes_another_one_large
     panel.generate.click()
     assert panel.wait(120)
     items, cells = results.images.items, results.gallery.children
-    assert "sdxl-thumbs" in results.gallery._dom_classes and len(cells) == 3
+    assert "sdxl-batch" in results.gallery._dom_classes and len(cells) == 3
     assert results.newest.layout.display is None and "sdxl-newest" in results.newest._dom_classes
     large = results.large
     assert bytes(large.value) == items[0].path.read_bytes() and "seed 21" in results.large_caption.value
     # 64 px images: large at 512 (a whole factor up, hard edges) and fitted to the column when it is narrower.
     assert (large.layout.width, large.layout.height, large.layout.max_width) == ("512px", "auto", "100%")
     assert PIXELATED in large._dom_classes
-    assert ["sdxl-thumb-shown" in cell._dom_classes for cell in cells] == [True, False, False]
+    assert ["sdxl-shown-large" in cell._dom_classes for cell in cells] == [True, False, False]
     for cell in cells:
         picture = cell.children[0]
-        assert "sdxl-thumb" in picture._dom_classes and picture.layout.display is None
+        assert "sdxl-clickable-thumb" in picture._dom_classes and picture.layout.display is None
         assert thumbnail(picture).layout.width == "256px"
     pick = cells[2].children[0].children[1]
-    assert "sdxl-thumb-pick" in pick._dom_classes
+    assert "sdxl-show-large" in pick._dom_classes
     pick.click()
     assert results.shown is items[2] and bytes(large.value) == items[2].path.read_bytes()
     assert "seed 23" in results.large_caption.value
-    assert ["sdxl-thumb-shown" in cell._dom_classes for cell in cells] == [False, False, True]
+    assert ["sdxl-shown-large" in cell._dom_classes for cell in cells] == [False, False, True]
     # A new job clears the large view; a single image is shown large, its cell keeps the caption and actions.
     small_form(panel.form, seed=30, batch=1)
     panel.generate.click()
@@ -139,17 +139,17 @@ def test_the_compare_hint_stays_while_an_image_is_picked_and_a_new_job_closes_th
     assert gallery.note.value == ""
 
 
-def test_animate_uploads_its_init_image_with_a_thumbnail_and_keeps_it_under_inputs(lab, tmp_path):
+def test_animate_uploads_its_init_image_as_generate_does_with_a_thumbnail_and_keeps_it_under_inputs(lab, tmp_path):
     panel = lab.panels["Animate"]
-    upload = panel.init_image
-    assert upload.thumb.layout.display == "none" and upload.remove.layout.display == "none"
-    assert panel.strength.layout.display == "none"  # img2img's strength: shown (and sent) with an image only
-    assert contains(columns(panel.widget)[0], upload.upload)
+    upload, thumbs = panel.init_upload, panel.init_thumb
+    assert "sdxl-upload" in upload._dom_classes and type(upload) is type(lab.generate.form.init_upload)
+    assert thumbs.count == 0 and thumbs.widget.layout.display == "none"
+    assert panel.remove_init.layout.display == "none" and panel.strength.layout.display == "none"  # image only
+    assert contains(columns(panel.widget)[0], upload) and contains(columns(panel.widget)[0], thumbs.widget)
     source = png(tmp_path / "start.png", (64, 64))
-    upload.upload.value = upload_value(source)
-    assert upload.thumb.layout.display is None and bytes(upload.thumb.value) == source.read_bytes()
-    assert upload.thumb.layout.width == "128px" and "start.png" in upload.note.value
-    assert panel.strength.layout.display is None
+    upload.value = upload_value(source)
+    assert thumbs.count == 1 and thumbs.widget.layout.display is None
+    assert panel.remove_init.layout.display is None and panel.strength.layout.display is None
     tiny(panel.form, seed=4)
     panel.frames.value, panel.strength.value = 2, "0.6"
     panel.frames.value = 1  # refused: nothing queued, nothing kept
@@ -158,19 +158,19 @@ def test_animate_uploads_its_init_image_with_a_thumbnail_and_keeps_it_under_inpu
     panel.frames.value = 2
     job = panel.submit()
     assert job is not None and job.wait(120) and job.status == "ok"
-    kept = tmp_path / "out" / "inputs" / (hashlib.sha256(source.read_bytes()).hexdigest() + ".png")
+    sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+    kept = tmp_path / "out" / "inputs" / f"{sha256}.png"
     request, _ = panel.request()
     assert kept.is_file() and request.init_image == str(kept) and request.strength == 0.6
     (record,) = read_records(tmp_path / "out" / "jobs.log")
-    sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
     assert record["init_image"]["sha256"] == sha256 and record["strength"] == 0.6  # every frame img2img from it
-    upload.remove.click()
-    assert upload.content() is None and upload.thumb.layout.display == "none"
+    panel.remove_init.click()
+    assert upload.value == () and thumbs.count == 0 and thumbs.widget.layout.display == "none"
     assert panel.strength.layout.display == "none" and panel.strength.value == "0.6"  # kept, hidden, not sent
     assert (panel.request()[0].init_image, panel.request()[0].strength) == (None, None)
     # A reused image's init image (PNG Info's Load into Animate) arrives as an upload, thumbnail and all.
     assert panel.load({"prompt": "again", "init_image": str(kept), "strength": 0.45}) == []
-    assert upload.content()[1] == source.read_bytes() and upload.thumb.layout.display is None
+    assert bytes(upload.value[0]["content"]) == source.read_bytes() and thumbs.count == 1
     assert panel.strength.value == "0.45"
 
 
@@ -178,8 +178,8 @@ def test_an_unreadable_upload_shows_no_thumbnail_and_is_refused_in_one_line(lab,
     panel = lab.panels["Animate"]
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
-    panel.init_image.upload.value = upload_value(bad)
-    assert panel.init_image.thumb.layout.display == "none" and "not a readable image" in panel.init_image.note.value
+    panel.init_upload.value = upload_value(bad)
+    assert panel.init_thumb.count == 0 and "not a readable image" in panel.init_thumb.widget.children[0].value
     panel.form.prompt.value = "x"
     assert panel.submit() is None
     assert status_kind(panel.status) == "error" and panel.status.value.count("<div") == 1

@@ -23,6 +23,11 @@ def small_form(form, seed=11, batch=1, steps=2, prompt="a lighthouse"):
     form.seed.value = seed
 
 
+def thumbnail(picture):
+    """The image widget of a gallery cell's picture (a clickable thumbnail wraps it with its pick button)."""
+    return picture.children[0] if hasattr(picture, "children") else picture
+
+
 def gallery_images(panel):
     """(PIL image, caption) of every gallery cell, decoded from the widgets the front end receives."""
     cells = []
@@ -39,8 +44,3 @@ def status_kind(html_widget):
         if f"sdxl-status-{kind}" in html_widget.value:
             return kind
     return None
-
-
-def thumbnail(picture):
-    """The image widget of a gallery cell's picture (a clickable thumbnail wraps it with its pick button)."""
-    return picture.children[0] if hasattr(picture, "children") else picture

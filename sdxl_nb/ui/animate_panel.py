@@ -16,10 +16,11 @@ from sdxl_nb.jobs.pipeline import default_output_dir
 from sdxl_nb.jobs.queue import JobQueue, get_queue
 from sdxl_nb.request import form
 from sdxl_nb.ui.gallery import GalleryItem, linked_gallery
-from sdxl_nb.ui.image_upload import ImageUpload
 from sdxl_nb.ui.image_view import clear_image, css, image_box, show_image, show_pil
 from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.request_form import RequestForm
+from sdxl_nb.ui.thumbnails import Thumbnails, upload_bytes
+from sdxl_nb.ui.uploads import image_upload, upload_value
 from sdxl_nb.ui.widgets import Panel, button, optional_number, set_status, show
 from sdxl_nb.ui.workspace import workspace
 
@@ -57,12 +58,16 @@ class AnimatePanel(Panel):
                                                tooltip="frames per pipeline call; 0: as many as fit in memory")
         self.ping_pong = widgets.Checkbox(value=False, description="ping-pong loop", indent=False,
                                           layout=widgets.Layout(width="auto"))
-        self.init_image = ImageUpload("Init image", "optional: every frame is img2img from this image")
+        # An init image makes every frame img2img from it, uploaded and previewed as in the Generate tab.
+        self.init_upload = image_upload("Init image")
+        self.init_thumb = Thumbnails("init image", "sdxl-thumbs-init").follow(self.init_upload)
+        self.remove_init = button("", self._remove_init, "", "remove the init image (frames from noise again)",
+                                  icon="times", layout=widgets.Layout(width="auto", flex="0 0 auto"))
+        self.remove_init.add_class("sdxl-remove-init")
         # Shown and sent only with an init image (it is img2img's denoising strength).
         self.strength = widgets.Text(value="", description="Strength", placeholder="img2img, default 0.75")
-        self.init_image.upload.observe(lambda _change: show(self.strength, self.init_image.content() is not None),
-                                       "value")
-        show(self.strength, False)
+        self.init_upload.observe(lambda _change: self._show_init_fields(), "value")
+        self._show_init_fields()
         self.run_button = button("Animate", self.submit, "primary", "queue this animation", icon="play")
         self.run_button.add_class("sdxl-animate")
         self.status = widgets.HTML()  # one red line for bad input or a failed job; otherwise what was just done
@@ -80,7 +85,8 @@ class AnimatePanel(Panel):
         self.form.build([
             self.mode, self.mode_help, self.prompt_end, self.walk_fields, self.end_fields,
             widgets.HBox([self.frames, self.fps, self.frames_per_call, self.ping_pong]),
-            self.init_image.widget, self.strength,
+            widgets.HBox([self.init_upload, self.init_thumb.widget, self.remove_init, self.strength],
+                         layout=widgets.Layout(align_items="center")),
         ])
         self.widget = workspace([self.form.widget], [
             css(), widgets.HBox([self.run_button, self.stop_button]), self.status,
@@ -100,12 +106,20 @@ class AnimatePanel(Panel):
         show(self.seed_end, mode == "slerp")
         self.mode_help.value = f"<small>{_MODE_HELP.get(mode, '')}</small>"
 
+    def _show_init_fields(self) -> None:
+        picked = bool(self.init_upload.value)
+        show(self.remove_init, picked)
+        show(self.strength, picked)
+
+    def _remove_init(self) -> None:
+        self.init_upload.value = ()
+
     def load(self, fields: dict) -> list[str]:
         """Fill the form from request fields (a reused image); returns what was not loaded, one line each."""
         skipped = self.form.load(fields)
         init = fields.get("init_image")
         if init and Path(init).is_file():  # PNG Info has put it in this output folder's inputs/ (png_inputs)
-            self.init_image.use(init)
+            self.init_upload.value = upload_value(init)
             if fields.get("strength") is not None:
                 self.strength.value = f"{fields['strength']:g}"
         for key, what in (("controlnets", "ControlNet units"), ("ip_adapter", "IP-Adapter")):
@@ -119,7 +133,7 @@ class AnimatePanel(Panel):
         mode = self.mode.value
         walk = mode == "seed-walk"
         fields, adjustments = self.form.fields()
-        upload = self.init_image.content()
+        init = upload_bytes(self.init_upload)
         folder = self.out_dir or self.queue.out_dir or default_output_dir()
         request = AnimationRequest(
             **fields, mode=mode, frames=self.frames.value,
@@ -127,9 +141,8 @@ class AnimatePanel(Panel):
             prompt_end=(self.prompt_end.value or None) if mode == "prompt-travel" else None,
             variation=self.variation.value if walk else None, schedule="linear" if walk else self.schedule.value,
             fps=self.fps.value, ping_pong=self.ping_pong.value,
-            init_image=None if upload is None else str(form.save_upload(upload[1], folder, "init image")),
-            strength=None if upload is None else optional_number(self.strength.value, "strength", float,
-                                                                 "the default"),
+            init_image=str(form.save_upload(init[0], folder, "init image")) if init else None,
+            strength=optional_number(self.strength.value, "strength", float, "the default") if init else None,
             batch_size=self.frames_per_call.value or None)
         return request, adjustments
 

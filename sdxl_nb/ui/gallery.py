@@ -97,9 +97,9 @@ class Gallery:
         if self.on_pick is None:
             return image
         pick = button("", lambda: self.on_pick(item), "", "show it large", layout=w.Layout(width="auto"))
-        pick.add_class("sdxl-thumb-pick")
+        pick.add_class("sdxl-show-large")
         thumb = w.Box([image, pick])
-        thumb.add_class("sdxl-thumb")
+        thumb.add_class("sdxl-clickable-thumb")
         return thumb
 
     def _action(self, label: str, tooltip: str, act: Callable[[GalleryItem], None], item: GalleryItem) -> w.Button:

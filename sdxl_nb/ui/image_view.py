@@ -16,10 +16,10 @@ PIXELATED = "sdxl-pixelated"
 # can be picked is covered by a transparent button (ipywidgets images take no clicks), the picked one outlined.
 CSS = (f"<style>.{PIXELATED} {{ image-rendering: pixelated; }} "
        ".sdxl-image { object-fit: contain; flex: 0 0 auto; align-self: flex-start; } "
-       ".sdxl-thumb { position: relative; } "
-       ".sdxl-thumb-pick { position: absolute !important; top: 0; left: 0; width: 100% !important; "
+       ".sdxl-clickable-thumb { position: relative; } "
+       ".sdxl-show-large { position: absolute !important; top: 0; left: 0; width: 100% !important; "
        "height: 100% !important; margin: 0 !important; opacity: 0; cursor: zoom-in; } "
-       ".sdxl-thumb-shown .sdxl-thumb img { outline: 3px solid #1976d2; outline-offset: -3px; }</style>")
+       ".sdxl-shown-large .sdxl-clickable-thumb img { outline: 3px solid #1976d2; outline-offset: -3px; }</style>")
 
 
 def display_size(width: int, height: int, box: int = VIEW_BOX, smallest: int = SMALLEST) -> tuple[int, int]:

@@ -20,7 +20,7 @@ class ResultsView:
         self.warnings.add_class("sdxl-warnings")
         self.images = Gallery(on_pick=self.show_large, **actions)
         self.gallery = self.images.cells  # the cells, one per image: the thumbnails
-        self.gallery.add_class("sdxl-thumbs")
+        self.gallery.add_class("sdxl-batch")
         self.large = image_box("sdxl-newest-image")
         self.large_caption = w.HTML()
         self.newest = column([self.large, self.large_caption])
@@ -48,9 +48,9 @@ class ResultsView:
         show(self.newest, True)
         for cell, each in zip(self.gallery.children, self.images.items, strict=True):
             if each is item:
-                cell.add_class("sdxl-thumb-shown")
+                cell.add_class("sdxl-shown-large")
             else:
-                cell.remove_class("sdxl-thumb-shown")
+                cell.remove_class("sdxl-shown-large")
 
     def show_warnings(self, lines: list[str]) -> None:
         self.warnings.value = lines_html(lines, "warning")
