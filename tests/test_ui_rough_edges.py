@@ -128,7 +128,7 @@ def test_outputs_are_hidden_until_made_then_shown_at_their_own_aspect_ratio(queu
     small_form(lab.generate.form)
     lab.generate.generate.click()
     assert lab.generate.wait(120)
-    shown = lab.generate.results.large  # one image: shown large, its cell keeps the caption and actions
+    shown = lab.generate.results.large.image  # one image: shown large, its cell keeps the caption and actions
     assert (shown.layout.width, shown.layout.max_width) == ("512px", "100%") and PIXELATED in shown._dom_classes
 
 

@@ -73,15 +73,15 @@ def test_each_job_tab_is_the_form_left_and_its_button_and_results_right(lab):
 def test_the_newest_image_is_large_and_a_thumbnail_click_makes_another_one_large(lab):
     panel = lab.generate
     results = panel.results
-    assert results.newest.layout.display == "none"  # nothing large before the first job
+    assert results.large.widget.layout.display == "none"  # nothing large before the first job
     small_form(panel.form, seed=21, batch=3)
     panel.generate.click()
     assert panel.wait(120)
     items, cells = results.images.items, results.gallery.children
     assert "sdxl-batch" in results.gallery._dom_classes and len(cells) == 3
-    assert results.newest.layout.display is None and "sdxl-newest" in results.newest._dom_classes
-    large = results.large
-    assert bytes(large.value) == items[0].path.read_bytes() and "seed 21" in results.large_caption.value
+    assert results.large.widget.layout.display is None and "sdxl-newest" in results.large.widget._dom_classes
+    large = results.large.image
+    assert bytes(large.value) == items[0].path.read_bytes() and "seed 21" in results.large.caption.value
     # 64 px images: large at 512 (a whole factor up, hard edges) and fitted to the column when it is narrower.
     assert (large.layout.width, large.layout.height, large.layout.max_width) == ("512px", "auto", "100%")
     assert PIXELATED in large._dom_classes
@@ -93,8 +93,8 @@ def test_the_newest_image_is_large_and_a_thumbnail_click_makes_another_one_large
     pick = cells[2].children[0].children[1]
     assert "sdxl-show-large" in pick._dom_classes
     pick.click()
-    assert results.shown is items[2] and bytes(large.value) == items[2].path.read_bytes()
-    assert "seed 23" in results.large_caption.value
+    assert results.large.shown is items[2] and bytes(large.value) == items[2].path.read_bytes()
+    assert "seed 23" in results.large.caption.value
     assert ["sdxl-shown-large" in cell._dom_classes for cell in cells] == [False, False, True]
     # A new job clears the large view; a single image is shown large, its cell keeps the caption and actions.
     small_form(panel.form, seed=30, batch=1)

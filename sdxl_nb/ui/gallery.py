@@ -63,7 +63,17 @@ class Gallery:
     # ---- contents ----
     def show(self, items: list[GalleryItem]) -> None:
         self.items = list(items)
-        self.cells.children = tuple(self._cell(item) for item in self.items)
+        self.cells.children = tuple(self._pickable(self._cell(item), item) for item in self.items)
+
+    def _pickable(self, cell: w.VBox, item: GalleryItem) -> w.VBox:
+        """With on_pick, the cell's image goes under a transparent button that picks it (images take no clicks)."""
+        if self.on_pick is not None:
+            pick = button("", lambda: self.on_pick(item), "", "show it large", layout=w.Layout(width="auto"))
+            pick.add_class("sdxl-show-large")
+            thumb = w.Box([cell.children[0], pick])
+            thumb.add_class("sdxl-clickable-thumb")
+            cell.children = (thumb, *cell.children[1:])
+        return cell
 
     def clear(self) -> None:
         self.items = []
@@ -87,20 +97,10 @@ class Gallery:
         wrap = {"layout": w.Layout(flex_flow="row wrap")}
         rows = [w.HBox([self._action(label, tip, act, item) for label, tip, act in first], **wrap),
                 w.HBox([self._action(label, tip, act, item) for label, tip, act, wired in second if wired], **wrap)]
-        cell = w.VBox([self._thumb(image, item), w.Label(item.caption), *rows], layout=w.Layout(margin="0 10px 10px 0",
+        cell = w.VBox([image, w.Label(item.caption), *rows], layout=w.Layout(margin="0 10px 10px 0",
                                                                               max_width=f"{THUMB_BOX + 20}px"))
         cell.add_class("sdxl-gallery-item")
         return cell
-
-    def _thumb(self, image: w.Image, item: GalleryItem) -> w.Widget:
-        """The cell's image; with on_pick, under a transparent button that picks it (images take no clicks)."""
-        if self.on_pick is None:
-            return image
-        pick = button("", lambda: self.on_pick(item), "", "show it large", layout=w.Layout(width="auto"))
-        pick.add_class("sdxl-show-large")
-        thumb = w.Box([image, pick])
-        thumb.add_class("sdxl-clickable-thumb")
-        return thumb
 
     def _action(self, label: str, tooltip: str, act: Callable[[GalleryItem], None], item: GalleryItem) -> w.Button:
         b = button(label, lambda: self._do(act, item), "", tooltip, layout=small())

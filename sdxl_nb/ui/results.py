@@ -8,8 +8,8 @@ import html
 import ipywidgets as w
 
 from sdxl_nb.ui.gallery import Gallery, GalleryItem
-from sdxl_nb.ui.image_view import VIEW_BOX, clear_image, image_box, show_image
-from sdxl_nb.ui.widgets import column, lines_html, show
+from sdxl_nb.ui.widgets import column, lines_html
+from sdxl_nb.ui.workspace import LargeView
 
 
 class ResultsView:
@@ -21,36 +21,18 @@ class ResultsView:
         self.images = Gallery(on_pick=self.show_large, **actions)
         self.gallery = self.images.cells  # the cells, one per image: the thumbnails
         self.gallery.add_class("sdxl-batch")
-        self.large = image_box("sdxl-newest-image")
-        self.large_caption = w.HTML()
-        self.newest = column([self.large, self.large_caption])
-        self.newest.add_class("sdxl-newest")
-        self.shown: GalleryItem | None = None  # the image shown large
+        self.large = LargeView(self.images)  # the newest image large; a thumbnail's click shows another
         self.info = w.HTML()
         self.info.add_class("sdxl-job-info")
-        self.widget = column([self.warnings, self.newest, self.images.widget, self.info])
-        self.clear()
+        self.widget = column([self.warnings, self.large.widget, self.images.widget, self.info])
 
     def clear(self) -> None:
         self.warnings.value = self.info.value = ""
         self.images.clear()
-        self.shown = None
-        clear_image(self.large)
-        self.large_caption.value = ""
-        show(self.newest, False)
+        self.large.clear()
 
     def show_large(self, item: GalleryItem) -> None:
-        """Show one of the batch large (fitted to the column) and outline its thumbnail."""
-        # Large whatever its size: small images scaled up by a whole factor to about VIEW_BOX, large ones fitted.
-        show_image(self.large, item.path.read_bytes(), VIEW_BOX, smallest=VIEW_BOX, fit=True)
-        self.shown = item
-        self.large_caption.value = f"<small>{html.escape(item.caption)} · {item.path.name}</small>"
-        show(self.newest, True)
-        for cell, each in zip(self.gallery.children, self.images.items, strict=True):
-            if each is item:
-                cell.add_class("sdxl-shown-large")
-            else:
-                cell.remove_class("sdxl-shown-large")
+        self.large.show(item)
 
     def show_warnings(self, lines: list[str]) -> None:
         self.warnings.value = lines_html(lines, "warning")
@@ -61,11 +43,7 @@ class ResultsView:
         seeds = [image["seed"] for image in record["images"]]
         items = [GalleryItem(path, f"seed {seed}", seed) for path, seed in zip(result.paths, seeds, strict=True)]
         self.images.show(items)
-        if items:
-            self.show_large(items[0])
-        # One image is already shown large: its cell keeps only its caption and actions.
-        for cell in self.gallery.children:
-            show(cell.children[0], len(items) > 1)
+        self.large.show_batch()
         lines = list(adjustments) + list(record.get("warnings", []))
         if record["status"] == "interrupted":
             lines.insert(0, f"stopped: {len(seeds)} of {record['batch']} image(s) finished and kept")

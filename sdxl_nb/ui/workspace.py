@@ -1,10 +1,15 @@
-"""A tab's workspace: the form in the left column, what it made in the right one; one column on narrow screens."""
+"""A tab's workspace: the form in the left column, what it made in the right one (one of its images large); one
+column on narrow screens."""
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as w
 
-from sdxl_nb.ui.widgets import column
+from sdxl_nb.ui.gallery import Gallery, GalleryItem
+from sdxl_nb.ui.image_view import VIEW_BOX, clear_image, image_box, show_image
+from sdxl_nb.ui.widgets import column, show
 
 # Each column's flex basis: side by side while both fit, else the results wrap below the form; both grow to share
 # any width beyond that. Side by side from about 870 px: a notebook's output area in JupyterLab at 1400 px with
@@ -36,3 +41,44 @@ def columns(box: w.Box) -> tuple[w.VBox, w.VBox]:
     """(form column, results column) of a workspace."""
     _style, left, right = box.children
     return left, right
+
+
+class LargeView:
+    """One image of a gallery's batch shown large above its thumbnails (the newest first; a thumbnail's click shows
+    that one) and its thumbnail outlined (class sdxl-shown-large)."""
+
+    def __init__(self, gallery: Gallery):
+        self.gallery = gallery
+        self.image = image_box("sdxl-newest-image")
+        self.caption = w.HTML()
+        self.widget = column([self.image, self.caption])
+        self.widget.add_class("sdxl-newest")
+        self.shown: GalleryItem | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        self.shown = None
+        clear_image(self.image)
+        self.caption.value = ""
+        show(self.widget, False)
+
+    def show_batch(self) -> None:
+        """A new batch: its first image large; a single image's cell keeps only its caption and actions."""
+        items = self.gallery.items
+        if items:
+            self.show(items[0])
+        for cell in self.gallery.cells.children:
+            show(cell.children[0], len(items) > 1)
+
+    def show(self, item: GalleryItem) -> None:
+        # Large whatever its size: small images scaled up by a whole factor to about VIEW_BOX, large ones fitted to
+        # the column.
+        show_image(self.image, item.path.read_bytes(), VIEW_BOX, smallest=VIEW_BOX, fit=True)
+        self.shown = item
+        self.caption.value = f"<small>{html.escape(item.caption)} · {html.escape(item.path.name)}</small>"
+        show(self.widget, True)
+        for cell, each in zip(self.gallery.cells.children, self.gallery.items, strict=True):
+            if each is item:
+                cell.add_class("sdxl-shown-large")
+            else:
+                cell.remove_class("sdxl-shown-large")
