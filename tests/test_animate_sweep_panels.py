@@ -71,8 +71,14 @@ def test_animate_panel_queues_a_job_and_shows_frames_then_grid_and_gif(queue, tm
 
 
 def test_animate_panel_bad_input_is_one_line_and_queues_nothing(queue, tmp_path):
+    from PIL import Image
+
+    from sdxl_nb.ui.uploads import upload_value
+
     panel = AnimatePanel(queue)
     panel.form.prompt.value = "x"
+    Image.new("RGB", (64, 64)).save(tmp_path / "init.png")
+    panel.init_upload.value = upload_value(tmp_path / "init.png")  # strength applies with an init image
     for setting, message in [(("frames", 1), "frames 1 is out of range"), (("fps", 0.0), "fps 0 is out of range"),
                              (("strength", "half"), "strength must be a number")]:
         getattr(panel, setting[0]).value = setting[1]
@@ -80,6 +86,7 @@ def test_animate_panel_bad_input_is_one_line_and_queues_nothing(queue, tmp_path)
         assert status_kind(panel.status) == "error" and message in panel.status.value
         assert panel.status.value.count("<div") == 1 and queue.jobs() == []
         panel.frames.value, panel.fps.value, panel.strength.value = 8, 8.0, ""
+    panel.remove_init.click()
     panel.mode.value = "slerp"
     panel.run_button.click()
     assert "slerp needs a seed end" in panel.status.value and queue.jobs() == []
@@ -199,5 +206,5 @@ def test_panel_functions_return_displayable_widgets(queue):
 
     for make in (animate_panel, sweep_panel):
         widget = make(queue=queue)
-        assert isinstance(widget, ipywidgets.VBox) and widget.panel.widget is widget
+        assert isinstance(widget, ipywidgets.Box) and widget.panel.widget is widget
         assert widget.panel.queue is queue

@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from sdxl_nb.record.joblog import read_records  # noqa: E402
+from sdxl_nb.ui.image_view import PIXELATED  # noqa: E402
 from tests.ui_helpers import lab_for, small_form, status_kind  # noqa: E402
 
 ACTIONS = ["View", "Info", "Compare", "Seed", "Reuse", "img2img", "Inpaint", "Upscale"]
@@ -36,7 +37,9 @@ def test_every_image_has_its_actions_and_view_info_seed_and_compare_work(lab):
     gallery = panel.results.images
     actions(second)["View"].click()
     heading, full = gallery.viewer.children
-    assert (full.layout.width, full.layout.height) == ("64px", "64px") and "full size" in heading.children[0].value
+    # Its own pixel size, narrowed (aspect kept) only where the page is narrower.
+    assert (full.layout.width, full.layout.height, full.layout.max_width) == ("64px", "auto", "100%")
+    assert "64x64 px, full size" in heading.children[0].value and PIXELATED not in full._dom_classes
     heading.children[1].click()  # Close
     assert gallery.viewer.children == ()
     actions(second)["Info"].click()
@@ -61,6 +64,7 @@ def test_compare_reaches_across_jobs(lab):
     (first,) = generated(lab, prompt="one", batch=1, seed=5)
     actions(first)["Compare"].click()
     (later,) = generated(lab, prompt="two", batch=1, seed=5)
+    assert "seed 5 picked" in lab.generate.results.images.note.value  # the hint outlives the next job's start
     actions(later)["Compare"].click()
     differences = html.unescape(lab.generate.results.images.viewer.children[-1].value)
     assert "Prompt: one → two" in differences and "Seed" not in differences
@@ -109,7 +113,7 @@ def test_animate_frames_and_sweep_cells_send_their_settings_to_the_generate_tab(
         assert panel.submit() is not None
     assert lab.queue.wait_idle(300)
     frames = animate.frames_gallery
-    assert [item.caption for item in frames.items] == ["frame 1 · seed 30", "frame 2 · seed 31"]
+    assert [item.caption for item in frames.items] == ["frame 1/2 · seed 30", "frame 2/2 · seed 31"]
     assert "2 frames" in frames.fold.get_title(0) and frames.widget.layout.display is None
     lab.tabs.selected_index = 1
     actions(frames.cells.children[1])["Reuse"].click()

@@ -43,7 +43,8 @@ def test_animate_shows_its_prompt_in_every_mode_and_prompt_end_only_where_it_app
     for mode in MODES:
         panel.mode.value = mode
         assert panel.form.prompt.layout.display != "none", mode
-        assert (panel.prompt_end.layout.display == "none") == (mode == "seed-walk"), mode
+        assert (panel.prompt_end.layout.display == "none") == (mode != "prompt-travel"), mode
+        assert (panel.seed_end.layout.display == "none") == (mode != "slerp"), mode
         assert panel.mode_help.value  # each mode says what it does
 
 
@@ -116,20 +117,21 @@ def test_outputs_are_hidden_until_made_then_shown_at_their_own_aspect_ratio(queu
     assert queue.wait_idle(300)
     gif = animate.animation_view
     assert gif.format == "gif" and gif.layout.display is None
-    assert (gif.layout.width, gif.layout.height) == ("256px", "128px") and PIXELATED in gif._dom_classes
+    # Fitted to its column: the width a whole factor up, the height following it (the aspect ratio kept).
+    assert (gif.layout.width, gif.layout.height, gif.layout.max_width) == ("256px", "auto", "100%")
+    assert PIXELATED in gif._dom_classes
     grid = sweep.grid_view
-    width, height = int(grid.layout.width[:-2]), int(grid.layout.height[:-2])
     from PIL import Image
 
     pixels = Image.open(sweep.result.grid_path).size
-    assert abs(width / height - pixels[0] / pixels[1]) < 0.02 and width <= 960
+    assert grid.layout.width == f"{display_size(*pixels, box=960)[0]}px" and int(grid.layout.width[:-2]) <= 960
+    assert (grid.layout.height, grid.layout.max_width) == ("auto", "100%")
     lab = lab_for(engine, tmp_path / "lab")
     small_form(lab.generate.form)
     lab.generate.generate.click()
     assert lab.generate.wait(120)
-    (cell,) = lab.generate.results.gallery.children
-    shown = cell.children[0]
-    assert (shown.layout.width, shown.layout.height) == ("256px", "256px") and PIXELATED in shown._dom_classes
+    shown = lab.generate.results.large.image  # one image: shown large, its cell keeps the caption and actions
+    assert (shown.layout.width, shown.layout.max_width) == ("512px", "100%") and PIXELATED in shown._dom_classes
 
 
 def test_a_new_style_starts_empty_and_a_double_prompt_is_refused(tmp_path, monkeypatch):

@@ -25,11 +25,17 @@ def small_form(form, seed=11, batch=1, steps=2, prompt="a lighthouse"):
     form.seed.value = seed
 
 
+def thumbnail(picture):
+    """The image widget of a gallery cell's picture (a clickable thumbnail wraps it with its pick button)."""
+    return picture.children[0] if hasattr(picture, "children") else picture
+
+
 def gallery_images(panel):
     """(PIL image, caption) of every gallery cell, decoded from the widgets the front end receives."""
     cells = []
     for cell in panel.results.gallery.children:
-        image_widget, caption = cell.children[:2]  # then the rows of actions
+        picture, caption = cell.children[:2]  # then the rows of actions
+        image_widget = thumbnail(picture)
         assert image_widget.format == "png"
         cells.append((Image.open(io.BytesIO(image_widget.value)), caption.value))
     return cells

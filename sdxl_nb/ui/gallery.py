@@ -29,14 +29,16 @@ class Gallery:
     """Cells of images with their actions, over a viewer (full size, record, comparison) and one note line.
 
     `on_seed(seed)`, `on_reuse(fields)` and `on_init(path, mode)` are what the owner does with an image (fill its
-    form, switch tabs); an action without its callback is not shown.
+    form, switch tabs); an action without its callback is not shown. `on_pick(item)`, when given, makes each
+    thumbnail clickable (e.g. to show that image large).
     """
 
     def __init__(self, *, on_seed: Callable[[int], None] | None = None,
                  on_reuse: Callable[[dict], list[str]] | None = None,
                  on_init: Callable[[Path, str], None] | None = None,
-                 on_upscale: Callable[[Path], None] | None = None):
-        self.on_seed, self.on_reuse, self.on_init = on_seed, on_reuse, on_init
+                 on_upscale: Callable[[Path], None] | None = None,
+                 on_pick: Callable[[GalleryItem], None] | None = None):
+        self.on_seed, self.on_reuse, self.on_init, self.on_pick = on_seed, on_reuse, on_init, on_pick
         self.on_upscale = on_upscale  # queue an upscale of the image as its own job
         self.items: list[GalleryItem] = []
         self.cells = w.Box(layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
@@ -51,12 +53,23 @@ class Gallery:
     # ---- contents ----
     def show(self, items: list[GalleryItem]) -> None:
         self.items = list(items)
-        self.cells.children = tuple(self._cell(item) for item in self.items)
+        self.cells.children = tuple(self._pickable(self._cell(item), item) for item in self.items)
+
+    def _pickable(self, cell: w.VBox, item: GalleryItem) -> w.VBox:
+        """With on_pick, the cell's image goes under a transparent button that picks it (images take no clicks)."""
+        if self.on_pick is not None:
+            pick = button("", lambda: self.on_pick(item), "", "show it large", layout=w.Layout(width="auto"))
+            pick.add_class("sdxl-show-large")
+            thumb = w.Box([cell.children[0], pick])
+            thumb.add_class("sdxl-clickable-thumb")
+            cell.children = (thumb, *cell.children[1:])
+        return cell
 
     def clear(self) -> None:
         self.items = []
         self.cells.children = ()
-        set_status(self.note, "")  # it spoke of images no longer shown
+        self.close()  # the viewer showed an image of the batch no longer shown
+        self._say_picked()  # the note spoke of images no longer shown; a picked image stays picked across jobs
 
     def _cell(self, item: GalleryItem) -> w.VBox:
         image = image_box()
@@ -120,7 +133,7 @@ class Gallery:
         first = self.picked
         if first is None or first.path == item.path:
             self.picked = item
-            set_status(self.note, f"{item.caption} picked: press Compare on another image (any job's)", "idle")
+            self._say_picked()
             return
         self.picked = None
         sides = []
@@ -169,7 +182,12 @@ class Gallery:
         self.viewer.children = (w.HBox([heading, close], layout=w.Layout(align_items="center")), *parts)
         self.viewer.layout.border = "1px solid #ccc"
         self.viewer.layout.padding = "6px"
-        set_status(self.note, "")
+        self._say_picked()
+
+    def _say_picked(self) -> None:
+        """The note from the current state: the Compare hint while an image is picked, else nothing."""
+        picked = self.picked
+        set_status(self.note, f"{picked.caption} picked: press Compare on another image (any job's)" if picked else "")
 
     def close(self) -> None:
         self.viewer.children = ()
@@ -199,7 +217,6 @@ class FoldedGallery(Gallery):
 
     def clear(self) -> None:
         super().clear()
-        self.close()
         self.widget.layout.display = "none"
 
 

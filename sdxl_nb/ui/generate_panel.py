@@ -1,4 +1,4 @@
-"""Generate panel: the form, Generate/Stop, memory pre-check, progress with step preview, queue line, results."""
+"""Generate panel: the form beside Generate/Stop, memory pre-check, progress with step preview, queue line, results."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from sdxl_nb.ui.image_view import THUMB_BOX, clear_image, image_box, show_pil
 from sdxl_nb.ui.model_panel import ModelPanel
 from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.results import ResultsView
-from sdxl_nb.ui.widgets import Panel, button, column, set_status, show
+from sdxl_nb.ui.widgets import Panel, button, set_status, show
+from sdxl_nb.ui.workspace import workspace
 
 NO_PREVIEWS = "<small style='color:#6c757d'>no step previews on this backend</small>"
 
@@ -59,8 +60,10 @@ class GeneratePanel(Panel):
         # Alone, the panel shows its own model picker; in the lab the model panel sits above the tabs.
         include_model = show_model_panel if show_model_panel is not None else model_panel is None
         parts = [self.model_panel.widget] if include_model else []
-        self.widget = column(parts + [
-            self.form.widget, self.check_memory, w.HBox([self.generate, self.stop]), self.message,
+        # Generate heads the results column, as in A1111: the button, its progress and the images stay in view
+        # together however long the form is.
+        self.widget = workspace(parts + [self.form.widget], [
+            w.HBox([self.generate, self.stop]), self.check_memory, self.message,
             self.memory, w.HBox([self.run_anyway, self.use_suggestion]),
             w.HBox([self.progress, self.progress_text]), self.preview, self.preview_note, self.queue_line,
             self.results.widget,

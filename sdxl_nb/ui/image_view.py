@@ -12,9 +12,14 @@ THUMB_BOX = 256  # a gallery cell's longest side, in CSS pixels
 VIEW_BOX = 512  # a single result (grid, animation, viewer) when not shown at full size
 SMALLEST = 256  # images smaller than this are scaled up (by a whole factor, drawn pixelated)
 PIXELATED = "sdxl-pixelated"
-# One style rule for the whole page: scaled-up images keep hard pixel edges instead of a blur.
+# The page's style rules for images: scaled-up images keep hard pixel edges instead of a blur; a thumbnail that
+# can be picked is covered by a transparent button (ipywidgets images take no clicks), the picked one outlined.
 CSS = (f"<style>.{PIXELATED} {{ image-rendering: pixelated; }} "
-       ".sdxl-image { object-fit: contain; flex: 0 0 auto; align-self: flex-start; }</style>")
+       ".sdxl-image { object-fit: contain; flex: 0 0 auto; align-self: flex-start; } "
+       ".sdxl-clickable-thumb { position: relative; } "
+       ".sdxl-show-large { position: absolute !important; top: 0; left: 0; width: 100% !important; "
+       "height: 100% !important; margin: 0 !important; opacity: 0; cursor: zoom-in; } "
+       ".sdxl-shown-large .sdxl-clickable-thumb img { outline: 3px solid #1976d2; outline-offset: -3px; }</style>")
 
 
 def display_size(width: int, height: int, box: int = VIEW_BOX, smallest: int = SMALLEST) -> tuple[int, int]:
@@ -48,13 +53,19 @@ def image_box(*classes: str) -> w.Image:
 
 
 def show_image(widget: w.Image, data: bytes, box: int = VIEW_BOX, smallest: int = SMALLEST,
-               full_size: bool = False) -> tuple[int, int]:
-    """Put encoded image bytes in `widget` at its display size (its own aspect ratio); returns that size."""
+               full_size: bool = False, fit: bool = False) -> tuple[int, int]:
+    """Put encoded image bytes in `widget` at its display size (its own aspect ratio); returns that size.
+
+    `full_size`: at its own pixel size. `fit` (and `full_size`): narrowed to its column when that is narrower,
+    the height following the width so the aspect ratio is kept."""
     fmt, (width, height) = image_format(data)
     shown = (width, height) if full_size else display_size(width, height, box, smallest)
     widget.format = fmt
     widget.value = data
-    widget.layout.width, widget.layout.height = f"{shown[0]}px", f"{shown[1]}px"
+    fitted = fit or full_size
+    widget.layout.width = f"{shown[0]}px"
+    widget.layout.height = "auto" if fitted else f"{shown[1]}px"
+    widget.layout.max_width = "100%" if fitted else None
     widget.layout.display = None
     if shown[0] > width:
         widget.add_class(PIXELATED)
@@ -69,8 +80,9 @@ def png_bytes(image) -> bytes:
     return encode_png(image)
 
 
-def show_pil(widget: w.Image, image, box: int = VIEW_BOX, smallest: int = SMALLEST) -> tuple[int, int]:
-    return show_image(widget, png_bytes(image), box, smallest)
+def show_pil(widget: w.Image, image, box: int = VIEW_BOX, smallest: int = SMALLEST, fit: bool = False
+             ) -> tuple[int, int]:
+    return show_image(widget, png_bytes(image), box, smallest, fit=fit)
 
 
 def clear_image(widget: w.Image) -> None:

@@ -1,4 +1,5 @@
-"""Results of a job: a gallery of every image of the batch (each with its seed and actions), the job info, warnings."""
+"""Results of a job: one image large (the newest first), every image of the batch as a thumbnail with its seed and
+actions (a click shows it large), the job info, warnings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sdxl_nb.record.description import describe
 from sdxl_nb.ui.gallery import Gallery, GalleryItem
 from sdxl_nb.ui.info_table import rows_table
 from sdxl_nb.ui.widgets import column, lines_html
+from sdxl_nb.ui.workspace import LargeView
 
 
 class ResultsView:
@@ -16,15 +18,21 @@ class ResultsView:
     def __init__(self, **actions):
         self.warnings = w.HTML()
         self.warnings.add_class("sdxl-warnings")
-        self.images = Gallery(**actions)
-        self.gallery = self.images.cells  # the cells, one per image
+        self.images = Gallery(on_pick=self.show_large, **actions)
+        self.gallery = self.images.cells  # the cells, one per image: the thumbnails
+        self.gallery.add_class("sdxl-batch")
+        self.large = LargeView(self.images)  # the newest image large; a thumbnail's click shows another
         self.info = w.HTML()
         self.info.add_class("sdxl-job-info")
-        self.widget = column([self.warnings, self.images.widget, self.info])
+        self.widget = column([self.warnings, self.large.widget, self.images.widget, self.info])
 
     def clear(self) -> None:
         self.warnings.value = self.info.value = ""
         self.images.clear()
+        self.large.clear()
+
+    def show_large(self, item: GalleryItem) -> None:
+        self.large.show(item)
 
     def show_warnings(self, lines: list[str]) -> None:
         self.warnings.value = lines_html(lines, "warning")
@@ -33,8 +41,9 @@ class ResultsView:
         """A finished (or stopped) job: all its images, what ran, where it was saved."""
         record = result.record
         seeds = [image["seed"] for image in record["images"]]
-        self.images.show([GalleryItem(path, f"seed {seed}", seed) for path, seed in zip(result.paths, seeds,
-                                                                                          strict=True)])
+        items = [GalleryItem(path, f"seed {seed}", seed) for path, seed in zip(result.paths, seeds, strict=True)]
+        self.images.show(items)
+        self.large.show_batch()
         lines = list(adjustments) + list(record.get("warnings", []))
         if record["status"] == "interrupted":
             lines.insert(0, f"stopped: {len(seeds)} of {record['batch']} image(s) finished and kept")

@@ -1,4 +1,4 @@
-"""The Sweep panel: a base request and one or two axes (field + values), queued as one sweep job; its grid inline."""
+"""The Sweep panel: a base request and one or two axes (field + values), queued as one sweep job; its grid beside."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.request_form import RequestForm
 from sdxl_nb.ui.widgets import Panel, button, set_status
+from sdxl_nb.ui.workspace import workspace
 
 NO_AXIS = "(none)"
-GRID_BOX = 960  # a grid's longest side on screen: cells stay legible, nothing is scaled past the page
+GRID_BOX = 960  # a grid's longest side on screen (narrowed to its column): cells stay legible
 
 
 class SweepPanel(Panel):
@@ -57,12 +58,14 @@ class SweepPanel(Panel):
         self.grid_view = image_box("sdxl-sweep-grid")
         self.cells_gallery = linked_gallery("cells", self.form, actions)
         self.result = None  # the last finished job's SweepResult
-        self.widget = self.form.build([
-            css(), widgets.HTML("<small>Each cell is this request with the axis values below; a field an axis "
-                                "sets is taken from the axis.</small>"),
+        self.form.build([
+            widgets.HTML("<small>Each cell is this request with the axis values below; a field an axis "
+                         "sets is taken from the axis.</small>"),
             self.hires.widget, self.ip_adapter.widget, self.controlnets.widget,
             widgets.HBox([self.x_field, self.x_values]), widgets.HBox([self.y_field, self.y_values]),
-            widgets.HBox([self.run_button, self.stop_button]), self.status,
+        ])
+        self.widget = workspace([self.form.widget], [
+            css(), widgets.HBox([self.run_button, self.stop_button]), self.status,
             widgets.HBox([self.progress, self.progress_text]), self.grid_view, self.cells_gallery.widget,
         ])
         self.widget.add_class("sdxl-sweep-panel")
@@ -105,7 +108,7 @@ class SweepPanel(Panel):
         result = self.result = job.result
         plan = result.plan
         if result.grid is not None:
-            show_pil(self.grid_view, result.grid, box=GRID_BOX)
+            show_pil(self.grid_view, result.grid, box=GRID_BOX, fit=True)
         self.cells_gallery.show([GalleryItem(path, plan.x.label(xi) + (f", {plan.y.label(yi)}" if plan.y else ""),
                                              seed)
                                  for (xi, yi), cell in sorted(result.results.items(), key=lambda c: (c[0][1], c[0][0]))
