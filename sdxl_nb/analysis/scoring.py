@@ -1,0 +1,148 @@
+"""`score(DIR)`: each recorded image scored once per scorer and weights, the values appended to scores.jsonl."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sdxl_nb import settings
+from sdxl_nb.analysis.scores_file import append_score, scored_keys, scores_path
+from sdxl_nb.errors import InputError
+
+
+@dataclass(frozen=True)
+class ScoreRun:
+    """What one `score` call did: values written, (image, scorer) pairs already scored, images not found."""
+
+    path: Path
+    written: int
+    skipped: int
+    missing: int
+
+    def __str__(self) -> str:
+        return (f"{self.written} score(s) written to {self.path}, {self.skipped} already there"
+                + (f", {self.missing} image file(s) missing" if self.missing else ""))
+
+
+@dataclass(frozen=True)
+class _Image:
+    sha256: str
+    path: str  # as the record names it (relative to the folder)
+    job_id: str | None
+    prompt: str  # the words CLIP reads
+
+
+def clip_prompt(row) -> str:
+    """The prompt a CLIP score compares an image with: an animation frame's own prompt, else the styled prompt
+    the job ran, else its prompt; its syntax (tags, weights, BREAK) removed."""
+    from sdxl_nb.request.prompt_syntax import plain_words, without_tags
+
+    text = next((value for value in (row.get("frame_prompt"), row.get("styled_prompt"), row.get("prompt"))
+                 if isinstance(value, str) and value), "")
+    try:
+        return plain_words(text)
+    except InputError:  # a weight this version refuses: the words as written, tags removed
+        return without_tags(text)
+
+
+def _images(folder: Path) -> tuple[list[_Image], int]:
+    """Every recorded image file that exists (each content once) and how many recorded files are missing."""
+    from sdxl_nb.analysis.frame import load_jobs
+    from sdxl_nb.record.store import sha256_file
+
+    frame = load_jobs(folder)
+    rows = frame[frame["image_path"].notna()]
+    images: dict[str, _Image] = {}
+    missing = 0
+    for row in rows.to_dict("records"):
+        path = Path(row["image_path"])
+        if not path.is_file():
+            missing += 1
+            continue
+        sha = sha256_file(path)  # the bytes scored, whatever the record says
+        if sha not in images:
+            shown = os.path.relpath(path, folder) if path.is_relative_to(folder) else str(path)
+            images[sha] = _Image(sha, shown, row.get("job_id"), clip_prompt(row))
+    return list(images.values()), missing
+
+
+def _pil(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def score(folder: str | os.PathLike, scorers=("clip",), *, batch_size: int = 16, device: str | None = None,
+          model: str | None = None, aesthetic_model: str | None = None, progress: bool = True) -> ScoreRun:
+    """Score every recorded image of an output folder and append the values to its scores.jsonl.
+
+    `scorers`: "clip" (CLIP score: 100 x cosine of image and prompt embeddings, at least 0, as torchmetrics
+    defines it) and "aesthetic" (the LAION improved-aesthetic predictor on the same CLIP's image embeddings).
+    `model`: the CLIP (a folder, "tiny-clip", or a repo id in the Hugging Face cache; default
+    openai/clip-vit-large-patch14); `aesthetic_model`: the MLP's file (default SDXL_NB_AESTHETIC; the tiny twin
+    with tiny-clip). An image already scored by the same scorer and weights is skipped; the GPU is used when there
+    is one (SDXL_NB_DEVICE overrides). Bad input (no jobs.log, unknown scorer, missing model) raises InputError
+    before anything is written.
+    """
+    from sdxl_nb.analysis.scorers import SCORERS, build_scorers, clip_source
+    from sdxl_nb.analysis.sources import log_paths
+
+    if isinstance(scorers, str):
+        scorers = (scorers,)
+    if batch_size < 1:
+        raise InputError(f"batch size {batch_size} is not positive; accepted: 1 or more images per batch")
+    unknown = [name for name in scorers if name not in SCORERS]
+    if unknown or not scorers:
+        raise InputError(f"unknown scorer {unknown[0] if unknown else '(none)'!r}; accepted: {', '.join(SCORERS)}")
+    folder = log_paths([folder])[0].parent
+    clip = clip_source(model)
+    chosen = build_scorers(list(scorers), clip, aesthetic_model)
+    images, missing = _images(folder)
+    done = scored_keys(folder)
+    todo = {scorer.id: [image for image in images if (image.sha256, scorer.id, scorer.weights_hash) not in done]
+            for scorer in chosen}
+    pending = [image for image in images if any(image in todo[scorer.id] for scorer in chosen)]
+    skipped = sum(len(images) - len(todo[scorer.id]) for scorer in chosen)
+    written = _score_images(folder, pending, chosen, todo, clip, batch_size, device, progress) if pending else 0
+    return ScoreRun(scores_path(folder), written, skipped, missing)
+
+
+def _score_images(folder: Path, pending: list[_Image], chosen, todo: dict, clip, batch_size: int,
+                  device: str | None, progress: bool) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from sdxl_nb.analysis.scorers import aesthetic_mlp, clip_scores, image_embeddings, load_clip, text_embeddings
+
+    device = device or settings.device() or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, processor = load_clip(clip, device)
+    embed_size = model.config.projection_dim
+    mlps = {scorer.id: aesthetic_mlp(scorer.mlp_file, embed_size).to(device) for scorer in chosen if scorer.mlp_file}
+    wanted = {scorer.id: {image.sha256 for image in todo[scorer.id]} for scorer in chosen}
+    written = 0
+    with tqdm(total=len(pending), desc="scoring", unit="image", disable=not progress) as bar:
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start:start + batch_size]
+            embeds = image_embeddings(model, processor, [_pil(folder / image.path) for image in batch], device)
+            values: dict[str, list[float]] = {}
+            for scorer in chosen:
+                if scorer.id == "clip":
+                    values["clip"] = clip_scores(embeds, text_embeddings(model, processor,
+                                                                         [image.prompt for image in batch], device))
+                else:
+                    with torch.no_grad():
+                        values[scorer.id] = mlps[scorer.id](embeds).squeeze(-1).float().tolist()
+            moment = datetime.now(UTC).isoformat(timespec="seconds")
+            for index, image in enumerate(batch):
+                for scorer in chosen:
+                    if image.sha256 in wanted[scorer.id]:
+                        append_score(folder, {"image_sha256": image.sha256, "scorer": scorer.id,
+                                              "weights": scorer.weights_hash, "value": values[scorer.id][index],
+                                              "models": scorer.models, "image": image.path, "job_id": image.job_id,
+                                              "scored_at": moment})
+                        written += 1
+            bar.update(len(batch))
+    return written
