@@ -4,7 +4,7 @@ from sdxl_nb.analysis.frame import load_jobs, load_problems
 from sdxl_nb.analysis.sources import LineProblem, LoggedRecord, read_logged_records
 from sdxl_nb.analysis.summaries import duplicate_settings, job_rows, search_prompts, summarize
 
-_PLOTS = ("step_time_plot", "peak_memory_plot", "jobs_over_time_plot", "thumbnail_grid")
+_PLOTS = ("step_time_plot", "peak_memory_plot", "jobs_over_time_plot", "thumbnail_grid", "paired_plot")
 
 
 def __getattr__(name: str):
