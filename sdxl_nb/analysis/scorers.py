@@ -48,8 +48,8 @@ def _combined(hashes: list[str]) -> str:
 def _weights_hash(folder: Path) -> str:
     from sdxl_nb.config.checkpoints import checkpoint_sha256
 
-    # transformers reads the .safetensors files when there are any, else the .bin ones.
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    # transformers reads model.safetensors (or its shards) when there is one, else pytorch_model.bin (or shards).
+    files = sorted(folder.glob("model*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
     if not files:
         raise InputError(f"CLIP model folder {folder} holds no .safetensors or .bin weights")
     return _combined([checkpoint_sha256(path) for path in files])
@@ -154,7 +154,7 @@ def load_clip(source: ClipSource, device: str):
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
         check_weights_folder(source.folder, what=f"CLIP model {source.name!r}")
-        safetensors = any(source.folder.glob("*.safetensors"))
+        safetensors = any(source.folder.glob("model*.safetensors"))
         model = CLIPModel.from_pretrained(source.folder, local_files_only=True, use_safetensors=safetensors or None)
         processor = CLIPProcessor.from_pretrained(source.folder, local_files_only=True)
         _LOADED[key] = (model.to(device).eval(), processor)
