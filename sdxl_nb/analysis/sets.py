@@ -108,7 +108,7 @@ def inception_features():
 def _uint8(images: list):
     import torch
 
-    return torch.stack([torch.from_numpy(np.asarray(image)).permute(2, 0, 1) for image in images])
+    return torch.stack([torch.from_numpy(np.array(image)).permute(2, 0, 1) for image in images])
 
 
 def fid_kid(group_a, group_b, *, feature=None, kid_subset: int = 50) -> dict:
