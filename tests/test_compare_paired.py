@@ -23,7 +23,7 @@ def _frame() -> pd.DataFrame:
 
 
 def test_pairs_share_the_seed_and_differ_in_the_setting():
-    from sdxl_nb.analysis.compare import compare
+    from sdxl_nb.analysis.paired import compare
 
     result = compare(_frame(), by="cfg", pair_on="seed", metric="clip_score")
     assert result.baseline == 3.0
@@ -40,7 +40,7 @@ def test_pairs_share_the_seed_and_differ_in_the_setting():
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.floats(-100, 100), min_size=1, max_size=40), st.integers(0, 2**32 - 1))
 def test_the_bootstrap_interval_holds_the_mean_and_repeats_with_its_seed(values, seed):
-    from sdxl_nb.analysis.compare import bootstrap_ci
+    from sdxl_nb.analysis.paired import bootstrap_ci
 
     low, high = bootstrap_ci(values, seed=seed, n_boot=500)
     mean = float(np.mean(values))
@@ -49,7 +49,7 @@ def test_the_bootstrap_interval_holds_the_mean_and_repeats_with_its_seed(values,
 
 
 def test_the_bootstrap_interval_narrows_with_confidence_and_changes_with_the_seed():
-    from sdxl_nb.analysis.compare import bootstrap_ci
+    from sdxl_nb.analysis.paired import bootstrap_ci
 
     values = np.random.default_rng(1).normal(size=30)
     wide, narrow = bootstrap_ci(values, confidence=0.99), bootstrap_ci(values, confidence=0.5)
@@ -58,7 +58,7 @@ def test_the_bootstrap_interval_narrows_with_confidence_and_changes_with_the_see
 
 
 def test_rank_orders_settings_by_their_mean_metric():
-    from sdxl_nb.analysis.compare import rank
+    from sdxl_nb.analysis.paired import rank
 
     table = rank(_frame(), by="cfg", metric="clip_score")
     assert table["cfg"].tolist() == [7.0, 3.0, 5.0] and table["rank"].tolist() == [1, 2, 3]
@@ -72,7 +72,7 @@ def test_rank_orders_settings_by_their_mean_metric():
     (dict(baseline=9.0), "baseline 9.0 is not a value of 'cfg'"),
 ])
 def test_bad_comparisons_are_one_line(kwargs, message):
-    from sdxl_nb.analysis.compare import compare
+    from sdxl_nb.analysis.paired import compare
     from sdxl_nb.errors import InputError
 
     with pytest.raises(InputError, match=message):
@@ -80,7 +80,7 @@ def test_bad_comparisons_are_one_line(kwargs, message):
 
 
 def test_nothing_to_pair_is_said_plainly():
-    from sdxl_nb.analysis.compare import compare
+    from sdxl_nb.analysis.paired import compare
     from sdxl_nb.errors import InputError
 
     frame = pd.DataFrame({"seed": [1, 2], "cfg": [3.0, 7.0], "clip_score": [1.0, 2.0]})
@@ -90,7 +90,7 @@ def test_nothing_to_pair_is_said_plainly():
 
 def test_the_plot_shows_every_pair_and_the_interval():
     from sdxl_nb.analysis import paired_plot
-    from sdxl_nb.analysis.compare import compare
+    from sdxl_nb.analysis.paired import compare
 
     result = compare(_frame())
     ax = result.plot()
@@ -101,7 +101,7 @@ def test_the_plot_shows_every_pair_and_the_interval():
 
 def test_a_scored_sweep_grid_shows_each_cell_s_score(engine, tmp_path):
     from sdxl_nb.analysis import load_jobs
-    from sdxl_nb.analysis.compare import sweep_grid
+    from sdxl_nb.analysis.paired import sweep_grid
     from sdxl_nb.analysis.scoring import score
     from sdxl_nb.jobs.sweep import axis, rebuild_grid, run_sweep
     from sdxl_nb.request.resolve import GenerationRequest

@@ -28,7 +28,7 @@ def test_parquet_round_trip_has_one_row_per_image_with_settings_scores_and_bytes
     from PIL import Image
 
     from sdxl_nb.analysis import load_jobs
-    from sdxl_nb.analysis.export import export
+    from sdxl_nb.analysis.exporting import export
 
     out = export(run_folder, tmp_path / "runs.parquet")
     table = pd.read_parquet(out)
@@ -47,7 +47,7 @@ def test_parquet_round_trip_has_one_row_per_image_with_settings_scores_and_bytes
 def test_paths_only_leaves_the_images_out(run_folder, tmp_path):
     import pandas as pd
 
-    from sdxl_nb.analysis.export import export
+    from sdxl_nb.analysis.exporting import export
 
     table = pd.read_parquet(export(run_folder, tmp_path / "paths.parquet", images="path"))
     assert "image" not in table.columns and all((run_folder / path).is_file() for path in table["image_path"])
@@ -56,7 +56,7 @@ def test_paths_only_leaves_the_images_out(run_folder, tmp_path):
 def test_a_datasets_folder_loads_back_with_decoded_images(run_folder, tmp_path):
     import datasets
 
-    from sdxl_nb.analysis.export import export
+    from sdxl_nb.analysis.exporting import export
 
     loaded = datasets.load_from_disk(str(export(run_folder, tmp_path / "runs_hf", to="hf")))
     assert loaded.num_rows == 3 and isinstance(loaded.features["image"], datasets.Image)

@@ -169,7 +169,7 @@ def test_bad_score_input_is_one_line_exit_2_and_writes_nothing(swept, tmp_path, 
 
 def test_scoring_modules_import_without_torch():
     modules = ["sdxl_nb.analysis", "sdxl_nb.analysis.scoring", "sdxl_nb.analysis.scorers", "sdxl_nb.analysis.sets",
-               "sdxl_nb.analysis.compare", "sdxl_nb.analysis.export", "sdxl_nb.analysis.scores_file",
+               "sdxl_nb.analysis.paired", "sdxl_nb.analysis.exporting", "sdxl_nb.analysis.scores_file",
                "sdxl_nb.cli.score", "sdxl_nb.cli.export", "sdxl_nb.config.tiny_clip"]
     code = (f"import importlib, sys\nfor name in {modules!r}: importlib.import_module(name)\n"
             "print(sorted(m for m in ('torch', 'transformers', 'torchmetrics', 'datasets') "

@@ -96,7 +96,6 @@ def test_the_inception_file_is_read_by_the_checked_loader_and_used_when_present(
 
     import torch
     import torch_fidelity.feature_extractor_inceptionv3 as fidelity
-
     from PIL import Image
 
     from sdxl_nb.analysis.sets import INCEPTION_FILE, fid_kid

@@ -11,9 +11,8 @@ from pathlib import Path
 from sdxl_nb.analysis.sources import LineProblem
 from sdxl_nb.config.bounded_json import loads
 from sdxl_nb.errors import InputError
-from sdxl_nb.record.joblog import append_record
+from sdxl_nb.record.joblog import SCORES_FILE, append_record
 
-SCORES_FILE = "scores.jsonl"
 # No line we write is near this; a received folder's file may hold lines of any length.
 MAX_LINE_BYTES = 64 << 10
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from sdxl_nb.analysis.export import export
+    from sdxl_nb.analysis.exporting import export
     from sdxl_nb.cli import EXIT_OK
 
     print(f"wrote {export(args.folder, args.out, to=args.to, images=args.images)}")

@@ -238,7 +238,7 @@ def sweep_records(folder: str | os.PathLike, sweep_id: str) -> list[dict]:
 
 def rebuild_grid(folder: str | os.PathLike, sweep_id: str, notes_by_job: dict[str, str] | None = None):
     """The sweep's grid again, from jobs.log and the saved images alone; `notes_by_job`: a line under each cell
-    whose job id it names (a score: see sdxl_nb.analysis.compare.sweep_grid)."""
+    whose job id it names (a score: see sdxl_nb.analysis.paired.sweep_grid)."""
     from PIL import Image
 
     records = sweep_records(folder, sweep_id)
