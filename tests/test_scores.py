@@ -177,3 +177,11 @@ def test_scoring_modules_import_without_torch():
     result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=python_env(), timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_scored_folder_still_audits_intact(scored, capsys):
+    from sdxl_nb.cli import main
+
+    folder, _first = scored
+    assert main(["audit", str(folder)]) == 0, capsys.readouterr().out
+    assert main(["verify", "--out", str(folder)]) == 0

@@ -74,3 +74,24 @@ def test_any_bytes_never_break_load_jobs(folder, chunks):
     assert len(frame) == 1
     if "clip_score" in frame:
         assert frame["clip_score"].dtype == "float64"
+
+
+def test_images_outside_the_folder_are_never_opened_and_damaged_ones_are_skipped(tmp_path):
+    import pandas as pd
+
+    from sdxl_nb.analysis import export, score
+
+    folder = tmp_path / "received"
+    folder.mkdir()
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG not for export")
+    (folder / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    images = [{"index": i, "seed": 1, "path": path, "sha256": SHA}
+              for i, path in enumerate([str(secret), "../secret.png", "damaged.png"])]
+    record = {"schema": 1, "job_id": "j1", "mode": "txt2img", "status": "ok", "prompt": "x", "images": images}
+    (folder / "jobs.log").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    done = score(folder, ["clip"], model="tiny-clip", progress=False)
+    assert (done.written, done.missing) == (0, 3)
+    assert not (folder / "scores.jsonl").exists()
+    table = pd.read_parquet(export(folder, tmp_path / "out.parquet"))
+    assert table["image"].tolist() == [None, None, (folder / "damaged.png").read_bytes()]

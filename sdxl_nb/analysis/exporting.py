@@ -35,11 +35,16 @@ def _portable(frame: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, list[Pat
     return rows.reset_index(drop=True), list(absolute)
 
 
-def _read(path: Path) -> bytes | None:
+def _read(folder: Path, path: Path) -> bytes | None:
+    """The image's bytes; None for a file gone since it was recorded, or one outside the folder (a received jobs.log
+    may name any path: such a file is never read into the export)."""
+    from sdxl_nb.config.trusted_folders import within
+
+    inside = within(folder, path)
     try:
-        return path.read_bytes()
+        return inside.read_bytes() if inside is not None else None
     except OSError:
-        return None  # a recorded file gone since: the row stays, without its image
+        return None
 
 
 def export(folder: str | os.PathLike, out: str | os.PathLike, to: str = "parquet", images: str = "bytes") -> Path:
@@ -61,7 +66,7 @@ def export(folder: str | os.PathLike, out: str | os.PathLike, to: str = "parquet
     folder = log_paths([folder])[0].parent
     rows, files = _portable(load_jobs(folder), folder)
     if images == "bytes":
-        rows["image"] = [_read(path) for path in files]
+        rows["image"] = [_read(folder, path) for path in files]
     if to == "parquet":
         _write_parquet(rows, out)
     else:

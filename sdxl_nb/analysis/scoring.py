@@ -14,7 +14,8 @@ from sdxl_nb.errors import InputError
 
 @dataclass(frozen=True)
 class ScoreRun:
-    """What one `score` call did: values written, (image, scorer) pairs already scored, images not found."""
+    """What one `score` call did: values written, (image, scorer) pairs already scored, recorded images not scored
+    (missing, outside the folder, or not readable as an image)."""
 
     path: Path
     written: int
@@ -23,7 +24,7 @@ class ScoreRun:
 
     def __str__(self) -> str:
         return (f"{self.written} score(s) written to {self.path}, {self.skipped} already there"
-                + (f", {self.missing} image file(s) missing" if self.missing else ""))
+                + (f", {self.missing} image(s) missing, outside the folder or unreadable" if self.missing else ""))
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,10 @@ def clip_prompt(row) -> str:
 
 
 def _images(folder: Path) -> tuple[list[_Image], int]:
-    """Every recorded image file that exists (each content once) and how many recorded files are missing."""
+    """Every recorded image file inside the folder (each content once) and how many recorded ones are missing or
+    lie outside it (a received jobs.log may name any path: such files are never opened)."""
     from sdxl_nb.analysis.frame import load_jobs
+    from sdxl_nb.config.trusted_folders import within
     from sdxl_nb.record.store import sha256_file
 
     frame = load_jobs(folder)
@@ -57,22 +60,25 @@ def _images(folder: Path) -> tuple[list[_Image], int]:
     images: dict[str, _Image] = {}
     missing = 0
     for row in rows.to_dict("records"):
-        path = Path(row["image_path"])
-        if not path.is_file():
+        path = within(folder, row["image_path"])
+        if path is None or not path.is_file():
             missing += 1
             continue
         sha = sha256_file(path)  # the bytes scored, whatever the record says
         if sha not in images:
-            shown = os.path.relpath(path, folder) if path.is_relative_to(folder) else str(path)
-            images[sha] = _Image(sha, shown, row.get("job_id"), clip_prompt(row))
+            images[sha] = _Image(sha, os.path.relpath(path, folder.resolve()), row.get("job_id"), clip_prompt(row))
     return list(images.values()), missing
 
 
 def _pil(path: Path):
+    """The image as RGB, or None when it cannot be decoded (damaged, not an image, a decompression bomb)."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
+        return None
 
 
 def score(folder: str | os.PathLike, scorers=("clip",), *, batch_size: int = 16, device: str | None = None,
@@ -106,12 +112,14 @@ def score(folder: str | os.PathLike, scorers=("clip",), *, batch_size: int = 16,
             for scorer in chosen}
     pending = [image for image in images if any(image in todo[scorer.id] for scorer in chosen)]
     skipped = sum(len(images) - len(todo[scorer.id]) for scorer in chosen)
-    written = _score_images(folder, pending, chosen, todo, clip, batch_size, device, progress) if pending else 0
-    return ScoreRun(scores_path(folder), written, skipped, missing)
+    written, unreadable = (_score_images(folder, pending, chosen, todo, clip, batch_size, device, progress)
+                           if pending else (0, 0))
+    return ScoreRun(scores_path(folder), written, skipped, missing + unreadable)
 
 
 def _score_images(folder: Path, pending: list[_Image], chosen, todo: dict, clip, batch_size: int,
-                  device: str | None, progress: bool) -> int:
+                  device: str | None, progress: bool) -> tuple[int, int]:
+    """Score the pending images batch by batch, appending each value as it is known; (written, unreadable)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -122,11 +130,17 @@ def _score_images(folder: Path, pending: list[_Image], chosen, todo: dict, clip,
     embed_size = model.config.projection_dim
     mlps = {scorer.id: aesthetic_mlp(scorer.mlp_file, embed_size).to(device) for scorer in chosen if scorer.mlp_file}
     wanted = {scorer.id: {image.sha256 for image in todo[scorer.id]} for scorer in chosen}
-    written = 0
+    written = unreadable = 0
     with tqdm(total=len(pending), desc="scoring", unit="image", disable=not progress) as bar:
         for start in range(0, len(pending), batch_size):
-            batch = pending[start:start + batch_size]
-            embeds = image_embeddings(model, processor, [_pil(folder / image.path) for image in batch], device)
+            decoded = [(image, _pil(folder / image.path)) for image in pending[start:start + batch_size]]
+            bar.update(len(decoded))
+            batch = [image for image, pixels in decoded if pixels is not None]
+            unreadable += len(decoded) - len(batch)
+            if not batch:
+                continue
+            embeds = image_embeddings(model, processor, [pixels for _, pixels in decoded if pixels is not None],
+                                      device)
             values: dict[str, list[float]] = {}
             for scorer in chosen:
                 if scorer.id == "clip":
@@ -144,5 +158,4 @@ def _score_images(folder: Path, pending: list[_Image], chosen, todo: dict, clip,
                                               "models": scorer.models, "image": image.path, "job_id": image.job_id,
                                               "scored_at": moment})
                         written += 1
-            bar.update(len(batch))
-    return written
+    return written, unreadable
