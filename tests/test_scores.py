@@ -185,3 +185,31 @@ def test_a_scored_folder_still_audits_intact(scored, capsys):
     folder, _first = scored
     assert main(["audit", str(folder)]) == 0, capsys.readouterr().out
     assert main(["verify", "--out", str(folder)]) == 0
+
+
+def test_the_default_clip_is_found_in_the_hugging_face_cache(swept, tmp_path, monkeypatch):
+    """openai/clip-vit-large-patch14 laid out as the hub caches it (the tiny CLIP's files standing in for it)."""
+    import shutil
+
+    from sdxl_nb.analysis.scorers import CLIP_REPO, clip_source
+    from sdxl_nb.analysis.scoring import score
+    from sdxl_nb.config.tiny_clip import AESTHETIC_FILE, ensure_tiny_clip
+    from sdxl_nb.errors import InputError
+    from tests.hf_cache import add_to_cache
+
+    files = tmp_path / "files"
+    shutil.copytree(ensure_tiny_clip(), files, ignore=shutil.ignore_patterns(AESTHETIC_FILE))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = add_to_cache(tmp_path / "hub", CLIP_REPO, files)
+    assert clip_source().folder == snapshot
+    folder = tmp_path / "copy"
+    shutil.copytree(swept, folder, ignore=shutil.ignore_patterns("scores.jsonl"))
+    from sdxl_nb.analysis import load_jobs
+
+    assert score(folder, ["clip"], progress=False).written == load_jobs(folder)["image_path"].notna().sum()
+    assert {line["models"]["clip"] for line in _lines(folder)} == {CLIP_REPO}
+    (snapshot / "tokenizer.json").unlink()
+    (snapshot / "tokenizer_config.json").unlink()
+    (snapshot / "model.safetensors").unlink()
+    with pytest.raises(InputError, match="openai/clip-vit-large-patch14"):
+        clip_source()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdxl_nb import settings
-from sdxl_nb.errors import InputError
+from sdxl_nb.errors import InputError, one_line
 
 CLIP_REPO = "openai/clip-vit-large-patch14"
 TINY_CLIP = "tiny-clip"
@@ -155,8 +155,12 @@ def load_clip(source: ClipSource, device: str):
         transformers.utils.logging.disable_progress_bar()
         check_weights_folder(source.folder, what=f"CLIP model {source.name!r}")
         safetensors = any(source.folder.glob("model*.safetensors"))
-        model = CLIPModel.from_pretrained(source.folder, local_files_only=True, use_safetensors=safetensors or None)
-        processor = CLIPProcessor.from_pretrained(source.folder, local_files_only=True)
+        try:
+            model = CLIPModel.from_pretrained(source.folder, local_files_only=True, use_safetensors=safetensors or None)
+            processor = CLIPProcessor.from_pretrained(source.folder, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:  # a folder without processor files, another model type...
+            raise InputError(f"CLIP model {source.name!r} ({source.folder}) could not be loaded as a CLIPModel with "
+                             f"its processor: {one_line(exc)[:200]}") from None
         _LOADED[key] = (model.to(device).eval(), processor)
     return _LOADED[key]
 
