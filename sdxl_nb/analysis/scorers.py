@@ -123,13 +123,25 @@ def aesthetic_mlp(path: Path, input_size: int):
     return torch.nn.Sequential(*layers).eval()
 
 
+def check_scorer_names(names) -> None:
+    unknown = [name for name in names if name not in SCORERS]
+    if unknown or not names:
+        raise InputError(f"unknown scorer {unknown[0] if unknown else '(none)'!r}; accepted: {', '.join(SCORERS)}")
+
+
+def scoring_device(device: str | None = None) -> str:
+    """The device given, else the engine's rule (SDXL_NB_DEVICE, else CUDA when present, else the CPU), read here
+    without importing the engine's diffusers modules."""
+    import torch
+
+    return device or settings.device() or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def build_scorers(names, clip: ClipSource, aesthetic: str | None = None) -> list[Scorer]:
     """Scorer objects for `names` (each "clip" or "aesthetic"), their identities fixed before anything is scored."""
     from sdxl_nb.config.checkpoints import checkpoint_sha256
 
-    unknown = [name for name in names if name not in SCORERS]
-    if unknown or not names:
-        raise InputError(f"unknown scorer {unknown[0] if unknown else '(none)'!r}; accepted: {', '.join(SCORERS)}")
+    check_scorer_names(names)
     scorers = []
     for name in dict.fromkeys(names):
         if name == "clip":

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sdxl_nb import settings
 from sdxl_nb.analysis.scores_file import append_score, scored_keys, scores_path
 from sdxl_nb.errors import InputError
 
@@ -93,43 +92,46 @@ def score(folder: str | os.PathLike, scorers=("clip",), *, batch_size: int = 16,
     is one (SDXL_NB_DEVICE overrides). Bad input (no jobs.log, unknown scorer, missing model) raises InputError
     before anything is written.
     """
-    from sdxl_nb.analysis.scorers import SCORERS, build_scorers, clip_source
+    from sdxl_nb.analysis.scorers import build_scorers, check_scorer_names, clip_source
     from sdxl_nb.analysis.sources import log_paths
 
-    if isinstance(scorers, str):
-        scorers = (scorers,)
+    scorers = [scorers] if isinstance(scorers, str) else list(scorers)
     if batch_size < 1:
         raise InputError(f"batch size {batch_size} is not positive; accepted: 1 or more images per batch")
-    unknown = [name for name in scorers if name not in SCORERS]
-    if unknown or not scorers:
-        raise InputError(f"unknown scorer {unknown[0] if unknown else '(none)'!r}; accepted: {', '.join(SCORERS)}")
+    check_scorer_names(scorers)  # before any model is looked for
     folder = log_paths([folder])[0].parent
     clip = clip_source(model)
-    chosen = build_scorers(list(scorers), clip, aesthetic_model)
+    chosen = build_scorers(scorers, clip, aesthetic_model)
     images, missing = _images(folder)
     done = scored_keys(folder)
-    todo = {scorer.id: [image for image in images if (image.sha256, scorer.id, scorer.weights_hash) not in done]
-            for scorer in chosen}
-    pending = [image for image in images if any(image in todo[scorer.id] for scorer in chosen)]
-    skipped = sum(len(images) - len(todo[scorer.id]) for scorer in chosen)
-    written, unreadable = (_score_images(folder, pending, chosen, todo, clip, batch_size, device, progress)
+    wanted = {scorer.id: {image.sha256 for image in images
+                          if (image.sha256, scorer.id, scorer.weights_hash) not in done} for scorer in chosen}
+    pending = [image for image in images if any(image.sha256 in shas for shas in wanted.values())]
+    skipped = sum(len(images) - len(shas) for shas in wanted.values())
+    written, unreadable = (_score_images(folder, pending, chosen, wanted, clip, batch_size, device, progress)
                            if pending else (0, 0))
     return ScoreRun(scores_path(folder), written, skipped, missing + unreadable)
 
 
-def _score_images(folder: Path, pending: list[_Image], chosen, todo: dict, clip, batch_size: int,
+def _score_images(folder: Path, pending: list[_Image], chosen, wanted: dict[str, set[str]], clip, batch_size: int,
                   device: str | None, progress: bool) -> tuple[int, int]:
     """Score the pending images batch by batch, appending each value as it is known; (written, unreadable)."""
     import torch
     from tqdm.auto import tqdm
 
-    from sdxl_nb.analysis.scorers import aesthetic_mlp, clip_scores, image_embeddings, load_clip, text_embeddings
+    from sdxl_nb.analysis.scorers import (
+        aesthetic_mlp,
+        clip_scores,
+        image_embeddings,
+        load_clip,
+        scoring_device,
+        text_embeddings,
+    )
 
-    device = device or settings.device() or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = scoring_device(device)
     model, processor = load_clip(clip, device)
     embed_size = model.config.projection_dim
     mlps = {scorer.id: aesthetic_mlp(scorer.mlp_file, embed_size).to(device) for scorer in chosen if scorer.mlp_file}
-    wanted = {scorer.id: {image.sha256 for image in todo[scorer.id]} for scorer in chosen}
     written = unreadable = 0
     with tqdm(total=len(pending), desc="scoring", unit="image", disable=not progress) as bar:
         for start in range(0, len(pending), batch_size):

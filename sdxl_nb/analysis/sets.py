@@ -54,11 +54,9 @@ def _load(paths: list[Path]) -> list:
 
 def clip_embeddings(group, *, model: str | None = None, device: str | None = None, batch_size: int = 32):
     """Normalised CLIP image embeddings (numpy, one row per image) of a group, as CMMD reads them."""
-    import torch
+    from sdxl_nb.analysis.scorers import clip_source, image_embeddings, load_clip, scoring_device
 
-    from sdxl_nb.analysis.scorers import clip_source, image_embeddings, load_clip
-
-    device = device or settings.device() or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = scoring_device(device)
     clip_model, processor = load_clip(clip_source(model), device)
     paths = _paths(group)
     rows = [image_embeddings(clip_model, processor, _load(paths[i:i + batch_size]), device).cpu().numpy()
