@@ -213,3 +213,12 @@ def test_the_default_clip_is_found_in_the_hugging_face_cache(swept, tmp_path, mo
     (snapshot / "model.safetensors").unlink()
     with pytest.raises(InputError, match="openai/clip-vit-large-patch14"):
         clip_source()
+
+
+def test_the_cli_scores_and_says_what_it_did(scored, capsys):
+    from sdxl_nb.cli import main
+
+    folder, _first = scored
+    assert main(["score", str(folder), "--scorer", "clip", "--scorer", "aesthetic", "--model", "tiny-clip"]) == 0
+    out = capsys.readouterr().out
+    assert "0 score(s) written" in out and "already there" in out
