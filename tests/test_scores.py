@@ -222,3 +222,13 @@ def test_the_cli_scores_and_says_what_it_did(scored, capsys):
     assert main(["score", str(folder), "--scorer", "clip", "--scorer", "aesthetic", "--model", "tiny-clip"]) == 0
     out = capsys.readouterr().out
     assert "0 score(s) written" in out and "already there" in out
+
+
+def test_the_tiny_twins_are_built_to_the_same_bytes(tmp_path):
+    """Their sha256 is part of every tiny score's key: a rebuilt cache must not make old scores look foreign."""
+    from sdxl_nb.config.tiny_clip import AESTHETIC_FILE, ensure_tiny_clip, tiny_clip_dir
+
+    fresh = ensure_tiny_clip(tmp_path / "again")
+    for name in ("model.safetensors", AESTHETIC_FILE, "tokenizer.json"):
+        assert (fresh / name).read_bytes() == (ensure_tiny_clip() / name).read_bytes(), name
+    assert ensure_tiny_clip() == tiny_clip_dir()
