@@ -116,3 +116,11 @@ def test_a_scored_sweep_grid_shows_each_cell_s_score(engine, tmp_path):
     assert noted.width == plain.width and noted.height > plain.height
     other = frame.assign(clip_score=frame["clip_score"] + 1)
     assert sweep_grid(tmp_path, sweep.plan.id, frame=other).tobytes() != noted.tobytes()
+
+    from sdxl_nb.ui.image_view import image_box, png_bytes
+    from sdxl_nb.ui.sweep_panel import SweepPanel
+
+    panel = SweepPanel.__new__(SweepPanel)  # the hook needs only the last result and the grid's view
+    panel.result, panel.grid_view = sweep, image_box("sdxl-sweep-grid")
+    panel.show_scores("clip_score")
+    assert panel.grid_view.value == png_bytes(sweep_grid(tmp_path, sweep.plan.id))  # the scored grid is on show
