@@ -93,3 +93,18 @@ def test_the_cli_writes_the_parquet_file(run_folder, tmp_path, capsys):
     assert main(["export", str(run_folder), str(tmp_path / "cli.parquet")]) == 0
     assert f"wrote {tmp_path / 'cli.parquet'}" in capsys.readouterr().out
     assert len(pd.read_parquet(tmp_path / "cli.parquet")) == 3
+
+
+def test_keys_of_mixed_kinds_travel_as_json_text(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from sdxl_nb.analysis.exporting import export
+
+    images = [{"index": 0, "seed": 1, "path": "a.png", "sha256": "0" * 64}]
+    records = [{"schema": 1, "job_id": f"j{i}", "mode": "txt2img", "status": "ok", "prompt": "x", "images": images,
+                "newer_key": value} for i, value in enumerate(["text", 7, [1, {"a": 2}], 2 ** 80])]
+    (tmp_path / "jobs.log").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    table = pd.read_parquet(export(tmp_path, tmp_path / "out.parquet", images="path"))
+    assert [json.loads(value) for value in table["newer_key"]] == ["text", 7, [1, {"a": 2}], 2 ** 80]

@@ -17,6 +17,18 @@ IMAGE_MODES = ("bytes", "path")
 _JSON_COLUMNS = ("events", "warnings", "notes")
 
 
+def _one_type(values: pd.Series) -> bool:
+    """Whether a column of Python values has one Parquet type (a key of a newer record, or of a stranger's, may hold
+    text in one job and a number or a list in another)."""
+    import pyarrow as pa
+
+    try:
+        kind = pa.array(values.tolist()).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return False
+    return not pa.types.is_nested(kind)  # lists and dicts travel as JSON text too
+
+
 def _portable(frame: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, list[Path]]:
     """Image rows only, columns Parquet can hold: categories as text, Python values as JSON, paths relative."""
     rows = frame[frame["image_path"].notna()].copy()
@@ -25,8 +37,7 @@ def _portable(frame: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, list[Pat
     for column in rows.columns:
         if isinstance(rows[column].dtype, pd.CategoricalDtype):
             rows[column] = rows[column].astype(object).where(rows[column].notna(), None)
-        elif rows[column].dtype == object and (column in _JSON_COLUMNS or rows[column].map(
-                lambda v: isinstance(v, (list, dict))).any()):
+        elif rows[column].dtype == object and (column in _JSON_COLUMNS or not _one_type(rows[column])):
             rows[column] = rows[column].map(lambda v: None if v is None else json.dumps(v, default=str))
     absolute = rows["image_path"].map(Path)
     rows["image_path"] = [os.path.relpath(p, folder) if p.is_relative_to(folder) else str(p) for p in absolute]
