@@ -143,3 +143,19 @@ def ip_adapter_paths() -> list[str]:
     # with sdxl_models/image_encoder or models/image_encoder) or a folder of .safetensors beside an image_encoder/.
     # The embedded tiny adapter is always listed; h94/IP-Adapter in the Hugging Face cache is found too.
     return [part for part in (_value(IP_ADAPTERS) or "").split(os.pathsep) if part]
+
+
+AESTHETIC = "SDXL_NB_AESTHETIC"
+INCEPTION = "SDXL_NB_INCEPTION"
+
+
+def aesthetic_path() -> str | None:
+    # The LAION improved-aesthetic-predictor's MLP (.safetensors or .pth, e.g. sac+logos+ava1-l14-linearMSE.pth),
+    # read by `sdxl-nb score --scorer aesthetic`.
+    return _value(AESTHETIC)
+
+
+def inception_path() -> str | None:
+    # torch-fidelity's Inception weights (weights-inception-2015-12-05-6726825d.pth) for FID/KID; else the file in
+    # torch hub's checkpoints folder. Never downloaded.
+    return _value(INCEPTION)

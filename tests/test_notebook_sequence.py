@@ -1,4 +1,4 @@
-"""Notebooks 01 -> 08 run in order, each in a fresh kernel, all writing into one output folder; it stays auditable."""
+"""Notebooks 01 -> 09 run in order, each in a fresh kernel, all writing into one output folder; it stays auditable."""
 
 import os
 
@@ -15,7 +15,7 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_all_notebooks_in_sequence_share_one_output_folder(tmp_path, monkeypatch, capsys):
-    assert [path.name[:2] for path in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    assert [path.name[:2] for path in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
     out = tmp_path / "output_images"
     monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.setenv("SDXL_NB_OUTPUT", str(out))

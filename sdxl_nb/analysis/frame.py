@@ -22,6 +22,7 @@ from sdxl_nb.analysis.columns import (
     derive,
     ordered,
 )
+from sdxl_nb.analysis.scores_file import join_scores
 from sdxl_nb.analysis.sources import LineProblem, gc_paused, iter_chunks, log_paths
 
 _NO_IMAGE = ({},)  # a job without images still gets one row, its image fields empty
@@ -165,7 +166,8 @@ def load_jobs(*sources: str | os.PathLike) -> pd.DataFrame:
     its image fields missing; an animation has one row per frame. Lines that cannot be read (torn,
     corrupt, not an object) are skipped and listed in ``df.attrs["problems"]`` as dicts with `file`,
     `line` and `reason` (see `load_problems`); they never stop the load. Keys this version does not
-    know are kept as columns; records of older schemas load with their missing fields empty.
+    know are kept as columns; records of older schemas load with their missing fields empty. Where a
+    folder holds a scores.jsonl (`score`), each scorer adds a column (`clip_score`, `aesthetic_score`).
     """
     builder = _Builder()
     problems: list[LineProblem] = []
@@ -177,6 +179,7 @@ def load_jobs(*sources: str | os.PathLike) -> pd.DataFrame:
             for numbers, records in iter_chunks(path, problems):
                 builder.add(number, prefix, numbers, records)
         frame = builder.frame(problems)
+    frame = join_scores(frame, [path.parent for path in paths], problems)
     frame.attrs["sources"] = [str(path) for path in paths]
     frame.attrs["problems"] = [problem.as_dict() for problem in problems]
     return frame

@@ -115,3 +115,28 @@ def thumbnail_grid(rows: pd.DataFrame, columns: int = 6, cell_inches: float = 1.
     if len(rows) > len(shown):
         figure.suptitle(f"first {len(shown)} of {len(rows)} images", fontsize=9)
     return figure
+
+
+def paired_plot(comparison, ax: Axes | None = None) -> Axes:
+    """A paired comparison: each pair's difference (dots) per compared value, its mean and bootstrap interval."""
+    ax = _axes(ax)
+    pairs, summary, by = comparison.pairs, comparison.summary, comparison.by
+    ax.set(xlabel=f"{by} (against {comparison.baseline})",
+           ylabel=f"{comparison.metric} difference per pair", title=f"Paired by {', '.join(comparison.pair_on)}")
+    if pairs.empty:
+        return _no_data(ax, "pairs")
+    positions = np.arange(len(summary))
+    for position, level in zip(positions, summary[by], strict=True):
+        diffs = pairs.loc[pairs[by] == level, "diff"].to_numpy()
+        jitter = np.linspace(-0.12, 0.12, len(diffs)) if len(diffs) > 1 else np.zeros(1)
+        ax.scatter(position + jitter, diffs, s=14, alpha=0.6, color="#4c72b0")
+    means = summary["mean_diff"].to_numpy()
+    errors = np.vstack([means - summary["ci_low"].to_numpy(), summary["ci_high"].to_numpy() - means])
+    ax.errorbar(positions, means, yerr=errors, fmt="D", color="#c8553d", capsize=6,
+                label=f"mean, {comparison.confidence:.0%} bootstrap interval")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xticks(positions, [str(level) for level in summary[by]])
+    ax.set_xlim(-0.5, len(positions) - 0.5)
+    ax.legend(fontsize="small", loc="best")
+    ax.grid(alpha=0.3)
+    return ax

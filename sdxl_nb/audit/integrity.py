@@ -11,7 +11,7 @@ import pandas as pd
 from sdxl_nb.analysis.sources import LoggedRecord
 from sdxl_nb.config.trusted_folders import OUTSIDE_INPUTS, NotTrusted, within
 from sdxl_nb.record.files import named_files
-from sdxl_nb.record.joblog import JOBS_LOG
+from sdxl_nb.record.joblog import JOBS_LOG, SCORES_FILE
 from sdxl_nb.record.store import TEMP_PREFIX, sha256_file
 
 # Folders of an output folder that hold no job outputs (the events log, copied inputs).
@@ -116,7 +116,8 @@ def _state(path: Path | None, recorded: str | None) -> tuple[str, str | None]:
 
 
 def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
-    """All files under an output folder except jobs.log, logs/, inputs/ and hidden ones; and temp files."""
+    """All files under an output folder except jobs.log, scores.jsonl, logs/, inputs/ and hidden ones; and temp
+    files."""
     files, temps = [], []
     for root, dirs, names in os.walk(folder):
         top = Path(root) == folder
@@ -124,7 +125,7 @@ def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
         for name in sorted(names):
             if name.startswith(TEMP_PREFIX):
                 temps.append(Path(root) / name)
-            elif not name.startswith(".") and not (top and name.startswith(JOBS_LOG)):
+            elif not name.startswith(".") and not (top and (name.startswith(JOBS_LOG) or name == SCORES_FILE)):
                 files.append(Path(root) / name)
     return files, temps
 

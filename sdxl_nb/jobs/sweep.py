@@ -211,15 +211,17 @@ def run_planned_sweep(plan: SweepPlan, *, out_dir: str | os.PathLike | None = No
     return result
 
 
-def grid_image(records: list[dict], images: dict):
-    """The labelled grid of a sweep from its records (axes and values) and each cell's image."""
+def grid_image(records: list[dict], images: dict, notes: dict | None = None):
+    """The labelled grid of a sweep from its records (axes and values) and each cell's image; `notes`: a line
+    under some cells ((x, y) -> text, such as a score)."""
     from sdxl_nb.outputs.grid import xy_grid
 
     tag = records[0]["sweep"]
     x = SweepAxis(tag["x"]["field"], tuple(tag["x_values"]))
     y = None if tag["y"] is None else SweepAxis(tag["y"]["field"], tuple(tag["y_values"]))
     return xy_grid(images, x.field, [x.label(i) for i in range(len(x.values))],
-                   None if y is None else y.field, None if y is None else [y.label(i) for i in range(len(y.values))])
+                   None if y is None else y.field, None if y is None else [y.label(i) for i in range(len(y.values))],
+                   notes=notes)
 
 
 def sweep_records(folder: str | os.PathLike, sweep_id: str) -> list[dict]:
@@ -234,8 +236,9 @@ def sweep_records(folder: str | os.PathLike, sweep_id: str) -> list[dict]:
     return list(latest.values())
 
 
-def rebuild_grid(folder: str | os.PathLike, sweep_id: str):
-    """The sweep's grid again, from jobs.log and the saved images alone."""
+def rebuild_grid(folder: str | os.PathLike, sweep_id: str, notes_by_job: dict[str, str] | None = None):
+    """The sweep's grid again, from jobs.log and the saved images alone; `notes_by_job`: a line under each cell
+    whose job id it names (a score: see sdxl_nb.analysis.paired.sweep_grid)."""
     from PIL import Image
 
     records = sweep_records(folder, sweep_id)
@@ -247,4 +250,6 @@ def rebuild_grid(folder: str | os.PathLike, sweep_id: str):
             tag = record["sweep"]
             with Image.open(Path(folder) / record["images"][0]["path"]) as image:
                 images[(tag["x"]["index"], (tag["y"] or {}).get("index", 0))] = image.convert("RGB")
-    return grid_image(records, images)
+    notes = {(r["sweep"]["x"]["index"], (r["sweep"]["y"] or {}).get("index", 0)): notes_by_job[r["job_id"]]
+             for r in records if notes_by_job and r.get("job_id") in notes_by_job}
+    return grid_image(records, images, notes or None)

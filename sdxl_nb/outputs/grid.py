@@ -83,10 +83,12 @@ def contact_sheet(images: list[Image.Image | None], captions: list[str], columns
 
 
 def xy_grid(cells: dict[tuple[int, int], Image.Image | None], x_title: str, x_labels: list[str],
-            y_title: str | None = None, y_labels: list[str] | None = None, max_cell: int = MAX_CELL) -> Image.Image:
+            y_title: str | None = None, y_labels: list[str] | None = None, max_cell: int = MAX_CELL,
+            notes: dict[tuple[int, int], str] | None = None) -> Image.Image:
     """A grid with one column per X value and one row per Y value; headers name the axis and each value.
 
-    cells maps (x index, y index) to an image; a missing key or None draws an empty cell.
+    cells maps (x index, y index) to an image; a missing key or None draws an empty cell. `notes` maps cells to
+    one line drawn under the image (a metric); without notes the grid is the same as ever.
     """
     y_labels = y_labels or [""]
     images = [cells.get((x, y)) for y in range(len(y_labels)) for x in range(len(x_labels))]
@@ -99,8 +101,9 @@ def xy_grid(cells: dict[tuple[int, int], Image.Image | None], x_title: str, x_la
     has_rows = y_title is not None
     row_w = max(cell_w // 2, 64) if has_rows else 0
     row_lines = [_wrap(label, font, row_w) for label in y_labels]
+    note_h = _line_height(font) if notes else 0
     width = row_w + GAP + len(x_labels) * (cell_w + GAP)
-    height = title_h + header_h + len(y_labels) * (cell_h + GAP) + GAP
+    height = title_h + header_h + len(y_labels) * (cell_h + note_h + GAP) + GAP
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     title = f"X: {x_title}" + (f"    Y: {y_title}" if has_rows else "")
@@ -108,9 +111,12 @@ def xy_grid(cells: dict[tuple[int, int], Image.Image | None], x_title: str, x_la
     for x, lines in enumerate(column_lines):
         _draw_lines(draw, lines, (row_w + GAP + x * (cell_w + GAP), title_h, cell_w, header_h), font)
     for y, lines in enumerate(row_lines):
-        top = title_h + header_h + y * (cell_h + GAP)
+        top = title_h + header_h + y * (cell_h + note_h + GAP)
         if has_rows:
             _draw_lines(draw, lines, (GAP, top, row_w - GAP, cell_h), font)
         for x in range(len(x_labels)):
-            sheet.paste(_thumbnail(cells.get((x, y)), (cell_w, cell_h)), (row_w + GAP + x * (cell_w + GAP), top))
+            left = row_w + GAP + x * (cell_w + GAP)
+            sheet.paste(_thumbnail(cells.get((x, y)), (cell_w, cell_h)), (left, top))
+            if notes and (x, y) in notes:
+                _draw_lines(draw, _wrap(notes[(x, y)], font, cell_w)[:1], (left, top + cell_h, cell_w, note_h), font)
     return sheet

@@ -13,6 +13,8 @@ import portalocker
 from sdxl_nb.record.secrets import mask_data
 
 JOBS_LOG = "jobs.log"
+# Per-image scores beside jobs.log (sdxl_nb.analysis.scoring): appended the same way, never into jobs.log itself.
+SCORES_FILE = "scores.jsonl"
 SCHEMA_VERSION = 1
 # Readers skip a longer line as one problem: no job record is near this size, and a received jobs.log may hold a
 # line of any length.

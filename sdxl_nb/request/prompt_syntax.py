@@ -167,6 +167,13 @@ def fragments(text: str, label: str = "prompt") -> list[tuple[str, float]]:
     return parse_attention(without_tags(text), label)
 
 
+def plain_words(text: str) -> str:
+    """The words of a prompt without its syntax (tags, weights, brackets, BREAK): what a CLIP score compares an
+    image with."""
+    words = "".join(" " if weight == -1.0 and part == BREAK else part for part, weight in fragments(text))
+    return " ".join(words.split())
+
+
 def check_weights(text: str, label: str) -> None:
     """InputError when a `(text:weight)` in `text` is no finite number: request validation calls this so a bad weight
     is refused before any model loads, not when the prompt is encoded."""

@@ -121,6 +121,14 @@ class SweepPanel(Panel):
                                 f"{plan.id}" + (f", grid {result.grid_path.name}" if result.grid_path else "")
                                 + (f"; failed cells: {failed}" if failed else ""), "warning" if failed else "ok")
 
+    def show_scores(self, metric: str = "clip_score") -> None:
+        """Show the last sweep's grid with each cell's `metric` under it (after `sdxl-nb score` on its folder)."""
+        from sdxl_nb.analysis.paired import sweep_grid
+
+        if self.result is not None and self.result.grid_path is not None:
+            grid = sweep_grid(self.result.grid_path.parent, self.result.plan.id, metric)
+            show_pil(self.grid_view, grid, box=GRID_BOX)
+
 
 def sweep_panel(out_dir: str | os.PathLike | None = None, queue: JobQueue | None = None) -> widgets.Widget:
     """The Sweep panel as one widget (display it in a notebook cell)."""
