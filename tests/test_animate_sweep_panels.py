@@ -2,9 +2,12 @@
 and results, and their jobs are listed, cancelled and stopped like any other in the Queue panel."""
 
 import html
+import io
+import json
 import threading
 
 import pytest
+from PIL import Image
 
 pytest.importorskip("ipywidgets")
 
@@ -15,7 +18,7 @@ from sdxl_nb.ui.animate_panel import AnimatePanel, animate_panel  # noqa: E402
 from sdxl_nb.ui.queue_panel import QueuePanel  # noqa: E402
 from sdxl_nb.ui.sweep_panel import SweepPanel, sweep_panel  # noqa: E402
 from tests.conftest import SMALL  # noqa: E402
-from tests.ui_helpers import status_kind  # noqa: E402
+from tests.ui_helpers import status_kind, status_text  # noqa: E402
 
 PNG, GIF = b"\x89PNG", b"GIF8"
 
@@ -143,6 +146,8 @@ def test_waiting_animate_jobs_are_cancelled_in_the_queue_panel(queue, tmp_path):
 
 def test_sweep_panel_queues_cells_and_shows_the_grid(queue, tmp_path):
     panel = SweepPanel(queue)
+    panel.scoring.run_button.click()  # nothing to score yet: said, nothing written
+    assert status_kind(panel.scoring.status) == "error" and "run a sweep" in status_text(panel.scoring.status)
     panel.form.prompt.value, panel.form.steps.value = "a panel sweep", 2
     panel.form.use_seed(4)
     panel.x_field.value, panel.x_values.value = "cfg", "2, 6"
@@ -157,6 +162,19 @@ def test_sweep_panel_queues_cells_and_shows_the_grid(queue, tmp_path):
     records = read_records(tmp_path / "out" / "jobs.log")
     cells = [r for r in records if r["mode"] != "sweep"]
     assert [r["cfg"] for r in cells] == [2, 6] and len({r["sweep"]["id"] for r in records}) == 1
+    plain_grid = bytes(panel.grid_view.value)
+    panel.scoring.clip.value = "openai/clip-vit-large-patch14"  # not in this machine's cache: one line
+    panel.scoring.run_button.click()
+    assert status_kind(panel.scoring.status) == "error" and "clip-vit-large-patch14" in panel.scoring.status.value
+    assert not (tmp_path / "out" / "scores.jsonl").exists() and bytes(panel.grid_view.value) == plain_grid
+    panel.scoring.clip.value, panel.scoring.metric.value = "tiny-clip", "aesthetic"
+    panel.scoring.run_button.click()  # the grid now carries each cell's score under its label
+    assert status_kind(panel.scoring.status) == "ok", status_text(panel.scoring.status)
+    assert "2 score(s) written" in status_text(panel.scoring.status)
+    scored = [json.loads(line) for line in (tmp_path / "out" / "scores.jsonl").read_text().splitlines()]
+    assert len(scored) == 2 and {line["scorer"] for line in scored} == {"aesthetic"}
+    assert bytes(panel.grid_view.value) != plain_grid
+    assert Image.open(io.BytesIO(panel.grid_view.value)).height > Image.open(io.BytesIO(plain_grid)).height
     panel.y_field.value, panel.y_values.value = "steps", "2, x"
     panel.run_button.click()
     assert status_kind(panel.status) == "error" and panel.status.value.count("<div") == 1

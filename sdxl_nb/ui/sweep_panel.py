@@ -21,6 +21,7 @@ from sdxl_nb.ui.image_view import clear_image, css, image_box, show_pil
 from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.own_jobs import OwnJobs
 from sdxl_nb.ui.request_form import RequestForm
+from sdxl_nb.ui.score_controls import ScoreControls
 from sdxl_nb.ui.widgets import Panel, button, set_status
 from sdxl_nb.ui.workspace import workspace
 
@@ -58,6 +59,8 @@ class SweepPanel(Panel):
         self.grid_view = image_box("sdxl-sweep-grid")
         self.cells_gallery = linked_gallery("cells", self.form, actions)
         self.result = None  # the last finished job's SweepResult
+        self.scoring = ScoreControls(lambda: self.result.grid_path.parent if self._has_grid() else None,
+                                     self.show_scores)
         self.form.build([
             widgets.HTML("<small>Each cell is this request with the axis values below; a field an axis "
                          "sets is taken from the axis.</small>"),
@@ -66,7 +69,8 @@ class SweepPanel(Panel):
         ])
         self.widget = workspace([self.form.widget], [
             css(), widgets.HBox([self.run_button, self.stop_button]), self.status,
-            widgets.HBox([self.progress, self.progress_text]), self.grid_view, self.cells_gallery.widget,
+            widgets.HBox([self.progress, self.progress_text]), self.grid_view, self.scoring.widget,
+            self.cells_gallery.widget,
         ])
         self.widget.add_class("sdxl-sweep-panel")
 
@@ -125,9 +129,12 @@ class SweepPanel(Panel):
         """Show the last sweep's grid with each cell's `metric` under it (after `sdxl-nb score` on its folder)."""
         from sdxl_nb.analysis.paired import sweep_grid
 
-        if self.result is not None and self.result.grid_path is not None:
+        if self._has_grid():
             grid = sweep_grid(self.result.grid_path.parent, self.result.plan.id, metric)
-            show_pil(self.grid_view, grid, box=GRID_BOX)
+            show_pil(self.grid_view, grid, box=GRID_BOX, fit=True)
+
+    def _has_grid(self) -> bool:
+        return self.result is not None and self.result.grid_path is not None
 
 
 def sweep_panel(out_dir: str | os.PathLike | None = None, queue: JobQueue | None = None) -> widgets.Widget:
