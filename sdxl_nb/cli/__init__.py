@@ -28,6 +28,7 @@ VERB_MODULES = [
     "sdxl_nb.cli.mirror",
     "sdxl_nb.cli.verifying",
     "sdxl_nb.cli.audit",
+    "sdxl_nb.cli.code",
 ]
 
 

@@ -1,0 +1,46 @@
+"""The model files a record names, as absolute paths a plain script can load (the record's revision, or none)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdxl_nb.errors import InputError
+
+
+class NotWritable(InputError):
+    """A job that cannot be written as plain code (yet); the message is one line saying why."""
+
+
+def not_writable(why: str) -> NotWritable:
+    return NotWritable(f"this job cannot be written as plain code yet: {why}")
+
+
+def model_folder(model: dict) -> Path:
+    """The diffusers folder of the record's model at its recorded revision: an embedded model's build folder in
+    the sdxl_nb cache (its content hash must still be the revision), or the HF cache snapshot of that commit."""
+    model_id, revision, source = model.get("id"), model.get("revision"), model.get("source")
+    if not isinstance(model_id, str) or not isinstance(revision, str):
+        raise not_writable("the record names no model id and revision")
+    if source == "checkpoint":
+        raise not_writable(f"model {model_id!r} is a single-file checkpoint (its key conversion is sdxl_nb's own)")
+    if source == "embedded":
+        from sdxl_nb.config.embedded_models import embedded_folder
+        from sdxl_nb.config.tiny import content_revision
+
+        folder = embedded_folder(model_id)
+        if content_revision(folder) != revision:
+            raise not_writable(f"the embedded model {model_id!r} here is revision {content_revision(folder)}, "
+                               f"not the recorded {revision}")
+        return folder.resolve()
+    return snapshot_folder(model_id, revision)
+
+
+def snapshot_folder(repo_id: str, revision: str) -> Path:
+    """The HF cache snapshot of a repo at a commit; refused when this cache does not hold that commit."""
+    from sdxl_nb.config.registry import _repo_folder
+
+    folder = _repo_folder(repo_id) / "snapshots" / revision
+    if not folder.is_dir():
+        raise not_writable(f"model {repo_id!r} revision {revision} is not in the local Hugging Face cache "
+                           f"({folder.parent})")
+    return folder.resolve()

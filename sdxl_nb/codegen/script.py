@@ -1,0 +1,111 @@
+"""A job record -> a standalone script (diffusers, torch, transformers, PIL; no sdxl_nb) that re-creates its images.
+
+The script carries the engine's own functions (bundle.py: call arguments, A1111 prompt weighting, the decode
+guard, the inpaint overlay, the hires pass, the Brownian seed), the record's values as literals, and a short
+run loop that calls them as the engine's run loop (backends/local/run_loop.py) does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sdxl_nb.codegen.bundle import Bundle, NotEmbeddable
+from sdxl_nb.codegen.literal import literal
+from sdxl_nb.codegen.model_files import model_folder, not_writable, snapshot_folder
+from sdxl_nb.codegen.template import HEADER, RUN
+from sdxl_nb.record.secrets import mask
+
+LOCAL = "sdxl_nb.backends.local"
+# The engine's definitions every script runs.
+ENGINE_PARTS = (f"{LOCAL}.calls:CallArguments", f"{LOCAL}.core:mode_pipeline", f"{LOCAL}.core:fresh_scheduler",
+                f"{LOCAL}.core:seed_brownian_noise", f"{LOCAL}.decode:decode_guarded", "sdxl_nb.backends.base:ImageSpec")
+# Options that change the computation (compiled graphs, fused or fp8 layers, tiled decodes): not written as code.
+CHANGING_OPTIONS = ("channels_last", "fuse_qkv", "compile", "cuda_graphs", "fp8", "vae_slicing", "vae_tiling",
+                    "cpu_offload")
+# The request fields the engine's functions read (CallArguments, InpaintInputs, HiresPass).
+REQUEST_FIELDS = ("mode", "scheduler", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height", "strength",
+                  "init_image", "mask_image", "inpaint", "ip_adapter", "controlnets", "hires", "refiner",
+                  "refiner_switch", "refiner_switch_by")
+
+
+def refusal(record: dict) -> str | None:
+    """Why this record cannot be written as plain code (one line), or None."""
+    mode = record.get("mode")
+    backend = record.get("backend") if isinstance(record.get("backend"), dict) else {}
+    if backend.get("name") not in (None, "local"):
+        return f"it was made on the {backend.get('name')} backend, whose nodes are not diffusers calls"
+    if mode not in ("txt2img", "img2img", "inpaint"):
+        return f"{mode} jobs are not written as code (txt2img, img2img and inpaint jobs are)"
+    if not [entry for entry in record.get("images") or [] if isinstance(entry, dict)]:
+        return "the job saved no images"
+    if record.get("refiner"):
+        return "the refiner hand-off is not written as code"
+    if record.get("controlnets"):
+        return "ControlNet units are not written as code"
+    if record.get("ip_adapter"):
+        return "IP-Adapters are not written as code"
+    if record.get("embeddings"):
+        return "textual-inversion embeddings are not written as code"
+    if record.get("adjustments"):
+        return "the job ran out of memory and auto-tuned its settings"
+    options = ((record.get("env") or {}).get("options") or {})
+    changing = [name for name in CHANGING_OPTIONS if options.get(name)]
+    if changing:
+        return f"engine options {', '.join(changing)} change the computation"
+    return None
+
+
+def job_script(record: dict, folder: str | Path) -> str:
+    """The script's text; NotWritable (one line) when the record cannot be written as plain code."""
+    from sdxl_nb.audit.replay_request import ReplayError, request_from_record
+    from sdxl_nb.backends.base import recorded_calls
+
+    why = refusal(record)
+    if why:
+        raise not_writable(why)
+    try:
+        r = request_from_record(record, folder)
+    except (ReplayError, ValueError) as exc:
+        raise not_writable(str(exc)) from None
+    if r.hires is not None and r.hires.upscaler.kind not in ("latent", "lanczos"):
+        raise not_writable(f"the hires upscaler {r.hires.upscaler.name!r} is a model file (spandrel), not diffusers")
+    model = record["model"]
+    folder_path = model_folder(model)
+    vae = model.get("vae")
+    vae_folder = snapshot_folder(vae["id"], vae["revision"]) if isinstance(vae, dict) else None
+    entries = sorted((e for e in record["images"] if isinstance(e, dict)), key=lambda e: e["index"])
+    calls = recorded_calls(entries) or (tuple(range(len(entries))),)
+    leave_out = [f"{LOCAL}.controlnet:control_arguments", f"{LOCAL}.controlnet:controlnet_pipeline",
+                 "sdxl_nb.request.control_maps:unit_map",
+                 # an upscaler model file (spandrel): refused above
+                 f"{LOCAL}.weights:load_state_dict", f"{LOCAL}.weights:WeightsRefused"]
+    if r.mode != "inpaint" or r.inpaint is None:
+        leave_out.append(f"{LOCAL}.inpaint_area:InpaintInputs")
+    if r.refiner is None:
+        leave_out += [f"{LOCAL}.refiner_split:denoising_point", f"{LOCAL}.refiner_split:switch_by"]
+    bundle = Bundle(leave_out=tuple(leave_out))
+    try:
+        for part in ENGINE_PARTS + ((f"{LOCAL}.hires:HiresPass",) if r.hires else ()):
+            bundle.add(part)
+        request = ",\n    ".join(f"{name}={literal(getattr(r, name))}" for name in REQUEST_FIELDS)
+    except NotEmbeddable as exc:
+        raise not_writable(f"the engine's code it needs is not self-contained ({exc})") from None
+    values = {
+        "JOB_ID": record.get("job_id"),
+        "MODEL_FOLDER": str(folder_path),
+        "VAE_FOLDER": None if vae_folder is None else str(vae_folder),
+        "DTYPE": str(model.get("dtype") or "float32"),
+        "DEVICE": "cuda" if (record.get("device") or {}).get("type") == "cuda" else "cpu",
+        "CPU_THREADS": (record.get("env") or {}).get("cpu_threads"),
+        "LORAS": [(lora.path, lora.sha256, lora.weight) for lora in r.loras],
+        "CALLS": [[(entries[p]["index"], entries[p]["seed"]) for p in call] for call in calls],
+        "FILE_NAMES": {entry["index"]: Path(entry["path"]).name for entry in entries},
+    }
+    settings = "\n".join(f"{name} = {literal(value)}" for name, value in values.items())
+    header = HEADER.format(job_id=record.get("job_id"), mode=r.mode, model=model.get("id"),
+                           imports="\n".join(bundle.imports()))
+    text = (f"{header}\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings}\n"
+            f"REQUEST = SimpleNamespace(\n    {request},\n)\n\n{RUN}")
+    if mask(text) != text:
+        raise not_writable("its record holds a value of a secret of this environment")
+    return text

@@ -1,0 +1,115 @@
+"""The fixed parts of a job's script: its header and imports, model loading, and the run loop over the recorded calls."""
+
+HEADER = '''"""Job {job_id} ({mode}, model {model}) re-created with diffusers alone, from its jobs.log record.
+
+Written by sdxl_nb; it does not import it. The definitions below the imports are the sdxl_nb engine's own
+source (call arguments, A1111 prompt weighting, the decode guard...), so this script runs what the job ran.
+On the machine that made the job (the same model files, library versions and CPU threads) it saves the
+recorded images bit for bit. Run: python this_file.py [OUTPUT_FOLDER]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import diffusers
+import torch
+from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
+from safetensors.torch import load as load_safetensors
+import transformers
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+{imports}
+
+transformers.utils.logging.disable_progress_bar()
+diffusers.utils.logging.disable_progress_bar()'''
+
+RUN = '''
+
+def load_model():
+    """The model folder's components in the recorded dtype, as one SDXL pipeline (no watermark)."""
+    dtype = getattr(torch, DTYPE)
+    folder = Path(MODEL_FOLDER)
+    common = dict(torch_dtype=dtype, local_files_only=True)
+    vae = AutoencoderKL.from_pretrained(VAE_FOLDER or folder / "vae", **common)
+    scheduler_class = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["scheduler"][1]
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", **common),
+        text_encoder_2=CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder_2", **common),
+        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
+        tokenizer_2=CLIPTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True),
+        unet=UNet2DConditionModel.from_pretrained(folder / "unet", **common),
+        scheduler=getattr(diffusers, scheduler_class).from_pretrained(folder / "scheduler", local_files_only=True),
+        add_watermarker=False)
+    pipe.to(DEVICE)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def apply_loras(pipe):
+    """Each LoRA file (checked against its recorded sha256) as an adapter, all active at their weights."""
+    names = []
+    for path, sha256, _weight in LORAS:
+        data = Path(path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            sys.exit(f"LoRA {path} changed since the job (its sha256 is not the recorded one)")
+        names.append(f"lora_{sha256[:16]}")
+        pipe.load_lora_weights(load_safetensors(data), adapter_name=names[-1])
+    if names:
+        pipe.enable_lora()
+        pipe.set_adapters(names, adapter_weights=[weight for _path, _sha256, weight in LORAS])
+
+
+class Engine:
+    """What the engine's functions ask of their engine: pipelines sharing one model, schedulers, calls."""
+
+    device = DEVICE
+
+    def pipeline(self, loaded, mode, *, mixing=False, controls=()):
+        return mode_pipeline(loaded, mode, mixing)
+
+    make_scheduler = staticmethod(fresh_scheduler)
+
+    def call_pipeline(self, pipe, **kwargs):
+        seed_brownian_noise(pipe.scheduler, kwargs.get("generator"))
+        return pipe(**kwargs)
+
+
+def main(out_dir="."):
+    if DEVICE == "cpu" and CPU_THREADS:
+        torch.set_num_threads(CPU_THREADS)  # a different thread count can move a float's last bit
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    engine, r = Engine(), REQUEST
+    base = load_model()
+    loaded = SimpleNamespace(pipe=base, derived={}, own_scheduler=base.scheduler)
+    apply_loras(base)
+    pipe = engine.pipeline(loaded, r.mode)
+    pipe.scheduler = engine.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
+    arguments = CallArguments(pipe, r, True)
+    hires = HiresPass(engine, loaded, r, pipe) if r.hires else None
+    for call in CALLS:  # the job's pipeline calls: batching can move a pixel's last bit
+        specs = [ImageSpec(index=index, seed=seed, prompt=r.styled_prompt) for index, seed in call]
+        labels = [f"image {spec.index + 1} (seed {spec.seed})" for spec in specs]
+        latents = engine.call_pipeline(pipe, **arguments(specs)).images
+        if hires is not None:  # fresh generators of the same seeds, as the engine's second pass
+            latents = hires(latents, arguments(specs), labels)
+        decoded = decode_guarded(pipe, latents, labels)
+        for spec, label, image, problem in zip(specs, labels, decoded.images, decoded.problems):
+            if image is None:
+                print(f"{label} not saved: {problem}")
+                continue
+            if arguments.inpaint is not None:  # the original pasted back outside the mask (A1111's overlay)
+                image = arguments.inpaint.finish(image)
+            path = out / FILE_NAMES[spec.index]
+            image.save(path)
+            print(path)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])
+'''

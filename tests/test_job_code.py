@@ -1,0 +1,128 @@
+"""A job as code: each recorded job of the tiny models written as a standalone diffusers script, run in a fresh
+interpreter without sdxl_nb (python -I), saves the recorded images bit for bit; jobs that cannot be written are
+refused in one line, and nothing is written."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import PYTHON, SMALL
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("code_inputs")
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "init.png")
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[20:36, 24:44] = 255
+    Image.fromarray(mask).save(folder / "mask.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def jobs(engine, inputs, tmp_path_factory):
+    """One job per mode, made once: name -> its result (record and saved paths)."""
+    from sdxl_nb.config.loras import DEMO_LORA
+    from sdxl_nb.jobs.generate import generate
+
+    out = tmp_path_factory.mktemp("code_jobs")
+    init, mask = str(inputs / "init.png"), str(inputs / "mask.png")
+    made = {}
+    for name, fields in {
+        "txt2img": dict(prompt="a lighthouse at dusk", batch=2),
+        "weighting": dict(prompt="a (red:1.3) [cat], long BREAK blue sky", negative_prompt="(blurry:1.2)"),
+        "lora": dict(prompt=f"a fox <lora:{DEMO_LORA}:0.8>"),
+        "img2img": dict(prompt="a harbour", init_image=init, strength=0.6),
+        "inpaint": dict(prompt="a fox inpainted", init_image=init, mask_image=mask, strength=0.75),
+        "hires": dict(prompt="a castle", hires_scale=2, hires_steps=2, hires_denoise=0.5),
+    }.items():
+        made[name] = generate(out_dir=out / name, engine=engine, **{**SMALL, "seed": 11, **fields})
+    return made
+
+
+def run_script(text: str, folder: Path) -> subprocess.CompletedProcess:
+    """The script in a fresh, isolated interpreter (no PYTHONPATH, no environment settings) in an empty folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "job.py"
+    script.write_text(text, encoding="utf-8")
+    return subprocess.run([PYTHON, "-I", str(script), "out"], cwd=folder, capture_output=True, text=True,
+                          timeout=300)
+
+
+def pixels(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires"])
+def test_the_script_saves_the_recorded_pixels_without_sdxl_nb(jobs, name, tmp_path):
+    from sdxl_nb import code
+
+    result = jobs[name]
+    text = code(result.paths[0])
+    assert "import sdxl_nb" not in text and "from sdxl_nb" not in text
+    done = run_script(text, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for path in result.paths:
+        again = tmp_path / "out" / Path(path).name
+        assert np.array_equal(pixels(again), pixels(path)), f"{name}: {Path(path).name} differs"
+
+
+def test_the_embedded_functions_are_the_engines_own(jobs):
+    """The script carries the engine's source text, taken at generation time: it cannot drift from it."""
+    from sdxl_nb import code
+    from sdxl_nb.backends.local.calls import CallArguments
+    from sdxl_nb.backends.local.conditioning import PromptEncoder
+    from sdxl_nb.backends.local.core import seed_brownian_noise
+    from sdxl_nb.backends.local.decode import decode_guarded
+    from sdxl_nb.request.prompt_syntax import parse_attention
+
+    text = code(jobs["inpaint"].paths[0])
+    for function in (CallArguments, PromptEncoder, seed_brownian_noise, decode_guarded, parse_attention):
+        # Line for line, but for its sdxl_nb imports inside functions (their names are embedded above them).
+        lines = [".*" if "from sdxl_nb" in line else re.escape(line) for line in inspect.getsource(function).splitlines()]
+        assert re.search("\n".join(lines), text), function.__name__
+
+
+def test_the_bundle_is_closed():
+    """Every name the embedded definitions use is defined in the script (or left out on purpose)."""
+    from sdxl_nb.codegen.bundle import Bundle, unresolved_names
+    from sdxl_nb.codegen.script import ENGINE_PARTS
+
+    bundle = Bundle()
+    for part in ENGINE_PARTS + ("sdxl_nb.backends.local.hires:HiresPass",):
+        bundle.add(part)
+    assert unresolved_names(bundle) == []
+
+
+def test_cli_writes_the_script_and_refuses_in_one_line(jobs, tmp_path, kernel_engine, capsys):
+    from sdxl_nb.cli import main
+
+    result = jobs["txt2img"]
+    folder = Path(result.paths[0]).parent
+    job_id = result.record["job_id"]
+    target = tmp_path / "job.py"
+    assert main(["code", job_id[:8], "--out-dir", str(folder), "-o", str(target)]) == 0
+    assert target.read_text(encoding="utf-8").startswith('"""Job ' + job_id)
+    assert main(["code", job_id, "--out-dir", str(folder)]) == 0
+    assert capsys.readouterr().out.startswith('"""Job ' + job_id)
+    # A job of a mode written as no code: exit 2, one line, no file.
+    log = folder / "jobs.log"
+    record = json.loads(log.read_text().splitlines()[0])
+    refused = tmp_path / "refused"
+    refused.mkdir()
+    (refused / "jobs.log").write_text(json.dumps({**record, "job_id": "feedbeef", "mode": "upscale"}) + "\n")
+    refused_script = tmp_path / "refused.py"
+    assert main(["code", "feedbeef", "--out-dir", str(refused), "-o", str(refused_script)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot be written as plain code yet: upscale jobs" in err
+    assert not refused_script.exists()
