@@ -44,6 +44,7 @@ def jobs(engine, inputs, tmp_path_factory):
         "img2img": dict(prompt="a harbour", init_image=init, strength=0.6),
         "inpaint": dict(prompt="a fox inpainted", init_image=init, mask_image=mask, strength=0.75),
         "hires": dict(prompt="a castle", hires_scale=2, hires_steps=2, hires_denoise=0.5),
+        "refiner": dict(prompt="a (fox:1.2) in snow", steps=4, refiner="tiny-sdxl-refiner", refiner_switch=0.5),
     }.items():
         made[name] = generate(out_dir=out / name, engine=engine, **{**SMALL, "seed": 11, **fields})
     return made
@@ -63,7 +64,7 @@ def pixels(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-@pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires"])
+@pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires", "refiner"])
 def test_the_script_saves_the_recorded_pixels_without_sdxl_nb(jobs, name, tmp_path):
     from sdxl_nb import code
 

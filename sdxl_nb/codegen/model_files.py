@@ -44,3 +44,34 @@ def snapshot_folder(repo_id: str, revision: str) -> Path:
         raise not_writable(f"model {repo_id!r} revision {revision} is not in the local Hugging Face cache "
                            f"({folder.parent})")
     return folder.resolve()
+
+
+def refiner_files(record: dict, base_folder: Path) -> dict | None:
+    """The refiner a record names: {id, folder, shared}, `shared` being the base's modules it runs with (as the
+    engine decides: refiner.folder_shares); None without one, or at switch 1 (the refiner never ran)."""
+    entry = record.get("refiner")
+    if not entry or entry.get("switch", 1) >= 1:
+        return None
+    from sdxl_nb.backends.local.loading import DTYPES
+    from sdxl_nb.backends.local.refiner import folder_shares
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
+
+    info = find_model(entry["id"], load_presets())
+    revision = entry.get("revision")
+    if info.source == "checkpoint":
+        raise not_writable(f"refiner {info.id!r} is a single-file checkpoint (its key conversion is sdxl_nb's own)")
+    if info.source == "embedded":
+        from sdxl_nb.config.refiners import embedded_refiner_folder
+        from sdxl_nb.config.tiny import content_revision
+
+        folder = Path(embedded_refiner_folder(info.id)).resolve()
+        if content_revision(folder) != revision:
+            raise not_writable(f"the embedded refiner {info.id!r} here is revision {content_revision(folder)}, not "
+                               f"the recorded {revision}")
+    else:
+        folder = snapshot_folder(info.id, str(revision))
+    model = record["model"]
+    base = type("Base", (), {"path": str(base_folder), "vae": model.get("vae")})
+    dtype = DTYPES[str(model.get("dtype") or "float32")]
+    return {"id": info.id, "folder": str(folder), "shared": folder_shares(base, folder, dtype)}

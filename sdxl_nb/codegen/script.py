@@ -11,14 +11,16 @@ from pathlib import Path
 
 from sdxl_nb.codegen.bundle import Bundle, NotEmbeddable
 from sdxl_nb.codegen.literal import literal
-from sdxl_nb.codegen.model_files import model_folder, not_writable, snapshot_folder
+from sdxl_nb.codegen.model_files import model_folder, not_writable, refiner_files, snapshot_folder
 from sdxl_nb.codegen.template import HEADER, RUN
 from sdxl_nb.record.secrets import mask
 
 LOCAL = "sdxl_nb.backends.local"
 # The engine's definitions every script runs.
 ENGINE_PARTS = (f"{LOCAL}.calls:CallArguments", f"{LOCAL}.core:mode_pipeline", f"{LOCAL}.core:fresh_scheduler",
-                f"{LOCAL}.core:seed_brownian_noise", f"{LOCAL}.decode:decode_guarded", "sdxl_nb.backends.base:ImageSpec")
+                f"{LOCAL}.core:seed_brownian_noise", f"{LOCAL}.decode:decode_guarded", "sdxl_nb.backends.base:ImageSpec",
+                f"{LOCAL}.loading:_variant")
+REFINER_PARTS = (f"{LOCAL}.refiner:RefinerStage", f"{LOCAL}.refiner:LoadedRefiner")
 # Options that change the computation (compiled graphs, fused or fp8 layers, tiled decodes): not written as code.
 CHANGING_OPTIONS = ("channels_last", "fuse_qkv", "compile", "cuda_graphs", "fp8", "vae_slicing", "vae_tiling",
                     "cpu_offload")
@@ -38,8 +40,6 @@ def refusal(record: dict) -> str | None:
         return f"{mode} jobs are not written as code (txt2img, img2img and inpaint jobs are)"
     if not [entry for entry in record.get("images") or [] if isinstance(entry, dict)]:
         return "the job saved no images"
-    if record.get("refiner"):
-        return "the refiner hand-off is not written as code"
     if record.get("controlnets"):
         return "ControlNet units are not written as code"
     if record.get("ip_adapter"):
@@ -81,11 +81,12 @@ def job_script(record: dict, folder: str | Path) -> str:
                  f"{LOCAL}.weights:load_state_dict", f"{LOCAL}.weights:WeightsRefused"]
     if r.mode != "inpaint" or r.inpaint is None:
         leave_out.append(f"{LOCAL}.inpaint_area:InpaintInputs")
-    if r.refiner is None:
+    refiner = refiner_files(record, folder_path)
+    if refiner is None:
         leave_out += [f"{LOCAL}.refiner_split:denoising_point", f"{LOCAL}.refiner_split:switch_by"]
     bundle = Bundle(leave_out=tuple(leave_out))
     try:
-        for part in ENGINE_PARTS + ((f"{LOCAL}.hires:HiresPass",) if r.hires else ()):
+        for part in ENGINE_PARTS + ((f"{LOCAL}.hires:HiresPass",) if r.hires else ()) + (REFINER_PARTS if refiner else ()):
             bundle.add(part)
         request = ",\n    ".join(f"{name}={literal(getattr(r, name))}" for name in REQUEST_FIELDS)
     except NotEmbeddable as exc:
@@ -97,6 +98,7 @@ def job_script(record: dict, folder: str | Path) -> str:
         "DTYPE": str(model.get("dtype") or "float32"),
         "DEVICE": "cuda" if (record.get("device") or {}).get("type") == "cuda" else "cpu",
         "CPU_THREADS": (record.get("env") or {}).get("cpu_threads"),
+        "REFINER": refiner,
         "LORAS": [(lora.path, lora.sha256, lora.weight) for lora in r.loras],
         "CALLS": [[(entries[p]["index"], entries[p]["seed"]) for p in call] for call in calls],
         "FILE_NAMES": {entry["index"]: Path(entry["path"]).name for entry in entries},

@@ -34,20 +34,49 @@ def load_model():
     dtype = getattr(torch, DTYPE)
     folder = Path(MODEL_FOLDER)
     common = dict(torch_dtype=dtype, local_files_only=True)
-    vae = AutoencoderKL.from_pretrained(VAE_FOLDER or folder / "vae", **common)
+
+    def weights(cls, name):
+        return cls.from_pretrained(folder / name, variant=_variant(folder / name, dtype), **common)
+
+    vae = AutoencoderKL.from_pretrained(VAE_FOLDER, **common) if VAE_FOLDER else weights(AutoencoderKL, "vae")
     scheduler_class = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["scheduler"][1]
     pipe = StableDiffusionXLPipeline(
         vae=vae,
-        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", **common),
-        text_encoder_2=CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder_2", **common),
+        text_encoder=weights(CLIPTextModel, "text_encoder"),
+        text_encoder_2=weights(CLIPTextModelWithProjection, "text_encoder_2"),
         tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True),
         tokenizer_2=CLIPTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True),
-        unet=UNet2DConditionModel.from_pretrained(folder / "unet", **common),
+        unet=weights(UNet2DConditionModel, "unet"),
         scheduler=getattr(diffusers, scheduler_class).from_pretrained(folder / "scheduler", local_files_only=True),
         add_watermarker=False)
     pipe.to(DEVICE)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def load_refiner(base):
+    """The refiner beside the base: the modules the engine shared with the base are the base's own objects."""
+    dtype = getattr(torch, DTYPE)
+    folder, shared = Path(REFINER["folder"]), REFINER["shared"]
+    common = dict(torch_dtype=dtype, local_files_only=True)
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    modules = {}
+    for name, cls in (("text_encoder_2", CLIPTextModelWithProjection), ("vae", AutoencoderKL)):
+        modules[name] = getattr(base, name) if name in shared else \
+            cls.from_pretrained(folder / name, variant=_variant(folder / name, dtype), **common)
+    pipe = diffusers.StableDiffusionXLImg2ImgPipeline(
+        vae=modules["vae"], text_encoder=None, text_encoder_2=modules["text_encoder_2"], tokenizer=None,
+        tokenizer_2=CLIPTokenizer.from_pretrained(folder / "tokenizer_2", local_files_only=True),
+        unet=UNet2DConditionModel.from_pretrained(folder / "unet", variant=_variant(folder / "unet", dtype), **common),
+        scheduler=getattr(diffusers, index["scheduler"][1]).from_pretrained(folder / "scheduler", local_files_only=True),
+        requires_aesthetics_score=index.get("requires_aesthetics_score", True),
+        force_zeros_for_empty_prompt=index.get("force_zeros_for_empty_prompt", False), add_watermarker=False)
+    for name, module in pipe.components.items():
+        if isinstance(module, torch.nn.Module) and name not in shared:
+            module.to(DEVICE)
+    pipe.set_progress_bar_config(disable=True)
+    return LoadedRefiner(info=SimpleNamespace(id=REFINER["id"]), revision=None, path=str(folder), pipe=pipe,
+                         shared=tuple(shared), extra_bytes=0, own_scheduler=pipe.scheduler)
 
 
 def apply_loras(pipe):
@@ -92,13 +121,20 @@ def main(out_dir="."):
     pipe.scheduler = engine.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
     arguments = CallArguments(pipe, r, True)
     hires = HiresPass(engine, loaded, r, pipe) if r.hires else None
+    refiner = None
+    if REFINER:  # the base stops at the switch, the refiner finishes (A1111's hand-off)
+        refiner = RefinerStage(load_refiner(base), r, lambda: engine.make_scheduler(loaded, r.scheduler.cls,
+                                                                                     r.scheduler.kwargs))
     for call in CALLS:  # the job's pipeline calls: batching can move a pixel's last bit
         specs = [ImageSpec(index=index, seed=seed, prompt=r.styled_prompt) for index, seed in call]
         labels = [f"image {spec.index + 1} (seed {spec.seed})" for spec in specs]
-        latents = engine.call_pipeline(pipe, **arguments(specs)).images
+        first = arguments(specs)
+        latents = engine.call_pipeline(pipe, **(refiner.base_arguments(first) if refiner else first)).images
         if hires is not None:  # fresh generators of the same seeds, as the engine's second pass
             latents = hires(latents, arguments(specs), labels)
-        decoded = decode_guarded(pipe, latents, labels)
+        if refiner is not None:
+            latents = refiner.refine(engine, latents, specs, first)
+        decoded = decode_guarded(refiner.decoder(pipe) if refiner else pipe, latents, labels)
         for spec, label, image, problem in zip(specs, labels, decoded.images, decoded.problems):
             if image is None:
                 print(f"{label} not saved: {problem}")
