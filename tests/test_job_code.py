@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tests.conftest import PYTHON, SMALL
 
@@ -25,13 +25,19 @@ def inputs(tmp_path_factory):
     mask = np.zeros((64, 64), dtype=np.uint8)
     mask[20:36, 24:44] = 255
     Image.fromarray(mask).save(folder / "mask.png")
+    control = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(control).rectangle((16, 16, 47, 47), fill="black")
+    control.save(folder / "square.png")
     return folder
 
 
 @pytest.fixture(scope="module")
 def jobs(engine, inputs, tmp_path_factory):
     """One job per mode, made once: name -> its result (record and saved paths)."""
+    from sdxl_nb.backends.local import Engine
+    from sdxl_nb.config.controlnets import TINY_CONTROLNET
     from sdxl_nb.config.loras import DEMO_LORA
+    from sdxl_nb.config.tiny_ip_adapter import DEMO_IP_ADAPTER
     from sdxl_nb.jobs.generate import generate
 
     out = tmp_path_factory.mktemp("code_jobs")
@@ -45,8 +51,14 @@ def jobs(engine, inputs, tmp_path_factory):
         "inpaint": dict(prompt="a fox inpainted", init_image=init, mask_image=mask, strength=0.75),
         "hires": dict(prompt="a castle", hires_scale=2, hires_steps=2, hires_denoise=0.5),
         "refiner": dict(prompt="a (fox:1.2) in snow", steps=4, refiner="tiny-sdxl-refiner", refiner_switch=0.5),
+        "controlnet": dict(prompt="a box", controlnets=[{"model": TINY_CONTROLNET, "image": str(inputs / "square.png"),
+                                                         "preprocessor": "canny", "weight": 0.8, "end": 0.9}]),
+        # Its own engine: an adapter loaded into the shared one would stay in the other tests' model.
+        "ip_adapter": dict(prompt="a fox", ip_adapter=DEMO_IP_ADAPTER, ip_images=[init], ip_scale=0.7,
+                           engine=Engine(device="cpu")),
     }.items():
-        made[name] = generate(out_dir=out / name, engine=engine, **{**SMALL, "seed": 11, **fields})
+        fields = {"engine": engine, **SMALL, "seed": 11, **fields}
+        made[name] = generate(out_dir=out / name, **fields)
     return made
 
 
@@ -64,7 +76,8 @@ def pixels(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-@pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires", "refiner"])
+@pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires", "refiner",
+                                  "controlnet", "ip_adapter"])
 def test_the_script_saves_the_recorded_pixels_without_sdxl_nb(jobs, name, tmp_path):
     from sdxl_nb import code
 

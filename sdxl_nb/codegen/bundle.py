@@ -94,7 +94,8 @@ class Bundle:
         self.order: list[tuple[str, str]] = []  # (module, name) of each embedded definition, dependencies first
         self.owner: dict[str, tuple[str, str]] = {}  # name in the script -> (module, name) that defines it
         self.third_party: dict[str, str] = {}  # bound name -> import statement text
-        self.leave_out = set(leave_out)  # "module:name" imported inside functions that this job never reaches
+        self.leave_out = set(leave_out)  # "module:name" of what this job never reaches: a stub that says so
+        self.stubs: dict[str, str] = {}  # name -> the left-out "module:name" it stands for
         self._visiting: set[tuple[str, str]] = set()
 
     def add(self, qualified: str) -> str:
@@ -139,7 +140,7 @@ class Bundle:
         if _is_package_import(node):
             if not isinstance(node, ast.ImportFrom) or node.level or alias.asname:
                 raise NotEmbeddable(f"{module.name} uses {PACKAGE} as a module ({ast.unparse(node)})")
-            self._define(node.module, alias.name)
+            self._define_or_stub(node.module, alias.name)
             return
         statement = ast.unparse(ast.ImportFrom(module=node.module, names=[alias], level=0)
                                 if isinstance(node, ast.ImportFrom) else ast.Import(names=[alias]))
@@ -153,12 +154,25 @@ class Bundle:
         if not isinstance(node, ast.ImportFrom) or node.level:
             raise NotEmbeddable(f"{module.name} uses {PACKAGE} as a module ({ast.unparse(node)})")
         for alias in node.names:
-            if f"{node.module}:{alias.name}" not in self.leave_out:
-                self._define(node.module, alias.name)
+            if alias.asname:
+                raise NotEmbeddable(f"{module.name} imports {alias.name} as {alias.asname}")
+            self._define_or_stub(node.module, alias.name)
+
+    def _define_or_stub(self, module_name: str, name: str) -> None:
+        qualified = f"{module_name}:{name}"
+        if qualified not in self.leave_out:
+            self._define(module_name, name)
+            return
+        if self.stubs.get(name, qualified) != qualified or name in self.owner:
+            raise NotEmbeddable(f"{qualified} is left out but its name is taken")
+        self.stubs[name] = qualified
 
     # ---- text ----
     def text(self) -> str:
         parts, done = [], set()
+        for name, qualified in sorted(self.stubs.items()):
+            message = f"{qualified} is not part of this script (the job does not use it)"
+            parts.append(f"def {name}(*args, **kwargs):  # left out\n    raise NotImplementedError({message!r})")
         for module_name, name in self.order:
             module = self.modules[module_name]
             if id(module.definitions[name]) in done:  # `a = b = ...` defines two names in one statement
@@ -198,23 +212,21 @@ class Bundle:
     def _replacement(self, node: ast.stmt) -> str:
         if isinstance(node, ast.If):
             return "pass  # type-checking imports"
-        missing = [f"{node.module}:{alias.name}" for alias in node.names
-                   if f"{node.module}:{alias.name}" in self.leave_out]
-        if missing:
-            return f"raise NotImplementedError({(', '.join(missing) + ' is not part of this script')!r})"
         names = ", ".join(alias.name for alias in node.names)
         return f"pass  # {names}: embedded above"
 
 
 def unresolved_names(bundle: Bundle) -> list[str]:
     """Names the embedded definitions use that nothing defines (a test guard: the bundle must be closed)."""
-    defined = set(bundle.owner) | set(bundle.third_party) | set(dir(builtins))
+    defined = set(bundle.owner) | set(bundle.third_party) | set(bundle.stubs) | set(dir(builtins))
     missing = set()
     for module_name, name in bundle.order:
         node = bundle.modules[module_name].definitions[name]
         local = {leaf.id for leaf in ast.walk(node) if isinstance(leaf, ast.Name) and isinstance(leaf.ctx, ast.Store)}
         local |= {leaf.arg for leaf in ast.walk(node) if isinstance(leaf, ast.arg)}
         local |= {leaf.name for leaf in ast.walk(node) if isinstance(leaf, (ast.FunctionDef, ast.ClassDef))}
+        local |= {(alias.asname or alias.name).split(".")[0] for leaf in ast.walk(node)
+                  if isinstance(leaf, (ast.Import, ast.ImportFrom)) for alias in leaf.names}
         annotations = _annotation_names(node)
         missing |= {leaf.id for leaf in ast.walk(node) if isinstance(leaf, ast.Name) and id(leaf) not in annotations
                     and leaf.id not in defined and leaf.id not in local}

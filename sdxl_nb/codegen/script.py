@@ -19,8 +19,9 @@ LOCAL = "sdxl_nb.backends.local"
 # The engine's definitions every script runs.
 ENGINE_PARTS = (f"{LOCAL}.calls:CallArguments", f"{LOCAL}.core:mode_pipeline", f"{LOCAL}.core:fresh_scheduler",
                 f"{LOCAL}.core:seed_brownian_noise", f"{LOCAL}.decode:decode_guarded", "sdxl_nb.backends.base:ImageSpec",
-                f"{LOCAL}.loading:_variant")
+                f"{LOCAL}.loading:_variant", f"{LOCAL}.controlnet:controlnet_pipeline")
 REFINER_PARTS = (f"{LOCAL}.refiner:RefinerStage", f"{LOCAL}.refiner:LoadedRefiner")
+SCRIPTED_PREPROCESSORS = ("none", "canny")  # the others run annotator models through sdxl_nb's loaders
 # Options that change the computation (compiled graphs, fused or fp8 layers, tiled decodes): not written as code.
 CHANGING_OPTIONS = ("channels_last", "fuse_qkv", "compile", "cuda_graphs", "fp8", "vae_slicing", "vae_tiling",
                     "cpu_offload")
@@ -40,10 +41,10 @@ def refusal(record: dict) -> str | None:
         return f"{mode} jobs are not written as code (txt2img, img2img and inpaint jobs are)"
     if not [entry for entry in record.get("images") or [] if isinstance(entry, dict)]:
         return "the job saved no images"
-    if record.get("controlnets"):
-        return "ControlNet units are not written as code"
-    if record.get("ip_adapter"):
-        return "IP-Adapters are not written as code"
+    for unit in record.get("controlnets") or []:
+        if not isinstance(unit, dict) or unit.get("preprocessor") not in SCRIPTED_PREPROCESSORS:
+            return (f"the ControlNet preprocessor {unit.get('preprocessor')!r} runs an annotator model "
+                    f"(written as code: {', '.join(SCRIPTED_PREPROCESSORS)})")
     if record.get("embeddings"):
         return "textual-inversion embeddings are not written as code"
     if record.get("adjustments"):
@@ -75,10 +76,14 @@ def job_script(record: dict, folder: str | Path) -> str:
     vae_folder = snapshot_folder(vae["id"], vae["revision"]) if isinstance(vae, dict) else None
     entries = sorted((e for e in record["images"] if isinstance(e, dict)), key=lambda e: e["index"])
     calls = recorded_calls(entries) or (tuple(range(len(entries))),)
-    leave_out = [f"{LOCAL}.controlnet:control_arguments", f"{LOCAL}.controlnet:controlnet_pipeline",
-                 "sdxl_nb.request.control_maps:unit_map",
-                 # an upscaler model file (spandrel): refused above
-                 f"{LOCAL}.weights:load_state_dict", f"{LOCAL}.weights:WeightsRefused"]
+    if any(Path(unit.model_path).is_file() for unit in r.controlnets):
+        raise not_writable("a single-file ControlNet's key conversion is sdxl_nb's own")
+    # Never reached by this job: weight files are loaded by the script's own diffusers calls, refused kinds above.
+    leave_out = [f"{LOCAL}.weights:load_state_dict", f"{LOCAL}.weights:WeightsRefused",
+                 f"{LOCAL}.weights:check_weights_folder", f"{LOCAL}.controlnet_file:load_controlnet_file",
+                 "sdxl_nb.request.annotators:annotate"]
+    if not r.controlnets:
+        leave_out += [f"{LOCAL}.controlnet:control_arguments", "sdxl_nb.request.control_maps:unit_map"]
     if r.mode != "inpaint" or r.inpaint is None:
         leave_out.append(f"{LOCAL}.inpaint_area:InpaintInputs")
     refiner = refiner_files(record, folder_path)

@@ -93,12 +93,36 @@ def apply_loras(pipe):
         pipe.set_adapters(names, adapter_weights=[weight for _path, _sha256, weight in LORAS])
 
 
+def apply_ip_adapter(pipe, ip):
+    """The IP-Adapter and its image encoder loaded into the model, at the recorded scale."""
+    if ip is None:
+        return
+    pipe.load_ip_adapter(ip.root, subfolder=ip.subfolder, weight_name=Path(ip.path).name,
+                         image_encoder_folder=ip.encoder_folder, local_files_only=True)
+    if pipe.image_encoder is not None and pipe.image_encoder.device != pipe._execution_device:
+        pipe.image_encoder.to(pipe._execution_device)
+    pipe.set_ip_adapter_scale(ip.scale)
+
+
+def load_controlnets(loaded, units):
+    """Each unit's ControlNet folder in the UNet's dtype, where the engine's load_controlnet finds it loaded."""
+    unet = loaded.pipe.unet
+    for unit in units:
+        model = diffusers.ControlNetModel.from_pretrained(unit.model_path, torch_dtype=unet.dtype,
+                                                          local_files_only=True)
+        model.to(unet.device)
+        model.requires_grad_(False)
+        loaded.controlnets[(unit.model_path, unit.model_sha256)] = model
+
+
 class Engine:
     """What the engine's functions ask of their engine: pipelines sharing one model, schedulers, calls."""
 
     device = DEVICE
 
     def pipeline(self, loaded, mode, *, mixing=False, controls=()):
+        if controls:
+            return controlnet_pipeline(loaded, mode, controls)
         return mode_pipeline(loaded, mode, mixing)
 
     make_scheduler = staticmethod(fresh_scheduler)
@@ -115,9 +139,11 @@ def main(out_dir="."):
     out.mkdir(parents=True, exist_ok=True)
     engine, r = Engine(), REQUEST
     base = load_model()
-    loaded = SimpleNamespace(pipe=base, derived={}, own_scheduler=base.scheduler)
+    loaded = SimpleNamespace(pipe=base, derived={}, own_scheduler=base.scheduler, controlnets={})
     apply_loras(base)
-    pipe = engine.pipeline(loaded, r.mode)
+    apply_ip_adapter(base, r.ip_adapter)
+    load_controlnets(loaded, r.controlnets)
+    pipe = engine.pipeline(loaded, r.mode, controls=r.controlnets)
     pipe.scheduler = engine.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
     arguments = CallArguments(pipe, r, True)
     hires = HiresPass(engine, loaded, r, pipe) if r.hires else None
