@@ -32,12 +32,31 @@ def inputs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def jobs(engine, inputs, tmp_path_factory):
-    """One job per mode, made once: name -> its result (record and saved paths)."""
+def embeddings_folder(tmp_path_factory):
+    """Two embeddings in an A1111 root's embeddings/ folder, found by name in prompts."""
+    from sdxl_nb.config.tiny_lora import tiny_embedding_tensors, write_lora
+
+    root = tmp_path_factory.mktemp("webui")
+    write_lora(root / "embeddings" / "mystyle.safetensors", tiny_embedding_tensors(3, seed=1))
+    write_lora(root / "embeddings" / "badhands.safetensors", tiny_embedding_tensors(2, seed=2))
+    return root / "embeddings"
+
+
+@pytest.fixture(scope="module")
+def jobs(engine, inputs, embeddings_folder, tmp_path_factory):
+    """One job per mode, made once: name -> its result (record and saved paths). The embeddings' folder is the
+    user's while the module runs (a record's files are used from the user's folders only)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SDXL_NB_EMBEDDINGS", str(embeddings_folder.parent))
+        yield made_jobs(engine, inputs, tmp_path_factory)
+
+
+def made_jobs(engine, inputs, tmp_path_factory) -> dict:
     from sdxl_nb.backends.local import Engine
     from sdxl_nb.config.controlnets import TINY_CONTROLNET
     from sdxl_nb.config.loras import DEMO_LORA
     from sdxl_nb.config.tiny_ip_adapter import DEMO_IP_ADAPTER
+    from sdxl_nb.jobs.animate import animate
     from sdxl_nb.jobs.generate import generate
 
     out = tmp_path_factory.mktemp("code_jobs")
@@ -59,6 +78,11 @@ def jobs(engine, inputs, tmp_path_factory):
     }.items():
         fields = {"engine": engine, **SMALL, "seed": 11, **fields}
         made[name] = generate(out_dir=out / name, **fields)
+    # An animation (noise slerp and prompt travel, per-image pipelines); its middle frame is written as code.
+    made["animation"] = animate(out_dir=out / "animation", engine=engine, **SMALL, prompt="a red fox", seed=5,
+                                mode="prompt-travel", frames=3, prompt_end="a blue whale", seed_end=8, batch_size=2)
+    made["embedding"] = generate(out_dir=out / "embedding", engine=engine, **SMALL, seed=3,
+                                 prompt="a fox, mystyle", negative_prompt="badhands")
     return made
 
 
@@ -77,7 +101,7 @@ def pixels(path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires", "refiner",
-                                  "controlnet", "ip_adapter"])
+                                  "controlnet", "ip_adapter", "animation", "embedding"])
 def test_the_script_saves_the_recorded_pixels_without_sdxl_nb(jobs, name, tmp_path):
     from sdxl_nb import code
 

@@ -7,6 +7,7 @@ run loop that calls them as the engine's run loop (backends/local/run_loop.py) d
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from pathlib import Path
 
 from sdxl_nb.codegen.bundle import Bundle, NotEmbeddable
@@ -37,16 +38,14 @@ def refusal(record: dict) -> str | None:
     backend = record.get("backend") if isinstance(record.get("backend"), dict) else {}
     if backend.get("name") not in (None, "local"):
         return f"it was made on the {backend.get('name')} backend, whose nodes are not diffusers calls"
-    if mode not in ("txt2img", "img2img", "inpaint"):
-        return f"{mode} jobs are not written as code (txt2img, img2img and inpaint jobs are)"
+    if mode not in ("txt2img", "img2img", "inpaint", "animate"):
+        return f"{mode} jobs are not written as code (txt2img, img2img, inpaint and animate jobs are)"
     if not [entry for entry in record.get("images") or [] if isinstance(entry, dict)]:
         return "the job saved no images"
     for unit in record.get("controlnets") or []:
         if not isinstance(unit, dict) or unit.get("preprocessor") not in SCRIPTED_PREPROCESSORS:
             return (f"the ControlNet preprocessor {unit.get('preprocessor')!r} runs an annotator model "
                     f"(written as code: {', '.join(SCRIPTED_PREPROCESSORS)})")
-    if record.get("embeddings"):
-        return "textual-inversion embeddings are not written as code"
     if record.get("adjustments"):
         return "the job ran out of memory and auto-tuned its settings"
     options = ((record.get("env") or {}).get("options") or {})
@@ -56,46 +55,70 @@ def refusal(record: dict) -> str | None:
     return None
 
 
+def run_plan(record: dict, folder: str | Path):
+    """The RunPlan the engine re-runs the record with: a generate job's recorded images and calls, or an animation's
+    frames (their seeds, prompts, ends and t)."""
+    from sdxl_nb.audit.replay_request import ReplayError, request_from_record
+
+    try:
+        if record.get("mode") == "animate":
+            from sdxl_nb.jobs.animate.rerun import plan_from_record
+
+            plan = plan_from_record(record, folder)
+        else:
+            from sdxl_nb.backends.local.replay import replay_plan
+
+            plan = replay_plan(record, request_from_record(record, folder))
+    except (ReplayError, ValueError) as exc:
+        raise not_writable(str(exc)) from None
+    if plan.calls is not None:
+        return plan
+    size = plan.chunk_size or len(plan.images)
+    return replace(plan, calls=tuple(tuple(range(start, min(start + size, len(plan.images))))
+                                     for start in range(0, len(plan.images), size)))
+
+
+def left_out(r, refiner: dict | None) -> tuple[str, ...]:
+    """Engine names this job never reaches (stubs in the script): weight files the script loads with its own
+    diffusers calls, kinds refused above, and the parts of modes the job does not use."""
+    names = [f"{LOCAL}.weights:load_state_dict", f"{LOCAL}.weights:WeightsRefused",
+             f"{LOCAL}.weights:check_weights_folder", f"{LOCAL}.controlnet_file:load_controlnet_file",
+             "sdxl_nb.request.annotators:annotate"]
+    if not r.controlnets:
+        names += [f"{LOCAL}.controlnet:control_arguments", "sdxl_nb.request.control_maps:unit_map"]
+    if r.mode != "inpaint" or r.inpaint is None:
+        names.append(f"{LOCAL}.inpaint_area:InpaintInputs")
+    if refiner is None:
+        names += [f"{LOCAL}.refiner_split:denoising_point", f"{LOCAL}.refiner_split:switch_by"]
+    return tuple(names)
+
+
 def job_script(record: dict, folder: str | Path) -> str:
     """The script's text; NotWritable (one line) when the record cannot be written as plain code."""
-    from sdxl_nb.audit.replay_request import ReplayError, request_from_record
-    from sdxl_nb.backends.base import recorded_calls
-
     why = refusal(record)
     if why:
         raise not_writable(why)
-    try:
-        r = request_from_record(record, folder)
-    except (ReplayError, ValueError) as exc:
-        raise not_writable(str(exc)) from None
+    plan = run_plan(record, folder)
+    r = plan.request
     if r.hires is not None and r.hires.upscaler.kind not in ("latent", "lanczos"):
         raise not_writable(f"the hires upscaler {r.hires.upscaler.name!r} is a model file (spandrel), not diffusers")
+    if any(Path(unit.model_path).is_file() for unit in r.controlnets):
+        raise not_writable("a single-file ControlNet's key conversion is sdxl_nb's own")
+    if any(Path(e.path).suffix.lower() != ".safetensors" for e in r.embeddings):
+        raise not_writable("an embedding that is no .safetensors file is read by sdxl_nb's weights checker")
     model = record["model"]
     folder_path = model_folder(model)
     vae = model.get("vae")
     vae_folder = snapshot_folder(vae["id"], vae["revision"]) if isinstance(vae, dict) else None
-    entries = sorted((e for e in record["images"] if isinstance(e, dict)), key=lambda e: e["index"])
-    calls = recorded_calls(entries) or (tuple(range(len(entries))),)
-    if any(Path(unit.model_path).is_file() for unit in r.controlnets):
-        raise not_writable("a single-file ControlNet's key conversion is sdxl_nb's own")
-    # Never reached by this job: weight files are loaded by the script's own diffusers calls, refused kinds above.
-    leave_out = [f"{LOCAL}.weights:load_state_dict", f"{LOCAL}.weights:WeightsRefused",
-                 f"{LOCAL}.weights:check_weights_folder", f"{LOCAL}.controlnet_file:load_controlnet_file",
-                 "sdxl_nb.request.annotators:annotate"]
-    if not r.controlnets:
-        leave_out += [f"{LOCAL}.controlnet:control_arguments", "sdxl_nb.request.control_maps:unit_map"]
-    if r.mode != "inpaint" or r.inpaint is None:
-        leave_out.append(f"{LOCAL}.inpaint_area:InpaintInputs")
     refiner = refiner_files(record, folder_path)
-    if refiner is None:
-        leave_out += [f"{LOCAL}.refiner_split:denoising_point", f"{LOCAL}.refiner_split:switch_by"]
-    bundle = Bundle(leave_out=tuple(leave_out))
+    bundle = Bundle(leave_out=left_out(r, refiner))
     try:
         for part in ENGINE_PARTS + ((f"{LOCAL}.hires:HiresPass",) if r.hires else ()) + (REFINER_PARTS if refiner else ()):
             bundle.add(part)
         request = ",\n    ".join(f"{name}={literal(getattr(r, name))}" for name in REQUEST_FIELDS)
     except NotEmbeddable as exc:
         raise not_writable(f"the engine's code it needs is not self-contained ({exc})") from None
+    saved = record.get("frames") if record.get("mode") == "animate" else record.get("images")
     values = {
         "JOB_ID": record.get("job_id"),
         "MODEL_FOLDER": str(folder_path),
@@ -105,11 +128,15 @@ def job_script(record: dict, folder: str | Path) -> str:
         "CPU_THREADS": (record.get("env") or {}).get("cpu_threads"),
         "REFINER": refiner,
         "LORAS": [(lora.path, lora.sha256, lora.weight) for lora in r.loras],
-        "CALLS": [[(entries[p]["index"], entries[p]["seed"]) for p in call] for call in calls],
-        "FILE_NAMES": {entry["index"]: Path(entry["path"]).name for entry in entries},
+        "EMBEDDINGS": [(e.name, e.path, e.sha256) for e in r.embeddings],
+        "PLAIN": plan.plain,  # one prompt and plain seed noise for every image (else per-image pipelines)
+        "TEXTS": plan.texts(),
+        "CALLS": [[{f.name: getattr(plan.images[p], f.name) for f in fields(plan.images[p])} for p in call]
+                  for call in plan.calls],
+        "FILE_NAMES": {e["index"]: Path(e["path"]).name for e in saved or [] if isinstance(e, dict) and "path" in e},
     }
     settings = "\n".join(f"{name} = {literal(value)}" for name, value in values.items())
-    header = HEADER.format(job_id=record.get("job_id"), mode=r.mode, model=model.get("id"),
+    header = HEADER.format(job_id=record.get("job_id"), mode=record.get("mode"), model=model.get("id"),
                            imports="\n".join(bundle.imports()))
     text = (f"{header}\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings}\n"
             f"REQUEST = SimpleNamespace(\n    {request},\n)\n\n{RUN}")

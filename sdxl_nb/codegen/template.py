@@ -79,6 +79,18 @@ def load_refiner(base):
                          shared=tuple(shared), extra_bytes=0, own_scheduler=pipe.scheduler)
 
 
+def load_embeddings():
+    """name -> (CLIP-L, CLIP-G) vectors of each embedding file, checked against its recorded sha256."""
+    vectors = {}
+    for name, path, sha256 in EMBEDDINGS:
+        data = Path(path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            sys.exit(f"embedding {path} changed since the job (its sha256 is not the recorded one)")
+        tensors = load_safetensors(data)
+        vectors[name] = (tensors["clip_l"], tensors["clip_g"])
+    return vectors
+
+
 def apply_loras(pipe):
     """Each LoRA file (checked against its recorded sha256) as an adapter, all active at their weights."""
     names = []
@@ -143,21 +155,25 @@ def main(out_dir="."):
     apply_loras(base)
     apply_ip_adapter(base, r.ip_adapter)
     load_controlnets(loaded, r.controlnets)
-    pipe = engine.pipeline(loaded, r.mode, controls=r.controlnets)
+    pipe = engine.pipeline(loaded, r.mode, mixing=not PLAIN, controls=r.controlnets)
     pipe.scheduler = engine.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs)
-    arguments = CallArguments(pipe, r, True)
+    vectors = load_embeddings()
+    arguments = CallArguments(pipe, r, PLAIN, TEXTS, vectors)
     hires = HiresPass(engine, loaded, r, pipe) if r.hires else None
     refiner = None
     if REFINER:  # the base stops at the switch, the refiner finishes (A1111's hand-off)
         refiner = RefinerStage(load_refiner(base), r, lambda: engine.make_scheduler(loaded, r.scheduler.cls,
-                                                                                     r.scheduler.kwargs))
+                                                                                     r.scheduler.kwargs),
+                               TEXTS, vectors)
     for call in CALLS:  # the job's pipeline calls: batching can move a pixel's last bit
-        specs = [ImageSpec(index=index, seed=seed, prompt=r.styled_prompt) for index, seed in call]
+        specs = [ImageSpec(**spec) for spec in call]
         labels = [f"image {spec.index + 1} (seed {spec.seed})" for spec in specs]
+        pipe.noise_mix = arguments.noise_mix(specs)  # per-image noise mixes (a per-image pipeline reads it)
         first = arguments(specs)
         latents = engine.call_pipeline(pipe, **(refiner.base_arguments(first) if refiner else first)).images
         if hires is not None:  # fresh generators of the same seeds, as the engine's second pass
             latents = hires(latents, arguments(specs), labels)
+        pipe.noise_mix = None
         if refiner is not None:
             latents = refiner.refine(engine, latents, specs, first)
         decoded = decode_guarded(refiner.decoder(pipe) if refiner else pipe, latents, labels)
