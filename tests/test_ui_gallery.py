@@ -9,7 +9,7 @@ pytest.importorskip("ipywidgets")
 from sdxl_nb.record.joblog import read_records  # noqa: E402
 from tests.ui_helpers import lab_for, small_form, status_kind  # noqa: E402
 
-ACTIONS = ["View", "Info", "Compare", "Seed", "Reuse", "img2img", "Inpaint", "Upscale"]
+ACTIONS = ["View", "Info", "Compare", "Code", "Seed", "Reuse", "img2img", "Inpaint", "Upscale"]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A gallery of saved images with actions: full size, reuse seed or settings, img2img/inpaint, record, compare two."""
+"""A gallery of saved images with actions: full size, record, compare two, code, reuse settings, img2img/inpaint."""
 
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ class Gallery:
         image = image_box()
         show_image(image, item.path.read_bytes(), THUMB_BOX)
         first = [("View", "full size", self.view), ("Info", "its record and A1111 parameters", self.info),
-                 ("Compare", "compare with another image, side by side", self.compare)]
+                 ("Compare", "compare with another image, side by side", self.compare),
+                 ("Code", "its job as a standalone diffusers script (no sdxl_nb) that makes it again", self.code)]
         second = [("Seed", "use its seed in the form", self.reuse_seed, self.on_seed),
                   ("Reuse", "send all its settings to the Generate form", self.reuse, self.on_reuse),
                   ("img2img", "use it as the init image for img2img", lambda i: self.init(i, "img2img"), self.on_init),
@@ -144,6 +145,16 @@ class Gallery:
         row = w.HBox(sides, layout=w.Layout(align_items="flex-start"))
         row.add_class("sdxl-compare")
         self._open(f"compare: {first.caption} | {item.caption}", [row, differences])
+
+    def code(self, item: GalleryItem) -> None:
+        """Its job as plain diffusers code: in the next notebook cell where the kernel can put it, and shown."""
+        from sdxl_nb.codegen import code
+        from sdxl_nb.ui.code_view import code_box, to_next_cell
+
+        text = code(item.path)  # a job that cannot be written: its one line in the note (_do)
+        where = "in the next cell and below" if to_next_cell(text) else "below"
+        self._open(f"{item.caption}: its job as code", code_box(text))
+        set_status(self.note, f"{item.caption}: the script that makes it again is {where}", "ok")
 
     def reuse_seed(self, item: GalleryItem) -> None:
         seed = item.seed if item.seed is not None else read_png_parameters(item.path).fields["seed"]
