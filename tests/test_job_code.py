@@ -63,8 +63,10 @@ def made_jobs(engine, inputs, tmp_path_factory) -> dict:
     init, mask = str(inputs / "init.png"), str(inputs / "mask.png")
     made = {}
     for name, fields in {
-        "txt2img": dict(prompt="a lighthouse at dusk", batch=2),
-        "weighting": dict(prompt="a (red:1.3) [cat], long BREAK blue sky", negative_prompt="(blurry:1.2)"),
+        "txt2img": dict(prompt="a lighthouse at dusk", batch=2, scheduler="Euler a"),
+        # DPM++ SDE: each image's Brownian tree is seeded by its seed (core.seed_brownian_noise)
+        "weighting": dict(prompt="a (red:1.3) [cat], long BREAK blue sky", negative_prompt="(blurry:1.2)", batch=2,
+                          scheduler="DPM++ SDE Karras"),
         "lora": dict(prompt=f"a fox <lora:{DEMO_LORA}:0.8>"),
         "img2img": dict(prompt="a harbour", init_image=init, strength=0.6),
         "inpaint": dict(prompt="a fox inpainted", init_image=init, mask_image=mask, strength=0.75),
@@ -100,6 +102,7 @@ def pixels(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+@pytest.mark.slow  # a python + torch start per script
 @pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires", "refiner",
                                   "controlnet", "ip_adapter", "animation", "embedding"])
 def test_the_script_saves_the_recorded_pixels_without_sdxl_nb(jobs, name, tmp_path):
@@ -133,13 +136,18 @@ def test_the_embedded_functions_are_the_engines_own(jobs):
 
 def test_the_bundle_is_closed():
     """Every name the embedded definitions use is defined in the script (or left out on purpose)."""
-    from sdxl_nb.codegen.bundle import Bundle, unresolved_names
-    from sdxl_nb.codegen.script import ENGINE_PARTS
+    from types import SimpleNamespace
 
-    bundle = Bundle()
-    for part in ENGINE_PARTS + ("sdxl_nb.backends.local.hires:HiresPass",):
+    from sdxl_nb.codegen.bundle import Bundle, unresolved_names
+    from sdxl_nb.codegen.script import ENGINE_PARTS, REFINER_PARTS, left_out
+
+    every_mode = SimpleNamespace(controlnets=(object(),), mode="inpaint", inpaint=object())
+    bundle = Bundle(leave_out=left_out(every_mode, refiner={}))
+    for part in ENGINE_PARTS + REFINER_PARTS + ("sdxl_nb.backends.local.hires:HiresPass",):
         bundle.add(part)
     assert unresolved_names(bundle) == []
+    assert set(bundle.stubs) == {"load_state_dict", "WeightsRefused", "check_weights_folder", "load_controlnet_file",
+                                 "annotate"}
 
 
 def test_cli_writes_the_script_and_refuses_in_one_line(jobs, tmp_path, kernel_engine, capsys):
@@ -151,6 +159,7 @@ def test_cli_writes_the_script_and_refuses_in_one_line(jobs, tmp_path, kernel_en
     target = tmp_path / "job.py"
     assert main(["code", job_id[:8], "--out-dir", str(folder), "-o", str(target)]) == 0
     assert target.read_text(encoding="utf-8").startswith('"""Job ' + job_id)
+    assert capsys.readouterr().out.strip() == str(target)
     assert main(["code", job_id, "--out-dir", str(folder)]) == 0
     assert capsys.readouterr().out.startswith('"""Job ' + job_id)
     # A job of a mode written as no code: exit 2, one line, no file.
@@ -164,3 +173,15 @@ def test_cli_writes_the_script_and_refuses_in_one_line(jobs, tmp_path, kernel_en
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot be written as plain code yet: upscale jobs" in err
     assert not refused_script.exists()
+
+
+def test_a_script_never_holds_a_secret_of_the_environment(jobs, monkeypatch):
+    from sdxl_nb import code
+    from sdxl_nb.codegen import NotWritable
+
+    result = jobs["txt2img"]
+    monkeypatch.setenv("HF_TOKEN", "hf_secretvalue123")
+    assert "hf_secretvalue123" not in code(result.paths[0])
+    leaked = {**result.record, "styled_prompt": "a lighthouse, hf_secretvalue123"}
+    with pytest.raises(NotWritable, match="cannot be written as plain code yet: its record holds a value of a secret"):
+        code(leaked, out_dir=Path(result.paths[0]).parent)

@@ -224,7 +224,8 @@ def unresolved_names(bundle: Bundle) -> list[str]:
         node = bundle.modules[module_name].definitions[name]
         local = {leaf.id for leaf in ast.walk(node) if isinstance(leaf, ast.Name) and isinstance(leaf.ctx, ast.Store)}
         local |= {leaf.arg for leaf in ast.walk(node) if isinstance(leaf, ast.arg)}
-        local |= {leaf.name for leaf in ast.walk(node) if isinstance(leaf, (ast.FunctionDef, ast.ClassDef))}
+        local |= {leaf.name for leaf in ast.walk(node)
+                  if isinstance(leaf, (ast.FunctionDef, ast.ClassDef, ast.ExceptHandler)) and leaf.name}
         local |= {(alias.asname or alias.name).split(".")[0] for leaf in ast.walk(node)
                   if isinstance(leaf, (ast.Import, ast.ImportFrom)) for alias in leaf.names}
         annotations = _annotation_names(node)
