@@ -46,8 +46,13 @@ def embeddings_folder(tmp_path_factory):
 def jobs(engine, inputs, embeddings_folder, tmp_path_factory):
     """One job per mode, made once: name -> its result (record and saved paths). The embeddings' folder is the
     user's while the module runs (a record's files are used from the user's folders only)."""
+    from sdxl_nb.api import convert
+
+    checkpoints = tmp_path_factory.mktemp("checkpoints")
+    convert("tiny-sdxl", checkpoints / "tiny-ckpt.safetensors")  # tiny-sdxl as one original-layout file
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SDXL_NB_EMBEDDINGS", str(embeddings_folder.parent))
+        patch.setenv("SDXL_NB_CHECKPOINTS", str(checkpoints))
         yield made_jobs(engine, inputs, tmp_path_factory)
 
 
@@ -68,7 +73,7 @@ def made_jobs(engine, inputs, tmp_path_factory) -> dict:
         "weighting": dict(prompt="a (red:1.3) [cat], long BREAK blue sky", negative_prompt="(blurry:1.2)", batch=2,
                           scheduler="DPM++ SDE Karras"),
         "lora": dict(prompt=f"a fox <lora:{DEMO_LORA}:0.8>"),
-        "img2img": dict(prompt="a harbour", init_image=init, strength=0.6),
+        "img2img": dict(prompt="a harbour", init_image=init, strength=0.6, model="tiny-ckpt"),  # a checkpoint file
         "inpaint": dict(prompt="a fox inpainted", init_image=init, mask_image=mask, strength=0.75),
         "hires": dict(prompt="a castle", hires_scale=2, hires_steps=2, hires_denoise=0.5),
         "refiner": dict(prompt="a (fox:1.2) in snow", steps=4, refiner="tiny-sdxl-refiner", refiner_switch=0.5),
@@ -80,6 +85,7 @@ def made_jobs(engine, inputs, tmp_path_factory) -> dict:
     }.items():
         fields = {"engine": engine, **SMALL, "seed": 11, **fields}
         made[name] = generate(out_dir=out / name, **fields)
+    assert made["img2img"].record["model"]["source"] == "checkpoint"
     # An animation (noise slerp and prompt travel, per-image pipelines); its middle frame is written as code.
     made["animation"] = animate(out_dir=out / "animation", engine=engine, **SMALL, prompt="a red fox", seed=5,
                                 mode="prompt-travel", frames=3, prompt_end="a blue whale", seed_end=8, batch_size=2)

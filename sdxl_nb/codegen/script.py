@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sdxl_nb.codegen.bundle import Bundle, NotEmbeddable
 from sdxl_nb.codegen.literal import literal
-from sdxl_nb.codegen.model_files import model_folder, not_writable, refiner_files, snapshot_folder
+from sdxl_nb.codegen.model_files import checkpoint_file, model_folder, not_writable, refiner_files, snapshot_folder
 from sdxl_nb.codegen.template import HEADER, RUN
 from sdxl_nb.record.secrets import mask
 
@@ -111,9 +111,12 @@ def job_script(record: dict, folder: str | Path) -> str:
     vae = model.get("vae")
     vae_folder = snapshot_folder(vae["id"], vae["revision"]) if isinstance(vae, dict) else None
     refiner = refiner_files(record, folder_path)
+    checkpoint = checkpoint_file(model)
+    parts = ENGINE_PARTS + ((f"{LOCAL}.hires:HiresPass",) if r.hires else ()) + (REFINER_PARTS if refiner else ()) \
+        + ((f"{LOCAL}.checkpoint_load:checkpoint_pipeline",) if checkpoint else ())
     bundle = Bundle(leave_out=left_out(r, refiner))
     try:
-        for part in ENGINE_PARTS + ((f"{LOCAL}.hires:HiresPass",) if r.hires else ()) + (REFINER_PARTS if refiner else ()):
+        for part in parts:
             bundle.add(part)
         request = ",\n    ".join(f"{name}={literal(getattr(r, name))}" for name in REQUEST_FIELDS)
     except NotEmbeddable as exc:
@@ -122,6 +125,7 @@ def job_script(record: dict, folder: str | Path) -> str:
     values = {
         "JOB_ID": record.get("job_id"),
         "MODEL_FOLDER": str(folder_path),
+        "CHECKPOINT": None if checkpoint is None else str(checkpoint[0]),  # a single file, configs from MODEL_FOLDER
         "VAE_FOLDER": None if vae_folder is None else str(vae_folder),
         "DTYPE": str(model.get("dtype") or "float32"),
         "DEVICE": "cuda" if (record.get("device") or {}).get("type") == "cuda" else "cpu",

@@ -30,8 +30,12 @@ diffusers.utils.logging.disable_progress_bar()'''
 RUN = '''
 
 def load_model():
-    """The model folder's components in the recorded dtype, as one SDXL pipeline (no watermark)."""
+    """The model's components in the recorded dtype, as one SDXL pipeline (no watermark)."""
     dtype = getattr(torch, DTYPE)
+    if CHECKPOINT:  # one .safetensors file, read as the engine reads it
+        pipe = checkpoint_pipeline(CHECKPOINT, Path(MODEL_FOLDER), dtype)
+        pipe.to(DEVICE)
+        return pipe
     folder = Path(MODEL_FOLDER)
     common = dict(torch_dtype=dtype, local_files_only=True)
 
