@@ -1,9 +1,7 @@
-"""The engine's own definitions as one script's text: each taken verbatim from its module's source, with the
-definitions it uses, and its sdxl_nb imports resolved to the other embedded definitions (nothing imports sdxl_nb).
+"""The engine's own definitions as one script's text, verbatim, with what they use; no import of sdxl_nb left."""
 
-A script that re-creates a job must run the engine's rules, not a copy that drifts: `bundle(["pkg.mod:Name"])`
-reads the source files the engine runs from, so the text embedded is the engine's at generation time.
-"""
+# A script that re-creates a job must run the engine's rules, not a copy that drifts: Bundle.add("pkg.mod:Name")
+# reads the source file the engine runs from, so the text embedded is the engine's when the script is written.
 
 from __future__ import annotations
 
@@ -179,7 +177,7 @@ class Bundle:
                 continue
             done.add(id(module.definitions[name]))
             parts.append(f"# {module_name}.{name} (the engine's source)\n" + self._source(module, module.definitions[name]))
-        return "\n\n".join(parts)
+        return "\n\n\n".join(parts)
 
     def imports(self) -> list[str]:
         return sorted(set(self.third_party.values()))

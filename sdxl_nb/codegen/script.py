@@ -1,9 +1,7 @@
-"""A job record -> a standalone script (diffusers, torch, transformers, PIL; no sdxl_nb) that re-creates its images.
+"""A job record -> a standalone script (diffusers, torch, transformers, PIL; no sdxl_nb) that re-creates its images."""
 
-The script carries the engine's own functions (bundle.py: call arguments, A1111 prompt weighting, the decode
-guard, the inpaint overlay, the hires pass, the Brownian seed), the record's values as literals, and a short
-run loop that calls them as the engine's run loop (backends/local/run_loop.py) does.
-"""
+# The script carries the engine's own definitions (bundle.py), the record's values as literals, and a short run loop
+# (template.py) that calls them in the order of the engine's (backends/local/run_loop.py).
 
 from __future__ import annotations
 
@@ -13,7 +11,7 @@ from pathlib import Path
 from sdxl_nb.codegen.bundle import Bundle, NotEmbeddable
 from sdxl_nb.codegen.literal import literal
 from sdxl_nb.codegen.model_files import checkpoint_file, model_folder, not_writable, refiner_files, snapshot_folder
-from sdxl_nb.codegen.template import HEADER, RUN
+from sdxl_nb.codegen.template import HEADER, IMPORTS, RUN, import_block
 from sdxl_nb.record.secrets import mask
 
 LOCAL = "sdxl_nb.backends.local"
@@ -27,9 +25,9 @@ SCRIPTED_PREPROCESSORS = ("none", "canny")  # the others run annotator models th
 CHANGING_OPTIONS = ("channels_last", "fuse_qkv", "compile", "cuda_graphs", "fp8", "vae_slicing", "vae_tiling",
                     "cpu_offload")
 # The request fields the engine's functions read (CallArguments, InpaintInputs, HiresPass).
-REQUEST_FIELDS = ("mode", "scheduler", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width", "height", "strength",
-                  "init_image", "mask_image", "inpaint", "ip_adapter", "controlnets", "hires", "refiner",
-                  "refiner_switch", "refiner_switch_by")
+REQUEST_FIELDS = ("mode", "scheduler", "styled_prompt", "effective_negative_prompt", "steps", "cfg", "width",
+                  "height", "strength", "init_image", "mask_image", "inpaint", "ip_adapter", "controlnets", "hires",
+                  "refiner", "refiner_switch", "refiner_switch_by")
 
 
 def refusal(record: dict) -> str | None:
@@ -43,11 +41,13 @@ def refusal(record: dict) -> str | None:
     if not [entry for entry in record.get("images") or [] if isinstance(entry, dict)]:
         return "the job saved no images"
     for unit in record.get("controlnets") or []:
-        if not isinstance(unit, dict) or unit.get("preprocessor") not in SCRIPTED_PREPROCESSORS:
-            return (f"the ControlNet preprocessor {unit.get('preprocessor')!r} runs an annotator model "
+        preprocessor = unit.get("preprocessor") if isinstance(unit, dict) else None
+        if preprocessor not in SCRIPTED_PREPROCESSORS:
+            return (f"the ControlNet preprocessor {preprocessor!r} runs an annotator model "
                     f"(written as code: {', '.join(SCRIPTED_PREPROCESSORS)})")
-    if record.get("adjustments"):
-        return "the job ran out of memory and auto-tuned its settings"
+    tuned = record.get("auto_tune") if isinstance(record.get("auto_tune"), dict) else {}
+    if any(tuned.get(name) for name in ("vae_slicing", "vae_tiling", "cpu_offload")):
+        return "the job ran out of memory and auto-tuned to VAE slicing, tiling or CPU offload"
     options = ((record.get("env") or {}).get("options") or {})
     changing = [name for name in CHANGING_OPTIONS if options.get(name)]
     if changing:
@@ -106,6 +106,9 @@ def job_script(record: dict, folder: str | Path) -> str:
         raise not_writable("a single-file ControlNet's key conversion is sdxl_nb's own")
     if any(Path(e.path).suffix.lower() != ".safetensors" for e in r.embeddings):
         raise not_writable("an embedding that is no .safetensors file is read by sdxl_nb's weights checker")
+    device = (record.get("device") or {}).get("type")
+    if device not in ("cpu", "cuda", "mps"):
+        raise not_writable(f"the record's device type {device!r} is not cpu, cuda or mps")
     model = record["model"]
     folder_path = model_folder(model)
     vae = model.get("vae")
@@ -128,7 +131,7 @@ def job_script(record: dict, folder: str | Path) -> str:
         "CHECKPOINT": None if checkpoint is None else str(checkpoint[0]),  # a single file, configs from MODEL_FOLDER
         "VAE_FOLDER": None if vae_folder is None else str(vae_folder),
         "DTYPE": str(model.get("dtype") or "float32"),
-        "DEVICE": "cuda" if (record.get("device") or {}).get("type") == "cuda" else "cpu",
+        "DEVICE": device,
         "CPU_THREADS": (record.get("env") or {}).get("cpu_threads"),
         "REFINER": refiner,
         "LORAS": [(lora.path, lora.sha256, lora.weight) for lora in r.loras],
@@ -141,8 +144,8 @@ def job_script(record: dict, folder: str | Path) -> str:
     }
     settings = "\n".join(f"{name} = {literal(value)}" for name, value in values.items())
     header = HEADER.format(job_id=record.get("job_id"), mode=record.get("mode"), model=model.get("id"),
-                           imports="\n".join(bundle.imports()))
-    text = (f"{header}\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings}\n"
+                           imports=import_block(IMPORTS + tuple(bundle.imports())))
+    text = (f"{header}\n\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings}\n"
             f"REQUEST = SimpleNamespace(\n    {request},\n)\n\n{RUN}")
     if mask(text) != text:
         raise not_writable("its record holds a value of a secret of this environment")

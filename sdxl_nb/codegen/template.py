@@ -1,5 +1,30 @@
 """The fixed parts of a job's script: its header and imports, model loading, and the run loop over the recorded calls."""
 
+# What the fixed parts use (the embedded engine definitions bring their own imports).
+IMPORTS = ("import hashlib", "import json", "import sys", "from pathlib import Path", "from types import SimpleNamespace",
+           "import diffusers", "import torch", "import transformers",
+           "from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel",
+           "from safetensors.torch import load as load_safetensors",
+           "from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer")
+STANDARD = ("dataclasses", "hashlib", "io", "json", "math", "pathlib", "re", "sys", "types", "collections", "typing")
+
+
+def import_block(statements) -> str:
+    """One sorted block: standard library, then the rest; `from m import a` and `from m import b` as one line."""
+    plain, names = set(), {}
+    for statement in statements:
+        if statement.startswith("from "):
+            module, _, imported = statement[5:].partition(" import ")
+            names.setdefault(module, set()).update(part.strip() for part in imported.split(","))
+        else:
+            plain.add(statement)
+    lines = [(statement.split()[1], statement) for statement in plain]
+    lines += [(module, f"from {module} import {', '.join(sorted(imported))}") for module, imported in names.items()]
+    groups = ([], [])
+    for module, line in sorted(lines, key=lambda item: (item[1].startswith("from"), item[0])):
+        groups[module.split(".")[0] not in STANDARD].append(line)
+    return "\n\n".join("\n".join(group) for group in groups if group)
+
 HEADER = '''"""Job {job_id} ({mode}, model {model}) re-created with diffusers alone, from its jobs.log record.
 
 Written by sdxl_nb; it does not import it. The definitions below the imports are the sdxl_nb engine's own
@@ -10,18 +35,6 @@ recorded images bit for bit. Run: python this_file.py [OUTPUT_FOLDER]
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
-from pathlib import Path
-from types import SimpleNamespace
-
-import diffusers
-import torch
-from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
-from safetensors.torch import load as load_safetensors
-import transformers
-from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 {imports}
 
 transformers.utils.logging.disable_progress_bar()
