@@ -12,14 +12,19 @@ __all__ = ["NotWritable", "code", "find_record"]
 
 
 def find_record(target, out_dir: str | os.PathLike | None = None) -> tuple[dict, Path]:
-    """(record, output folder) of a job: a record dict (its folder is `out_dir`), a saved image's path (the
-    record in its folder's jobs.log naming it), or a job id or unique prefix in `out_dir`'s jobs.log."""
+    """(record, output folder) of a job: a record dict (its folder is `out_dir`), a job's result (generate's, or a
+    LoggedRecord), a saved image's path (the record in its folder's jobs.log naming it), or a job id or unique
+    prefix in `out_dir`'s jobs.log."""
     from sdxl_nb.analysis import read_logged_records
     from sdxl_nb.audit.rerun import select_for_rerun
     from sdxl_nb.jobs.pipeline import default_output_dir
 
     if isinstance(target, dict):
         return target, Path(out_dir or default_output_dir())
+    if isinstance(getattr(target, "record", None), dict):  # a generate() result, or a LoggedRecord
+        folder = getattr(target, "folder", None)
+        paths = getattr(target, "paths", None) or []
+        return target.record, Path(folder or (Path(paths[0]).parent if paths else out_dir or default_output_dir()))
     if isinstance(target, os.PathLike) or (isinstance(target, str) and Path(target).suffix.lower() == ".png"):
         image = Path(target)
         if not image.is_file():
@@ -43,7 +48,8 @@ def find_record(target, out_dir: str | os.PathLike | None = None) -> tuple[dict,
 def code(target, out: str | os.PathLike | None = None, *, out_dir: str | os.PathLike | None = None) -> str:
     """The standalone script (diffusers, no sdxl_nb) that re-creates a job's images bit for bit on this machine.
 
-    `target`: a job id (or unique prefix) in `out_dir`'s jobs.log, a saved image's path, or a record dict. With
+    `target`: a job id (or unique prefix) in `out_dir`'s jobs.log, a saved image's path, a job's result (what
+    generate() returns) or a record dict. With
     `out` the script is also written there. A job that cannot be written as plain code raises NotWritable (one
     line saying why) and nothing is written.
     """

@@ -52,6 +52,13 @@ def _load(name: str, cache: dict[str, _Module]) -> _Module:
     return cache[name]
 
 
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent is a module, not a package
+        return False
+
+
 def _annotation_names(node: ast.AST) -> set[int]:
     """ids of the Name nodes inside annotations (never evaluated: every embedded module uses postponed ones)."""
     inside: set[int] = set()
@@ -111,6 +118,8 @@ class Bundle:
             self._bind_import(module, name)  # a name the module itself imports (a re-export)
             return
         node = module.definitions.get(name)
+        if node is None and _is_module(f"{module_name}.{name}"):
+            raise NotEmbeddable(f"{module_name}.{name} is a module: what uses it needs {PACKAGE} at run time")
         if node is None:
             raise NotEmbeddable(f"{module_name} defines no {name}")
         if name in self.owner and self.owner[name] != key:
@@ -137,7 +146,8 @@ class Bundle:
         node, alias = module.imports[name]
         if _is_package_import(node):
             if not isinstance(node, ast.ImportFrom) or node.level or alias.asname:
-                raise NotEmbeddable(f"{module.name} uses {PACKAGE} as a module ({ast.unparse(node)})")
+                raise NotEmbeddable(f"{module.name} uses {PACKAGE} as a module ({ast.unparse(node)}): it needs "
+                                    f"{PACKAGE} at run time")
             self._define_or_stub(node.module, alias.name)
             return
         statement = ast.unparse(ast.ImportFrom(module=node.module, names=[alias], level=0)
@@ -150,7 +160,8 @@ class Bundle:
 
     def _nested_import(self, module: _Module, node: ast.stmt) -> None:
         if not isinstance(node, ast.ImportFrom) or node.level:
-            raise NotEmbeddable(f"{module.name} uses {PACKAGE} as a module ({ast.unparse(node)})")
+            raise NotEmbeddable(f"{module.name} uses {PACKAGE} as a module ({ast.unparse(node)}): it needs "
+                                    f"{PACKAGE} at run time")
         for alias in node.names:
             if alias.asname:
                 raise NotEmbeddable(f"{module.name} imports {alias.name} as {alias.asname}")
