@@ -63,6 +63,7 @@ def made_jobs(engine, inputs, tmp_path_factory) -> dict:
     from sdxl_nb.config.tiny_ip_adapter import DEMO_IP_ADAPTER
     from sdxl_nb.jobs.animate import animate
     from sdxl_nb.jobs.generate import generate
+    from sdxl_nb.jobs.upscale import upscale
 
     out = tmp_path_factory.mktemp("code_jobs")
     init, mask = str(inputs / "init.png"), str(inputs / "mask.png")
@@ -89,6 +90,7 @@ def made_jobs(engine, inputs, tmp_path_factory) -> dict:
     # An animation (noise slerp and prompt travel, per-image pipelines); its middle frame is written as code.
     made["animation"] = animate(out_dir=out / "animation", engine=engine, **SMALL, prompt="a red fox", seed=5,
                                 mode="prompt-travel", frames=3, prompt_end="a blue whale", seed_end=8, batch_size=2)
+    made["upscale"] = upscale(made["txt2img"].paths[0], scale=2, out_dir=out / "upscale", engine=engine)  # Lanczos
     made["embedding"] = generate(out_dir=out / "embedding", engine=engine, **SMALL, seed=3,
                                  prompt="a fox, mystyle", negative_prompt="badhands")
     return made
@@ -110,7 +112,7 @@ def pixels(path) -> np.ndarray:
 
 @pytest.mark.slow  # a python + torch start per script
 @pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires", "refiner",
-                                  "controlnet", "ip_adapter", "animation", "embedding"])
+                                  "controlnet", "ip_adapter", "animation", "embedding", "upscale"])
 def test_the_script_saves_the_recorded_pixels_without_sdxl_nb(jobs, name, tmp_path):
     from sdxl_nb import code
 
@@ -173,11 +175,12 @@ def test_cli_writes_the_script_and_refuses_in_one_line(jobs, tmp_path, kernel_en
     record = json.loads(log.read_text().splitlines()[0])
     refused = tmp_path / "refused"
     refused.mkdir()
-    (refused / "jobs.log").write_text(json.dumps({**record, "job_id": "feedbeef", "mode": "upscale"}) + "\n")
+    made_elsewhere = {**record, "job_id": "feedbeef", "backend": {"name": "comfy", "server": "http://gpu:8188"}}
+    (refused / "jobs.log").write_text(json.dumps(made_elsewhere) + "\n")
     refused_script = tmp_path / "refused.py"
     assert main(["code", "feedbeef", "--out-dir", str(refused), "-o", str(refused_script)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "cannot be written as plain code yet: upscale jobs" in err
+    assert len(err.splitlines()) == 1 and "cannot be written as plain code yet: it was made on the comfy" in err
     assert not refused_script.exists()
 
 

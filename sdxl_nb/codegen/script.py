@@ -11,7 +11,7 @@ from pathlib import Path
 from sdxl_nb.codegen.bundle import Bundle, NotEmbeddable
 from sdxl_nb.codegen.literal import literal
 from sdxl_nb.codegen.model_files import checkpoint_file, model_folder, not_writable, refiner_files, snapshot_folder
-from sdxl_nb.codegen.template import HEADER, IMPORTS, RUN, import_block
+from sdxl_nb.codegen.template import HEADER, IMPORTS, QUIET, RUN, import_block
 from sdxl_nb.record.secrets import mask
 
 LOCAL = "sdxl_nb.backends.local"
@@ -36,8 +36,8 @@ def refusal(record: dict) -> str | None:
     backend = record.get("backend") if isinstance(record.get("backend"), dict) else {}
     if backend.get("name") not in (None, "local"):
         return f"it was made on the {backend.get('name')} backend, whose nodes are not diffusers calls"
-    if mode not in ("txt2img", "img2img", "inpaint", "animate"):
-        return f"{mode} jobs are not written as code (txt2img, img2img, inpaint and animate jobs are)"
+    if mode not in ("txt2img", "img2img", "inpaint", "animate", "upscale"):
+        return f"{mode} jobs are not written as code (txt2img, img2img, inpaint, animate and upscale jobs are)"
     if not [entry for entry in record.get("images") or [] if isinstance(entry, dict)]:
         return "the job saved no images"
     for unit in record.get("controlnets") or []:
@@ -98,9 +98,13 @@ def job_script(record: dict, folder: str | Path) -> str:
     why = refusal(record)
     if why:
         raise not_writable(why)
+    if record.get("mode") == "upscale":
+        from sdxl_nb.codegen.upscale_script import upscale_script
+
+        return checked(upscale_script(record, folder))
     plan = run_plan(record, folder)
     r = plan.request
-    if r.hires is not None and r.hires.upscaler.kind not in ("latent", "lanczos"):
+    if r.hires is not None and r.hires.upscaler.kind == "model":
         raise not_writable(f"the hires upscaler {r.hires.upscaler.name!r} is a model file (spandrel), not diffusers")
     if any(Path(unit.model_path).is_file() for unit in r.controlnets):
         raise not_writable("a single-file ControlNet's key conversion is sdxl_nb's own")
@@ -144,9 +148,13 @@ def job_script(record: dict, folder: str | Path) -> str:
     }
     settings = "\n".join(f"{name} = {literal(value)}" for name, value in values.items())
     header = HEADER.format(job_id=record.get("job_id"), mode=record.get("mode"), model=model.get("id"),
-                           imports=import_block(IMPORTS + tuple(bundle.imports())))
-    text = (f"{header}\n\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings}\n"
-            f"REQUEST = SimpleNamespace(\n    {request},\n)\n\n{RUN}")
+                           imports=import_block(IMPORTS + tuple(bundle.imports()))) + QUIET
+    return checked(f"{header}\n\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings}\n"
+                   f"REQUEST = SimpleNamespace(\n    {request},\n)\n\n{RUN}")
+
+
+def checked(text: str) -> str:
+    """The script, unless it would hold the value of a secret of this environment (record/secrets.py)."""
     if mask(text) != text:
         raise not_writable("its record holds a value of a secret of this environment")
     return text

@@ -25,7 +25,8 @@ def import_block(statements) -> str:
         groups[module.split(".")[0] not in STANDARD].append(line)
     return "\n\n".join("\n".join(group) for group in groups if group)
 
-HEADER = '''"""Job {job_id} ({mode}, model {model}) re-created with diffusers alone, from its jobs.log record.
+
+HEADER = '''"""Job {job_id} ({mode}, model {model}) re-created without sdxl_nb, from its jobs.log record.
 
 Written by sdxl_nb; it does not import it. The definitions below the imports are the sdxl_nb engine's own
 source (call arguments, A1111 prompt weighting, the decode guard...), so this script runs what the job ran.
@@ -35,7 +36,8 @@ recorded images bit for bit. Run: python this_file.py [OUTPUT_FOLDER]
 
 from __future__ import annotations
 
-{imports}
+{imports}'''
+QUIET = '''
 
 transformers.utils.logging.disable_progress_bar()
 diffusers.utils.logging.disable_progress_bar()'''
