@@ -82,3 +82,25 @@ def test_a_job_is_named_by_result_record_or_unknown_id(tmp_path):
     (tmp_path / "jobs.log").write_text('{"job_id": "abc", "mode": "txt2img", "images": [{"path": "a.png"}]}\n')
     with pytest.raises(InputError, match="job id 'zzz' matches no job"):
         find_record("zzz", tmp_path)
+
+
+def test_jobs_with_an_upscaler_model_are_refused_in_one_line(engine, tmp_path, monkeypatch):
+    """Upscaler models go through sdxl_nb's weights checker before spandrel: such jobs are not written as code."""
+    from sdxl_nb import code
+    from sdxl_nb.codegen import NotWritable
+    from sdxl_nb.jobs.generate import generate
+    from sdxl_nb.jobs.upscale import upscale
+    from tests.conftest import SMALL
+    from tests.tiny_upscaler import write_tiny_upscaler
+
+    folder = tmp_path / "upscalers"
+    folder.mkdir()
+    write_tiny_upscaler(folder / "tiny-compact.safetensors", scale=2)
+    monkeypatch.setenv("SDXL_NB_UPSCALERS", str(folder))
+    hires = generate(out_dir=tmp_path / "out", engine=engine, **SMALL, seed=2, prompt="a fox", hires_scale=2,
+                     hires_steps=2, hires_denoise=0.5, hires_upscaler="tiny-compact")
+    enlarged = upscale(hires.paths[0], scale=2, upscaler="tiny-compact", out_dir=tmp_path / "up", engine=engine)
+    for result, what in ((hires, "the hires upscaler 'tiny-compact' is a model file"),
+                         (enlarged, "upscaler 'tiny-compact' is a model file")):
+        with pytest.raises(NotWritable, match=f"^this job cannot be written as plain code yet: {what}"):
+            code(result.paths[0])
