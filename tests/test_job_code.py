@@ -121,6 +121,7 @@ def test_the_script_saves_the_recorded_pixels_without_sdxl_nb(jobs, name, tmp_pa
     assert "import sdxl_nb" not in text and "from sdxl_nb" not in text
     done = run_script(text, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "may differ" not in done.stderr  # the same library versions as the job
     for path in result.paths:
         again = tmp_path / "out" / Path(path).name
         assert np.array_equal(pixels(again), pixels(path)), f"{name}: {Path(path).name} differs"
@@ -194,3 +195,12 @@ def test_a_script_never_holds_a_secret_of_the_environment(jobs, monkeypatch):
     leaked = {**result.record, "styled_prompt": "a lighthouse, hf_secretvalue123"}
     with pytest.raises(NotWritable, match="cannot be written as plain code yet: its record holds a value of a secret"):
         code(leaked, out_dir=Path(result.paths[0]).parent)
+
+
+def test_other_library_versions_are_said(jobs, tmp_path):
+    from sdxl_nb import code
+
+    result = jobs["txt2img"]
+    record = {**result.record, "env": {**result.record["env"], "diffusers": "0.1.0"}}
+    done = run_script(code(record, out_dir=Path(result.paths[0]).parent), tmp_path)
+    assert done.returncode == 0 and "(the job: 0.1.0); the pixels may differ from the recorded ones" in done.stderr

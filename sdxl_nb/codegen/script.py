@@ -137,6 +137,7 @@ def job_script(record: dict, folder: str | Path) -> str:
         "DTYPE": str(model.get("dtype") or "float32"),
         "DEVICE": device,
         "CPU_THREADS": (record.get("env") or {}).get("cpu_threads"),
+        "VERSIONS": {name: (record.get("env") or {}).get(name) for name in ("torch", "diffusers", "transformers")},
         "REFINER": refiner,
         "LORAS": [(lora.path, lora.sha256, lora.weight) for lora in r.loras],
         "EMBEDDINGS": [(e.name, e.path, e.sha256) for e in r.embeddings],

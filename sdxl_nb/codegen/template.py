@@ -163,7 +163,17 @@ class Engine:
         return pipe(**kwargs)
 
 
+def warn_on_other_versions():
+    """Other library versions than the job's may move pixels: said, not refused."""
+    now = {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
+    other = [f"{name} {now[name]} (the job: {version})" for name, version in VERSIONS.items()
+             if version and now[name] != version]
+    if other:
+        print(f"note: {', '.join(other)}; the pixels may differ from the recorded ones", file=sys.stderr)
+
+
 def main(out_dir="."):
+    warn_on_other_versions()
     if DEVICE == "cpu" and CPU_THREADS:
         torch.set_num_threads(CPU_THREADS)  # a different thread count can move a float's last bit
     out = Path(out_dir)
