@@ -197,6 +197,7 @@ def test_a_script_never_holds_a_secret_of_the_environment(jobs, monkeypatch):
         code(leaked, out_dir=Path(result.paths[0]).parent)
 
 
+@pytest.mark.slow  # a python + torch start
 def test_other_library_versions_are_said(jobs, tmp_path):
     from sdxl_nb import code
 
