@@ -75,9 +75,14 @@ def made_jobs(engine, inputs, tmp_path_factory) -> dict:
                           scheduler="DPM++ SDE Karras"),
         "lora": dict(prompt=f"a fox <lora:{DEMO_LORA}:0.8>"),
         "img2img": dict(prompt="a harbour", init_image=init, strength=0.6, model="tiny-ckpt"),  # a checkpoint file
-        "inpaint": dict(prompt="a fox inpainted", init_image=init, mask_image=mask, strength=0.75),
+        # A1111's "latent noise" fill of the cropped "Only masked" area, pasted back over the original
+        "inpaint": dict(prompt="a fox inpainted", init_image=init, mask_image=mask, strength=0.75, batch=2,
+                        masked_content="latent noise", inpaint_area="Only masked"),
         "hires": dict(prompt="a castle", hires_scale=2, hires_steps=2, hires_denoise=0.5),
         "refiner": dict(prompt="a (fox:1.2) in snow", steps=4, refiner="tiny-sdxl-refiner", refiner_switch=0.5),
+        # the refiner takes over within the hires pass (A1111's default)
+        "hires_refiner": dict(prompt="a cat", steps=3, hires_scale=2, hires_steps=2, hires_denoise=0.5,
+                              refiner="tiny-sdxl-refiner", refiner_switch=0.8),
         "controlnet": dict(prompt="a box", controlnets=[{"model": TINY_CONTROLNET, "image": str(inputs / "square.png"),
                                                          "preprocessor": "canny", "weight": 0.8, "end": 0.9}]),
         # Its own engine: an adapter loaded into the shared one would stay in the other tests' model.
@@ -111,7 +116,7 @@ def pixels(path) -> np.ndarray:
 
 
 @pytest.mark.slow  # a python + torch start per script
-@pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires", "refiner",
+@pytest.mark.parametrize("name", ["txt2img", "weighting", "lora", "img2img", "inpaint", "hires", "refiner", "hires_refiner",
                                   "controlnet", "ip_adapter", "animation", "embedding", "upscale"])
 def test_the_script_saves_the_recorded_pixels_without_sdxl_nb(jobs, name, tmp_path):
     from sdxl_nb import code
