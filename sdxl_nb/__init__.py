@@ -20,6 +20,13 @@ def lab(*args, **kwargs):
     return _lab(*args, **kwargs)
 
 
+def code(*args, **kwargs):
+    """A recorded job as a standalone diffusers script (see sdxl_nb.codegen.code); imports it on first use."""
+    from sdxl_nb.codegen import code as _code
+
+    return _code(*args, **kwargs)
+
+
 def default_model() -> str:
     """The model used when none is named: `SDXL_NB_MODEL`, a cached real SDXL model, else tiny-sdxl."""
     from sdxl_nb.config.presets import load_presets
@@ -29,4 +36,4 @@ def default_model() -> str:
 
 
 __all__ = ["GenerationError", "GenerationRequest", "InputError", "ModelUnavailableError", "PresetError",
-           "__version__", "default_model", "generate", "lab"]
+           "__version__", "code", "default_model", "generate", "lab"]

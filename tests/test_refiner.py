@@ -410,7 +410,7 @@ def test_cli_refiner_flags_and_one_line_errors(tmp_path):
 
 def test_the_refiner_reads_a1111_weights_on_its_second_encoder(engine):
     from sdxl_nb.backends.base import RunPlan
-    from sdxl_nb.backends.local.refiner import RefinerStage
+    from sdxl_nb.backends.local.refiner import RefinerStage, job_refiner
 
     presets = load_presets()
     loaded = engine.load(find_model("tiny-sdxl", presets))
@@ -418,7 +418,7 @@ def test_the_refiner_reads_a1111_weights_on_its_second_encoder(engine):
     for prompt in ("a fox", "a (fox:1.5)"):
         r = prepare(GenerationRequest(prompt=prompt, **SMALL, refiner=REFINER, refiner_switch=0.5))
         plan = RunPlan.for_request(r)
-        stages[prompt] = RefinerStage(engine, loaded, r, lambda r=r: engine.make_scheduler(loaded, None, {}),
+        stages[prompt] = RefinerStage(job_refiner(engine, loaded, r), r, lambda r=r: engine.make_scheduler(loaded, None, {}),
                                       plan.texts(), {})
     plain, weighted = stages["a fox"], stages["a (fox:1.5)"]
     assert not plain.weighted and weighted.weighted

@@ -30,6 +30,7 @@ VERB_MODULES = [
     "sdxl_nb.cli.audit",
     "sdxl_nb.cli.score",
     "sdxl_nb.cli.export",
+    "sdxl_nb.cli.code",
 ]
 
 

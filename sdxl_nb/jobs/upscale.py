@@ -208,6 +208,12 @@ def _parameters(data: bytes) -> str | None:
 
 def rerun_upscale(record: dict, folder: str | os.PathLike, engine) -> dict:
     """The image an upscale record made, made again from its source (sha256 checked) and its upscaler."""
+    source, settings = recorded_upscale(record, folder)
+    return {0: upscale_file(source.path, settings, getattr(engine, "device", "cpu"))}
+
+
+def recorded_upscale(record: dict, folder: str | os.PathLike) -> tuple[InputImage, UpscaleSettings]:
+    """An upscale record's source (sha256 checked) and settings, its upscaler file trusted and unchanged."""
     from sdxl_nb.audit.replay_files import ReplayError, recorded_input
     from sdxl_nb.audit.replay_request import trusted_upscaler
     from sdxl_nb.config.trusted_folders import NotTrusted
@@ -232,4 +238,4 @@ def rerun_upscale(record: dict, folder: str | os.PathLike, engine) -> dict:
         raise ReplayError("the upscale record has no usable scale, width and height")
     settings = UpscaleSettings(scale=float(entry["scale"]), upscaler=upscaler, width=int(entry["width"]),
                                height=int(entry["height"]))
-    return {0: upscale_file(source.path, settings, getattr(engine, "device", "cpu"))}
+    return source, settings

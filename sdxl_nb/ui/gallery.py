@@ -1,4 +1,4 @@
-"""A gallery of saved images with actions: full size, reuse seed or settings, img2img/inpaint, record, compare two."""
+"""A gallery of saved images with actions: full size, record, compare two, code, reuse settings, img2img/inpaint."""
 
 from __future__ import annotations
 
@@ -77,7 +77,9 @@ class Gallery:
         # Actions in rows by what they do (look at it, reuse it in the form, make something from it), each row a
         # thumbnail wide: no row wraps to leave one button alone on a line.
         groups = [[("View", "full size", self.view, True), ("Info", "its record and A1111 parameters", self.info, True),
-                   ("Compare", "compare with another image, side by side", self.compare, True)],
+                   ("Compare", "compare with another image, side by side", self.compare, True),
+                   ("Code", "its job as a standalone diffusers script (no sdxl_nb) that makes it again", self.code,
+                    True)],
                   [("Seed", "use its seed in the form", self.reuse_seed, self.on_seed),
                    ("Reuse", "send all its settings to the Generate form", self.reuse, self.on_reuse)],
                   [("img2img", "use it as the init image for img2img", lambda i: self.init(i, "img2img"),
@@ -151,6 +153,16 @@ class Gallery:
         row = w.HBox(sides, layout=w.Layout(align_items="flex-start"))
         row.add_class("sdxl-compare")
         self._open(f"compare: {first.caption} | {item.caption}", [row, differences])
+
+    def code(self, item: GalleryItem) -> None:
+        """Its job as plain diffusers code: in the next notebook cell where the kernel can put it, and shown."""
+        from sdxl_nb.codegen import code
+        from sdxl_nb.ui.code_view import code_box, to_next_cell
+
+        text = code(item.path)  # a job that cannot be written: its one line in the note (_do)
+        where = "in the next cell and below" if to_next_cell(text) else "below"
+        self._open(f"{item.caption}: its job as code", code_box(text))
+        set_status(self.note, f"{item.caption}: the script that makes it again is {where}", "ok")
 
     def reuse_seed(self, item: GalleryItem) -> None:
         seed = item.seed if item.seed is not None else read_png_parameters(item.path).fields["seed"]

@@ -164,7 +164,12 @@ def load_checkpoint(path: str | Path, dtype: torch.dtype, stage: Callable[[str],
     from the local folder of the same architecture. A file that cannot be one gives one line naming it."""
     path = str(Path(path))
     stage("matching the checkpoint's architecture")
-    folder = config_for(path)
+    return checkpoint_pipeline(path, config_for(path), dtype, stage)
+
+
+def checkpoint_pipeline(path: str, folder: Path, dtype: torch.dtype, stage: Callable[[str], None] = lambda _s: None
+                        ) -> StableDiffusionXLPipeline:
+    """The pipeline of a checkpoint file whose architecture's config folder is `folder` (config_for)."""
     try:
         stage("text encoders")
         text_encoder, text_encoder_2 = _text_encoders(path, folder, dtype)

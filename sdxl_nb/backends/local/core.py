@@ -84,6 +84,32 @@ def seed_brownian_noise(scheduler, generators) -> None:
     scheduler.noise_sampler = None  # a tree made for another call's images is never reused
 
 
+def mode_pipeline(loaded: LoadedModel, mode: str, mixing: bool = False):
+    """The pipeline of a mode (with `mixing`: per-image noise and conditioning) sharing the loaded modules (no copy,
+    same dtype); made once per model and mode."""
+    mode = pipeline_mode(loaded.pipe, mode)  # an inpainting UNet runs every mode as an inpaint
+    if mode == "txt2img" and not mixing:
+        return loaded.pipe
+    key = f"mixing-{mode}" if mixing else mode
+    if key not in loaded.derived:
+        classes = MIXING_PIPELINES if mixing else _PIPELINE_CLASSES
+        if mode not in classes:
+            raise ValueError(f"per-image prompts or noise need txt2img or img2img, not {mode}")
+        # Constructing from the components shares every module; from_pipe would cast to float32.
+        derived = classes[mode](**loaded.pipe.components, add_watermarker=False)
+        derived.set_progress_bar_config(disable=True)
+        loaded.derived[key] = derived
+    return loaded.derived[key]
+
+
+def fresh_scheduler(loaded: LoadedModel, cls_name: str | None, kwargs: dict):
+    """A fresh scheduler from the model's own config (no weights, near-free)."""
+    # From the model's own scheduler: the pipeline's is whatever the previous job swapped in.
+    base = loaded.own_scheduler or loaded.pipe.scheduler
+    cls = type(base) if cls_name is None else getattr(diffusers, cls_name)
+    return cls.from_config(base.config, **kwargs)
+
+
 class Engine:
     """This machine's backend: loaded pipelines (a bounded cache) and the lock that keeps one job at a time on the
     device. It implements the whole contract (sdxl_nb.backends.base)."""
@@ -207,27 +233,11 @@ class Engine:
             from sdxl_nb.backends.local.controlnet import controlnet_pipeline
 
             return controlnet_pipeline(loaded, mode, controls)
-        mode = pipeline_mode(loaded.pipe, mode)  # an inpainting UNet runs every mode as an inpaint
-        if mode == "txt2img" and not mixing:
-            return loaded.pipe
-        key = f"mixing-{mode}" if mixing else mode
-        if key not in loaded.derived:
-            classes = MIXING_PIPELINES if mixing else _PIPELINE_CLASSES
-            if mode not in classes:
-                raise ValueError(f"per-image prompts or noise need txt2img or img2img, not {mode}")
-            # Constructing from the components shares every module; from_pipe would cast to float32.
-            derived = classes[mode](**loaded.pipe.components, add_watermarker=False)
-            derived.set_progress_bar_config(disable=True)
-            loaded.derived[key] = derived
-        return loaded.derived[key]
+        return mode_pipeline(loaded, mode, mixing)
 
     @staticmethod
     def make_scheduler(loaded: LoadedModel, cls_name: str | None, kwargs: dict):
-        """A fresh scheduler from the model's own config (no weights, near-free)."""
-        # From the model's own scheduler: the pipeline's is whatever the previous job swapped in.
-        base = loaded.own_scheduler or loaded.pipe.scheduler
-        cls = type(base) if cls_name is None else getattr(diffusers, cls_name)
-        return cls.from_config(base.config, **kwargs)
+        return fresh_scheduler(loaded, cls_name, kwargs)
 
     # ---- running ----
     def describe_prompts(self, loaded: LoadedModel, plan: RunPlan) -> dict:

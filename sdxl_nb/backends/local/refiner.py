@@ -93,6 +93,18 @@ def _shares(loaded, name: str, same) -> bool:
     return (name == "vae" and bool(loaded.vae)) or same()
 
 
+def folder_shares(loaded, folder: Path, dtype: torch.dtype) -> list[str]:
+    """The modules of a refiner folder that are the loaded base's own: whose weight files hash as the base folder's
+    (a single-file base has no such folder: its modules are compared once loaded), or a dedicated VAE."""
+    shared = []
+    for name, base_folder in _base_folders(loaded).items():
+        own = weights_hash(folder / name, dtype)
+        if _shares(loaded, name, lambda own=own, base_folder=base_folder: own is not None and base_folder.is_dir()
+                   and own == weights_hash(base_folder, dtype)):
+            shared.append(name)
+    return shared
+
+
 def same_tensors(own, theirs) -> bool:
     """Whether two modules hold the same weights bit for bit (names, shapes, dtypes, values). LoRA adapters peft
     injected into a module (kept loaded between jobs, set per job) are not its weights: the base layers are."""
@@ -130,17 +142,13 @@ def load_refiner(engine, loaded, info: ModelInfo) -> LoadedRefiner:
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
         base_folders = _base_folders(loaded)
-        modules, shared = {}, []
+        modules, shared = {}, folder_shares(loaded, folder, dtype)
         for name, cls in (("text_encoder_2", CLIPTextModelWithProjection), ("vae", diffusers.AutoencoderKL)):
-            own = weights_hash(folder / name, dtype)
-            base_is_folder = base_folders[name].is_dir()  # not so for a single-file base: its file has it all
-            if _shares(loaded, name, lambda name=name, own=own, base_is_folder=base_is_folder: own is not None
-                       and base_is_folder and own == weights_hash(base_folders[name], dtype)):
+            if name in shared:
                 modules[name] = getattr(loaded.pipe, name)
-                shared.append(name)
                 continue
             modules[name] = cls.from_pretrained(folder / name, variant=_variant(folder / name, dtype), **common)
-            if not base_is_folder and same_tensors(modules[name], getattr(loaded.pipe, name)):
+            if not base_folders[name].is_dir() and same_tensors(modules[name], getattr(loaded.pipe, name)):
                 modules[name] = getattr(loaded.pipe, name)  # equal weights, compared once loaded
                 shared.append(name)
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", variant=_variant(folder / "unet", dtype), **common)
@@ -183,15 +191,20 @@ def _keep(engine, loaded, info: ModelInfo, path: str, pipe, shared: list[str]) -
     return refiner
 
 
+def job_refiner(engine, loaded, r) -> LoadedRefiner:
+    """The refiner a request names, loaded beside its base (once)."""
+    from sdxl_nb.config.presets import load_presets
+    from sdxl_nb.config.registry import find_model
+
+    return load_refiner(engine, loaded, find_model(r.refiner.id, load_presets()))
+
+
 class RefinerStage:
     """One job's hand-off: the base's call stops at the switch (latents out), the refiner's continues from it."""
 
-    def __init__(self, engine, loaded, r, make_scheduler, texts: list[str] | None = None, vectors: dict | None = None):
-        from sdxl_nb.config.presets import load_presets
-        from sdxl_nb.config.registry import find_model
-
+    def __init__(self, refiner: LoadedRefiner, r, make_scheduler, texts: list[str] | None = None,
+                 vectors: dict | None = None):
         self.r = r
-        refiner = load_refiner(engine, loaded, find_model(r.refiner.id, load_presets()))
         self.refiner = refiner
         self.pipe = refiner.pipeline(r.mode)
         base = refiner.own_scheduler

@@ -14,7 +14,7 @@ from sdxl_nb.backends.local.decode import decode_guarded
 from sdxl_nb.backends.local.hires import HiresPass
 from sdxl_nb.backends.local.oom import MemoryTuner, is_out_of_memory
 from sdxl_nb.backends.local.preview import Throttle, latents_to_rgb
-from sdxl_nb.backends.local.refiner import RefinerStage
+from sdxl_nb.backends.local.refiner import RefinerStage, job_refiner
 from sdxl_nb.errors import one_line
 from sdxl_nb.record.config_codec import encode_config
 
@@ -62,8 +62,8 @@ class RunLoop:
                                         "config": encode_config(dict(scheduler.config))}, chunk_size=chunk)
         self.refiner = None  # the base + refiner hand-off (refiner.py); at switch 1 the refiner is not even loaded
         if r.refiner is not None and r.refiner_switch < 1:
-            self.refiner = RefinerStage(engine, loaded, r, lambda: engine.make_scheduler(loaded, r.scheduler.cls,
-                                                                                          r.scheduler.kwargs),
+            self.refiner = RefinerStage(job_refiner(engine, loaded, r),
+                                        r, lambda: engine.make_scheduler(loaded, r.scheduler.cls, r.scheduler.kwargs),
                                         plan.texts(), engine.embedding_vectors(loaded, r))
             self.out.events += self.refiner.events
             self.out.warnings += self.refiner.warnings
