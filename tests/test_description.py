@@ -310,7 +310,7 @@ def test_gallery_cells_hold_their_actions_in_tidy_rows(jobs):
     gallery.show([GalleryItem(jobs["plain"][1][0], "plain")])
     rows = [child for child in gallery.cells.children[0].children if "sdxl-gallery-actions" in child._dom_classes]
     assert [[b.description for b in row.children] for row in rows] == [
-        ["View", "Info", "Compare"], ["Seed", "Reuse"], ["img2img", "Inpaint", "Upscale"]]
+        ["View", "Info", "Compare"], ["Seed", "Reuse", "Code"], ["img2img", "Inpaint", "Upscale"]]
 
 
 def test_png_info_is_a_table_of_labels_with_what_was_read_and_what_was_not(jobs, tmp_path):

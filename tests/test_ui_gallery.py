@@ -10,7 +10,7 @@ from sdxl_nb.record.joblog import read_records  # noqa: E402
 from sdxl_nb.ui.image_view import PIXELATED  # noqa: E402
 from tests.ui_helpers import lab_for, small_form, status_kind  # noqa: E402
 
-ACTIONS = ["View", "Info", "Compare", "Code", "Seed", "Reuse", "img2img", "Inpaint", "Upscale"]
+ACTIONS = ["View", "Info", "Compare", "Seed", "Reuse", "Code", "img2img", "Inpaint", "Upscale"]
 
 
 @pytest.fixture

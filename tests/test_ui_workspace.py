@@ -89,7 +89,7 @@ def test_the_newest_image_is_large_and_a_thumbnail_click_makes_another_one_large
     for cell in cells:
         picture = cell.children[0]
         assert "sdxl-clickable-thumb" in picture._dom_classes and picture.layout.display is None
-        assert thumbnail(picture).layout.width == "256px"
+        assert thumbnail(picture).layout.width == "128px"  # small beside the large one: 64 px, 2x
     pick = cells[2].children[0].children[1]
     assert "sdxl-show-large" in pick._dom_classes
     pick.click()

@@ -12,7 +12,9 @@ from sdxl_nb.ui.thumbnails import Thumbnails
 from sdxl_nb.ui.uploads import image_upload
 from sdxl_nb.ui.widgets import set_status, show
 
-NUMBER = w.Layout(width="150px")
+# Three to a row of the form's column (at 150 px with the default label width, End wrapped alone).
+NUMBER = w.Layout(width="130px")
+SHORT_LABEL = {"description_width": "56px"}
 
 
 class ControlUnitRow:
@@ -25,11 +27,11 @@ class ControlUnitRow:
         self.preprocessor = w.Dropdown(description="Type", options=list(PREPROCESSORS), value="canny",
                                        layout=w.Layout(width="200px"))
         # Plain number boxes: resolve() names the accepted range instead of clamping silently.
-        self.weight = w.FloatText(value=1.0, description="Weight", layout=NUMBER)
-        self.start = w.FloatText(value=0.0, description="Start", layout=NUMBER)
-        self.end = w.FloatText(value=1.0, description="End", layout=NUMBER)
-        self.low = w.IntText(value=CANNY_DEFAULTS["low_threshold"], description="Low", layout=NUMBER)
-        self.high = w.IntText(value=CANNY_DEFAULTS["high_threshold"], description="High", layout=NUMBER)
+        self.weight = w.FloatText(value=1.0, description="Weight", layout=NUMBER, style=SHORT_LABEL)
+        self.start = w.FloatText(value=0.0, description="Start", layout=NUMBER, style=SHORT_LABEL)
+        self.end = w.FloatText(value=1.0, description="End", layout=NUMBER, style=SHORT_LABEL)
+        self.low = w.IntText(value=CANNY_DEFAULTS["low_threshold"], description="Low", layout=NUMBER, style=SHORT_LABEL)
+        self.high = w.IntText(value=CANNY_DEFAULTS["high_threshold"], description="High", layout=NUMBER, style=SHORT_LABEL)
         self.preview_button = w.Button(description="Show map", icon="eye", tooltip="preprocess the control image now")
         self.remove = w.Button(description="Remove", icon="trash")
         self.preview = w.Image(format="png", layout=w.Layout(max_width="256px", display="none"))

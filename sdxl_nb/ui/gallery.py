@@ -18,6 +18,7 @@ from sdxl_nb.ui.info_table import rows_table, text_block
 from sdxl_nb.ui.widgets import button, set_status
 
 COMPARE_BOX = 384  # each side of a comparison; both are shown at the same size
+ACTIONS_WIDTH = 190  # px a cell's widest row of actions needs (img2img, Inpaint, Upscale) without wrapping
 @dataclass(frozen=True)
 class GalleryItem:
     path: Path  # the saved PNG: its record chunk is what every action reads
@@ -30,14 +31,15 @@ class Gallery:
 
     `on_seed(seed)`, `on_reuse(fields)` and `on_init(path, mode)` are what the owner does with an image (fill its
     form, switch tabs); an action without its callback is not shown. `on_pick(item)`, when given, makes each
-    thumbnail clickable (e.g. to show that image large).
+    thumbnail clickable (e.g. to show that image large). `thumb_box`: a thumbnail's longest side.
     """
 
     def __init__(self, *, on_seed: Callable[[int], None] | None = None,
                  on_reuse: Callable[[dict], list[str]] | None = None,
                  on_init: Callable[[Path, str], None] | None = None,
                  on_upscale: Callable[[Path], None] | None = None,
-                 on_pick: Callable[[GalleryItem], None] | None = None):
+                 on_pick: Callable[[GalleryItem], None] | None = None, thumb_box: int = THUMB_BOX):
+        self.thumb_box = thumb_box
         self.on_seed, self.on_reuse, self.on_init, self.on_pick = on_seed, on_reuse, on_init, on_pick
         self.on_upscale = on_upscale  # queue an upscale of the image as its own job
         self.items: list[GalleryItem] = []
@@ -73,15 +75,15 @@ class Gallery:
 
     def _cell(self, item: GalleryItem) -> w.VBox:
         image = image_box()
-        show_image(image, item.path.read_bytes(), THUMB_BOX)
-        # Actions in rows by what they do (look at it, reuse it in the form, make something from it), each row a
+        show_image(image, item.path.read_bytes(), self.thumb_box)
+        # Actions in rows by what they do (look at it, reuse it or its code, make something from it), each row a
         # thumbnail wide: no row wraps to leave one button alone on a line.
         groups = [[("View", "full size", self.view, True), ("Info", "its record and A1111 parameters", self.info, True),
-                   ("Compare", "compare with another image, side by side", self.compare, True),
+                   ("Compare", "compare with another image, side by side", self.compare, True)],
+                  [("Seed", "use its seed in the form", self.reuse_seed, self.on_seed),
+                   ("Reuse", "send all its settings to the Generate form", self.reuse, self.on_reuse),
                    ("Code", "its job as a standalone diffusers script (no sdxl_nb) that makes it again", self.code,
                     True)],
-                  [("Seed", "use its seed in the form", self.reuse_seed, self.on_seed),
-                   ("Reuse", "send all its settings to the Generate form", self.reuse, self.on_reuse)],
                   [("img2img", "use it as the init image for img2img", lambda i: self.init(i, "img2img"),
                     self.on_init),
                    ("Inpaint", "use it as the init image for inpaint (then paint the mask)",
@@ -96,7 +98,7 @@ class Gallery:
                 row.add_class("sdxl-gallery-actions")
                 rows.append(row)
         cell = w.VBox([image, w.Label(item.caption), *rows], layout=w.Layout(margin="0 10px 10px 0",
-                                                                              max_width=f"{THUMB_BOX + 20}px"))
+                                                                              max_width=f"{max(self.thumb_box, ACTIONS_WIDTH) + 20}px"))
         cell.add_class("sdxl-gallery-item")
         return cell
 

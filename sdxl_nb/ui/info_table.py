@@ -40,5 +40,6 @@ def rows_table(rows, *, statuses: list[str] | None = None, extra_class: str = ""
 def text_block(title: str, text: str, *, open_: bool = True) -> str:
     """Text as stored (A1111 parameters, a workflow), wrapped, under a title that folds it."""
     return (f"<details{' open' if open_ else ''}><summary>{html.escape(title)}</summary>"
-            f"<pre style='white-space:pre-wrap;overflow-wrap:anywhere;font-size:85%;margin:2px 0'>"
+            # word-break:normal: JupyterLab breaks an output's <pre> anywhere ("V ersion"); words stay whole here
+            f"<pre style='white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;font-size:85%;margin:2px 0'>"
             f"{html.escape(text)}</pre></details>")

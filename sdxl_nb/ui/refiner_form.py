@@ -8,7 +8,7 @@ import ipywidgets as w
 
 from sdxl_nb.config.registry import find_model, refiner_ids
 
-SHARE = dict(width="50%", min_width="0")
+SHARE = dict(flex="1 1 0%", width="auto", min_width="0")  # two widgets that split a row equally
 
 
 class RefinerFields:

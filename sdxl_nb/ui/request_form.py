@@ -24,7 +24,9 @@ from sdxl_nb.ui.widgets import column
 
 MODEL_SIZE, CUSTOM_SIZE = "model", "custom"
 WIDE = w.Layout(width="100%")
-SHARE = dict(width="50%", min_width="0")  # two widgets that split a row
+# Two widgets that split a row equally (width 50% each plus their margins wrapped them onto two rows, each half
+# wide, which squeezed the style's and scheduler's descriptions into narrow boxes).
+SHARE = dict(flex="1 1 0%", width="auto", min_width="0")
 NUMBER = dict(width="160px")
 
 
@@ -55,7 +57,8 @@ class RequestForm:
         self.negative = w.Textarea(description="Negative", layout=w.Layout(width="100%", height="48px"),
                                    placeholder="what to avoid (the style's negative is added here when you pick it)")
         self.styled_preview = w.HTML()
-        self.resolution = w.Dropdown(description="Size", options=self._size_options())
+        # A row of its own, Width and Height together on the next (side by side they wrapped Height alone).
+        self.resolution = w.Dropdown(description="Size", options=self._size_options(), layout=w.Layout(width="100%"))
         self.width = w.IntText(description="Width", layout=w.Layout(**NUMBER))
         self.height = w.IntText(description="Height", layout=w.Layout(**NUMBER))
         self.size_note = w.HTML()
@@ -107,9 +110,10 @@ class RequestForm:
 
     def top_rows(self) -> list[w.Widget]:
         """The fields every job has, always shown: model, style, sampler, prompts, size, steps, cfg, seed."""
-        return [self.model_line, w.HBox([self.style, self.scheduler], layout=WIDE),
-                w.HBox([w.HTML(layout=w.Layout(**SHARE)), self.schedule_type], layout=WIDE),
-                w.HBox([self.style_info, self.scheduler_info], layout=WIDE), self.prompt,
+        # The style on a row of its own: its "name — description" labels fit there, cut off at half a column.
+        return [self.model_line, w.HBox([self.style], layout=WIDE), w.HBox([self.style_info], layout=WIDE),
+                w.HBox([self.scheduler, self.schedule_type], layout=WIDE),
+                w.HBox([self.scheduler_info], layout=WIDE), self.prompt,
                 self.styled_preview, self.negative, self.size_row, self.size_note, self.numbers_row, self.seed_row]
 
     def rows(self) -> list[w.Widget]:

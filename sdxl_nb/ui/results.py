@@ -11,6 +11,8 @@ from sdxl_nb.ui.info_table import rows_table
 from sdxl_nb.ui.widgets import column, lines_html
 from sdxl_nb.ui.workspace import LargeView
 
+BATCH_THUMB = 160  # a batch thumbnail's longest side (64 px images: 128 px, a whole factor up)
+
 
 class ResultsView:
     """`on_seed`, `on_reuse`, `on_init`: what the gallery's actions do (see ui.gallery.Gallery)."""
@@ -18,7 +20,8 @@ class ResultsView:
     def __init__(self, **actions):
         self.warnings = w.HTML()
         self.warnings.add_class("sdxl-warnings")
-        self.images = Gallery(on_pick=self.show_large, **actions)
+        # The batch as small thumbnails, two or more to a row of the results column: the large view shows one.
+        self.images = Gallery(on_pick=self.show_large, thumb_box=BATCH_THUMB, **actions)
         self.gallery = self.images.cells  # the cells, one per image: the thumbnails
         self.gallery.add_class("sdxl-batch")
         self.large = LargeView(self.images)  # the newest image large; a thumbnail's click shows another

@@ -15,7 +15,9 @@ class Section:
 
     def __init__(self, name: str, body: w.Widget, summary: Callable[[], str | None], slug: str | None = None):
         self.name, self.summary = name, summary
-        self.widget = w.Accordion(children=[body], selected_index=None, layout=w.Layout(width="100%"))
+        # As wide as the form's column, its 2 px margins inside it: width 100% plus the margins was cut off at the
+        # column's right edge (the column hides what overflows).
+        self.widget = w.Accordion(children=[body], selected_index=None, layout=w.Layout(width="auto"))
         self.widget.add_class("sdxl-section")
         self.widget.add_class(f"sdxl-section-{slug or name.lower().replace(' ', '-')}")
         self.refresh()

@@ -20,8 +20,10 @@ from sdxl_nb.ui.hires_form import HiresFields
 from sdxl_nb.ui.image_view import clear_image, css, image_box, show_pil
 from sdxl_nb.ui.ip_adapter_picker import IpAdapterPicker
 from sdxl_nb.ui.own_jobs import OwnJobs
+from sdxl_nb.ui.quick_listings import quick_ip_adapter_listing
 from sdxl_nb.ui.request_form import RequestForm
 from sdxl_nb.ui.score_controls import ScoreControls
+from sdxl_nb.ui.sections import Section
 from sdxl_nb.ui.widgets import Panel, button, set_status
 from sdxl_nb.ui.workspace import workspace
 
@@ -47,8 +49,10 @@ class SweepPanel(Panel):
         self.y_values = widgets.Text(value="", description="Y values")
         self.hires = HiresFields()  # every cell gets the same second pass; its steps/denoise/upscaler may be axes
         # Every cell is guided alike (the IP-Adapter's scale may be an axis); maps are made at each cell's size.
-        self.ip_adapter = IpAdapterPicker(model=lambda: self.form.model_id)
+        self.ip_adapter = IpAdapterPicker(model=lambda: self.form.model_id,
+                                          start_listing=lambda: quick_ip_adapter_listing(self.form.model_id))
         self.controlnets = ControlNetPicker(size=self.form.base_size)
+        self._add_feature_sections()
         self.run_button = button("Sweep", self.submit, "primary", "queue this sweep", icon="th")
         self.run_button.add_class("sdxl-sweep")
         self.status = widgets.HTML()  # one red line for bad input or a failed job; otherwise what was just done
@@ -64,7 +68,6 @@ class SweepPanel(Panel):
         self.form.build([
             widgets.HTML("<small>Each cell is this request with the axis values below; a field an axis "
                          "sets is taken from the axis.</small>"),
-            self.hires.widget, self.ip_adapter.widget, self.controlnets.widget,
             widgets.HBox([self.x_field, self.x_values]), widgets.HBox([self.y_field, self.y_values]),
         ])
         self.widget = workspace([self.form.widget], [
@@ -73,6 +76,14 @@ class SweepPanel(Panel):
             self.cells_gallery.widget,
         ])
         self.widget.add_class("sdxl-sweep-panel")
+
+    def _add_feature_sections(self) -> None:
+        """Hires fix, ControlNet and IP-Adapter in collapsed sections, as in the Generate form."""
+        self.form.add_section(Section("Hires fix", self.hires.widget, self.hires.summary)).watch(*self.hires.watched())
+        controlnet = self.form.add_section(Section("ControlNet", self.controlnets.widget, self.controlnets.summary))
+        self.controlnets.on_change(controlnet.refresh)
+        self.form.add_section(Section("IP-Adapter", self.ip_adapter.widget, self.ip_adapter.summary)).watch(
+            self.ip_adapter.choice, self.ip_adapter.images, self.ip_adapter.scale)
 
     def axes(self):
         x = parse_axis(f"{self.x_field.value}={self.x_values.value}")

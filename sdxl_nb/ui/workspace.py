@@ -18,10 +18,12 @@ FORM_BASIS = 440
 RESULTS_BASIS = 400
 GUTTER = 16  # between the columns when side by side
 # Rows wrap, and widgets and tables narrow to their column, rather than being cut off at a column's edge (a form
-# row, the progress line, a comparison's two sides, a job info's long paths).
+# row, the progress line, a comparison's two sides, a job info's long paths). Text that wraps (a description, a
+# status line) at a text's line height, not at an input row's 28 px.
 CSS = ("<style>.sdxl-workspace .widget-hbox { flex-wrap: wrap; } "
        ".sdxl-workspace .jupyter-widgets, .sdxl-workspace table { max-width: 100%; } "
-       ".sdxl-workspace td { overflow-wrap: anywhere; }</style>")
+       ".sdxl-workspace td { overflow-wrap: anywhere; } "
+       ".sdxl-lab .widget-html > .widget-html-content { line-height: 1.45; }</style>")
 
 
 def workspace(form: list[w.Widget], results: list[w.Widget]) -> w.Box:

@@ -29,10 +29,14 @@ DOC_IMAGES = REPO / "docs" / "images"
 # Screenshot (test-artifacts/e2e-NAME.png) -> the README's picture of it (docs/images/NAME.png).
 README_SHOTS = ("generate-style", "gallery-info", "gallery-compare", "inpaint-painted-mask", "generate-controlnet",
                 "animate-slerp", "sweep", "queue-cancelled", "png-info", "presets-saved")
+README_HEIGHT = 1400  # px of a screenshot the README shows (a long job info below is left out)
 # 1400 px wide: JupyterLab's side bar plus a lab column as wide as on a laptop; tall enough for a whole tab.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,2600"]
 SERVER_START_S, NOTEBOOK_OPEN_S, LAB_RENDER_S = 120, 120, int(os.environ.get("E2E_T", 300))
+BUILD_DEMOS = ("from sdxl_nb.config.tiny import ensure_tiny_model; from sdxl_nb.config.tiny_lora import ensure_demo_lora; "
+               "from sdxl_nb.config.tiny_ip_adapter import ensure_demo_ip_adapter; "
+               "ensure_tiny_model(); ensure_demo_lora(); ensure_demo_ip_adapter()")
 NOTEBOOK_RUN_S = 300  # Run All: the lab cell, then the API cells (a model load and a few tiny generations)
 
 
@@ -63,10 +67,14 @@ def artifacts():
         old.unlink()
     yield ARTIFACTS
     DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
     for name in README_SHOTS:
         shot = ARTIFACTS / f"e2e-{name}.png"
         if shot.is_file():  # a test run alone (-k) refreshes only its own pictures
-            shutil.copyfile(shot, DOC_IMAGES / f"{name}.png")
+            with Image.open(shot) as image:  # the tab's top: its form with the results beside it
+                top = image.crop((0, 0, image.width, min(image.height, README_HEIGHT)))
+                top.save(DOC_IMAGES / f"{name}.png", optimize=True)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +86,9 @@ def jupyter(tmp_path_factory):
     shutil.copy(REPO / "notebooks" / "01_generate.ipynb", notebooks)
     token, port = secrets.token_hex(24), free_port()
     env = python_env({**write_jupyter_settings(root / "jupyter"), "SDXL_NB_OUTPUT": str(notebooks / "output_images")})
+    # A returning user's cache: the demo model, LoRA and IP-Adapter were built by an earlier session, so the lab's
+    # pickers list them as it opens (on a first run Refresh builds them). Built while the server starts.
+    demos = subprocess.Popen([PYTHON, "-c", BUILD_DEMOS], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log = open(root / "jupyter.log", "w", encoding="utf-8")  # noqa: SIM115 (closed in teardown)
     server = subprocess.Popen(
         [PYTHON, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -97,6 +108,8 @@ def jupyter(tmp_path_factory):
         if server.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"JupyterLab did not start: {(root / 'jupyter.log').read_text()[-2000:]}")
         time.sleep(0.5)
+    built, _ = demos.communicate(timeout=SERVER_START_S)
+    assert demos.returncode == 0, built.decode(errors="replace")[-2000:]
     yield {"base": base, "token": token, "notebooks": notebooks, "output": notebooks / "output_images"}
     server.send_signal(signal.SIGTERM)  # the server shuts its kernels down on SIGTERM
     try:
@@ -173,9 +186,11 @@ def lab(jupyter, browser, artifacts):
         # The notebook's API cell loaded the model after the lab appeared: the model panel must say so.
         driver.until(lambda: "loaded: tiny-sdxl" in driver.status(".sdxl-model-status").text, IMAGE_S,
                      "model line stale")
-        # What the pickers offer before anyone pressed Refresh (tests/e2e/test_issue24_pending.py reads it).
+        # What the pickers offer before anyone pressed Refresh (test_generate_tab.py reads it).
         panel = driver.tab("Generate")
-        driver.first_seen = {label: driver.options(driver.field(panel, label)) for label in ("LoRA", "IP-Adapter")}
+        driver.first_seen = {label: driver.options(driver.field(driver.section(panel, slug), label))
+                             for label, slug in (("LoRA", "loras"), ("IP-Adapter", "ip-adapter"))}
+        driver.close_sections(panel)
     except Exception:
         browser.save_screenshot(str(artifacts / "e2e-failure-open.png"))
         raise

@@ -144,28 +144,52 @@ class LabDriver:
         self.type(self.field(panel, "Steps"), str(steps))
 
     def generate_tab(self, prompt: str, style: str = "None / Raw", steps: int = 2):
-        """The Generate tab as a fresh user finds it: txt2img, no refiner, hires fix, ControlNet or IP-Adapter, one
-        image of 64 px (whatever an earlier test left in the form); returns the panel."""
+        """The Generate tab as a fresh user finds it: txt2img, no refiner, hires fix, ControlNet or IP-Adapter, every
+        feature section closed, one image of 64 px (whatever an earlier test left in the form); returns the panel."""
         panel = self.tab("Generate")
         for close in self.all(".sdxl-viewer-close", panel):
             close.click()
         self.click(panel, "txt2img")
-        self.choose(self.find(".sdxl-refiner select", panel), "none")
-        hires = self.find(".sdxl-hires input[type=checkbox]", panel)
+        self.choose(self.find(".sdxl-refiner select", self.section(panel, "refiner")), "none")
+        hires = self.find(".sdxl-hires input[type=checkbox]", self.section(panel, "hires-fix"))
         if hires.is_selected():
             hires.click()
+        controlnet = self.section(panel, "controlnet")
 
         def units() -> int:  # ControlNet units, one Remove button each
-            return sum(_text(b) == "Remove" for b in self.all("button", panel))
+            return sum(_text(b) == "Remove" for b in self.all("button", controlnet))
 
         while (left := units()) > 0:
-            self.click(panel, "Remove")
+            self.click(controlnet, "Remove")
             self.until(lambda: units() < left, 30, "the ControlNet unit stayed")  # noqa: B023
-        self.choose(self.field(panel, "IP-Adapter"), "(none)")
+        self.choose(self.field(self.section(panel, "ip-adapter"), "IP-Adapter"), "(none)")
+        self.close_sections(panel)
         self.type(self.field(panel, "Batch"), "1")
         self.choose(self.field(panel, "At once"), "whole batch")
         self.small_request(panel, prompt, style=style, steps=steps)
         return panel
+
+    # ---- sections (collapsed feature groups: a click on the title opens one) ----
+    def section(self, scope, slug: str, opened: bool = True):
+        """The section .sdxl-section-SLUG in `scope`, opened (or closed) by clicking its title as a person would."""
+        section = self.find(f".sdxl-section-{slug}", scope)
+        if self.section_open(section) != opened:
+            self.find(".jupyter-widget-Collapse-header", section).click()
+            self.until(lambda: self.section_open(section) == opened, 30, f"section {slug} did not open or close")
+            time.sleep(SETTLE_S)  # the kernel hears of it (selected_index) before the next click
+        return section
+
+    def section_open(self, section) -> bool:
+        return bool(section.find_elements("css selector", ".jupyter-widget-Collapse-open"))
+
+    def section_title(self, section) -> str:
+        return _text(self.find(".jupyter-widget-Collapse-header", section)) or ""
+
+    def close_sections(self, scope) -> None:
+        for section in self.all(".sdxl-section", scope):
+            if self.section_open(section):
+                self.find(".jupyter-widget-Collapse-header", section).click()
+                self.until(lambda: not self.section_open(section), 30, "a section did not close")  # noqa: B023
 
     def run_job(self, panel, button: str = "Generate", timeout: float = IMAGE_S) -> str:
         """Press Generate and wait for "job #N done: K image(s) saved" (a new N) and the gallery's images."""
@@ -177,9 +201,10 @@ class LabDriver:
             "image(s) saved" in message.text or "sdxl-status-error" in message.get_attribute("innerHTML")),
             timeout, f"{button} did not finish")
         assert "image(s) saved" in message.text, message.text
-        self.until(lambda: self.all(".sdxl-gallery-item img", panel), 30, "no gallery image")
-        self.until(lambda: all(self.image_loaded(image) for image in self.all(".sdxl-gallery-item img", panel)), 30,
-                   "gallery images did not load")
+        # The newest image large (a batch's images also as thumbnails; one image has no thumbnail beside it).
+        self.until(lambda: self.all(".sdxl-newest-image", panel), 30, "no newest image")
+        self.until(lambda: all(self.image_loaded(image) for image in self.all(".sdxl-newest-image, .sdxl-gallery-item img",
+                                                                               panel)), 30, "images did not load")
         return message.text
 
     def status(self, css: str, scope=None):
@@ -192,7 +217,8 @@ class LabDriver:
     def shot(self, name: str, element=None, above: int = 48) -> Path:
         """Scroll `element` (else the lab) to the top of the notebook, `above` px lower (a panel keeps its tab bar
         in view), and save what the window shows of the lab as e2e-NAME.png (JupyterLab's side bar and the
-        notebook's other cells cut away)."""
+        notebook's other cells cut away); an element of a results column is shown with that column only (the form
+        beside it is scrolled away above)."""
         import io
 
         from PIL import Image
@@ -206,7 +232,8 @@ class LabDriver:
             while (pane && !(pane.scrollHeight > pane.clientHeight && getComputedStyle(pane).overflowY !== 'visible'))
               pane = pane.parentElement;
             if (pane) pane.scrollTop -= arguments[1];
-            const r = lab.getBoundingClientRect(), p = pane ? pane.getBoundingClientRect() : r;
+            const r = (target.closest('.sdxl-results') || lab).getBoundingClientRect();
+            const p = pane ? pane.getBoundingClientRect() : r;
             const k = window.devicePixelRatio || 1;
             return [r.left - 8, Math.max(r.top, p.top), r.right + 8, Math.min(r.bottom + 8, p.bottom)].map(v => v * k);""",
             target, above, self.find(".sdxl-lab"))
@@ -252,9 +279,12 @@ class LabDriver:
         chooser = self.find("input[data-e2e-upload]", visible=False)
         chooser.send_keys("\n".join(str(path) for path in paths))
         self.browser.execute_script("arguments[0].remove()", chooser)
-        # The button counts the files the kernel received: "Control image (1)" (issue 24's form changes may add a
-        # thumbnail beside it; the count is what holds today).
+        # The button counts the files the kernel received: "Control image (1)".
         self.until(lambda: f"({len(paths)})" in (_text(upload) or ""), 30, f"{label}: the upload did not arrive")
+
+    def thumbnails(self, scope, kind: str) -> list:
+        """The loaded previews of one picker's input images (kind: init, mask, control, reference)."""
+        return [img for img in self.all(f".sdxl-thumbs-{kind} img", scope) if self.image_loaded(img)]
 
 
 def _text(element) -> str | None:
