@@ -110,3 +110,18 @@ def test_the_status_line_follows_the_prompt_not_the_last_click():
     assert status_kind(picker.status) != "error"
     prompt.value = "a fox <lora:broken:abc>"
     assert status_kind(picker.status) == "warning" and "not understood" in picker.status.value
+
+
+def test_a_first_run_s_empty_pickers_fill_once_a_model_is_loaded(engine, tmp_path, monkeypatch):
+    from tests.ui_helpers import lab_for
+
+    monkeypatch.setenv("SDXL_NB_CACHE", str(tmp_path / "fresh_cache"))  # nothing built yet: a first run
+    lab = lab_for(engine, tmp_path / "out")
+    generate, sweep = lab.generate.form, lab.panels["Sweep"]
+    assert not generate.lora_picker.rows and not generate.ip_adapter.rows and not sweep.ip_adapter.rows
+    assert "Refresh also lists the demo LoRA" in generate.lora_picker.status.value
+    lab.model.load_button.click()
+    assert lab.queue.jobs()[-1].wait(300)
+    assert "tiny-sdxl-lora" in generate.lora_picker.rows and generate.lora_picker.fit_checked  # no Refresh pressed
+    assert generate.ip_adapter.rows and sweep.ip_adapter.rows
+    assert "Refresh also lists" not in generate.lora_picker.status.value

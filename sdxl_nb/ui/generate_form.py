@@ -60,6 +60,7 @@ class GenerateForm(RequestForm):
         self.numbers_row.children = (*self.numbers_row.children, self.batch, self.at_once)
         self.ip_adapter = IpAdapterPicker(model=lambda: self.model_id,
                                           start_listing=lambda: quick_ip_adapter_listing(self.model_id))
+        self.network_pickers.append(self.ip_adapter)
         self.init_row = w.HBox([self.init_upload, self.init_thumb.widget, self.strength],
                                layout=w.Layout(align_items="center"))
         self._add_feature_sections()

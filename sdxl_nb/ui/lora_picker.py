@@ -101,6 +101,12 @@ class LoraPicker:
         self._show_info()
         self.show_status()
 
+    def fill_if_empty(self) -> None:
+        """After a model load (torch is in, the tiny model built): the quick listing's empty list is filled by the
+        full one, which builds the demo LoRA, so a first run needs no Refresh."""
+        if not self.rows and not self.fit_checked:
+            self.load()
+
     def reload(self) -> None:
         """List again the way it was listed (the model changed: a fit check is about the model now chosen)."""
         if self.rows or self.fit_checked:

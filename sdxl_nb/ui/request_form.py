@@ -89,6 +89,7 @@ class RequestForm:
         # Filled at once by a quick listing (no torch, no hashing: the lab opens light); Refresh checks the fit.
         self.lora_picker = LoraPicker(self.prompt, listing=lambda: lora_listing(self.model_id),
                                       start_listing=lambda: quick_lora_listing(self.model_id))
+        self.network_pickers = [self.lora_picker]  # filled fully after a model load if the quick listing was empty
         self.size_row = w.HBox([self.resolution, self.width, self.height])
         self.numbers_row = w.HBox([self.steps, self.cfg])
         self.seed_row = w.HBox([self.seed, self.random_seed])
@@ -138,6 +139,12 @@ class RequestForm:
         """Show (and use) the model chosen in a model panel, now and whenever it changes."""
         self.set_model(model_panel.model_id)
         model_panel.dropdown.observe(lambda change: self.set_model(change.new), "value")
+        model_panel.queue.subscribe(self._after_load)
+
+    def _after_load(self, event: dict) -> None:
+        if event["type"] == "loaded":
+            for picker in self.network_pickers:
+                picker.fill_if_empty()
 
     def set_model(self, model_id: str) -> None:
         self.model_id = model_id

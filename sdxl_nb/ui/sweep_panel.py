@@ -51,6 +51,7 @@ class SweepPanel(Panel):
         # Every cell is guided alike (the IP-Adapter's scale may be an axis); maps are made at each cell's size.
         self.ip_adapter = IpAdapterPicker(model=lambda: self.form.model_id,
                                           start_listing=lambda: quick_ip_adapter_listing(self.form.model_id))
+        self.form.network_pickers.append(self.ip_adapter)
         self.controlnets = ControlNetPicker(size=self.form.base_size)
         self._add_feature_sections()
         self.run_button = button("Sweep", self.submit, "primary", "queue this sweep", icon="th")
