@@ -19,6 +19,8 @@ def test_axes_parse_typed_values():
     assert parse_axis('prompt=["a cat, red", "a dog"]').values == ("a cat, red", "a dog")
     assert parse_axis("scheduler=Euler a,DPM++ 2M Karras").values == ("Euler a", "DPM++ 2M Karras")
     assert parse_axis("cfg=7.5").label(0) == "cfg: 7.5" and parse_axis("cfg=3").label(0) == "cfg: 3"
+    assert parse_axis("cfg=7.5").shown(0) == "CFG scale: 7.5"  # the grid's header and the lab's caption
+    assert parse_axis("hires_denoise=0.5").shown(0) == "Hires denoising strength: 0.5"
 
 
 @pytest.mark.parametrize("text, message", [

@@ -121,7 +121,7 @@ def test_animate_frames_and_sweep_cells_send_their_settings_to_the_generate_tab(
     assert lab.tabs.selected_index == 0 and form.seed.value == 31 and form.prompt.value.startswith("a walking fox")
     assert "frame 2 of an animation" in frames.note.value
     cells = sweep.cells_gallery
-    assert [item.caption for item in cells.items] == ["cfg: 2", "cfg: 6"]
+    assert [item.caption for item in cells.items] == ["CFG scale: 2", "CFG scale: 6"]
     actions(cells.cells.children[1])["Reuse"].click()
     assert (form.prompt.value, form.cfg.value, form.seed.value) == ("a swept fox", 6, 40)
     actions(cells.cells.children[0])["Seed"].click()

@@ -85,8 +85,8 @@ def inception_file() -> Path:
 def inception_features():
     """torch-fidelity's FID Inception (2048 pooled features), its weights read by the checked loader.
 
-    torch-fidelity would unpickle the file with weights_only=False; it is given a copy holding only the tensors
-    the weights-only loader read from it.
+    torch-fidelity would unpickle the whole file (any object, not only tensors); it is given a copy holding only
+    the tensors the weights-only loader read from it.
     """
     import tempfile
 

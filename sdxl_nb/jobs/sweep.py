@@ -30,8 +30,18 @@ class SweepAxis:
     values: tuple
 
     def label(self, index: int) -> str:
+        """`field: value`, the field as typed on the command line (CLI lines and messages)."""
+        return f"{self.field}: {self._value(index)}"
+
+    def shown(self, index: int) -> str:
+        """`Label: value` as a person reads it (the grid's headers, the lab's captions): "CFG scale: 7"."""
+        from sdxl_nb.record.field_labels import label
+
+        return f"{label(self.field)}: {self._value(index)}"
+
+    def _value(self, index: int) -> str:
         value = self.values[index]
-        return f"{self.field}: {value:g}" if isinstance(value, float) else f"{self.field}: {value}"
+        return f"{value:g}" if isinstance(value, float) else f"{value}"
 
 
 @dataclass(frozen=True)
@@ -215,12 +225,13 @@ def grid_image(records: list[dict], images: dict, notes: dict | None = None):
     """The labelled grid of a sweep from its records (axes and values) and each cell's image; `notes`: a line
     under some cells ((x, y) -> text, such as a score)."""
     from sdxl_nb.outputs.grid import xy_grid
+    from sdxl_nb.record.field_labels import label
 
     tag = records[0]["sweep"]
     x = SweepAxis(tag["x"]["field"], tuple(tag["x_values"]))
     y = None if tag["y"] is None else SweepAxis(tag["y"]["field"], tuple(tag["y_values"]))
-    return xy_grid(images, x.field, [x.label(i) for i in range(len(x.values))],
-                   None if y is None else y.field, None if y is None else [y.label(i) for i in range(len(y.values))],
+    return xy_grid(images, label(x.field), [x.shown(i) for i in range(len(x.values))],
+                   None if y is None else label(y.field), None if y is None else [y.shown(i) for i in range(len(y.values))],
                    notes=notes)
 
 

@@ -125,11 +125,11 @@ class SweepPanel(Panel):
         plan = result.plan
         if result.grid is not None:
             show_pil(self.grid_view, result.grid, box=GRID_BOX, fit=True)
-        self.cells_gallery.show([GalleryItem(path, plan.x.label(xi) + (f", {plan.y.label(yi)}" if plan.y else ""),
+        self.cells_gallery.show([GalleryItem(path, plan.x.shown(xi) + (f", {plan.y.shown(yi)}" if plan.y else ""),
                                              seed)
                                  for (xi, yi), cell in sorted(result.results.items(), key=lambda c: (c[0][1], c[0][0]))
                                  for path, seed in zip(cell.paths, cell.seeds, strict=True)])
-        failed = "; ".join(plan.x.label(xi) + (f", {plan.y.label(yi)}" if plan.y else "") + f": {error}"
+        failed = "; ".join(plan.x.shown(xi) + (f", {plan.y.shown(yi)}" if plan.y else "") + f": {error}"
                            for (xi, yi), error in result.errors.items())
         done = {"ok": "done", "interrupted": "stopped; finished cells kept"}.get(result.status, "ended")
         made = sum(1 for cell in result.results.values() if cell.images)  # a cell stopped half-way made none

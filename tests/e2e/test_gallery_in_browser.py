@@ -1,4 +1,4 @@
-"""The Generate gallery's actions in a real browser (View full size, Info, Compare, Reuse) and inpaint with a mask
+"""The Generate gallery's actions in a real browser (View full size, Info, Compare, Code, Reuse) and inpaint with a mask
 painted on the canvas; each test makes its own images."""
 
 from __future__ import annotations
@@ -46,6 +46,15 @@ def test_gallery_view_info_compare_and_reuse(lab):
     widths = [img.size["width"] for img in lab.all("img", compare)]
     assert len(widths) == 2 and widths[0] == widths[1] >= 256  # side by side at one size (384 px today)
     lab.shot("gallery-compare", viewer)
+    lab.click(viewer, "Close")
+
+    # Code: the job as a standalone diffusers script, shown to copy.
+    lab.click(cells[0], "Code")
+    code = lab.find(".sdxl-viewer .sdxl-code textarea", panel)
+    lab.until(lambda: "StableDiffusionXL" in (code.get_property("value") or ""), 60, "no script shown")
+    script = code.get_property("value")
+    assert "import sdxl_nb" not in script and "def main(" in script and "import diffusers" in script
+    lab.shot("gallery-code", viewer)
     lab.click(viewer, "Close")
 
     # Reuse fills the form from the image: change the form first, so the reuse is seen.

@@ -80,6 +80,13 @@ def test_sweep_two_cfg_values(lab):
     lab.until(lambda: lab.image_loaded(grid), 30, "grid did not load")
     form, grid_box = lab.find(".sdxl-form-column", sweep).rect, grid.rect
     assert grid_box["x"] >= form["x"] + form["width"] and grid_box["y"] < form["y"] + form["height"]  # beside it
+    # Score the grid with the tiny CLIP: each cell's value is drawn under it (the grid grows by a line).
+    height = grid.size["height"]
+    lab.choose(lab.field(sweep, "CLIP"), "tiny-clip")
+    lab.click(sweep, "Score grid")
+    scored = lab.status(".sdxl-score-status", sweep)
+    lab.until(lambda: "2 score(s) written" in scored.text, 120, "the grid was not scored")
+    lab.until(lambda: grid.size["height"] > height, 30, "the grid shows no scores")
     assert lab.errors(sweep) == []
     lab.shot("sweep", sweep)
 
