@@ -163,6 +163,8 @@ def test_sweep_panel_queues_cells_and_shows_the_grid(queue, tmp_path):
     cells = [r for r in records if r["mode"] != "sweep"]
     assert [r["cfg"] for r in cells] == [2, 6] and len({r["sweep"]["id"] for r in records}) == 1
     plain_grid = bytes(panel.grid_view.value)
+    other = queue.submit(GenerationRequest(prompt="not in the sweep", model="tiny-sdxl", seed=9, **SMALL))
+    assert other.wait(300) and other.status == "ok"  # in the same folder: Score grid leaves it unscored
     panel.scoring.clip.value = "openai/clip-vit-large-patch14"  # not in this machine's cache: one line
     panel.scoring.run_button.click()
     assert status_kind(panel.scoring.status) == "error" and "clip-vit-large-patch14" in panel.scoring.status.value
@@ -172,14 +174,14 @@ def test_sweep_panel_queues_cells_and_shows_the_grid(queue, tmp_path):
     assert status_kind(panel.scoring.status) == "ok", status_text(panel.scoring.status)
     assert "2 score(s) written" in status_text(panel.scoring.status)
     scored = [json.loads(line) for line in (tmp_path / "out" / "scores.jsonl").read_text().splitlines()]
-    assert len(scored) == 2 and {line["scorer"] for line in scored} == {"aesthetic"}
+    assert len(scored) == 2 and {line["scorer"] for line in scored} == {"aesthetic"}  # the two cells only
     assert bytes(panel.grid_view.value) != plain_grid
     assert Image.open(io.BytesIO(panel.grid_view.value)).height > Image.open(io.BytesIO(plain_grid)).height
     panel.y_field.value, panel.y_values.value = "steps", "2, x"
     panel.run_button.click()
     assert status_kind(panel.status) == "error" and panel.status.value.count("<div") == 1
     assert "sweep value 'x' for steps is not a whole number" in html.unescape(panel.status.value)
-    assert queue.jobs() == [job] and len(read_records(tmp_path / "out" / "jobs.log")) == 3
+    assert queue.jobs() == [job, other] and len(read_records(tmp_path / "out" / "jobs.log")) == 4
 
 
 def test_the_sweep_tab_takes_a_hires_fix_and_sweeps_its_denoise(queue, tmp_path):

@@ -47,15 +47,18 @@ def clip_prompt(row) -> str:
         return without_tags(text)
 
 
-def _images(folder: Path) -> tuple[list[_Image], int]:
-    """Every recorded image file inside the folder (each content once) and how many recorded ones are missing or
-    lie outside it (a received jobs.log may name any path: such files are never opened)."""
+def _images(folder: Path, jobs=None) -> tuple[list[_Image], int]:
+    """Every recorded image file inside the folder (each content once; `jobs`: only those jobs' images) and how
+    many recorded ones are missing or lie outside it (a received jobs.log may name any path: such files are never
+    opened)."""
     from sdxl_nb.analysis.frame import load_jobs
     from sdxl_nb.config.trusted_folders import within
     from sdxl_nb.record.store import sha256_file
 
     frame = load_jobs(folder)
     rows = frame[frame["image_path"].notna()]
+    if jobs is not None:
+        rows = rows[rows["job_id"].isin(set(jobs))]
     images: dict[str, _Image] = {}
     missing = 0
     for row in rows.to_dict("records"):
@@ -81,16 +84,17 @@ def _pil(path: Path):
 
 
 def score(folder: str | os.PathLike, scorers=("clip",), *, batch_size: int = 16, device: str | None = None,
-          model: str | None = None, aesthetic_model: str | None = None, progress: bool = True) -> ScoreRun:
+          model: str | None = None, aesthetic_model: str | None = None, progress: bool = True,
+          jobs=None) -> ScoreRun:
     """Score every recorded image of an output folder and append the values to its scores.jsonl.
 
     `scorers`: "clip" (CLIP score: 100 x cosine of image and prompt embeddings, at least 0, as torchmetrics
     defines it) and "aesthetic" (the LAION improved-aesthetic predictor on the same CLIP's image embeddings).
     `model`: the CLIP (a folder, "tiny-clip", or a repo id in the Hugging Face cache; default
     openai/clip-vit-large-patch14); `aesthetic_model`: the MLP's file (default SDXL_NB_AESTHETIC; the tiny twin
-    with tiny-clip). An image already scored by the same scorer and weights is skipped; the GPU is used when there
-    is one (SDXL_NB_DEVICE overrides). Bad input (no jobs.log, unknown scorer, missing model) raises InputError
-    before anything is written.
+    with tiny-clip); `jobs`: job ids whose images alone are scored (default: every job). An image already scored
+    by the same scorer and weights is skipped; the GPU is used when there is one (SDXL_NB_DEVICE overrides). Bad
+    input (no jobs.log, unknown scorer, missing model) raises InputError before anything is written.
     """
     from sdxl_nb.analysis.scorers import build_scorers, check_scorer_names, clip_source
     from sdxl_nb.analysis.sources import log_paths
@@ -102,7 +106,7 @@ def score(folder: str | os.PathLike, scorers=("clip",), *, batch_size: int = 16,
     folder = log_paths([folder])[0].parent
     clip = clip_source(model)
     chosen = build_scorers(scorers, clip, aesthetic_model)
-    images, missing = _images(folder)
+    images, missing = _images(folder, jobs)
     done = scored_keys(folder)
     wanted = {scorer.id: {image.sha256 for image in images
                           if (image.sha256, scorer.id, scorer.weights_hash) not in done} for scorer in chosen}

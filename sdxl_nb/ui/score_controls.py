@@ -17,11 +17,11 @@ CLIPS = [(f"{CLIP_REPO} (Hugging Face cache)", CLIP_REPO), (f"{TINY_CLIP} (rando
 
 
 class ScoreControls:
-    """Metric, CLIP and a button; `folder()` names the sweep's output folder (None before a sweep finished) and
-    `annotate(metric)` redraws the grid with each cell's value under it."""
+    """Metric, CLIP and a button; `sweep()` gives the last sweep's output folder and id (None before a sweep
+    finished), whose cells alone are scored, and `annotate(metric)` redraws its grid with each cell's value."""
 
-    def __init__(self, folder: Callable[[], Path | None], annotate: Callable[[str], None]):
-        self.folder, self.annotate = folder, annotate
+    def __init__(self, sweep: Callable[[], tuple[Path, str] | None], annotate: Callable[[str], None]):
+        self.sweep, self.annotate = sweep, annotate
         self.metric = w.Dropdown(options=METRICS, value="clip", description="Score by",
                                  layout=w.Layout(width="220px"))
         self.clip = w.Dropdown(options=CLIPS, value=CLIP_REPO, description="CLIP", layout=w.Layout(width="420px"))
@@ -36,14 +36,17 @@ class ScoreControls:
 
     def score(self) -> None:
         from sdxl_nb.analysis.scoring import score
+        from sdxl_nb.jobs.sweep import sweep_records
 
-        folder = self.folder()
-        if folder is None:
+        sweep = self.sweep()
+        if sweep is None:
             set_status(self.status, "no sweep grid yet: run a sweep, then score it", "error")
             return
-        set_status(self.status, f"scoring with {self.clip.value}...", "busy")
+        folder, sweep_id = sweep
+        cells = {record["job_id"] for record in sweep_records(folder, sweep_id)}
+        set_status(self.status, f"scoring the sweep's {len(cells)} cell(s) with {self.clip.value}...", "busy")
         try:
-            run = score(folder, [self.metric.value], model=self.clip.value, progress=False)
+            run = score(folder, [self.metric.value], model=self.clip.value, progress=False, jobs=cells)
             self.annotate(f"{self.metric.value}_score")
         except InputError as exc:
             set_status(self.status, one_line(exc), "error")

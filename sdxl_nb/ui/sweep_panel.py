@@ -64,8 +64,8 @@ class SweepPanel(Panel):
         self.grid_view = image_box("sdxl-sweep-grid")
         self.cells_gallery = linked_gallery("cells", self.form, actions)
         self.result = None  # the last finished job's SweepResult
-        self.scoring = ScoreControls(lambda: self.result.grid_path.parent if self._has_grid() else None,
-                                     self.show_scores)
+        self.scoring = ScoreControls(
+            lambda: (self.result.grid_path.parent, self.result.plan.id) if self._has_grid() else None, self.show_scores)
         self.form.build([
             widgets.HTML("<small>Each cell is this request with the axis values below; a field an axis "
                          "sets is taken from the axis.</small>"),
