@@ -148,6 +148,8 @@ def test_sent_as_shows_the_text_clip_receives(lab):
     clip_text = without_tags(prepare(request).styled_prompt)
     assert "lora" not in form.styled_preview.value and "a fox , snow" in form.styled_preview.value
     assert html.unescape(form.styled_preview.value) == f"<small><b>sent as:</b> {clip_text}</small>"
+    form.style.value, form.prompt.value = "None / Raw", ""
+    assert form.styled_preview.value == ""  # nothing is sent: no empty "sent as:" line
 
 
 def test_refiner_and_hires_go_together_and_a_combination_the_pipeline_refuses_is_said_at_once(lab, tmp_path):

@@ -16,6 +16,7 @@ PIXELATED = "sdxl-pixelated"
 # can be picked is covered by a transparent button (ipywidgets images take no clicks), the picked one outlined.
 CSS = (f"<style>.{PIXELATED} {{ image-rendering: pixelated; }} "
        ".sdxl-image { object-fit: contain; flex: 0 0 auto; align-self: flex-start; } "
+       ".sdxl-code textarea { white-space: pre; overflow-wrap: normal; overflow-x: auto; font-size: 12px; } "
        ".sdxl-clickable-thumb { position: relative; } "
        ".sdxl-show-large { position: absolute !important; top: 0; left: 0; width: 100% !important; "
        "height: 100% !important; margin: 0 !important; opacity: 0; cursor: zoom-in; } "

@@ -236,8 +236,9 @@ class RequestForm:
 
     def _show_styled(self) -> None:
         """The text CLIP receives: the styled prompt with its <lora:...> tags taken out, as the pipeline does."""
-        styled = form.styled_prompt(self.prompt.value, self.presets.styles[self.style.value])
-        self.styled_preview.value = f"<small><b>sent as:</b> {html.escape(without_tags(styled))}</small>"
+        sent = without_tags(form.styled_prompt(self.prompt.value, self.presets.styles[self.style.value]))
+        # An empty prompt sends nothing: no line (its own warning says so at Generate).
+        self.styled_preview.value = f"<small><b>sent as:</b> {html.escape(sent)}</small>" if sent.strip() else ""
 
     # ---- size and seed ----
     def _on_size(self) -> None:
