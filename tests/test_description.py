@@ -367,3 +367,16 @@ def test_every_kind_of_job_has_its_queue_label(engine, jobs, tmp_path):
     assert sweep.label == "sweep CFG scale: 3, 6 × Steps: 2, 3 · tiny-sdxl · 64x64" and sweep.prompt == "a fox"
     assert animation.label.startswith("animate seed-walk from txt2img · 2 frames · 8 fps · tiny-sdxl · 64x64")
     assert upscale.label == f"upscale · Lanczos · x2 · 128x128 from 64x64 · {jobs['plain'][1][0].name}"
+
+
+def test_a_stopped_job_says_which_of_its_seeds_were_saved(jobs):
+    import copy
+
+    record = copy.deepcopy(jobs["plain"][0])
+    record.update(status="interrupted", seeds=[5, 6, 7], images=record["images"][:1])
+    assert rows_of(record)["Seeds"] == "5, 6, 7 (saved: 5)"
+    record["images"] = []
+    assert rows_of(record)["Seeds"] == "5, 6, 7 (saved: none)"
+    record.update(status="ok", images=[{**record_image, "seed": s} for s in (5, 6, 7)
+                                       for record_image in jobs["plain"][0]["images"][:1]])
+    assert rows_of(record)["Seeds"] == "5, 6, 7"  # a finished job: its seeds alone

@@ -87,7 +87,11 @@ def _sampling_rows(record: dict, add) -> None:
     seed = v.number(image.get("seed")) if "seed" in image else v.number(record.get("seed"))
     add(FIELD_LABELS["seed"], seed)
     if len(seeds) > 1 and "seed" not in image and all(seeds):
-        add("Seeds", ", ".join(seeds))
+        saved = [seed for seed in (v.number(entry.get("seed")) for entry in v.items(record, "images")
+                                   if isinstance(entry, dict)) if seed]
+        # A stopped or failed job planned more images than it saved: say which seeds made an image.
+        unsaved = record.get("status") in ("interrupted", "failed") and len(saved) < len(seeds)
+        add("Seeds", ", ".join(seeds) + (f" (saved: {', '.join(saved) or 'none'})" if unsaved else ""))
     first_pass = v.size((record.get("width"), record.get("height")))
     made = output_size(record)
     add(SIZE, made + (f" (first pass {first_pass})" if first_pass and made != first_pass else "") if made
