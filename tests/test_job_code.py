@@ -210,3 +210,18 @@ def test_other_library_versions_are_said(jobs, tmp_path):
     record = {**result.record, "env": {**result.record["env"], "diffusers": "0.1.0"}}
     done = run_script(code(record, out_dir=Path(result.paths[0]).parent), tmp_path)
     assert done.returncode == 0 and "(the job: 0.1.0); the pixels may differ from the recorded ones" in done.stderr
+
+
+def test_a_received_record_cannot_put_code_in_the_script(jobs, tmp_path):
+    """A job id carrying a triple quote stays text in the script's docstring (it would end the docstring else)."""
+    import ast
+
+    from sdxl_nb import code
+
+    result = jobs["txt2img"]
+    marker = tmp_path / "ran"
+    hostile = {**result.record, "job_id": f'abc"""\nopen({str(marker)!r}, "w")\n"""'}
+    tree = ast.parse(code(hostile, out_dir=Path(result.paths[0]).parent))
+    assert f"open({str(marker)!r}" in ast.get_docstring(tree)  # the payload is words of the docstring
+    calls = [node for node in tree.body if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)]
+    assert all("open" not in ast.unparse(node) for node in calls)  # and no statement of the script

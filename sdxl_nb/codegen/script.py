@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -148,10 +149,17 @@ def job_script(record: dict, folder: str | Path) -> str:
         "FILE_NAMES": {e["index"]: Path(e["path"]).name for e in saved or [] if isinstance(e, dict) and "path" in e},
     }
     settings = "\n".join(f"{name} = {literal(value)}" for name, value in values.items())
-    header = HEADER.format(job_id=record.get("job_id"), mode=record.get("mode"), model=model.get("id"),
+    header = HEADER.format(job_id=in_docstring(record.get("job_id")), mode=in_docstring(record.get("mode")),
+                           model=in_docstring(model.get("id")),
                            imports=import_block(IMPORTS + tuple(bundle.imports()))) + QUIET
     return checked(f"{header}\n\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings}\n"
                    f"REQUEST = SimpleNamespace(\n    {request},\n)\n\n{RUN}")
+
+
+def in_docstring(value) -> str:
+    """A recorded value as text inside the script's docstring: quotes, backslashes and line breaks escaped, so a
+    received record's triple quote can never end the docstring and put code in the script."""
+    return json.dumps(str(value), ensure_ascii=False)[1:-1]
 
 
 def checked(text: str) -> str:
