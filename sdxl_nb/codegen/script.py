@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import fields, replace
 from pathlib import Path
 
 from sdxl_nb.codegen.bundle import Bundle, NotEmbeddable
 from sdxl_nb.codegen.literal import literal
 from sdxl_nb.codegen.model_files import checkpoint_file, model_folder, not_writable, refiner_files, snapshot_folder
-from sdxl_nb.codegen.template import HEADER, IMPORTS, QUIET, RUN, import_block
+from sdxl_nb.codegen.template import IMPORTS, QUIET, RUN, header, import_block
 from sdxl_nb.record.secrets import mask
 
 LOCAL = "sdxl_nb.backends.local"
@@ -149,17 +148,10 @@ def job_script(record: dict, folder: str | Path) -> str:
         "FILE_NAMES": {e["index"]: Path(e["path"]).name for e in saved or [] if isinstance(e, dict) and "path" in e},
     }
     settings = "\n".join(f"{name} = {literal(value)}" for name, value in values.items())
-    header = HEADER.format(job_id=in_docstring(record.get("job_id")), mode=in_docstring(record.get("mode")),
-                           model=in_docstring(model.get("id")),
-                           imports=import_block(IMPORTS + tuple(bundle.imports()))) + QUIET
-    return checked(f"{header}\n\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings}\n"
+    text = header(record.get("job_id"), record.get("mode"), model.get("id"),
+                  import_block(IMPORTS + tuple(bundle.imports()))) + QUIET
+    return checked(f"{text}\n\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings}\n"
                    f"REQUEST = SimpleNamespace(\n    {request},\n)\n\n{RUN}")
-
-
-def in_docstring(value) -> str:
-    """A recorded value as text inside the script's docstring: quotes, backslashes and line breaks escaped, so a
-    received record's triple quote can never end the docstring and put code in the script."""
-    return json.dumps(str(value), ensure_ascii=False)[1:-1]
 
 
 def checked(text: str) -> str:

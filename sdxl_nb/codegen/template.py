@@ -1,5 +1,7 @@
 """The fixed parts of a job's script: its header and imports, model loading, and the run loop over the recorded calls."""
 
+import json
+
 # What the fixed parts use (the embedded engine definitions bring their own imports).
 IMPORTS = ("import hashlib", "import json", "import sys", "from pathlib import Path", "from types import SimpleNamespace",
            "import diffusers", "import torch", "import transformers",
@@ -37,6 +39,17 @@ recorded images bit for bit. Run: python this_file.py [OUTPUT_FOLDER]
 from __future__ import annotations
 
 {imports}'''
+
+
+def header(job_id, mode, model, imports: str) -> str:
+    """The script's docstring and imports. The recorded names are escaped (quotes, backslashes, line breaks): a
+    received record's triple quote can never end the docstring and put code in the script."""
+    def shown(value) -> str:
+        return json.dumps(str(value), ensure_ascii=False)[1:-1]
+
+    return HEADER.format(job_id=shown(job_id), mode=shown(mode), model=shown(model), imports=imports)
+
+
 QUIET = '''
 
 transformers.utils.logging.disable_progress_bar()

@@ -7,7 +7,7 @@ from pathlib import Path
 from sdxl_nb.codegen.bundle import Bundle
 from sdxl_nb.codegen.literal import literal
 from sdxl_nb.codegen.model_files import not_writable
-from sdxl_nb.codegen.template import HEADER, import_block
+from sdxl_nb.codegen.template import header, import_block
 
 IMPORTS = ("import sys", "from pathlib import Path", "from types import SimpleNamespace")
 RUN = '''
@@ -46,6 +46,6 @@ def upscale_script(record: dict, folder: str | Path) -> str:
     values = {"JOB_ID": record.get("job_id"), "SOURCE": str(Path(source.path).resolve()), "SETTINGS": settings,
               "FILE_NAME": Path(entry["path"]).name}
     settings_text = "\n".join(f"{name} = {literal(value)}" for name, value in values.items())
-    header = HEADER.format(job_id=record.get("job_id"), mode="upscale", model=settings.upscaler.name,
-                           imports=import_block(IMPORTS + tuple(bundle.imports())))
-    return f"{header}\n\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings_text}\n{RUN}"
+    imports = import_block(IMPORTS + tuple(bundle.imports()))
+    text = header(record.get("job_id"), "upscale", settings.upscaler.name, imports)
+    return f"{text}\n\n\n{bundle.text()}\n\n\n# ---- the job, as its record says ----\n{settings_text}\n{RUN}"
