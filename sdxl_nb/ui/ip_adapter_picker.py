@@ -8,6 +8,7 @@ from pathlib import Path
 import ipywidgets as w
 
 from sdxl_nb.errors import InputError
+from sdxl_nb.ui.listed_picker import ListedPicker
 from sdxl_nb.ui.thumbnails import Thumbnails
 from sdxl_nb.ui.uploads import image_upload, upload_value
 from sdxl_nb.ui.widgets import set_status
@@ -22,21 +23,20 @@ def adapter_label(row: dict) -> str:
     return f"{row['name']} ({row['size_bytes'] / 2**20:.1f} MiB{fit})"
 
 
-class IpAdapterPicker:
+class IpAdapterPicker(ListedPicker):
     """A thin view over `sdxl_nb.config.ip_adapters.ip_adapter_listing`; `fields(out_dir)` gives the request's
     ip_adapter / ip_images / ip_scale, the uploads kept under <out_dir>/inputs/ like an init image.
 
     It opens filled by `start_listing` (quick: no fit check) when given; Refresh runs `listing`."""
+
+    NOUN, SETTING, DEMO = "IP-Adapter", "SDXL_NB_IP_ADAPTERS", "the demo IP-Adapters"
 
     def __init__(self, *, model: Callable[[], str | None] = lambda: None,
                  listing: Callable[[], list[dict]] | None = None,
                  start_listing: Callable[[], list[dict]] | None = None):
         from sdxl_nb.config.ip_adapters import ip_adapter_listing
 
-        self.listing = listing or (lambda: ip_adapter_listing(model()))
-        self.start_listing = start_listing
-        self.fit_checked = False
-        self.rows: dict[str, dict] = {}
+        self._start(listing or (lambda: ip_adapter_listing(model())), start_listing)
         self.choice = w.Dropdown(description="IP-Adapter", options=[(NONE, NONE)], value=NONE,
                                  layout=w.Layout(width="360px"))
         self.images = image_upload("Reference images", multiple=True)
@@ -47,7 +47,6 @@ class IpAdapterPicker:
                                 tooltip="look for IP-Adapters again and check which fit the model")
         self.status = w.HTML()
         self.status.add_class("sdxl-ip-status")
-        self._listing_line: tuple[str, str] = ("", "idle")
         self.refresh.on_click(lambda _b: self.load())
         self.choice.observe(lambda _c: self._show(), "value")
         self.widget = w.VBox([w.HBox([self.choice, self.refresh]), w.HBox([self.images, self.scale]), self.thumbs.widget,
@@ -58,41 +57,12 @@ class IpAdapterPicker:
             self._listing_line = ("press Refresh to list IP-Adapters (an image as part of the prompt)", "idle")
             self._show()
 
-    def load(self, quick: bool = False) -> None:
-        quick = quick and self.start_listing is not None
-        try:
-            rows = (self.start_listing if quick else self.listing)()
-        except Exception as exc:  # a broken folder must not break the form
-            from sdxl_nb.errors import one_line
-
-            self._listing_line = (f"IP-Adapters could not be listed: {one_line(exc)}", "error")
-            self._show()
-            return
-        self.fit_checked = not quick
-        chosen = self.choice.value
-        self.rows = {row["name"]: row for row in rows}
+    def _fill(self, rows: list[dict], chosen) -> None:
         self.choice.options = [(NONE, NONE)] + [(adapter_label(row), row["name"]) for row in rows]
         self.choice.value = chosen if chosen in self.rows else NONE
-        if not rows:
-            # The quick listing leaves out a demo that is not built yet: Refresh builds it.
-            demo = "; Refresh also lists the demo IP-Adapters" if quick else ""
-            self._listing_line = (f"no IP-Adapter found (set SDXL_NB_IP_ADAPTERS){demo}", "idle")
-        elif quick:
-            self._listing_line = (f"{len(rows)} IP-Adapter(s) listed; Refresh checks which fit the model", "idle")
-        else:
-            self._listing_line = ("", "idle")
+
+    def _redraw(self) -> None:
         self._show()
-
-    def fill_if_empty(self) -> None:
-        """After a model load (torch is in): the quick listing's empty list is filled by the full one, which builds
-        the demo adapters, so a first run needs no Refresh."""
-        if not self.rows and not self.fit_checked:
-            self.load()
-
-    def reload(self) -> None:
-        """List again the way it was listed (the model changed: a fit check is about the model now chosen)."""
-        if self.rows or self.fit_checked:
-            self.load(quick=not self.fit_checked)
 
     def _show(self) -> None:
         """The line under the picker, from the current state only: the chosen adapter's problem, else the listing."""

@@ -10,6 +10,7 @@ import ipywidgets as w
 
 from sdxl_nb.errors import InputError
 from sdxl_nb.request.prompt_syntax import lora_tags, with_lora_tag
+from sdxl_nb.ui.listed_picker import ListedPicker
 from sdxl_nb.ui.widgets import set_status
 
 
@@ -33,7 +34,7 @@ def prompt_loras(text: str) -> str | None:
     return ", ".join(f"{tag.name} {tag.weight:g}" for tag in tags)
 
 
-class LoraPicker:
+class LoraPicker(ListedPicker):
     """A thin view over `sdxl_nb.jobs.networks.lora_listing`: choose a LoRA and a weight, Insert writes
     <lora:NAME:WEIGHT> into `target` (the prompt box), replacing that LoRA's earlier tag. Nothing runs here.
 
@@ -42,16 +43,15 @@ class LoraPicker:
     either changes: the LoRAs the prompt's tags apply, else what the listing found; a refusal stays until the prompt
     or the choice changes."""
 
+    NOUN, SETTING, DEMO = "LoRA", "SDXL_NB_LORAS", "the demo LoRA"
+
     def __init__(self, target: w.Textarea | None = None, *, model: str | None = None, backend=None,
                  listing: Callable[[], list[dict]] | None = None,
                  start_listing: Callable[[], list[dict]] | None = None, autoload: bool = True):
         from sdxl_nb.jobs.networks import lora_listing
 
         self.target = target
-        self.listing = listing or (lambda: lora_listing(model, backend=backend))
-        self.start_listing = start_listing
-        self.fit_checked = False  # whether the rows say which LoRAs fit (a full listing, not the quick one)
-        self.rows: dict[str, dict] = {}
+        self._start(listing or (lambda: lora_listing(model, backend=backend)), start_listing)
         self.choice = w.Dropdown(description="LoRA", options=[], layout=w.Layout(width="420px"))
         self.weight = w.FloatText(value=0.8, step=0.05, description="Weight", layout=w.Layout(width="160px"))
         self.insert = w.Button(description="Insert tag", icon="plus", tooltip="add <lora:NAME:WEIGHT> to the prompt")
@@ -60,7 +60,6 @@ class LoraPicker:
         self.info = w.HTML()
         self.status = w.HTML()
         self.status.add_class("sdxl-lora-status")
-        self._listing_line: tuple[str, str] = ("", "idle")  # what the last listing found (or why it failed)
         self._refusal: str | None = None  # the last Insert refused, until the prompt or the choice changes
         self.insert.on_click(lambda _b: self.insert_tag())
         self.refresh.on_click(lambda _b: self.load())
@@ -74,43 +73,13 @@ class LoraPicker:
             self._listing_line = ("press Refresh to list LoRAs", "idle")
             self.show_status()
 
-    def load(self, quick: bool = False) -> None:
-        """(Re)list the LoRAs (`quick`: the start listing, without the fit check); a failure says why in one line."""
-        quick = quick and self.start_listing is not None
-        try:
-            rows = (self.start_listing if quick else self.listing)()
-        except Exception as exc:  # a broken folder must not break the form
-            from sdxl_nb.errors import one_line
-
-            self._listing_line = (f"LoRAs could not be listed: {one_line(exc)}", "error")
-            self.show_status()
-            return
-        self.fit_checked = not quick
-        chosen = self.choice.value
-        self.rows = {row["name"]: row for row in rows}
+    def _fill(self, rows: list[dict], chosen) -> None:
         self.choice.options = [(lora_label(row), row["name"]) for row in rows]
         self.choice.value = chosen if chosen in self.rows else (rows[0]["name"] if rows else None)
-        if not rows:
-            # The quick listing leaves out a demo that is not built yet: Refresh builds it.
-            demo = "; Refresh also lists the demo LoRA" if quick else ""
-            self._listing_line = (f"no LoRA found (set SDXL_NB_LORAS){demo}", "idle")
-        elif quick:
-            self._listing_line = (f"{len(rows)} LoRA(s) listed; Refresh checks which fit the model", "idle")
-        else:
-            self._listing_line = ("", "idle")
+
+    def _redraw(self) -> None:
         self._show_info()
         self.show_status()
-
-    def fill_if_empty(self) -> None:
-        """After a model load (torch is in, the tiny model built): the quick listing's empty list is filled by the
-        full one, which builds the demo LoRA, so a first run needs no Refresh."""
-        if not self.rows and not self.fit_checked:
-            self.load()
-
-    def reload(self) -> None:
-        """List again the way it was listed (the model changed: a fit check is about the model now chosen)."""
-        if self.rows or self.fit_checked:
-            self.load(quick=not self.fit_checked)
 
     def _on_choice(self) -> None:
         self._refusal = None
